@@ -1,0 +1,33 @@
+# Two commands for a fresh clone: `make demo` and `make test`. Both build .venv once and reuse it.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UDLC   := $(VENV)/bin/udlc
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench schema clean
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# constraints.txt pins torch to the local CPU wheel; the package itself only asks for a range.
+	# compat: a plain path entry, so startup (and `udlc check`) skips the import-hook finder.
+	$(PY) -m pip install -q -c constraints.txt --config-settings editable_mode=compat -e '.[train,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(UDLC) check examples/*.yaml
+	$(UDLC) summary examples/digits-cnn.yaml
+	$(PY) -m udlc.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/check_speed.py
+	$(PY) bench/train_speed.py
+
+schema: $(STAMP)
+	$(UDLC) schema > spec/udlc.schema.json
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,232 @@
+"""The data package: sources, reshape/split/normalize, augmentation, minibatches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from udlc.data import InMemoryBatches, LoaderBatches, Normalization, augment_batch, make_batches, prepare
+from udlc.data.sources import load_arrays
+from udlc.errors import SpecError
+from udlc.spec.data import DataSpec
+
+BUILTIN = {  # source: (features, classes or None for regression)
+    "digits": (64, 10), "iris": (4, 3), "wine": (13, 3), "breast_cancer": (30, 2), "diabetes": (10, None),
+    "moons": (2, 2), "circles": (2, 2), "blobs": (2, 3), "spirals": (2, 3), "xor": (2, 2), "sine": (1, None),
+}
+
+
+def spec(**kw) -> DataSpec:
+    return DataSpec.model_validate(kw)
+
+
+@pytest.mark.parametrize("source", list(BUILTIN))
+def test_builtin_sources_load(source: str) -> None:
+    n_features, n_classes = BUILTIN[source]
+    ds = prepare(spec(source=source, samples=60), (n_features,), Path("."), seed=0)
+    n = len(ds.x_train) + len(ds.x_val) + len(ds.x_test)
+    assert ds.x_train.shape[1:] == (n_features,) and ds.x_train.dtype == np.float32
+    assert np.isfinite(ds.x_train).all()
+    if n_classes is None:
+        assert ds.task == "regression" and ds.classes is None and ds.n_classes is None
+        assert ds.y_train.shape == (len(ds.x_train), 1) and ds.y_train.dtype == np.float32
+    else:
+        assert ds.task == "classification" and ds.n_classes == n_classes == len(ds.classes)
+        assert ds.y_train.dtype == np.int64 and ds.y_train.shape == (len(ds.x_train),)
+        assert 0 <= ds.y_train.min() and ds.y_train.max() < n_classes
+    if source in ("moons", "sine", "spirals"):
+        assert n == 60  # generated sets honor `samples`
+
+
+def test_bundled_class_names() -> None:
+    assert load_arrays(spec(source="iris"), Path("."), 0).classes == ["setosa", "versicolor", "virginica"]
+    assert load_arrays(spec(source="digits"), Path("."), 0).classes == [str(i) for i in range(10)]
+
+
+def test_generated_is_seeded() -> None:
+    a, b, c = (load_arrays(spec(source="spirals", samples=30), Path("."), s) for s in (1, 1, 2))
+    assert np.array_equal(a.x, b.x) and not np.array_equal(a.x, c.x)
+    xor = load_arrays(spec(source="xor", samples=200, noise=0), Path("."), 0)
+    assert np.array_equal(xor.y, (np.sign(xor.x[:, 0]) != np.sign(xor.x[:, 1])).astype(np.int64))
+
+
+def test_digits_reshape_and_mismatch() -> None:
+    ds = prepare(spec(source="digits"), (1, 8, 8), Path("."), seed=0)
+    assert ds.x_train.shape[1:] == (1, 8, 8) and ds.input_shape == (1, 8, 8)
+    assert ds.normalization.shift.shape == (1, 1, 1)  # per channel
+    with pytest.raises(SpecError) as e:
+        prepare(spec(source="digits"), (3, 8, 8), Path("."), seed=0)
+    assert e.value.path == "model.input"
+    assert "digits gives samples of 64 values, but model.input [3, 8, 8] holds 192" in e.value.message
+
+
+def test_split_sizes_and_determinism() -> None:
+    s = spec(source="moons", samples=100, split=[0.6, 0.4, 0.0])
+    a, b, c = (prepare(s, (2,), Path("."), seed=k) for k in (3, 3, 4))
+    assert (len(a.x_train), len(a.x_val), len(a.x_test)) == (60, 40, 0)
+    assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_val, b.y_val)
+    assert not np.array_equal(a.x_train, c.x_train)
+    with pytest.raises(SpecError) as e:
+        prepare(spec(source="moons", samples=2, split=[0.4, 0.3, 0.3]), (2,), Path("."), seed=0)
+    assert e.value.path == "data.split"
+
+
+def test_normalization_fits_train_only() -> None:
+    s = spec(source="wine", split=[0.5, 0.25, 0.25])
+    ds = prepare(s, (13,), Path("."), seed=0)
+    np.testing.assert_allclose(ds.x_train.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(ds.x_train.std(axis=0), 1, atol=1e-3)
+    raw = load_arrays(s, Path("."), 0).x
+    assert not np.allclose(ds.normalization.shift, raw.mean(axis=0))
+    # apply_normalization on raw data reproduces the stored splits, and survives a JSON round trip
+    norm = Normalization.from_json(ds.normalization.to_json())
+    full = norm.apply_normalization(raw)
+    assert any(np.allclose(full[i], ds.x_train[0], atol=1e-5) for i in range(len(raw)))
+    mm = prepare(spec(source="wine", normalize="minmax"), (13,), Path("."), seed=0)
+    assert mm.x_train.min() == pytest.approx(0) and mm.x_train.max() == pytest.approx(1)
+    none = prepare(spec(source="wine", normalize="none"), (13,), Path("."), seed=0)
+    assert set(np.unique(raw)) >= set(np.unique(none.x_train))
+
+
+def test_channel_normalization_shape() -> None:
+    norm = Normalization.fit("standard", np.random.default_rng(0).normal(3, 2, (20, 2, 5)).astype(np.float32))
+    assert norm.shift.shape == norm.scale.shape == (2, 1)
+
+
+def write_csv(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "d.csv").write_text(text)
+    return tmp_path
+
+
+def test_csv_string_labels(tmp_path: Path) -> None:
+    base = write_csv(tmp_path, "a,b,kind\n1,2,dog\n3,4,cat\n5,6,dog\n7,8,bird\n\n")
+    arr = load_arrays(spec(source="d.csv"), base, 0)
+    assert arr.classes == ["bird", "cat", "dog"] and arr.y.tolist() == [2, 1, 2, 0]
+    assert arr.x.tolist() == [[1, 2], [3, 4], [5, 6], [7, 8]] and arr.task == "classification"
+
+
+def test_csv_named_target_and_features(tmp_path: Path) -> None:
+    base = write_csv(tmp_path, "price,rooms,age\n1.5,2,10\n2.5,3,20\n3.5,4,30\n")
+    arr = load_arrays(spec(source="d.csv", target="price", features=["age"]), base, 0)
+    assert arr.x.tolist() == [[10], [20], [30]] and arr.y.tolist() == [1.5, 2.5, 3.5]
+    ds = prepare(spec(source="d.csv", target="price", split=[1, 0, 0]), (2,), base, 0, task="regression")
+    assert ds.y_train.shape == (3, 1)
+    with pytest.raises(SpecError) as e:
+        load_arrays(spec(source="d.csv", target="prize"), base, 0)
+    assert e.value.path == "data.target" and "price" in e.value.hint
+
+
+def test_csv_bad_cells(tmp_path: Path) -> None:
+    base = write_csv(tmp_path, "a,b,y\n1,2,0\n3,oops,1\n")
+    with pytest.raises(SpecError) as e:
+        load_arrays(spec(source="d.csv"), base, 0)
+    assert "d.csv line 3, column 'b'" in e.value.message and e.value.span is None
+    write_csv(tmp_path, "a,b,y\n1,,0\n")
+    with pytest.raises(SpecError, match="line 2, column 'b': empty cell"):
+        load_arrays(spec(source="d.csv"), base, 0)
+    write_csv(tmp_path, "a,b,y\n1,2\n")
+    with pytest.raises(SpecError, match="line 2: 2 cells"):
+        load_arrays(spec(source="d.csv"), base, 0)
+    with pytest.raises(SpecError, match="not found") as e:
+        load_arrays(spec(source="missing.csv"), base, 0)
+    assert e.value.path == "data.source"
+
+
+def test_npz_round_trip(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(10, 1, 4, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(10) % 2, images=x * 2, labels=np.array(["a", "b"] * 5))
+    arr = load_arrays(spec(source="d.npz"), tmp_path, 0)
+    assert np.array_equal(arr.x, x) and arr.y.tolist() == [0, 1] * 5
+    arr = load_arrays(spec(source="d.npz", features=["images"], target="labels"), tmp_path, 0)
+    assert np.array_equal(arr.x, x * 2) and arr.classes == ["a", "b"]
+    ds = prepare(spec(source="d.npz", split=[0.8, 0.2, 0]), (16,), tmp_path, 0)
+    assert ds.x_train.shape == (8, 16) and ds.n_classes == 2
+    with pytest.raises(SpecError) as e:
+        load_arrays(spec(source="d.npz", target="label"), tmp_path, 0)
+    assert e.value.path == "data.target" and "labels" in e.value.hint
+
+
+def test_npz_refuses_pickles(tmp_path: Path) -> None:
+    np.savez(tmp_path / "d.npz", x=np.zeros((2, 2)), y=np.array([{"a": 1}, None], dtype=object))
+    with pytest.raises(SpecError, match="cannot read"):
+        load_arrays(spec(source="d.npz"), tmp_path, 0)
+
+
+def test_npy_round_trip(tmp_path: Path) -> None:
+    data = np.column_stack([np.arange(6.0), np.arange(6.0) * 2, np.arange(6) % 3])
+    np.save(tmp_path / "d.npy", data)
+    arr = load_arrays(spec(source="d.npy"), tmp_path, 0)
+    assert arr.x.shape == (6, 2) and arr.y.tolist() == [0, 1, 2, 0, 1, 2] and arr.task == "classification"
+    arr = load_arrays(spec(source="d.npy", target=0), tmp_path, 0)
+    assert arr.y.tolist() == list(range(6)) and arr.x[:, 0].tolist() == (np.arange(6.0) * 2).tolist()
+    with pytest.raises(SpecError) as e:
+        load_arrays(spec(source="d.npy", target=5), tmp_path, 0)
+    assert e.value.path == "data.target"
+
+
+AUGMENTS = [{"random_crop": {"size": 8, "padding": 2}}, "hflip", {"rotate": 15}, {"brightness": 0.2},
+            {"contrast": 0.3}, {"noise": 0.1}]
+
+
+def test_augment_shapes_and_determinism() -> None:
+    import torch
+
+    augs = spec(source="digits", augment=AUGMENTS).augment
+    x = torch.randn(5, 1, 8, 8)
+    a = augment_batch(x, augs, torch.Generator().manual_seed(7))
+    b = augment_batch(x, augs, torch.Generator().manual_seed(7))
+    c = augment_batch(x, augs, torch.Generator().manual_seed(8))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    crop = spec(source="digits", augment=[{"random_crop": {"size": 6}}]).augment
+    assert augment_batch(x, crop, torch.Generator()).shape == (5, 1, 6, 6)
+    vec = spec(source="iris", augment=[{"noise": 0.1}, {"brightness": 0.1}]).augment
+    assert augment_batch(torch.zeros(4, 3), vec, torch.Generator()).shape == (4, 3)
+    with pytest.raises(ValueError, match="image batches"):
+        augment_batch(torch.zeros(4, 3), spec(source="iris", augment=["hflip"]).augment, torch.Generator())
+
+
+def test_crop_windows_are_per_sample() -> None:
+    import torch
+
+    x = torch.arange(2 * 36, dtype=torch.float32).view(2, 1, 6, 6)
+    out = augment_batch(x, spec(source="digits", augment=[{"random_crop": {"size": 3}}]).augment,
+                        torch.Generator().manual_seed(0))
+    for b in range(2):  # each output is some contiguous 3x3 window of its own input
+        r, c = divmod(int(out[b, 0, 0, 0] - 36 * b), 6)
+        assert torch.equal(out[b], x[b, :, r:r + 3, c:c + 3])
+
+
+def test_hflip_p1_is_flip() -> None:
+    import torch
+
+    x = torch.randn(3, 2, 4, 5)
+    out = augment_batch(x, spec(source="digits", augment=[{"hflip": 1.0}]).augment, torch.Generator())
+    assert torch.equal(out, torch.flip(x, dims=[-1]))
+
+
+def test_in_memory_batches_cover_each_sample_once() -> None:
+    import torch
+
+    x, y = np.arange(23, dtype=np.float32)[:, None], np.arange(23)
+    batches = InMemoryBatches(x, y, batch_size=5, shuffle=True, device="cpu")
+    assert len(batches) == 5
+    seen = [yb for _, yb in batches.epoch_batches(torch.Generator().manual_seed(0))]
+    assert sorted(torch.cat(seen).tolist()) == list(range(23)) and seen[0].tolist() != [0, 1, 2, 3, 4]
+    again = [yb for _, yb in batches.epoch_batches(torch.Generator().manual_seed(0))]
+    assert all(torch.equal(p, q) for p, q in zip(seen, again))
+
+
+def test_loader_batches_match_in_memory(tmp_path: Path) -> None:
+    import torch
+
+    x, y = np.random.default_rng(0).normal(size=(11, 3)).astype(np.float32), np.arange(11)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    mem = make_batches(x, y, 4, True, "cpu")
+    disk = make_batches(str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), 4, True, "cpu", threshold=0)
+    assert isinstance(mem, InMemoryBatches) and isinstance(disk, LoaderBatches) and len(disk) == len(mem) == 3
+    pairs = zip(mem.epoch_batches(torch.Generator().manual_seed(1)), disk.epoch_batches(torch.Generator().manual_seed(1)))
+    for (xa, ya), (xb, yb) in pairs:
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)

@@ -1,0 +1,3 @@
+from udlc.cli import main
+
+main()

@@ -1,0 +1,159 @@
+"""The `udlc` command: argument parsing only. Each command imports what it needs when it runs, so
+`udlc --help` and `udlc check` never import torch."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from udlc.errors import SpecErrors, UdlcError
+
+
+def _fail(err: UdlcError) -> None:
+    click.echo(err.render() if isinstance(err, SpecErrors) or hasattr(err, "render") else f"error: {err}", err=True)
+    sys.exit(err.exit_code)
+
+
+class _Group(click.Group):
+    """Turns every UdlcError into its message and exit code: users never see a traceback for them."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UdlcError as err:
+            _fail(err)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="udlc")
+def main() -> None:
+    """udlc — write a network and its training in YAML; check, train, export to ONNX, predict."""
+
+
+_set = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                    help="Override a spec value, e.g. --set train.epochs=3 (validated like the file).")
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="Output format.")
+@_set
+def check(specs: tuple[str, ...], fmt: str, overrides: tuple[str, ...]) -> None:
+    """Validate specs and infer their shapes (no torch). Exit 2 if any has errors."""
+    from udlc.compiler.pipeline import compile_spec
+
+    results, failed = [], False
+    for path in specs:
+        try:
+            compiled = compile_spec(path, overrides)
+        except SpecErrors as e:
+            failed = True
+            results.append({"file": path, "ok": False, "errors": [x.to_json() for x in e.errors]})
+            if fmt == "text":
+                click.echo(e.render(), err=True)
+        except UdlcError as e:
+            failed = True
+            errors = [e.to_json()] if hasattr(e, "to_json") else [{"file": path, "message": str(e)}]
+            results.append({"file": path, "ok": False, "errors": errors})
+            if fmt == "text":
+                click.echo(e.render() if hasattr(e, "render") else f"error: {e}", err=True)
+        else:
+            g = compiled.graph
+            results.append({"file": path, "ok": True, "name": compiled.spec.name, "layers": len(g.nodes),
+                            "params": g.total_params, "flops": g.total_flops,
+                            "output_shapes": [list(s or ()) for s in g.output_shapes]})
+            if fmt == "text":
+                click.echo(f"OK {path}  ({compiled.spec.name}: {len(g.nodes)} layers, {g.total_params:,} parameters)")
+    if fmt == "json":
+        click.echo(json.dumps(results, indent=2))
+    sys.exit(2 if failed else 0)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--torch", "with_torch", is_flag=True, help="Also build the model and check the shapes by a forward pass.")
+@_set
+def summary(spec: str, with_torch: bool, overrides: tuple[str, ...]) -> None:
+    """A table of layers: output shape, parameters, FLOPs."""
+    from udlc.compiler.pipeline import compile_spec
+    from udlc.summary import print_summary
+
+    compiled = compile_spec(spec, overrides)
+    print_summary(compiled)
+    if with_torch:
+        from udlc.compiler.lower import cross_check
+
+        click.echo(cross_check(compiled.graph))
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the spec language (what editors use to complete specs)."""
+    from udlc.spec.schema import schema_json
+
+    click.echo(schema_json())
+
+
+@main.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default="runs", show_default=True,
+              help="Root folder for run folders (runs/<name>/<run-id>/).")
+@click.option("--resume", type=click.Path(), help="Continue a stopped or killed run from its last checkpoint.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the run folder.")
+@_set
+def train(spec: str | None, out: str, resume: str | None, quiet: bool, overrides: tuple[str, ...]) -> None:
+    """Train a spec; prints the run folder at the end."""
+    if resume:
+        if spec or overrides:
+            raise UdlcError("--resume continues a run as it was: give no SPEC or --set with it")
+        from udlc.train.run import resume_run
+
+        run_dir = resume_run(Path(resume), quiet=quiet)
+    else:
+        if not spec:
+            raise UdlcError("give a SPEC file to train, or --resume RUN")
+        from udlc.compiler.pipeline import compile_spec
+        from udlc.train.run import train_spec
+
+        run_dir = train_spec(compile_spec(spec, overrides), out=Path(out), quiet=quiet)
+    click.echo(str(run_dir))
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default RUN/model.onnx).")
+def export(run: str, output: str | None) -> None:
+    """Export a run's model to ONNX, checked against torch in onnxruntime."""
+    from udlc.export.onnx import export_run
+
+    click.echo(str(export_run(Path(run), Path(output) if output else None)))
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("inputs", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the CSV here instead of stdout.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def predict(model: str, inputs: str, output: str | None, device: str) -> None:
+    """Predict with an exported MODEL.onnx on raw INPUTS (.csv, .npy, .npz); onnxruntime only."""
+    from udlc.runtime.predict import Model, read_inputs
+
+    text = Model(model, device=device).predict(read_inputs(inputs)).to_csv()
+    if output:
+        Path(output).write_text(text)
+        click.echo(output)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command(name="eval")
+@click.argument("run", type=click.Path())
+def eval_(run: str) -> None:
+    """Recompute a run's test metrics from its best checkpoint."""
+    from udlc.train.evaluate import evaluate_run
+
+    for key, value in evaluate_run(Path(run)).items():
+        click.echo(f"{key} {value:.4f}")

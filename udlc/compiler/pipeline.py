@@ -1,0 +1,96 @@
+"""The passes in order. `check` stops after resolve (shapes included) and never imports torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from udlc.compiler.graph import Graph
+from udlc.compiler.resolve import resolve
+from udlc.errors import SpecError, SpecErrors, Span
+from udlc.spec.loader import Document, load_file, load_text
+from udlc.spec.model import ModelSpec
+from udlc.spec.spec import Spec
+from udlc.spec.validate import validate_model
+
+
+@dataclass
+class Compiled:
+    doc: Document
+    spec: Spec
+    graph: Graph
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative data paths in a spec are relative to the spec's folder."""
+        return Path(self.doc.file).parent
+
+
+def compile_spec(path: str | Path, overrides: Iterable[str] = ()) -> Compiled:
+    """load → validate → resolve (with shapes). Raises SpecErrors with every problem found."""
+    doc = load_file(path)
+    apply_overrides(doc, overrides)
+    return compile_doc(doc)
+
+
+def compile_text(text: str, file: str = "<spec>") -> Compiled:
+    return compile_doc(load_text(text, file))
+
+
+def compile_doc(doc: Document) -> Compiled:
+    errors: list[SpecError] = []
+    spec = model = graph = None
+    try:
+        spec = validate_model(Spec, doc.data, doc)
+        model = spec.model
+    except SpecErrors as e:
+        errors += e.errors
+        # The model section may still be sound: check it too, so one run reports everything.
+        if isinstance(doc.data.get("model"), dict) and not any(err.path.startswith("model") for err in e.errors):
+            model = validate_model(ModelSpec, doc.data["model"], doc, ("model",))
+    if model is not None:
+        try:
+            graph = resolve(model, doc)
+        except SpecErrors as e:
+            errors += e.errors
+    if spec is not None and spec.data.is_file():
+        source = Path(doc.file).parent / spec.data.source
+        if not source.is_file():
+            errors.append(SpecError(f"data file not found: {source}", path="data.source",
+                                    span=doc.span(("data", "source")), hint="the path is relative to the spec file"))
+    if errors:
+        raise SpecErrors(errors)
+    assert spec is not None and graph is not None
+    return Compiled(doc, spec, graph)
+
+
+def apply_overrides(doc: Document, overrides: Iterable[str]) -> None:
+    """`--set train.epochs=3`: set a value as if the file said so; errors then point at the --set."""
+    for text in overrides:
+        key, eq, raw = text.partition("=")
+        span = Span("--set", 1, 1, text)
+        if not eq or not key:
+            raise SpecError(f"--set needs KEY=VALUE, got {text!r}", span=span, hint="e.g. --set train.epochs=3")
+        value = load_text(f"value: {raw}" if raw.strip() else "value: null", "--set").data["value"]
+        path = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+        cur = doc.data
+        for i, part in enumerate(path[:-1]):
+            nxt = cur[part] if isinstance(cur, dict) and part in cur else (
+                cur[part] if isinstance(cur, list) and isinstance(part, int) and part < len(cur) else None)
+            if nxt is None:
+                if not isinstance(cur, dict):
+                    raise SpecError(f"--set {key}: '{'.'.join(map(str, path[: i + 1]))}' is not a mapping", span=span)
+                nxt = cur[part] = {}
+            cur = nxt
+        last = path[-1]
+        if isinstance(cur, list) and isinstance(last, int) and last < len(cur):
+            cur[last] = value
+        elif isinstance(cur, dict):
+            cur[last] = value
+        else:
+            raise SpecError(f"--set {key}: cannot set this key", span=span)
+        for spans in (doc.value_spans, doc.key_spans):
+            for p in [p for p in spans if p[: len(path)] == path]:
+                del spans[p]
+        doc.value_spans[path] = doc.key_spans[path] = Span("--set", 1, len(key) + 2, text)

@@ -1,0 +1,13 @@
+"""Layer families. Importing this package registers every layer type (one import line per family)."""
+
+from udlc.layers import dense  # noqa: F401
+from udlc.layers import conv  # noqa: F401
+from udlc.layers import pooling  # noqa: F401
+from udlc.layers import norm  # noqa: F401
+from udlc.layers import dropout  # noqa: F401
+from udlc.layers import activation  # noqa: F401
+from udlc.layers import resample  # noqa: F401
+from udlc.layers import merge  # noqa: F401
+from udlc.layers.registry import REGISTRY, LayerConfig, LayerType, Shape, ShapeError, register
+
+__all__ = ["REGISTRY", "LayerConfig", "LayerType", "Shape", "ShapeError", "register"]

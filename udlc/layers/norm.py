@@ -1,0 +1,118 @@
+"""Normalization: batchnorm1d, batchnorm2d, layernorm, groupnorm."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt
+
+from udlc.layers.registry import LayerConfig, Shape, ShapeError, expect_rank, fmt, numel, register
+
+
+def norm_flops(cfg: LayerConfig, x: Shape) -> int:
+    # About four operations per element: subtract the mean, divide by the deviation, scale, shift.
+    return 4 * numel(x)
+
+
+class BatchNorm1d(LayerConfig):
+    type: Literal["batchnorm1d"] = "batchnorm1d"
+    eps: PositiveFloat = 1e-5
+    momentum: float = Field(0.1, gt=0, le=1)
+    affine: bool = True
+
+
+class BatchNorm2d(LayerConfig):
+    type: Literal["batchnorm2d"] = "batchnorm2d"
+    eps: PositiveFloat = 1e-5
+    momentum: float = Field(0.1, gt=0, le=1)
+    affine: bool = True
+
+
+def batchnorm_shape(cfg: BatchNorm1d | BatchNorm2d, x: Shape) -> Shape:
+    if cfg.type == "batchnorm1d":
+        expect_rank("", x, (1, 2), "(channels,) or (channels, length)", "use 'batchnorm2d' for images" if len(x) == 3 else None)
+    else:
+        expect_rank("", x, (3,), "(channels, height, width)", "use 'batchnorm1d' for (channels,) or (channels, length)")
+    return x
+
+
+def batchnorm_params(cfg: BatchNorm1d | BatchNorm2d, x: Shape) -> int:
+    return 2 * x[0] if cfg.affine else 0  # weight and bias; the running statistics are buffers
+
+
+def build_batchnorm(cfg: BatchNorm1d | BatchNorm2d, x: Shape):
+    from torch import nn
+
+    cls = nn.BatchNorm1d if cfg.type == "batchnorm1d" else nn.BatchNorm2d
+    return cls(x[0], eps=cfg.eps, momentum=cfg.momentum, affine=cfg.affine)
+
+
+register(BatchNorm1d, shape=batchnorm_shape, build=build_batchnorm, params=batchnorm_params, flops=norm_flops,
+         samples=[({}, ((6,),)), ({"eps": 1e-3, "momentum": 0.01, "affine": False}, ((4, 9),))])
+register(BatchNorm2d, shape=batchnorm_shape, build=build_batchnorm, params=batchnorm_params, flops=norm_flops,
+         samples=[({}, ((3, 5, 5),)), ({"eps": 1e-3, "affine": False}, ((2, 4, 6),))])
+
+
+class LayerNorm(LayerConfig):
+    """Normalizes over the last `dims` axes of each sample."""
+
+    type: Literal["layernorm"] = "layernorm"
+    dims: PositiveInt = 1
+    eps: PositiveFloat = 1e-5
+    elementwise_affine: bool = True
+    bias: bool = True
+
+
+def layernorm_shape(cfg: LayerNorm, x: Shape) -> Shape:
+    if cfg.dims > len(x):
+        raise ShapeError(f"dims {cfg.dims} is more than the {len(x)} axes of the input {fmt(x)}")
+    return x
+
+
+def layernorm_params(cfg: LayerNorm, x: Shape) -> int:
+    if not cfg.elementwise_affine:
+        return 0  # PyTorch then has no bias either
+    return numel(x[-cfg.dims:]) * (2 if cfg.bias else 1)
+
+
+def build_layernorm(cfg: LayerNorm, x: Shape):
+    from torch import nn
+
+    return nn.LayerNorm(x[-cfg.dims:], eps=cfg.eps, elementwise_affine=cfg.elementwise_affine, bias=cfg.bias)
+
+
+register(LayerNorm, shape=layernorm_shape, build=build_layernorm, params=layernorm_params, flops=norm_flops,
+         main_arg="dims",
+         samples=[({}, ((7,),)), ({"dims": 2, "bias": False}, ((3, 4, 5),)),
+                  ({"eps": 1e-6, "elementwise_affine": False}, ((5, 6),))])
+
+
+class GroupNorm(LayerConfig):
+    type: Literal["groupnorm"] = "groupnorm"
+    num_groups: PositiveInt
+    eps: PositiveFloat = 1e-5
+    affine: bool = True
+
+
+def groupnorm_shape(cfg: GroupNorm, x: Shape) -> Shape:
+    if not x:
+        raise ShapeError("expects input (channels, ...) but gets a scalar per sample")
+    if x[0] % cfg.num_groups:
+        raise ShapeError(f"num_groups {cfg.num_groups} does not divide the {x[0]} channels of the input {fmt(x)}",
+                         "pick num_groups that divides the channel count")
+    return x
+
+
+def groupnorm_params(cfg: GroupNorm, x: Shape) -> int:
+    return 2 * x[0] if cfg.affine else 0
+
+
+def build_groupnorm(cfg: GroupNorm, x: Shape):
+    from torch import nn
+
+    return nn.GroupNorm(cfg.num_groups, x[0], eps=cfg.eps, affine=cfg.affine)
+
+
+register(GroupNorm, shape=groupnorm_shape, build=build_groupnorm, params=groupnorm_params, flops=norm_flops,
+         main_arg="num_groups",
+         samples=[({"num_groups": 2}, ((4, 5, 5),)), ({"num_groups": 3, "eps": 1e-3, "affine": False}, ((6, 7),))])

@@ -1,0 +1,142 @@
+"""Pooling: max/avg pooling over 1 or 2 spatial axes, global pooling, adaptive average pooling."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import NonNegativeInt, PositiveInt, model_validator
+
+from udlc.layers.conv import NonNegPair, Pair, expect_spatial, per_axis, sliding_out
+from udlc.layers.registry import LayerConfig, Shape, ShapeError, fmt, numel, register
+
+
+class _Pool1d(LayerConfig):
+    kernel_size: PositiveInt
+    stride: Optional[PositiveInt] = None  # None: the kernel size, as in PyTorch
+    padding: NonNegativeInt = 0
+
+    @model_validator(mode="after")
+    def _check(self):
+        check_pool_padding(self, 1)
+        return self
+
+
+class _Pool2d(LayerConfig):
+    kernel_size: Pair
+    stride: Optional[Pair] = None
+    padding: NonNegPair = 0
+
+    @model_validator(mode="after")
+    def _check(self):
+        check_pool_padding(self, 2)
+        return self
+
+
+def check_pool_padding(cfg: _Pool1d | _Pool2d, n: int) -> None:
+    # PyTorch refuses padding past half the kernel: a window could then see only padding.
+    if any(p > k // 2 for p, k in zip(per_axis(cfg.padding, n), per_axis(cfg.kernel_size, n))):
+        raise ValueError(f"padding {cfg.padding} must be at most half of kernel_size {cfg.kernel_size}")
+
+
+class MaxPool1d(_Pool1d):
+    type: Literal["maxpool1d"] = "maxpool1d"
+
+
+class MaxPool2d(_Pool2d):
+    type: Literal["maxpool2d"] = "maxpool2d"
+
+
+class AvgPool1d(_Pool1d):
+    type: Literal["avgpool1d"] = "avgpool1d"
+
+
+class AvgPool2d(_Pool2d):
+    type: Literal["avgpool2d"] = "avgpool2d"
+
+
+POOLS = {"maxpool1d": "MaxPool1d", "maxpool2d": "MaxPool2d", "avgpool1d": "AvgPool1d", "avgpool2d": "AvgPool2d"}
+
+
+def pool_shape(cfg: _Pool1d | _Pool2d, x: Shape) -> Shape:
+    n = 1 if cfg.type.endswith("1d") else 2
+    expect_spatial(x, n)
+    k = per_axis(cfg.kernel_size, n)
+    s = per_axis(cfg.kernel_size if cfg.stride is None else cfg.stride, n)
+    return x[:1] + sliding_out(x, k, s, per_axis(cfg.padding, n), (1,) * n, f"kernel_size {cfg.kernel_size}")
+
+
+def pool_flops(cfg: _Pool1d | _Pool2d, x: Shape) -> int:
+    # One compare or add per window element.
+    return numel(pool_shape(cfg, x)) * numel(per_axis(cfg.kernel_size, len(x) - 1))
+
+
+def build_pool(cfg: _Pool1d | _Pool2d, x: Shape):
+    from torch import nn
+
+    return getattr(nn, POOLS[cfg.type])(cfg.kernel_size, stride=cfg.stride, padding=cfg.padding)
+
+
+SAMPLES_1D = [({"kernel_size": 2}, ((3, 9),)), ({"kernel_size": 3, "stride": 2, "padding": 1}, ((2, 8),))]
+SAMPLES_2D = [({"kernel_size": 2}, ((3, 8, 8),)), ({"kernel_size": [3, 2], "stride": [2, 1], "padding": 1}, ((2, 7, 9),))]
+register(MaxPool1d, shape=pool_shape, build=build_pool, flops=pool_flops, main_arg="kernel_size", samples=SAMPLES_1D)
+register(MaxPool2d, shape=pool_shape, build=build_pool, flops=pool_flops, main_arg="kernel_size", samples=SAMPLES_2D)
+register(AvgPool1d, shape=pool_shape, build=build_pool, flops=pool_flops, main_arg="kernel_size", samples=SAMPLES_1D)
+register(AvgPool2d, shape=pool_shape, build=build_pool, flops=pool_flops, main_arg="kernel_size", samples=SAMPLES_2D)
+
+
+class GlobalAvgPool(LayerConfig):
+    type: Literal["global_avgpool"] = "global_avgpool"
+
+
+class GlobalMaxPool(LayerConfig):
+    type: Literal["global_maxpool"] = "global_maxpool"
+
+
+def global_pool_shape(cfg: GlobalAvgPool | GlobalMaxPool, x: Shape) -> Shape:
+    if len(x) < 2:
+        raise ShapeError(f"expects input (channels, *spatial) but gets {fmt(x)}", "it has no spatial axes to pool; drop it")
+    return x[:1]
+
+
+def build_global_pool(cfg: GlobalAvgPool | GlobalMaxPool, x: Shape):
+    from torch import nn
+
+    # Flattening the spatial axes first makes one module serve every spatial rank.
+    pool = nn.AdaptiveAvgPool1d(1) if cfg.type == "global_avgpool" else nn.AdaptiveMaxPool1d(1)
+    return nn.Sequential(nn.Flatten(2), pool, nn.Flatten(1))
+
+
+GLOBAL_SAMPLES = [({}, ((4, 5, 6),)), ({}, ((3, 7),)), ({}, ((2, 3, 4, 5),))]
+register(GlobalAvgPool, shape=global_pool_shape, build=build_global_pool, flops=lambda cfg, x: numel(x),
+         samples=GLOBAL_SAMPLES)
+register(GlobalMaxPool, shape=global_pool_shape, build=build_global_pool, flops=lambda cfg, x: numel(x),
+         samples=GLOBAL_SAMPLES)
+
+
+class AdaptiveAvgPool1d(LayerConfig):
+    type: Literal["adaptive_avgpool1d"] = "adaptive_avgpool1d"
+    output_size: PositiveInt
+
+
+class AdaptiveAvgPool2d(LayerConfig):
+    type: Literal["adaptive_avgpool2d"] = "adaptive_avgpool2d"
+    output_size: Pair
+
+
+def adaptive_shape(cfg: AdaptiveAvgPool1d | AdaptiveAvgPool2d, x: Shape) -> Shape:
+    n = 1 if cfg.type.endswith("1d") else 2
+    expect_spatial(x, n)
+    return x[:1] + per_axis(cfg.output_size, n)
+
+
+def build_adaptive(cfg: AdaptiveAvgPool1d | AdaptiveAvgPool2d, x: Shape):
+    from torch import nn
+
+    cls = nn.AdaptiveAvgPool1d if cfg.type.endswith("1d") else nn.AdaptiveAvgPool2d
+    return cls(cfg.output_size)
+
+
+register(AdaptiveAvgPool1d, shape=adaptive_shape, build=build_adaptive, flops=lambda cfg, x: numel(x),
+         main_arg="output_size", samples=[({"output_size": 4}, ((3, 8),)), ({"output_size": 3}, ((2, 7),))])
+register(AdaptiveAvgPool2d, shape=adaptive_shape, build=build_adaptive, flops=lambda cfg, x: numel(x),
+         main_arg="output_size", samples=[({"output_size": 1}, ((3, 8, 8),)), ({"output_size": [3, 2]}, ((2, 7, 5),))])

@@ -1,0 +1,94 @@
+"""The one registry of layer types.
+
+Each layer type is kept together in its family's file: a pydantic config, a pure shape rule, parameter
+and FLOP counts, and a builder that imports torch only when called. Dispatch is a dict lookup by the
+name users write (`linear`, `conv2d`); a spec can name nothing that is not registered here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from udlc.spec.base import StrictModel
+
+Shape = tuple[int, ...]  # one sample's shape; the batch axis is implicit
+
+# Keys every node accepts beside its own arguments; a config may not use these names.
+NODE_KEYS = ("id", "from", "repeat", "init")
+
+
+class ShapeError(Exception):
+    """A shape rule's complaint: what is wrong and, when there is one, the fix."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class LayerConfig(StrictModel):
+    """Base of every layer config: unknown keys rejected (with a did-you-mean), immutable, and built on
+    first use (StrictModel defers), so `udlc check` pays only for the types a spec uses.
+    Subclasses add `type: Literal[...]`."""
+
+
+def no_count(cfg: Any, *inputs: Shape) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class LayerType:
+    name: str
+    config: type[LayerConfig]
+    shape: Callable[..., Shape]  # (cfg, *input_shapes) -> output shape
+    build: Callable[..., Any]  # (cfg, *input_shapes) -> torch.nn.Module
+    params: Callable[..., int]  # (cfg, *input_shapes) -> trainable parameter count
+    flops: Callable[..., int]  # (cfg, *input_shapes) -> multiply-adds x2 for one sample
+    main_arg: str | None  # the field a scalar fills: `linear: 10` -> out_features=10
+    arity: int | None  # number of inputs; None means two or more (merges)
+    # (arguments, input shapes) pairs that the registry-wide tests build, run and export: a new layer
+    # type is tested by registering it.
+    samples: tuple[tuple[dict, tuple[Shape, ...]], ...]
+
+
+REGISTRY: dict[str, LayerType] = {}
+
+
+def register(
+    config: type[LayerConfig],
+    *,
+    shape: Callable[..., Shape],
+    build: Callable[..., Any],
+    params: Callable[..., int] = no_count,
+    flops: Callable[..., int] = no_count,
+    main_arg: str | None = None,
+    arity: int | None = 1,
+    samples: list[tuple[dict, tuple[Shape, ...]]],
+) -> None:
+    name = config.model_fields["type"].default
+    if name in REGISTRY:
+        raise ValueError(f"layer type {name!r} registered twice")
+    clash = set(NODE_KEYS) & set(config.model_fields)
+    if clash:
+        raise ValueError(f"{name}: field names {sorted(clash)} are reserved for every node")
+    if main_arg is not None and main_arg not in config.model_fields:
+        raise ValueError(f"{name}: main_arg {main_arg!r} is not a field")
+    if not samples:
+        raise ValueError(f"{name}: give at least one sample (arguments, input shapes) for the tests")
+    REGISTRY[name] = LayerType(name, config, shape, build, params, flops, main_arg, arity, tuple(samples))
+
+
+def numel(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def expect_rank(name: str, x: Shape, ranks: tuple[int, ...], meaning: str, hint: str | None = None) -> None:
+    """Raise a ShapeError unless `x` has one of the given ranks (batch axis not counted)."""
+    if len(x) not in ranks:
+        raise ShapeError(f"expects input {meaning} but gets {fmt(x)}", hint)
+
+
+def fmt(shape: Shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"

@@ -1,0 +1,1 @@
+"""Serving exported models with onnxruntime and numpy only: no torch."""

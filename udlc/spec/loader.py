@@ -1,0 +1,263 @@
+"""Safe YAML → plain data, with the source position of every key and value.
+
+The file is guarded before anything walks its tree: a size cap, then an event scan (iterative, so a
+deeply nested file cannot blow the stack) that caps nesting depth and counts nodes with aliases
+expanded — an alias bomb of a few hundred bytes otherwise costs minutes and gigabytes later. Only
+then is it composed and converted; no YAML tag builds an object, duplicate keys are rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from udlc.errors import SpecError, SpecErrors, Span
+
+MAX_BYTES = 1 << 20  # 1 MiB: a spec is a page or two of YAML
+MAX_DEPTH = 64
+MAX_NODES = 100_000  # counted with aliases expanded
+
+Key = str | int
+Path_ = tuple[Key, ...]
+
+_PLAIN_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:timestamp",  # kept as its text: a spec has no dates
+}
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads YAML 1.2 floats: `3e-3` is 0.003, not the string '3e-3'."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+@dataclass
+class Document:
+    """A loaded spec: plain data plus where each part came from."""
+
+    file: str
+    data: dict
+    lines: list[str]
+    value_spans: dict[Path_, Span] = field(default_factory=dict)
+    key_spans: dict[Path_, Span] = field(default_factory=dict)
+
+    def span(self, path: Path_, *, key: bool = False) -> Span | None:
+        """The span of the value (or key) at `path`, else of its nearest ancestor present."""
+        path = tuple(path)
+        while True:
+            spans = self.key_spans if key else self.value_spans
+            if path in spans:
+                return spans[path]
+            if not path:
+                return None
+            path, key = path[:-1], False
+
+    def span_at(self, line: int, col: int) -> Span:
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        return Span(self.file, line, col, text)
+
+
+def dotted(path: Path_) -> str:
+    """('model', 'layers', 3, 'conv2d') -> 'model.layers[3].conv2d'"""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_file(path: str | Path) -> Document:
+    p = Path(path)
+    try:
+        raw = p.read_bytes() if p.stat().st_size <= MAX_BYTES else None
+    except FileNotFoundError:
+        raise SpecError(f"file not found: {path}", hint="check the path") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path} is a folder, not a spec file") from None
+    except OSError as e:
+        raise SpecError(f"cannot read {path}: {e.strerror}") from None
+    if raw is None:
+        raise SpecError(f"{path}: file is larger than {MAX_BYTES // 1024} KiB — a spec is a small YAML file")
+    return load_bytes(raw, str(path))
+
+
+def load_bytes(raw: bytes, file: str = "<spec>") -> Document:
+    if len(raw) > MAX_BYTES:
+        raise SpecError(f"{file}: file is larger than {MAX_BYTES // 1024} KiB — a spec is a small YAML file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SpecError(
+            f"byte 0x{raw[e.start]:02x} is not valid UTF-8", span=Span(file, line, col), hint="save the file as UTF-8"
+        ) from None
+    return load_text(text, file)
+
+
+def load_text(text: str, file: str = "<spec>") -> Document:
+    lines = text.splitlines()
+    doc = Document(file, {}, lines)
+    if not text.strip() or all(ln.strip().startswith("#") or not ln.strip() for ln in lines):
+        raise SpecError("file is empty", span=doc.span_at(1, 1), hint="a spec starts with `udlc: 1`")
+    try:
+        _guard(text, doc)
+        node = _Loader(text).get_single_node()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = (e.problem or e.context or "invalid YAML").strip()
+        span = doc.span_at(mark.line + 1, mark.column + 1) if mark else None
+        raise SpecError(f"invalid YAML: {problem}", span=span) from None
+    except yaml.YAMLError as e:  # pragma: no cover - every PyYAML error we know of is marked
+        raise SpecError(f"invalid YAML: {e}", span=doc.span_at(1, 1)) from None
+    if node is None:
+        raise SpecError("file is empty", span=doc.span_at(1, 1), hint="a spec starts with `udlc: 1`")
+    if not isinstance(node, yaml.MappingNode):
+        raise SpecError(
+            "a spec must be a mapping of sections (udlc, name, data, model, …)",
+            span=_span(doc, node),
+            hint="start the file with `udlc: 1`",
+        )
+    errors: list[SpecError] = []
+    doc.data = _convert(node, (), doc, errors)
+    if errors:
+        raise SpecErrors(errors)
+    return doc
+
+
+def _span(doc: Document, node: yaml.Node) -> Span:
+    return doc.span_at(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _guard(text: str, doc: Document) -> None:
+    """Cap depth and the alias-expanded node count from the event stream, before composing."""
+    depth = 0
+    total = 0  # nodes so far, each alias counted as the whole subtree it names
+    open_at: list[tuple[str | None, int]] = []  # (anchor, total when the collection opened)
+    anchor_size: dict[str, int] = {}
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SpecError(
+                    f"nesting is deeper than {MAX_DEPTH} levels",
+                    span=doc.span_at(event.start_mark.line + 1, event.start_mark.column + 1),
+                )
+            open_at.append((event.anchor, total))
+            total += 1
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+            anchor, start = open_at.pop()
+            if anchor:
+                anchor_size[anchor] = total - start
+        elif isinstance(event, yaml.ScalarEvent):
+            total += 1
+            if event.anchor:
+                anchor_size[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            total += anchor_size.get(event.anchor, 1)
+        if total > MAX_NODES:
+            raise SpecError(
+                f"the spec expands to more than {MAX_NODES} values (aliases counted in full)",
+                span=doc.span_at(event.start_mark.line + 1, event.start_mark.column + 1),
+                hint="a spec is a small file; remove repeated aliases",
+            )
+
+
+def _convert(node: yaml.Node, path: Path_, doc: Document, errors: list[SpecError]) -> Any:
+    doc.value_spans.setdefault(path, _span(doc, node))
+    if isinstance(node, yaml.MappingNode):
+        if node.tag != "tag:yaml.org,2002:map":
+            errors.append(_tag_error(node, path, doc))
+            return None
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                errors.append(
+                    SpecError("merge keys (`<<`) are not supported", path=dotted(path), span=_span(doc, key_node))
+                )
+                continue
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+                shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "a collection"
+                errors.append(
+                    SpecError(
+                        f"keys must be names, got {shown!r}",
+                        path=dotted(path),
+                        span=_span(doc, key_node),
+                        hint="quote the key if it is meant as a name",
+                    )
+                )
+                continue
+            key = key_node.value
+            if key in out:
+                first = doc.key_spans[path + (key,)]
+                errors.append(
+                    SpecError(
+                        f"duplicate key '{key}' (first at line {first.line})",
+                        path=dotted(path + (key,)),
+                        span=_span(doc, key_node),
+                        hint="remove one of them",
+                    )
+                )
+                continue
+            doc.key_spans[path + (key,)] = _span(doc, key_node)
+            out[key] = _convert(value_node, path + (key,), doc, errors)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        if node.tag != "tag:yaml.org,2002:seq":
+            errors.append(_tag_error(node, path, doc))
+            return None
+        return [_convert(item, path + (i,), doc, errors) for i, item in enumerate(node.value)]
+    if node.tag not in _PLAIN_TAGS:
+        errors.append(_tag_error(node, path, doc))
+        return None
+    return _scalar(node, path, doc, errors)
+
+
+_CONSTRUCT = {
+    "tag:yaml.org,2002:int": _Loader.construct_yaml_int,
+    "tag:yaml.org,2002:float": _Loader.construct_yaml_float,
+    "tag:yaml.org,2002:bool": _Loader.construct_yaml_bool,
+    "tag:yaml.org,2002:null": _Loader.construct_yaml_null,
+}
+
+
+def _scalar(node: yaml.ScalarNode, path: Path_, doc: Document, errors: list[SpecError]) -> Any:
+    construct = _CONSTRUCT.get(node.tag)
+    if construct is None:  # str, and timestamps kept as text
+        return node.value
+    try:
+        return construct(_Loader(""), node)
+    except ValueError:
+        errors.append(
+            SpecError(
+                f"number {node.value[:20]}… is too long to read" if len(node.value) > 20 else f"cannot read {node.value!r}",
+                path=dotted(path),
+                span=_span(doc, node),
+                hint="use a number of a sensible size",
+            )
+        )
+        return None
+
+
+def _tag_error(node: yaml.Node, path: Path_, doc: Document) -> SpecError:
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    return SpecError(
+        f"YAML tag '{tag}' is not allowed",
+        path=dotted(path),
+        span=_span(doc, node),
+        hint="a spec is plain data: mappings, lists, strings, numbers and booleans",
+    )

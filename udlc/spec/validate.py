@@ -1,0 +1,126 @@
+"""pydantic's errors → SpecErrors at file:line:col, in the words a user needs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+from pydantic import BaseModel, ValidationError
+
+from udlc.errors import SpecError, did_you_mean, one_of
+from udlc.spec.loader import Document, Path_, dotted
+
+# What to call the thing a `type` picks, by the section it sits in.
+_KINDS = {"loss": "loss", "optimizer": "optimizer", "schedule": "schedule", "augment": "augmentation",
+          "metrics": "metric"}
+
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+_BOUND_CTX = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt", "less_than_equal": "le"}
+_TYPES = {
+    "int_parsing": "an integer", "int_type": "an integer", "int_from_float": "a whole number",
+    "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
+    "bool_type": "true or false", "string_type": "a string", "list_type": "a list", "tuple_type": "a list",
+    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+}
+
+
+def validate_model(model: type[BaseModel], data: Any, doc: Document, prefix: Path_ = ()) -> Any:
+    """Validate `data` (found at `prefix` in `doc`) or raise SpecErrors for every problem in it."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise _errors(e.errors(), doc, prefix) from None
+
+
+def _errors(raw: Iterable[dict], doc: Document, prefix: Path_):
+    from udlc.errors import SpecErrors
+
+    out: list[SpecError] = []
+    for err in raw:
+        out.extend(translate(err, doc, prefix))
+    return SpecErrors(out)
+
+
+def locate(doc: Document, loc: Iterable[Any]) -> tuple[Path_, Any, list[Any]]:
+    """Follow pydantic's `loc` through the data. Returns the path that exists, the value there, and
+    the rest of `loc` that does not (a missing key, or a union member's tag, which is not in the data)."""
+    path: list[Any] = []
+    cur: Any = doc.data
+    loc = list(loc)
+    rest: list[Any] = []
+    for i, part in enumerate(loc):
+        if isinstance(cur, dict) and isinstance(part, str) and part in cur:
+            path.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            path.append(part)
+            cur = cur[part]
+        else:
+            rest.append(part)
+    return tuple(path), cur, rest
+
+
+def _got(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else ("null" if value is None else str(value))
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def translate(err: dict, doc: Document, prefix: Path_ = ()) -> list[SpecError]:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    path, value, rest = locate(doc, tuple(prefix) + tuple(err["loc"]))
+    where = dotted(path)
+    span = doc.span(path)
+
+    if kind == "unknown_keys":
+        errors = []
+        for key in ctx["keys"]:
+            hint = did_you_mean(key, ctx["allowed"]) or one_of(ctx["allowed"])
+            errors.append(SpecError(f"unknown key '{key}'", path=dotted(path + (key,)),
+                                    span=doc.span(path + (key,), key=True), hint=hint))
+        return errors
+    if kind == "missing":
+        name = rest[-1] if rest else "?"
+        return [SpecError(f"missing required key '{name}'", path=where, span=span,
+                          hint=f"add `{name}: ...`")]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        section = next((p for p in reversed(path) if isinstance(p, str)), "")
+        what = _KINDS.get(section, "type")
+        tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        if kind == "union_tag_not_found":
+            return [SpecError(f"{what} needs a `type`", path=where, span=span, hint=one_of(tags))]
+        tag = ctx.get("tag")
+        if isinstance(value, dict) and "type" in value:
+            span = doc.span(path + ("type",))
+        elif isinstance(value, dict) and value:
+            span = doc.span(path + (next(iter(value)),), key=True)
+        return [SpecError(f"unknown {what} '{tag}'", path=where, span=span,
+                          hint=did_you_mean(tag, tags) or one_of(tags))]
+    if kind == "unknown_source":
+        return [SpecError(f"unknown data source '{ctx['source']}'", path=where, span=span,
+                          hint=did_you_mean(ctx["source"], ctx["allowed"]) or f"{one_of(ctx['allowed'])}, {ctx['hint']}")]
+    if kind in _BOUNDS:
+        bound = ctx.get(_BOUND_CTX[kind])
+        return [SpecError(f"must be {_BOUNDS[kind]} {bound} (got {_got(err['input'])})", path=where, span=span)]
+    if kind in _TYPES:
+        return [SpecError(f"must be {_TYPES[kind]} (got {_got(err['input'])})", path=where, span=span)]
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'|(\d+)", str(ctx.get("expected", "")))
+        names = [a or b for a, b in choices]
+        got = err["input"]
+        return [SpecError(f"must be one of {', '.join(names)} (got {_got(got)})", path=where, span=span,
+                          hint=did_you_mean(got, names))]
+    if kind in ("too_short", "too_long"):
+        n = ctx.get("min_length" if kind == "too_short" else "max_length")
+        word = "at least" if kind == "too_short" else "at most"
+        return [SpecError(f"must have {word} {n} item{'s' if n != 1 else ''}", path=where, span=span)]
+    if kind == "string_pattern_mismatch":
+        return [SpecError(f"{_got(err['input'])} is not a valid name", path=where, span=span,
+                          hint="use letters, digits and underscores, starting with a letter")]
+    msg = err["msg"]
+    for lead in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(lead)
+    msg = msg[:1].lower() + msg[1:]
+    return [SpecError(msg, path=where, span=span)]

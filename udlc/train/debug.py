@@ -1,0 +1,71 @@
+"""When the loss turns NaN or inf: find where, and say what to try (the debugging checklist)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from udlc.errors import UdlcError
+
+ADVICE = (
+    "what to try: lower the learning rate (optimizer.lr); clip gradients (train.grad_clip: 1.0); "
+    "check the data for NaN, inf or extreme values; add normalization (batchnorm2d, layernorm); "
+    "check that the model overfits one batch at a low learning rate"
+)
+
+
+class TrainingDiverged(UdlcError):
+    exit_code = 3
+
+
+def nonfinite_report(s: Any, xb: torch.Tensor, yb: torch.Tensor, loss: torch.Tensor, epoch: int,
+                     step: int) -> TrainingDiverged:
+    model = getattr(s.model, "_orig_mod", s.model)  # under torch.compile, hook the real modules
+    lines = [f"the loss became {loss.item()} at step {step} (epoch {epoch}); training stopped."]
+    bad_weights = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad_weights:
+        node = bad_weights[0].split(".")[0]
+        lines.append(f"the weights of layer '{node}'{_where(s, node)} are already non-finite: an earlier update "
+                     "diverged.")
+    elif not torch.isfinite(xb).all():
+        lines.append("the input batch itself holds NaN or inf values: check the data.")
+    else:
+        culprit = first_nonfinite(model, s.graph, xb)
+        if culprit:
+            lines.append(f"first non-finite output: layer '{culprit}' ({s.graph.nodes[culprit].op})"
+                         f"{_where(s, culprit)}.")
+        elif yb.is_floating_point() and not torch.isfinite(yb).all():
+            lines.append("the targets hold NaN or inf values: check the data.")
+        else:
+            lines.append("the model's outputs are finite but the loss is not: check the targets and the loss.")
+    lines.append(ADVICE + ".")
+    lines.append(f"the last good checkpoint is kept: {s.run_dir / 'checkpoints' / 'last.safetensors'}")
+    return TrainingDiverged("\n".join(lines))
+
+
+@torch.no_grad()
+def first_nonfinite(model: torch.nn.Module, graph: Any, xb: torch.Tensor) -> str | None:
+    """The first node, in execution order, whose output holds NaN or inf on this batch."""
+    found: list[str] = []
+
+    def hook(name: str):
+        def check(module, inputs, output):
+            if not found and isinstance(output, torch.Tensor) and not torch.isfinite(output).all():
+                found.append(name)
+        return check
+
+    handles = [getattr(model, name).register_forward_hook(hook(name)) for name in graph.nodes]
+    try:
+        model(xb)
+    finally:
+        for h in handles:
+            h.remove()
+    return found[0] if found else None
+
+
+def _where(s: Any, node: str) -> str:
+    n = s.graph.nodes.get(node)
+    if n is None or n.span is None:
+        return ""
+    return f" at {n.span.file}:{n.span.line}:{n.span.col} ({n.path})"
