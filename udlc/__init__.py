@@ -26,7 +26,7 @@ def build(spec: "Compiled | str | Path") -> Any:
     from udlc.compiler.lower import lower
 
     compiled = spec if not isinstance(spec, (str, Path)) else load_spec(spec)
-    return lower(compiled.graph, seed=compiled.spec.seed, init=compiled.spec.model.init)
+    return lower(compiled.graph, seed=compiled.spec.seed)
 
 
 def train(spec: "Compiled | str | Path", out: str | Path = "runs", overrides: Iterable[str] = (), **kw: Any) -> Path:

@@ -19,7 +19,7 @@ from udlc.compiler.graph import Graph
 from udlc.layers import REGISTRY
 
 
-def lower(graph: Graph, *, seed: int | None = None, init: str = "default") -> fx.GraphModule:
+def lower(graph: Graph, *, seed: int | None = None) -> fx.GraphModule:
     """Build the network. With `seed`, initialization is reproducible regardless of global RNG state."""
     with torch.random.fork_rng(devices=[]) if seed is not None else nullcontext():
         if seed is not None:
@@ -30,7 +30,7 @@ def lower(graph: Graph, *, seed: int | None = None, init: str = "default") -> fx
         for node in graph.nodes.values():
             shapes = [graph.shape_of(i) for i in node.inputs]
             module = REGISTRY[node.op].build(node.config, *shapes)
-            apply_init(module, node.init or init)
+            apply_init(module, node.init or "default")
             root.add_module(node.name, module)
             values[node.name] = fx_graph.call_module(node.name, tuple(values[i] for i in node.inputs))
         outputs = [values[o] for o in graph.outputs]

@@ -9,6 +9,7 @@ from typing import Iterable
 from udlc.compiler.graph import Graph
 from udlc.compiler.resolve import resolve
 from udlc.errors import SpecError, SpecErrors, Span
+from udlc.spec.data import IMAGE_AUGMENTS
 from udlc.spec.loader import Document, load_file, load_text
 from udlc.spec.model import ModelSpec
 from udlc.spec.spec import Spec
@@ -54,6 +55,8 @@ def compile_doc(doc: Document) -> Compiled:
             graph = resolve(model, doc)
         except SpecErrors as e:
             errors += e.errors
+    if spec is not None and graph is not None:
+        errors += _image_augments(spec, graph, doc)
     if spec is not None and spec.data.is_file():
         source = Path(doc.file).parent / spec.data.source
         if not source.is_file():
@@ -63,6 +66,22 @@ def compile_doc(doc: Document) -> Compiled:
         raise SpecErrors(errors)
     assert spec is not None and graph is not None
     return Compiled(doc, spec, graph)
+
+
+def _image_augments(spec: Spec, graph: Graph, doc: Document) -> list[SpecError]:
+    errors = []
+    shapes = list(graph.inputs.values())
+    for i, aug in enumerate(spec.data.augment):
+        if aug.type in IMAGE_AUGMENTS and (len(shapes) != 1 or len(shapes[0]) != 3):
+            errors.append(SpecError(f"'{aug.type}' augments images, but model.input is {[list(s) for s in shapes]}",
+                                    path=f"data.augment[{i}]", span=doc.span(("data", "augment", i)),
+                                    hint="give model.input as [channels, height, width], or drop this augmentation"))
+        elif aug.type == "random_crop" and aug.size is not None and (aug.size,) * 2 != shapes[0][1:]:
+            errors.append(SpecError(f"random_crop size {aug.size} differs from the image size {list(shapes[0][1:])}",
+                                    path=f"data.augment[{i}]", span=doc.span(("data", "augment", i)),
+                                    hint="crops keep the image size so the model's input shape holds; "
+                                         "drop `size` or set it to the image size"))
+    return errors
 
 
 def apply_overrides(doc: Document, overrides: Iterable[str]) -> None:

@@ -229,7 +229,8 @@ class _Resolver:
     def add_node(self, op: str, cfg: Any, inputs: list[str | None], path: Path_, scope: Scope,
                  init: str | None = None, meta: dict | None = None) -> str:
         name = self.fresh(op, scope, meta)
-        node = Node(name, op, cfg, tuple(i for i in inputs if i is not None), dotted(path), self.doc.span(path), init)
+        node = Node(name, op, cfg, tuple(i for i in inputs if i is not None), dotted(path), self.doc.span(path),
+                    init or self.model.init)
         self.graph.nodes[name] = node
         shapes = [self.graph.shape_of(i) for i in inputs] if None not in inputs else [None]
         if any(s is None for s in shapes):
@@ -354,7 +355,7 @@ class _Resolver:
         x = self.inputs(meta, prev, scope)[0]
         for _ in range(meta.get("repeat", 1)):
             instance = self.fresh(name, scope) + "_"
-            inner = Scope(instance, {"input": x} if x else {}, values, scope.stack + (name,),
+            inner = Scope(instance, {"x": x} if x else {}, values, scope.stack + (name,),
                           f" (in block '{name}' used at line {line})")
             layers = self.substitute(block.layers, body_path, inner)
             x = self.sequence(layers, body_path, x, inner)

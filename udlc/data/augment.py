@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-IMAGE_ONLY = {"random_crop", "hflip", "rotate"}
+from udlc.spec.data import IMAGE_AUGMENTS as IMAGE_ONLY
 
 
 def augment_batch(x: Any, augments: list, generator: Any) -> Any:
@@ -39,18 +39,15 @@ def _random_crop(x: Any, aug: Any, generator: Any) -> Any:
     import torch.nn.functional as F
 
     b, c, h, w = x.shape
-    p, size = aug.padding, aug.size
-    if size > h + 2 * p or size > w + 2 * p:
-        raise ValueError(f"random_crop size {size} exceeds the padded image {h + 2 * p}x{w + 2 * p}")
+    p = aug.padding  # the crop keeps the image's size (checked against the spec's `size`), so shapes hold
     padded = F.pad(x, (p, p, p, p)) if p else x  # zeros: the mean of standardized input
     hp, wp = padded.shape[-2:]
     g = generator.device
-    oy = torch.randint(0, hp - size + 1, (b,), generator=generator, device=g).to(x.device)
-    ox = torch.randint(0, wp - size + 1, (b,), generator=generator, device=g).to(x.device)
-    offsets = torch.arange(size, device=x.device)
+    oy = torch.randint(0, hp - h + 1, (b,), generator=generator, device=g).to(x.device)
+    ox = torch.randint(0, wp - w + 1, (b,), generator=generator, device=g).to(x.device)
     # gather rows, then columns, at each sample's own offset: no loop over the batch
-    rows = (oy[:, None] + offsets)[:, None, :, None].expand(b, c, size, wp)
-    cols = (ox[:, None] + offsets)[:, None, None, :].expand(b, c, size, size)
+    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None].expand(b, c, h, wp)
+    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :].expand(b, c, h, w)
     return padded.gather(2, rows).gather(3, cols)
 
 

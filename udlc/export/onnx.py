@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +69,7 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int, ...]]], path: P
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_logger("torch.onnx"):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 model, args, dynamo=True, opset_version=options.opset, input_names=names, output_names=None,
@@ -88,6 +90,18 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int, ...]]], path: P
             from e
     os.replace(tmp, path)
     return path
+
+
+@contextmanager
+def _quiet_logger(name: str):
+    """The exporter logs chatter (e.g. about torchvision ops) that says nothing about this model."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def check_parity(model: Any, inputs: list[tuple[str, tuple[int, ...]]], path: Path, atol: float, rtol: float) -> float:

@@ -58,41 +58,30 @@ def tagged(*members: type[BaseModel], main_args: dict[str, str] | None = None) -
         return value
 
     union = Annotated[Union[members], Field(discriminator="type")]  # type: ignore[valid-type]
-    # What users may write, for the JSON Schema: a bare name, a one-key mapping, or the full mapping.
-    short_forms: list[Any] = [Annotated[str, Field(json_schema_extra={"enum": names})]]
-    for member in members:
-        name = member.model_fields["type"].default
-        arg_model = _without_type(member)
-        forms: list[Any] = [arg_model, type(None)]
-        if name in main_args:
-            forms.append(member.model_fields[main_args[name]].annotation)
-        short_forms.append(_one_key(name, Union[tuple(forms)]))  # type: ignore[misc]
-    return Annotated[union, BeforeValidator(expand, json_schema_input_type=Union[tuple(short_forms) + (union,)])]
+    return Annotated[union, BeforeValidator(expand), _ShortForms(names, main_args)]
 
 
-_cache: dict[Any, Any] = {}
+class _ShortForms:
+    """Adds the shorthand forms to a tagged union's JSON Schema. It runs only when a schema is generated,
+    so validation (and `udlc check`'s start-up) pays nothing for it."""
 
+    def __init__(self, names: list[str], main_args: dict[str, str]):
+        self.names, self.main_args = names, main_args
 
-def _without_type(member: type[BaseModel]) -> Any:
-    """The member's fields minus `type`, for the `{name: {...}}` form in the schema."""
-    from pydantic import create_model
-
-    key = ("args", member)
-    if key not in _cache:
-        fields = {n: (f.annotation, f) for n, f in member.model_fields.items() if n != "type"}
-        _cache[key] = create_model(
-            f"{member.__name__}Args", __config__=ConfigDict(extra="forbid", defer_build=True), **fields  # type: ignore[call-overload]
-        )
-    return _cache[key]
-
-
-def _one_key(name: str, value_type: Any) -> Any:
-    from pydantic import create_model
-
-    key = ("one", name, value_type)
-    if key not in _cache:
-        cls_name = "".join(p.title() for p in name.split("_")) + "Short"
-        _cache[key] = create_model(
-            cls_name, __config__=ConfigDict(extra="forbid", defer_build=True), **{name: (value_type, ...)}  # type: ignore[call-overload]
-        )
-    return _cache[key]
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        full = handler(core_schema)
+        forms: list[dict[str, Any]] = [{"enum": self.names}]
+        for ref in full.get("oneOf", []):
+            member = handler.resolve_ref_schema(ref)
+            name = member["properties"]["type"]["const"]
+            props = {k: v for k, v in member["properties"].items() if k != "type"}
+            args: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+            required = [r for r in member.get("required", []) if r != "type"]
+            if required:
+                args["required"] = required
+            value: list[dict[str, Any]] = [args, {"type": "null"}]
+            if name in self.main_args:
+                value.insert(0, props[self.main_args[name]])
+            forms.append({"type": "object", "properties": {name: {"anyOf": value}}, "required": [name],
+                          "additionalProperties": False})
+        return {"anyOf": forms + [full]}

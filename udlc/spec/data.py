@@ -15,12 +15,16 @@ BUILTIN_SOURCES = BUNDLED_SOURCES + GENERATED_SOURCES
 FILE_SUFFIXES = (".csv", ".npz", ".npy")
 
 
+# Augmentations that move pixels need (channels, height, width) samples.
+IMAGE_AUGMENTS = frozenset({"random_crop", "hflip", "rotate"})
+
+
 class RandomCrop(StrictModel):
-    """Pad by `padding` on every side, then crop a random `size` × `size` window."""
+    """Pad by `padding` on every side, then crop a random window of the image's own size."""
 
     type: Literal["random_crop"] = "random_crop"
-    size: PositiveInt
-    padding: int = Field(0, ge=0)
+    padding: int = Field(1, ge=0, le=64)
+    size: PositiveInt | None = Field(None, description="the crop size; must equal the image size when given")
 
 
 class HFlip(StrictModel):
@@ -63,7 +67,7 @@ Augment = tagged(
     Brightness,
     Contrast,
     Noise,
-    main_args={"random_crop": "size", "hflip": "p", "rotate": "degrees", "brightness": "amount",
+    main_args={"random_crop": "padding", "hflip": "p", "rotate": "degrees", "brightness": "amount",
                "contrast": "amount", "noise": "std"},
 )
 

@@ -52,4 +52,4 @@ class ModelSpec(StrictModel):
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         if self.inputs is not None:
             return {k: tuple(v) for k, v in self.inputs.items()}
-        return {"input": tuple(self.input or ())}
+        return {"x": tuple(self.input or ())}  # `x`, as a hand-written forward(self, x) would say

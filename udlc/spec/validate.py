@@ -70,9 +70,12 @@ def _got(value: Any) -> str:
 def translate(err: dict, doc: Document, prefix: Path_ = ()) -> list[SpecError]:
     kind = err["type"]
     ctx = err.get("ctx") or {}
-    path, value, rest = locate(doc, tuple(prefix) + tuple(err["loc"]))
+    loc = tuple(prefix) + tuple(err["loc"])
+    path, value, rest = locate(doc, loc)
     where = dotted(path)
     span = doc.span(path)
+    # A value written in shorthand (`linear: -1`) has no key of its own: name the field in the message.
+    field = f"{loc[-1]} " if rest and rest[-1] == loc[-1] and isinstance(loc[-1], str) and kind != "missing" else ""
 
     if kind == "unknown_keys":
         errors = []
@@ -103,19 +106,19 @@ def translate(err: dict, doc: Document, prefix: Path_ = ()) -> list[SpecError]:
                           hint=did_you_mean(ctx["source"], ctx["allowed"]) or f"{one_of(ctx['allowed'])}, {ctx['hint']}")]
     if kind in _BOUNDS:
         bound = ctx.get(_BOUND_CTX[kind])
-        return [SpecError(f"must be {_BOUNDS[kind]} {bound} (got {_got(err['input'])})", path=where, span=span)]
+        return [SpecError(f"{field}must be {_BOUNDS[kind]} {bound} (got {_got(err['input'])})", path=where, span=span)]
     if kind in _TYPES:
-        return [SpecError(f"must be {_TYPES[kind]} (got {_got(err['input'])})", path=where, span=span)]
+        return [SpecError(f"{field}must be {_TYPES[kind]} (got {_got(err['input'])})", path=where, span=span)]
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'|(\d+)", str(ctx.get("expected", "")))
         names = [a or b for a, b in choices]
         got = err["input"]
-        return [SpecError(f"must be one of {', '.join(names)} (got {_got(got)})", path=where, span=span,
+        return [SpecError(f"{field}must be one of {', '.join(names)} (got {_got(got)})", path=where, span=span,
                           hint=did_you_mean(got, names))]
     if kind in ("too_short", "too_long"):
         n = ctx.get("min_length" if kind == "too_short" else "max_length")
         word = "at least" if kind == "too_short" else "at most"
-        return [SpecError(f"must have {word} {n} item{'s' if n != 1 else ''}", path=where, span=span)]
+        return [SpecError(f"{field}must have {word} {n} item{'s' if n != 1 else ''}", path=where, span=span)]
     if kind == "string_pattern_mismatch":
         return [SpecError(f"{_got(err['input'])} is not a valid name", path=where, span=span,
                           hint="use letters, digits and underscores, starting with a letter")]
@@ -123,4 +126,4 @@ def translate(err: dict, doc: Document, prefix: Path_ = ()) -> list[SpecError]:
     for lead in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(lead)
     msg = msg[:1].lower() + msg[1:]
-    return [SpecError(msg, path=where, span=span)]
+    return [SpecError(field + msg, path=where, span=span)]

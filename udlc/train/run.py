@@ -49,7 +49,7 @@ def train_spec(compiled: Compiled, out: Path = Path("runs"), resume: Path | None
     if resume is None:
         write_run_files(run_dir, compiled, data)
 
-    model = lower(graph, seed=spec.seed, init=spec.model.init).to(device)
+    model = lower(graph, seed=spec.seed).to(device)
     loss_fn = make_loss(spec.loss, device)
     optimizer, decay_note = make_optimizer(model, spec.optimizer)
     batch = partial(make_batches, device=device)

@@ -1,0 +1,101 @@
+"""The published schema, the examples, and the torch-free commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from udlc.spec.loader import load_file
+from udlc.spec.schema import build_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+def udlc(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "udlc", *args], capture_output=True, text=True, cwd=ROOT, **kw)
+
+
+def test_committed_schema_matches_the_models() -> None:
+    committed = json.loads((ROOT / "spec" / "udlc.schema.json").read_text())
+    assert committed == build_schema(), "spec/udlc.schema.json is stale: run `make schema`"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_example_validates_against_the_schema(example: Path) -> None:
+    schema = json.loads((ROOT / "spec" / "udlc.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(load_file(example).data))
+    assert not errors, [e.message[:200] for e in errors]
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_example_starts_with_the_schema_comment(example: Path) -> None:
+    first = example.read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=../spec/udlc.schema.json"
+
+
+@pytest.mark.parametrize("bad", [
+    {"loss": "crossentropy"},
+    {"optimizer": {"type": "adamw", "lr": -1}},
+    {"model": {"input": [64], "layers": [{"linear": "ten"}]}},
+    {"model": {"input": [64], "layers": [{"residual": {"layers": [], "projection": "yes"}}]}},
+    {"model": {"input": [64], "layers": [{"linear": {"out_features": 10, "bogus": 1}}]}},
+])
+def test_schema_rejects_what_check_rejects(bad: dict) -> None:
+    data = load_file(ROOT / "examples" / "digits-mlp.yaml").data
+    data.update(bad)
+    assert list(jsonschema.Draft202012Validator(build_schema()).iter_errors(data))
+
+
+def test_check_and_help_do_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from udlc.cli import main\n"
+        "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(main, ['check', *sys.argv[1:]]); assert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(main, ['summary', sys.argv[1]]); assert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(main, ['schema']); assert r.exit_code == 0, r.output\n"
+        "for cmd in ['check', 'summary', 'train', 'export', 'predict', 'eval', 'schema']:\n"
+        "    assert CliRunner().invoke(main, [cmd, '--help']).exit_code == 0\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *map(str, EXAMPLES)], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+
+
+def test_check_reports_ok_per_file_and_json() -> None:
+    out = udlc("check", *map(str, EXAMPLES))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("OK ") == len(EXAMPLES)
+    out = udlc("check", "--format", "json", str(EXAMPLES[0]))
+    [result] = json.loads(out.stdout)
+    assert result["ok"] is True and result["params"] > 0 and result["output_shapes"]
+
+
+def test_check_error_exit_code_and_format(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "examples" / "digits-mlp.yaml").read_text().replace("- linear: 64", "- lienar: 64"))
+    out = udlc("check", str(bad))
+    assert out.returncode == 2
+    assert f"{bad}:17:7: model.layers[3].lienar: unknown layer 'lienar' — did you mean 'linear'?" in out.stderr
+    assert "Traceback" not in out.stderr
+    [result] = json.loads(udlc("check", "--format", "json", str(bad)).stdout)
+    assert result["ok"] is False and result["errors"][0]["line"] == 17 and result["errors"][0]["col"] == 7
+
+
+def test_summary_lists_layers_and_totals() -> None:
+    out = udlc("summary", str(ROOT / "examples" / "digits-cnn.yaml"))
+    assert out.returncode == 0, out.stderr
+    assert "conv_bn_conv2d" in out.stdout and "(10,)" in out.stdout and "75,114" in out.stdout
+
+
+def test_schema_command_prints_the_schema() -> None:
+    out = udlc("schema")
+    assert json.loads(out.stdout) == build_schema()
