@@ -1,7 +1,5 @@
 """Activations: elementwise functions, plus softmax and log_softmax over one axis of the sample."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from udlc.layers.registry import LayerConfig, Shape, ShapeError, fmt, numel, register

@@ -1,7 +1,5 @@
 """Convolutions: conv1d, conv2d, conv_transpose2d. Arguments are PyTorch's, minus in_channels."""
 
-from __future__ import annotations
-
 from typing import Literal, Union
 
 from pydantic import NonNegativeInt, PositiveInt, model_validator

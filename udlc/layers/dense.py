@@ -1,7 +1,5 @@
 """Dense layers and shape plumbing: linear, flatten, reshape, identity."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field, PositiveInt

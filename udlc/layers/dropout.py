@@ -1,7 +1,5 @@
 """Dropout: elementwise and whole-channel."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field

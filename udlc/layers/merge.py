@@ -1,7 +1,5 @@
 """Merges of two or more inputs: add and concat."""
 
-from __future__ import annotations
-
 import functools
 from typing import Literal
 

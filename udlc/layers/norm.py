@@ -1,7 +1,5 @@
 """Normalization: batchnorm1d, batchnorm2d, layernorm, groupnorm."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt

@@ -1,7 +1,5 @@
 """Pooling: max/avg pooling over 1 or 2 spatial axes, global pooling, adaptive average pooling."""
 
-from __future__ import annotations
-
 from typing import Literal, Optional
 
 from pydantic import NonNegativeInt, PositiveInt, model_validator

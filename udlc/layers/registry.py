@@ -5,8 +5,6 @@ and FLOP counts, and a builder that imports torch only when called. Dispatch is 
 name users write (`linear`, `conv2d`); a spec can name nothing that is not registered here.
 """
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass
 from typing import Any, Callable

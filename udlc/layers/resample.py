@@ -1,7 +1,5 @@
 """Resampling: upsample a (channels, length) or (channels, height, width) sample."""
 
-from __future__ import annotations
-
 import math
 from typing import Literal, Optional
 

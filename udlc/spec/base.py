@@ -1,7 +1,5 @@
 """Shared pieces of the spec models: strict mappings and the one-key shorthand users write."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator

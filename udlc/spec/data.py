@@ -1,7 +1,5 @@
 """The `data` section: where samples come from, how they are split, normalized and augmented."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator

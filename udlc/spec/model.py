@@ -2,8 +2,6 @@
 the compiler's resolve pass, which knows the registry and the blocks; the JSON Schema still
 describes them exactly (see udlc.spec.schema)."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt, WithJsonSchema, model_validator

@@ -1,7 +1,5 @@
 """The whole spec: one pydantic model per top-level section."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field

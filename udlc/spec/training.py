@@ -1,7 +1,5 @@
 """The training sections: loss, metrics, optimizer, schedule, train, export."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator

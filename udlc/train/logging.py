@@ -43,7 +43,7 @@ class EpochLog:
             f.write(json.dumps(row) + "\n")
         self._write_csv()
         line = f"epoch {row['epoch']}/{self.epochs}  " + "  ".join(
-            f"{k} {_fmt(v)}" for k, v in row.items() if k != "epoch")
+            _fmt(k, v) for k, v in row.items() if k != "epoch")
         if self.progress is not None:
             self.progress.update(self.task, epoch=row["epoch"] + 1, last=line)
             self.progress.console.print(line)
@@ -75,7 +75,13 @@ class EpochLog:
             writer.writerows(self.rows)
 
 
-def _fmt(v: Any) -> str:
+def _fmt(key: str, v: Any) -> str:
+    if key == "seconds":
+        return f"{v:.2f}s"
+    if key == "samples_per_s":
+        return f"{v:,.0f} samples/s"
+    if key == "lr":
+        return f"lr {v:.2e}"
     if isinstance(v, float):
-        return f"{v:.3e}" if (abs(v) < 1e-3 and v != 0) else f"{v:.4f}"
-    return str(v)
+        return f"{key} {v:.4f}"
+    return f"{key} {v}"
