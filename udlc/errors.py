@@ -55,9 +55,13 @@ class SpecError(UdlcError):
         """The headline, then the source line with a caret under the column."""
         out = self.headline()
         if self.span and self.span.text:
+            text, col = self.span.text.rstrip(), self.span.col
+            if len(text) > 100:  # a very long line: show a window around the column
+                start = max(col - 50, 0)
+                text, col = text[start:start + 100], col - start
             gutter = f"{self.span.line:>5} | "
-            caret = " " * (len(gutter) - 2) + "| " + " " * (self.span.col - 1) + "^"
-            out += f"\n{gutter}{self.span.text.rstrip()}\n{caret}"
+            caret = " " * (len(gutter) - 2) + "| " + " " * (col - 1) + "^"
+            out += f"\n{gutter}{text}\n{caret}"
         return out
 
     def to_json(self) -> dict:
@@ -84,11 +88,29 @@ class SpecErrors(UdlcError):
         def order(e: SpecError):
             return (e.span.line, e.span.col) if e.span else (0, 0)
 
-        self.errors = sorted(errors, key=order)
+        unique = {(e.span, e.path, e.message): e for e in errors}  # one mistake, said once
+        self.errors = sorted(unique.values(), key=order)
         super().__init__("\n".join(e.headline() for e in self.errors))
 
     def render(self) -> str:
         return "\n".join(e.render() for e in self.errors)
+
+
+def show(value: object) -> str:
+    """A value as a spec would write it: true, null, 'text', [1, 2], {a: 1}; cut when long."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif value is None:
+        text = "null"
+    elif isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(show(v) for v in value) + "]"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{k}: {show(v)}" for k, v in value.items()) + "}"
+    else:
+        text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def did_you_mean(word: object, choices: Iterable[str]) -> str | None:

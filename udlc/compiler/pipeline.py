@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -10,7 +11,7 @@ from udlc.compiler.graph import Graph
 from udlc.compiler.resolve import resolve
 from udlc.errors import SpecError, SpecErrors, Span
 from udlc.spec.data import IMAGE_AUGMENTS
-from udlc.spec.loader import Document, load_file, load_text
+from udlc.spec.loader import Document, dotted, load_file, load_text
 from udlc.spec.model import ModelSpec
 from udlc.spec.spec import Spec
 from udlc.spec.validate import validate_model
@@ -73,7 +74,8 @@ def _image_augments(spec: Spec, graph: Graph, doc: Document) -> list[SpecError]:
     shapes = list(graph.inputs.values())
     for i, aug in enumerate(spec.data.augment):
         if aug.type in IMAGE_AUGMENTS and (len(shapes) != 1 or len(shapes[0]) != 3):
-            errors.append(SpecError(f"'{aug.type}' augments images, but model.input is {[list(s) for s in shapes]}",
+            given = ", ".join(str(list(s)) for s in shapes)
+            errors.append(SpecError(f"'{aug.type}' augments images, but the model's input is {given}",
                                     path=f"data.augment[{i}]", span=doc.span(("data", "augment", i)),
                                     hint="give model.input as [channels, height, width], or drop this augmentation"))
         elif aug.type == "random_crop" and aug.size is not None and (aug.size,) * 2 != shapes[0][1:]:
@@ -85,31 +87,45 @@ def _image_augments(spec: Spec, graph: Graph, doc: Document) -> list[SpecError]:
 
 
 def apply_overrides(doc: Document, overrides: Iterable[str]) -> None:
-    """`--set train.epochs=3`: set a value as if the file said so; errors then point at the --set."""
+    """`--set train.epochs=3` (or `model.layers[0].linear=32`): set a value as if the file said so.
+    Errors about it then point at the --set, not at the file."""
     for text in overrides:
         key, eq, raw = text.partition("=")
         span = Span("--set", 1, 1, text)
-        if not eq or not key:
+        path = tuple(int(p) if p.isdigit() else p for p in re.split(r"\.|\[(\d+)\]\.?", key) if p)
+        if not eq or not path:
             raise SpecError(f"--set needs KEY=VALUE, got {text!r}", span=span, hint="e.g. --set train.epochs=3")
-        value = load_text(f"value: {raw}" if raw.strip() else "value: null", "--set").data["value"]
-        path = tuple(int(p) if p.isdigit() else p for p in key.split("."))
-        cur = doc.data
+        try:
+            value = load_text(f"v: {raw}" if raw.strip() else "v: null", "--set").data["v"]
+        except SpecError as e:  # point into the --set text, not the wrapper it was parsed in
+            col = len(key) + 1 + max((e.span.col if e.span else 1) - 3, 1)
+            raise SpecError(e.message, span=Span("--set", 1, col, text), hint=e.hint) from None
+        parent = doc.data
         for i, part in enumerate(path[:-1]):
-            nxt = cur[part] if isinstance(cur, dict) and part in cur else (
-                cur[part] if isinstance(cur, list) and isinstance(part, int) and part < len(cur) else None)
-            if nxt is None:
-                if not isinstance(cur, dict):
-                    raise SpecError(f"--set {key}: '{'.'.join(map(str, path[: i + 1]))}' is not a mapping", span=span)
-                nxt = cur[part] = {}
-            cur = nxt
+            child = _child(parent, part)
+            if child is None:
+                if not isinstance(parent, dict) or isinstance(part, int):
+                    raise SpecError(f"--set {key}: there is no {dotted(path[: i + 1])} to set", span=span)
+                child = parent[part] = {}
+            parent = child
         last = path[-1]
-        if isinstance(cur, list) and isinstance(last, int) and last < len(cur):
-            cur[last] = value
-        elif isinstance(cur, dict):
-            cur[last] = value
+        if isinstance(parent, list) and isinstance(last, int) and last < len(parent) or isinstance(parent, dict):
+            parent[last] = value
         else:
-            raise SpecError(f"--set {key}: cannot set this key", span=span)
+            raise SpecError(f"--set {key}: there is no {dotted(path)} to set", span=span)
+        here = Span("--set", 1, len(key) + 2, text)
         for spans in (doc.value_spans, doc.key_spans):
             for p in [p for p in spans if p[: len(path)] == path]:
                 del spans[p]
-        doc.value_spans[path] = doc.key_spans[path] = Span("--set", 1, len(key) + 2, text)
+        for n in range(1, len(path) + 1):  # new keys, and the value, all point at the --set
+            doc.key_spans.setdefault(path[:n], here)
+            doc.value_spans.setdefault(path[:n], here)
+        doc.value_spans[path] = doc.key_spans[path] = here
+
+
+def _child(parent: object, part: str | int) -> object:
+    if isinstance(parent, dict) and part in parent:
+        return parent[part]
+    if isinstance(parent, list) and isinstance(part, int) and part < len(parent):
+        return parent[part]
+    return None

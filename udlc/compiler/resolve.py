@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from udlc.compiler.graph import Graph, Node
-from udlc.errors import SpecError, SpecErrors, did_you_mean, one_of
+from udlc.errors import SpecError, SpecErrors, did_you_mean, one_of, show
 from udlc.layers import REGISTRY, ShapeError
 from udlc.layers.registry import NODE_KEYS, fmt
 from udlc.spec.loader import Document, Path_, dotted
@@ -119,10 +119,10 @@ class _Resolver:
             return None
         if name in self.combinators:
             return self.combinators[name](args, meta, path, prev, scope)
+        if name in REGISTRY:  # before blocks: a block may not take a layer's name (reported in run)
+            return self.layer(name, args, meta, path, prev, scope)
         if name in self.model.blocks:
             return self.call_block(name, args, meta, path, prev, scope)
-        if name in REGISTRY:
-            return self.layer(name, args, meta, path, prev, scope)
         known = [*REGISTRY, *self.model.blocks, *self.combinators]
         self.error(f"unknown layer '{name}'", path, key=True, scope=scope,
                    hint=did_you_mean(name, known) or "see `udlc schema` for the layer types")
@@ -138,7 +138,8 @@ class _Resolver:
         if "id" in meta:
             node_id = meta["id"]
             if not isinstance(node_id, str) or not node_id.isidentifier() or node_id.startswith("_"):
-                self.error(f"id must be a name of letters, digits and _ (got {node_id!r})", path + ("id",), scope=scope)
+                self.error(f"id must be a name of letters, digits and _ (got {show(node_id)})", path + ("id",),
+                           scope=scope)
                 ok = False
             elif node_id in RESERVED_IDS:
                 self.error(f"id '{node_id}' is reserved", path + ("id",), hint="choose another name", scope=scope)
@@ -148,6 +149,10 @@ class _Resolver:
                 ok = False
         if "from" in meta:
             sources = meta["from"] if isinstance(meta["from"], list) else [meta["from"]]
+            if not sources:
+                self.error("`from` names no node", path + ("from",), scope=scope,
+                           hint="give one or more ids, or drop `from` to take the previous layer")
+                ok = False
             for i, src in enumerate(sources):
                 where = path + ("from",) + ((i,) if isinstance(meta["from"], list) else ())
                 if not isinstance(src, str) or src not in scope.names:
@@ -156,7 +161,7 @@ class _Resolver:
                     ok = False
             meta["from"] = sources
         if "repeat" in meta and (type(meta["repeat"]) is not int or not 1 <= meta["repeat"] <= 1000):
-            self.error(f"repeat must be a whole number from 1 to 1000 (got {meta['repeat']!r})", path + ("repeat",),
+            self.error(f"repeat must be a whole number from 1 to 1000 (got {show(meta['repeat'])})", path + ("repeat",),
                        scope=scope)
             ok = False
         if "init" in meta and meta["init"] not in INITS:
@@ -167,6 +172,15 @@ class _Resolver:
 
     def inputs(self, meta: dict, prev: str | None, scope: Scope) -> list[str | None]:
         return [scope.names[s] for s in meta["from"]] if "from" in meta else [prev]
+
+    def single_input(self, meta: dict, prev: str | None, path: Path_, scope: Scope) -> str | None:
+        """The one input of a combinator or block call; `from` may name just one node here."""
+        inputs = self.inputs(meta, prev, scope)
+        if len(inputs) != 1:
+            self.error(f"`from` names {len(inputs)} nodes, but '{path[-1]}' takes one input", path + ("from",),
+                       scope=scope, hint="merge them first with `add` or `concat`")
+            return None
+        return inputs[0]
 
     def named(self, node: str | None, meta: dict, scope: Scope) -> str | None:
         if node is not None and "id" in meta:
@@ -229,8 +243,8 @@ class _Resolver:
     def add_node(self, op: str, cfg: Any, inputs: list[str | None], path: Path_, scope: Scope,
                  init: str | None = None, meta: dict | None = None) -> str:
         name = self.fresh(op, scope, meta)
-        node = Node(name, op, cfg, tuple(i for i in inputs if i is not None), dotted(path), self.doc.span(path),
-                    init or self.model.init)
+        node = Node(name, op, cfg, tuple(i for i in inputs if i is not None), dotted(path),
+                    self.doc.span(path, key=True), init or self.model.init)
         self.graph.nodes[name] = node
         shapes = [self.graph.shape_of(i) for i in inputs] if None not in inputs else [None]
         if any(s is None for s in shapes):
@@ -241,7 +255,11 @@ class _Resolver:
             node.params = lt.params(cfg, *shapes)
             node.flops = lt.flops(cfg, *shapes)
         except ShapeError as e:
-            self.error(e.message, path, hint=e.hint, scope=scope)
+            self.error(e.message, path, hint=e.hint, scope=scope, key=True)
+            return name
+        if max(node.shape, default=1) > 2**31 or node.params > 2**36:
+            self.error(f"output {fmt(node.shape)} with {node.params:,} parameters is too large to build", path,
+                       scope=scope, key=True, hint="check the sizes in this layer's arguments")
         return name
 
     # ---- combinators ----------------------------------------------------------------------------
@@ -267,9 +285,9 @@ class _Resolver:
             return None
         layers, body_path, opts = parsed
         if not layers:
-            self.error("a residual needs at least one layer", body_path, scope=scope)
+            self.error("a residual needs at least one layer", path, scope=scope, key=True)
             return None
-        x = self.inputs(meta, prev, scope)[0]
+        x = self.single_input(meta, prev, path, scope)
         out = None
         for _ in range(meta.get("repeat", 1)):
             y = self.sequence(layers, body_path, x, scope)
@@ -280,7 +298,7 @@ class _Resolver:
             if xs is not None and ys is not None and xs != ys:
                 if opts["projection"] is not True:
                     self.error(f"the residual body turns {fmt(xs)} into {fmt(ys)}; x + f(x) needs them equal", path,
-                               scope=scope, hint="add `projection: true` to project x with a 1x1 convolution")
+                               scope=scope, key=True, hint="add `projection: true` to project x with a 1x1 convolution")
                     return None
                 skip = self.projection(x, xs, ys, path, scope)
             out = x = self.add_node("add", REGISTRY["add"].config(), [skip, y], path, scope)
@@ -289,13 +307,14 @@ class _Resolver:
     def projection(self, x: str, xs: tuple, ys: tuple, path: Path_, scope: Scope) -> str | None:
         """1x1 convolution (or linear layer) that maps shape xs to ys, striding over shrunk spatial axes."""
         if len(xs) != len(ys) or not 1 <= len(xs) <= 3:
-            self.error(f"cannot project {fmt(xs)} to {fmt(ys)}", path, scope=scope)
+            self.error(f"cannot project {fmt(xs)} to {fmt(ys)}", path, scope=scope, key=True)
             return None
         if len(xs) == 1:
             return self.add_node("linear", REGISTRY["linear"].config(out_features=ys[0]), [x], path, scope)
         strides = [a // b if b and a % b == 0 else 0 for a, b in zip(xs[1:], ys[1:])]
         if 0 in strides or len(set(strides)) != 1:
-            self.error(f"cannot project {fmt(xs)} to {fmt(ys)} with a strided 1x1 convolution", path, scope=scope)
+            self.error(f"cannot project {fmt(xs)} to {fmt(ys)} with a strided 1x1 convolution", path, scope=scope,
+                       key=True)
             return None
         op = "conv1d" if len(xs) == 2 else "conv2d"
         cfg = REGISTRY[op].config(out_channels=ys[0], kernel_size=1, stride=strides[0])
@@ -307,12 +326,14 @@ class _Resolver:
             return None
         branches, branches_path, opts = parsed
         if not isinstance(branches, list) or len(branches) < 2:
-            self.error("a parallel needs two or more branches (lists of layers)", branches_path, scope=scope)
+            self.error("a parallel needs two or more branches (lists of layers)", path, scope=scope, key=True)
             return None
         if opts["merge"] not in ("concat", "add"):
             self.error(f"unknown merge '{opts['merge']}'", path + ("merge",), scope=scope, hint="expected concat or add")
             return None
-        x = self.inputs(meta, prev, scope)[0]
+        x = self.single_input(meta, prev, path, scope)
+        if x is None:
+            return None
         outs = [self.sequence(b, branches_path + (i,), x, scope) if b else x for i, b in enumerate(branches)]
         if None in outs:
             return None
@@ -331,9 +352,10 @@ class _Resolver:
         layers, layers_path, opts = parsed
         times = opts["times"]
         if type(times) is not int or not 1 <= times <= 1000:
-            self.error(f"times must be a whole number from 1 to 1000 (got {times!r})", path + ("times",), scope=scope)
+            self.error(f"times must be a whole number from 1 to 1000 (got {show(times)})", path + ("times",),
+                       scope=scope)
             return None
-        x = self.inputs(meta, prev, scope)[0]
+        x = self.single_input(meta, prev, path, scope)
         for _ in range(times * meta.get("repeat", 1)):
             x = self.sequence(layers, layers_path, x, scope)
         return self.named(x, meta, scope)
@@ -352,12 +374,15 @@ class _Resolver:
             return None
         line = self.doc.span(path).line if self.doc.span(path) else "?"
         body_path = ("model", "blocks", name, "layers")
-        x = self.inputs(meta, prev, scope)[0]
+        x = self.single_input(meta, prev, path, scope)
         for _ in range(meta.get("repeat", 1)):
             instance = self.fresh(name, scope) + "_"
             inner = Scope(instance, {"x": x} if x else {}, values, scope.stack + (name,),
                           f" (in block '{name}' used at line {line})")
+            before = len(self.errors)
             layers = self.substitute(block.layers, body_path, inner)
+            if len(self.errors) > before:
+                return None  # an unknown `$param`: checking the body would only repeat it
             x = self.sequence(layers, body_path, x, inner)
         return self.named(x, meta, scope)
 
@@ -379,7 +404,8 @@ class _Resolver:
                 continue
             kind = params[key].type if isinstance(params[key], BlockParam) else _kind_of(params[key])
             if not _is_kind(value, kind):
-                self.error(f"parameter '{key}' must be {_KIND_WORDS[kind]} (got {value!r})", path + (key,), scope=scope)
+                self.error(f"parameter '{key}' must be {_KIND_WORDS[kind]} (got {show(value)})", path + (key,),
+                           scope=scope)
                 ok = False
             values[key] = value
         for key, spec in params.items():

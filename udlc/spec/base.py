@@ -1,29 +1,49 @@
 """Shared pieces of the spec models: strict mappings and the one-key shorthand users write."""
 
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 
-class StrictModel(BaseModel):
-    """A spec mapping: unknown keys are errors (reported with a did-you-mean), values are frozen."""
+class YamlBool:
+    """A YAML boolean given where a number is expected. pydantic would read `epochs: true` as 1;
+    swapping the bool for this makes it fail as the type error it is."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    def __init__(self, value: bool):
+        self.value = value
+
+
+class StrictModel(BaseModel):
+    """A spec mapping: unknown keys are errors (reported with a did-you-mean), numbers are finite and
+    never booleans, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
-    def _unknown_keys(cls, data: Any) -> Any:
+    def _check_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
         # pydantic's own extra="forbid" error does not say which keys *are* allowed; this one does,
         # so the error translator can suggest the closest.
-        if isinstance(data, dict):
-            allowed = [f.alias or name for name, f in cls.model_fields.items()]
-            unknown = [k for k in data if k not in allowed]
-            if unknown:
-                raise PydanticCustomError(
-                    "unknown_keys", "unknown keys {keys}", {"keys": unknown, "allowed": allowed}
-                )
-        return data
+        fields = cls.model_fields
+        allowed = [f.alias or name for name, f in fields.items()]
+        unknown = [k for k in data if k not in allowed]
+        if unknown:
+            raise PydanticCustomError("unknown_keys", "unknown keys {keys}", {"keys": unknown, "allowed": allowed})
+        return {k: YamlBool(v) if isinstance(v, bool) and not _takes_bool(fields[k].annotation) else v
+                for k, v in data.items()}
+
+
+def _takes_bool(annotation: Any) -> bool:
+    if annotation is bool or annotation is Any:
+        return True
+    if get_origin(annotation) is Literal:
+        return any(isinstance(a, bool) for a in get_args(annotation))
+    if get_origin(annotation) in (Union, Annotated) or type(annotation).__name__ == "UnionType":
+        return any(_takes_bool(a) for a in get_args(annotation))
+    return False
 
 
 def tagged(*members: type[BaseModel], main_args: dict[str, str] | None = None) -> Any:
@@ -37,10 +57,14 @@ def tagged(*members: type[BaseModel], main_args: dict[str, str] | None = None) -
     main_args = main_args or {}
     names = [m.model_fields["type"].default for m in members]
 
+    fields = {f for m in members for f in m.model_fields if f != "type"}
+
     def expand(value: Any) -> Any:
         if isinstance(value, str):
             return {"type": value}
-        if isinstance(value, dict) and "type" not in value and len(value) == 1:
+        if isinstance(value, dict) and "type" not in value and (len(value) != 1 or next(iter(value)) in fields):
+            raise PydanticCustomError("missing_type", "needs a `type`", {"names": names})
+        if isinstance(value, dict) and "type" not in value:
             (name, args), = value.items()
             if isinstance(args, dict):
                 return {"type": name, **args}
@@ -50,7 +74,7 @@ def tagged(*members: type[BaseModel], main_args: dict[str, str] | None = None) -
                 return {"type": name, main_args[name]: args}
             if name in names:
                 raise PydanticCustomError(
-                    "no_main_arg", "'{name}' takes no single value; write `{name}: {{...}}`", {"name": name}
+                    "no_main_arg", "'{name}' takes no single value; give its arguments as a mapping", {"name": name}
                 )
             return {"type": name}  # unknown name: the union reports it with a did-you-mean
         return value

@@ -24,25 +24,29 @@ MAX_NODES = 100_000  # counted with aliases expanded
 Key = str | int
 Path_ = tuple[Key, ...]
 
-_PLAIN_TAGS = {
-    "tag:yaml.org,2002:str",
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:null",
-    "tag:yaml.org,2002:timestamp",  # kept as its text: a spec has no dates
-}
+_STR, _INT, _FLOAT, _BOOL, _NULL = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null"))
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+# The C parser when PyYAML has it (about ten times faster); the Python one otherwise.
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads YAML 1.2 floats: `3e-3` is 0.003, not the string '3e-3'."""
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    """Plain scalars resolved by YAML 1.2's core schema, as editors read them: `3e-3` is a float,
+    `012` is twelve, and only true/false are booleans (`no`, `on`, `yes` stay strings)."""
+
+    yaml_implicit_resolvers: dict = {}
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+for _tag, _pattern, _first in (
+    (_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    (_INT, r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (_FLOAT, r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+     "-+0123456789."),
+    (_NULL, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:merge", r"^<<$", "<"),  # recognised only to be refused with a clear message
+):
+    _Loader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
 
 
 @dataclass
@@ -117,13 +121,10 @@ def load_text(text: str, file: str = "<spec>") -> Document:
         _guard(text, doc)
         node = _Loader(text).get_single_node()
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        problem = (e.problem or e.context or "invalid YAML").strip()
-        span = doc.span_at(mark.line + 1, mark.column + 1) if mark else None
-        raise SpecError(f"invalid YAML: {problem}", span=span) from None
+        raise _yaml_error(e, doc) from None
     except yaml.YAMLError as e:  # pragma: no cover - every PyYAML error we know of is marked
         raise SpecError(f"invalid YAML: {e}", span=doc.span_at(1, 1)) from None
-    if node is None:
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL and not node.value):
         raise SpecError("file is empty", span=doc.span_at(1, 1), hint="a spec starts with `udlc: 1`")
     if not isinstance(node, yaml.MappingNode):
         raise SpecError(
@@ -148,7 +149,7 @@ def _guard(text: str, doc: Document) -> None:
     total = 0  # nodes so far, each alias counted as the whole subtree it names
     open_at: list[tuple[str | None, int]] = []  # (anchor, total when the collection opened)
     anchor_size: dict[str, int] = {}
-    for event in yaml.parse(text, Loader=_Loader):
+    for event in yaml.parse(text, Loader=_Loader):  # events only: no tree is built yet
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
@@ -180,7 +181,7 @@ def _guard(text: str, doc: Document) -> None:
 def _convert(node: yaml.Node, path: Path_, doc: Document, errors: list[SpecError]) -> Any:
     doc.value_spans.setdefault(path, _span(doc, node))
     if isinstance(node, yaml.MappingNode):
-        if node.tag != "tag:yaml.org,2002:map":
+        if node.tag != _MAP:
             errors.append(_tag_error(node, path, doc))
             return None
         out: dict[str, Any] = {}
@@ -190,7 +191,7 @@ def _convert(node: yaml.Node, path: Path_, doc: Document, errors: list[SpecError
                     SpecError("merge keys (`<<`) are not supported", path=dotted(path), span=_span(doc, key_node))
                 )
                 continue
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
                 shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "a collection"
                 errors.append(
                     SpecError(
@@ -217,40 +218,66 @@ def _convert(node: yaml.Node, path: Path_, doc: Document, errors: list[SpecError
             out[key] = _convert(value_node, path + (key,), doc, errors)
         return out
     if isinstance(node, yaml.SequenceNode):
-        if node.tag != "tag:yaml.org,2002:seq":
+        if node.tag != _SEQ:
             errors.append(_tag_error(node, path, doc))
             return None
         return [_convert(item, path + (i,), doc, errors) for i, item in enumerate(node.value)]
-    if node.tag not in _PLAIN_TAGS:
+    if node.tag not in _SCALARS:
         errors.append(_tag_error(node, path, doc))
         return None
     return _scalar(node, path, doc, errors)
 
 
-_CONSTRUCT = {
-    "tag:yaml.org,2002:int": _Loader.construct_yaml_int,
-    "tag:yaml.org,2002:float": _Loader.construct_yaml_float,
-    "tag:yaml.org,2002:bool": _Loader.construct_yaml_bool,
-    "tag:yaml.org,2002:null": _Loader.construct_yaml_null,
+def _int(text: str) -> int:
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    if digits.startswith(("0x", "0o")):
+        return sign * int(digits[2:], 16 if digits[1] == "x" else 8)
+    return sign * int(digits, 10)
+
+
+def _float(text: str) -> float:
+    low = text.lower()
+    if low.endswith(".inf"):
+        return float("-inf") if low.startswith("-") else float("inf")
+    return float("nan") if low == ".nan" else float(text)
+
+
+_SCALARS = {
+    _STR: str,
+    _INT: _int,
+    _FLOAT: _float,
+    _BOOL: lambda text: text.lower() == "true",
+    _NULL: lambda text: None,
 }
 
 
 def _scalar(node: yaml.ScalarNode, path: Path_, doc: Document, errors: list[SpecError]) -> Any:
-    construct = _CONSTRUCT.get(node.tag)
-    if construct is None:  # str, and timestamps kept as text
+    if node.style or node.tag == _STR:  # quoted (a style of '"' or "'"): always a string
         return node.value
     try:
-        return construct(_Loader(""), node)
+        return _SCALARS[node.tag](node.value)
     except ValueError:
-        errors.append(
-            SpecError(
-                f"number {node.value[:20]}… is too long to read" if len(node.value) > 20 else f"cannot read {node.value!r}",
-                path=dotted(path),
-                span=_span(doc, node),
-                hint="use a number of a sensible size",
-            )
-        )
+        errors.append(SpecError(f"number {node.value[:20]}… is too long to read", path=dotted(path),
+                                span=_span(doc, node), hint="use a number of a sensible size"))
         return None
+
+
+def _yaml_error(e: yaml.MarkedYAMLError, doc: Document) -> SpecError:
+    mark = e.problem_mark or e.context_mark
+    problem = (e.problem or e.context or "invalid YAML").strip()
+    line = min(mark.line + 1, max(len(doc.lines), 1)) if mark else 1
+    col = mark.column + 1 if mark and mark.line < len(doc.lines) else max(len(doc.lines[-1]) if doc.lines else 0, 1)
+    if e.context and e.context_mark and e.problem_mark and e.context_mark.line != e.problem_mark.line:
+        problem += f" ({e.context} at line {e.context_mark.line + 1})"
+    hint = None
+    if "another document" in problem:
+        problem, hint = "a spec is one YAML document", "remove the second `---` and what follows it"
+    elif "\t" in doc.span_at(line, col).text:
+        hint = "indent with spaces, not tabs"
+    elif "mapping values are not allowed" in problem:
+        hint = "quote a value that contains ': '"
+    return SpecError(f"invalid YAML: {problem}", span=doc.span_at(line, col), hint=hint)
 
 
 def _tag_error(node: yaml.Node, path: Path_, doc: Document) -> SpecError:

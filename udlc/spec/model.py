@@ -35,7 +35,8 @@ class BlockSpec(StrictModel):
 
 class ModelSpec(StrictModel):
     input: InputShape | None = Field(None, description="one sample's shape; the batch axis is implicit")
-    inputs: dict[Name, InputShape] | None = Field(None, description="several named inputs instead of `input`")
+    inputs: dict[Name, InputShape] | None = Field(None, min_length=1,
+                                                  description="several named inputs instead of `input`")
     blocks: dict[Name, BlockSpec] = Field(default_factory=dict)
     layers: list[LayerEntry] = Field(min_length=1)
     outputs: list[Name] | None = Field(None, description="node ids to output (default: the last layer)")

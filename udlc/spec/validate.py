@@ -7,7 +7,8 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
-from udlc.errors import SpecError, did_you_mean, one_of
+from udlc.errors import SpecError, did_you_mean, one_of, show
+from udlc.spec.base import YamlBool
 from udlc.spec.loader import Document, Path_, dotted
 
 # What to call the thing a `type` picks, by the section it sits in.
@@ -36,9 +37,47 @@ def _errors(raw: Iterable[dict], doc: Document, prefix: Path_):
     from udlc.errors import SpecErrors
 
     out: list[SpecError] = []
-    for err in raw:
+    for err in _one_member_per_union(list(raw), doc, prefix):
         out.extend(translate(err, doc, prefix))
     return SpecErrors(out)
+
+
+# pydantic's labels for union members in an error's loc: int, constrained-int, tuple[...], literal[...], Model
+_MEMBER = re.compile(r"^(?:int|float|str|bool|list|dict|tuple|none|constrained-[\w-]+|[a-z-]+\[.*\]|[A-Z]\w*)$")
+
+
+def _one_member_per_union(raw: list[dict], doc: Document, prefix: Path_) -> list[dict]:
+    """A value that fits no member of a union gets an error from every member (`kernel_size: -1` is
+    neither a positive int nor a pair). Keep the errors of the member meant for the value's kind."""
+    plain: list[dict] = []
+    unions: dict[tuple, dict[str, list[dict]]] = {}
+    for err in raw:
+        loc = tuple(err["loc"])
+        at = next((i for i, part in enumerate(loc) if isinstance(part, str) and _MEMBER.match(part)), None)
+        if at is None:
+            plain.append(err)
+            continue
+        stripped = {**err, "loc": loc[:at] + loc[at + 1:]}
+        unions.setdefault(loc[:at], {}).setdefault(loc[at], []).append(stripped)
+    for key, members in unions.items():
+        value = locate(doc, tuple(prefix) + key)[1]
+        best = min(members, key=lambda label: 0 if _fits(label, value) else 1)
+        plain.extend(members[best])
+    return plain
+
+
+def _fits(label: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return label == "bool"
+    if isinstance(value, (int, float)):
+        return label in ("int", "float") or label.startswith("constrained-")
+    if isinstance(value, str):
+        return label.startswith(("literal", "str"))
+    if isinstance(value, list):
+        return label.startswith(("list", "tuple"))
+    if isinstance(value, dict):
+        return label[0].isupper() or label.startswith("dict")
+    return label == "none"
 
 
 def locate(doc: Document, loc: Iterable[Any]) -> tuple[Path_, Any, list[Any]]:
@@ -61,10 +100,7 @@ def locate(doc: Document, loc: Iterable[Any]) -> tuple[Path_, Any, list[Any]]:
 
 
 def _got(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else ("null" if value is None else str(value))
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    return text if len(text) <= 40 else text[:37] + "..."
+    return show(value.value if isinstance(value, YamlBool) else value)
 
 
 def translate(err: dict, doc: Document, prefix: Path_ = ()) -> list[SpecError]:
@@ -88,12 +124,12 @@ def translate(err: dict, doc: Document, prefix: Path_ = ()) -> list[SpecError]:
         name = rest[-1] if rest else "?"
         return [SpecError(f"missing required key '{name}'", path=where, span=span,
                           hint=f"add `{name}: ...`")]
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
+    if kind in ("union_tag_invalid", "missing_type"):
         section = next((p for p in reversed(path) if isinstance(p, str)), "")
         what = _KINDS.get(section, "type")
+        if kind == "missing_type":
+            return [SpecError(f"{what} needs a `type`", path=where, span=span, hint=one_of(ctx["names"]))]
         tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
-        if kind == "union_tag_not_found":
-            return [SpecError(f"{what} needs a `type`", path=where, span=span, hint=one_of(tags))]
         tag = ctx.get("tag")
         if isinstance(value, dict) and "type" in value:
             span = doc.span(path + ("type",))
@@ -108,7 +144,9 @@ def translate(err: dict, doc: Document, prefix: Path_ = ()) -> list[SpecError]:
         bound = ctx.get(_BOUND_CTX[kind])
         return [SpecError(f"{field}must be {_BOUNDS[kind]} {bound} (got {_got(err['input'])})", path=where, span=span)]
     if kind in _TYPES:
-        return [SpecError(f"{field}must be {_TYPES[kind]} (got {_got(err['input'])})", path=where, span=span)]
+        hint = f"write a list: [{err['input']}]" if kind == "list_type" and isinstance(err["input"], str) else None
+        return [SpecError(f"{field}must be {_TYPES[kind]} (got {_got(err['input'])})", path=where, span=span,
+                          hint=hint)]
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'|(\d+)", str(ctx.get("expected", "")))
         names = [a or b for a, b in choices]
