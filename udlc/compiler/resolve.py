@@ -9,15 +9,15 @@ an entry that fails leaves its successors' shapes unknown, and the rest of the f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
+from udlc.compiler.blocks import Scope, call_block
 from udlc.compiler.graph import Graph, Node
 from udlc.errors import SpecError, SpecErrors, did_you_mean, one_of, show
 from udlc.layers import REGISTRY, ShapeError
 from udlc.layers.registry import NODE_KEYS, fmt
 from udlc.spec.loader import Document, Path_, dotted
-from udlc.spec.model import INITS, BlockParam, ModelSpec
+from udlc.spec.model import INITS, ModelSpec
 from udlc.spec.validate import validate_model
 
 # Node ids become torch submodule names, so they may not shadow nn.Module's own attributes.
@@ -32,17 +32,6 @@ RESERVED_IDS = frozenset(
     "state_dict to to_empty train training type xpu zero_grad code graph graph_module recompile "
     "print_readable delete_submodule delete_all_unused_submodules add_submodule meta".split()
 )
-
-
-@dataclass
-class Scope:
-    """What names mean where an entry is resolved: the top level, or inside one block call."""
-
-    prefix: str  # prepended to node names made here: "" or "conv_bn_1_"
-    names: dict[str, str]  # ids visible here -> node names
-    params: dict[str, Any]  # block parameter values, for `$name`
-    stack: tuple[str, ...] = ()  # block names being expanded, to catch recursion
-    context: str = ""  # " (in block 'x' used at line N)", appended to messages from inside a block
 
 
 def resolve(model: ModelSpec, doc: Document, name: str = "model") -> Graph:
@@ -122,7 +111,7 @@ class _Resolver:
         if name in REGISTRY:  # before blocks: a block may not take a layer's name (reported in run)
             return self.layer(name, args, meta, path, prev, scope)
         if name in self.model.blocks:
-            return self.call_block(name, args, meta, path, prev, scope)
+            return call_block(self, name, args, meta, path, prev, scope)
         known = [*REGISTRY, *self.model.blocks, *self.combinators]
         self.error(f"unknown layer '{name}'", path, key=True, scope=scope,
                    hint=did_you_mean(name, known) or "see `udlc schema` for the layer types")
@@ -359,97 +348,3 @@ class _Resolver:
         for _ in range(times * meta.get("repeat", 1)):
             x = self.sequence(layers, layers_path, x, scope)
         return self.named(x, meta, scope)
-
-    # ---- blocks ---------------------------------------------------------------------------------
-
-    def call_block(self, name: str, args: Any, meta: dict, path: Path_, prev: str | None, scope: Scope) -> str | None:
-        block = self.model.blocks[name]
-        if name in scope.stack:
-            chain = " → ".join(scope.stack + (name,))
-            self.error(f"block '{name}' uses itself ({chain})", path, key=True, scope=scope,
-                       hint="a block may not call itself, directly or through another block")
-            return None
-        values = self.block_args(name, block.params, args, path, scope)
-        if values is None:
-            return None
-        line = self.doc.span(path).line if self.doc.span(path) else "?"
-        body_path = ("model", "blocks", name, "layers")
-        x = self.single_input(meta, prev, path, scope)
-        for _ in range(meta.get("repeat", 1)):
-            instance = self.fresh(name, scope) + "_"
-            inner = Scope(instance, {"x": x} if x else {}, values, scope.stack + (name,),
-                          f" (in block '{name}' used at line {line})")
-            before = len(self.errors)
-            layers = self.substitute(block.layers, body_path, inner)
-            if len(self.errors) > before:
-                return None  # an unknown `$param`: checking the body would only repeat it
-            x = self.sequence(layers, body_path, x, inner)
-        return self.named(x, meta, scope)
-
-    def block_args(self, name: str, params: dict, args: Any, path: Path_, scope: Scope) -> dict | None:
-        if args is None:
-            args = {}
-        elif not isinstance(args, dict):
-            if len(params) != 1:
-                self.error(f"block '{name}' takes named arguments", path, scope=scope,
-                           hint=f"write `{name}: {{{', '.join(f'{p}: ...' for p in params)}}}`")
-                return None
-            args = {next(iter(params)): args}
-        values, ok = {}, True
-        for key, value in args.items():
-            if key not in params:
-                self.error(f"block '{name}' has no parameter '{key}'", path + (key,), key=True, scope=scope,
-                           hint=did_you_mean(key, params) or (one_of(params) if params else "it takes none"))
-                ok = False
-                continue
-            kind = params[key].type if isinstance(params[key], BlockParam) else _kind_of(params[key])
-            if not _is_kind(value, kind):
-                self.error(f"parameter '{key}' must be {_KIND_WORDS[kind]} (got {show(value)})", path + (key,),
-                           scope=scope)
-                ok = False
-            values[key] = value
-        for key, spec in params.items():
-            if key in values:
-                continue
-            if isinstance(spec, BlockParam):
-                if spec.default is None:
-                    self.error(f"block '{name}' needs parameter '{key}'", path, scope=scope, hint=f"add `{key}: ...`")
-                    ok = False
-                values[key] = spec.default
-            else:
-                values[key] = spec
-        return values if ok else None
-
-    def substitute(self, value: Any, path: Path_, scope: Scope) -> Any:
-        """Replace each `$name` value with the block parameter's value."""
-        if isinstance(value, str) and value.startswith("$"):
-            key = value[1:]
-            if key in scope.params:
-                return scope.params[key]
-            self.error(f"unknown parameter '{value}'", path, scope=scope,
-                       hint=did_you_mean(key, scope.params) or (one_of(scope.params) if scope.params else
-                                                                "declare it under the block's `params`"))
-            return value
-        if isinstance(value, list):
-            return [self.substitute(v, path + (i,), scope) for i, v in enumerate(value)]
-        if isinstance(value, dict):
-            return {k: self.substitute(v, path + (k,), scope) for k, v in value.items()}
-        return value
-
-
-_KIND_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string", "list": "a list"}
-
-
-def _kind_of(default: Any) -> str:
-    for kind, t in (("bool", bool), ("int", int), ("float", float), ("str", str), ("list", list)):
-        if isinstance(default, t):
-            return kind
-    return "str"
-
-
-def _is_kind(value: Any, kind: str) -> bool:
-    if kind == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, {"bool": bool, "str": str, "list": list}[kind])

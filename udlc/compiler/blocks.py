@@ -1,0 +1,122 @@
+"""Blocks: reusable, parameterized sequences of layers, expanded where they are used.
+
+`$name` in a block's layers stands for a parameter; each use gets its own scope, so the names of its
+nodes are prefixed with the use's name (`conv_bn_1_conv2d`) and its ids do not leak out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from udlc.errors import did_you_mean, one_of, show
+from udlc.spec.loader import Path_
+from udlc.spec.model import BlockParam
+
+if TYPE_CHECKING:
+    from udlc.compiler.resolve import _Resolver
+
+
+@dataclass
+class Scope:
+    """What names mean where an entry is resolved: the top level, or inside one block call."""
+
+    prefix: str  # prepended to node names made here: "" or "conv_bn_1_"
+    names: dict[str, str]  # ids visible here -> node names
+    params: dict[str, Any]  # block parameter values, for `$name`
+    stack: tuple[str, ...] = ()  # block names being expanded, to catch recursion
+    context: str = ""  # " (in block 'x' used at line N)", appended to messages from inside a block
+
+
+def call_block(r: _Resolver, name: str, args: Any, meta: dict, path: Path_, prev: str | None,
+               scope: Scope) -> str | None:
+    block = r.model.blocks[name]
+    if name in scope.stack:
+        chain = " → ".join(scope.stack + (name,))
+        r.error(f"block '{name}' uses itself ({chain})", path, key=True, scope=scope,
+               hint="a block may not call itself, directly or through another block")
+        return None
+    values = block_args(r, name, block.params, args, path, scope)
+    if values is None:
+        return None
+    line = r.doc.span(path).line if r.doc.span(path) else "?"
+    body_path = ("model", "blocks", name, "layers")
+    x = r.single_input(meta, prev, path, scope)
+    for _ in range(meta.get("repeat", 1)):
+        instance = r.fresh(name, scope) + "_"
+        inner = Scope(instance, {"x": x} if x else {}, values, scope.stack + (name,),
+                      f" (in block '{name}' used at line {line})")
+        before = len(r.errors)
+        layers = substitute(r, block.layers, body_path, inner)
+        if len(r.errors) > before:
+            return None  # an unknown `$param`: checking the body would only repeat it
+        x = r.sequence(layers, body_path, x, inner)
+    return r.named(x, meta, scope)
+
+def block_args(r: _Resolver, name: str, params: dict, args: Any, path: Path_, scope: Scope) -> dict | None:
+    if args is None:
+        args = {}
+    elif not isinstance(args, dict):
+        if len(params) != 1:
+            r.error(f"block '{name}' takes named arguments", path, scope=scope,
+                   hint=f"write `{name}: {{{', '.join(f'{p}: ...' for p in params)}}}`")
+            return None
+        args = {next(iter(params)): args}
+    values, ok = {}, True
+    for key, value in args.items():
+        if key not in params:
+            r.error(f"block '{name}' has no parameter '{key}'", path + (key,), key=True, scope=scope,
+                   hint=did_you_mean(key, params) or (one_of(params) if params else "it takes none"))
+            ok = False
+            continue
+        kind = params[key].type if isinstance(params[key], BlockParam) else _kind_of(params[key])
+        if not _is_kind(value, kind):
+            r.error(f"parameter '{key}' must be {_KIND_WORDS[kind]} (got {show(value)})", path + (key,),
+                   scope=scope)
+            ok = False
+        values[key] = value
+    for key, spec in params.items():
+        if key in values:
+            continue
+        if isinstance(spec, BlockParam):
+            if spec.default is None:
+                r.error(f"block '{name}' needs parameter '{key}'", path, scope=scope, hint=f"add `{key}: ...`")
+                ok = False
+            values[key] = spec.default
+        else:
+            values[key] = spec
+    return values if ok else None
+
+def substitute(r: _Resolver, value: Any, path: Path_, scope: Scope) -> Any:
+    """Replace each `$name` value with the block parameter's value."""
+    if isinstance(value, str) and value.startswith("$"):
+        key = value[1:]
+        if key in scope.params:
+            return scope.params[key]
+        r.error(f"unknown parameter '{value}'", path, scope=scope,
+               hint=did_you_mean(key, scope.params) or (one_of(scope.params) if scope.params else
+                                                        "declare it under the block's `params`"))
+        return value
+    if isinstance(value, list):
+        return [substitute(r, v, path + (i,), scope) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: substitute(r, v, path + (k,), scope) for k, v in value.items()}
+    return value
+
+
+_KIND_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string", "list": "a list"}
+
+
+def _kind_of(default: Any) -> str:
+    for kind, t in (("bool", bool), ("int", int), ("float", float), ("str", str), ("list", list)):
+        if isinstance(default, t):
+            return kind
+    return "str"
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, {"bool": bool, "str": str, "list": list}[kind])
