@@ -1,0 +1,218 @@
+"""Shared fixtures: a spec writer, the `udlc` command in a subprocess, and small runs trained once per session.
+
+Nothing here imports torch at collection time: other test files check that `udlc check` never needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+# Every subprocess runs torch on one thread: on a small shared machine two threads fighting over two
+# busy cores make a tiny MLP step ten times slower, and one thread changes no result a test compares.
+CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "NO_COLOR": "1",
+             "COLUMNS": "200"}
+CLI_TIMEOUT = 300
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **CHILD_ENV, **(extra or {})}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    return env
+
+
+def udlc_argv(*args: Any) -> list[str]:
+    return [sys.executable, "-m", "udlc", *map(str, args)]
+
+
+def cli(*args: Any, cwd: Path, timeout: float = CLI_TIMEOUT, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess:
+    """Run `udlc ARGS` in a fresh interpreter, as a user would, and capture its output."""
+    return subprocess.run(udlc_argv(*args), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
+                          env=child_env(env))
+
+
+def start_cli(*args: Any, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`udlc ARGS` in the background (for runs that go on while a test does something else)."""
+    return subprocess.Popen(udlc_argv(*args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env(env))
+
+
+def finish(proc: subprocess.Popen, args: Iterable[Any] = (), timeout: float = CLI_TIMEOUT
+           ) -> subprocess.CompletedProcess:
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(list(map(str, args)), proc.returncode, out, err)
+
+
+def describe(result: subprocess.CompletedProcess) -> str:
+    """What a failed assertion shows about a CLI call."""
+    return f"exit {result.returncode}\n--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+
+
+def write_spec(path: Path, doc: dict[str, Any], **sections: Any) -> Path:
+    """Write a spec: `doc` updated section by section with `sections` (train={...} replaces train)."""
+    doc = {**doc, **sections}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+# A tiny MLP on the 8x8 digits read as 64 features: trains in well under a second.
+DIGITS_MLP: dict[str, Any] = {
+    "udlc": 1,
+    "name": "tiny-digits",
+    "seed": 0,
+    "data": {"source": "digits", "split": [0.8, 0.1, 0.1]},
+    "model": {"input": [64], "layers": [{"linear": 32}, "relu", {"linear": 10}]},
+    "loss": "cross_entropy",
+    "metrics": ["accuracy"],
+    "optimizer": {"type": "adam", "lr": 0.01},
+    "train": {"epochs": 3, "batch_size": 64},
+    "export": {"onnx": {"opset": 18}},
+}
+
+# A tiny regression on generated sine data. With an lr of 1e-12 nothing moves, so early stopping
+# (patience 1, min_delta above float noise) must stop it after its second epoch.
+SINE_PLATEAU: dict[str, Any] = {
+    "udlc": 1,
+    "name": "tiny-sine",
+    "seed": 0,
+    "data": {"source": "sine", "samples": 200},
+    "model": {"input": [1], "layers": [{"linear": 8}, "tanh", {"linear": 1}]},
+    "loss": "mse",
+    "metrics": ["mae"],
+    "optimizer": {"type": "adam", "lr": 1e-12},
+    "train": {"epochs": 20, "batch_size": 32,
+              "early_stopping": {"monitor": "val_loss", "patience": 1, "min_delta": 1e-6}},
+    "export": {"onnx": {"opset": 18}},
+}
+
+
+@dataclass
+class TrainedRun:
+    spec: Path  # the spec file trained
+    run: Path  # the run folder `udlc train` printed
+    result: subprocess.CompletedProcess  # the `udlc train` call
+
+    def read_json(self, name: str) -> Any:
+        return json.loads((self.run / name).read_text())
+
+
+def run_folder(result: subprocess.CompletedProcess, cwd: Path) -> Path:
+    """The run folder `udlc train` prints as its last line of stdout."""
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 0 and lines, describe(result)
+    run = Path(lines[-1])
+    return run if run.is_absolute() else cwd / run
+
+
+# ---- CLI jobs started early ------------------------------------------------------------------------
+# Most of a `udlc` subprocess's time is importing torch and training on one core, while the in-process
+# tests (the layer exports) use the other. A job registered here under a fixture's name starts as soon
+# as collection shows a selected test needs that fixture; the fixture then just waits for it.
+
+Job = Callable[[Path], dict[str, tuple]]  # writes its files into a folder; returns {key: udlc arguments}
+_JOBS: dict[str, Job] = {}
+_started: dict[str, tuple[Path, dict[str, tuple[tuple, subprocess.Popen]]]] = {}
+_finished: dict[str, tuple[Path, dict[str, subprocess.CompletedProcess]]] = {}
+
+
+def early_job(name: str) -> Callable[[Job], Job]:
+    """Register a job for the fixture `name` (call it at import time, in a test module or here)."""
+
+    def register(job: Job) -> Job:
+        _JOBS[name] = job
+        return job
+
+    return register
+
+
+def _start(name: str, root: Path) -> None:
+    commands = _JOBS[name](root)
+    _started[name] = (root, {k: (args, start_cli(*args, cwd=root)) for k, args in commands.items()})
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    for item in session.items:
+        for name in getattr(item, "fixturenames", ()):
+            if name in _JOBS and name not in _started:
+                _start(name, Path(tempfile.mkdtemp(prefix=f"udlc-test-{name}-")))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for root, procs in _started.values():
+        for _, proc in procs.values():
+            if proc.poll() is None:  # the session ended before a fixture waited for it
+                proc.kill()
+                proc.communicate()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def job_results(name: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
+    """The folder of job `name` and its finished commands (started now if it was not started early)."""
+    if name not in _finished:
+        if name not in _started:
+            _start(name, tmp_path_factory.mktemp(name))
+        root, procs = _started[name]
+        _finished[name] = (root, {k: finish(proc, args) for k, (args, proc) in procs.items()})
+    return _finished[name]
+
+
+@early_job("trained")
+def _trained_job(root: Path) -> dict[str, tuple]:
+    write_spec(root / "digits.yaml", DIGITS_MLP)
+    write_spec(root / "sine.yaml", SINE_PLATEAU)
+    return {"digits": ("train", "digits.yaml", "--out", "runs", "--set", "train.epochs=2"),
+            "sine": ("train", "sine.yaml", "--out", "runs")}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainedRun]:
+    """Two small runs trained once per session, side by side: `digits` (classification, trained with
+    --set train.epochs=2 over the file's 3) and `sine` (regression that plateaus and stops early).
+    Both export model.onnx. Tests must not modify these folders: copy them first."""
+    root, results = job_results("trained", tmp_path_factory)
+    return {k: TrainedRun(root / f"{k}.yaml", run_folder(r, root), r) for k, r in results.items()}
+
+
+@pytest.fixture(scope="session")
+def digits_run(trained: dict[str, TrainedRun]) -> TrainedRun:
+    return trained["digits"]
+
+
+@pytest.fixture(scope="session")
+def sine_run(trained: dict[str, TrainedRun]) -> TrainedRun:
+    return trained["sine"]
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """`run_cli("train", "spec.yaml")`: the udlc command in a subprocess with cwd=tmp_path."""
+
+    def run(*args: Any, cwd: Path | None = None, timeout: float = CLI_TIMEOUT,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return cli(*args, cwd=cwd or tmp_path, timeout=timeout, env=env)
+
+    return run
+
+
+@pytest.fixture
+def one_torch_thread():
+    """In-process torch on one thread for the test (see CHILD_ENV); restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
