@@ -2,7 +2,7 @@
 
 For the two bench models (bench/specs/digits-mlp.yaml and digits-cnn.yaml), builds the network with
 udlc.build (seeded init; latency does not depend on trained values), exports it with
-udlc.export.onnx.export_module to a temporary folder (checker + parity gate included), then times
+udlc.exporter.onnx.export_module to a temporary folder (checker + parity gate included), then times
 single calls on one sample:
 
   ort    onnxruntime.InferenceSession(path) with default options: session.run(None, {name: array})
@@ -59,7 +59,7 @@ def bench_model(name: str, tmp: Path, calls: int, warmup: int) -> list[dict]:
     import torch
 
     import udlc
-    from udlc.export.onnx import export_module
+    from udlc.exporter.onnx import export_module
     from udlc.spec.training import OnnxExport
 
     compiled = udlc.load_spec(SPECS[name])

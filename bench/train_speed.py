@@ -2,8 +2,8 @@
 
 For each spec under bench/specs/ (an MLP and a CNN on `digits`, deterministic, constant schedule,
 grad_clip 1.0, no early stopping, no export), the hand-written loop uses the same data tensors
-(udlc.train.run.load_dataset), the same model and initialization (udlc.build), the same optimizer
-(udlc.train.objectives.make_optimizer), the same batch order (a torch.Generator seeded with the spec
+(udlc.trainer.run.load_dataset), the same model and initialization (udlc.build), the same optimizer
+(udlc.trainer.objectives.make_optimizer), the same batch order (a torch.Generator seeded with the spec
 seed, one randperm per epoch, as InMemoryBatches draws it), the same loss, grad clipping and
 per-epoch validation pass (loss and the spec's metrics), and the same global RNG stream for dropout.
 
@@ -14,7 +14,7 @@ loop, whole runs, alternating. Per-epoch medians (epoch 1 excluded as warm-up) o
                    checkpoints (last, and best when val_loss improved) and metrics files;
 and whether udlc's checkpoints/last.safetensors equals the hand-written state_dict bitwise.
 
-Part 2, interleaved: udlc's own loop function (udlc.train.loop.fit, set up as udlc.train.run does)
+Part 2, interleaved: udlc's own loop function (udlc.trainer.loop.fit, set up as udlc.trainer.run does)
 run one epoch at a time, alternating epoch by epoch with the hand-written loop, each with its own
 copy of the RNG state. On a machine shared with other jobs this pairs every udlc epoch with a
 hand-written epoch run moments apart, so it gives the steadier ratio.
@@ -39,11 +39,6 @@ from pathlib import Path
 
 import udlc  # no torch yet
 
-# Keep the API function: importing any udlc.train.* submodule (udlc.train() itself imports
-# udlc.train.run) rebinds the package attribute `udlc.train` to that subpackage, after which
-# `udlc.train(...)` raises "TypeError: 'module' object is not callable".
-UDLC_TRAIN = udlc.train
-
 HERE = Path(__file__).resolve().parent
 SPECS = {"mlp": HERE / "specs" / "digits-mlp.yaml", "cnn": HERE / "specs" / "digits-cnn.yaml"}
 DEFAULTS = {  # repeats of part 1, epochs of part 2
@@ -61,7 +56,7 @@ class HandLoop:
     def __init__(self, compiled, data):
         import torch
 
-        from udlc.train.objectives import make_optimizer
+        from udlc.trainer.objectives import make_optimizer
 
         spec = compiled.spec
         assert spec.loss.type == "cross_entropy" and not spec.loss.weight, "this loop hand-writes cross_entropy only"
@@ -78,7 +73,7 @@ class HandLoop:
         import torch
         import torch.nn.functional as F
 
-        from udlc.train.objectives import compute_metrics
+        from udlc.trainer.objectives import compute_metrics
 
         model, opt, cfg, spec = self.model, self.optimizer, self.cfg, self.spec
         x, y, n, bs = self.x, self.y, len(self.x), cfg.batch_size
@@ -115,7 +110,7 @@ class HandLoop:
 def run_hand(compiled) -> dict:
     import torch
 
-    from udlc.train.run import load_dataset
+    from udlc.trainer.run import load_dataset
 
     started = time.perf_counter()
     torch.use_deterministic_algorithms(compiled.spec.train.deterministic)
@@ -135,8 +130,8 @@ def run_hand(compiled) -> dict:
 def run_udlc(compiled, out: Path) -> dict:
     """udlc.train; training seconds from metrics.jsonl, whole-epoch times from when EpochLog.epoch is
     called (once per epoch, after validation and the checkpoints)."""
-    from udlc.train import checkpoint
-    from udlc.train.logging import EpochLog
+    from udlc.trainer import checkpoint
+    from udlc.trainer.logging import EpochLog
 
     stamps: list[float] = []
     original = EpochLog.epoch
@@ -148,7 +143,7 @@ def run_udlc(compiled, out: Path) -> dict:
     EpochLog.epoch = stamped
     try:
         started = time.perf_counter()
-        run_dir = UDLC_TRAIN(compiled, out=out, quiet=True)
+        run_dir = udlc.train(compiled, out=out, quiet=True)
         total = time.perf_counter() - started
     finally:
         EpochLog.epoch = original
@@ -194,7 +189,7 @@ class _CpuClock:
 
 
 class UdlcLoop:
-    """udlc.train.loop.fit, one epoch per call: a Setup wired as udlc.train.run.train_spec wires it,
+    """udlc.trainer.loop.fit, one epoch per call: a Setup wired as udlc.trainer.run.train_spec wires it,
     from a spec compiled with train.epochs=1; `state["epoch"]` goes back to 0 after each call."""
 
     def __init__(self, compiled_one_epoch, data, run_dir: Path):
@@ -205,10 +200,10 @@ class UdlcLoop:
 
         from udlc.compiler.lower import lower
         from udlc.data import make_batches
-        from udlc.train.logging import EpochLog
-        from udlc.train.loop import Setup
-        from udlc.train.objectives import make_loss, make_optimizer
-        from udlc.train.schedules import lr_factor
+        from udlc.trainer.logging import EpochLog
+        from udlc.trainer.loop import Setup
+        from udlc.trainer.objectives import make_loss, make_optimizer
+        from udlc.trainer.schedules import lr_factor
 
         spec, graph = compiled_one_epoch.spec, compiled_one_epoch.graph
         cfg, device = spec.train, torch.device("cpu")
@@ -233,7 +228,7 @@ class UdlcLoop:
     def epoch(self) -> tuple[float, float, float, float]:
         import torch
 
-        from udlc.train.loop import fit
+        from udlc.trainer.loop import fit
 
         torch.set_rng_state(self.rng)
         self.s.state["epoch"] = 0
@@ -292,7 +287,7 @@ def end_to_end(name: str, compiled, repeats: int, tmp: Path) -> dict:
 def interleaved(name: str, epochs: int, tmp: Path) -> dict:
     import torch
 
-    from udlc.train.run import load_dataset
+    from udlc.trainer.run import load_dataset
 
     compiled = udlc.load_spec(SPECS[name], ["train.epochs=1"])
     torch.use_deterministic_algorithms(compiled.spec.train.deterministic)
@@ -327,8 +322,8 @@ def attribute(compiled) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
-    from udlc.train import checkpoint
-    from udlc.train.objectives import make_optimizer
+    from udlc.trainer import checkpoint
+    from udlc.trainer.objectives import make_optimizer
 
     model = udlc.build(compiled)
     optimizer, _ = make_optimizer(model, compiled.spec.optimizer)
@@ -375,7 +370,7 @@ def main() -> None:
 
     import torch
 
-    from udlc.train.run import load_dataset
+    from udlc.trainer.run import load_dataset
 
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__} · torch.set_num_threads({args.threads}) for both · {os.cpu_count()} CPUs · "
@@ -417,7 +412,7 @@ def main() -> None:
             print(f"        {note}")
 
     print()
-    print("[2] interleaved: udlc.train.loop.fit one epoch at a time, alternating with the hand-written loop; training")
+    print("[2] interleaved: udlc.trainer.loop.fit one epoch at a time, alternating with the hand-written loop; training")
     print("    phase in ms (epoch 1 excluded); ratio = udlc / hand-written (goal <= 1.02)")
     print(f"{'':9s} | {'wall: median':^31s} | {'wall: fastest epoch':^26s} | {'CPU time: median':^31s} |")
     print(f"{'model':5s} {'n':>3s} | {'udlc':>7s} {'hand':>7s} {'ratio':>7s} {'paired':>7s} | {'udlc':>8s} "

@@ -13,8 +13,8 @@ import udlc
 from udlc.compiler.lower import cross_check, lower
 from udlc.compiler.pipeline import compile_text
 from udlc.spec.training import Cosine, Cyclical, Linear, MultiStep, OneCycle, Step
-from udlc.train import checkpoint
-from udlc.train.schedules import lr_factor
+from udlc.trainer import checkpoint
+from udlc.trainer.schedules import lr_factor
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -109,7 +109,7 @@ def test_checkpoint_round_trip_keeps_nested_state(tmp_path: Path) -> None:
 
 
 def test_weight_decay_skips_biases_and_norms() -> None:
-    from udlc.train.objectives import make_optimizer
+    from udlc.trainer.objectives import make_optimizer
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
     spec = SimpleNamespace(type="adamw", lr=0.1, weight_decay=0.1, decay_bias_and_norm=False, betas=(0.9, 0.99),

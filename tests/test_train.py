@@ -58,7 +58,7 @@ def assert_clean_failure(result, *, code: int | None = None) -> str:
 def train_here(spec: Path, out: Path) -> Path:
     """Train in this process (no interpreter start-up): what `udlc train -q` does."""
     from udlc.compiler.pipeline import compile_spec
-    from udlc.train.run import train_spec
+    from udlc.trainer.run import train_spec
 
     return train_spec(compile_spec(spec), out=out, quiet=True)
 
@@ -214,25 +214,31 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> No
     assert json.loads((run / "run.json").read_text())["status"] == "done"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: fit() saves checkpoints/last before appending the epoch's metrics row, so a run killed between "
-    "the two resumes after epoch k with no row for epoch k; EpochLog.resume keeps rows <= k and the row "
-    "is lost for good (udlc/train/loop.py: log.epoch(row) comes after save_last(s))"))
-def test_resume_never_loses_a_metrics_row(tmp_path: Path, one_torch_thread) -> None:
-    """A kill right after checkpoints/last was written (what the SIGKILL test's poller aims at) and
-    before metrics.jsonl got the row, replayed deterministically: drop the last row, then resume."""
-    from udlc.train.run import resume_run
+def test_resume_after_a_kill_between_row_and_checkpoint_keeps_one_row_per_epoch(
+        tmp_path: Path, monkeypatch, one_torch_thread) -> None:
+    """Epoch 2's row is written, then the run dies before its checkpoint: the resume replays epoch 2
+    from epoch 1's checkpoint, and metrics.csv ends with exactly one row per epoch."""
+    import udlc.trainer.loop as loop
+    from udlc.trainer.run import resume_run
 
-    spec = write_spec(tmp_path / "spec.yaml", {**DIGITS_MLP, "export": {}}, train={"epochs": 2, "batch_size": 128})
-    run = train_here(spec, tmp_path / "runs")
-    for name in ("metrics.jsonl",):
-        lines = (run / name).read_text().splitlines()
-        (run / name).write_text("\n".join(lines[:-1]) + "\n")  # killed after save_last, before log.epoch
-    spec_yaml = yaml.safe_load((run / "spec.yaml").read_text())
-    spec_yaml["train"]["epochs"] = 3  # one more epoch to resume into
-    (run / "spec.yaml").write_text(yaml.safe_dump(spec_yaml, sort_keys=False))
+    real_save_last = loop.save_last
+
+    def die_at_epoch_2(s):
+        if s.state["epoch"] == 2:
+            raise KeyboardInterrupt  # stands in for SIGKILL at this exact point
+        real_save_last(s)
+
+    monkeypatch.setattr(loop, "save_last", die_at_epoch_2)
+    spec = write_spec(tmp_path / "spec.yaml", {**DIGITS_MLP, "export": {}}, train={"epochs": 3, "batch_size": 128})
+    with pytest.raises(KeyboardInterrupt):
+        train_here(spec, tmp_path / "runs")
+    [run] = (tmp_path / "runs" / "tiny-digits").iterdir()
+    assert [int(r["epoch"]) for r in read_csv(run / "metrics.csv")] == [1, 2]
+    monkeypatch.setattr(loop, "save_last", real_save_last)
     resume_run(run, quiet=True)
-    assert [int(r["epoch"]) for r in read_csv(run / "metrics.csv")] == [1, 2, 3]
+    rows = read_csv(run / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
 
 
 def test_resume_refuses_a_spec_and_a_folder_without_checkpoint(run_cli, tmp_path: Path, digits_run) -> None:
@@ -308,35 +314,49 @@ def test_nan_stop_keeps_the_earlier_checkpoints(diverged) -> None:
     assert f"epoch {last['position']['epoch'] + 1}" in result.stderr  # the epoch it failed in
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: when the outputs are finite but so large that the loss overflows (a diverged model), "
-    "nonfinite_report says 'the model's outputs are finite but the loss is not: check the targets and the "
-    "loss' and names no layer (udlc/train/debug.py, the final else branch)"))
 def test_nan_stop_names_the_layer_when_the_model_diverged(diverged) -> None:
     result, _ = diverged
     assert "layer 'linear" in result.stderr
     assert "check the targets" not in result.stderr
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
-def test_nan_stop_blames_the_data_when_inputs_are_infinite(tmp_path: Path, one_torch_thread) -> None:
-    from udlc.train.debug import TrainingDiverged
+def test_non_finite_csv_values_are_refused_with_their_line(tmp_path: Path) -> None:
+    import udlc
+    from udlc.errors import SpecError
+    from udlc.trainer.run import load_dataset
 
     rng = np.random.default_rng(0)
-    lines = ["a,b,y"]
-    for i in range(60):
-        a = "1e39" if i % 3 == 0 else f"{rng.normal():.4f}"  # 1e39 overflows float32 to inf
-        lines.append(f"{a},{rng.normal():.4f},{rng.normal():.4f}")
+    lines = ["a,b,y"] + [f"{rng.normal():.4f},{rng.normal():.4f},{rng.normal():.4f}" for _ in range(20)]
+    lines[5] = "1e39,0.5,0.1"  # overflows float32 to inf
     (tmp_path / "huge.csv").write_text("\n".join(lines) + "\n")
     spec = write_spec(tmp_path / "spec.yaml", {
-        "udlc": 1, "name": "huge", "seed": 0,
-        "data": {"source": "huge.csv", "normalize": "none", "task": "regression"},
-        "model": {"input": [2], "layers": [{"linear": 4}, "relu", {"linear": 1}]},
-        "loss": "mse", "optimizer": {"type": "sgd", "lr": 0.01}, "train": {"epochs": 2, "batch_size": 8}})
+        "udlc": 1, "name": "huge", "seed": 0, "data": {"source": "huge.csv", "task": "regression"},
+        "model": {"input": [2], "layers": [{"linear": 1}]}, "loss": "mse"})
+    with pytest.raises(SpecError) as info:
+        load_dataset(udlc.load_spec(spec))
+    assert "huge.csv line 6, column 'a': 1e39 is not a finite float32 value" in str(info.value)
+    assert info.value.span is not None and info.value.span.text.strip() == "source: huge.csv"
+
+
+def test_nan_stop_blames_the_data_when_inputs_are_infinite(tmp_path: Path, monkeypatch, one_torch_thread) -> None:
+    import udlc.trainer.run as run
+    from udlc.trainer.debug import TrainingDiverged
+
+    real = run.load_dataset
+
+    def with_an_inf(compiled):
+        data = real(compiled)
+        data.x_train[3, 0] = np.inf  # as if a bad value had slipped into the data
+        return data
+
+    monkeypatch.setattr(run, "load_dataset", with_an_inf)
+    spec = write_spec(tmp_path / "spec.yaml", {**DIGITS_MLP, "name": "inf", "export": {}},
+                      train={"epochs": 2, "batch_size": 2000})
     with pytest.raises(TrainingDiverged) as info:
         train_here(spec, tmp_path / "runs")
     message = str(info.value)
-    assert "epoch 1" in message and "data" in message and "learning rate" in message
+    assert "epoch 1" in message and "input batch itself holds NaN or inf" in message
+    assert "learning rate" in message
 
 
 # ---- file sources ----------------------------------------------------------------------------------
@@ -392,7 +412,7 @@ def test_eval_prints_the_test_metrics_of_results_json(digits_run: TrainedRun) ->
 
 
 def test_eval_recomputes_results_json_exactly(digits_run: TrainedRun, one_torch_thread) -> None:
-    from udlc.train.evaluate import evaluate_run
+    from udlc.trainer.evaluate import evaluate_run
 
     metrics = evaluate_run(digits_run.run)
     results = digits_run.read_json("results.json")
@@ -401,11 +421,8 @@ def test_eval_recomputes_results_json_exactly(digits_run: TrainedRun, one_torch_
         assert value == pytest.approx(results[key], abs=1e-6), key
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: `udlc eval` always evaluates checkpoints/best (udlc/train/evaluate.py), while results.json and "
-    "the export use final_checkpoint(), which is checkpoints/last under early_stopping.restore_best: false"))
 def test_eval_uses_the_same_checkpoint_as_results_json(tmp_path: Path, one_torch_thread) -> None:
-    from udlc.train.evaluate import evaluate_run
+    from udlc.trainer.evaluate import evaluate_run
 
     # mode max on val_loss: the best epoch is the first (worst) one, so best and last differ.
     stop = {"monitor": "val_loss", "mode": "max", "patience": 5, "restore_best": False}
@@ -458,24 +475,14 @@ def test_bad_input_gives_one_clear_line(bad_inputs: dict, case: str, words: list
     assert result.stdout == "", describe(result)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: udlc/__init__.py defines the API functions `train` and `export`, but udlc/train/ and udlc/export/ "
-    "are subpackages: the first `import udlc.train.<anything>` (which udlc.train() itself does) rebinds "
-    "the attribute udlc.train to the subpackage, so a second udlc.train(...) raises "
-    "TypeError: 'module' object is not callable (the same for udlc.export)"))
 def test_python_api_train_and_export_stay_callable() -> None:
     import udlc
-    import udlc.export.onnx
-    import udlc.train.run
+    import udlc.exporter.onnx
+    import udlc.trainer.run
 
     assert callable(udlc.train) and callable(udlc.export)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "bug: an early_stopping.monitor that is never logged (a typo like val_acc, or the default val_loss "
-    "when data.split has no validation part) passes `udlc check`, counts every epoch as 'not improved', "
-    "and then the early-stopping note formats state['best'] = None with :.4g -> TypeError "
-    "(udlc/train/loop.py, the s.log.note(...) in fit; the monitor is never validated)"))
 @pytest.mark.parametrize("split,monitor", [([0.8, 0.1, 0.1], "val_acc"), ([0.9, 0.0, 0.1], "val_loss")])
 def test_early_stopping_on_a_metric_that_is_never_logged(tmp_path: Path, one_torch_thread, split, monitor) -> None:
     from udlc.errors import UdlcError

@@ -31,7 +31,7 @@ def build(spec: "Compiled | str | Path") -> Any:
 
 def train(spec: "Compiled | str | Path", out: str | Path = "runs", overrides: Iterable[str] = (), **kw: Any) -> Path:
     """Train a spec; returns the run folder."""
-    from udlc.train.run import train_spec
+    from udlc.trainer.run import train_spec
 
     compiled = spec if not isinstance(spec, (str, Path)) else load_spec(spec, overrides)
     return train_spec(compiled, out=Path(out), **kw)
@@ -39,6 +39,6 @@ def train(spec: "Compiled | str | Path", out: str | Path = "runs", overrides: It
 
 def export(run: str | Path, output: str | Path | None = None) -> Path:
     """Export a run's best checkpoint to ONNX, parity-checked in onnxruntime; returns the file."""
-    from udlc.export.onnx import export_run
+    from udlc.exporter.onnx import export_run
 
     return export_run(Path(run), Path(output) if output else None)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,13 +19,25 @@ def _fail(err: UdlcError) -> None:
 
 
 class _Group(click.Group):
-    """Turns every UdlcError into its message and exit code: users never see a traceback for them."""
+    """Turns every UdlcError into its message and exit code: users never see a traceback for them.
+    Anything else is a bug in udlc: one line says so (UDLC_TRACEBACK=1 shows the traceback)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except UdlcError as err:
             _fail(err)
+        except KeyboardInterrupt:
+            click.echo("interrupted (a training run keeps its last checkpoint: `udlc train --resume RUN`)", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as err:
+            if os.environ.get("UDLC_TRACEBACK"):
+                raise
+            click.echo(f"udlc: internal error: {type(err).__name__}: {err} — this is a bug in udlc; "
+                       "UDLC_TRACEBACK=1 shows where", err=True)
+            sys.exit(70)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -109,14 +122,14 @@ def train(spec: str | None, out: str, resume: str | None, quiet: bool, overrides
     if resume:
         if spec or overrides:
             raise UdlcError("--resume continues a run as it was: give no SPEC or --set with it")
-        from udlc.train.run import resume_run
+        from udlc.trainer.run import resume_run
 
         run_dir = resume_run(Path(resume), quiet=quiet)
     else:
         if not spec:
             raise UdlcError("give a SPEC file to train, or --resume RUN")
         from udlc.compiler.pipeline import compile_spec
-        from udlc.train.run import train_spec
+        from udlc.trainer.run import train_spec
 
         run_dir = train_spec(compile_spec(spec, overrides), out=Path(out), quiet=quiet)
     click.echo(str(run_dir))
@@ -127,7 +140,7 @@ def train(spec: str | None, out: str, resume: str | None, quiet: bool, overrides
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default RUN/model.onnx).")
 def export(run: str, output: str | None) -> None:
     """Export a run's model to ONNX, checked against torch in onnxruntime."""
-    from udlc.export.onnx import export_run
+    from udlc.exporter.onnx import export_run
 
     click.echo(str(export_run(Path(run), Path(output) if output else None)))
 
@@ -153,7 +166,7 @@ def predict(model: str, inputs: str, output: str | None, device: str) -> None:
 @click.argument("run", type=click.Path())
 def eval_(run: str) -> None:
     """Recompute a run's test metrics from its best checkpoint."""
-    from udlc.train.evaluate import evaluate_run
+    from udlc.trainer.evaluate import evaluate_run
 
     for key, value in evaluate_run(Path(run)).items():
         click.echo(f"{key} {value:.4f}")

@@ -10,7 +10,7 @@ import numpy as np
 
 import udlc
 from udlc.runtime.predict import Model
-from udlc.train.run import load_dataset
+from udlc.trainer.run import load_dataset
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits-cnn.yaml"
 

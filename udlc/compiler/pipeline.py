@@ -9,11 +9,12 @@ from typing import Iterable
 
 from udlc.compiler.graph import Graph
 from udlc.compiler.resolve import resolve
-from udlc.errors import SpecError, SpecErrors, Span
+from udlc.errors import SpecError, SpecErrors, Span, did_you_mean, one_of
 from udlc.spec.data import IMAGE_AUGMENTS
 from udlc.spec.loader import Document, dotted, load_file, load_text
 from udlc.spec.model import ModelSpec
 from udlc.spec.spec import Spec
+from udlc.spec.training import metric_name
 from udlc.spec.validate import validate_model
 
 
@@ -29,18 +30,19 @@ class Compiled:
         return Path(self.doc.file).parent
 
 
-def compile_spec(path: str | Path, overrides: Iterable[str] = ()) -> Compiled:
-    """load → validate → resolve (with shapes). Raises SpecErrors with every problem found."""
+def compile_spec(path: str | Path, overrides: Iterable[str] = (), *, check_files: bool = True) -> Compiled:
+    """load → validate → resolve (with shapes). Raises SpecErrors with every problem found.
+    `check_files=False` skips checking that a data file exists (exporting a run needs no data)."""
     doc = load_file(path)
     apply_overrides(doc, overrides)
-    return compile_doc(doc)
+    return compile_doc(doc, check_files=check_files)
 
 
 def compile_text(text: str, file: str = "<spec>") -> Compiled:
     return compile_doc(load_text(text, file))
 
 
-def compile_doc(doc: Document) -> Compiled:
+def compile_doc(doc: Document, *, check_files: bool = True) -> Compiled:
     errors: list[SpecError] = []
     spec = model = graph = None
     try:
@@ -57,8 +59,8 @@ def compile_doc(doc: Document) -> Compiled:
         except SpecErrors as e:
             errors += e.errors
     if spec is not None and graph is not None:
-        errors += _image_augments(spec, graph, doc)
-    if spec is not None and spec.data.is_file():
+        errors += _image_augments(spec, graph, doc) + _monitors(spec, doc)
+    if spec is not None and spec.data.is_file() and check_files:
         source = Path(doc.file).parent / spec.data.source
         if not source.is_file():
             errors.append(SpecError(f"data file not found: {source}", path="data.source",
@@ -83,6 +85,27 @@ def _image_augments(spec: Spec, graph: Graph, doc: Document) -> list[SpecError]:
                                     path=f"data.augment[{i}]", span=doc.span(("data", "augment", i)),
                                     hint="crops keep the image size so the model's input shape holds; "
                                          "drop `size` or set it to the image size"))
+    return errors
+
+
+def _monitors(spec: Spec, doc: Document) -> list[SpecError]:
+    """Early stopping and plateau watch a logged value: train_loss, val_loss or val_<metric>."""
+    has_val = spec.data.split[1] > 0
+    logged = ["train_loss"] + (["val_loss"] + [f"val_{metric_name(m)}" for m in spec.metrics] if has_val else [])
+    watchers = []
+    if spec.train.early_stopping is not None:
+        watchers.append((("train", "early_stopping", "monitor"), spec.train.early_stopping.monitor))
+    if spec.schedule.type == "plateau":
+        watchers.append((("schedule", "monitor"), spec.schedule.monitor))
+    errors = []
+    for path, name in watchers:
+        if name in logged:
+            continue
+        if name.startswith("val_") and not has_val:
+            hint = "data.split has no validation part: give it one, or monitor train_loss"
+        else:
+            hint = did_you_mean(name, logged) or one_of(logged)
+        errors.append(SpecError(f"'{name}' is not logged", path=".".join(path), span=doc.span(path), hint=hint))
     return errors
 
 

@@ -6,6 +6,7 @@ Errors are `SpecError`s without a span: the compiler attaches the position of th
 
 from __future__ import annotations
 
+import math
 import csv
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,10 +167,17 @@ def _cell(text: str, path: Path, line: int, column: str) -> float:
         raise SpecError(f"{path.name} line {line}, column '{column}': empty cell", path="data.source",
                         hint="fill in or drop rows with missing values")
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise SpecError(f"{path.name} line {line}, column '{column}': '{text}' is not a number",
                         path="data.source", hint="only the target column may hold class labels") from None
+    if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
+        raise SpecError(f"{path.name} line {line}, column '{column}': {text} is not a finite float32 value",
+                        path="data.source", hint="fix or drop the row; training on NaN or inf values fails")
+    return value
+
+
+_FLOAT32_MAX = 3.4028234e38
 
 
 _NO_OBJECTS = "object arrays are not supported; save plain numeric or string arrays"
@@ -227,7 +235,13 @@ def _npy(path: Path, spec: DataSpec) -> Arrays:
 def _finish(x: np.ndarray, y: np.ndarray, path: Path, what: str) -> Arrays:
     if not np.issubdtype(x.dtype, np.number) and x.dtype != np.bool_:
         raise SpecError(f"{path.name}: {what} must be numeric, got {x.dtype}", path="data.source")
-    x = x.astype(np.float32)
+    with np.errstate(over="ignore"):
+        x = x.astype(np.float32)
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if bad.any():
+        raise SpecError(f"{path.name}: {what} sample {int(np.flatnonzero(bad)[0])} (counted from 0) holds NaN or inf "
+                        "(or a value too large for float32)", path="data.source",
+                        hint="fix or drop those samples; training on them fails")
     if not np.issubdtype(y.dtype, np.number) and y.dtype != np.bool_:
         y, classes = _labels(y)
         return Arrays(x, y, classes, "classification", path.name)

@@ -1,6 +1,6 @@
 """Predictions from an exported model with onnxruntime and numpy only (no torch).
 
-The ONNX file carries everything needed (udlc.export.onnx writes it as metadata): the input shape, the
+The ONNX file carries everything needed (udlc.exporter.onnx writes it as metadata): the input shape, the
 normalization fitted on the training split, the task, the loss and the class labels.
 """
 
@@ -81,6 +81,11 @@ class Model:
         if x.ndim == 0 or x.size % per_sample or (x.ndim > 1 and int(np.prod(x.shape[1:])) != per_sample):
             raise UdlcError(f"inputs of shape {x.shape} do not hold samples of shape {self.input_shape} "
                             f"({per_sample} values each)")
+        bad = ~np.isfinite(x.reshape(len(x) if x.ndim > 1 else -1, -1)).all(axis=1)
+        if bad.any():
+            rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5]) + (" …" if bad.sum() > 5 else "")
+            raise UdlcError(f"inputs hold NaN or inf values (samples {rows}, counted from 0): "
+                            "predictions for them would be meaningless")
         x = x.reshape((-1,) + self.input_shape)
         x = (x - self.shift) / self.scale
         inp = self.session.get_inputs()[0].name

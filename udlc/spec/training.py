@@ -70,6 +70,11 @@ class R2(StrictModel):
 
 Metric = tagged(Accuracy, TopK, F1Macro, MAEMetric, RMSE, R2, main_args={"top_k": "k"})
 
+
+def metric_name(metric: StrictModel) -> str:
+    """The name a metric is logged under (and monitored by): accuracy, top5_accuracy, f1_macro, …"""
+    return f"top{metric.k}_accuracy" if metric.type == "top_k" else metric.type
+
 # ---- optimizers ---------------------------------------------------------------------------------
 
 

@@ -57,8 +57,8 @@ def save(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     st, js = path.with_suffix(".safetensors"), path.with_suffix(".json")
     text = json.dumps(data, indent=1)
-    _atomic(st, lambda tmp: save_file(tensors, str(tmp), metadata={"udlc_state": text}))
-    _atomic(js, lambda tmp: tmp.write_text(text))
+    _atomic(st, lambda tmp: save_file(tensors, str(tmp), metadata={"udlc_state": text}), sync=True)
+    _atomic(js, lambda tmp: tmp.write_text(text), sync=False)  # a copy for readers: no need to sync
 
 
 def load(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -74,9 +74,10 @@ def load(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     return unflatten(data, tensors)
 
 
-def _atomic(target: Path, write) -> None:
+def _atomic(target: Path, write, sync: bool) -> None:
     tmp = target.with_name(f".{target.name}.tmp")
     write(tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
+    if sync:  # on disk before the rename, so even a power cut leaves the old or the new file whole
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
     os.replace(tmp, target)

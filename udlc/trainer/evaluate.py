@@ -1,4 +1,5 @@
-"""`udlc eval RUN`: the test metrics again, from the run's best checkpoint."""
+"""`udlc eval RUN`: the test metrics again, from the checkpoint results.json was computed with (the best
+epoch's, unless early stopping was told not to restore it)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ from udlc.errors import UdlcError
 
 
 def evaluate_run(run_dir: Path) -> dict[str, float]:
+    from udlc.trainer.run import final_checkpoint, read_run
+
+    _, compiled = read_run(run_dir)  # before torch is imported: a wrong folder is reported at once
+    best = final_checkpoint(run_dir, compiled.spec)
+    if not best.with_suffix(".safetensors").is_file():
+        raise UdlcError(f"{run_dir} has no checkpoint yet (checkpoints/best or last.safetensors)")
+
     import torch
 
     from udlc.compiler.lower import lower
-    from udlc.train.objectives import make_loss
-    from udlc.train.run import load_dataset, load_weights, read_run, test_metrics
+    from udlc.trainer.objectives import make_loss
+    from udlc.trainer.run import load_dataset, load_weights, test_metrics
 
-    _, compiled = read_run(run_dir)
-    best = run_dir / "checkpoints" / "best"
-    if not best.with_suffix(".safetensors").is_file():
-        raise UdlcError(f"{run_dir} has no best checkpoint yet (checkpoints/best.safetensors)")
     data = load_dataset(compiled)
     if not len(data.x_test):
         raise UdlcError("this run's spec has no test split (data.split's third fraction is 0)")

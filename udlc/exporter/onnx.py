@@ -6,9 +6,11 @@ previous model.onnx intact."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
+import re
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,17 +29,18 @@ class ExportError(UdlcError):
 
 
 def export_run(run_dir: Path, output: Path | None = None) -> Path:
-    """Export a run's final weights (see udlc.train.run.final_checkpoint) with the run's metadata."""
-    from udlc.compiler.lower import lower
+    """Export a run's final weights (see udlc.trainer.run.final_checkpoint) with the run's metadata."""
     from udlc.spec.training import OnnxExport
-    from udlc.train.run import final_checkpoint, load_weights, read_run
+    from udlc.trainer.run import final_checkpoint, load_weights, read_run
 
-    info, compiled = read_run(run_dir)
+    info, compiled = read_run(run_dir)  # before torch is imported: a wrong folder is reported at once
     spec, graph = compiled.spec, compiled.graph
     ckpt = final_checkpoint(run_dir, spec)
     if not ckpt.with_suffix(".safetensors").is_file():
         raise UdlcError(f"{run_dir} has no checkpoint yet (checkpoints/best or last.safetensors) — "
                         "train it first, or resume it with `udlc train --resume`")
+    from udlc.compiler.lower import lower
+
     model = lower(graph)
     load_weights(model, ckpt)
     metadata = {
@@ -65,15 +68,18 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int, ...]]], path: P
     gen = torch.Generator().manual_seed(0)
     args = tuple(torch.randn(EXPORT_BATCH, *shape, generator=gen) for _, shape in inputs)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    dynamic = tuple({0: batch} for _ in inputs)
+    if _takes_varargs(model):  # forward(self, *xs), as the merges: one structured argument
+        dynamic = (dynamic,)
     names = [name for name, _ in inputs]
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with warnings.catch_warnings(), _quiet_logger("torch.onnx"):
+        with warnings.catch_warnings(), _quiet_logger("torch"):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 model, args, dynamo=True, opset_version=options.opset, input_names=names, output_names=None,
-                dynamic_shapes=tuple({0: batch} for _ in inputs), verbose=False, report=False)
+                dynamic_shapes=dynamic, verbose=False, report=False)
         program.save(str(tmp))
         proto = onnx.load(str(tmp))
         for key, value in (metadata or {}).items():
@@ -84,12 +90,25 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int, ...]]], path: P
     except ExportError:
         tmp.unlink(missing_ok=True)
         raise
-    except Exception as e:  # the exporter's own failures: say which model and why, keep the old file
+    except Exception as e:  # the exporter's own failures: say why, keep the old file
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"ONNX export failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") \
-            from e
+        raise ExportError(f"ONNX export failed: {_reason(e)}") from e
     os.replace(tmp, path)
     return path
+
+
+def _takes_varargs(model: Any) -> bool:
+    params = list(inspect.signature(model.forward).parameters.values())
+    return bool(params) and params[0].kind is inspect.Parameter.VAR_POSITIONAL
+
+
+def _reason(e: BaseException) -> str:
+    """The exporter wraps the real failure (in __cause__) in advice about its own steps; keep the cause."""
+    cause = e.__cause__ or e
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(cause)).strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    head = " ".join(lines[:3]) if lines else ""
+    return f"{type(cause).__name__}: {head[:500]}"
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,21 +27,39 @@ from udlc.errors import SpecError, SpecErrors, UdlcError
 
 
 def train_spec(compiled: Compiled, out: Path = Path("runs"), resume: Path | None = None, quiet: bool = False) -> Path:
+    with _deterministic(compiled.spec.train.deterministic):
+        return _train(compiled, out, resume, quiet)
+
+
+@contextmanager
+def _deterministic(enabled: bool):
+    """Deterministic algorithms for this run only: the caller's process gets its settings back."""
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    if enabled:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
+
+
+def _train(compiled: Compiled, out: Path, resume: Path | None, quiet: bool) -> Path:
     import torch
 
     from udlc.compiler.lower import lower
     from udlc.data import augment_batch, make_batches
-    from udlc.train.loop import Setup, fit, restore_last
-    from udlc.train.logging import EpochLog
-    from udlc.train.objectives import make_loss, make_optimizer
-    from udlc.train.schedules import Plateau, lr_factor
+    from udlc.trainer.loop import Setup, fit, restore_last
+    from udlc.trainer.logging import EpochLog
+    from udlc.trainer.objectives import make_loss, make_optimizer
+    from udlc.trainer.schedules import Plateau, lr_factor
 
     spec, graph = compiled.spec, compiled.graph
     train = spec.train
     device = pick_device(train.device)
-    if train.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=False)
-        torch.backends.cudnn.benchmark = False
     torch.manual_seed(spec.seed)
     data = load_dataset(compiled)
 
@@ -60,7 +78,8 @@ def train_spec(compiled: Compiled, out: Path = Path("runs"), resume: Path | None
     factor = lr_factor(spec.schedule, spec.optimizer.lr, steps_per_epoch, steps_per_epoch * train.epochs)
     plateau = Plateau(spec.schedule, spec.optimizer.lr, "min" if "loss" in spec.schedule.monitor else "max") \
         if spec.schedule.type == "plateau" else None
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
+    constant = spec.schedule.type == "constant" and spec.schedule.warmup_steps == 0
+    scheduler = None if constant else torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: factor(step) * (plateau.scale if plateau else 1.0))
     bf16 = train.precision == "bf16" or (train.precision == "auto" and device.type == "cuda")
     autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16) if bf16 else nullcontext
@@ -96,7 +115,7 @@ def train_spec(compiled: Compiled, out: Path = Path("runs"), resume: Path | None
     log.note("test: " + "  ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float)))
     set_status(run_dir, "done")
     if spec.export.onnx is not None:
-        from udlc.export.onnx import export_run
+        from udlc.exporter.onnx import export_run
 
         path = export_run(run_dir)
         log.note(f"exported {path}")
@@ -116,7 +135,7 @@ def pick_device(choice: str):
 def load_dataset(compiled: Compiled) -> Any:
     """The spec's data, split and normalized; a data mistake becomes a SpecError at its place in the spec."""
     from udlc.data import prepare
-    from udlc.train.objectives import CLASSIFICATION_LOSSES
+    from udlc.trainer.objectives import CLASSIFICATION_LOSSES
 
     spec = compiled.spec
     # A classification loss makes the task classification; otherwise the source's own task stands,
@@ -164,7 +183,7 @@ def check_outputs(compiled: Compiled, data: Any) -> None:
 
 def test_metrics(s: Any, data: Any) -> dict[str, float]:
     from udlc.data import make_batches
-    from udlc.train.loop import evaluate
+    from udlc.trainer.loop import evaluate
 
     if not len(data.x_test):
         return {}
@@ -182,7 +201,7 @@ def final_checkpoint(run_dir: Path, spec: Any) -> Path:
 
 
 def load_weights(model: Any, path: Path, device: Any = "cpu") -> None:
-    from udlc.train import checkpoint
+    from udlc.trainer import checkpoint
 
     model.load_state_dict(checkpoint.load(path, device)["model"])
 
@@ -226,7 +245,7 @@ def read_run(run_dir: Path) -> tuple[dict, Compiled]:
     if not info_path.is_file() or not spec_path.is_file():
         raise UdlcError(f"{run_dir} is not a udlc run folder (no run.json and spec.yaml) — "
                         "give the folder `udlc train` printed")
-    return json.loads(info_path.read_text()), compile_spec(spec_path)
+    return json.loads(info_path.read_text()), compile_spec(spec_path, check_files=False)
 
 
 def set_status(run_dir: Path, status: str) -> None:

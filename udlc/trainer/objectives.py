@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udlc.spec.training import CLASSIFICATION_LOSSES  # noqa: F401  (re-exported for the trainer)
+from udlc.spec.training import CLASSIFICATION_LOSSES, metric_name  # noqa: F401  (re-exported for the trainer)
 
 MAXIMIZED = ("accuracy", "f1_macro", "r2")  # early stopping's mode `auto` maximizes these
 
@@ -34,10 +34,6 @@ def make_loss(spec: Any, device: torch.device) -> Callable[[torch.Tensor, torch.
 def _like(y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """Targets of shape (B,) against outputs of shape (B, 1)."""
     return y.unsqueeze(-1) if y.dim() == out.dim() - 1 else y
-
-
-def metric_name(metric: Any) -> str:
-    return f"top{metric.k}_accuracy" if metric.type == "top_k" else metric.type
 
 
 def predictions(out: torch.Tensor, loss_type: str) -> torch.Tensor:

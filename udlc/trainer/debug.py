@@ -38,7 +38,14 @@ def nonfinite_report(s: Any, xb: torch.Tensor, yb: torch.Tensor, loss: torch.Ten
         elif yb.is_floating_point() and not torch.isfinite(yb).all():
             lines.append("the targets hold NaN or inf values: check the data.")
         else:
-            lines.append("the model's outputs are finite but the loss is not: check the targets and the loss.")
+            out_name = s.graph.outputs[0]
+            with torch.no_grad():
+                peak = model(xb).abs().max().item()
+            if peak > 1e6:  # finite, but so large that the loss overflows: the weights have run away
+                lines.append(f"the model has diverged: the outputs of layer '{out_name}'{_where(s, out_name)} "
+                             f"reach {peak:.3g}, so the loss overflows.")
+            else:
+                lines.append("the model's outputs are finite but the loss is not: check the targets and the loss.")
     lines.append(ADVICE + ".")
     lines.append(f"the last good checkpoint is kept: {s.run_dir / 'checkpoints' / 'last.safetensors'}")
     return TrainingDiverged("\n".join(lines))

@@ -12,22 +12,22 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from udlc.train import checkpoint
-from udlc.train.debug import nonfinite_report
-from udlc.train.logging import EpochLog
-from udlc.train.objectives import MAXIMIZED, compute_metrics
-from udlc.train.schedules import Plateau
+from udlc.trainer import checkpoint
+from udlc.trainer.debug import nonfinite_report
+from udlc.trainer.logging import EpochLog
+from udlc.trainer.objectives import MAXIMIZED, compute_metrics
+from udlc.trainer.schedules import Plateau
 
 
 @dataclass
 class Setup:
-    """Everything `fit` needs, built by udlc.train.run from the spec."""
+    """Everything `fit` needs, built by udlc.trainer.run from the spec."""
 
     spec: Any  # the validated Spec
     graph: Any  # the compiled Graph, for the NaN locator's messages
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scheduler: torch.optim.lr_scheduler.LambdaLR | None  # None for a constant lr: nothing to step
     plateau: Plateau | None
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     train: Any  # batches: .epoch_batches(generator), len()
@@ -49,8 +49,7 @@ def fit(s: Setup) -> None:
         epoch = s.state["epoch"] + 1
         s.model.train()
         started = time.perf_counter()
-        total_loss = torch.zeros((), device=s.device)
-        seen = 0
+        total_loss, seen = 0.0, 0
         batches = s.train.epoch_batches(s.generator)
         n_batches = len(s.train)
         for i, (xb, yb) in enumerate(batches):
@@ -58,22 +57,24 @@ def fit(s: Setup) -> None:
                 xb = s.augment(xb, s.generator)
             with s.autocast():
                 loss = s.loss_fn(s.model(xb), yb)
-            if not torch.isfinite(loss):
+            value = loss.item()  # one sync per step, as a hand-written loop's logging does
+            if not math.isfinite(value):
                 raise nonfinite_report(s, xb, yb, loss, epoch, s.state["step"] + 1)
             (loss / accum if accum > 1 else loss).backward()
-            total_loss += loss.detach() * len(xb)
+            total_loss += value * len(xb)
             seen += len(xb)
             if (i + 1) % accum == 0 or i + 1 == n_batches:
                 if train.grad_clip:
                     nn.utils.clip_grad_norm_(s.model.parameters(), train.grad_clip)
                 s.optimizer.step()
                 s.optimizer.zero_grad(set_to_none=True)
-                s.scheduler.step()
+                if s.scheduler is not None:
+                    s.scheduler.step()
                 s.state["step"] += 1
             s.log.batch(i + 1, n_batches)
         seconds = time.perf_counter() - started
 
-        row = {"epoch": epoch, "train_loss": (total_loss / max(seen, 1)).item()}
+        row = {"epoch": epoch, "train_loss": total_loss / max(seen, 1)}
         if s.val is not None:
             row.update({f"val_{k}": v for k, v in evaluate(s, s.val).items()})
         row.update(lr=s.optimizer.param_groups[0]["lr"], seconds=round(seconds, 4),
@@ -82,15 +83,19 @@ def fit(s: Setup) -> None:
             s.plateau.update(row[s.plateau.spec.monitor])
         improved = update_best(s.state, row.get(monitor), mode, train.early_stopping)
         s.state["epoch"] = epoch
+        # The row first, then the checkpoints: a kill in between loses no row, and a resume drops
+        # rows past its checkpoint.
+        s.log.epoch(row)
         if improved:
             checkpoint.save(s.run_dir / "checkpoints" / "best", {"model": s.model.state_dict(),
                                                                   "epoch": epoch, monitor: row.get(monitor)})
         save_last(s)
-        s.log.epoch(row)  # after the checkpoint: what is logged is what a resume continues from
         stop = train.early_stopping
         if stop is not None and s.state["bad"] >= stop.patience:
-            s.log.note(f"early stopping: {monitor} has not improved for {stop.patience} epochs "
-                       f"(best {s.state['best']:.4g} at epoch {s.state['best_epoch']})")
+            best = "no value yet" if s.state["best"] is None else \
+                f"best {s.state['best']:.4g} at epoch {s.state['best_epoch']}"
+            s.log.note(f"early stopping: {monitor} has not improved for {stop.patience} "
+                       f"epoch{'s' * (stop.patience != 1)} ({best})")
             break
 
 
@@ -141,7 +146,7 @@ def save_last(s: Setup) -> None:
     checkpoint.save(s.run_dir / "checkpoints" / "last", {
         "model": s.model.state_dict(),
         "optimizer": s.optimizer.state_dict(),
-        "scheduler": {k: v for k, v in s.scheduler.state_dict().items() if k != "lr_lambdas"},
+        "scheduler": {k: v for k, v in s.scheduler.state_dict().items() if k != "lr_lambdas"} if s.scheduler else None,
         "plateau": s.plateau.state() if s.plateau else None,
         "rng": rng,
         "position": dict(s.state),
@@ -152,7 +157,8 @@ def restore_last(s: Setup) -> None:
     state = checkpoint.load(s.run_dir / "checkpoints" / "last", device=s.device)
     s.model.load_state_dict(state["model"])
     s.optimizer.load_state_dict(state["optimizer"])
-    s.scheduler.load_state_dict({**state["scheduler"], "lr_lambdas": [None] * len(s.scheduler.lr_lambdas)})
+    if s.scheduler is not None:
+        s.scheduler.load_state_dict({**state["scheduler"], "lr_lambdas": [None] * len(s.scheduler.lr_lambdas)})
     if s.plateau and state["plateau"]:
         s.plateau.load(state["plateau"])
     torch.set_rng_state(state["rng"]["torch"].cpu())
