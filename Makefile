@@ -10,8 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# constraints.txt pins torch to the local CPU wheel; the package itself only asks for a range.
-	# compat: a plain path entry, so startup (and `udlc check`) skips the import-hook finder.
-	$(PY) -m pip install -q -c constraints.txt --config-settings editable_mode=compat -e '.[train,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[train,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

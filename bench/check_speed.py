@@ -98,7 +98,7 @@ def main() -> None:
     cases = [(label, cmd) for label, cmd in cases if cmd[0] != str(UDLC) or UDLC.exists()]
     print(f"{PY} · {args.runs} rounds (after one untimed run each) · {os.cpu_count()} CPUs · "
           f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')} · "
-          f"load average before: {_load()}", flush=True)
+          f"load average before: {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="udlc-bench-pyc-") as cache:
         envs = environments(cache)
         results = timed_rounds(cases, envs, args.runs)
@@ -139,7 +139,7 @@ def main() -> None:
     print("compile_spec on every example (first pass, then a second pass over the same files):")
     for env in env_names:
         print(f"  [{env}] " + ", ".join(f"{k} {v:.0f}" for k, v in split[env].items()))
-    print(f"load average after: {_load()}")
+    print(f"load average after: {os.getloadavg()}")
 
 
 IN_PROCESS = """
@@ -163,13 +163,6 @@ def in_process(examples: list[str], env: dict[str, str], runs: int) -> dict[str,
         out = subprocess.run([PY, "-c", IN_PROCESS, *examples], check=False, cwd=ROOT, capture_output=True, text=True, env=env)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-
-
-def _load():
-    try:
-        return tuple(round(x, 2) for x in os.getloadavg())
-    except OSError:
-        return None
 
 
 if __name__ == "__main__":

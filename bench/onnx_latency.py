@@ -114,7 +114,7 @@ def main() -> None:
     import torch
 
     print(f"torch {torch.__version__} (default threads {torch.get_num_threads()}) · onnxruntime {ort.__version__} · "
-          f"{os.cpu_count()} CPUs · load average before: {_load()}", flush=True)
+          f"{os.cpu_count()} CPUs · load average before: {os.getloadavg()}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="udlc-bench-onnx-") as tmp:
         for name in args.only or ["mlp", "cnn"]:
@@ -130,14 +130,7 @@ def main() -> None:
         print(f"{r['model']:5s} {r['setting']:9s} {r['threads']:22s} | {r['torch_med']:9.1f} {r['ort_med']:8.1f} "
               f"{r['ort_med'] / r['torch_med']:6.3f} | {r['torch_min']:9.1f} {r['ort_min']:8.1f} "
               f"{r['ort_min'] / r['torch_min']:6.3f} | {r['diff']:10.2e}")
-    print(f"({rows[0]['n']} timed calls each after {args.warmup} warm-up calls; load average after: {_load()})")
-
-
-def _load():
-    try:
-        return tuple(round(x, 2) for x in os.getloadavg())
-    except OSError:
-        return None
+    print(f"({rows[0]['n']} timed calls each after {args.warmup} warm-up calls; load average after: {os.getloadavg()})")
 
 
 if __name__ == "__main__":

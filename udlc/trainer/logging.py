@@ -22,8 +22,8 @@ class EpochLog:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TextColumn("{task.fields[last]}"), transient=False)
-            self.task = self.progress.add_task("train", total=None, epoch=1, last="")
+                                     TimeElapsedColumn(), transient=True)
+            self.task = self.progress.add_task("train", total=None, epoch=1)
             self.progress.start()
 
     def resume(self, last_epoch: int) -> None:
@@ -45,14 +45,14 @@ class EpochLog:
         line = f"epoch {row['epoch']}/{self.epochs}  " + "  ".join(
             _fmt(k, v) for k, v in row.items() if k != "epoch")
         if self.progress is not None:
-            self.progress.update(self.task, epoch=row["epoch"] + 1, last=line)
-            self.progress.console.print(line)
+            self.progress.update(self.task, epoch=min(row["epoch"] + 1, self.epochs))
+            self.progress.console.print(line, highlight=False)
         elif not self.quiet:
             print(line, flush=True)
 
     def note(self, text: str) -> None:
         if self.progress is not None:
-            self.progress.console.print(text)
+            self.progress.console.print(text, highlight=False)
         elif not self.quiet:
             print(text, flush=True)
 
