@@ -40,6 +40,10 @@ class _Group(click.Group):
             sys.exit(70)
 
 
+# This process is ours: skip pydantic's scan of installed packages for plugins (~30 ms of `udlc check`).
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="udlc")
 def main() -> None:
