@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from tests.conftest import TrainedRun
-from udlc.errors import UdlcError
 from udlc.exporter.onnx import ExportError
 from udlc.layers import REGISTRY
 

@@ -85,9 +85,8 @@ def locate(doc: Document, loc: Iterable[Any]) -> tuple[Path_, Any, list[Any]]:
     the rest of `loc` that does not (a missing key, or a union member's tag, which is not in the data)."""
     path: list[Any] = []
     cur: Any = doc.data
-    loc = list(loc)
     rest: list[Any] = []
-    for i, part in enumerate(loc):
+    for part in loc:
         if isinstance(cur, dict) and isinstance(part, str) and part in cur:
             path.append(part)
             cur = cur[part]

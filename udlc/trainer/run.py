@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from contextlib import contextmanager, nullcontext
 from functools import partial
@@ -38,6 +39,8 @@ def _deterministic(enabled: bool):
 
     before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
     if enabled:
+        # cuBLAS refuses deterministic mode without a fixed workspace; set before its first use.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     try:
@@ -101,8 +104,8 @@ def _train(compiled: Compiled, out: Path, resume: Path | None, quiet: bool) -> P
     set_status(run_dir, "running")
     try:
         fit(s)
-    except UdlcError:
-        set_status(run_dir, "failed")
+    except BaseException as e:  # a diverged run is "failed"; Ctrl-C leaves it "stopped", resumable
+        set_status(run_dir, "failed" if isinstance(e, UdlcError) else "stopped")
         raise
     finally:
         log.close()
