@@ -118,3 +118,14 @@ def test_weight_decay_skips_biases_and_norms() -> None:
     decayed, plain = opt.param_groups
     assert [p.shape for p in decayed["params"]] == [(4, 4)] and plain["weight_decay"] == 0.0
     assert len(plain["params"]) == 3 and "not on 3 biases and norm parameters" in note
+
+
+def test_checkpoints_use_the_plain_module_under_torch_compile() -> None:
+    from udlc.trainer.loop import Setup
+
+    model = torch.nn.Linear(2, 2)
+    compiled = torch.compile(model)  # nothing is compiled until the first call
+    assert all(k.startswith("_orig_mod.") for k in compiled.state_dict())
+    holder = SimpleNamespace(model=compiled)
+    assert Setup.module.fget(holder) is model
+    assert list(Setup.module.fget(holder).state_dict()) == ["weight", "bias"]

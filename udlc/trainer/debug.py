@@ -21,7 +21,7 @@ class TrainingDiverged(UdlcError):
 
 def nonfinite_report(s: Any, xb: torch.Tensor, yb: torch.Tensor, loss: torch.Tensor, epoch: int,
                      step: int) -> TrainingDiverged:
-    model = getattr(s.model, "_orig_mod", s.model)  # under torch.compile, hook the real modules
+    model = s.module  # under torch.compile, hook the real modules
     lines = [f"the loss became {loss.item()} at step {step} (epoch {epoch}); training stopped."]
     bad_weights = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
     if bad_weights:

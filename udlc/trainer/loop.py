@@ -40,6 +40,11 @@ class Setup:
     log: EpochLog
     state: dict = field(default_factory=lambda: {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "bad": 0})
 
+    @property
+    def module(self) -> nn.Module:
+        """The plain module, also under torch.compile: checkpoints hold its names, not the wrapper's."""
+        return getattr(self.model, "_orig_mod", self.model)
+
 
 def fit(s: Setup) -> None:
     train = s.spec.train
@@ -87,7 +92,7 @@ def fit(s: Setup) -> None:
         # rows past its checkpoint.
         s.log.epoch(row)
         if improved:
-            checkpoint.save(s.run_dir / "checkpoints" / "best", {"model": s.model.state_dict(),
+            checkpoint.save(s.run_dir / "checkpoints" / "best", {"model": s.module.state_dict(),
                                                                   "epoch": epoch, monitor: row.get(monitor)})
         save_last(s)
         stop = train.early_stopping
@@ -144,7 +149,7 @@ def save_last(s: Setup) -> None:
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     checkpoint.save(s.run_dir / "checkpoints" / "last", {
-        "model": s.model.state_dict(),
+        "model": s.module.state_dict(),
         "optimizer": s.optimizer.state_dict(),
         "scheduler": {k: v for k, v in s.scheduler.state_dict().items() if k != "lr_lambdas"} if s.scheduler else None,
         "plateau": s.plateau.state() if s.plateau else None,
@@ -155,7 +160,7 @@ def save_last(s: Setup) -> None:
 
 def restore_last(s: Setup) -> None:
     state = checkpoint.load(s.run_dir / "checkpoints" / "last", device=s.device)
-    s.model.load_state_dict(state["model"])
+    s.module.load_state_dict(state["model"])
     s.optimizer.load_state_dict(state["optimizer"])
     if s.scheduler is not None:
         s.scheduler.load_state_dict({**state["scheduler"], "lr_lambdas": [None] * len(s.scheduler.lr_lambdas)})
