@@ -98,6 +98,9 @@ def test_run_export_carries_metadata(digits_run: TrainedRun) -> None:
     assert json.loads(meta["classes"]) == info["classes"] == [str(i) for i in range(10)]
     assert json.loads(meta["normalization"]) == info["normalization"]
     assert json.loads(meta["input_shapes"]) == [[64]]
+    model = onnx.load(str(path))
+    assert json.loads(meta["input_names"]) == [i.name for i in model.graph.input] == ["x"]
+    assert json.loads(meta["output_names"]) == [o.name for o in model.graph.output] == ["linear_1"]
     assert meta["task"] == "classification" and meta["loss"] == "cross_entropy"
     assert meta["checkpoint"] in ("best", "last")
     norm = json.loads(meta["normalization"])

@@ -50,7 +50,9 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
         "task": info["task"],
         "loss": spec.loss.type,
         "classes": json.dumps(info["classes"]),
+        "input_names": json.dumps(list(graph.inputs)),
         "input_shapes": json.dumps(info["input_shapes"]),
+        "output_names": json.dumps(list(graph.outputs)),
         "normalization": json.dumps(info["normalization"]),
         "checkpoint": ckpt.name,
     }
