@@ -14,7 +14,7 @@ from udlc.errors import SpecErrors, UdlcError
 
 
 def _fail(err: UdlcError) -> None:
-    click.echo(err.render() if isinstance(err, SpecErrors) or hasattr(err, "render") else f"error: {err}", err=True)
+    click.echo(err.render(), err=True)
     sys.exit(err.exit_code)
 
 
@@ -66,17 +66,12 @@ def check(specs: tuple[str, ...], fmt: str, overrides: tuple[str, ...]) -> None:
     for path in specs:
         try:
             compiled = compile_spec(path, overrides)
-        except SpecErrors as e:
-            failed = True
-            results.append({"file": path, "ok": False, "errors": [x.to_json() for x in e.errors]})
-            if fmt == "text":
-                click.echo(e.render(), err=True)
         except UdlcError as e:
             failed = True
-            errors = [e.to_json()] if hasattr(e, "to_json") else [{"file": path, "message": str(e)}]
+            errors = e.to_json() if isinstance(e, SpecErrors) else [e.to_json()]
             results.append({"file": path, "ok": False, "errors": errors})
             if fmt == "text":
-                click.echo(e.render() if hasattr(e, "render") else f"error: {e}", err=True)
+                click.echo(e.render(), err=True)
         else:
             g = compiled.graph
             results.append({"file": path, "ok": True, "name": compiled.spec.name, "layers": len(g.nodes),

@@ -32,6 +32,12 @@ class UdlcError(Exception):
 
     exit_code = 1
 
+    def render(self) -> str:
+        return f"error: {self}"
+
+    def to_json(self) -> dict:
+        return {"message": str(self)}
+
 
 class SpecError(UdlcError):
     """A mistake in a spec, at a place in it."""
@@ -94,6 +100,9 @@ class SpecErrors(UdlcError):
 
     def render(self) -> str:
         return "\n".join(e.render() for e in self.errors)
+
+    def to_json(self) -> list[dict]:  # type: ignore[override]
+        return [e.to_json() for e in self.errors]
 
 
 def show(value: object) -> str:

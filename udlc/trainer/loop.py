@@ -50,6 +50,8 @@ def fit(s: Setup) -> None:
     train = s.spec.train
     monitor, mode = monitored(s.spec, has_val=s.val is not None)
     accum = train.grad_accum
+    if train.early_stopping is not None and s.state["bad"] >= train.early_stopping.patience:
+        return  # a resumed run that had already stopped early: nothing left to do
     while s.state["epoch"] < train.epochs:
         epoch = s.state["epoch"] + 1
         s.model.train()
