@@ -83,7 +83,8 @@ class DataSpec(StrictModel):
     )
     samples: PositiveInt | None = Field(None, description="how many samples a generated source makes (default 1000)")
     noise: NonNegativeFloat | None = Field(None, description="noise level of a generated source")
-    split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train, validation, test fractions")
+    split: list[float] = Field([0.8, 0.1, 0.1], min_length=3, max_length=3,
+                               description="train, validation, test fractions")
     normalize: Literal["standard", "minmax", "none"] = "standard"
     augment: list[Augment] = Field(default_factory=list)  # type: ignore[valid-type]
 
@@ -102,7 +103,7 @@ class DataSpec(StrictModel):
 
     @field_validator("split")
     @classmethod
-    def _split_sums_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+    def _split_sums_to_one(cls, v: list[float]) -> list[float]:
         if any(f < 0 for f in v) or v[0] <= 0 or abs(sum(v) - 1) > 1e-6:
             raise ValueError(f"must be three fractions (train, val, test) with train > 0 that sum to 1, got {list(v)}")
         return v
