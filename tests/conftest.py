@@ -5,9 +5,11 @@ Nothing here imports torch at collection time: other test files check that `udlc
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -216,3 +218,37 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# ---- helpers shared by the training tests ---------------------------------------------------------
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def safetensors_header(path: Path) -> dict:
+    """The JSON header of a safetensors file, read by hand: 8 bytes of length, then JSON."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8:8 + n])
+
+
+def assert_clean_failure(result, *, code: int | None = None) -> str:
+    """A user error: non-zero exit, a message on stderr, never a traceback. Returns stderr."""
+    assert result.returncode != 0, describe(result)
+    if code is not None:
+        assert result.returncode == code, describe(result)
+    assert "Traceback" not in result.stdout + result.stderr, describe(result)
+    assert "internal error" not in result.stderr, describe(result)  # the CLI's catch-all for crashes
+    assert result.stderr.strip(), describe(result)
+    return result.stderr
+
+
+def train_here(spec: Path, out: Path) -> Path:
+    """Train in this process (no interpreter start-up): what `udlc train -q` does."""
+    from udlc.compiler.pipeline import compile_spec
+    from udlc.trainer.run import train_spec
+
+    return train_spec(compile_spec(spec), out=out, quiet=True)

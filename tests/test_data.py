@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from udlc.data import InMemoryBatches, LoaderBatches, Normalization, augment_batch, make_batches, prepare
+from udlc.data import (
+    InMemoryBatches,
+    LoaderBatches,
+    Normalization,
+    augment_batch,
+    make_batches,
+    prepare,
+)
 from udlc.data.sources import load_arrays
 from udlc.errors import SpecError
 from udlc.spec.data import DataSpec

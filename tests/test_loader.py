@@ -9,7 +9,15 @@ import pytest
 
 from udlc.compiler.pipeline import apply_overrides, compile_doc
 from udlc.errors import SpecError, SpecErrors, UdlcError
-from udlc.spec.loader import MAX_BYTES, MAX_DEPTH, MAX_NODES, dotted, load_bytes, load_file, load_text
+from udlc.spec.loader import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    MAX_NODES,
+    dotted,
+    load_bytes,
+    load_file,
+    load_text,
+)
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits-mlp.yaml"
 

@@ -1,0 +1,131 @@
+"""`udlc train --resume`: a killed run continues exactly where its last checkpoint left it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import (
+    DIGITS_MLP,
+    assert_clean_failure,
+    cli,
+    describe,
+    finish,
+    read_csv,
+    run_folder,
+    start_cli,
+    train_here,
+    write_spec,
+)
+
+# ---- resume ----------------------------------------------------------------------------------------
+
+# Deterministic, with everything a resume must restore: dropout (torch RNG), shuffling (the data
+# generator), AdamW moments and a warmup + cosine schedule. ~0.1 s an epoch on one thread.
+RESUMABLE = {
+    **DIGITS_MLP,
+    "name": "resumable",
+    "seed": 3,
+    "model": {"input": [64], "layers": [{"linear": 32}, "relu", {"dropout": 0.2}, {"linear": 10}]},
+    "optimizer": {"type": "adamw", "lr": 0.003},
+    "schedule": {"type": "cosine", "warmup_steps": 20},
+    "train": {"epochs": 16, "batch_size": 16, "deterministic": True},
+}
+RESUMABLE.pop("export")
+
+
+def _last_epoch(run_root: Path) -> int:
+    for path in run_root.glob("*/*/checkpoints/last.json"):
+        try:
+            return int(json.loads(path.read_text())["position"]["epoch"])
+        except (ValueError, KeyError):  # not there yet
+            return 0
+    return 0
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    write_spec(tmp_path / "spec.yaml", RESUMABLE)
+    epochs = RESUMABLE["train"]["epochs"]
+    ref_args = ("train", "spec.yaml", "--out", "reference", "-q")
+    reference = start_cli(*ref_args, cwd=tmp_path)  # meanwhile, on the other core
+    victim = start_cli("train", "spec.yaml", "--out", "killed", "-q", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 240
+        while _last_epoch(tmp_path / "killed") < 2:
+            assert victim.poll() is None, f"training ended before it could be killed: {victim.communicate()}"
+            assert time.monotonic() < deadline, "no checkpoint for epoch 2 in time"
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=30)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    assert victim.returncode == -signal.SIGKILL
+    killed_at = _last_epoch(tmp_path / "killed")
+    assert 2 <= killed_at < epochs, "killed too late to test a resume: make the run longer"
+    (run,) = (tmp_path / "killed" / "resumable").iterdir()
+    assert json.loads((run / "run.json").read_text())["status"] == "running"
+    assert not (run / "results.json").exists()
+
+    resumed = cli("train", "--resume", run, cwd=tmp_path)
+    assert resumed.returncode == 0, describe(resumed)
+    assert Path(resumed.stdout.strip().splitlines()[-1]).resolve() == run.resolve()
+    assert "resum" in resumed.stdout
+    ref = finish(reference, ref_args)
+    ref_run = run_folder(ref, tmp_path)
+
+    for name in ("last", "best"):
+        a = load_file(str(ref_run / "checkpoints" / f"{name}.safetensors"))
+        b = load_file(str(run / "checkpoints" / f"{name}.safetensors"))
+        assert a.keys() == b.keys()
+        different = [k for k in a if a[k].dtype != b[k].dtype or not torch.equal(a[k], b[k])]
+        assert different == [], f"{name}: tensors differ after resuming from epoch {killed_at}: {different[:8]}"
+    assert json.loads((run / "checkpoints" / "last.json").read_text())["position"]["epoch"] == epochs
+    assert json.loads((run / "results.json").read_text()) == json.loads((ref_run / "results.json").read_text())
+    assert json.loads((run / "run.json").read_text())["status"] == "done"
+
+
+def test_resume_after_a_kill_between_row_and_checkpoint_keeps_one_row_per_epoch(
+        tmp_path: Path, monkeypatch, one_torch_thread) -> None:
+    """Epoch 2's row is written, then the run dies before its checkpoint: the resume replays epoch 2
+    from epoch 1's checkpoint, and metrics.csv ends with exactly one row per epoch."""
+    import udlc.trainer.loop as loop
+    from udlc.trainer.run import resume_run
+
+    real_save_last = loop.save_last
+
+    def die_at_epoch_2(s):
+        if s.state["epoch"] == 2:
+            raise KeyboardInterrupt  # stands in for SIGKILL at this exact point
+        real_save_last(s)
+
+    monkeypatch.setattr(loop, "save_last", die_at_epoch_2)
+    spec = write_spec(tmp_path / "spec.yaml", {**DIGITS_MLP, "export": {}}, train={"epochs": 3, "batch_size": 128})
+    with pytest.raises(KeyboardInterrupt):
+        train_here(spec, tmp_path / "runs")
+    [run] = (tmp_path / "runs" / "tiny-digits").iterdir()
+    assert [int(r["epoch"]) for r in read_csv(run / "metrics.csv")] == [1, 2]
+    monkeypatch.setattr(loop, "save_last", real_save_last)
+    resume_run(run, quiet=True)
+    rows = read_csv(run / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_resume_refuses_a_spec_and_a_folder_without_checkpoint(run_cli, tmp_path: Path, digits_run) -> None:
+    empty = tmp_path / "empty-run"
+    empty.mkdir()
+    for name in ("run.json", "spec.yaml"):
+        shutil.copy(digits_run.run / name, empty / name)
+    err = assert_clean_failure(run_cli("train", "--resume", empty))
+    assert "checkpoint" in err and len(err.strip().splitlines()) == 1
+    err = assert_clean_failure(run_cli("train", digits_run.spec, "--resume", empty))
+    assert "--resume" in err
