@@ -185,3 +185,11 @@ def test_non_finite_inputs_are_refused(digits_run: TrainedRun) -> None:
     raw[1, 5] = np.nan
     with pytest.raises(UdlcError):
         Model(digits_run.run / "model.onnx").predict(raw)
+
+
+@pytest.mark.parametrize("header", ["a,b,c\n", "0,1,2\n", ""], ids=["names", "pandas-numbers", "none"])
+def test_csv_inputs_skip_a_header_row(tmp_path: Path, header: str) -> None:
+    from udlc.runtime.predict import read_inputs
+
+    (tmp_path / "x.csv").write_text(header + "1.5,2,3\n4,5,6\n")
+    assert read_inputs(tmp_path / "x.csv").tolist() == [[1.5, 2.0, 3.0], [4.0, 5.0, 6.0]]

@@ -130,8 +130,9 @@ def read_inputs(path: str | Path) -> np.ndarray:
 def _read_csv(path: Path) -> np.ndarray:
     with path.open(newline="") as f:
         rows = list(csv.reader(f))
-    if rows and not all(_is_number(c) for c in rows[0]):
-        rows = rows[1:]  # a header row
+    # A header row: names, or the column numbers 0..n-1 that pandas writes for unnamed columns.
+    if rows and (not all(_is_number(c) for c in rows[0]) or rows[0] == [str(i) for i in range(len(rows[0]))]):
+        rows = rows[1:]
     try:
         return np.array([[float(c) for c in row] for row in rows if row], dtype=np.float32)
     except ValueError as e:
