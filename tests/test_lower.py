@@ -129,3 +129,11 @@ def test_checkpoints_use_the_plain_module_under_torch_compile() -> None:
     holder = SimpleNamespace(model=compiled)
     assert Setup.module.fget(holder) is model
     assert list(Setup.module.fget(holder).state_dict()) == ["weight", "bias"]
+
+
+def test_reserved_ids_cover_every_public_attribute_of_a_graph_module() -> None:
+    """Node ids become submodule names; one that shadows an nn.Module/GraphModule attribute breaks lowering."""
+    from udlc.compiler.resolve import RESERVED_IDS
+
+    public = {n for n in dir(torch.fx.GraphModule) if not n.startswith("_")}
+    assert public <= RESERVED_IDS, sorted(public - RESERVED_IDS)

@@ -15,7 +15,7 @@ from torch import nn
 from udlc.trainer import checkpoint
 from udlc.trainer.debug import nonfinite_report
 from udlc.trainer.logging import EpochLog
-from udlc.trainer.objectives import MAXIMIZED, compute_metrics
+from udlc.trainer.objectives import compute_metrics, higher_is_better
 from udlc.trainer.schedules import Plateau
 
 
@@ -112,7 +112,7 @@ def monitored(spec: Any, has_val: bool) -> tuple[str, str]:
     name = stop.monitor if stop else ("val_loss" if has_val else "train_loss")
     mode = stop.mode if stop else "auto"
     if mode == "auto":
-        mode = "max" if any(name.endswith(m) for m in MAXIMIZED) or "top" in name else "min"
+        mode = "max" if higher_is_better(name) else "min"
     return name, mode
 
 

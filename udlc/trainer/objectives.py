@@ -8,9 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from udlc.spec.training import CLASSIFICATION_LOSSES, metric_name  # noqa: F401  (re-exported for the trainer)
+from udlc.spec.training import metric_name
 
-MAXIMIZED = ("accuracy", "f1_macro", "r2")  # early stopping's mode `auto` maximizes these
+
+def higher_is_better(logged: str) -> bool:
+    """For a logged value (val_accuracy, val_top5_accuracy, train_loss, …): is a larger one an improvement?"""
+    return logged.endswith(("accuracy", "f1_macro", "r2"))
 
 
 def make_loss(spec: Any, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -57,7 +57,7 @@ def _train(compiled: Compiled, out: Path, resume: Path | None, quiet: bool) -> P
     from udlc.data import augment_batch, make_batches
     from udlc.trainer.loop import Setup, fit, restore_last
     from udlc.trainer.logging import EpochLog
-    from udlc.trainer.objectives import make_loss, make_optimizer
+    from udlc.trainer.objectives import higher_is_better, make_loss, make_optimizer
     from udlc.trainer.schedules import Plateau, lr_factor
 
     spec, graph = compiled.spec, compiled.graph
@@ -79,8 +79,9 @@ def _train(compiled: Compiled, out: Path, resume: Path | None, quiet: bool) -> P
     val_batches = batch(data.x_val, data.y_val, batch_size=eval_size, shuffle=False) if len(data.x_val) else None
     steps_per_epoch = math.ceil(len(train_batches) / train.grad_accum)
     factor = lr_factor(spec.schedule, spec.optimizer.lr, steps_per_epoch, steps_per_epoch * train.epochs)
-    plateau = Plateau(spec.schedule, spec.optimizer.lr, "min" if "loss" in spec.schedule.monitor else "max") \
-        if spec.schedule.type == "plateau" else None
+    plateau = None
+    if spec.schedule.type == "plateau":
+        plateau = Plateau(spec.schedule, spec.optimizer.lr, "max" if higher_is_better(spec.schedule.monitor) else "min")
     constant = spec.schedule.type == "constant" and spec.schedule.warmup_steps == 0
     scheduler = None if constant else torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: factor(step) * (plateau.scale if plateau else 1.0))
@@ -138,7 +139,7 @@ def pick_device(choice: str):
 def load_dataset(compiled: Compiled) -> Any:
     """The spec's data, split and normalized; a data mistake becomes a SpecError at its place in the spec."""
     from udlc.data import prepare
-    from udlc.trainer.objectives import CLASSIFICATION_LOSSES
+    from udlc.spec.training import CLASSIFICATION_LOSSES
 
     spec = compiled.spec
     # A classification loss makes the task classification; otherwise the source's own task stands,
