@@ -122,7 +122,7 @@ def run_hand(compiled) -> dict:
 def run_udlc(compiled, out: Path) -> dict:
     """udlc.train; training seconds from metrics.jsonl, whole-epoch times from when EpochLog.epoch is
     called (once per epoch, after validation and the checkpoints)."""
-    from udlc.trainer import checkpoint
+    from udlc.runs import checkpoint
     from udlc.trainer.logging import EpochLog
 
     stamps: list[float] = []
@@ -142,7 +142,7 @@ def run_udlc(compiled, out: Path) -> dict:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     return {"train_s": [r["seconds"] for r in rows], "epoch_s": [b - a for a, b in itertools.pairwise(stamps)],
             "train_loss": [r["train_loss"] for r in rows], "val_loss": [r.get("val_loss") for r in rows],
-            "total_s": total, "weights": checkpoint.load(run_dir / "checkpoints" / "last")["model"]}
+            "total_s": total, "weights": checkpoint.load(run_dir / "checkpoints" / "last")["models"]["model"]}
 
 
 def compare_weights(a: dict, b: dict) -> tuple[bool, list[str]]:

@@ -248,7 +248,7 @@ def assert_clean_failure(result, *, code: int | None = None) -> str:
 
 def train_here(spec: Path, out: Path) -> Path:
     """Train in this process (no interpreter start-up): what `udlc train -q` does."""
-    from udlc.compiler.pipeline import compile_spec
+    from udlc.tasks import compile_spec
     from udlc.trainer.run import train_spec
 
     return train_spec(compile_spec(spec), out=out, quiet=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,32 +19,29 @@ from udlc.data import (
 from udlc.data.sources import load_arrays
 from udlc.errors import SpecError
 from udlc.spec.data import DataSpec
-
-BUILTIN = {  # source: (features, classes or None for regression)
-    "digits": (64, 10), "iris": (4, 3), "wine": (13, 3), "breast_cancer": (30, 2), "diabetes": (10, None),
-    "moons": (2, 2), "circles": (2, 2), "blobs": (2, 3), "spirals": (2, 3), "xor": (2, 2), "sine": (1, None),
-}
+from udlc.spec.sources import SOURCES, BuiltinSet
 
 
 def spec(**kw) -> DataSpec:
     return DataSpec.model_validate(kw)
 
 
-@pytest.mark.parametrize("source", list(BUILTIN))
-def test_builtin_sources_load(source: str) -> None:
-    n_features, n_classes = BUILTIN[source]
+@pytest.mark.parametrize("entry", SOURCES.builtin(), ids=lambda e: e.name)
+def test_builtin_sources_prepare(entry: BuiltinSet) -> None:
+    source, n_features = entry.name, math.prod(entry.shape)
+    n_classes = len(entry.classes) if entry.classes is not None else None
     ds = prepare(spec(source=source, samples=60), (n_features,), Path("."), seed=0)
     n = len(ds.x_train) + len(ds.x_val) + len(ds.x_test)
     assert ds.x_train.shape[1:] == (n_features,) and ds.x_train.dtype == np.float32
     assert np.isfinite(ds.x_train).all()
     if n_classes is None:
         assert ds.task == "regression" and ds.classes is None and ds.n_classes is None
-        assert ds.y_train.shape == (len(ds.x_train), 1) and ds.y_train.dtype == np.float32
+        assert ds.y_train.shape == (len(ds.x_train), entry.target_width) and ds.y_train.dtype == np.float32
     else:
         assert ds.task == "classification" and ds.n_classes == n_classes == len(ds.classes)
         assert ds.y_train.dtype == np.int64 and ds.y_train.shape == (len(ds.x_train),)
         assert 0 <= ds.y_train.min() and ds.y_train.max() < n_classes
-    if source in ("moons", "sine", "spirals"):
+    if entry.generated:
         assert n == 60  # generated sets honor `samples`
 
 
@@ -238,3 +236,48 @@ def test_loader_batches_match_in_memory(tmp_path: Path) -> None:
     pairs = zip(mem.epoch_batches(torch.Generator().manual_seed(1)), disk.epoch_batches(torch.Generator().manual_seed(1)))
     for (xa, ya), (xb, yb) in pairs:
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_fit_chunks_equals_fit() -> None:
+    x = np.random.default_rng(0).normal(3, 2, (50, 2, 3, 3)).astype(np.float32) * np.array([1, 100])[:, None, None]
+    for kind in ("standard", "minmax", "none"):
+        whole = Normalization.fit(kind, x)
+        pieces = Normalization.fit_chunks(kind, [x[:7], x[7:8], x[8:8], x[8:]], x.shape[1:])
+        np.testing.assert_allclose(pieces.shift, whole.shift, rtol=1e-6)
+        np.testing.assert_allclose(pieces.scale, whole.scale, rtol=1e-6)
+    assert Normalization.fit("standard", x).shift.shape == (2, 1, 1)
+
+
+def test_large_npy_is_read_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from udlc.data import dataset
+    from udlc.data.sources import LazyRows
+
+    rng = np.random.default_rng(0)
+    data = np.column_stack([rng.normal(5, 3, (40, 4)), np.arange(40) % 3])  # target in the last column
+    np.save(tmp_path / "d.npy", data)
+    s = spec(source="d.npy", split=[0.5, 0.25, 0.25])
+    eager = prepare(s, (1, 2, 2), tmp_path, seed=0)
+    monkeypatch.setattr(dataset, "LAZY_NPY_BYTES", 0)
+    lazy = prepare(s, (1, 2, 2), tmp_path, seed=0)
+    assert isinstance(lazy.x_train, LazyRows) and isinstance(lazy.x_train.data, np.memmap)
+    assert lazy.x_train.shape == eager.x_train.shape and lazy.n_classes == eager.n_classes == 3
+    np.testing.assert_allclose(lazy.normalization.shift, eager.normalization.shift, rtol=1e-6)
+    for a, b in ((lazy.x_train, eager.x_train), (lazy.x_val, eager.x_val), (lazy.x_test, eager.x_test)):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(lazy.y_train, eager.y_train)
+    np.testing.assert_allclose(lazy.x_train[[3, 0]], eager.x_train[[3, 0]], rtol=1e-5, atol=1e-6)
+    # streamed batch by batch, they are the in-memory batches
+    streamed = make_batches(lazy.x_train, lazy.y_train, 6, True, "cpu", threshold=0)
+    held = make_batches(eager.x_train, eager.y_train, 6, True, "cpu")
+    assert isinstance(streamed, LoaderBatches)
+    pairs = zip(streamed.epoch_batches(torch.Generator().manual_seed(2)),
+                held.epoch_batches(torch.Generator().manual_seed(2)))
+    for (xa, ya), (xb, yb) in pairs:
+        torch.testing.assert_close(xa, xb)
+        assert torch.equal(ya, yb)
+    data[7, 2] = np.nan
+    np.save(tmp_path / "d.npy", data)
+    with pytest.raises(SpecError, match="features sample 7 .* holds NaN"):
+        prepare(s, (4,), tmp_path, seed=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,9 @@ from typing import Literal
 import pytest
 
 from udlc.layers import REGISTRY, LayerConfig, ShapeError, register
+from udlc.layers.conv import per_axis
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CASES = [(name, i) for name, lt in REGISTRY.items() for i in range(len(lt.samples))]
 
@@ -22,15 +26,115 @@ def test_sample_matches_torch(name: str, index: int) -> None:
     args, shapes = lt.samples[index]
     cfg = lt.config.model_validate(args)
     assert lt.config.model_validate(cfg.model_dump()) == cfg
-    out_shape = lt.shape(cfg, *shapes)
+    out_shapes = lt.shape(cfg, *shapes) if lt.outputs else (lt.shape(cfg, *shapes),)
     torch.manual_seed(0)
     module = lt.build(cfg, *shapes).eval()
     with torch.no_grad():
         out = module(*(torch.randn(3, *s) for s in shapes))
-    assert tuple(out.shape) == (3, *out_shape)
+    outs = out if lt.outputs else (out,)  # a layer with several outputs returns one tensor per name
+    assert [tuple(o.shape) for o in outs] == [(3, *s) for s in out_shapes]
+    if lt.outputs:
+        assert len(lt.outputs(cfg)) == len(out_shapes)
     assert lt.params(cfg, *shapes) == sum(p.numel() for p in module.parameters() if p.requires_grad)
-    flops = lt.flops(cfg, *shapes)
-    assert isinstance(flops, int) and flops >= 0
+
+
+# ---- FLOPs ----------------------------------------------------------------------------------------
+# The convention (what `udlc check` and `udlc summary` report): FLOPs for one sample, a multiply-add
+# counting 2, bias additions not counted — exactly what torch.utils.flop_counter.FlopCounterMode counts for
+# the matmul and convolution ops. FlopCounterMode counts 0 for everything else (activations, norms,
+# pooling, merges); udlc counts their elementwise work instead, a few operations per element (one for an
+# activation, four for a norm, one per window element for pooling, eight per output for bilinear
+# resampling). Those counts are checked against bounds: at most 8 operations per element of the larger of
+# input and output (per window element, for pooling), and at least one per output when the layer computes
+# new values rather than moving or selecting its inputs (reshape, concat, inference dropout, max pooling).
+BATCH = 2
+# Beyond the registry's samples: the arguments where a FLOP formula is easiest to get wrong.
+FLOP_CASES = [
+    ("linear", {"out_features": 5}, ((7, 3),)),  # applied to each of 7 rows
+    ("conv1d", {"out_channels": 6, "kernel_size": 3, "stride": 3, "dilation": 2, "groups": 3}, ((3, 20),)),
+    ("conv2d", {"out_channels": 8, "kernel_size": [3, 2], "stride": [2, 3], "dilation": [1, 2], "groups": 2,
+                "padding": [2, 1]}, ((4, 11, 10),)),
+    ("conv2d", {"out_channels": 6, "kernel_size": 4, "padding": "same", "groups": 6}, ((6, 7, 5),)),  # depthwise
+    ("conv_transpose2d", {"out_channels": 4, "kernel_size": [3, 2], "stride": [2, 3], "padding": 1,
+                          "output_padding": [1, 2], "dilation": [1, 2], "groups": 2}, ((6, 5, 4),)),
+    ("adaptive_avgpool1d", {"output_size": 5}, ((2, 7),)),  # overlapping windows
+    ("adaptive_avgpool2d", {"output_size": [6, 3]}, ((2, 4, 5),)),  # more outputs than inputs on one axis
+    ("avgpool2d", {"kernel_size": 3, "stride": 1, "padding": 1}, ((2, 6, 6),)),
+    ("upsample", {"size": [9, 3], "mode": "bilinear"}, ((2, 4, 6),)),
+]
+FLOP_ALL = [(n, args, shapes) for n, lt in REGISTRY.items() for args, shapes in lt.samples] + FLOP_CASES
+
+
+def torch_flops(name: str, args: dict, shapes: tuple) -> tuple[int, list, object]:
+    """(FlopCounterMode's count for one sample, the inputs, the output) of the built layer on a batch."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    lt = REGISTRY[name]
+    cfg = lt.config.model_validate(args)
+    torch.manual_seed(0)
+    module = lt.build(cfg, *shapes).eval()
+    xs = [torch.randn(BATCH, *s) for s in shapes]
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        out = module(*xs)
+    total = counter.get_total_flops()
+    assert total % BATCH == 0
+    return total // BATCH, xs, out
+
+
+@pytest.mark.parametrize("name,args,shapes", FLOP_ALL, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(FLOP_ALL)])
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # the point of one case
+def test_flops_match_torch(name: str, args: dict, shapes: tuple) -> None:
+    import torch
+
+    lt = REGISTRY[name]
+    cfg = lt.config.model_validate(args)
+    static = lt.flops(cfg, *shapes)
+    counted, xs, out = torch_flops(name, args, shapes)
+    out = torch.cat([o.reshape(-1) for o in out]).reshape(BATCH, -1) if isinstance(out, tuple) else out
+    assert isinstance(static, int)
+    if counted:  # a matmul or convolution: torch's count is the reference
+        assert static == counted, f"{name}{args} on {shapes}: udlc counts {static:,}, torch {counted:,}"
+        return
+    out_numel = out[0].numel()
+    window = math.prod(per_axis(getattr(cfg, "kernel_size", 1), len(shapes[0]) - 1))
+    most = 8 * window * max(sum(math.prod(s) for s in shapes), out_numel)
+    assert 0 <= static <= most, f"{name}{args}: {static:,} FLOPs for {out_numel} outputs"
+    inputs = torch.cat([x.flatten() for x in xs])
+    if not torch.isin(out, inputs).all():  # the layer computes new values (not only moves or selects them)
+        assert static >= out_numel, f"{name}{args}: {static} FLOPs for {out_numel} computed outputs"
+
+
+@pytest.mark.parametrize("name,args,shape", [c for c in FLOP_ALL if c[0].startswith(("adaptive_avgpool",
+                                                                                      "global_avgpool"))])
+def test_average_pool_flops_count_window_elements(name: str, args: dict, shape: tuple) -> None:
+    """An average pool is linear: its matrix has one nonzero per (window, element) pair, one add each."""
+    import torch
+
+    lt = REGISTRY[name]
+    cfg = lt.config.model_validate(args)
+    module = lt.build(cfg, *shape)
+    x = torch.randn(*shape[0])
+    matrix = torch.autograd.functional.jacobian(lambda v: module(v.unsqueeze(0))[0], x)
+    assert lt.flops(cfg, *shape) == int((matrix != 0).sum())
+
+
+def test_example_models_count_what_torch_counts() -> None:
+    """The whole graph: the matmul and convolution nodes' FLOPs add up to FlopCounterMode's count for the
+    lowered module (so resolve's projections and block expansions are counted as built)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from udlc.compiler.lower import lower
+    from udlc.tasks import compile_spec
+
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        graph = compile_spec(path).graph
+        module = lower(graph, seed=0).eval()
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            module(*[torch.randn(BATCH, *s) for s in graph.inputs.values()])
+        matmuls = sum(n.flops for n in graph.nodes.values() if n.op in ("linear", "conv1d", "conv2d", "conv_transpose2d"))
+        assert matmuls > 0 and matmuls * BATCH == counter.get_total_flops(), path.name
 
 
 def test_every_type_has_two_samples_except_trivial_ones() -> None:
@@ -89,26 +193,30 @@ def test_shape_errors_carry_hints() -> None:
 
 
 @pytest.mark.parametrize(
-    "name,args",
+    "name,args,message",
     [
-        ("conv2d", {"out_channels": 8, "kernel_size": 3, "groups": 3}),
-        ("conv2d", {"out_channels": 8, "kernel_size": 3, "stride": 2, "padding": "same"}),
-        ("conv2d", {"out_channels": 8, "kernel_size": 0}),
-        ("conv2d", {"out_channels": 8, "kernel_size": 3, "in_channels": 3}),
-        ("conv_transpose2d", {"out_channels": 8, "kernel_size": 3, "stride": 2, "output_padding": 2}),
-        ("maxpool2d", {"kernel_size": 2, "padding": 2}),
-        ("dropout", {"p": 1.0}),
-        ("upsample", {}),
-        ("upsample", {"scale_factor": 2, "size": 8}),
-        ("upsample", {"scale_factor": 2, "align_corners": True}),
-        ("gelu", {"approximate": "erf"}),
+        ("conv2d", {"out_channels": 8, "kernel_size": 3, "groups": 3}, "groups 3 must divide out_channels 8"),
+        ("conv2d", {"out_channels": 8, "kernel_size": 3, "stride": 2, "padding": "same"}, "padding 'same' needs stride 1"),
+        ("conv2d", {"out_channels": 8, "kernel_size": 0}, "greater than 0"),
+        ("conv2d", {"out_channels": 8, "kernel_size": 3, "in_channels": 3}, "unknown keys ['in_channels']"),
+        ("conv_transpose2d", {"out_channels": 8, "kernel_size": 3, "stride": 2, "output_padding": 2},
+         "output_padding 2 must be smaller than stride or dilation"),
+        ("maxpool2d", {"kernel_size": 2, "padding": 2}, "padding 2 must be at most half of kernel_size 2"),
+        ("dropout", {"p": 1.0}, "less than 1"),
+        ("upsample", {}, "give either scale_factor or size"),
+        ("upsample", {"scale_factor": 2, "size": 8}, "give either scale_factor or size"),
+        ("upsample", {"scale_factor": 2, "align_corners": True}, "align_corners applies only to modes"),
+        ("gelu", {"approximate": "erf"}, "'none' or 'tanh'"),
     ],
 )
-def test_bad_arguments_fail_validation(name: str, args: dict) -> None:
+def test_bad_arguments_fail_validation(name: str, args: dict, message: str) -> None:
+    # The message is checked too: a case that fails for another reason (a renamed field is an unknown key)
+    # would otherwise pass while testing nothing.
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as info:
         REGISTRY[name].config.model_validate(args)
+    assert message in str(info.value)
 
 
 def test_batch_axis_is_skipped_by_dims() -> None:

@@ -3,9 +3,13 @@ alias expansion; and `--set` overrides applied to a loaded document."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from udlc.compiler.pipeline import apply_overrides, compile_doc
 from udlc.errors import SpecError, SpecErrors, UdlcError
@@ -14,12 +18,14 @@ from udlc.spec.loader import (
     MAX_DEPTH,
     MAX_NODES,
     dotted,
+    is_udlc_spec,
     load_bytes,
     load_file,
     load_text,
 )
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits-mlp.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "digits-mlp.yaml"
 
 SPANNED = """\
 udlc: 1
@@ -147,13 +153,85 @@ def test_an_alias_bomb_of_a_few_hundred_bytes_is_refused() -> None:
     assert "aliases counted in full" in load_error(text).message
 
 
+def depth_of(value: object) -> int:
+    """Levels of mappings and lists: {} is 1, {x: []} is 2."""
+    if isinstance(value, dict):
+        return 1 + max(map(depth_of, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    return 0
+
+
 def test_nesting_depth_is_capped() -> None:
     def nested(depth: int) -> str:  # the root mapping is the first level
         return "x: " + "[" * (depth - 1) + "]" * (depth - 1)
 
-    assert load_text(nested(MAX_DEPTH)).data["x"] is not None
+    assert depth_of(load_text(nested(MAX_DEPTH)).data) == MAX_DEPTH
     err = load_error(nested(MAX_DEPTH + 1))
     assert f"deeper than {MAX_DEPTH} levels" in err.message and (err.span.line, err.span.col) == (1, MAX_DEPTH + 3)
+
+
+SELF_ALIAS = """\
+udlc: 1
+name: t
+data: {source: digits}
+loss: mse
+model: &m {input: [4], layers: [*m]}
+"""
+
+
+@pytest.mark.parametrize(
+    "text,line,col",
+    [
+        (SELF_ALIAS, 5, 33),
+        ("a: &a [1, [2, *a]]\n", 1, 15),  # deeper inside
+        ("a: &a\n  b: &b\n    c: [*a]\n", 3, 9),  # through another anchor
+        ("a: &a\n  b: &b\n    c: [*b]\n", 3, 9),  # the inner one
+        ("a: &a {b: 1, c: *a}\n", 1, 17),  # a mapping value
+    ],
+)
+def test_an_alias_inside_its_own_anchor_is_refused(text: str, line: int, col: int) -> None:
+    # Composed, it would be a cycle: converting it never ended (a RecursionError, an internal error).
+    err = load_error(text)
+    assert err.message.startswith("a YAML alias refers to the node that contains it")
+    assert err.hint == "write the value out instead of the alias"
+    assert (err.span.line, err.span.col) == (line, col)
+
+
+def test_an_alias_after_its_anchor_closed_is_a_copy_not_a_cycle() -> None:
+    doc = load_text("a: &a [1, [2]]\nb: [*a, {c: *a}]\n")
+    assert doc.data["b"] == [[1, [2]], {"c": [1, [2]]}]
+    assert doc.data["b"][0] is not doc.data["a"]  # every alias is its own copy: the tree has no shared nodes
+
+
+def test_check_reports_a_self_referencing_alias(tmp_path: Path) -> None:
+    (tmp_path / "loop.yaml").write_text(SELF_ALIAS)
+    result = subprocess.run([sys.executable, "-m", "udlc", "check", "loop.yaml"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("loop.yaml:5:33: a YAML alias refers to the node that contains it"), result.stderr
+    assert "write the value out" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_anchors_are_defined_once() -> None:
+    # The C and the Python parser word this differently (or hardly at all); the guard says it one way.
+    for text, line, col in [("a: &x [1]\nb: &x [2]\n", 2, 4), ("a: &x [1, &x 2]\n", 1, 11)]:
+        err = load_error(text)
+        assert err.message == "anchor '&x' is defined twice (first at line 1)"
+        assert (err.span.line, err.span.col) == (line, col)
+
+
+def test_aliases_count_toward_the_nesting_depth() -> None:
+    # Each alias nests a deep anchor one level deeper: a few hundred bytes that used to expand past
+    # Python's recursion limit while converting.
+    lines = ["a0: &a0 " + "[" * 30 + "1" + "]" * 30]
+    lines += [f"a{i}: &a{i} " + "[" * 30 + f"*a{i - 1}" + "]" * 30 for i in range(1, 40)]
+    err = load_error("\n".join(lines))
+    assert f"deeper than {MAX_DEPTH} levels (aliases counted in full)" in err.message
+    assert (err.span.line, err.span.col) == (3, 39)
+    within = "a: &a " + "[" * (MAX_DEPTH - 2) + "]" * (MAX_DEPTH - 2) + "\nb: [*a]\n"  # root, b's list, a
+    assert depth_of(load_text(within).data) == MAX_DEPTH
+    assert "deeper than" in load_error(within.replace("[*a]", "[[*a]]")).message
 
 
 def test_size_cap(tmp_path: Path) -> None:
@@ -198,10 +276,14 @@ def test_invalid_utf8_is_located() -> None:
     assert (info.value.span.line, info.value.span.col) == (2, 7)
 
 
-@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "- a\n- b\n", "42\n", "just text\n"])
-def test_a_spec_is_a_mapping(text: str) -> None:
+@pytest.mark.parametrize(
+    "text,message",
+    [("", "file is empty"), ("\n\n", "file is empty"), ("# only a comment\n", "file is empty"), ("~\n", "must be a mapping"),
+     ("- a\n- b\n", "must be a mapping"), ("42\n", "must be a mapping"), ("just text\n", "must be a mapping")],
+)
+def test_a_spec_is_a_mapping(text: str, message: str) -> None:
     err = load_error(text)
-    assert "file is empty" in err.message or "must be a mapping" in err.message
+    assert message in err.message and "`udlc: 1`" in err.hint
     assert (err.span.line, err.span.col) == (1, 1)
 
 
@@ -253,3 +335,58 @@ def test_an_override_needs_key_and_value(override: str) -> None:
     with pytest.raises(SpecError, match="KEY=VALUE") as info:
         compile_with(override)
     assert info.value.span.file == "--set"
+
+
+# ---- which YAML files are specs (udlc check --only-udlc, the pre-commit hook) ----------------------
+
+WORKFLOW = """\
+name: CI
+on: [push]
+jobs:
+  test:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          udlc: 1
+      - with: {udlc: 1}
+"""
+
+
+@pytest.mark.parametrize(
+    "text,is_spec",
+    [
+        ("udlc: 1\nname: t\n", True),
+        ("# a comment first\nname: t\nudlc: 1\n", True),  # anywhere at the top level
+        ('"udlc": 1\n', True),
+        ("{udlc: 1, name: t}\n", True),
+        ("\ufeffudlc: 1\r\nname: t\r\n", True),  # a BOM and CRLF
+        ("udlc: 1\nmodel: {layers: [\n", True),  # invalid YAML is still a spec, so that check reports it
+        (WORKFLOW, False),  # only indented `udlc:` keys
+        ("foo: {a: [\n", False),  # invalid YAML, not a spec
+        ("", False),
+        ("# udlc: 1\nudlc_version: 2\nudlcx: 1\nudlc:1\n", False),
+    ],
+)
+def test_is_udlc_spec(tmp_path: Path, text: str, is_spec: bool) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_bytes(text.encode())
+    assert is_udlc_spec(path) is is_spec
+
+
+def test_every_example_is_a_spec_and_this_repos_other_yaml_is_not() -> None:
+    assert all(is_udlc_spec(path) for path in (ROOT / "examples").glob("*.yaml"))
+    assert all(is_udlc_spec(path) for path in (ROOT / "tests" / "specs").rglob("*.yaml")
+               if path.name not in ("empty.yaml", "comments_only.yaml", "root_list.yaml", "alias_bomb.yaml"))
+    assert not is_udlc_spec(ROOT / ".pre-commit-hooks.yaml")
+
+
+def test_an_unreadable_file_counts_as_a_spec(tmp_path: Path) -> None:
+    # so that `udlc check` reports it instead of skipping it silently
+    assert is_udlc_spec(tmp_path / "missing.yaml")
+
+
+def test_the_pre_commit_hook_sees_the_files_the_examples_name() -> None:
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["entry"] == "udlc check" and "--only-udlc" in hook["args"]
+    for path in [*(ROOT / "examples").glob("*.yaml"), Path("configs/net.yml")]:
+        assert re.search(hook["files"], str(path)), path

@@ -13,7 +13,7 @@ import udlc
 from udlc.compiler.lower import cross_check, lower
 from udlc.compiler.pipeline import compile_text
 from udlc.spec.training import Cosine, Cyclical, Linear, MultiStep, OneCycle, Step
-from udlc.trainer import checkpoint
+from udlc.runs import checkpoint
 from udlc.trainer.schedules import lr_factor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,9 @@ def test_examples_build_and_match_static_shapes(example: Path) -> None:
     assert cross_check(compiled.graph).startswith("torch agrees")
     module = udlc.build(compiled)
     shape = next(iter(compiled.graph.inputs.values()))
-    assert tuple(module(torch.zeros(3, *shape)).shape) == (3, *compiled.graph.output_shapes[0])
+    outs = module(torch.zeros(3, *shape))
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    assert [tuple(o.shape) for o in outs] == [(3, *s) for s in compiled.graph.output_shapes]
 
 
 def test_generated_forward_reads_like_pytorch() -> None:
@@ -87,7 +89,7 @@ def test_step_multistep_linear_cyclical_one_cycle() -> None:
     cyc = factors(Cyclical(cycle_epochs=2, min_lr=0.01))
     assert cyc[0] == pytest.approx(0.1) and cyc[10] == pytest.approx(1.0) and cyc[20] == pytest.approx(0.1)
     one = factors(OneCycle(max_lr=1.0, pct_start=0.3))
-    assert max(one) == pytest.approx(10.0) and one.index(max(one)) == 30 and one[-1] < one[0]
+    assert max(one) == pytest.approx(10.0) and one.index(max(one)) == 29 and one[-1] < one[0]
 
 
 def test_checkpoint_round_trip_keeps_nested_state(tmp_path: Path) -> None:
@@ -126,9 +128,9 @@ def test_checkpoints_use_the_plain_module_under_torch_compile() -> None:
     model = torch.nn.Linear(2, 2)
     compiled = torch.compile(model)  # nothing is compiled until the first call
     assert all(k.startswith("_orig_mod.") for k in compiled.state_dict())
-    holder = SimpleNamespace(model=compiled)
-    assert Setup.module.fget(holder) is model
-    assert list(Setup.module.fget(holder).state_dict()) == ["weight", "bias"]
+    holder = SimpleNamespace(models={"model": compiled})
+    assert Setup.module(holder, "model") is model
+    assert list(Setup.module(holder, "model").state_dict()) == ["weight", "bias"]
 
 
 def test_reserved_ids_cover_every_public_attribute_of_a_graph_module() -> None:

@@ -76,7 +76,6 @@ def test_nan_stop_names_the_layer_when_the_model_diverged(diverged) -> None:
 def test_non_finite_csv_values_are_refused_with_their_line(tmp_path: Path) -> None:
     import udlc
     from udlc.errors import SpecError
-    from udlc.trainer.run import load_dataset
 
     rng = np.random.default_rng(0)
     lines = ["a,b,y"] + [f"{rng.normal():.4f},{rng.normal():.4f},{rng.normal():.4f}" for _ in range(20)]
@@ -86,23 +85,24 @@ def test_non_finite_csv_values_are_refused_with_their_line(tmp_path: Path) -> No
         "udlc": 1, "name": "huge", "seed": 0, "data": {"source": "huge.csv", "task": "regression"},
         "model": {"input": [2], "layers": [{"linear": 1}]}, "loss": "mse"})
     with pytest.raises(SpecError) as info:
-        load_dataset(udlc.load_spec(spec))
+        compiled = udlc.load_spec(spec)
+        compiled.task.load_data(compiled)
     assert "huge.csv line 6, column 'a': 1e39 is not a finite float32 value" in str(info.value)
     assert info.value.span is not None and info.value.span.text.strip() == "source: huge.csv"
 
 
 def test_nan_stop_blames_the_data_when_inputs_are_infinite(tmp_path: Path, monkeypatch, one_torch_thread) -> None:
-    import udlc.trainer.run as run
+    from udlc.tasks.supervised import Supervised
     from udlc.trainer.debug import TrainingDiverged
 
-    real = run.load_dataset
+    real = Supervised.load_data
 
-    def with_an_inf(compiled):
-        data = real(compiled)
+    def with_an_inf(self, compiled):
+        data = real(self, compiled)
         data.x_train[3, 0] = np.inf  # as if a bad value had slipped into the data
         return data
 
-    monkeypatch.setattr(run, "load_dataset", with_an_inf)
+    monkeypatch.setattr(Supervised, "load_data", with_an_inf)
     spec = write_spec(tmp_path / "spec.yaml", {**DIGITS_MLP, "name": "inf", "export": {}},
                       train={"epochs": 2, "batch_size": 2000})
     with pytest.raises(TrainingDiverged) as info:

@@ -25,32 +25,24 @@ TREES = [load_file(path).data for path in EXAMPLES]  # parsed once; each mutant 
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.fixture(autouse=True)
-def no_torch():
-    """Nothing up to shapes may import torch. (When another test module imported it first, this cannot tell.)"""
-    loaded_before = "torch" in sys.modules
-    yield
-    assert loaded_before or "torch" not in sys.modules
-
-
-def check_errors(exc: SpecError | SpecErrors, lines: int | None = None) -> None:
-    """Each error has a place (1-based, inside the file when `lines` is given) and a message."""
+def check_errors(exc: SpecError | SpecErrors, lines: int) -> None:
+    """Each error has a place (1-based, inside the file) and a message."""
     errors = exc.errors if isinstance(exc, SpecErrors) else [exc]
     assert errors
     for err in errors:
         assert err.message.strip(), err
-        assert err.span is not None and err.span.line >= 1 and err.span.col >= 1, err
-        if lines is not None:
-            assert err.span.line <= max(lines, 1), err
+        assert err.span is not None and 1 <= err.span.line <= max(lines, 1) and err.span.col >= 1, err
 
 
-def compile_or_errors(load, *args) -> None:
-    doc = None
+def compile_or_errors(load, source: str | bytes, file: str) -> None:
+    """Whatever `source` holds, loading and compiling it gives a compiled spec or located errors.
+    (The fuzz tests share a process with tests that import torch, so they cannot tell whether it is
+    imported: the subprocess tests at the end of this file do.)"""
+    text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
     try:
-        doc = load(*args)
-        compile_doc(doc)
+        compile_doc(load(source, file))
     except (SpecError, SpecErrors) as exc:
-        check_errors(exc, len(doc.lines) if doc is not None else None)
+        check_errors(exc, len(text.splitlines()))
 
 
 # ---- (a) arbitrary input ------------------------------------------------------------------------
@@ -66,6 +58,11 @@ def test_arbitrary_bytes(raw: bytes) -> None:
 
 @settings(FUZZ, max_examples=1000)
 @given(YAMLISH)
+# Regression cases: an alias inside its own anchor (a cycle, which crashed), aliases nesting past the depth
+# cap (which, deep enough, crashed too).
+@example("model: &m {input: [4], layers: [*m]}")
+@example("a: &a [[[[[[[[[[1]]]]]]]]]]\n"
+         + "".join(f"{b}: &{b} [[[[[[[[[[*{a}]]]]]]]]]]\n" for a, b in zip("abcdefg", "bcdefgh")))
 def test_yaml_like_text(text: str) -> None:
     compile_or_errors(load_bytes, text.encode(), "fuzz.yaml")
 
@@ -176,22 +173,64 @@ def test_mutated_examples(text: str) -> None:
     compile_or_errors(load_text, text, "mutant.yaml")
 
 
-# ---- torch stays out, even when every test above shares a process with one that imports it ---------
+def test_check_errors_rejects_an_error_without_a_place() -> None:
+    # The helper every fuzz test relies on must be able to fail.
+    with pytest.raises(AssertionError):
+        check_errors(SpecError("no place"), 3)
+    with pytest.raises(AssertionError):
+        check_errors(SpecError("past the end", span=load_text("a: 1\n").span_at(5, 1)), 3)
+    with pytest.raises(ZeroDivisionError):  # any other exception is not swallowed
+        compile_or_errors(lambda source, file: 1 / 0, "a: 1\n", "t.yaml")
 
+
+# ---- torch stays out ------------------------------------------------------------------------------
+# Checked in fresh interpreters: in this one, another test may already have imported torch.
+
+# What `pip install udlc[train]` adds: a core install (what the pre-commit hook gets) has none of these.
+TRAIN_ONLY = {"torch", "sklearn", "scipy", "safetensors", "onnx", "onnxscript", "onnxruntime"}
 
 NO_TORCH = """
 import pathlib, sys
-from udlc.compiler.pipeline import compile_spec
+from udlc.tasks import compile_spec
 from udlc.errors import UdlcError
 for path in [*pathlib.Path("tests/specs").rglob("*.yaml"), *pathlib.Path("examples").glob("*.yaml")]:
     try:
         compile_spec(path)
     except UdlcError:
         pass
-assert "torch" not in sys.modules, "torch was imported"
+print(" ".join(sorted(sys.modules)))
 """
 
 
 def test_checking_specs_does_not_import_torch() -> None:
     result = subprocess.run([sys.executable, "-c", NO_TORCH], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    modules = set(result.stdout.split())
+    assert "udlc.compiler.resolve" in modules  # it ran
+    assert not {m.split(".")[0] for m in modules} & TRAIN_ONLY
+
+
+def udlc_imports(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run the `udlc` command as a user would, and the modules it imported (from `python -X importtime`)."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "udlc", *args], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    modules = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
+               if line.startswith("import time:") and "imported package" not in line}
+    return result, modules
+
+
+@pytest.mark.parametrize(
+    "args,code,ran",
+    [
+        (("--help",), 0, "udlc.cli"),
+        (("check", *(f"examples/{p.name}" for p in EXAMPLES)), 0, "udlc.compiler.resolve"),
+        (("check", "--format", "json", *(f"tests/specs/bad/{p.name}" for p in sorted((ROOT / "tests/specs/bad").glob("*.yaml")))),
+         2, "udlc.compiler.resolve"),
+    ],
+    ids=["help", "check-examples", "check-bad-specs"],
+)
+def test_the_cli_does_not_import_torch(args: tuple[str, ...], code: int, ran: str) -> None:
+    result, modules = udlc_imports(*args)
+    assert result.returncode == code, result.stderr[-2000:]
+    assert ran in modules  # the import log was read, and the command did its work
+    assert not {m.split(".")[0] for m in modules} & TRAIN_ONLY, sorted(m for m in modules if m.split(".")[0] in TRAIN_ONLY)

@@ -137,7 +137,65 @@ def test_errors_inside_a_block_say_where_it_was_used() -> None:
           dense: {params: {n: 8}, layers: [{linear: $n}, {flatten: $n}]}
         layers: [dense]
     """)
-    assert "in block 'dense' used at line" in msg and "start_dim 8" in msg
+    assert msg.startswith("t.yaml:9:53: model.blocks.dense.layers[1].flatten: start_dim 8 is past the last axis of (8,)")
+    assert msg.endswith("(in block 'dense' used at line 10)")
+
+
+def test_a_mistake_in_a_block_used_many_times_is_reported_once_with_every_use() -> None:
+    # GoogLeNet-style: the block is used at the top level (twice, once repeated), inside a parallel branch,
+    # and inside another block that is itself used twice: expanded six times, one mistake.
+    msgs = errors_of("""
+        input: [4, 8, 8]
+        blocks:
+          inception:
+            params: {ch: 4}
+            layers:
+              - parallel:
+                  - [{conv2d: {out_channels: $ch, kernel_size: 1}}]
+                  - [{conv2d: {out_channels: $ch, kernel_size: 3, padding: 1, dilaton: 2}}]
+          stem:
+            layers:
+              - inception: {ch: 2}
+        layers:
+          - inception
+          - inception: {repeat: 2}
+          - parallel:
+              - [inception]
+              - [stem]
+          - stem
+    """)
+    # lines 19 and 20 at the top level, 22 in the parallel, 17 in `stem` (used at 23 and 24)
+    assert msgs == ["t.yaml:14:73: model.blocks.inception.layers[0].parallel[1][0].conv2d.dilaton: unknown key "
+                    "'dilaton' (in block 'inception' used at lines 17, 19, 20, 22) — did you mean 'dilation'?"]
+
+
+def test_a_block_mistake_that_differs_by_use_is_reported_per_use() -> None:
+    # The same layer breaks differently for different inputs: each message stands, with its own uses.
+    msgs = errors_of("""
+        input: [4, 8, 8]
+        blocks:
+          dense: {layers: [{linear: 3}]}
+        layers:
+          - parallel:
+              - [dense]
+              - [{maxpool2d: 2}, dense]
+              - [dense]
+    """)
+    assert [m.split(": ", 2)[2] for m in msgs] == [
+        "expects input (..., features) but gets (4, 8, 8) (in block 'dense' used at lines 12, 14)"
+        " — add 'flatten' before it",
+        "expects input (..., features) but gets (4, 4, 4) (in block 'dense' used at line 13) — add 'flatten' before it",
+    ]
+
+
+def test_parallel_branches_are_checked_after_an_error_upstream() -> None:
+    msgs = errors_of("""
+        input: [64]
+        layers:
+          - linear: 0
+          - parallel: [[{linear: {out_features: 4, bais: false}}], [relu]]
+    """)
+    assert [m.split(": ", 2)[1] for m in msgs] == ["model.layers[0].linear", "model.layers[1].parallel[0][0].linear.bais"]
 
 
 def test_an_error_does_not_cascade() -> None:

@@ -98,22 +98,23 @@ def test_resume_after_a_kill_between_row_and_checkpoint_keeps_one_row_per_epoch(
     """Epoch 2's row is written, then the run dies before its checkpoint: the resume replays epoch 2
     from epoch 1's checkpoint, and metrics.csv ends with exactly one row per epoch."""
     import udlc.trainer.loop as loop
-    from udlc.trainer.run import resume_run
+    from udlc.trainer.run import TrainingInterrupted, resume_run
 
-    real_save_last = loop.save_last
+    real_save = loop.save_checkpoints
 
-    def die_at_epoch_2(s):
+    def die_at_epoch_2(s, *args):
         if s.state["epoch"] == 2:
             raise KeyboardInterrupt  # stands in for SIGKILL at this exact point
-        real_save_last(s)
+        real_save(s, *args)
 
-    monkeypatch.setattr(loop, "save_last", die_at_epoch_2)
+    monkeypatch.setattr(loop, "save_checkpoints", die_at_epoch_2)
     spec = write_spec(tmp_path / "spec.yaml", {**DIGITS_MLP, "export": {}}, train={"epochs": 3, "batch_size": 128})
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(TrainingInterrupted) as info:
         train_here(spec, tmp_path / "runs")
     [run] = (tmp_path / "runs" / "tiny-digits").iterdir()
+    assert f"udlc train --resume {run}" in str(info.value)  # the real folder, not a placeholder
     assert [int(r["epoch"]) for r in read_csv(run / "metrics.csv")] == [1, 2]
-    monkeypatch.setattr(loop, "save_last", real_save_last)
+    monkeypatch.setattr(loop, "save_checkpoints", real_save)
     resume_run(run, quiet=True)
     rows = read_csv(run / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]

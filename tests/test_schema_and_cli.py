@@ -11,7 +11,8 @@ import jsonschema
 import pytest
 
 from udlc.spec.loader import load_file
-from udlc.spec.schema import build_schema
+from udlc.compiler.schema import build_schema
+from udlc.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -23,7 +24,7 @@ def udlc(*args: str, **kw) -> subprocess.CompletedProcess:
 
 def test_committed_schema_matches_the_models() -> None:
     committed = json.loads((ROOT / "spec" / "udlc.schema.json").read_text())
-    assert committed == build_schema(), "spec/udlc.schema.json is stale: run `make schema`"
+    assert committed == build_schema(TASKS), "spec/udlc.schema.json is stale: run `make schema`"
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
@@ -50,7 +51,7 @@ def test_example_starts_with_the_schema_comment(example: Path) -> None:
 def test_schema_rejects_what_check_rejects(bad: dict) -> None:
     data = load_file(ROOT / "examples" / "digits-mlp.yaml").data
     data.update(bad)
-    assert list(jsonschema.Draft202012Validator(build_schema()).iter_errors(data))
+    assert list(jsonschema.Draft202012Validator(build_schema(TASKS)).iter_errors(data))
 
 
 def test_check_and_help_do_not_import_torch() -> None:
@@ -98,4 +99,4 @@ def test_summary_lists_layers_and_totals() -> None:
 
 def test_schema_command_prints_the_schema() -> None:
     out = udlc("schema")
-    assert json.loads(out.stdout) == build_schema()
+    assert json.loads(out.stdout) == build_schema(TASKS)

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import pytest
 
-from udlc.compiler.pipeline import compile_spec
+from udlc.tasks import compile_spec
 from udlc.errors import SpecError, SpecErrors, UdlcError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,8 @@ CASES = [
     Case("too_deep.yaml", 8, 70, "nesting is deeper than 64 levels"),
     Case("alias_bomb.yaml", 5, 36, "expands to more than 100000 values", "remove repeated aliases"),
     Case("int_too_long.yaml", 3, 7, "is too long to read", "a number of a sensible size"),
+    Case("alias_self_reference.yaml", 8, 17, "a YAML alias refers to the node that contains it: '*net' is inside '&net'",
+         "write the value out"),
     # ---- sections and their values ----
     Case("spec_version.yaml", 1, 7, "must be one of 1 (got 2)"),
     Case("invalid_name.yaml", 2, 7, "'my network' is not a valid name", "letters, digits and underscores"),
@@ -92,6 +94,8 @@ CASES = [
     Case("block_param_missing.yaml", 14, 7, "block 'conv_bn' needs parameter 'ch'", "add `ch: ...`"),
     Case("block_param_type.yaml", 13, 21, "parameter 'ch' must be an integer (got 'wide')"),
     Case("block_recursive.yaml", 14, 11, "block 'a' uses itself (a → b → a)", "may not call itself"),
+    # used at the top level, inside a parallel branch and inside another block (used twice): said once
+    Case("block_error_used_thrice.yaml", 9, 73, "must be > 0 (got 0) (in block 'branch' used at lines 12, 14, 16)"),
 ]
 
 # Not one mistake but several: see test_every_mistake_in_a_file_is_reported.

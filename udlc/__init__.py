@@ -11,30 +11,36 @@ from typing import TYPE_CHECKING, Any, Iterable
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from udlc.compiler.pipeline import Compiled
+    from udlc.tasks import Compiled
 
 
 def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> "Compiled":
     """Load, validate and shape-check a spec file (no torch). Raises udlc.errors.SpecErrors."""
-    from udlc.compiler.pipeline import compile_spec
+    from udlc.tasks import compile_spec
 
     return compile_spec(path, overrides)
 
 
 def build(spec: "Compiled | str | Path") -> Any:
-    """The spec's network as a torch.fx.GraphModule, initialized."""
+    """The spec's network as a torch.fx.GraphModule, initialized as training initializes it; for a spec
+    with several networks (`models:`), a dict of them by name."""
     from udlc.compiler.lower import lower
 
     compiled = spec if not isinstance(spec, (str, Path)) else load_spec(spec)
-    return lower(compiled.graph, seed=compiled.spec.seed)
+    models = {name: lower(graph, seed=compiled.spec.seed + i) for i, (name, graph) in enumerate(compiled.graphs.items())}
+    return next(iter(models.values())) if compiled.spec.model is not None else models
 
 
 def train(spec: "Compiled | str | Path", out: str | Path = "runs", overrides: Iterable[str] = (), **kw: Any) -> Path:
-    """Train a spec; returns the run folder."""
+    """Train a spec, and export it when the spec has `export.onnx`; returns the run folder.
+    Keywords: quiet, init_from (a run folder whose weights start this run where names and shapes match)."""
     from udlc.trainer.run import train_spec
 
     compiled = spec if not isinstance(spec, (str, Path)) else load_spec(spec, overrides)
-    return train_spec(compiled, out=Path(out), **kw)
+    run_dir = train_spec(compiled, out=Path(out), **kw)
+    if compiled.spec.export.onnx is not None:
+        export(run_dir)
+    return run_dir
 
 
 def export(run: str | Path, output: str | Path | None = None) -> Path:

@@ -28,7 +28,7 @@ class _Group(click.Group):
         except UdlcError as err:
             _fail(err)
         except KeyboardInterrupt:
-            click.echo("interrupted (a training run keeps its last checkpoint: `udlc train --resume RUN`)", err=True)
+            click.echo("interrupted", err=True)
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
@@ -57,10 +57,17 @@ _set = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="Output format.")
+@click.option("--only-udlc", is_flag=True,
+              help="Skip files without a top-level `udlc:` key (pre-commit hands the hook every YAML file).")
 @_set
-def check(specs: tuple[str, ...], fmt: str, overrides: tuple[str, ...]) -> None:
-    """Validate specs and infer their shapes (no torch). Exit 2 if any has errors."""
-    from udlc.compiler.pipeline import compile_spec
+def check(specs: tuple[str, ...], fmt: str, only_udlc: bool, overrides: tuple[str, ...]) -> None:
+    """Validate specs, infer their shapes and check them against their task and data (no torch).
+    Exit 2 if any has errors."""
+    from udlc.spec.loader import is_udlc_spec
+    from udlc.tasks import compile_spec
+
+    if only_udlc:
+        specs = tuple(path for path in specs if is_udlc_spec(path))
 
     results, failed = [], False
     for path in specs:
@@ -73,12 +80,15 @@ def check(specs: tuple[str, ...], fmt: str, overrides: tuple[str, ...]) -> None:
             if fmt == "text":
                 click.echo(e.render(), err=True)
         else:
-            g = compiled.graph
-            results.append({"file": path, "ok": True, "name": compiled.spec.name, "layers": len(g.nodes),
-                            "params": g.total_params, "flops": g.total_flops,
-                            "output_shapes": [list(s or ()) for s in g.output_shapes]})
+            graphs = compiled.graphs.values()
+            layers, params = sum(len(g.nodes) for g in graphs), sum(g.total_params for g in graphs)
+            results.append({"file": path, "ok": True, "name": compiled.spec.name, "task": compiled.task.name,
+                            "layers": layers, "params": params, "flops": sum(g.total_flops for g in graphs),
+                            "networks": {name: {"output_shapes": [list(s or ()) for s in g.output_shapes]}
+                                         for name, g in compiled.graphs.items()},
+                            "output_shapes": [list(s or ()) for g in graphs for s in g.output_shapes]})
             if fmt == "text":
-                click.echo(f"OK {path}  ({compiled.spec.name}: {len(g.nodes)} layers, {g.total_params:,} parameters)")
+                click.echo(f"OK {path}  ({compiled.spec.name}: {layers} layers, {params:,} parameters)")
     if fmt == "json":
         click.echo(json.dumps(results, indent=2))
     sys.exit(2 if failed else 0)
@@ -90,47 +100,62 @@ def check(specs: tuple[str, ...], fmt: str, overrides: tuple[str, ...]) -> None:
 @_set
 def summary(spec: str, with_torch: bool, overrides: tuple[str, ...]) -> None:
     """A table of layers: output shape, parameters, FLOPs."""
-    from udlc.compiler.pipeline import compile_spec
     from udlc.summary import print_summary
+    from udlc.tasks import compile_spec
 
     compiled = compile_spec(spec, overrides)
     print_summary(compiled)
     if with_torch:
         from udlc.compiler.lower import cross_check
 
-        click.echo(cross_check(compiled.graph))
+        for name, graph in compiled.graphs.items():
+            click.echo((f"{name}: " if len(compiled.graphs) > 1 else "") + cross_check(graph))
 
 
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the spec language (what editors use to complete specs)."""
-    from udlc.spec.schema import schema_json
+    from udlc.compiler.schema import schema_json
+    from udlc.tasks import TASKS
 
-    click.echo(schema_json())
+    click.echo(schema_json(TASKS))
 
 
 @main.command()
 @click.argument("spec", required=False, type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default="runs", show_default=True,
               help="Root folder for run folders (runs/<name>/<run-id>/).")
-@click.option("--resume", type=click.Path(), help="Continue a stopped or killed run from its last checkpoint.")
+@click.option("--resume", type=click.Path(),
+              help="Continue a stopped or killed run from its last checkpoint (--set train.epochs=N extends it).")
+@click.option("--init-from", type=click.Path(file_okay=False),
+              help="Start from another run's weights where network, tensor name and shape match.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the run folder.")
 @_set
-def train(spec: str | None, out: str, resume: str | None, quiet: bool, overrides: tuple[str, ...]) -> None:
-    """Train a spec; prints the run folder at the end."""
+def train(spec: str | None, out: str, resume: str | None, init_from: str | None, quiet: bool,
+          overrides: tuple[str, ...]) -> None:
+    """Train a spec (and export it when the spec has export.onnx); prints the run folder at the end."""
     if resume:
-        if spec or overrides:
-            raise UdlcError("--resume continues a run as it was: give no SPEC or --set with it")
+        if spec or init_from:
+            raise UdlcError("--resume continues a run as it was: give no SPEC or --init-from with it")
         from udlc.trainer.run import resume_run
 
-        run_dir = resume_run(Path(resume), quiet=quiet)
+        run_dir = resume_run(Path(resume), overrides, quiet=quiet)
     else:
         if not spec:
             raise UdlcError("give a SPEC file to train, or --resume RUN")
-        from udlc.compiler.pipeline import compile_spec
+        from udlc.tasks import compile_spec
         from udlc.trainer.run import train_spec
 
-        run_dir = train_spec(compile_spec(spec, overrides), out=Path(out), quiet=quiet)
+        compiled = compile_spec(spec, overrides)
+        run_dir = train_spec(compiled, out=Path(out), quiet=quiet, init_from=Path(init_from) if init_from else None)
+    from udlc.runs import RunFolder
+
+    if RunFolder.open(run_dir).compiled().spec.export.onnx is not None:
+        from udlc.exporter.onnx import export_run
+
+        path = export_run(run_dir)
+        if not quiet:
+            click.echo(f"exported {path}")
     click.echo(str(run_dir))
 
 

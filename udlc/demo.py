@@ -3,6 +3,7 @@ predictions on the held-out test split with onnxruntime — the whole pipeline o
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,7 +11,6 @@ import numpy as np
 
 import udlc
 from udlc.runtime.predict import Model
-from udlc.trainer.run import load_dataset
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits-cnn.yaml"
 
@@ -18,7 +18,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits-cnn.yaml
 def main(spec: Path = EXAMPLE) -> float:
     compiled = udlc.load_spec(spec)
     run_dir = udlc.train(compiled)
-    data = load_dataset(compiled)
+    data = compiled.task.load_data(compiled)
     norm = data.normalization
     raw = data.x_test * norm.scale + norm.shift  # the test split as a user would have it: unnormalized
     inputs = run_dir / "test_inputs.npy"
@@ -27,8 +27,19 @@ def main(spec: Path = EXAMPLE) -> float:
     labels = np.array([data.classes[i] for i in data.y_test])
     accuracy = float((np.array(predictions.labels()) == labels).mean())
     print(f"\nONNX model (onnxruntime, CPU) accuracy on the {len(labels)} test samples: {accuracy:.2%}")
-    print(f"try it yourself: udlc predict {run_dir / 'model.onnx'} {inputs}")
+    print(f"try it yourself: {udlc_command()} predict {run_dir / 'model.onnx'} {inputs}")
     return accuracy
+
+
+def udlc_command() -> str:
+    """How to call udlc from this shell: `udlc` when it is on PATH, else the virtualenv's own script."""
+    script = Path(sys.executable).parent / "udlc"
+    if shutil.which("udlc") == str(script) or not script.is_file():
+        return "udlc"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 if __name__ == "__main__":

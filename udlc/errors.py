@@ -12,7 +12,6 @@ checkpoint): a message with no source position.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -123,11 +122,59 @@ def show(value: object) -> str:
 
 
 def did_you_mean(word: object, choices: Iterable[str]) -> str | None:
-    """'did you mean 'x'?' for the closest choice, or None when nothing is close."""
+    """'did you mean 'x'?' when `word` looks like a typo of a choice, else None.
+
+    A suggestion that is not a typo is noise (`attention` is not a misspelt `flatten`), so the rule is
+    strict. Names are compared lowercased, without `_` and `-` (`batch_norm` ~ `batchnorm2d`). A choice is
+    close when it is within a few edits of the word — an edit is a letter inserted, deleted, replaced, or
+    two neighbours swapped; 1 for words of 3 to 5 letters, 2 up to 10, 3 beyond, none for shorter — or
+    when one starts with the other and the shorter is at least 3 letters and half the longer
+    (`val_acc` → `val_accuracy`, `concatenate` → `concat`). The closest choices (fewest edits) are named;
+    when three or more are equally close, the word is a typo of none of them in particular and nothing
+    is suggested.
+    """
     if not isinstance(word, str):
         return None
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
+    w = _squash(word)
+    allowed = 0 if len(w) < 3 else 1 if len(w) <= 5 else 2 if len(w) <= 10 else 3
+    scored: dict[str, int] = {}
+    for choice in choices:
+        c = _squash(choice)
+        short, long = sorted((w, c), key=len)
+        if len(short) >= 3 and long.startswith(short) and 2 * len(short) >= len(long):
+            scored[choice] = len(long) - len(short)
+        elif abs(len(c) - len(w)) <= allowed:
+            d = _edits(w, c, allowed)
+            if d <= allowed:
+                scored[choice] = d
+    if not scored:
+        return None
+    best = min(scored.values())
+    closest = sorted(c for c, d in scored.items() if d == best)
+    if len(closest) > 2:
+        return None
+    return "did you mean " + " or ".join(f"'{c}'" for c in closest) + "?"
+
+
+def _squash(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
+
+
+def _edits(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance (Damerau-Levenshtein without re-editing a swapped pair),
+    or limit + 1 as soon as it must exceed `limit`."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        if min(row) > limit:
+            return limit + 1
+        prev2, prev = prev, row
+    return prev[-1]
 
 
 def one_of(choices: Iterable[str]) -> str:

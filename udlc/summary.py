@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from udlc.compiler.pipeline import Compiled
+from udlc.tasks import Compiled
+from udlc.compiler.infer import REPORT_SIZE
 from udlc.layers.registry import fmt
 
 
@@ -16,17 +17,24 @@ def human(n: int) -> str:
     return str(n)
 
 
-def summary_table(compiled: Compiled) -> Table:
-    g = compiled.graph
-    table = Table(title=f"{compiled.spec.name}", title_justify="left")
+def typed(shape: tuple, dtype: str | None) -> str:
+    """(T, 256), or (T,) int64: the dtype is named when it is not float32."""
+    return fmt(shape) + ("" if dtype in (None, "float32") else f" {dtype}")
+
+
+def summary_table(compiled: Compiled, network: str) -> Table:
+    g = compiled.graphs[network]
+    title = compiled.spec.name if compiled.spec.model is not None else f"{compiled.spec.name} · {network}"
+    table = Table(title=title, title_justify="left")
     for col, justify in (("layer", "left"), ("type", "left"), ("input from", "left"), ("output shape", "left"),
                          ("params", "right"), ("FLOPs", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for name, shape in g.inputs.items():
-        table.add_row(name, "input", "", fmt(shape), "0", "0")
+        table.add_row(name, "input", "", typed(shape, g.dtype_of(name)), "0", "0")
     for node in g.nodes.values():
-        table.add_row(node.name, node.op, ", ".join(node.inputs), fmt(node.shape) if node.shape else "?",
-                      f"{node.params:,}", human(node.flops))
+        outputs = ", ".join(f"{n}: " * bool(node.out_names) + typed(s, d)
+                            for n, s, d in zip(node.out_names or ("",) * len(node.shapes), node.shapes, node.dtypes))
+        table.add_row(node.name, node.op, ", ".join(node.inputs), outputs or "?", f"{node.params:,}", human(node.flops))
     table.add_section()
     table.add_row("total", "", "", ", ".join(fmt(s) for s in g.output_shapes if s), f"{g.total_params:,}",
                   human(g.total_flops))
@@ -38,7 +46,8 @@ def print_summary(compiled: Compiled) -> None:
 
     # Off a terminal rich assumes 80 columns and truncates names; a file or pipe can take a wide table.
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    console.print(summary_table(compiled))
-    g = compiled.graph
-    console.print(f"parameters: {g.total_params:,} ({human(g.total_params * 4)}B as float32) · "
-                  f"FLOPs per sample: {human(g.total_flops)}")
+    for network, g in compiled.graphs.items():
+        console.print(summary_table(compiled, network))
+        at = f" (at {', '.join(f'{s} = {REPORT_SIZE}' for s in g.symbols)})" if g.symbols else ""
+        console.print(f"parameters: {g.total_params:,} ({human(g.total_params * 4)}B as float32) · "
+                      f"FLOPs per sample: {human(g.total_flops)}{at}")

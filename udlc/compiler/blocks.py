@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from udlc.errors import did_you_mean, one_of, show
+from udlc.errors import SpecError, did_you_mean, one_of, show
 from udlc.spec.loader import Path_
 from udlc.spec.model import BlockParam
 
 if TYPE_CHECKING:
-    from udlc.compiler.resolve import _Resolver
+    from udlc.compiler.resolve import Resolver
 
 
 @dataclass
@@ -25,10 +25,10 @@ class Scope:
     names: dict[str, str]  # ids visible here -> node names
     params: dict[str, Any]  # block parameter values, for `$name`
     stack: tuple[str, ...] = ()  # block names being expanded, to catch recursion
-    context: str = ""  # " (in block 'x' used at line N)", appended to messages from inside a block
+    use: tuple[str, int] | None = None  # (block, line of the call) inside a block; named in its errors
 
 
-def call_block(r: _Resolver, name: str, args: Any, meta: dict, path: Path_, prev: str | None,
+def call_block(r: Resolver, name: str, args: Any, meta: dict, path: Path_, prev: str | None,
                scope: Scope) -> str | None:
     block = r.model.blocks[name]
     if name in scope.stack:
@@ -39,13 +39,13 @@ def call_block(r: _Resolver, name: str, args: Any, meta: dict, path: Path_, prev
     values = block_args(r, name, block.params, args, path, scope)
     if values is None:
         return None
-    line = r.doc.span(path).line if r.doc.span(path) else "?"
-    body_path = ("model", "blocks", name, "layers")
+    span = r.doc.span(path, key=True)
+    line = span.line if span else 0
+    body_path = r.base + ("blocks", name, "layers")
     x = r.single_input(meta, prev, path, scope)
     for _ in range(meta.get("repeat", 1)):
         instance = r.fresh(name, scope) + "_"
-        inner = Scope(instance, {"x": x} if x else {}, values, scope.stack + (name,),
-                      f" (in block '{name}' used at line {line})")
+        inner = Scope(instance, {"x": x} if x else {}, values, scope.stack + (name,), (name, line))
         before = len(r.errors)
         layers = substitute(r, block.layers, body_path, inner)
         if len(r.errors) > before:
@@ -53,7 +53,31 @@ def call_block(r: _Resolver, name: str, args: Any, meta: dict, path: Path_, prev
         x = r.sequence(layers, body_path, x, inner)
     return r.named(x, meta, scope)
 
-def block_args(r: _Resolver, name: str, params: dict, args: Any, path: Path_, scope: Scope) -> dict | None:
+
+def merge_uses(errors: list[tuple[SpecError, tuple[str, int] | None]]) -> list[SpecError]:
+    """One error per mistake. A mistake inside a block is found once per use of the block (a block used
+    in three places, or inside a block used three times, is expanded three times); it is reported once,
+    naming the block and the lines that use it: "... (in block 'inception' used at lines 30, 31, 35)".
+    The same mistake with different details (a shape that depends on the use) stays separate."""
+    lines: dict[tuple, list[int]] = {}
+    first: dict[tuple, SpecError] = {}
+    for err, use in errors:
+        key = (err.span, err.path, err.message, err.hint, use[0] if use else None)
+        first.setdefault(key, err)
+        if use and use[1] and use[1] not in lines.setdefault(key, []):
+            lines[key].append(use[1])
+    out = []
+    for key, err in first.items():
+        if lines.get(key):
+            at = sorted(lines[key])
+            where = f"line {at[0]}" if len(at) == 1 else f"lines {', '.join(map(str, at))}"
+            err = SpecError(f"{err.message} (in block '{key[-1]}' used at {where})", path=err.path, span=err.span,
+                            hint=err.hint)
+        out.append(err)
+    return out
+
+
+def block_args(r: Resolver, name: str, params: dict, args: Any, path: Path_, scope: Scope) -> dict | None:
     if args is None:
         args = {}
     elif not isinstance(args, dict):
@@ -87,7 +111,7 @@ def block_args(r: _Resolver, name: str, params: dict, args: Any, path: Path_, sc
             values[key] = spec
     return values if ok else None
 
-def substitute(r: _Resolver, value: Any, path: Path_, scope: Scope) -> Any:
+def substitute(r: Resolver, value: Any, path: Path_, scope: Scope) -> Any:
     """Replace each `$name` value with the block parameter's value."""
     if isinstance(value, str) and value.startswith("$"):
         key = value[1:]

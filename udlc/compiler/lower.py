@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
+import operator
+
 import torch
 from torch import fx, nn
 
 from udlc.compiler.graph import Graph
+from udlc.compiler.infer import bind, bindings
 from udlc.layers import REGISTRY
 
 
@@ -27,12 +30,16 @@ def lower(graph: Graph, *, seed: int | None = None) -> fx.GraphModule:
         root = nn.Module()
         fx_graph = fx.Graph()
         values: dict[str, fx.Node] = {name: fx_graph.placeholder(name) for name in graph.inputs}
+        binding = bindings(graph.symbols)[0]
         for node in graph.nodes.values():
-            shapes = [graph.shape_of(i) for i in node.inputs]
+            # Builders see sizes; a symbolic axis never shapes a weight (resolve checked), so any size serves.
+            shapes = [bind(graph.shape_of(i), binding) for i in node.inputs]
             module = REGISTRY[node.op].build(node.config, *shapes)
             apply_init(module, node.init or "default")
             root.add_module(node.name, module)
             values[node.name] = fx_graph.call_module(node.name, tuple(values[i] for i in node.inputs))
+            for i, out in enumerate(node.out_names):  # several outputs: `node.out` is one item of the tuple
+                values[f"{node.name}.{out}"] = fx_graph.call_function(operator.getitem, (values[node.name], i))
         outputs = [values[o] for o in graph.outputs]
         fx_graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
         return fx.GraphModule(root, fx_graph, class_name=_class_name(graph.name))
@@ -60,18 +67,41 @@ def apply_init(module: nn.Module, init: str) -> None:
                 nn.init.zeros_(bias)
 
 
+def example_inputs(graph: Graph, batch: int, binding: dict[str, int], generator: torch.Generator | None = None
+                   ) -> list[torch.Tensor]:
+    """Random inputs of the graph's types: floats from a normal, ids from 0..9, masks half true."""
+    xs = []
+    for name, shape in graph.inputs.items():
+        size = (batch, *bind(shape, binding))
+        dtype = graph.input_dtypes.get(name, "float32")
+        if dtype == "int64":
+            xs.append(torch.randint(0, 10, size, generator=generator))
+        elif dtype == "bool":
+            xs.append(torch.rand(size, generator=generator) < 0.5)
+        else:
+            xs.append(torch.randn(size, generator=generator))
+    return xs
+
+
 def cross_check(graph: Graph) -> str:
-    """Run a real forward pass and compare every node's output shape with the static one."""
+    """Run real forward passes, at two sizes of every symbolic dimension, and compare every node's output
+    shapes and dtypes with the static ones."""
     module = lower(graph, seed=0).eval()
-    seen: dict[str, tuple[int, ...]] = {}
-    hooks = [getattr(module, name).register_forward_hook(
-        lambda m, i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:]))) for name in graph.nodes]
-    with torch.no_grad():
-        module(*[torch.zeros(2, *shape) for shape in graph.inputs.values()])
-    for h in hooks:
-        h.remove()
-    wrong = [f"  {n}: static {node.shape}, torch {seen.get(n)}" for n, node in graph.nodes.items()
-             if seen.get(n) != node.shape]
+    wrong = []
+    for binding in bindings(graph.symbols):
+        seen: dict[str, list] = {}
+        hooks = [getattr(module, name).register_forward_hook(
+            lambda m, i, o, name=name: seen.__setitem__(name, list(o) if isinstance(o, tuple) else [o]))
+            for name in graph.nodes]
+        with torch.no_grad():
+            module(*example_inputs(graph, 2, binding))
+        for h in hooks:
+            h.remove()
+        for n, node in graph.nodes.items():
+            static = [(bind(s, binding), d) for s, d in zip(node.shapes, node.dtypes)]
+            real = [(tuple(t.shape[1:]), str(t.dtype).removeprefix("torch.")) for t in seen.get(n, [])]
+            if static != real:
+                wrong.append(f"  {n}: static {static}, torch {real}")
     params = sum(p.numel() for p in module.parameters())
     if wrong or params != graph.total_params:
         return "MISMATCH between static shapes and torch:\n" + "\n".join(

@@ -1,20 +1,19 @@
-"""The passes in order. `check` stops after resolve (shapes included) and never imports torch."""
+"""The compiler's passes in order: load, validate, resolve (shapes included). udlc.tasks adds the task check
+after them; none of it imports torch."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from udlc.compiler.graph import Graph
 from udlc.compiler.resolve import resolve
-from udlc.errors import SpecError, SpecErrors, Span, did_you_mean, one_of
-from udlc.spec.data import IMAGE_AUGMENTS
+from udlc.errors import SpecError, SpecErrors, Span
 from udlc.spec.loader import Document, dotted, load_file, load_text
 from udlc.spec.model import ModelSpec
 from udlc.spec.spec import Spec
-from udlc.spec.training import metric_name
 from udlc.spec.validate import validate_model
 
 
@@ -22,7 +21,15 @@ from udlc.spec.validate import validate_model
 class Compiled:
     doc: Document
     spec: Spec
-    graph: Graph
+    graphs: dict[str, Graph]  # one typed graph per network, by name ('model' for `model:`)
+    task: Any = None  # the bound udlc.tasks Task, set by the task check
+
+    @property
+    def graph(self) -> Graph:
+        """The network of a one-network spec."""
+        if len(self.graphs) != 1:
+            raise ValueError(f"this spec has {len(self.graphs)} networks; use .graphs")
+        return next(iter(self.graphs.values()))
 
     @property
     def base_dir(self) -> Path:
@@ -32,7 +39,8 @@ class Compiled:
 
 def compile_spec(path: str | Path, overrides: Iterable[str] = (), *, check_files: bool = True) -> Compiled:
     """load → validate → resolve (with shapes). Raises SpecErrors with every problem found.
-    `check_files=False` skips checking that a data file exists (exporting a run needs no data)."""
+    `check_files=False` skips checking that a data file exists (exporting a run needs no data).
+    udlc.tasks.compile_spec adds the task check: use that one."""
     doc = load_file(path)
     apply_overrides(doc, overrides)
     return compile_doc(doc, check_files=check_files)
@@ -44,22 +52,21 @@ def compile_text(text: str, file: str = "<spec>") -> Compiled:
 
 def compile_doc(doc: Document, *, check_files: bool = True) -> Compiled:
     errors: list[SpecError] = []
-    spec = model = graph = None
+    spec = None
+    networks: dict[str, tuple[ModelSpec, tuple]] = {}
     try:
         spec = validate_model(Spec, doc.data, doc)
-        model = spec.model
+        networks = {name: (model, ("model",) if spec.model is not None else ("models", name))
+                    for name, model in spec.networks.items()}
     except SpecErrors as e:
         errors += e.errors
-        # The model section may still be sound: check it too, so one run reports everything.
-        if isinstance(doc.data.get("model"), dict) and not any(err.path.startswith("model") for err in e.errors):
-            model = validate_model(ModelSpec, doc.data["model"], doc, ("model",))
-    if model is not None:
+        networks = _sound_networks(doc, e.errors)
+    graphs = {}
+    for name, (model, base) in networks.items():
         try:
-            graph = resolve(model, doc)
+            graphs[name] = resolve(model, doc, name, base)
         except SpecErrors as e:
             errors += e.errors
-    if spec is not None and graph is not None:
-        errors += _image_augments(spec, graph, doc) + _monitors(spec, doc)
     if spec is not None and spec.data.is_file() and check_files:
         source = Path(doc.file).parent / spec.data.source
         if not source.is_file():
@@ -67,46 +74,27 @@ def compile_doc(doc: Document, *, check_files: bool = True) -> Compiled:
                                     span=doc.span(("data", "source")), hint="the path is relative to the spec file"))
     if errors:
         raise SpecErrors(errors)
-    assert spec is not None and graph is not None
-    return Compiled(doc, spec, graph)
+    assert spec is not None
+    return Compiled(doc, spec, graphs)
 
 
-def _image_augments(spec: Spec, graph: Graph, doc: Document) -> list[SpecError]:
-    errors = []
-    shapes = list(graph.inputs.values())
-    for i, aug in enumerate(spec.data.augment):
-        if aug.type in IMAGE_AUGMENTS and (len(shapes) != 1 or len(shapes[0]) != 3):
-            given = ", ".join(str(list(s)) for s in shapes)
-            errors.append(SpecError(f"'{aug.type}' augments images, but the model's input is {given}",
-                                    path=f"data.augment[{i}]", span=doc.span(("data", "augment", i)),
-                                    hint="give model.input as [channels, height, width], or drop this augmentation"))
-        elif aug.type == "random_crop" and aug.size is not None and (aug.size,) * 2 != shapes[0][1:]:
-            errors.append(SpecError(f"random_crop size {aug.size} differs from the image size {list(shapes[0][1:])}",
-                                    path=f"data.augment[{i}]", span=doc.span(("data", "augment", i)),
-                                    hint="crops keep the image size so the model's input shape holds; "
-                                         "drop `size` or set it to the image size"))
-    return errors
-
-
-def _monitors(spec: Spec, doc: Document) -> list[SpecError]:
-    """Early stopping and plateau watch a logged value: train_loss, val_loss or val_<metric>."""
-    has_val = spec.data.split[1] > 0
-    logged = ["train_loss"] + (["val_loss"] + [f"val_{metric_name(m)}" for m in spec.metrics] if has_val else [])
-    watchers = []
-    if spec.train.early_stopping is not None:
-        watchers.append((("train", "early_stopping", "monitor"), spec.train.early_stopping.monitor))
-    if spec.schedule.type == "plateau":
-        watchers.append((("schedule", "monitor"), spec.schedule.monitor))
-    errors = []
-    for path, name in watchers:
-        if name in logged:
+def _sound_networks(doc: Document, errors: list[SpecError]) -> dict[str, tuple[ModelSpec, tuple]]:
+    """When the spec as a whole fails, its networks may still be sound: check them too, so one run reports
+    everything."""
+    found = {}
+    if isinstance(doc.data.get("model"), dict):
+        found["model"] = (doc.data["model"], ("model",))
+    elif isinstance(doc.data.get("models"), dict):
+        found = {name: (m, ("models", name)) for name, m in doc.data["models"].items() if isinstance(m, dict)}
+    sound = {}
+    for name, (data, base) in found.items():
+        if any(err.path.startswith(".".join(base)) for err in errors):
             continue
-        if name.startswith("val_") and not has_val:
-            hint = "data.split has no validation part: give it one, or monitor train_loss"
-        else:
-            hint = did_you_mean(name, logged) or one_of(logged)
-        errors.append(SpecError(f"'{name}' is not logged", path=".".join(path), span=doc.span(path), hint=hint))
-    return errors
+        try:
+            sound[name] = (validate_model(ModelSpec, data, doc, base), base)
+        except SpecErrors:
+            continue
+    return sound
 
 
 def apply_overrides(doc: Document, overrides: Iterable[str]) -> None:

@@ -9,10 +9,12 @@ an entry that fails leaves its successors' shapes unknown, and the rest of the f
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-from udlc.compiler.blocks import Scope, call_block
+from udlc.compiler.blocks import Scope, call_block, merge_uses
+from udlc.compiler.combinators import COMBINATORS, Combinator
 from udlc.compiler.graph import Graph, Node
+from udlc.compiler.infer import infer
 from udlc.errors import SpecError, SpecErrors, did_you_mean, one_of, show
 from udlc.layers import REGISTRY, ShapeError
 from udlc.layers.registry import NODE_KEYS, fmt
@@ -34,52 +36,53 @@ RESERVED_IDS = frozenset(
 )
 
 
-def resolve(model: ModelSpec, doc: Document, name: str = "model") -> Graph:
-    return _Resolver(model, doc, name).run()
+def resolve(model: ModelSpec, doc: Document, name: str = "model", base: Path_ = ("model",)) -> Graph:
+    """The network `name`, written at `base` in the spec (`model`, or `models.<name>`), as a Graph."""
+    return Resolver(model, doc, name, base).run()
 
 
-class _Resolver:
-    def __init__(self, model: ModelSpec, doc: Document, name: str):
-        self.model, self.doc = model, doc
-        self.graph = Graph(name, model.input_shapes())
-        self.errors: list[SpecError] = []
+class Resolver:
+    def __init__(self, model: ModelSpec, doc: Document, name: str, base: Path_ = ("model",)):
+        self.model, self.doc, self.base = model, doc, base
+        types = model.input_types()
+        self.graph = Graph(name, {k: shape for k, (shape, _) in types.items()},
+                           {k: dtype for k, (_, dtype) in types.items()})
+        self.errors: list[tuple[SpecError, tuple[str, int] | None]] = []  # each with the block use it came from
         self.taken: set[str] = set(self.graph.inputs)
-        self.combinators: dict[str, Callable[..., str | None]] = {
-            "residual": self.residual,
-            "parallel": self.parallel,
-            "repeat": self.repeat,
-        }
 
     def run(self) -> Graph:
-        base = ("model",)
+        base = self.base
         for name in self.graph.inputs:
             if name in RESERVED_IDS:
                 self.error(f"input name '{name}' is reserved", base + ("inputs", name), hint="choose another name")
         for name in self.model.blocks:
-            if name in REGISTRY or name in self.combinators:
+            if name in REGISTRY or name in COMBINATORS:
                 self.error(f"block '{name}' has the name of a built-in layer", base + ("blocks", name), key=True,
                            hint="rename the block")
         top = Scope("", {n: n for n in self.graph.inputs}, {})
         last = self.sequence(self.model.layers, base + ("layers",), next(iter(self.graph.inputs)), top)
         if self.model.outputs:
             for i, out in enumerate(self.model.outputs):
-                if out not in top.names:
+                if out.partition(".")[0] not in top.names:
                     self.error(f"unknown output '{out}'", base + ("outputs", i),
                                hint=did_you_mean(out, top.names) or "give a layer `id: ...` and name it here")
-                else:
-                    self.graph.outputs.append(top.names[out])
+                    continue
+                ref = self.ref(out, base + ("outputs", i), top)
+                if ref is not None and self.one_value(ref, base + ("outputs", i), top):
+                    self.graph.outputs.append(ref)
         elif last is not None:
             self.graph.outputs.append(last)
         if self.errors:
-            unique = {(e.span, e.message): e for e in self.errors}  # a block used twice reports once
-            raise SpecErrors(unique.values())
+            raise SpecErrors(merge_uses(self.errors))
         return self.graph
 
     # ---- messages -------------------------------------------------------------------------------
 
     def error(self, message: str, path: Path_, *, hint: str | None = None, key: bool = False, scope: Scope | None = None):
-        context = scope.context if scope else ""
-        self.errors.append(SpecError(message + context, path=dotted(path), span=self.doc.span(path, key=key), hint=hint))
+        self.report(SpecError(message, path=dotted(path), span=self.doc.span(path, key=key), hint=hint), scope)
+
+    def report(self, err: SpecError, scope: Scope | None) -> None:
+        self.errors.append((err, scope.use if scope else None))
 
     # ---- sequences and entries ------------------------------------------------------------------
 
@@ -106,13 +109,13 @@ class _Resolver:
         meta, args = self.node_keys(args, path, scope)
         if meta is None:
             return None
-        if name in self.combinators:
-            return self.combinators[name](args, meta, path, prev, scope)
+        if name in COMBINATORS:
+            return self.combinator(COMBINATORS[name], args, meta, path, prev, scope)
         if name in REGISTRY:  # before blocks: a block may not take a layer's name (reported in run)
             return self.layer(name, args, meta, path, prev, scope)
         if name in self.model.blocks:
             return call_block(self, name, args, meta, path, prev, scope)
-        known = [*REGISTRY, *self.model.blocks, *self.combinators]
+        known = [*REGISTRY, *self.model.blocks, *COMBINATORS]
         self.error(f"unknown layer '{name}'", path, key=True, scope=scope,
                    hint=did_you_mean(name, known) or "see `udlc schema` for the layer types")
         return None
@@ -142,13 +145,17 @@ class _Resolver:
                 self.error("`from` names no node", path + ("from",), scope=scope,
                            hint="give one or more ids, or drop `from` to take the previous layer")
                 ok = False
+            refs = []
             for i, src in enumerate(sources):
                 where = path + ("from",) + ((i,) if isinstance(meta["from"], list) else ())
-                if not isinstance(src, str) or src not in scope.names:
+                if not isinstance(src, str) or src.partition(".")[0] not in scope.names:
                     self.error(f"unknown node '{src}'", where, scope=scope,
                                hint=did_you_mean(src, scope.names) or one_of(scope.names))
                     ok = False
-            meta["from"] = sources
+                    continue
+                refs.append(self.ref(src, where, scope))
+            ok = ok and None not in refs
+            meta["from"] = refs
         if "repeat" in meta and (type(meta["repeat"]) is not int or not 1 <= meta["repeat"] <= 1000):
             self.error(f"repeat must be a whole number from 1 to 1000 (got {show(meta['repeat'])})", path + ("repeat",),
                        scope=scope)
@@ -159,8 +166,34 @@ class _Resolver:
             ok = False
         return (meta if ok else None), args
 
+    def ref(self, src: str, where: Path_, scope: Scope) -> str | None:
+        """The graph reference for `id` or `id.output` as written in `from` or `outputs`."""
+        node_id, dot, out = src.partition(".")
+        target = scope.names[node_id]
+        if not dot:
+            return target
+        node = self.graph.nodes.get(target)
+        if node is not None and not node.shapes:
+            return None  # its own error was reported; its outputs are unknown
+        names = node.out_names if node is not None else ()
+        if out not in names:
+            hint = (f"its outputs are {', '.join(names)}" if names else f"it has one output: write `{node_id}`")
+            self.error(f"'{node_id}' has no output '{out}'", where, scope=scope,
+                       hint=(did_you_mean(out, names) or hint) if names else hint)
+            return None
+        return f"{target}.{out}"
+
+    def one_value(self, ref: str, where: Path_, scope: Scope, key: bool = False) -> bool:
+        """False (and an error) when `ref` names a node with several outputs without picking one."""
+        node = self.graph.nodes.get(ref)
+        if node is None or not node.out_names:
+            return True
+        self.error(f"'{ref}' has {len(node.out_names)} outputs ({', '.join(node.out_names)}); pick one", where,
+                   scope=scope, key=key, hint=f"e.g. `from: {ref}.{node.out_names[0]}`")
+        return False
+
     def inputs(self, meta: dict, prev: str | None, scope: Scope) -> list[str | None]:
-        return [scope.names[s] for s in meta["from"]] if "from" in meta else [prev]
+        return list(meta["from"]) if "from" in meta else [prev]
 
     def single_input(self, meta: dict, prev: str | None, path: Path_, scope: Scope) -> str | None:
         """The one input of a combinator or block call; `from` may name just one node here."""
@@ -225,8 +258,7 @@ class _Resolver:
             return validate_model(cls, args, self.doc, prefix=path)
         except SpecErrors as e:
             for err in e.errors:
-                err.message += scope.context
-            self.errors.extend(e.errors)
+                self.report(err, scope)
             return None
 
     def add_node(self, op: str, cfg: Any, inputs: list[str | None], path: Path_, scope: Scope,
@@ -235,116 +267,40 @@ class _Resolver:
         node = Node(name, op, cfg, tuple(i for i in inputs if i is not None), dotted(path),
                     self.doc.span(path, key=True), init or self.model.init)
         self.graph.nodes[name] = node
-        shapes = [self.graph.shape_of(i) for i in inputs] if None not in inputs else [None]
+        if None in inputs or not all(self.one_value(i, path, scope, key=True) for i in node.inputs):
+            return name
+        shapes = [self.graph.shape_of(i) for i in node.inputs]
+        dtypes = [self.graph.dtype_of(i) for i in node.inputs]
         if any(s is None for s in shapes):
             return name  # an upstream error: leave this shape unknown rather than report a consequence
         lt = REGISTRY[op]
         try:
-            node.shape = tuple(lt.shape(cfg, *shapes))
-            node.params = lt.params(cfg, *shapes)
-            node.flops = lt.flops(cfg, *shapes)
+            node.shapes, node.dtypes, node.params, node.flops = infer(lt, cfg, shapes, dtypes)
         except ShapeError as e:
             self.error(e.message, path, hint=e.hint, scope=scope, key=True)
             return name
-        if max(node.shape, default=1) > 2**31 or node.params > 2**36:
-            self.error(f"output {fmt(node.shape)} with {node.params:,} parameters is too large to build", path,
+        node.out_names = lt.outputs(cfg) if lt.outputs is not None else ()
+        sizes = [d for shape in node.shapes for d in shape if isinstance(d, int)]
+        if max(sizes, default=1) > 2**31 or node.params > 2**36:
+            shown = ", ".join(fmt(s) for s in node.shapes)
+            self.error(f"output {shown} with {node.params:,} parameters is too large to build", path,
                        scope=scope, key=True, hint="check the sizes in this layer's arguments")
         return name
 
-    # ---- combinators ----------------------------------------------------------------------------
-
-    def body(self, args: Any, path: Path_, key: str, options: dict, scope: Scope) -> tuple[Any, Path_, dict] | None:
-        """A combinator's argument: a bare list of layers, or a mapping with `key` and some options."""
+    def combinator(self, c: Combinator, args: Any, meta: dict, path: Path_, prev: str | None,
+                   scope: Scope) -> str | None:
+        """A combinator's argument: a bare list, or a mapping with its list under `c.key` and some options."""
         if isinstance(args, list):
-            return args, path, dict(options)
-        if not isinstance(args, dict) or key not in args:
-            self.error(f"needs `{key}`", path, scope=scope, hint=f"write `{path[-1]}: [...]` or `{path[-1]}: {{{key}: [...]}}`")
+            return c.expand(self, args, path, dict(c.options), meta, path, prev, scope)
+        if not isinstance(args, dict) or c.key not in args:
+            self.error(f"needs `{c.key}`", path, scope=scope,
+                       hint=f"write `{c.name}: [...]` or `{c.name}: {{{c.key}: [...]}}`")
             return None
-        unknown = [k for k in args if k != key and k not in options]
+        unknown = [k for k in args if k != c.key and k not in c.options]
         for k in unknown:
             self.error(f"unknown key '{k}'", path + (k,), key=True, scope=scope,
-                       hint=did_you_mean(k, [key, *options]) or one_of([key, *options]))
+                       hint=did_you_mean(k, [c.key, *c.options]) or one_of([c.key, *c.options]))
         if unknown:
             return None
-        return args[key], path + (key,), {**options, **{k: v for k, v in args.items() if k != key}}
-
-    def residual(self, args: Any, meta: dict, path: Path_, prev: str | None, scope: Scope) -> str | None:
-        parsed = self.body(args, path, "layers", {"projection": False}, scope)
-        if parsed is None:
-            return None
-        layers, body_path, opts = parsed
-        if not layers:
-            self.error("a residual needs at least one layer", path, scope=scope, key=True)
-            return None
-        x = self.single_input(meta, prev, path, scope)
-        out = None
-        for _ in range(meta.get("repeat", 1)):
-            y = self.sequence(layers, body_path, x, scope)
-            if x is None or y is None:
-                return None
-            skip = x
-            xs, ys = self.graph.shape_of(x), self.graph.shape_of(y)
-            if xs is not None and ys is not None and xs != ys:
-                if opts["projection"] is not True:
-                    self.error(f"the residual body turns {fmt(xs)} into {fmt(ys)}; x + f(x) needs them equal", path,
-                               scope=scope, key=True, hint="add `projection: true` to project x with a 1x1 convolution")
-                    return None
-                skip = self.projection(x, xs, ys, path, scope)
-            out = x = self.add_node("add", REGISTRY["add"].config(), [skip, y], path, scope)
-        return self.named(out, meta, scope)
-
-    def projection(self, x: str, xs: tuple, ys: tuple, path: Path_, scope: Scope) -> str | None:
-        """1x1 convolution (or linear layer) that maps shape xs to ys, striding over shrunk spatial axes."""
-        if len(xs) != len(ys) or not 1 <= len(xs) <= 3:
-            self.error(f"cannot project {fmt(xs)} to {fmt(ys)}", path, scope=scope, key=True)
-            return None
-        if len(xs) == 1:
-            return self.add_node("linear", REGISTRY["linear"].config(out_features=ys[0]), [x], path, scope)
-        strides = [a // b if b and a % b == 0 else 0 for a, b in zip(xs[1:], ys[1:])]
-        if 0 in strides or len(set(strides)) != 1:
-            self.error(f"cannot project {fmt(xs)} to {fmt(ys)} with a strided 1x1 convolution", path, scope=scope,
-                       key=True)
-            return None
-        op = "conv1d" if len(xs) == 2 else "conv2d"
-        cfg = REGISTRY[op].config(out_channels=ys[0], kernel_size=1, stride=strides[0])
-        return self.add_node(op, cfg, [x], path, scope)
-
-    def parallel(self, args: Any, meta: dict, path: Path_, prev: str | None, scope: Scope) -> str | None:
-        parsed = self.body(args, path, "branches", {"merge": "concat", "dim": 0}, scope)
-        if parsed is None:
-            return None
-        branches, branches_path, opts = parsed
-        if not isinstance(branches, list) or len(branches) < 2:
-            self.error("a parallel needs two or more branches (lists of layers)", path, scope=scope, key=True)
-            return None
-        if opts["merge"] not in ("concat", "add"):
-            self.error(f"unknown merge '{opts['merge']}'", path + ("merge",), scope=scope, hint="expected concat or add")
-            return None
-        x = self.single_input(meta, prev, path, scope)
-        if x is None:
-            return None
-        outs = [self.sequence(b, branches_path + (i,), x, scope) if b else x for i, b in enumerate(branches)]
-        if None in outs:
-            return None
-        if opts["merge"] == "add":
-            cfg = REGISTRY["add"].config()
-        else:
-            cfg = self.config(REGISTRY["concat"].config, {"dim": opts["dim"]}, path, scope)
-            if cfg is None:
-                return None
-        return self.named(self.add_node(opts["merge"], cfg, outs, path, scope), meta, scope)
-
-    def repeat(self, args: Any, meta: dict, path: Path_, prev: str | None, scope: Scope) -> str | None:
-        parsed = self.body(args, path, "layers", {"times": 1}, scope)
-        if parsed is None:
-            return None
-        layers, layers_path, opts = parsed
-        times = opts["times"]
-        if type(times) is not int or not 1 <= times <= 1000:
-            self.error(f"times must be a whole number from 1 to 1000 (got {show(times)})", path + ("times",),
-                       scope=scope)
-            return None
-        x = self.single_input(meta, prev, path, scope)
-        for _ in range(times * meta.get("repeat", 1)):
-            x = self.sequence(layers, layers_path, x, scope)
-        return self.named(x, meta, scope)
+        opts = {**c.options, **{k: v for k, v in args.items() if k != c.key}}
+        return c.expand(self, args[c.key], path + (c.key,), opts, meta, path, prev, scope)

@@ -1,4 +1,5 @@
-"""The data pipeline: sources -> (reshape, split, normalize) Dataset -> minibatches -> augmentation.
+"""The data pipeline: sources -> (reshape, split, normalize) Dataset -> minibatches -> augmentation;
+and peek, what a source will give the model read from its header, for `udlc check`.
 
 Importing this package needs only numpy; torch and scikit-learn load when a function needs them.
 """
@@ -6,9 +7,10 @@ Importing this package needs only numpy; torch and scikit-learn load when a func
 from udlc.data.augment import IMAGE_ONLY, augment_batch
 from udlc.data.batches import InMemoryBatches, LoaderBatches, make_batches
 from udlc.data.dataset import Dataset, Normalization, prepare
+from udlc.data.peek import DataSignature, Mismatch, mismatches, peek
 from udlc.data.sources import Arrays, load_arrays
 
 __all__ = [
-    "IMAGE_ONLY", "Arrays", "Dataset", "InMemoryBatches", "LoaderBatches", "Normalization",
-    "augment_batch", "load_arrays", "make_batches", "prepare",
+    "IMAGE_ONLY", "Arrays", "DataSignature", "Dataset", "InMemoryBatches", "LoaderBatches", "Mismatch",
+    "Normalization", "augment_batch", "load_arrays", "make_batches", "mismatches", "peek", "prepare",
 ]

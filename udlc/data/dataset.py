@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
-from udlc.data.sources import Arrays, load_arrays
+from udlc.compiler.infer import fit_sample, is_symbolic
+from udlc.data.sources import Arrays, LazyRows, load_arrays
 from udlc.errors import SpecError
 from udlc.spec.data import DataSpec
+
+
+# An .npy source larger than this is memory-mapped and read batch by batch, never loaded whole; its
+# splits are then LazyRows, which make_batches streams once they pass its own memory limit.
+LAZY_NPY_BYTES = 1024**3
 
 
 @dataclass
@@ -24,23 +31,44 @@ class Normalization:
     @classmethod
     def fit(cls, kind: str, x: np.ndarray) -> Normalization:
         """Fit on x (N, *input_shape): per feature for vectors, per channel (axis 1) otherwise."""
-        stat_shape = x.shape[1:2] + (1,) * (x.ndim - 2)
-        if kind == "none" or len(x) == 0:
-            return cls(kind, np.zeros(stat_shape, np.float32), np.ones(stat_shape, np.float32))
-        axes = (0,) + tuple(range(2, x.ndim))
-        data = x.astype(np.float64)  # float32 sums drift on large sets
-        if kind == "standard":
-            shift, scale = data.mean(axis=axes), data.std(axis=axes)
-        elif kind == "minmax":
-            shift = data.min(axis=axes)
-            scale = data.max(axis=axes) - shift
-        else:
+        return cls.fit_chunks(kind, [x], tuple(x.shape[1:]))
+
+    @classmethod
+    def fit_chunks(cls, kind: str, chunks: Iterable[np.ndarray], sample_shape: tuple[int, ...]) -> Normalization:
+        """Fit on the samples of several (n, *sample_shape) chunks, e.g. read one by one from a memmap."""
+        if kind not in ("standard", "minmax", "none"):
             raise ValueError(f"unknown normalization {kind!r}")
+        stat_shape = tuple(sample_shape[:1]) + (1,) * (len(sample_shape) - 1)
+        axes = (0,) + tuple(range(2, len(sample_shape) + 1))
+        count, mean, m2, low, high = 0, 0.0, 0.0, np.inf, -np.inf
+        for chunk in chunks if kind != "none" else ():
+            if len(chunk) == 0:
+                continue
+            data = chunk.astype(np.float64)  # float32 sums drift on large sets
+            n = data.size // math.prod(stat_shape)
+            if kind == "minmax":
+                low, high = np.minimum(low, data.min(axis=axes)), np.maximum(high, data.max(axis=axes))
+            else:  # Chan et al.'s merge of running (count, mean, sum of squared deviations) with this chunk's
+                m = data.mean(axis=axes)
+                chunk_m2 = ((data - m.reshape((1,) + stat_shape)) ** 2).sum(axis=axes)
+                delta, total = m - mean, count + n
+                mean, m2 = mean + delta * n / total, m2 + chunk_m2 + delta**2 * count * n / total
+            count += n
+        if count == 0:
+            return cls(kind, np.zeros(stat_shape, np.float32), np.ones(stat_shape, np.float32))
+        if kind == "standard":
+            shift, scale = np.asarray(mean), np.sqrt(m2 / count)
+        else:
+            shift, scale = low, high - low
         scale = np.where(scale > 1e-12, scale, 1.0)  # constant features: shift only, never divide by 0
         return cls(kind, shift.reshape(stat_shape).astype(np.float32), scale.reshape(stat_shape).astype(np.float32))
 
     def apply_normalization(self, raw: np.ndarray) -> np.ndarray:
         return ((np.asarray(raw, dtype=np.float32) - self.shift) / self.scale).astype(np.float32)
+
+    def invert(self, values: np.ndarray) -> np.ndarray:
+        """Back to raw units: what a regression model's standardized outputs mean in the data's terms."""
+        return (np.asarray(values, dtype=np.float32) * self.scale + self.shift).astype(np.float32)
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "shape": list(self.shift.shape),
@@ -55,6 +83,9 @@ class Normalization:
 
 @dataclass
 class Dataset:
+    """The splits, normalized. x_* are float32 arrays, or LazyRows (read on demand, with the same len,
+    shape and indexing) for an .npy source above LAZY_NPY_BYTES."""
+
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
@@ -67,6 +98,15 @@ class Dataset:
     input_shape: tuple[int, ...]
     normalization: Normalization
     source: str = ""
+    # Regression targets, standardized on the train split (y_* hold standardized values); None for
+    # classification or normalize: none. Metrics and predictions in raw units go through .invert().
+    target_normalization: Normalization | None = None
+    # CSV only: x's columns by header name (one-hot ones as 'color=red'), in the order the model sees them
+    feature_columns: list[str] | None = None
+    target_column: str | None = None
+    categories: dict[str, list[str]] = field(default_factory=dict)  # categorical column -> one-hot order
+    fill_values: dict[str, float] = field(default_factory=dict)  # missing: mean -> raw train mean per column
+    dropped_rows: int = 0  # rows missing: drop left out
 
     @property
     def target_shape(self) -> tuple[int, ...]:
@@ -74,31 +114,78 @@ class Dataset:
         return tuple(self.y_train.shape[1:])
 
 
-def prepare(spec: DataSpec, input_shape: tuple[int, ...], base_dir: Path, seed: int,
+def prepare(spec: DataSpec, input_shape: tuple[int | str, ...], base_dir: Path, seed: int,
             task: str | None = None) -> Dataset:
     """Load, reshape to (N, *input_shape), split by spec.split, and normalize with train statistics.
 
     `task` is the resolved task (from the spec or the loss); None means the source's natural one.
+    Regression targets are standardized with train statistics too, unless normalize is 'none'.
     """
-    arrays = load_arrays(spec, Path(base_dir), seed)
-    input_shape = tuple(int(d) for d in input_shape)
+    arrays = load_arrays(spec, Path(base_dir), seed, lazy_bytes=LAZY_NPY_BYTES)
+    train, val, test = _split(len(arrays.x), spec.split, seed)
+    fill_values = _fill_missing(arrays, train) if spec.missing == "mean" else {}
     x = _reshape(arrays, input_shape)
+    input_shape = tuple(x.shape[1:])  # the symbols (T) bound to the data's sizes
     task = task or spec.task or arrays.task
     y, classes = _targets(arrays, task)
-    train, val, test = _split(len(x), spec.split, seed)
-    norm = Normalization.fit(spec.normalize, x[train])
-    parts = [(norm.apply_normalization(x[idx]), y[idx]) for idx in (train, val, test)]
+    if isinstance(x, LazyRows):  # statistics in one streaming pass; each split normalizes as it is read
+        norm = Normalization.fit_chunks(spec.normalize, (c for _, c in x.subset(train).chunks()), input_shape)
+        xs = [x.subset(idx, norm.apply_normalization) for idx in (train, val, test)]
+    else:
+        norm = Normalization.fit(spec.normalize, x[train])
+        xs = [norm.apply_normalization(x[idx]) for idx in (train, val, test)]
+    target_norm = None
+    if task == "regression" and spec.normalize != "none":
+        # Raw targets in the hundreds of thousands make mse start near 1e10 and Adam's steps far too small;
+        # standardized ones start near 1, like the inputs. Always 'standard': minmax is for inputs.
+        target_norm = Normalization.fit("standard", y[train])
+        y = target_norm.apply_normalization(y)
+    parts = [(xi, y[idx]) for xi, idx in zip(xs, (train, val, test))]
     return Dataset(*parts[0], *parts[1], *parts[2], task=task, classes=classes,
                    n_classes=len(classes) if classes is not None else None,
-                   input_shape=input_shape, normalization=norm, source=arrays.name)
+                   input_shape=input_shape, normalization=norm, source=arrays.name,
+                   target_normalization=target_norm, feature_columns=arrays.feature_columns,
+                   target_column=arrays.target_column, categories=arrays.categories,
+                   fill_values=fill_values, dropped_rows=arrays.dropped_rows)
 
 
-def _reshape(arrays: Arrays, input_shape: tuple[int, ...]) -> np.ndarray:
-    have, want = math.prod(arrays.x.shape[1:]), math.prod(input_shape)
-    if have != want:
+def _fill_missing(arrays: Arrays, train: np.ndarray) -> dict[str, float]:
+    """Fill NaN cells (empty CSV cells) in place with each column's mean over the train rows that have it.
+
+    Returns the raw fill value of every numeric feature column, so predict can fill the same way.
+    """
+    x = arrays.x
+    names = arrays.feature_columns or [str(j) for j in range(x.shape[1])]
+    one_hot = {f"{c}={v}" for c, values in arrays.categories.items() for v in values}
+    fill: dict[str, float] = {}
+    for j, name in enumerate(names):
+        column = x[train, j].astype(np.float64)
+        present = column[~np.isnan(column)]
+        empty = np.isnan(x[:, j])
+        if empty.any():
+            if not len(present):
+                raise SpecError(f"column '{name}' has no values in the training split, so missing: mean has "
+                                "nothing to fill it with", path="data.missing",
+                                hint="use missing: drop, or fill the column in")
+            x[empty, j] = present.mean()
+        if name not in one_hot:
+            fill[name] = float(present.mean())
+    return fill
+
+
+def _reshape(arrays: Arrays, input_shape: tuple[int | str, ...]) -> np.ndarray | LazyRows:
+    """Samples shaped as the model's input; its symbols (T) take their sizes from the data."""
+    have = math.prod(arrays.x.shape[1:])
+    fitted = fit_sample(input_shape, tuple(arrays.x.shape[1:]), have)
+    if fitted is None:
         natural = list(arrays.x.shape[1:])
-        raise SpecError(f"{arrays.name} gives samples of {have} values, but model.input {list(input_shape)} "
-                        f"holds {want}", path="model.input", hint=f"e.g. input: {natural}")
+        holds = math.prod(input_shape) if not is_symbolic(input_shape) else "a different number"
+        raise SpecError(f"{arrays.name} gives samples of {have} values, but model.input "
+                        f"[{', '.join(map(str, input_shape))}] holds {holds}", path="model.input",
+                        hint=f"e.g. input: {natural}")
+    input_shape = fitted
+    if isinstance(arrays.x, LazyRows):
+        return arrays.x.reshaped(input_shape)
     return np.ascontiguousarray(arrays.x.reshape((len(arrays.x),) + input_shape), dtype=np.float32)
 
 

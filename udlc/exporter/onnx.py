@@ -1,5 +1,6 @@
 """Export to ONNX, checked twice: onnx.checker with full check, then a parity gate that runs the file
 in onnxruntime against torch on a batch size other than the exported one and fails past tolerance.
+A run is exported through its serving module (udlc.exporter.serving): raw inputs in, answers out.
 The file is written beside its target and renamed only when both pass: a failed export leaves the
 previous model.onnx intact."""
 
@@ -18,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from udlc import __version__
 from udlc.errors import UdlcError
+from udlc.runs import RunFolder, udlc_version
 
 EXPORT_BATCH, CHECK_BATCH = 2, 3
 
@@ -29,46 +30,63 @@ class ExportError(UdlcError):
 
 
 def export_run(run_dir: Path, output: Path | None = None) -> Path:
-    """Export a run's final weights (see udlc.trainer.run.final_checkpoint) with the run's metadata."""
+    """Export the network output the run's task serves, from the run's final weights, as a file that stands
+    on its own: the graph takes raw inputs and gives answers (see udlc.exporter.serving), and the metadata
+    says how to build those inputs from a CSV row and what the answers mean."""
     from udlc.spec.training import OnnxExport
-    from udlc.trainer.run import final_checkpoint, load_weights, read_run
 
-    info, compiled = read_run(run_dir)  # before torch is imported: a wrong folder is reported at once
-    spec, graph = compiled.spec, compiled.graph
-    ckpt = final_checkpoint(run_dir, spec)
+    run = RunFolder.open(run_dir)
+    compiled = run.compiled()  # before torch is imported: a wrong folder is reported at once
+    info, spec = run.info, compiled.spec
+    ckpt = run.final_checkpoint(spec)
     if not ckpt.with_suffix(".safetensors").is_file():
-        raise UdlcError(f"{run_dir} has no checkpoint yet (checkpoints/best or last.safetensors) — "
+        raise UdlcError(f"{run} has no checkpoint yet (checkpoints/best or last.safetensors) — "
                         "train it first, or resume it with `udlc train --resume`")
     from udlc.compiler.lower import lower
+    from udlc.exporter.serving import serving_module
+    from udlc.runs import checkpoint
 
-    model = lower(graph)
-    load_weights(model, ckpt)
+    (served,) = compiled.task.served(compiled)
+    graph = compiled.graphs[served.network]
+    network = lower(graph)
+    checkpoint.load_models({served.network: network}, ckpt)
+    (input_name, input_shape), = graph.inputs.items()  # a served network takes one input (the task checks it)
+    model = serving_module(network, served, len(graph.outputs), input_shape, info)
     metadata = {
-        "udlc_version": __version__,
+        "udlc_version": udlc_version(),
         "spec_name": spec.name,
-        "spec_sha256": hashlib.sha256((run_dir / "spec.yaml").read_bytes()).hexdigest(),
+        "spec_sha256": hashlib.sha256(run.spec_file.read_bytes()).hexdigest(),
+        "spec": run.spec_file.read_text(),  # the run's spec as trained: the file says how it was made
         "task": info["task"],
         "loss": spec.loss.type,
         "classes": json.dumps(info["classes"]),
-        "input_names": json.dumps(list(graph.inputs)),
+        "input_names": json.dumps([input_name]),
         "input_shapes": json.dumps(info["input_shapes"]),
-        "output_names": json.dumps(list(graph.outputs)),
+        # How a CSV row becomes the input matrix (udlc.runtime.predict does it; so can any other caller):
+        # the columns by name in the model's order, one-hot ones as 'column=value'; each categorical
+        # column's values in one-hot order; what fills an empty numeric cell (missing: mean).
+        "feature_columns": json.dumps(info.get("feature_columns")),
+        "categories": json.dumps(info.get("categories") or {}),
+        "fill_values": json.dumps(info.get("fill_values") or {}),
+        "outputs": json.dumps(model.output_names),
+        # For information only: the graph applies both already, so applying them again would be wrong.
         "normalization": json.dumps(info["normalization"]),
+        "target_normalization": json.dumps(info.get("target_normalization")),
         "checkpoint": ckpt.name,
     }
-    return export_module(model, list(graph.inputs.items()), output or run_dir / "model.onnx",
-                         spec.export.onnx or OnnxExport(), metadata)
+    return export_module(model, [(input_name, input_shape)], output or run.onnx_file,
+                         spec.export.onnx or OnnxExport(), metadata, output_names=model.output_names)
 
 
 def export_module(model: Any, inputs: list[tuple[str, tuple[int, ...]]], path: Path, options: Any,
-                  metadata: dict[str, str] | None = None) -> Path:
-    """Export `model` (inputs: name and one sample's shape) with a dynamic batch axis, checked."""
+                  metadata: dict[str, str] | None = None, output_names: list[str] | None = None) -> Path:
+    """Export `model` (inputs: name and one sample's shape) with a dynamic batch axis, checked.
+    `output_names` names the graph's outputs in the order forward returns them (default: the exporter's)."""
     import onnx
     import torch
 
     model = model.eval()
-    gen = torch.Generator().manual_seed(0)
-    args = tuple(torch.randn(EXPORT_BATCH, *shape, generator=gen) for _, shape in inputs)
+    args = sample_inputs(model, inputs, EXPORT_BATCH, seed=0)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     dynamic = tuple({0: batch} for _ in inputs)
     if _takes_varargs(model):  # forward(self, *xs), as the merges: one structured argument
@@ -80,8 +98,8 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int, ...]]], path: P
         with warnings.catch_warnings(), _quiet_logger("torch"):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                model, args, dynamo=True, opset_version=options.opset, input_names=names, output_names=None,
-                dynamic_shapes=dynamic, verbose=False, report=False)
+                model, args, dynamo=True, opset_version=options.opset, input_names=names,
+                output_names=output_names, dynamic_shapes=dynamic, verbose=False, report=False)
         program.save(str(tmp))
         proto = onnx.load(str(tmp))
         for key, value in (metadata or {}).items():
@@ -97,6 +115,17 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int, ...]]], path: P
         raise ExportError(f"ONNX export failed: {_reason(e)}") from e
     os.replace(tmp, path)
     return path
+
+
+def sample_inputs(model: Any, inputs: list[tuple[str, tuple[int, ...]]], batch: int, seed: int) -> tuple:
+    """A batch to trace or check with: the model's own `sample_inputs` where it has one (a serving module
+    knows the raw scale of its inputs), else standard normal values."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    if hasattr(model, "sample_inputs"):
+        return tuple(model.sample_inputs(batch, gen))
+    return tuple(torch.randn(batch, *shape, generator=gen) for _, shape in inputs)
 
 
 def _takes_varargs(model: Any) -> bool:
@@ -130,8 +159,7 @@ def check_parity(model: Any, inputs: list[tuple[str, tuple[int, ...]]], path: Pa
     import onnxruntime as ort
     import torch
 
-    gen = torch.Generator().manual_seed(1)
-    xs = [torch.randn(CHECK_BATCH, *shape, generator=gen) for _, shape in inputs]
+    xs = sample_inputs(model, inputs, CHECK_BATCH, seed=1)
     with torch.no_grad():
         expected = model(*xs)
     expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)

@@ -1,8 +1,9 @@
-"""Dense layers and shape plumbing: linear, flatten, reshape, identity."""
+"""Dense layers and shape plumbing: linear, flatten, reshape, identity, split."""
 
-from typing import Literal
+import functools
+from typing import Annotated, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
 from udlc.layers.registry import LayerConfig, Shape, ShapeError, fmt, numel, register
 
@@ -83,10 +84,41 @@ def reshape_shape(cfg: Reshape, x: Shape) -> Shape:
     return tuple(target)
 
 
-def build_reshape(cfg: Reshape, x: Shape):
+@functools.cache
+def torch_modules():
+    """Modules defined on first use, so that importing this file never imports torch."""
+    import torch
     from torch import nn
 
-    return nn.Sequential(nn.Flatten(), nn.Unflatten(1, reshape_shape(cfg, x)))
+    class ReshapeModule(nn.Module):
+        """Keeps the spec's -1: an axis sized by a symbol (T) reshapes right whatever its size."""
+
+        def __init__(self, shape: list[int]):
+            super().__init__()
+            self.shape = tuple(shape)
+
+        def forward(self, x):
+            return x.reshape(x.shape[:1] + self.shape)
+
+        def extra_repr(self) -> str:
+            return f"shape={self.shape}"
+
+    class SplitModule(nn.Module):
+        def __init__(self, sizes: list[int], dim: int):
+            super().__init__()
+            self.sizes, self.dim = list(sizes), dim  # batched axis numbering
+
+        def forward(self, x):
+            return tuple(torch.split(x, self.sizes, dim=self.dim))
+
+        def extra_repr(self) -> str:
+            return f"sizes={self.sizes}, dim={self.dim}"
+
+    return {"reshape": ReshapeModule, "split": SplitModule}
+
+
+def build_reshape(cfg: Reshape, x: Shape):
+    return torch_modules()["reshape"](cfg.shape)
 
 
 register(Reshape, shape=reshape_shape, build=build_reshape, main_arg="shape",
@@ -104,3 +136,44 @@ def build_identity(cfg: Identity, x: Shape):
 
 
 register(Identity, shape=lambda cfg, x: x, build=build_identity, samples=[({}, ((3, 4),))])
+
+
+class Split(LayerConfig):
+    """Cuts the input along `dim` into parts of the given sizes, each a named output that later layers pick
+    with `from: split.name` (a VAE encoder's head: `split: {sizes: [16, 16], names: [mu, logvar]}`)."""
+
+    type: Literal["split"] = "split"
+    sizes: list[PositiveInt] = Field(min_length=2)
+    names: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] | None = Field(
+        None, description="one name per part (default part0, part1, ...)")
+    dim: int = Field(-1, description="the axis to cut; -1 is the last, 0 a sample's first")
+
+    @model_validator(mode="after")
+    def _names_fit(self) -> "Split":
+        if self.names is not None and len(self.names) != len(self.sizes):
+            raise ValueError(f"give one name per size: {len(self.sizes)} sizes, {len(self.names)} names")
+        if self.names is not None and len(set(self.names)) != len(self.names):
+            raise ValueError("the names must differ")
+        return self
+
+
+def split_names(cfg: Split) -> tuple[str, ...]:
+    return tuple(cfg.names) if cfg.names else tuple(f"part{i}" for i in range(len(cfg.sizes)))
+
+
+def split_shape(cfg: Split, x: Shape) -> tuple[Shape, ...]:
+    if not -len(x) <= cfg.dim < len(x):
+        raise ShapeError(f"dim {cfg.dim} is out of range for the input {fmt(x)}")
+    dim = cfg.dim % len(x)
+    if sum(cfg.sizes) != x[dim]:
+        raise ShapeError(f"sizes {cfg.sizes} add up to {sum(cfg.sizes)}, but axis {cfg.dim} of {fmt(x)} is {x[dim]}",
+                         "make the sizes add up to that axis")
+    return tuple(x[:dim] + (size,) + x[dim + 1:] for size in cfg.sizes)
+
+
+def build_split(cfg: Split, x: Shape):
+    return torch_modules()["split"](cfg.sizes, cfg.dim % len(x) + 1)  # skip the batch axis
+
+
+register(Split, shape=split_shape, build=build_split, main_arg="sizes", outputs=split_names,
+         samples=[({"sizes": [3, 5], "names": ["mu", "logvar"]}, ((8,),)), ({"sizes": [1, 2], "dim": 0}, ((3, 4),))])

@@ -1,4 +1,4 @@
-"""Merges of two or more inputs: add and concat."""
+"""Merges of two or more inputs: add and multiply (broadcasting as numpy does), and concat."""
 
 import functools
 from typing import Literal
@@ -12,11 +12,26 @@ def torch_modules():
     import torch
     from torch import nn
 
+    def aligned(xs):
+        """numpy aligns ranks at the end; the batch axis must stay first, so lower-rank inputs get their
+        new axes of size 1 after it."""
+        rank = max(x.dim() for x in xs)
+        return [x.reshape(x.shape[:1] + (1,) * (rank - x.dim()) + x.shape[1:]) if x.dim() < rank else x for x in xs]
+
     class AddModule(nn.Module):
         def forward(self, *xs):
+            xs = aligned(xs)
             out = xs[0]
             for x in xs[1:]:
                 out = out + x
+            return out
+
+    class MultiplyModule(nn.Module):
+        def forward(self, *xs):
+            xs = aligned(xs)
+            out = xs[0]
+            for x in xs[1:]:
+                out = out * x
             return out
 
     class ConcatModule(nn.Module):
@@ -30,7 +45,7 @@ def torch_modules():
         def extra_repr(self) -> str:
             return f"dim={self.dim}"
 
-    return AddModule, ConcatModule
+    return {"add": AddModule, "multiply": MultiplyModule, "concat": ConcatModule}
 
 
 def expect_several(xs: tuple[Shape, ...]) -> None:
@@ -39,24 +54,44 @@ def expect_several(xs: tuple[Shape, ...]) -> None:
 
 
 class Add(LayerConfig):
+    """The sum of the inputs, broadcast as numpy does."""
+
     type: Literal["add"] = "add"
 
 
-def add_shape(cfg: Add, *xs: Shape) -> Shape:
+class Multiply(LayerConfig):
+    """The product of the inputs, broadcast as numpy does: a (C, 1, 1) gate times a (C, H, W) map."""
+
+    type: Literal["multiply"] = "multiply"
+
+
+def broadcast_shape(cfg: Add | Multiply, *xs: Shape) -> Shape:
+    """numpy's rule: align the axes from the end; on each, the sizes agree or one of them is 1."""
     expect_several(xs)
-    for x in xs[1:]:
-        if x != xs[0]:
-            raise ShapeError(f"expects inputs of one shape but gets {fmt(xs[0])} and {fmt(x)}",
-                             "project one of them to the other's shape, or use 'concat'")
-    return xs[0]
+    rank = max(len(x) for x in xs)
+    out = []
+    for axis in range(-rank, 0):
+        sizes = {x[axis] for x in xs if len(x) >= -axis} - {1}
+        if len(sizes) > 1:
+            shown = " and ".join(fmt(x) for x in xs)
+            raise ShapeError(f"expects inputs that broadcast together but gets {shown}",
+                             "sizes must agree on each axis or be 1; project or reshape one of them, or use 'concat'")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
 
 
-def build_add(cfg: Add, *xs: Shape):
-    return torch_modules()[0]()
+def broadcast_flops(cfg: Add | Multiply, *xs: Shape) -> int:
+    return numel(broadcast_shape(cfg, *xs)) * (len(xs) - 1)
 
 
-register(Add, shape=add_shape, build=build_add, flops=lambda cfg, *xs: numel(xs[0]) * (len(xs) - 1), arity=None,
-         samples=[({}, ((4, 5), (4, 5))), ({}, ((3, 2, 2), (3, 2, 2), (3, 2, 2)))])
+def build_elementwise(cfg: Add | Multiply, *xs: Shape):
+    return torch_modules()[cfg.type]()
+
+
+register(Add, shape=broadcast_shape, build=build_elementwise, flops=broadcast_flops, arity=None,
+         samples=[({}, ((4, 5), (4, 5))), ({}, ((3, 2, 2), (3, 2, 2), (3, 2, 2))), ({}, ((3, 4, 4), (3, 1, 1)))])
+register(Multiply, shape=broadcast_shape, build=build_elementwise, flops=broadcast_flops, arity=None,
+         samples=[({}, ((3, 4, 4), (3, 1, 1))), ({}, ((5,), (2, 5))), ({}, ((2, 3), (2, 3), (1, 3)))])
 
 
 class Concat(LayerConfig):
@@ -80,7 +115,7 @@ def concat_shape(cfg: Concat, *xs: Shape) -> Shape:
 
 
 def build_concat(cfg: Concat, *xs: Shape):
-    return torch_modules()[1](cfg.dim % len(xs[0]) + 1)  # skip the batch axis
+    return torch_modules()["concat"](cfg.dim % len(xs[0]) + 1)  # skip the batch axis
 
 
 register(Concat, shape=concat_shape, build=build_concat, main_arg="dim", arity=None,

@@ -127,6 +127,17 @@ def adaptive_shape(cfg: AdaptiveAvgPool1d | AdaptiveAvgPool2d, x: Shape) -> Shap
     return x[:1] + per_axis(cfg.output_size, n)
 
 
+def adaptive_flops(cfg: AdaptiveAvgPool1d | AdaptiveAvgPool2d, x: Shape) -> int:
+    # One add per window element, as for avgpool. PyTorch's window i on an axis of `size` for `out`
+    # outputs is [floor(i*size/out), ceil((i+1)*size/out)): windows overlap when `out` does not divide
+    # `size` and repeat elements when `out` is larger, so this is numel(x) only when the sizes divide.
+    n = 1 if cfg.type.endswith("1d") else 2
+    total = x[0]
+    for size, out in zip(x[1:], per_axis(cfg.output_size, n)):
+        total *= sum(-(-(i + 1) * size // out) - i * size // out for i in range(out))
+    return total
+
+
 def build_adaptive(cfg: AdaptiveAvgPool1d | AdaptiveAvgPool2d, x: Shape):
     from torch import nn
 
@@ -134,7 +145,7 @@ def build_adaptive(cfg: AdaptiveAvgPool1d | AdaptiveAvgPool2d, x: Shape):
     return cls(cfg.output_size)
 
 
-register(AdaptiveAvgPool1d, shape=adaptive_shape, build=build_adaptive, flops=lambda cfg, x: numel(x),
+register(AdaptiveAvgPool1d, shape=adaptive_shape, build=build_adaptive, flops=adaptive_flops,
          main_arg="output_size", samples=[({"output_size": 4}, ((3, 8),)), ({"output_size": 3}, ((2, 7),))])
-register(AdaptiveAvgPool2d, shape=adaptive_shape, build=build_adaptive, flops=lambda cfg, x: numel(x),
+register(AdaptiveAvgPool2d, shape=adaptive_shape, build=build_adaptive, flops=adaptive_flops,
          main_arg="output_size", samples=[({"output_size": 1}, ((3, 8, 8),)), ({"output_size": [3, 2]}, ((2, 7, 5),))])

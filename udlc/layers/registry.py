@@ -11,7 +11,13 @@ from typing import Any, Callable
 
 from udlc.spec.base import StrictModel
 
-Shape = tuple[int, ...]  # one sample's shape; the batch axis is implicit
+# One sample's shape; the batch axis is implicit. A dimension is a size, or a named symbol ('T' for a
+# sequence's length, 'N' for a graph's node count, 'T-2' after a convolution shortens it). Shape rules
+# only ever see sizes: the compiler evaluates them at two sizes of each symbol and names the result
+# (udlc.compiler.infer), so a rule written for ints serves symbolic shapes too.
+Dim = int | str
+Shape = tuple[Dim, ...]
+DTYPES = ("float32", "int64", "bool")
 
 # Keys every node accepts beside its own arguments; a config may not use these names.
 NODE_KEYS = ("id", "from", "repeat", "init")
@@ -36,6 +42,16 @@ def no_count(cfg: Any, *inputs: Shape) -> int:
     return 0
 
 
+def floats(cfg: Any, *dtypes: str) -> str:
+    """The dtype rule of most layers: float32 in, float32 out."""
+    for dtype in dtypes:
+        if dtype != "float32":
+            hint = ("token ids go through an `embedding` first" if dtype == "int64" else
+                    "a mask selects values; it is not one (use it where a layer takes a mask)")
+            raise ShapeError(f"expects float32 input but gets {dtype}", hint)
+    return "float32"
+
+
 @dataclass(frozen=True)
 class LayerType:
     name: str
@@ -46,6 +62,10 @@ class LayerType:
     flops: Callable[..., int]  # (cfg, *input_shapes) -> multiply-adds x2 for one sample
     main_arg: str | None  # the field a scalar fills: `linear: 10` -> out_features=10
     arity: int | None  # number of inputs; None means two or more (merges)
+    dtype: Callable[..., str]  # (cfg, *input_dtypes) -> output dtype; raises ShapeError for a wrong one
+    # Names of several outputs (cfg -> names), picked with `from: node.name`; None for one output. A layer
+    # with several outputs has a shape rule that returns one shape per name, in order.
+    outputs: Callable[[Any], tuple[str, ...]] | None
     # (arguments, input shapes) pairs that the registry-wide tests build, run and export: a new layer
     # type is tested by registering it.
     samples: tuple[tuple[dict, tuple[Shape, ...]], ...]
@@ -63,6 +83,8 @@ def register(
     flops: Callable[..., int] = no_count,
     main_arg: str | None = None,
     arity: int | None = 1,
+    dtype: Callable[..., str] = floats,
+    outputs: Callable[[Any], tuple[str, ...]] | None = None,
     samples: list[tuple[dict, tuple[Shape, ...]]],
 ) -> None:
     name = config.model_fields["type"].default
@@ -75,7 +97,8 @@ def register(
         raise ValueError(f"{name}: main_arg {main_arg!r} is not a field")
     if not samples:
         raise ValueError(f"{name}: give at least one sample (arguments, input shapes) for the tests")
-    REGISTRY[name] = LayerType(name, config, shape, build, params, flops, main_arg, arity, tuple(samples))
+    REGISTRY[name] = LayerType(name, config, shape, build, params, flops, main_arg, arity, dtype, outputs,
+                               tuple(samples))
 
 
 def numel(shape: Shape) -> int:

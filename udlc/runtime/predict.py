@@ -1,7 +1,12 @@
 """Predictions from an exported model with onnxruntime and numpy only (no torch).
 
-The ONNX file carries everything needed (udlc.exporter.onnx writes it as metadata): the input shape, the
-normalization fitted on the training split, the task, the loss and the class labels.
+The ONNX graph itself standardizes raw inputs and gives answers: class `probabilities`, or a `prediction`
+in the targets' own units (udlc.exporter.serving). Its metadata says how a CSV row becomes the numeric
+input matrix: the feature columns by name, the categories to one-hot encode, the values that fill empty
+cells. So predict reads a file, builds that matrix, runs the graph and writes the answers; it never
+standardizes anything itself.
+
+Every mistake in an inputs file is a UdlcError that names the file.
 """
 
 from __future__ import annotations
@@ -9,12 +14,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from udlc.errors import UdlcError
+
+BATCH = 4096  # rows per onnxruntime call: a large file never needs all its activations at once
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -45,6 +55,17 @@ class Predictions:
         return buf.getvalue()
 
 
+@dataclass
+class Inputs:
+    """Samples as a file holds them, before they meet a model: a numeric array (NPY, NPZ), or a CSV's text
+    cells (matched to the model's columns by name, and one-hot encoded, only once the model is known)."""
+
+    source: str  # the file, named in every error
+    array: np.ndarray | None = None
+    rows: list[list[str]] | None = None  # CSV: every non-blank row, the header (if any) included
+    lines: list[int] | None = None  # CSV: each row's line number in the file
+
+
 class Model:
     """An exported udlc model, ready to predict on raw inputs."""
 
@@ -68,75 +89,233 @@ class Model:
         meta = self.session.get_modelmeta().custom_metadata_map
         if "input_shapes" not in meta:
             raise UdlcError(f"{path} was not exported by udlc (its metadata has no input shape)")
-        self.input_shape = tuple(json.loads(meta["input_shapes"])[0])
-        self.task, self.loss = meta["task"], meta["loss"]
-        self.classes = json.loads(meta["classes"])
-        norm = json.loads(meta["normalization"])
-        self.shift = np.asarray(norm["shift"], dtype=np.float32).reshape(norm["shape"])
-        self.scale = np.asarray(norm["scale"], dtype=np.float32).reshape(norm["shape"])
+        if "outputs" not in meta:
+            raise UdlcError(f"{path} was exported by an older udlc, whose file leaves input standardization to "
+                            "predict — export it again with `udlc export RUN_FOLDER`")
+        try:
+            self.input_shape = tuple(int(d) for d in json.loads(meta["input_shapes"])[0])
+            self.task, self.loss = meta["task"], meta["loss"]
+            self.classes = json.loads(meta["classes"])
+            self.feature_columns: list[str] | None = json.loads(meta.get("feature_columns", "null"))
+            self.categories: dict[str, list[str]] = json.loads(meta.get("categories", "{}"))
+            self.fill_values: dict[str, float] = json.loads(meta.get("fill_values", "{}"))
+            outputs = json.loads(meta["outputs"])
+        except (KeyError, ValueError, TypeError, IndexError) as e:
+            raise UdlcError(f"{path}: its udlc metadata is damaged ({type(e).__name__}: {e}) — export it again "
+                            "with `udlc export RUN_FOLDER`") from None
+        # The graph's answer: probabilities for a classifier, the values themselves otherwise.
+        self.answer = "probabilities" if "probabilities" in outputs else "prediction"
+        if self.answer not in [o.name for o in self.session.get_outputs()]:
+            raise UdlcError(f"{path} has no output named '{self.answer}' — export it again with "
+                            "`udlc export RUN_FOLDER`")
+        self.input_name = self.session.get_inputs()[0].name
+        self.per_sample = math.prod(self.input_shape)
+        if self.feature_columns is not None and len(self.feature_columns) != self.per_sample:
+            raise UdlcError(f"{path}: its metadata names {len(self.feature_columns)} feature columns for inputs of "
+                            f"{self.per_sample} values — export it again with `udlc export RUN_FOLDER`")
+        self.columns = _raw_columns(self.feature_columns, self.categories) if self.feature_columns else None
 
-    def predict(self, raw: np.ndarray) -> Predictions:
-        x = np.asarray(raw, dtype=np.float32)
-        per_sample = int(np.prod(self.input_shape))
-        if x.ndim == 0 or x.size % per_sample or (x.ndim > 1 and int(np.prod(x.shape[1:])) != per_sample):
-            raise UdlcError(f"inputs of shape {x.shape} do not hold samples of shape {self.input_shape} "
-                            f"({per_sample} values each)")
-        bad = ~np.isfinite(x.reshape(len(x) if x.ndim > 1 else -1, -1)).all(axis=1)
-        if bad.any():
-            rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5]) + (" …" if bad.sum() > 5 else "")
-            raise UdlcError(f"inputs hold NaN or inf values (samples {rows}, counted from 0): "
-                            "predictions for them would be meaningless")
-        x = x.reshape((-1,) + self.input_shape)
-        x = (x - self.shift) / self.scale
-        inp = self.session.get_inputs()[0].name
-        out = self.session.run(None, {inp: x})[0]
+    # ---- predicting ------------------------------------------------------------------------------------
+
+    def predict(self, inputs: Inputs | np.ndarray) -> Predictions:
+        """Predictions for raw samples: an `Inputs` from read_inputs, or an array of (N, *input shape)."""
+        if not isinstance(inputs, Inputs):
+            inputs = Inputs("inputs", array=np.asarray(inputs))
+        x = self._from_csv(inputs) if inputs.rows is not None else self._from_array(inputs.array, inputs.source)
+        out = np.concatenate([self.session.run([self.answer], {self.input_name: x[i:i + BATCH]})[0]
+                              for i in range(0, len(x), BATCH)])
         if self.task != "classification":
             return Predictions(self.task, out, None, None)
-        if self.loss == "bce" and out.shape[-1] == 1:
-            p1 = 1 / (1 + np.exp(-out[:, 0]))
-            probs = np.stack([1 - p1, p1], axis=1)
-        else:
-            e = np.exp(out - out.max(axis=1, keepdims=True))
-            probs = e / e.sum(axis=1, keepdims=True)
-        return Predictions(self.task, probs.argmax(axis=1), probs, self.classes)
+        return Predictions(self.task, out.argmax(axis=1), out, self.classes)
+
+    def _from_array(self, x: np.ndarray, source: str) -> np.ndarray:
+        """A numeric array as a float32 batch of the input shape; one sample may come without a batch axis."""
+        if x.dtype.kind not in "biuf":
+            raise UdlcError(f"{source} holds {_kind(x.dtype)} (dtype {x.dtype}), not numbers — give the numeric "
+                            "feature matrix, or a CSV with a header for categorical columns")
+        if x.size == 0:
+            raise UdlcError(f"{source} holds no samples (an array of shape {x.shape})")
+        if x.ndim <= len(self.input_shape) and x.size == self.per_sample:
+            x = x.reshape((1,) + self.input_shape)  # e.g. (4,) for a 4-feature model: one sample
+        if x.ndim == 0 or math.prod(x.shape[1:]) != self.per_sample:
+            raise UdlcError(f"{source}: an array of shape {x.shape} does not hold samples of shape "
+                            f"{self.input_shape} ({self.per_sample} values each) — give an array of shape "
+                            f"(N, {self.per_sample}) or (N, {', '.join(map(str, self.input_shape))})")
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, sample by sample
+            values = x.astype(np.float64).reshape(len(x), -1)
+        bad = ~(np.isfinite(values) & (np.abs(values) <= _FLOAT32_MAX)).all(axis=1)
+        if bad.any():
+            rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5]) + (" …" if bad.sum() > 5 else "")
+            raise UdlcError(f"{source} holds NaN, inf or values beyond float32 in samples {rows} (counted from 0): "
+                            "predictions for them would be meaningless — fix or drop those samples")
+        return values.astype(np.float32).reshape((len(x),) + self.input_shape)
+
+    def _from_csv(self, inputs: Inputs) -> np.ndarray:
+        """CSV rows as the model's input matrix: columns matched by name when the model knows its feature
+        columns and the file has a header, by position otherwise; categories one-hot encoded; empty
+        numeric cells filled as training filled them (missing: mean)."""
+        source, rows, lines = inputs.source, inputs.rows, inputs.lines
+        assert rows is not None and lines is not None
+        header = None
+        if self._is_header(rows[0]):
+            header, rows, lines = [c.strip() for c in rows[0]], rows[1:], lines[1:]
+        if not rows:
+            raise UdlcError(f"{source} has a header row but no samples — add rows of values below it")
+        if header is not None and self.columns is not None:
+            width, columns = len(header), self.columns
+            index = [_column_index(header, name, source, self.columns) for name in columns]
+            expected = f"the header has {width}"
+        elif self.columns is not None:
+            width, columns, index = len(self.columns), self.columns, list(range(len(self.columns)))
+            expected = f"the model takes {_names(self.columns)} in this order (or give a header row)"
+        else:  # a built-in data set's model: columns by position, named by the fill values' keys
+            width = self.per_sample
+            columns, index = [str(j) for j in range(width)], list(range(width))
+            expected = f"the model takes {width} values per sample"
+        x = np.zeros((len(rows), self._encoded_width(columns)), np.float32)
+        for r, (row, line) in enumerate(zip(rows, lines)):
+            if len(row) != width:
+                raise UdlcError(f"{source} line {line}: {len(row)} cells, but {expected}")
+            j = 0
+            for name, i in zip(columns, index):
+                if name in self.categories:
+                    x[r, j + self._category(row[i], name, source, line)] = 1.0
+                    j += len(self.categories[name])
+                else:
+                    x[r, j] = self._number(row[i], name, source, line)
+                    j += 1
+        return x.reshape((len(x),) + self.input_shape)
+
+    def _is_header(self, row: list[str]) -> bool:
+        """A first row is a header when it names one of the model's columns, when it holds a cell no sample
+        could hold, or when it is 0..n-1 (the numbers pandas writes for unnamed columns)."""
+        cells = [c.strip() for c in row]
+        if self.columns is not None and any(c in self.columns for c in cells):
+            return True
+        if cells == [str(i) for i in range(len(cells))]:
+            return True
+        known = {v for values in self.categories.values() for v in values}
+        return not all(not c or c in known or _is_number(c) for c in cells)
+
+    def _encoded_width(self, columns: list[str]) -> int:
+        return sum(len(self.categories[c]) if c in self.categories else 1 for c in columns)
+
+    def _category(self, text: str, column: str, source: str, line: int) -> int:
+        values = self.categories[column]
+        text = text.strip()
+        if text not in values:
+            got = f"{text[:40]!r} is not" if text else "an empty cell is not"
+            raise UdlcError(f"{source} line {line}, column '{column}': {got} one of the categories the model "
+                            f"was trained on ({_names(values)})")
+        return values.index(text)
+
+    def _number(self, text: str, column: str, source: str, line: int) -> float:
+        label = f"column {int(column) + 1}" if self.columns is None else f"column '{column}'"
+        text = text.strip()
+        if not text:
+            if column in self.fill_values:  # missing: mean in training: fill as it did
+                return self.fill_values[column]
+            raise UdlcError(f"{source} line {line}, {label}: empty cell — fill it in (the model was not trained "
+                            "with data.missing: mean)")
+        try:
+            value = float(text)
+        except ValueError:
+            raise UdlcError(f"{source} line {line}, {label}: {text[:40]!r} is not a number") from None
+        if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
+            raise UdlcError(f"{source} line {line}, {label}: {text[:40]!r} is not a finite float32 value — "
+                            "a prediction for it would be meaningless")
+        return value
 
 
-def read_inputs(path: str | Path) -> np.ndarray:
-    """Raw samples from CSV (a header row, numeric columns), NPY, or NPZ (key 'x', else the only array)."""
+def _raw_columns(feature_columns: list[str], categories: dict[str, list[str]]) -> list[str]:
+    """The CSV's own columns in the model's order: a categorical column once, where its one-hot columns
+    ('color=red', 'color=blue') stand in feature_columns."""
+    one_hot = {f"{c}={v}": c for c, values in categories.items() for v in values}
+    columns: list[str] = []
+    for name in feature_columns:
+        column = one_hot.get(name, name)
+        if column not in columns:
+            columns.append(column)
+    return columns
+
+
+def _column_index(header: list[str], name: str, source: str, columns: list[str]) -> int:
+    if header.count(name) > 1:
+        raise UdlcError(f"{source} has two columns named '{name}' — keep one")
+    if name not in header:
+        missing = [c for c in columns if c not in header]
+        raise UdlcError(f"{source} has no column {_names(missing, quote=True)} — the model takes the columns "
+                        f"{_names(columns)} (by name, in any order; other columns are ignored)")
+    return header.index(name)
+
+
+def _names(names: list[str], quote: bool = False, limit: int = 12) -> str:
+    shown = [repr(n) if quote else n for n in names[:limit]]
+    return ", ".join(shown) + (f", … ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _kind(dtype: np.dtype) -> str:
+    return {"U": "text", "S": "bytes", "O": "Python objects", "c": "complex numbers", "M": "dates",
+            "m": "time spans", "V": "records"}.get(dtype.kind, "values that are not numbers")
+
+
+# ---- reading files ---------------------------------------------------------------------------------------
+
+
+def read_inputs(path: str | Path) -> Inputs:
+    """Raw samples from CSV (numbers, or category names in categorical columns; a header row optional),
+    NPY, or NPZ (key 'x', else the only array)."""
     path = Path(path)
     if not path.is_file():
         raise UdlcError(f"no input file at {path}")
     suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path)
+    if suffix not in (".npy", ".npz"):
+        raise UdlcError(f"{path}: inputs must be .csv, .npy or .npz")
     try:
-        if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                keys = list(z.keys())
-                if "x" in keys:
-                    return z["x"]
-                if len(keys) == 1:
-                    return z[keys[0]]
-                raise UdlcError(f"{path} holds arrays {keys}: name the inputs 'x'")
-        if suffix == ".csv":
-            return _read_csv(path)
+        loaded = np.load(path, allow_pickle=False)  # never unpickle: an inputs file must not run code
+        if isinstance(loaded, np.ndarray):  # .npy content, whatever the suffix says
+            return Inputs(str(path), array=loaded)
+        with loaded:
+            return Inputs(str(path), array=_one_array(loaded, path))
     except UdlcError:
         raise
-    except Exception as e:
-        raise UdlcError(f"cannot read {path}: {e}") from None
-    raise UdlcError(f"{path}: inputs must be .csv, .npy or .npz")
+    except Exception as e:  # numpy's many ways of saying the file is not what it claims
+        reason = (str(e).splitlines() or [""])[0][:200]
+        raise UdlcError(f"cannot read {path} as a numpy file ({type(e).__name__}: {reason}) — save it with "
+                        "numpy.save or numpy.savez") from None
 
 
-def _read_csv(path: Path) -> np.ndarray:
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
-    # A header row: names, or the column numbers 0..n-1 that pandas writes for unnamed columns.
-    if rows and (not all(_is_number(c) for c in rows[0]) or rows[0] == [str(i) for i in range(len(rows[0]))]):
-        rows = rows[1:]
+def _one_array(loaded: Any, path: Path) -> np.ndarray:
+    keys = list(loaded.keys())
+    if "x" in keys:
+        return loaded["x"]
+    if len(keys) == 1:
+        return loaded[keys[0]]
+    if not keys:
+        raise UdlcError(f"{path} holds no arrays — save the inputs in it as 'x'")
+    raise UdlcError(f"{path} holds arrays {keys}: name the inputs 'x'")
+
+
+def _read_csv(path: Path) -> Inputs:
     try:
-        return np.array([[float(c) for c in row] for row in rows if row], dtype=np.float32)
-    except ValueError as e:
-        raise UdlcError(f"{path}: every value must be a number ({e})") from None
+        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not a column name
+            reader = csv.reader(f)
+            rows, lines = [], []
+            for row in reader:
+                if row and any(c.strip() for c in row):  # blank lines, e.g. a trailing one, hold no sample
+                    rows.append(row)
+                    lines.append(reader.line_num)
+    except UnicodeDecodeError as e:
+        raise UdlcError(f"{path} is not UTF-8 text (byte {e.start}) — save the CSV as UTF-8") from None
+    except csv.Error as e:
+        raise UdlcError(f"{path} line {reader.line_num}: not a valid CSV row ({e})") from None
+    except OSError as e:
+        raise UdlcError(f"cannot read {path}: {e.strerror or e}") from None
+    if not rows:
+        raise UdlcError(f"{path} holds no rows — give a header row and one row of values per sample")
+    return Inputs(str(path), rows=rows, lines=lines)
 
 
 def _is_number(text: str) -> bool:

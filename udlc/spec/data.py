@@ -2,82 +2,35 @@
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, NonNegativeFloat, PositiveInt, ValidationInfo, field_validator
 
-from udlc.spec.base import StrictModel, tagged
+from udlc.spec.augments import IMAGE_AUGMENTS, Augment
+from udlc.spec.base import StrictModel
+from udlc.spec.sources import SOURCES, FileKind
 
-# Built-in sources need no file: scikit-learn's bundled sets, and generated ones.
-BUNDLED_SOURCES = ("digits", "iris", "wine", "breast_cancer", "diabetes")
-GENERATED_SOURCES = ("moons", "circles", "spirals", "blobs", "xor", "sine")
-BUILTIN_SOURCES = BUNDLED_SOURCES + GENERATED_SOURCES
-FILE_SUFFIXES = (".csv", ".npz", ".npy")
-
-
-# Augmentations that move pixels need (channels, height, width) samples.
-IMAGE_AUGMENTS = frozenset({"random_crop", "hflip", "rotate"})
-
-
-class RandomCrop(StrictModel):
-    """Pad by `padding` on every side, then crop a random window of the image's own size."""
-
-    type: Literal["random_crop"] = "random_crop"
-    padding: int = Field(1, ge=0, le=64)
-    size: PositiveInt | None = Field(None, description="the crop size; must equal the image size when given")
-
-
-class HFlip(StrictModel):
-    type: Literal["hflip"] = "hflip"
-    p: float = Field(0.5, ge=0, le=1)
-
-
-class Rotate(StrictModel):
-    """Rotate by an angle drawn uniformly from ±degrees."""
-
-    type: Literal["rotate"] = "rotate"
-    degrees: float = Field(gt=0, le=180)
-
-
-class Brightness(StrictModel):
-    """Add an offset drawn from ±amount (in units of the standardized input)."""
-
-    type: Literal["brightness"] = "brightness"
-    amount: PositiveFloat
-
-
-class Contrast(StrictModel):
-    """Scale around each image's mean by a factor drawn from 1 ± amount."""
-
-    type: Literal["contrast"] = "contrast"
-    amount: float = Field(gt=0, lt=1)
-
-
-class Noise(StrictModel):
-    """Add gaussian noise of this standard deviation."""
-
-    type: Literal["noise"] = "noise"
-    std: PositiveFloat
-
-
-Augment = tagged(
-    RandomCrop,
-    HFlip,
-    Rotate,
-    Brightness,
-    Contrast,
-    Noise,
-    main_args={"random_crop": "padding", "hflip": "p", "rotate": "degrees", "brightness": "amount",
-               "contrast": "amount", "noise": "std"},
-)
+# Derived from the registries (spec/sources.py, spec/augments.py), for the code that only needs the names.
+BUILTIN_SOURCES = tuple(e.name for e in SOURCES.builtin())
+FILE_SUFFIXES = tuple(e.name for e in SOURCES.files())
+__all__ = ["BUILTIN_SOURCES", "FILE_SUFFIXES", "IMAGE_AUGMENTS", "Augment", "DataSpec"]
 
 
 class DataSpec(StrictModel):
     source: str = Field(
-        description=f"a built-in set ({', '.join(BUILTIN_SOURCES)}) or a file (.csv, .npz, .npy) "
+        description=f"a built-in set ({', '.join(BUILTIN_SOURCES)}) or a file ({', '.join(FILE_SUFFIXES)}) "
         "relative to the spec"
     )
     # CSV: the target column (name or index; default the last); NPZ: the arrays' keys.
     target: str | int | None = None
     features: list[str] | None = None
+    categorical: list[str] = Field(
+        default_factory=list,
+        description="CSV feature columns holding category names; each becomes one 0/1 column per category "
+        "(the sorted distinct values of the column over the whole file)",
+    )
+    missing: Literal["error", "drop", "mean"] = Field(
+        "error",
+        description="empty CSV cells: error; drop the row; or fill a numeric feature with its training-split mean",
+    )
     task: Literal["classification", "regression"] | None = Field(
         None, description="inferred from the source and the loss when left out"
     )
@@ -91,14 +44,14 @@ class DataSpec(StrictModel):
     @field_validator("source")
     @classmethod
     def _known_source(cls, v: str) -> str:
-        if v in BUILTIN_SOURCES or v.lower().endswith(FILE_SUFFIXES):
+        if SOURCES.find(v) is not None:
             return v
         from pydantic_core import PydanticCustomError
 
         raise PydanticCustomError(
             "unknown_source",
             "unknown data source '{source}'",
-            {"source": v, "allowed": list(BUILTIN_SOURCES), "hint": "or a .csv, .npz or .npy file"},
+            {"source": v, "allowed": [e.name for e in SOURCES.builtin()], "hint": f"or a {_one_of_suffixes()} file"},
         )
 
     @field_validator("split")
@@ -108,5 +61,45 @@ class DataSpec(StrictModel):
             raise ValueError(f"must be three fractions (train, val, test) with train > 0 that sum to 1, got {list(v)}")
         return v
 
+    @field_validator("categorical")
+    @classmethod
+    def _categorical_features(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        # Only what the spec alone decides; a name the CSV header lacks is the loader's (and peek's) error.
+        source = info.data.get("source")
+        if v and source is not None and not _reads(source, "categorical"):
+            raise ValueError(f"applies only to CSV files: {source} has no named columns to one-hot encode")
+        seen: set[str] = set()
+        for name in v:
+            if name in seen:
+                raise ValueError(f"lists '{name}' twice")
+            seen.add(name)
+            if name == info.data.get("target"):
+                raise ValueError(f"'{name}' is the target column; categorical lists feature columns "
+                                 "(text class labels in the target need no listing)")
+            features = info.data.get("features")
+            if features is not None and name not in features:
+                raise ValueError(f"'{name}' is not among data.features; add it there too")
+        return v
+
+    @field_validator("missing")
+    @classmethod
+    def _missing_needs_csv(cls, v: str, info: ValidationInfo) -> str:
+        source = info.data.get("source")
+        if v != "error" and source is not None and not _reads(source, "missing"):
+            raise ValueError(f"'{v}' applies only to CSV files, whose empty cells are missing values")
+        return v
+
     def is_file(self) -> bool:
-        return self.source not in BUILTIN_SOURCES
+        return isinstance(SOURCES.find(self.source), FileKind)
+
+
+def _reads(source: str, key: str) -> bool:
+    """Whether the (validated) source reads this data key: `categorical` and `missing` are CSV's alone."""
+    entry = SOURCES.find(source)
+    return entry is not None and key in entry.keys
+
+
+def _one_of_suffixes() -> str:
+    """'.csv, .npz or .npy'"""
+    *rest, last = [e.name for e in SOURCES.files()]
+    return f"{', '.join(rest)} or {last}" if rest else last

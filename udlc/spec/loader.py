@@ -1,9 +1,10 @@
 """Safe YAML → plain data, with the source position of every key and value.
 
 The file is guarded before anything walks its tree: a size cap, then an event scan (iterative, so a
-deeply nested file cannot blow the stack) that caps nesting depth and counts nodes with aliases
-expanded — an alias bomb of a few hundred bytes otherwise costs minutes and gigabytes later. Only
-then is it composed and converted; no YAML tag builds an object, duplicate keys are rejected.
+deeply nested file cannot blow the stack) that caps nesting depth and counts nodes, both with aliases
+expanded — an alias bomb of a few hundred bytes otherwise costs minutes and gigabytes later — and
+refuses an alias inside its own anchor, the one way YAML can make a cycle. Only then is it composed and
+converted into a plain tree (each alias a copy); no YAML tag builds an object, duplicate keys are rejected.
 """
 
 from __future__ import annotations
@@ -83,6 +84,26 @@ def dotted(path: Path_) -> str:
     return out
 
 
+# A top-level `udlc:` key: at the start of a line, maybe quoted, maybe opening a flow mapping `{udlc: 1, ...}`.
+_UDLC_KEY = re.compile(r"""^(?:\{[ \t]*)?(["']?)udlc\1[ \t]*:(?:\s|$)""", re.MULTILINE)
+
+
+def is_udlc_spec(path: str | Path) -> bool:
+    """Whether a file declares itself a udlc spec with a top-level `udlc:` key — what `udlc check
+    --only-udlc` uses to skip the other YAML files a pre-commit hook hands it (workflows, configs).
+
+    A text search, not a YAML parse: a spec with a syntax error is still a spec, and must reach
+    `udlc check` to be reported. Indented `udlc:` keys (inside another mapping or a block scalar) do not
+    count. A file that cannot be read counts as a spec, so that `udlc check` says what is wrong with it.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(MAX_BYTES + 1)  # a larger file is refused by `udlc check` anyway
+    except OSError:
+        return True
+    return _UDLC_KEY.search(head.decode("utf-8-sig", errors="replace")) is not None
+
+
 def load_file(path: str | Path) -> Document:
     p = Path(path)
     try:
@@ -144,38 +165,60 @@ def _span(doc: Document, node: yaml.Node) -> Span:
 
 
 def _guard(text: str, doc: Document) -> None:
-    """Cap depth and the alias-expanded node count from the event stream, before composing."""
-    depth = 0
+    """Cap depth and the alias-expanded node count from the event stream, before composing; refuse an
+    alias inside the node it names (the composer would build a cycle, and converting it never ends)."""
     total = 0  # nodes so far, each alias counted as the whole subtree it names
-    open_at: list[tuple[str | None, int]] = []  # (anchor, total when the collection opened)
-    anchor_size: dict[str, int] = {}
+    # Per open collection: [anchor, total when it opened, its depth, the deepest level reached inside it].
+    stack: list[list] = []
+    defined: dict[str, int] = {}  # every anchor seen so far -> its line
+    closed: dict[str, tuple[int, int]] = {}  # anchors whose node is complete -> (nodes, levels it nests)
     for event in yaml.parse(text, Loader=_Loader):  # events only: no tree is built yet
+        mark = event.start_mark
+        anchor = event.anchor if isinstance(event, yaml.NodeEvent) else None
+        if anchor is not None and not isinstance(event, yaml.AliasEvent):
+            if anchor in defined:  # checked here so that both parsers say it the same way
+                raise SpecError(f"anchor '&{anchor}' is defined twice (first at line {defined[anchor]})",
+                                span=_at(doc, mark), hint="give each anchor its own name")
+            defined[anchor] = mark.line + 1
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            depth += 1
+            depth = len(stack) + 1
             if depth > MAX_DEPTH:
-                raise SpecError(
-                    f"nesting is deeper than {MAX_DEPTH} levels",
-                    span=doc.span_at(event.start_mark.line + 1, event.start_mark.column + 1),
-                )
-            open_at.append((event.anchor, total))
+                raise SpecError(f"nesting is deeper than {MAX_DEPTH} levels", span=_at(doc, mark))
+            stack.append([anchor, total, depth, depth])
             total += 1
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            depth -= 1
-            anchor, start = open_at.pop()
+            anchor, start, depth, deepest = stack.pop()
             if anchor:
-                anchor_size[anchor] = total - start
+                closed[anchor] = (total - start, deepest - depth + 1)
+            if stack:
+                stack[-1][3] = max(stack[-1][3], deepest)
         elif isinstance(event, yaml.ScalarEvent):
             total += 1
-            if event.anchor:
-                anchor_size[event.anchor] = 1
+            if anchor:
+                closed[anchor] = (1, 0)
         elif isinstance(event, yaml.AliasEvent):
-            total += anchor_size.get(event.anchor, 1)
+            if event.anchor in defined and event.anchor not in closed:
+                raise SpecError(
+                    f"a YAML alias refers to the node that contains it: '*{event.anchor}' is inside "
+                    f"'&{event.anchor}' (line {defined[event.anchor]}), so the value would contain itself",
+                    span=_at(doc, mark), hint="write the value out instead of the alias")
+            size, levels = closed.get(event.anchor, (1, 0))  # an unknown anchor: the composer says so
+            total += size
+            if stack:  # the alias nests its whole subtree here: `b: [[*a]]` is as deep as `a` plus two
+                if len(stack) + levels > MAX_DEPTH:
+                    raise SpecError(f"nesting is deeper than {MAX_DEPTH} levels (aliases counted in full)",
+                                    span=_at(doc, mark), hint="write the nested value out")
+                stack[-1][3] = max(stack[-1][3], len(stack) + levels)
         if total > MAX_NODES:
             raise SpecError(
                 f"the spec expands to more than {MAX_NODES} values (aliases counted in full)",
-                span=doc.span_at(event.start_mark.line + 1, event.start_mark.column + 1),
+                span=_at(doc, mark),
                 hint="a spec is a small file; remove repeated aliases",
             )
+
+
+def _at(doc: Document, mark: yaml.Mark) -> Span:
+    return doc.span_at(mark.line + 1, mark.column + 1)
 
 
 def _convert(node: yaml.Node, path: Path_, doc: Document, errors: list[SpecError]) -> Any:

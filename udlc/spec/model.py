@@ -1,8 +1,8 @@
 """The `model` section. Layer entries stay plain data here: their many shorthand forms are read by
 the compiler's resolve pass, which knows the registry and the blocks; the JSON Schema still
-describes them exactly (see udlc.spec.schema)."""
+describes them exactly (see udlc.compiler.schema)."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, PositiveInt, WithJsonSchema, model_validator
 
@@ -11,10 +11,25 @@ from udlc.spec.base import StrictModel
 INITS = ("default", "kaiming", "xavier", "normal", "zeros")
 Init = Literal["default", "kaiming", "xavier", "normal", "zeros"]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-# A marker that udlc.spec.schema replaces with a reference to the registry-built LayerEntry definition.
+# A marker that udlc.compiler.schema replaces with a reference to the registry-built LayerEntry definition.
 LayerEntry = Annotated[Any, WithJsonSchema({"x-udlc": "LayerEntry"})]
-InputShape = Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]
+# A dimension of an input: a size, or a symbol for a size known only from the data (T, N).
+Symbol = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+InputShape = Annotated[list[Union[PositiveInt, Symbol]], Field(min_length=1, max_length=4)]
+DType = Literal["float32", "int64", "bool"]
+# An output: a node id, or `id.name` for one of a node's named outputs.
+Ref = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")]
 ParamType = Literal["int", "float", "bool", "str", "list"]
+
+
+class TensorInput(StrictModel):
+    """An input written in full: its shape (sizes and symbols such as T) and dtype."""
+
+    shape: InputShape
+    dtype: DType = "float32"
+
+
+Input = Union[InputShape, TensorInput]
 
 
 class BlockParam(StrictModel):
@@ -34,12 +49,12 @@ class BlockSpec(StrictModel):
 
 
 class ModelSpec(StrictModel):
-    input: InputShape | None = Field(None, description="one sample's shape; the batch axis is implicit")
-    inputs: dict[Name, InputShape] | None = Field(None, min_length=1,
-                                                  description="several named inputs instead of `input`")
+    input: Input | None = Field(None, description="one sample's shape ([64], [T, 8]) or {shape, dtype}; "
+                                                  "the batch axis is implicit")
+    inputs: dict[Name, Input] | None = Field(None, min_length=1, description="several named inputs instead of `input`")
     blocks: dict[Name, BlockSpec] = Field(default_factory=dict)
     layers: list[LayerEntry] = Field(min_length=1)
-    outputs: list[Name] | None = Field(None, description="node ids to output (default: the last layer)")
+    outputs: list[Ref] | None = Field(None, description="node ids (or id.output) to output (default: the last layer)")
     init: Init = Field("default", description="weight init for layers without their own `init`")
 
     @model_validator(mode="after")
@@ -48,7 +63,8 @@ class ModelSpec(StrictModel):
             raise ValueError("give either `input: [shape]` or `inputs: {name: [shape], ...}`")
         return self
 
-    def input_shapes(self) -> dict[str, tuple[int, ...]]:
-        if self.inputs is not None:
-            return {k: tuple(v) for k, v in self.inputs.items()}
-        return {"x": tuple(self.input or ())}  # `x`, as a hand-written forward(self, x) would say
+    def input_types(self) -> dict[str, tuple[tuple[int | str, ...], str]]:
+        """Each input's (shape, dtype); a single `input` is named `x`, as a hand-written forward(self, x) says."""
+        given = self.inputs if self.inputs is not None else {"x": self.input}
+        return {name: (tuple(v.shape), v.dtype) if isinstance(v, TensorInput) else (tuple(v), "float32")
+                for name, v in given.items()}

@@ -1,26 +1,52 @@
 """The whole spec: one pydantic model per top-level section."""
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema, model_validator
 
 from udlc.spec.base import StrictModel
 from udlc.spec.data import DataSpec
-from udlc.spec.model import ModelSpec
+from udlc.spec.model import ModelSpec, Name
 from udlc.spec.training import Adam, Constant, ExportSpec, Loss, Metric, Optimizer, Schedule, TrainSpec
 
 SPEC_VERSION = 1
+# The task's name or `{type: name, ...options}`: tasks are registered above the spec (udlc.tasks), so their
+# options are validated by the task check; the JSON Schema still describes them (udlc.compiler.schema).
+TaskEntry = Annotated[Any, WithJsonSchema({"x-udlc": "Task"})]
 
 
 class Spec(StrictModel):
     udlc: Literal[1] = Field(description="spec language version")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100, description="names the run folder")
     seed: int = Field(0, ge=0, lt=2**32)
+    task: TaskEntry = Field("supervised", description="what training does; default: supervised")
     data: DataSpec
-    model: ModelSpec
+    model: ModelSpec | None = Field(None, description="the network, when the task trains one")
+    models: dict[Name, ModelSpec] | None = Field(None, min_length=1, description="several named networks")
     loss: Loss  # type: ignore[valid-type]
     metrics: list[Metric] = Field(default_factory=list)  # type: ignore[valid-type]
     optimizer: Optimizer = Field(default_factory=Adam)  # type: ignore[valid-type]
     schedule: Schedule = Field(default_factory=Constant)  # type: ignore[valid-type]
+    optimizers: dict[Name, Optimizer] | None = Field(  # type: ignore[valid-type]
+        None, description="per network, instead of `optimizer`")
+    schedules: dict[Name, Schedule] | None = Field(  # type: ignore[valid-type]
+        None, description="per network; a network without one follows `schedule`")
     train: TrainSpec = Field(default_factory=TrainSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
+
+    @model_validator(mode="after")
+    def _one_kind_of_model(self) -> "Spec":
+        if (self.model is None) == (self.models is None):
+            raise ValueError("give either `model: {...}` (one network) or `models: {name: {...}, ...}`")
+        return self
+
+    @property
+    def networks(self) -> dict[str, ModelSpec]:
+        """Every network by name; `model:` is the network named 'model'."""
+        return self.models if self.models is not None else {"model": self.model}  # type: ignore[dict-item]
+
+    def optimizer_of(self, network: str) -> Any:
+        return (self.optimizers or {}).get(network, self.optimizer)
+
+    def schedule_of(self, network: str) -> Any:
+        return (self.schedules or {}).get(network, self.schedule)

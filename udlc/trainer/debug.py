@@ -19,35 +19,39 @@ class TrainingDiverged(UdlcError):
     exit_code = 3
 
 
-def nonfinite_report(s: Any, xb: torch.Tensor, yb: torch.Tensor, loss: torch.Tensor, epoch: int,
+def nonfinite_report(s: Any, network: str, batch: tuple[Any, Any], loss: torch.Tensor, epoch: int,
                      step: int) -> TrainingDiverged:
-    model = s.module  # under torch.compile, hook the real modules
+    """Why `network`'s loss went non-finite on `batch` (its inputs and its targets), and what to try."""
+    xb, yb = batch
+    model, graph = s.module(network), s.graphs[network]  # under torch.compile, hook the real modules
     lines = [f"the loss became {loss.item()} at step {step} (epoch {epoch}); training stopped."]
     bad_weights = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
     if bad_weights:
         node = bad_weights[0].split(".")[0]
-        lines.append(f"the weights of layer '{node}'{_where(s, node)} are already non-finite: an earlier update "
-                     "diverged.")
+        lines.append(f"the weights of layer '{node}'{_where(graph, node)} are already non-finite: an earlier "
+                     "update diverged.")
     elif not torch.isfinite(xb).all():
         lines.append("the input batch itself holds NaN or inf values: check the data.")
     else:
-        culprit = first_nonfinite(model, s.graph, xb)
+        culprit = first_nonfinite(model, graph, xb)
         if culprit:
-            lines.append(f"first non-finite output: layer '{culprit}' ({s.graph.nodes[culprit].op})"
-                         f"{_where(s, culprit)}.")
+            lines.append(f"first non-finite output: layer '{culprit}' ({graph.nodes[culprit].op})"
+                         f"{_where(graph, culprit)}.")
         elif yb.is_floating_point() and not torch.isfinite(yb).all():
             lines.append("the targets hold NaN or inf values: check the data.")
         else:
-            out_name = s.graph.outputs[0]
             with torch.no_grad():
-                peak = model(xb).abs().max().item()
+                outs = model(xb)
+            outs = outs if isinstance(outs, tuple) else (outs,)
+            peak, index = max((o.abs().max().item(), i) for i, o in enumerate(outs))
+            out_name = graph.outputs[index]
             if peak > 1e6:  # finite, but so large that the loss overflows: the weights have run away
-                lines.append(f"the model has diverged: the outputs of layer '{out_name}'{_where(s, out_name)} "
+                lines.append(f"the model has diverged: the outputs of layer '{out_name}'{_where(graph, out_name)} "
                              f"reach {peak:.3g}, so the loss overflows.")
             else:
                 lines.append("the model's outputs are finite but the loss is not: check the targets and the loss.")
     lines.append(ADVICE + ".")
-    lines.append(f"the last good checkpoint is kept: {s.run_dir / 'checkpoints' / 'last.safetensors'}")
+    lines.append(f"the last good checkpoint is kept: {s.run.checkpoint('last').with_suffix('.safetensors')}")
     return TrainingDiverged("\n".join(lines))
 
 
@@ -71,8 +75,8 @@ def first_nonfinite(model: torch.nn.Module, graph: Any, xb: torch.Tensor) -> str
     return found[0] if found else None
 
 
-def _where(s: Any, node: str) -> str:
-    n = s.graph.nodes.get(node)
+def _where(graph: Any, node: str) -> str:
+    n = graph.nodes.get(node)
     if n is None or n.span is None:
         return ""
     return f" at {n.span.file}:{n.span.line}:{n.span.col} ({n.path})"

@@ -1,109 +1,130 @@
-"""The training loop, top to bottom. Everything else (checkpoints, early stopping, logging, the NaN
-locator) is a small function this loop calls."""
+"""The training loop, top to bottom, the same for every task. The task contributes its step and its
+evaluation; everything else (checkpoints, early stopping, logging, the NaN locator) is a small function
+this loop calls."""
 
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from udlc.trainer import checkpoint
+from udlc.runs import RunFolder, checkpoint
 from udlc.trainer.debug import nonfinite_report
 from udlc.trainer.logging import EpochLog
-from udlc.trainer.objectives import compute_metrics, higher_is_better
+from udlc.trainer.objectives import higher_is_better
 from udlc.trainer.schedules import Plateau
 
 
 @dataclass
 class Setup:
-    """Everything `fit` needs, built by udlc.trainer.run from the spec."""
+    """Everything `fit` and a task's step need, built by udlc.trainer.run from the spec. Networks,
+    optimizers and schedules are keyed by network name ('model' for a spec with `model:`)."""
 
     spec: Any  # the validated Spec
-    graph: Any  # the compiled Graph, for the NaN locator's messages
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR | None  # None for a constant lr: nothing to step
-    plateau: Plateau | None
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    task: Any  # the udlc.tasks Task
+    graphs: dict[str, Any]  # the compiled Graphs, for the NaN locator's messages
+    models: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR]  # none for a constant lr: nothing to step
+    plateaus: dict[str, Plateau]
     train: Any  # batches: .epoch_batches(generator), len()
     val: Any | None
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None
     generator: torch.Generator  # shuffling and augmentation
     device: torch.device
     autocast: Any  # a context manager factory: bf16 autocast on CUDA, or a no-op
-    run_dir: Path
+    run: RunFolder
     log: EpochLog
     state: dict = field(default_factory=lambda: {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "bad": 0})
+    writer: checkpoint.Writer = field(default_factory=checkpoint.Writer)
+    boundary: bool = True  # this batch ends a gradient-accumulation group: optimizers step after it
+    epoch: int = 0  # the epoch being trained, for messages
 
-    @property
-    def module(self) -> nn.Module:
+    def module(self, network: str) -> nn.Module:
         """The plain module, also under torch.compile: checkpoints hold its names, not the wrapper's."""
-        return getattr(self.model, "_orig_mod", self.model)
+        model = self.models[network]
+        return getattr(model, "_orig_mod", model)
+
+    def update(self, network: str, loss: torch.Tensor, batch: Any) -> float:
+        """Backpropagate one of the task's losses into `network` and, at the end of an accumulation group,
+        step its optimizer and schedule. Returns the loss's value; a non-finite one stops the run."""
+        value = loss.item()  # one sync per step, as a hand-written loop's logging does
+        if not math.isfinite(value):
+            raise nonfinite_report(self, network, batch, loss, self.epoch, self.state["step"] + 1)
+        accum = self.spec.train.grad_accum
+        (loss / accum if accum > 1 else loss).backward()
+        if self.boundary:
+            optimizer = self.optimizers[network]
+            if self.spec.train.grad_clip:
+                nn.utils.clip_grad_norm_(self.models[network].parameters(), self.spec.train.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if network in self.schedulers:
+                self.schedulers[network].step()
+        return value
 
 
 def fit(s: Setup) -> None:
     train = s.spec.train
     monitor, mode = monitored(s.spec, has_val=s.val is not None)
-    accum = train.grad_accum
     if train.early_stopping is not None and s.state["bad"] >= train.early_stopping.patience:
-        return  # a resumed run that had already stopped early: nothing left to do
-    while s.state["epoch"] < train.epochs:
-        epoch = s.state["epoch"] + 1
-        s.model.train()
-        started = time.perf_counter()
-        total_loss, seen = 0.0, 0
-        batches = s.train.epoch_batches(s.generator)
-        n_batches = len(s.train)
-        for i, (xb, yb) in enumerate(batches):
-            if s.augment is not None:
-                xb = s.augment(xb, s.generator)
-            with s.autocast():
-                loss = s.loss_fn(s.model(xb), yb)
-            value = loss.item()  # one sync per step, as a hand-written loop's logging does
-            if not math.isfinite(value):
-                raise nonfinite_report(s, xb, yb, loss, epoch, s.state["step"] + 1)
-            (loss / accum if accum > 1 else loss).backward()
-            total_loss += value * len(xb)
-            seen += len(xb)
-            if (i + 1) % accum == 0 or i + 1 == n_batches:
-                if train.grad_clip:
-                    nn.utils.clip_grad_norm_(s.model.parameters(), train.grad_clip)
-                s.optimizer.step()
-                s.optimizer.zero_grad(set_to_none=True)
-                if s.scheduler is not None:
-                    s.scheduler.step()
-                s.state["step"] += 1
-            s.log.batch(i + 1, n_batches)
-        seconds = time.perf_counter() - started
+        s.log.note("this run had stopped early; there is nothing left to train")
+        return
+    try:
+        while s.state["epoch"] < train.epochs:
+            s.epoch = s.state["epoch"] + 1
+            if not train_epoch(s, monitor, mode):
+                break
+    finally:
+        s.writer.wait()  # the last checkpoint is on disk before the run goes on (or stops)
 
-        row = {"epoch": epoch, "train_loss": total_loss / max(seen, 1)}
-        if s.val is not None:
-            row.update({f"val_{k}": v for k, v in evaluate(s, s.val).items()})
-        row.update(lr=s.optimizer.param_groups[0]["lr"], seconds=round(seconds, 4),
-                   samples_per_s=round(seen / max(seconds, 1e-9), 1))
-        if s.plateau is not None:  # its scale enters the scheduler's factor from the next step on
-            s.plateau.update(row[s.plateau.spec.monitor])
-        improved = update_best(s.state, row.get(monitor), mode, train.early_stopping)
-        s.state["epoch"] = epoch
-        # The row first, then the checkpoints: a kill in between loses no row, and a resume drops
-        # rows past its checkpoint.
-        s.log.epoch(row)
-        if improved:
-            checkpoint.save(s.run_dir / "checkpoints" / "best", {"model": s.module.state_dict(),
-                                                                  "epoch": epoch, monitor: row.get(monitor)})
-        save_last(s)
-        stop = train.early_stopping
-        if stop is not None and s.state["bad"] >= stop.patience:
-            best = "no value yet" if s.state["best"] is None else \
-                f"best {s.state['best']:.4g} at epoch {s.state['best_epoch']}"
-            s.log.note(f"early stopping: {monitor} has not improved for {stop.patience} "
-                       f"epoch{'s' * (stop.patience != 1)} ({best})")
-            break
+
+def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
+    """One epoch: train, validate, log, checkpoint. False when early stopping ends the run."""
+    train = s.spec.train
+    for model in s.models.values():
+        model.train()
+    started = time.perf_counter()
+    sums: dict[str, float] = {}
+    seen = 0
+    n_batches = len(s.train)
+    for i, batch in enumerate(s.train.epoch_batches(s.generator)):
+        s.boundary = (i + 1) % train.grad_accum == 0 or i + 1 == n_batches
+        values, size = s.task.train_step(s, batch)
+        for key, value in values.items():
+            sums[key] = sums.get(key, 0.0) + value * size
+        seen += size
+        if s.boundary:
+            s.state["step"] += 1
+        s.log.batch(i + 1, n_batches)
+    seconds = time.perf_counter() - started
+
+    row: dict[str, Any] = {"epoch": s.epoch, **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()}}
+    if s.val is not None:
+        row.update({f"val_{k}": v for k, v in s.task.evaluate(s, s.val).items()})
+    first = next(iter(s.optimizers.values()))
+    row.update(lr=first.param_groups[0]["lr"], seconds=round(seconds, 4),
+               samples_per_s=round(seen / max(seconds, 1e-9), 1))
+    for plateau in s.plateaus.values():  # its scale enters the scheduler's factor from the next step on
+        plateau.update(row[plateau.spec.monitor])
+    improved = update_best(s.state, row.get(monitor), mode, train.early_stopping)
+    s.state["epoch"] = s.epoch
+    # The row first, then the checkpoints: a kill in between loses no row, and a resume drops rows
+    # past its checkpoint. The checkpoints are written in the background while the next epoch trains.
+    s.log.epoch(row)
+    save_checkpoints(s, improved, monitor, row.get(monitor))
+    stop = train.early_stopping
+    if stop is not None and s.state["bad"] >= stop.patience:
+        value = "no value yet" if s.state["best"] is None else \
+            f"best {s.state['best']:.4g} at epoch {s.state['best_epoch']}"
+        s.log.note(f"early stopping: {monitor} has not improved for {stop.patience} "
+                   f"epoch{'s' * (stop.patience != 1)} ({value})")
+        return False
+    return True
 
 
 def monitored(spec: Any, has_val: bool) -> tuple[str, str]:
@@ -130,44 +151,38 @@ def update_best(state: dict, value: float | None, mode: str, stop: Any) -> bool:
     return False
 
 
-@torch.no_grad()
-def evaluate(s: Setup, batches: Any) -> dict[str, float]:
-    """Mean loss and the spec's metrics over a split, in eval mode."""
-    was_training = s.model.training
-    s.model.eval()
-    outs, ys = [], []
-    for xb, yb in batches.epoch_batches(None):
-        with s.autocast():
-            outs.append(s.model(xb).float())
-        ys.append(yb)
-    s.model.train(was_training)
-    out, y = torch.cat(outs), torch.cat(ys)
-    return {"loss": s.loss_fn(out, y).item(), **compute_metrics(s.spec.metrics, out, y, s.spec.loss.type)}
+def save_checkpoints(s: Setup, improved: bool, monitor: str, value: float | None) -> None:
+    """checkpoints/last, and checkpoints/best when the monitored value improved."""
+    models = {name: s.module(name).state_dict() for name in s.models}
+    best = [(s.run.checkpoint("best"), {"models": models, "epoch": s.epoch, monitor: value})]
+    s.writer.save(*(best if improved else []), (s.run.checkpoint("last"), last_state(s, models)))
 
 
-def save_last(s: Setup) -> None:
-    """Everything a resume needs to continue exactly: weights, optimizer, schedule, RNGs, position."""
+def last_state(s: Setup, models: dict[str, Any]) -> dict[str, Any]:
+    """Everything a resume needs to continue exactly: weights, optimizers, schedules, RNGs, position."""
     rng = {"torch": torch.get_rng_state(), "data": s.generator.get_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    checkpoint.save(s.run_dir / "checkpoints" / "last", {
-        "model": s.module.state_dict(),
-        "optimizer": s.optimizer.state_dict(),
-        "scheduler": {k: v for k, v in s.scheduler.state_dict().items() if k != "lr_lambdas"} if s.scheduler else None,
-        "plateau": s.plateau.state() if s.plateau else None,
+    return {
+        "models": models,
+        "optimizers": {name: opt.state_dict() for name, opt in s.optimizers.items()},
+        "schedulers": {name: {k: v for k, v in sch.state_dict().items() if k != "lr_lambdas"}
+                       for name, sch in s.schedulers.items()},
+        "plateaus": {name: p.state() for name, p in s.plateaus.items()},
         "rng": rng,
         "position": dict(s.state),
-    })
+    }
 
 
 def restore_last(s: Setup) -> None:
-    state = checkpoint.load(s.run_dir / "checkpoints" / "last", device=s.device)
-    s.module.load_state_dict(state["model"])
-    s.optimizer.load_state_dict(state["optimizer"])
-    if s.scheduler is not None:
-        s.scheduler.load_state_dict({**state["scheduler"], "lr_lambdas": [None] * len(s.scheduler.lr_lambdas)})
-    if s.plateau and state["plateau"]:
-        s.plateau.load(state["plateau"])
+    state = checkpoint.load(s.run.checkpoint("last"), device=s.device)
+    for name in s.models:
+        s.module(name).load_state_dict(state["models"][name])
+        s.optimizers[name].load_state_dict(state["optimizers"][name])
+    for name, scheduler in s.schedulers.items():
+        scheduler.load_state_dict({**state["schedulers"][name], "lr_lambdas": [None] * len(scheduler.lr_lambdas)})
+    for name, plateau in s.plateaus.items():
+        plateau.load(state["plateaus"][name])
     torch.set_rng_state(state["rng"]["torch"].cpu())
     s.generator.set_state(state["rng"]["data"].cpu())
     if "cuda" in state["rng"] and torch.cuda.is_available():

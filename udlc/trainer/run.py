@@ -1,35 +1,34 @@
-"""A training run: its folder, its setup from the spec, the loop, the test metrics, the export.
-
-    runs/<name>/<run-id>/
-        spec.yaml          the spec as trained (overrides applied, data paths absolute)
-        run.json           what export and predict need: task, classes, normalization, status
-        metrics.csv  metrics.jsonl
-        checkpoints/last.safetensors (+ .json)   checkpoints/best.safetensors (+ .json)
-        results.json       test metrics
-        model.onnx         when the spec has export.onnx
-"""
+"""A training run: its setup from the spec and the task, the loop, the test metrics. The run folder's
+layout is udlc.runs' business; exporting is the caller's (udlc.train, `udlc train`)."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import platform
 import time
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
-from udlc import __version__
-from udlc.compiler.pipeline import Compiled, compile_spec
-from udlc.errors import SpecError, SpecErrors, UdlcError
+from udlc.errors import UdlcError
+from udlc.runs import RunFolder, checkpoint, udlc_version
+
+# Overrides a resumed run accepts: anything else would change what the run is.
+RESUME_OVERRIDES = ("train.epochs",)
 
 
-def train_spec(compiled: Compiled, out: Path = Path("runs"), resume: Path | None = None, quiet: bool = False) -> Path:
+class TrainingInterrupted(UdlcError):
+    exit_code = 130
+
+
+def train_spec(compiled: Any, out: Path = Path("runs"), resume: RunFolder | None = None, quiet: bool = False,
+               init_from: Path | None = None) -> Path:
     with _deterministic(compiled.spec.train.deterministic):
-        return _train(compiled, out, resume, quiet)
+        return _train(compiled, out, resume, quiet, init_from)
 
 
 @contextmanager
@@ -50,80 +49,96 @@ def _deterministic(enabled: bool):
         torch.backends.cudnn.benchmark = before[1]
 
 
-def _train(compiled: Compiled, out: Path, resume: Path | None, quiet: bool) -> Path:
+def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init_from: Path | None) -> Path:
     import torch
 
     from udlc.compiler.lower import lower
-    from udlc.data import augment_batch, make_batches
-    from udlc.trainer.loop import Setup, fit, restore_last
+    from udlc.data import augment_batch
     from udlc.trainer.logging import EpochLog
-    from udlc.trainer.objectives import higher_is_better, make_loss, make_optimizer
+    from udlc.trainer.loop import Setup, fit, restore_last
+    from udlc.trainer.objectives import higher_is_better, make_optimizer
     from udlc.trainer.schedules import Plateau, lr_factor
 
-    spec, graph = compiled.spec, compiled.graph
+    spec, task = compiled.spec, compiled.task
     train = spec.train
     device = pick_device(train.device)
     torch.manual_seed(spec.seed)
-    data = load_dataset(compiled)
+    data = task.load_data(compiled)
 
-    run_dir = resume or new_run_dir(out, spec.name)
+    run = resume or RunFolder.create(out, spec.name)
     if resume is None:
-        write_run_files(run_dir, compiled, data)
-
-    model = lower(graph, seed=spec.seed).to(device)
-    loss_fn = make_loss(spec.loss, device)
-    optimizer, decay_note = make_optimizer(model, spec.optimizer)
-    batch = partial(make_batches, device=device)
-    train_batches = batch(data.x_train, data.y_train, batch_size=train.batch_size, shuffle=True)
+        write_run_files(run, compiled, task.info(compiled, data))
+    models = {name: lower(graph, seed=spec.seed + i).to(device) for i, (name, graph) in enumerate(compiled.graphs.items())}
+    notes = [init_weights(models, RunFolder.open(init_from))] if init_from is not None and resume is None else []
+    batch = partial(task.batches, data, device=device)
+    train_batches = batch("train", batch_size=train.batch_size, shuffle=True)
     eval_size = train.eval_batch_size or max(train.batch_size, 256)
-    val_batches = batch(data.x_val, data.y_val, batch_size=eval_size, shuffle=False) if len(data.x_val) else None
+    val_batches = batch("val", batch_size=eval_size, shuffle=False)
     steps_per_epoch = math.ceil(len(train_batches) / train.grad_accum)
-    factor = lr_factor(spec.schedule, spec.optimizer.lr, steps_per_epoch, steps_per_epoch * train.epochs)
-    plateau = None
-    if spec.schedule.type == "plateau":
-        plateau = Plateau(spec.schedule, spec.optimizer.lr, "max" if higher_is_better(spec.schedule.monitor) else "min")
-    constant = spec.schedule.type == "constant" and spec.schedule.warmup_steps == 0
-    scheduler = None if constant else torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: factor(step) * (plateau.scale if plateau else 1.0))
+
+    optimizers, schedulers, plateaus = {}, {}, {}
+    for name, model in models.items():
+        opt_spec, schedule = spec.optimizer_of(name), spec.schedule_of(name)
+        optimizers[name], decay_note = make_optimizer(model, opt_spec)
+        notes.append(decay_note if len(models) == 1 else f"{name}: {decay_note}")
+        factor = lr_factor(schedule, opt_spec.lr, steps_per_epoch, steps_per_epoch * train.epochs)
+        plateau = None
+        if schedule.type == "plateau":
+            plateau = plateaus[name] = Plateau(schedule, opt_spec.lr, "max" if higher_is_better(schedule.monitor)
+                                               else "min")
+        if schedule.type != "constant" or schedule.warmup_steps:
+            schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
+                optimizers[name], lambda step, f=factor, p=plateau: f(step) * (p.scale if p else 1.0))
     bf16 = train.precision == "bf16" or (train.precision == "auto" and device.type == "cuda")
     autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16) if bf16 else nullcontext
     augments = list(spec.data.augment)
-    log = EpochLog(run_dir, train.epochs, quiet=quiet)
-    s = Setup(spec=spec, graph=graph, model=model, optimizer=optimizer, scheduler=scheduler, plateau=plateau,
-              loss_fn=loss_fn, train=train_batches, val=val_batches,
+    log = EpochLog(run.path, train.epochs, quiet=quiet)
+    s = Setup(spec=spec, task=task, graphs=compiled.graphs, models=models, optimizers=optimizers,
+              schedulers=schedulers, plateaus=plateaus, train=train_batches, val=val_batches,
               augment=(lambda x, g: augment_batch(x, augments, g)) if augments else None,
-              generator=torch.Generator().manual_seed(spec.seed), device=device, autocast=autocast,
-              run_dir=run_dir, log=log)
+              generator=torch.Generator().manual_seed(spec.seed), device=device, autocast=autocast, run=run, log=log)
+    task.setup(s, data)
     if resume is not None:
         restore_last(s)
         log.resume(s.state["epoch"])
-        log.note(f"resuming {run_dir} after epoch {s.state['epoch']}")
+        log.note(f"resuming {run} after epoch {s.state['epoch']}")
     if train.compile:
-        s.model = torch.compile(model)
-    log.note(f"run {run_dir} · {device.type}{' bf16' if bf16 else ''} · {graph.total_params:,} parameters · "
-             f"{len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)} train/val/test samples · {decay_note}")
-    set_status(run_dir, "running")
+        s.models = {name: torch.compile(model) for name, model in models.items()}
+    params = sum(g.total_params for g in compiled.graphs.values())
+    log.note(f"run {run} · {device.type}{' bf16' if bf16 else ''} · {params:,} parameters · "
+             f"{task.sizes(data)} train/val/test samples · " + " · ".join(notes))
+    started = time.time()
+    run.update_info(status="running", device=str(device), started=_now(started), ended=None)
     try:
         fit(s)
-    except BaseException as e:  # a diverged run is "failed"; Ctrl-C leaves it "stopped", resumable
-        set_status(run_dir, "failed" if isinstance(e, UdlcError) else "stopped")
+    except KeyboardInterrupt:  # Ctrl-C: the run stays resumable from its last checkpoint
+        run.update_info(status="stopped", **_ended(started, s))
+        raise TrainingInterrupted(f"interrupted after epoch {s.state['epoch']}; the last checkpoint is kept — "
+                                  f"continue with: udlc train --resume {run}") from None
+    except BaseException as e:  # a diverged run is "failed"; any other error leaves it "stopped", resumable
+        run.update_info(status="failed" if isinstance(e, UdlcError) else "stopped", **_ended(started, s))
         raise
     finally:
         log.close()
 
-    s.model = model  # evaluate and export the plain module, not a compiled wrapper
-    final = final_checkpoint(run_dir, spec)
-    load_weights(model, final, device)
+    s.models = models  # evaluate the plain modules, not compiled wrappers
+    final = run.final_checkpoint(spec)
+    checkpoint.load_models(models, final, device)
     results = {"checkpoint": final.name, **test_metrics(s, data)}
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    run.write_results(results)
     log.note("test: " + "  ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float)))
-    set_status(run_dir, "done")
-    if spec.export.onnx is not None:
-        from udlc.exporter.onnx import export_run
+    run.update_info(status="done", **_ended(started, s))
+    return run.path
 
-        path = export_run(run_dir)
-        log.note(f"exported {path}")
-    return run_dir
+
+def _now(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+
+
+def _ended(started: float, s: Any) -> dict[str, Any]:
+    ended = time.time()
+    return {"ended": _now(ended), "seconds": round(ended - started, 3), "epochs_done": s.state["epoch"],
+            "best_epoch": s.state["best_epoch"]}
 
 
 def pick_device(choice: str):
@@ -136,131 +151,63 @@ def pick_device(choice: str):
     return torch.device(choice)
 
 
-def load_dataset(compiled: Compiled) -> Any:
-    """The spec's data, split and normalized; a data mistake becomes a SpecError at its place in the spec."""
-    from udlc.data import prepare
-    from udlc.spec.training import CLASSIFICATION_LOSSES
-
-    spec = compiled.spec
-    # A classification loss makes the task classification; otherwise the source's own task stands,
-    # and check_outputs says so when it does not fit the loss.
-    task = spec.data.task or ("classification" if spec.loss.type in CLASSIFICATION_LOSSES else None)
-    (shape,) = compiled.graph.inputs.values() if len(compiled.graph.inputs) == 1 else (None,)
-    if shape is None:
-        raise SpecError("training reads one input; this model has several", path="model.inputs",
-                        span=compiled.doc.span(("model", "inputs")))
-    try:
-        data = prepare(spec.data, shape, compiled.base_dir, spec.seed, task)
-    except SpecError as e:
-        if e.span is None and e.path:
-            e.span = compiled.doc.span(tuple(e.path.split(".")))
-        raise
-    check_outputs(compiled, data)
-    return data
-
-
-def check_outputs(compiled: Compiled, data: Any) -> None:
-    """The last layer must produce what the loss and the data need."""
-    out = compiled.graph.output_shapes[0] or ()
-    loss = compiled.spec.loss.type
-    last = compiled.graph.nodes[compiled.graph.outputs[0]]
-    where = {"path": last.path, "span": last.span}
-    if loss == "cross_entropy":
-        if len(out) != 1 or out[0] != data.n_classes:
-            raise SpecErrors([SpecError(
-                f"cross_entropy needs one logit per class: the data has {data.n_classes} classes but the model "
-                f"outputs {out}", hint=f"end the model with `linear: {data.n_classes}`", **where)])
-    elif loss == "bce":
-        if data.n_classes not in (None, 2) or out != (1,):
-            raise SpecErrors([SpecError(
-                f"bce needs one logit for two classes: the data has {data.n_classes} classes, the model outputs {out}",
-                hint="end the model with `linear: 1`, or use cross_entropy for more classes", **where)])
-    elif data.task == "classification":
-        raise SpecErrors([SpecError(f"{loss} is a regression loss but the data is classification",
-                                    path="loss", span=compiled.doc.span(("loss",)),
-                                    hint="use cross_entropy, or set data.task: regression")])
-    elif tuple(out) != tuple(data.y_train.shape[1:]):
-        raise SpecErrors([SpecError(f"the targets have shape {tuple(data.y_train.shape[1:])} but the model outputs "
-                                    f"{out}", hint=f"end the model with `linear: {data.y_train.shape[-1]}`",
-                                    **where)])
-
-
 def test_metrics(s: Any, data: Any) -> dict[str, float]:
-    from udlc.data import make_batches
-    from udlc.trainer.loop import evaluate
-
-    if not len(data.x_test):
-        return {}
-    batches = make_batches(data.x_test, data.y_test, batch_size=256, shuffle=False, device=s.device)
-    return {f"test_{k}": v for k, v in evaluate(s, batches).items()}
+    test = s.task.batches(data, "test", batch_size=256, shuffle=False, device=s.device)
+    return {} if test is None else {f"test_{k}": v for k, v in s.task.evaluate(s, test).items()}
 
 
-def final_checkpoint(run_dir: Path, spec: Any) -> Path:
-    """The weights a run ends with: the best epoch's, unless early stopping says not to restore them."""
-    stop = spec.train.early_stopping
-    best = run_dir / "checkpoints" / "best"
-    if (stop is None or stop.restore_best) and best.with_suffix(".safetensors").is_file():
-        return best
-    return run_dir / "checkpoints" / "last"
+def init_weights(models: dict[str, Any], source: RunFolder) -> str:
+    """Start from another run's final weights wherever a network, a tensor name and its shape match."""
+    saved = checkpoint.load(source.final_checkpoint(source.compiled().spec))["models"]
+    loaded, skipped = [], []
+    for network, model in models.items():
+        theirs = saved.get(network, {})
+        state = model.state_dict()
+        for key, tensor in state.items():
+            other = theirs.get(key)
+            if other is not None and other.shape == tensor.shape:
+                state[key] = other.to(tensor.device, tensor.dtype)
+                loaded.append(key)
+            else:
+                skipped.append(key if other is None else f"{key} {tuple(other.shape)}→{tuple(tensor.shape)}")
+        model.load_state_dict(state)
+    if not loaded:
+        raise UdlcError(f"--init-from {source}: none of its tensors matches this spec's networks by name and shape")
+    return (f"initialized from {source}: loaded {len(loaded)} of {len(loaded) + len(skipped)} tensors"
+            + (f", kept the fresh init for {', '.join(skipped)}" if skipped else ""))
 
 
-def load_weights(model: Any, path: Path, device: Any = "cpu") -> None:
-    from udlc.trainer import checkpoint
+def write_run_files(run: RunFolder, compiled: Any, task_info: dict[str, Any]) -> None:
+    import json
 
-    model.load_state_dict(checkpoint.load(path, device)["model"])
+    import torch
 
-
-def new_run_dir(out: Path, name: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1000):
-        run_dir = out / name / (stamp if n == 0 else f"{stamp}-{n}")
-        try:
-            run_dir.mkdir(parents=True)
-            return run_dir
-        except FileExistsError:
-            continue
-    raise UdlcError(f"cannot create a run folder under {out / name}")
-
-
-def write_run_files(run_dir: Path, compiled: Compiled, data: Any) -> None:
     spec_data = json.loads(json.dumps(compiled.doc.data))  # a deep copy
     if compiled.spec.data.is_file():
         spec_data["data"]["source"] = str((compiled.base_dir / compiled.spec.data.source).resolve())
-    (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec_data, sort_keys=False))
-    info = {
-        "udlc_version": __version__,
-        "spec_file": str(Path(compiled.doc.file).resolve()),
+    run.write_spec(yaml.safe_dump(spec_data, sort_keys=False))
+    run.write_info({
         "name": compiled.spec.name,
         "status": "created",
-        "task": data.task,
-        "classes": data.classes,
-        "input_names": list(compiled.graph.inputs),
-        "input_shapes": [list(s) for s in compiled.graph.inputs.values()],
-        "normalization": data.normalization.to_json(),
-    }
-    (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+        "spec_file": str(Path(compiled.doc.file).resolve()),
+        "seed": compiled.spec.seed,
+        "versions": {"udlc": udlc_version(), "python": platform.python_version(), "torch": torch.__version__},
+        **task_info,
+    })
 
 
-def read_run(run_dir: Path) -> tuple[dict, Compiled]:
-    """A run folder's run.json and its spec, compiled again; a clear error for anything else."""
-    if not run_dir.is_dir():
-        raise UdlcError(f"no run folder at {run_dir}")
-    info_path, spec_path = run_dir / "run.json", run_dir / "spec.yaml"
-    if not info_path.is_file() or not spec_path.is_file():
-        raise UdlcError(f"{run_dir} is not a udlc run folder (no run.json and spec.yaml) — "
-                        "give the folder `udlc train` printed")
-    return json.loads(info_path.read_text()), compile_spec(spec_path, check_files=False)
+def resume_run(run_dir: Path, overrides: Iterable[str] = (), quiet: bool = False) -> Path:
+    """Continue a run from its last checkpoint; `--set train.epochs=N` extends a finished one."""
+    from udlc.tasks import compile_spec
 
-
-def set_status(run_dir: Path, status: str) -> None:
-    path = run_dir / "run.json"
-    info = json.loads(path.read_text())
-    info["status"] = status
-    path.write_text(json.dumps(info, indent=2) + "\n")
-
-
-def resume_run(run_dir: Path, quiet: bool = False) -> Path:
-    _, compiled = read_run(run_dir)
-    if not (run_dir / "checkpoints" / "last.safetensors").is_file():
-        raise UdlcError(f"{run_dir} has no checkpoint to resume from (checkpoints/last.safetensors)")
-    return train_spec(compiled, resume=run_dir, quiet=quiet)
+    run = RunFolder.open(run_dir)
+    for text in overrides:
+        if text.partition("=")[0].strip() not in RESUME_OVERRIDES:
+            raise UdlcError(f"--resume continues a run as it was: it takes only --set {', '.join(RESUME_OVERRIDES)} "
+                            f"(to train it longer), not --set {text}")
+    if not run.has_checkpoint("last"):
+        raise UdlcError(f"{run} has no checkpoint to resume from (checkpoints/last.safetensors)")
+    compiled = compile_spec(run.spec_file, overrides, check_files=False)
+    if overrides:  # the folder's spec says what the run trains for
+        run.write_spec(yaml.safe_dump(compiled.doc.data, sort_keys=False))
+    return train_spec(compiled, resume=run, quiet=quiet)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from udlc.compiler.combinators import COMBINATORS
 from udlc.layers import REGISTRY
 from udlc.layers.registry import NODE_KEYS
 from udlc.spec.model import INITS
@@ -31,9 +32,11 @@ _NODE_PROPS: dict[str, Any] = {
 assert set(_NODE_PROPS) == set(NODE_KEYS)
 
 
-def build_schema() -> dict[str, Any]:
+def build_schema(tasks: dict[str, Any]) -> dict[str, Any]:
+    """The schema of the whole language; `tasks` is udlc.tasks.TASKS (registered above the compiler)."""
     schema = Spec.model_json_schema(mode="validation")
     defs = schema.setdefault("$defs", {})
+    defs["TaskEntry"] = _tasks(tasks, defs)
     forms: list[dict[str, Any]] = []
     bare = []
     for name, lt in sorted(REGISTRY.items()):
@@ -58,7 +61,7 @@ def build_schema() -> dict[str, Any]:
     forms += _combinators()
     forms.append({
         "type": "object", "minProperties": 1, "maxProperties": 1,
-        "propertyNames": {"not": {"enum": sorted(REGISTRY) + ["residual", "parallel", "repeat"]}},
+        "propertyNames": {"not": {"enum": sorted(REGISTRY) + list(COMBINATORS)}},
         "additionalProperties": {"anyOf": [{"type": "object"}, {"type": ["number", "string", "boolean", "null"]}]},
         "description": "a call of a block defined under model.blocks: `name: {param: value}`",
     })
@@ -76,6 +79,8 @@ def _replace_markers(node: Any) -> Any:
     if isinstance(node, dict):
         if node.get("x-udlc") == "LayerEntry":
             return dict(_REF)
+        if node.get("x-udlc") == "Task":
+            return {"$ref": "#/$defs/TaskEntry", **{k: v for k, v in node.items() if k != "x-udlc"}}
         return {k: _replace_markers(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_replace_markers(v) for v in node]
@@ -88,22 +93,28 @@ def _one_key(name: str, value: dict[str, Any], description: str) -> dict[str, An
 
 
 def _combinators() -> list[dict[str, Any]]:
-    def full(main: str, extra: dict[str, Any]) -> dict[str, Any]:
-        return {"type": "object", "properties": {main: _LAYERS if main == "layers" else extra.pop(main),
-                                                 **extra, **_NODE_PROPS},
-                "required": [main], "additionalProperties": False}
-
-    branches = {"type": "array", "items": _LAYERS, "minItems": 2}
-    return [
-        _one_key("residual", {"anyOf": [_LAYERS, full("layers", {"projection": {"type": "boolean"}})]},
-                 "x + f(x); `projection: true` adds a 1x1 convolution when the shapes differ"),
-        _one_key("parallel", {"anyOf": [branches, full("branches", {
-            "branches": branches, "merge": {"enum": ["concat", "add"]}, "dim": {"type": "integer"}})]},
-                 "branches on the same input, merged by concat (default) or add"),
-        _one_key("repeat", full("layers", {"times": {"type": "integer", "minimum": 1, "maximum": 1000}}),
-                 "the layers, `times` times in sequence"),
-    ]
+    forms = []
+    for c in COMBINATORS.values():
+        items = _LAYERS if c.key == "layers" else {"type": "array", "items": _LAYERS, "minItems": 2}
+        full = {"type": "object", "properties": {c.key: items, **c.options_schema, **_NODE_PROPS},
+                "required": [c.key], "additionalProperties": False}
+        forms.append(_one_key(c.name, {"anyOf": [items, full]} if c.bare_list else full, c.description))
+    return forms
 
 
-def schema_json() -> str:
-    return json.dumps(build_schema(), indent=2, sort_keys=False) + "\n"
+def _tasks(tasks: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """`task: name`, `task: {type: name, ...}` or `task: {name: {...}}`."""
+    forms: list[dict[str, Any]] = [{"enum": sorted(tasks), "description": "a task with its default options"}]
+    for name, task in sorted(tasks.items()):
+        options = task.config.model_json_schema(mode="validation")
+        defs.update(options.pop("$defs", {}))
+        props = {k: v for k, v in options.get("properties", {}).items() if k != "type"}
+        forms.append({"type": "object", "properties": {"type": {"const": name}, **props}, "required": ["type"],
+                      "additionalProperties": False, "description": task.description})
+        forms.append(_one_key(name, {"anyOf": [{"type": "object", "properties": props, "additionalProperties": False},
+                                               {"type": "null"}]}, task.description))
+    return {"anyOf": forms}
+
+
+def schema_json(tasks: dict[str, Any]) -> str:
+    return json.dumps(build_schema(tasks), indent=2, sort_keys=False) + "\n"

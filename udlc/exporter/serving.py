@@ -1,0 +1,81 @@
+"""The module that is exported: raw inputs in, answers out.
+
+A model file stands on its own (DESIGN.md): whoever loads model.onnx in onnxruntime, from any language,
+feeds the raw feature matrix and reads answers, with nothing to copy out of udlc. So the exported graph
+is the served network wrapped in what training kept outside it: the input standardization fitted on the
+training split, the choice of the served output, and what the loss makes of that output (class
+probabilities, or regression values back in the targets' own units).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from udlc.data import Normalization
+from udlc.tasks.registry import Served
+
+# The ONNX file's output names, by how the served output answers (Served.answers).
+OUTPUT_NAMES = {
+    "softmax": ["logits", "probabilities"],
+    "sigmoid": ["logits", "probabilities"],
+    "identity": ["prediction"],
+}
+
+
+class Serving(nn.Module):
+    """network((x - shift) / scale), its served output, then probabilities or un-standardized values."""
+
+    def __init__(self, network: nn.Module, input_shape: tuple[int, ...], output: int | None, answers: str,
+                 normalization: Normalization, target_normalization: Normalization | None = None):
+        super().__init__()
+        if answers not in OUTPUT_NAMES:
+            raise ValueError(f"unknown answers {answers!r}: expected one of {', '.join(OUTPUT_NAMES)}")
+        self.network = network
+        self.input_shape = tuple(input_shape)  # one sample's
+        self.output = output  # None: the network has one output and returns it bare
+        self.answers = answers
+        self.register_buffer("shift", torch.from_numpy(normalization.shift.copy()))
+        self.register_buffer("scale", torch.from_numpy(normalization.scale.copy()))
+        # Only regression values are un-standardized; runs from before target standardization have none.
+        self.unstandardize = answers == "identity" and target_normalization is not None
+        if self.unstandardize:
+            self.register_buffer("target_shift", torch.from_numpy(target_normalization.shift.copy()))
+            self.register_buffer("target_scale", torch.from_numpy(target_normalization.scale.copy()))
+
+    @property
+    def output_names(self) -> list[str]:
+        return OUTPUT_NAMES[self.answers]
+
+    def forward(self, x: torch.Tensor) -> Any:
+        # The same float32 arithmetic as Normalization.apply_normalization, so the network sees what it trained on.
+        out = self.network((x - self.shift) / self.scale)
+        if self.output is not None:
+            out = out[self.output]
+        if self.answers == "softmax":
+            return out, torch.softmax(out, dim=1)
+        if self.answers == "sigmoid":
+            # One logit; two columns [1 - p, p] so that the class is the argmax, as for softmax.
+            # sigmoid(-z) rather than 1 - sigmoid(z): 1 - p keeps its precision when p is near 1.
+            return out, torch.cat([torch.sigmoid(-out), torch.sigmoid(out)], dim=1)
+        if self.unstandardize:
+            out = out * self.target_scale + self.target_shift  # as Supervised.raw: the targets' own units
+        return out
+
+    def sample_inputs(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """Raw inputs that standardize to N(0, 1), the values the network meets in use: the export and its
+        parity gate then exercise the network where it works, not where raw N(0, 1) values land once
+        standardized (for pixels of 0..16, all far below the training mean)."""
+        shape = (batch, *self.input_shape)
+        return (torch.randn(shape, generator=generator) * self.scale + self.shift,)
+
+
+def serving_module(network: nn.Module, served: Served, n_outputs: int, input_shape: tuple[int, ...],
+                   info: dict[str, Any]) -> Serving:
+    """Wrap `network` (with `n_outputs` graph outputs) for serving, with the standardizations run.json holds."""
+    target = info.get("target_normalization")  # absent in run.json of runs from before it existed
+    return Serving(network, input_shape, served.output if n_outputs > 1 else None, served.answers,
+                   Normalization.from_json(info["normalization"]),
+                   Normalization.from_json(target) if target is not None else None)

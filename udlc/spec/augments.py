@@ -1,0 +1,160 @@
+"""Augmentations: each registered once with its config, whether it needs images, and its implementation.
+
+An implementation takes a batch (B, ...) on the training device, the entry's config and a torch.Generator,
+and returns a batch of the same shape, vectorized over the batch. Every random number comes from the
+generator, drawn on the generator's device and then moved to the batch's, so a run is reproducible from its
+seed whether it trains on CPU or GPU. torch is imported only when one runs, so `udlc check` stays torch-free.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt
+
+from udlc.spec.base import StrictModel
+from udlc.spec.registry import Entry, Registry
+
+
+@dataclass(frozen=True, kw_only=True)
+class AugmentEntry(Entry):
+    # It moves pixels, so it needs (channels, height, width) samples; the others work on any sample shape.
+    images_only: bool
+    # (batch, cfg, torch.Generator) -> batch of the same shape
+    apply: Callable[[Any, Any, Any], Any]
+
+
+AUGMENTS: Registry[AugmentEntry] = Registry("augmentation")
+
+
+def _rand(generator: Any, *shape: int, like: Any) -> Any:
+    """Uniform [0, 1) numbers from the generator, on the batch's device and dtype."""
+    import torch
+
+    return torch.rand(shape, generator=generator, device=generator.device).to(like.device, like.dtype)
+
+
+def _per_sample(values: Any, x: Any) -> Any:
+    """(B,) -> (B, 1, ..., 1), to broadcast one value per sample."""
+    return values.view((-1,) + (1,) * (x.dim() - 1))
+
+
+# ---- geometric: images only -----------------------------------------------------------------------------
+
+
+class RandomCrop(StrictModel):
+    """Pad by `padding` on every side, then crop a random window of the image's own size."""
+
+    type: Literal["random_crop"] = "random_crop"
+    padding: int = Field(1, ge=0, le=64)
+    size: PositiveInt | None = Field(None, description="the crop size; must equal the image size when given")
+
+
+def _random_crop(x: Any, aug: RandomCrop, generator: Any) -> Any:
+    import torch
+    import torch.nn.functional as F
+
+    b, c, h, w = x.shape
+    p = aug.padding  # the crop keeps the image's size (checked against the spec's `size`), so shapes hold
+    padded = F.pad(x, (p, p, p, p)) if p else x  # zeros: the mean of standardized input
+    hp, wp = padded.shape[-2:]
+    g = generator.device
+    oy = torch.randint(0, hp - h + 1, (b,), generator=generator, device=g).to(x.device)
+    ox = torch.randint(0, wp - w + 1, (b,), generator=generator, device=g).to(x.device)
+    # gather rows, then columns, at each sample's own offset: no loop over the batch
+    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None].expand(b, c, h, wp)
+    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :].expand(b, c, h, w)
+    return padded.gather(2, rows).gather(3, cols)
+
+
+class HFlip(StrictModel):
+    type: Literal["hflip"] = "hflip"
+    p: float = Field(0.5, ge=0, le=1)
+
+
+def _hflip(x: Any, aug: HFlip, generator: Any) -> Any:
+    import torch
+
+    flip = _rand(generator, x.shape[0], like=x) < aug.p
+    return torch.where(_per_sample(flip, x), x.flip(-1), x)
+
+
+class Rotate(StrictModel):
+    """Rotate by an angle drawn uniformly from ±degrees."""
+
+    type: Literal["rotate"] = "rotate"
+    degrees: float = Field(gt=0, le=180)
+
+
+def _rotate(x: Any, aug: Rotate, generator: Any) -> Any:
+    import torch
+    import torch.nn.functional as F
+
+    angles = (_rand(generator, x.shape[0], like=x) * 2 - 1) * math.radians(aug.degrees)
+    cos, sin, zero = angles.cos(), angles.sin(), torch.zeros_like(angles)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+AUGMENTS.register(AugmentEntry(config=RandomCrop, main_arg="padding", images_only=True, apply=_random_crop,
+                               examples=("random_crop", {"random_crop": 3}, {"random_crop": {"size": 8}})))
+AUGMENTS.register(AugmentEntry(config=HFlip, main_arg="p", images_only=True, apply=_hflip,
+                               examples=("hflip", {"hflip": 1.0})))
+AUGMENTS.register(AugmentEntry(config=Rotate, main_arg="degrees", images_only=True, apply=_rotate,
+                               examples=({"rotate": 15},)))
+
+# ---- values: any sample shape ---------------------------------------------------------------------------
+
+
+class Brightness(StrictModel):
+    """Add an offset drawn from ±amount (in units of the standardized input)."""
+
+    type: Literal["brightness"] = "brightness"
+    amount: PositiveFloat
+
+
+def _brightness(x: Any, aug: Brightness, generator: Any) -> Any:
+    offset = (_rand(generator, x.shape[0], like=x) * 2 - 1) * aug.amount
+    return x + _per_sample(offset, x)
+
+
+class Contrast(StrictModel):
+    """Scale around each image's mean by a factor drawn from 1 ± amount."""
+
+    type: Literal["contrast"] = "contrast"
+    amount: float = Field(gt=0, lt=1)
+
+
+def _contrast(x: Any, aug: Contrast, generator: Any) -> Any:
+    factor = 1 + (_rand(generator, x.shape[0], like=x) * 2 - 1) * aug.amount
+    mean = x.mean(dim=tuple(range(1, x.dim())), keepdim=True) if x.dim() > 1 else x
+    return (x - mean) * _per_sample(factor, x) + mean
+
+
+class Noise(StrictModel):
+    """Add gaussian noise of this standard deviation."""
+
+    type: Literal["noise"] = "noise"
+    std: PositiveFloat
+
+
+def _noise(x: Any, aug: Noise, generator: Any) -> Any:
+    import torch
+
+    noise = torch.randn(x.shape, generator=generator, device=generator.device)
+    return x + noise.to(x.device, x.dtype) * aug.std
+
+
+AUGMENTS.register(AugmentEntry(config=Brightness, main_arg="amount", images_only=False, apply=_brightness,
+                               examples=({"brightness": 0.2},)))
+AUGMENTS.register(AugmentEntry(config=Contrast, main_arg="amount", images_only=False, apply=_contrast,
+                               examples=({"contrast": 0.3},)))
+AUGMENTS.register(AugmentEntry(config=Noise, main_arg="std", images_only=False, apply=_noise,
+                               examples=({"noise": 0.1},)))
+
+Augment = AUGMENTS.union()
+# Names of the augmentations that need (channels, height, width) samples; the compiler checks model.input.
+IMAGE_AUGMENTS = frozenset(e.name for e in AUGMENTS if e.images_only)

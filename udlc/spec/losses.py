@@ -1,0 +1,153 @@
+"""Losses: each registered once with its config, what targets it takes, the output check, what predict does
+with its outputs, and its implementation (torch imported only when built)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+from pydantic import Field, PositiveFloat
+
+from udlc.spec.base import StrictModel
+from udlc.spec.registry import Entry, Registry
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Why the model's outputs do not fit the loss and the data; `at` says where to point: the last layer
+    ("output") or the spec's `loss` ("loss")."""
+
+    message: str
+    hint: str
+    at: Literal["output", "loss"] = "output"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LossEntry(Entry):
+    # "class": integer class indices; "binary": 0/1; "real": values of the output's shape.
+    targets: Literal["class", "binary", "real"]
+    # How predict turns outputs into answers: softmax over logits, sigmoid of one logit, or the values as-is.
+    answers: Literal["softmax", "sigmoid", "identity"]
+    # (cfg, output shape, task, n_classes, target shape) -> Mismatch or None; shapes exclude the batch axis.
+    check: Callable[[Any, Shape, str | None, int | None, Shape], Mismatch | None]
+    # (cfg, torch.device) -> loss_fn(out, y) -> scalar tensor
+    build: Callable[[Any, Any], Callable[[Any, Any], Any]]
+
+    @property
+    def classification(self) -> bool:
+        return self.targets != "real"
+
+
+LOSSES: Registry[LossEntry] = Registry("loss")
+
+
+def like(y: Any, out: Any) -> Any:
+    """Targets of shape (B,) against outputs of shape (B, 1)."""
+    return y.unsqueeze(-1) if y.dim() == out.dim() - 1 else y
+
+
+# ---- regression ---------------------------------------------------------------------------------
+
+
+def _check_real(cfg: Any, out: Shape, task: str | None, n_classes: int | None, target: Shape) -> Mismatch | None:
+    if task == "classification":
+        return Mismatch(f"{cfg.type} is a regression loss but the data is classification",
+                        "use cross_entropy, or set data.task: regression", at="loss")
+    if tuple(out) != tuple(target):
+        return Mismatch(f"the targets have shape {tuple(target)} but the model outputs {tuple(out)}",
+                        f"end the model with `linear: {target[-1] if target else 1}`")
+    return None
+
+
+def _pointwise(name: str, **fixed: Any) -> Callable[[Any, Any], Callable[[Any, Any], Any]]:
+    """A torch.nn.functional loss of (out, y) in float32, with the targets shaped like the outputs."""
+
+    def build(cfg: Any, device: Any) -> Callable[[Any, Any], Any]:
+        import torch.nn.functional as F
+
+        fn = getattr(F, name)
+        args = {k: getattr(cfg, v) for k, v in fixed.items()}
+        return lambda out, y: fn(out.float(), like(y, out).float(), **args)
+
+    return build
+
+
+class MSE(StrictModel):
+    type: Literal["mse"] = "mse"
+
+
+class MAE(StrictModel):
+    type: Literal["mae"] = "mae"
+
+
+class Huber(StrictModel):
+    type: Literal["huber"] = "huber"
+    delta: PositiveFloat = 1.0
+
+
+LOSSES.register(LossEntry(config=MSE, targets="real", answers="identity", check=_check_real,
+                          build=_pointwise("mse_loss")))
+LOSSES.register(LossEntry(config=MAE, targets="real", answers="identity", check=_check_real,
+                          build=_pointwise("l1_loss")))
+LOSSES.register(LossEntry(config=Huber, main_arg="delta", targets="real", answers="identity", check=_check_real,
+                          build=_pointwise("huber_loss", delta="delta"), examples=("huber", {"huber": 2})))
+
+# ---- classification -----------------------------------------------------------------------------
+
+
+class BCE(StrictModel):
+    """Binary cross-entropy on logits (the model's last layer has no sigmoid)."""
+
+    type: Literal["bce"] = "bce"
+    pos_weight: PositiveFloat | None = None
+
+
+def _check_bce(cfg: Any, out: Shape, task: str | None, n_classes: int | None, target: Shape) -> Mismatch | None:
+    if n_classes not in (None, 2) or tuple(out) != (1,):
+        return Mismatch(f"bce needs one logit for two classes: the data has {n_classes} classes, the model outputs "
+                        f"{tuple(out)}", "end the model with `linear: 1`, or use cross_entropy for more classes")
+    return None
+
+
+def _build_bce(cfg: BCE, device: Any) -> Callable[[Any, Any], Any]:
+    import torch
+    import torch.nn.functional as F
+
+    pos = torch.tensor([cfg.pos_weight], device=device) if cfg.pos_weight else None
+    return lambda out, y: F.binary_cross_entropy_with_logits(out.float(), like(y, out).float(), pos_weight=pos)
+
+
+class CrossEntropy(StrictModel):
+    """Multi-class cross-entropy on logits (the model's last layer has no softmax)."""
+
+    type: Literal["cross_entropy"] = "cross_entropy"
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    weight: list[PositiveFloat] | None = Field(None, description="one weight per class")
+
+
+def _check_ce(cfg: Any, out: Shape, task: str | None, n_classes: int | None, target: Shape) -> Mismatch | None:
+    if len(out) != 1 or out[0] != n_classes:
+        return Mismatch(f"cross_entropy needs one logit per class: the data has {n_classes} classes but the model "
+                        f"outputs {tuple(out)}", f"end the model with `linear: {n_classes}`")
+    return None
+
+
+def _build_ce(cfg: CrossEntropy, device: Any) -> Callable[[Any, Any], Any]:
+    import torch
+    import torch.nn.functional as F
+
+    weight = torch.tensor(cfg.weight, device=device) if cfg.weight else None
+    return lambda out, y: F.cross_entropy(out.float(), y.long(), weight=weight, label_smoothing=cfg.label_smoothing)
+
+
+LOSSES.register(LossEntry(config=BCE, targets="binary", answers="sigmoid", check=_check_bce, build=_build_bce,
+                          examples=("bce", {"bce": {"pos_weight": 3}})))
+LOSSES.register(LossEntry(config=CrossEntropy, main_arg="label_smoothing", targets="class", answers="softmax",
+                          check=_check_ce, build=_build_ce,
+                          examples=("cross_entropy", {"cross_entropy": 0.1},
+                                    {"cross_entropy": {"weight": [1, 2, 3]}})))
+
+Loss = LOSSES.union()
+CLASSIFICATION_LOSSES = tuple(e.name for e in LOSSES if e.classification)

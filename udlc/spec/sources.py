@@ -1,0 +1,176 @@
+"""Data sources: every name `data.source` may take, registered once.
+
+A built-in set is one function and one `SOURCES.register(BuiltinSet(...))`: the entry holds its loader and
+what `udlc check` says about it without loading it (sample shape, classes or regression width), and whether
+it is generated (reads `samples` and `noise`, with its default noise). tests/test_sources_registry.py loads
+every registered set and holds that signature to what it loads.
+
+A file kind is registered here by suffix with the data keys it reads; the code that reads it (the loader and
+the header reader for `udlc check`) is the data layer's, kept in udlc/data/sources.py and peek.py under the
+same suffix, since it shares its parsing helpers with the rest of that layer.
+
+numpy and scikit-learn are imported inside the loaders: validating a spec needs neither.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuiltinSet:
+    name: str
+    # (samples, noise, numpy Generator) -> (x, y) numpy arrays, x of `shape` samples and y class indices or
+    # values; a set that is not generated ignores all three (its noise is None)
+    load: Callable[[int, Any, Any], tuple[Any, Any]]
+    shape: tuple[int, ...]  # one sample as loaded; peek's sample size and input hint
+    classes: tuple[str, ...] | None  # class names in label order; None for a regression set
+    target_width: int = 1  # values per target sample when read as regression
+    noise: float | None = None  # default noise of a generated set; None: a fixed set that reads no samples/noise
+
+    @property
+    def generated(self) -> bool:
+        return self.noise is not None
+
+    @property
+    def keys(self) -> frozenset[str]:
+        """The data keys this source reads beyond the common ones (split, normalize, task, augment)."""
+        return frozenset({"samples", "noise"}) if self.generated else frozenset()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileKind:
+    name: str  # the suffix, lower case: ".csv"
+    keys: frozenset[str]  # data keys it reads beyond the common ones
+
+
+Source = BuiltinSet | FileKind
+
+
+class SourceRegistry:
+    def __init__(self) -> None:
+        self._entries: dict[str, Source] = {}
+
+    def register(self, entry: Source) -> Source:
+        is_suffix = entry.name.startswith(".")
+        if is_suffix != isinstance(entry, FileKind) or entry.name != entry.name.lower():
+            raise ValueError(f"{entry.name!r}: a file kind is a lower-case suffix ('.csv'), a built-in set a name")
+        if entry.name in self._entries:
+            raise ValueError(f"data source {entry.name!r} registered twice")
+        if isinstance(entry, BuiltinSet) and (entry.classes is not None and len(entry.classes) < 2):
+            raise ValueError(f"{entry.name}: a classification set needs two classes or more")
+        self._entries[entry.name] = entry
+        return entry
+
+    def find(self, source: str) -> Source | None:
+        """The entry `data.source` names: a built-in set by name, else a file kind by its suffix."""
+        entry = self._entries.get(source)
+        if isinstance(entry, BuiltinSet):
+            return entry
+        _, dot, suffix = source.rpartition(".")
+        entry = self._entries.get("." + suffix.lower()) if dot else None
+        return entry if isinstance(entry, FileKind) else None
+
+    def __iter__(self) -> Iterator[Source]:
+        return iter(self._entries.values())
+
+    def builtin(self) -> list[BuiltinSet]:
+        return [e for e in self._entries.values() if isinstance(e, BuiltinSet)]
+
+    def files(self) -> list[FileKind]:
+        return [e for e in self._entries.values() if isinstance(e, FileKind)]
+
+
+SOURCES = SourceRegistry()
+
+
+# ---- scikit-learn's bundled sets ----------------------------------------------------------------------
+
+
+def _sklearn(name: str) -> Callable[[int, Any, Any], tuple[Any, Any]]:
+    """sklearn.datasets.load_<name>: the fixed set, whatever samples, noise or seed say."""
+
+    def load(n: int, noise: Any, rng: Any) -> tuple[Any, Any]:
+        from sklearn import datasets  # imported here: `udlc check` must not need scikit-learn
+
+        bunch = getattr(datasets, f"load_{name}")()
+        return bunch.data, bunch.target
+
+    return load
+
+
+SOURCES.register(BuiltinSet(name="digits", load=_sklearn("digits"), shape=(64,),
+                            classes=tuple(str(i) for i in range(10))))
+SOURCES.register(BuiltinSet(name="iris", load=_sklearn("iris"), shape=(4,),
+                            classes=("setosa", "versicolor", "virginica")))
+SOURCES.register(BuiltinSet(name="wine", load=_sklearn("wine"), shape=(13,),
+                            classes=("class_0", "class_1", "class_2")))
+SOURCES.register(BuiltinSet(name="breast_cancer", load=_sklearn("breast_cancer"), shape=(30,),
+                            classes=("malignant", "benign")))
+SOURCES.register(BuiltinSet(name="diabetes", load=_sklearn("diabetes"), shape=(10,), classes=None))
+
+# ---- generated sets ----------------------------------------------------------------------------------
+
+
+def _seed(rng: Any) -> int:
+    """scikit-learn's generators take an int seed; draw it from ours so the set follows the spec's seed."""
+    return int(rng.integers(2**31))
+
+
+def _moons(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
+    from sklearn import datasets
+
+    return datasets.make_moons(n, noise=noise, random_state=_seed(rng))
+
+
+def _circles(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
+    from sklearn import datasets
+
+    return datasets.make_circles(n, noise=noise, factor=0.5, random_state=_seed(rng))
+
+
+def _spirals(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
+    import numpy as np
+
+    y = np.arange(n) % 3
+    t = rng.uniform(0, 1, n)
+    # each arm winds 1.25 turns outward from the center, offset by a third of a turn
+    theta = y * 2 * np.pi / 3 + t * 2.5 * np.pi + rng.normal(0, noise, n)
+    return np.stack([t * np.cos(theta), t * np.sin(theta)], axis=1), y
+
+
+def _blobs(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
+    from sklearn import datasets
+
+    return datasets.make_blobs(n, centers=3, n_features=2, cluster_std=noise, random_state=_seed(rng))
+
+
+def _xor(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
+    import numpy as np
+
+    x = rng.uniform(-1, 1, size=(n, 2))
+    y = (np.sign(x[:, 0]) != np.sign(x[:, 1])).astype(np.int64)
+    return x + rng.normal(0, noise, size=x.shape), y  # labels come from the clean points
+
+
+def _sine(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
+    import numpy as np
+
+    x = rng.uniform(-math.pi, math.pi, size=(n, 1))
+    return x, np.sin(x) + rng.normal(0, noise, size=(n, 1))
+
+
+SOURCES.register(BuiltinSet(name="moons", load=_moons, shape=(2,), classes=("0", "1"), noise=0.1))
+SOURCES.register(BuiltinSet(name="circles", load=_circles, shape=(2,), classes=("0", "1"), noise=0.05))
+SOURCES.register(BuiltinSet(name="spirals", load=_spirals, shape=(2,), classes=("0", "1", "2"), noise=0.2))
+SOURCES.register(BuiltinSet(name="blobs", load=_blobs, shape=(2,), classes=("0", "1", "2"), noise=1.0))
+SOURCES.register(BuiltinSet(name="xor", load=_xor, shape=(2,), classes=("0", "1"), noise=0.05))
+SOURCES.register(BuiltinSet(name="sine", load=_sine, shape=(1,), classes=None, noise=0.1))
+
+# ---- files, by suffix --------------------------------------------------------------------------------
+
+SOURCES.register(FileKind(name=".csv", keys=frozenset({"target", "features", "categorical", "missing"})))
+SOURCES.register(FileKind(name=".npz", keys=frozenset({"target", "features"})))  # the arrays' keys
+SOURCES.register(FileKind(name=".npy", keys=frozenset({"target"})))  # a column index: an array has no names

@@ -1,0 +1,42 @@
+"""Tasks: what training does with a spec's networks. Importing this package registers every task
+(one import line each); `compile_spec` runs the whole check pipeline, the task check included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from udlc.compiler import pipeline
+from udlc.compiler.pipeline import Compiled
+from udlc.errors import SpecErrors
+from udlc.spec.loader import Document, load_text
+from udlc.tasks import supervised  # noqa: F401
+from udlc.tasks import auxiliary  # noqa: F401
+from udlc.tasks.registry import TASKS, Served, Task, make_task
+
+__all__ = ["TASKS", "Compiled", "Served", "Task", "compile_doc", "compile_spec", "compile_text"]
+
+
+def compile_spec(path: str | Path, overrides: Iterable[str] = (), *, check_files: bool = True) -> Compiled:
+    """load → validate → resolve → task check. Raises SpecErrors with every problem found.
+    `check_files=False` skips the data file (exporting a run needs no data)."""
+    compiled = pipeline.compile_spec(path, overrides, check_files=check_files)
+    return check_task(compiled, check_files)
+
+
+def compile_text(text: str, file: str = "<spec>") -> Compiled:
+    return compile_doc(load_text(text, file))
+
+
+def compile_doc(doc: Document, *, check_files: bool = True) -> Compiled:
+    return check_task(pipeline.compile_doc(doc, check_files=check_files), check_files)
+
+
+def check_task(compiled: Compiled, check_files: bool) -> Compiled:
+    """Bind the spec's task and check that its networks and data fit it (no torch)."""
+    task = make_task(compiled.spec.task, compiled.doc)
+    errors = task.check(compiled, check_files)
+    if errors:
+        raise SpecErrors(errors)
+    compiled.task = task
+    return compiled

@@ -1,0 +1,98 @@
+"""The task registry: what `task:` in a spec can name, and the contract every task keeps.
+
+A task says what training does with the spec's networks. It declares its options (a pydantic config),
+checks at `udlc check` time, without torch, that the networks and the data fit it, and at train time
+loads the data, takes one training step, evaluates a split, and says which network outputs are served
+(exported to ONNX, and how predict turns them into answers). The loop in udlc.trainer is the same for
+every task: it calls these, and knows nothing of losses or targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from udlc.errors import SpecError, SpecErrors, did_you_mean, one_of
+from udlc.spec.base import StrictModel
+
+
+@dataclass(frozen=True)
+class Served:
+    """One exported output: a network's output (by index) and how predict reads it."""
+
+    network: str
+    output: int  # index into the network's graph outputs
+    answers: str  # 'softmax' (class probabilities), 'sigmoid' (binary probability) or 'identity' (values)
+
+
+class Task:
+    """Base of every task. Subclasses set `name` and `config` and implement the methods below."""
+
+    name: ClassVar[str]
+    config: ClassVar[type[StrictModel]]
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: StrictModel, where: tuple = ("task",)):
+        self.options = options
+        self.where = where  # where the options are written in the spec: `task` or `task.<name>`
+
+    # ---- check time: plain data, no torch ---------------------------------------------------------
+
+    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+        """Everything training would refuse, found from the spec, the typed graphs and the data's header."""
+        raise NotImplementedError
+
+    def logged(self, spec: Any, has_val: bool) -> list[str]:
+        """The names of the values each epoch's row holds (what early stopping and plateau may watch)."""
+        raise NotImplementedError
+
+    def served(self, compiled: Any) -> list[Served]:
+        raise NotImplementedError
+
+    # ---- train time --------------------------------------------------------------------------------
+
+    def load_data(self, compiled: Any) -> Any:
+        raise NotImplementedError
+
+    def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
+        """One batch: compute the losses, hand each to `s.update(network, loss, batch)`. Returns the values
+        to log (averaged over the epoch, weighted by the batch size) and the batch size."""
+        raise NotImplementedError
+
+    def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
+        """Loss and metrics over a split, in eval mode."""
+        raise NotImplementedError
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register(task: type[Task]) -> type[Task]:
+    if task.name in TASKS:
+        raise ValueError(f"task {task.name!r} registered twice")
+    if task.config.model_fields["type"].default != task.name:
+        raise ValueError(f"task {task.name!r}: its config's `type` must default to its name")
+    TASKS[task.name] = task
+    return task
+
+
+def make_task(raw: Any, doc: Any) -> Task:
+    """The spec's `task:` (a name, or a mapping with `type` and options) as a Task. Raises SpecErrors."""
+    from udlc.spec.validate import validate_model
+
+    if isinstance(raw, str):
+        raw = {"type": raw}
+    elif isinstance(raw, dict) and "type" not in raw and len(raw) == 1:
+        (name, args), = raw.items()  # `task: {auxiliary: {loss_weights: ...}}`
+        raw = {"type": name, **(args if isinstance(args, dict) else {})}
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise SpecErrors([SpecError("must be a task name, or a mapping with `type`", path="task",
+                                    span=doc.span(("task",)), hint="e.g. task: supervised")])
+    name = raw["type"]
+    if name not in TASKS:
+        raise SpecErrors([SpecError(f"unknown task '{name}'", path="task", span=doc.span(("task",)),
+                                    hint=did_you_mean(name, TASKS) or one_of(TASKS))])
+    cls = TASKS[name]
+    written = doc.data.get("task")
+    where = ("task", name) if isinstance(written, dict) and "type" not in written else ("task",)
+    return cls(validate_model(cls.config, raw, doc, prefix=where), where)
