@@ -2,7 +2,7 @@
 
 For each spec under bench/specs/ (an MLP and a CNN on `digits`, deterministic, constant schedule,
 grad_clip 1.0, no early stopping, no export), the hand-written loop uses the same data tensors
-(udlc.trainer.run.load_dataset), the same model and initialization (udlc.build), the same optimizer
+(the task's load_data), the same model and initialization (udlc.build), the same optimizer
 (udlc.trainer.objectives.make_optimizer), the same batch order (a torch.Generator seeded with the spec
 seed, one randperm per epoch, as InMemoryBatches draws it), the same loss, grad clipping and
 per-epoch validation pass (loss and the spec's metrics), and the same global RNG stream for dropout.
@@ -37,6 +37,11 @@ import udlc  # no torch yet
 HERE = Path(__file__).resolve().parent
 SPECS = {"mlp": HERE / "specs" / "digits-mlp.yaml", "cnn": HERE / "specs" / "digits-cnn.yaml"}
 REPEATS = {"mlp": 3, "cnn": 2}  # whole runs of each, alternating who goes first
+
+
+def load_dataset(compiled):
+    """The data udlc trains on: the task's own loading (split, standardized)."""
+    return compiled.task.load_data(compiled)
 
 
 # ---- the hand-written loop -----------------------------------------------------------------------
@@ -101,8 +106,6 @@ class HandLoop:
 
 def run_hand(compiled) -> dict:
     import torch
-
-    from udlc.trainer.run import load_dataset
 
     started = time.perf_counter()
     torch.use_deterministic_algorithms(compiled.spec.train.deterministic)
@@ -197,8 +200,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-
-    from udlc.trainer.run import load_dataset
 
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__} · torch.set_num_threads({args.threads}) for both · {os.cpu_count()} CPUs · "

@@ -216,11 +216,13 @@ def test_in_memory_batches_cover_each_sample_once() -> None:
     import torch
 
     x, y = np.arange(23, dtype=np.float32)[:, None], np.arange(23)
-    batches = InMemoryBatches(x, y, batch_size=5, shuffle=True, device="cpu")
+    batches = InMemoryBatches({"x": x, "target": y}, batch_size=5, shuffle=True, device="cpu")
     assert len(batches) == 5
-    seen = [yb for _, yb in batches.epoch_batches(torch.Generator().manual_seed(0))]
+    epoch = list(batches.epoch_batches(torch.Generator().manual_seed(0)))
+    assert all(set(b) == {"x", "target"} and torch.equal(b["x"][:, 0].long(), b["target"]) for b in epoch)
+    seen = [b["target"] for b in epoch]
     assert sorted(torch.cat(seen).tolist()) == list(range(23)) and seen[0].tolist() != [0, 1, 2, 3, 4]
-    again = [yb for _, yb in batches.epoch_batches(torch.Generator().manual_seed(0))]
+    again = [b["target"] for b in batches.epoch_batches(torch.Generator().manual_seed(0))]
     assert all(torch.equal(p, q) for p, q in zip(seen, again))
 
 
@@ -230,12 +232,12 @@ def test_loader_batches_match_in_memory(tmp_path: Path) -> None:
     x, y = np.random.default_rng(0).normal(size=(11, 3)).astype(np.float32), np.arange(11)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
-    mem = make_batches(x, y, 4, True, "cpu")
-    disk = make_batches(str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), 4, True, "cpu", threshold=0)
+    mem = make_batches({"x": x, "y": y}, 4, True, "cpu")
+    disk = make_batches({"x": str(tmp_path / "x.npy"), "y": str(tmp_path / "y.npy")}, 4, True, "cpu", threshold=0)
     assert isinstance(mem, InMemoryBatches) and isinstance(disk, LoaderBatches) and len(disk) == len(mem) == 3
     pairs = zip(mem.epoch_batches(torch.Generator().manual_seed(1)), disk.epoch_batches(torch.Generator().manual_seed(1)))
-    for (xa, ya), (xb, yb) in pairs:
-        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    for a, b in pairs:
+        assert a.keys() == b.keys() == {"x", "y"} and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_fit_chunks_equals_fit() -> None:
@@ -269,15 +271,50 @@ def test_large_npy_is_read_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert np.array_equal(lazy.y_train, eager.y_train)
     np.testing.assert_allclose(lazy.x_train[[3, 0]], eager.x_train[[3, 0]], rtol=1e-5, atol=1e-6)
     # streamed batch by batch, they are the in-memory batches
-    streamed = make_batches(lazy.x_train, lazy.y_train, 6, True, "cpu", threshold=0)
-    held = make_batches(eager.x_train, eager.y_train, 6, True, "cpu")
+    streamed = make_batches({"x": lazy.x_train, "y": lazy.y_train}, 6, True, "cpu", threshold=0)
+    held = make_batches({"x": eager.x_train, "y": eager.y_train}, 6, True, "cpu")
     assert isinstance(streamed, LoaderBatches)
     pairs = zip(streamed.epoch_batches(torch.Generator().manual_seed(2)),
                 held.epoch_batches(torch.Generator().manual_seed(2)))
-    for (xa, ya), (xb, yb) in pairs:
-        torch.testing.assert_close(xa, xb)
-        assert torch.equal(ya, yb)
+    for a, b in pairs:
+        torch.testing.assert_close(a["x"], b["x"])
+        assert torch.equal(a["y"], b["y"])
     data[7, 2] = np.nan
     np.save(tmp_path / "d.npy", data)
     with pytest.raises(SpecError, match="features sample 7 .* holds NaN"):
         prepare(s, (4,), tmp_path, seed=0)
+
+
+def test_collate_pads_variable_length_samples_and_builds_their_masks() -> None:
+    from udlc.data import collate
+
+    samples = [{"tokens": np.array([5, 6, 7]), "label": np.int64(1), "frames": np.ones((1, 2), np.float32)},
+               {"tokens": np.array([8]), "label": np.int64(0), "frames": np.ones((3, 2), np.float32)}]
+    batch = collate(samples, pad_values={"tokens": -1})
+    assert batch["tokens"].tolist() == [[5, 6, 7], [8, -1, -1]] and batch["tokens"].dtype == np.int64
+    assert batch["tokens_mask"].tolist() == [[True, True, True], [True, False, False]]
+    assert batch["label"].tolist() == [1, 0] and "label_mask" not in batch  # fixed shapes are stacked
+    assert batch["frames"].shape == (2, 3, 2) and batch["frames_mask"].sum(axis=1).tolist() == [1, 3]
+    assert batch["frames"][0, 1:].sum() == 0
+    with pytest.raises(ValueError, match="only in their first axis"):
+        collate([{"a": np.ones((2, 3))}, {"a": np.ones((2, 4))}])
+
+
+def test_padded_batches_cover_every_sample_once_in_the_generators_order() -> None:
+    import torch
+
+    from udlc.data import PaddedBatches
+
+    rng = np.random.default_rng(0)
+    samples = [{"tokens": np.full(rng.integers(1, 6), i), "target": np.int64(i)} for i in range(11)]
+    batches = PaddedBatches(samples, batch_size=4, shuffle=True)
+    assert len(batches) == 3
+    epoch = list(batches.epoch_batches(torch.Generator().manual_seed(3)))
+    targets = torch.cat([b["target"] for b in epoch]).tolist()
+    assert sorted(targets) == list(range(11)) and targets != list(range(11))
+    for b in epoch:  # each row holds its own sample's tokens where the mask is true, padding elsewhere
+        for row, mask, t in zip(b["tokens"], b["tokens_mask"], b["target"]):
+            assert int(mask.sum()) == len(samples[int(t)]["tokens"])
+            assert (row[mask] == t).all() and (row[~mask] == 0).all()
+    again = torch.cat([b["target"] for b in batches.epoch_batches(torch.Generator().manual_seed(3))]).tolist()
+    assert again == targets

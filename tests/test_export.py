@@ -367,13 +367,13 @@ def test_run_parity_gate_checks_the_served_module(run_copy: Path, monkeypatch) -
     seen: dict = {"batches": []}
     check, sample = export.check_parity, export.sample_inputs
 
-    def check_spy(model, inputs, path, atol, rtol):
-        seen["model"], seen["diff"] = model, check(model, inputs, path, atol, rtol)
+    def check_spy(model, inputs, path, atol, rtol, binding=None):
+        seen["model"], seen["diff"] = model, check(model, inputs, path, atol, rtol, binding)
         return seen["diff"]
 
-    def sample_spy(model, inputs, batch, seed):
+    def sample_spy(model, inputs, batch, seed, binding):
         seen["batches"].append(batch)
-        return sample(model, inputs, batch, seed)
+        return sample(model, inputs, batch, seed, binding)
 
     monkeypatch.setattr(export, "check_parity", check_spy)
     monkeypatch.setattr(export, "sample_inputs", sample_spy)

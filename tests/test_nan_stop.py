@@ -30,7 +30,7 @@ DIVERGES = {
     "model": {"input": [1], "layers": [{"linear": 1}]},
     "loss": "mse",
     "optimizer": {"type": "sgd", "lr": 1.5},
-    "train": {"epochs": 30, "batch_size": 32},
+    "train": {"epochs": 30, "batch_size": 32, "checkpoint_seconds": 0},
 }
 
 
@@ -64,7 +64,8 @@ def test_nan_stop_keeps_the_earlier_checkpoints(diverged) -> None:
     assert str(Path("checkpoints") / "last.safetensors") in result.stderr
     rows = read_csv(run / "metrics.csv")
     assert len(rows) == last["position"]["epoch"]
-    assert f"epoch {last['position']['epoch'] + 1}" in result.stderr  # the epoch it failed in
+    assert f"epoch {last['position']['epoch'] + 1})" in result.stderr  # the epoch it failed in
+    assert f"(after epoch {last['position']['epoch']};" in result.stderr  # the checkpoint it kept
 
 
 def test_nan_stop_names_the_layer_when_the_model_diverged(diverged) -> None:

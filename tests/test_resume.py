@@ -34,7 +34,7 @@ RESUMABLE = {
     "model": {"input": [64], "layers": [{"linear": 32}, "relu", {"dropout": 0.2}, {"linear": 10}]},
     "optimizer": {"type": "adamw", "lr": 0.003},
     "schedule": {"type": "cosine", "warmup_steps": 20},
-    "train": {"epochs": 16, "batch_size": 16, "deterministic": True},
+    "train": {"epochs": 16, "batch_size": 16, "deterministic": True, "checkpoint_seconds": 0},
 }
 RESUMABLE.pop("export")
 
@@ -108,7 +108,8 @@ def test_resume_after_a_kill_between_row_and_checkpoint_keeps_one_row_per_epoch(
         real_save(s, *args)
 
     monkeypatch.setattr(loop, "save_checkpoints", die_at_epoch_2)
-    spec = write_spec(tmp_path / "spec.yaml", {**DIGITS_MLP, "export": {}}, train={"epochs": 3, "batch_size": 128})
+    spec = write_spec(tmp_path / "spec.yaml", {**DIGITS_MLP, "export": {}},
+                      train={"epochs": 3, "batch_size": 128, "checkpoint_seconds": 0})
     with pytest.raises(TrainingInterrupted) as info:
         train_here(spec, tmp_path / "runs")
     [run] = (tmp_path / "runs" / "tiny-digits").iterdir()
@@ -130,3 +131,27 @@ def test_resume_refuses_a_spec_and_a_folder_without_checkpoint(run_cli, tmp_path
     assert "checkpoint" in err and len(err.strip().splitlines()) == 1
     err = assert_clean_failure(run_cli("train", digits_run.spec, "--resume", empty))
     assert "--resume" in err
+
+
+def test_checkpoints_are_written_after_the_first_epoch_then_by_elapsed_time_and_at_the_end(
+        tmp_path: Path, monkeypatch, one_torch_thread) -> None:
+    """A synced checkpoint costs milliseconds, a small model's epoch not many more: `last` (and `best`, when it
+    improved) is written after epoch 1, then once checkpoint_seconds have passed, and after the last epoch."""
+    import udlc.trainer.loop as loop
+
+    written: list[tuple[str, int]] = []
+    real_save = loop.checkpoint.save
+
+    def counting(path, state):
+        written.append((path.name, state["position"]["epoch"] if "position" in state else state["epoch"]))
+        real_save(path, state)
+
+    monkeypatch.setattr(loop.checkpoint, "save", counting)
+    spec = write_spec(tmp_path / "spec.yaml", {**DIGITS_MLP, "export": {}},
+                      train={"epochs": 5, "batch_size": 256, "checkpoint_seconds": 3600})
+    run = train_here(spec, tmp_path / "runs")
+    assert [w for w in written if w[0] == "last"] == [("last", 1), ("last", 5)]
+    best_epoch = json.loads((run / "run.json").read_text())["best_epoch"]
+    bests = [epoch for name, epoch in written if name == "best"]
+    assert bests[0] == 1 and bests[-1] == best_epoch and len(bests) <= 2  # the best kept until the final write
+    assert json.loads((run / "checkpoints" / "best.json").read_text())["epoch"] == best_epoch

@@ -137,3 +137,35 @@ model:
     out = result.stdout
     assert result.returncode == 0, result.stderr
     assert "(8, T)" in out and "value: (3, T), gate: (3, T)" in out and f"T = {REPORT_SIZE}" in out
+
+
+def test_a_model_with_a_symbolic_length_trains_exports_and_serves_any_length(tmp_path, one_torch_thread) -> None:
+    """digits as 8 rows of T pixels: T binds to 8 in training; the ONNX file keeps T dynamic (checked at
+    another length than traced), and predict takes samples of another length."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from tests.conftest import DIGITS_MLP, train_here, write_spec
+    from udlc.exporter.onnx import export_run
+    from udlc.runtime.predict import Model
+
+    model = {"input": {"shape": [8, "T"]}, "layers": [
+        {"conv1d": {"out_channels": 16, "kernel_size": 3, "padding": "same"}}, "relu",
+        {"conv1d": {"out_channels": 16, "kernel_size": 3}}, "global_avgpool", {"linear": 10}]}
+    spec = write_spec(tmp_path / "s.yaml", {**DIGITS_MLP, "model": model, "export": {}},
+                      train={"epochs": 2, "batch_size": 128})
+    run = train_here(spec, tmp_path / "runs")
+    info = __import__("json").loads((run / "run.json").read_text())
+    assert info["input_shapes"] == [[8, "T"]] and info["sample_shapes"] == [[8, 8]]
+    path = export_run(run)
+    dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+    assert dims[2].dim_param == "T" and dims[1].dim_value == 8  # T stays a name in the file
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for length in (8, 13):
+        (probs,) = session.run(["probabilities"], {"x": rng.uniform(0, 16, (2, 8, length)).astype(np.float32)})
+        assert probs.shape == (2, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    served = Model(path)
+    assert served.predict(rng.uniform(0, 16, (3, 8, 11))).probabilities.shape == (3, 10)
+    assert served.predict(rng.uniform(0, 16, (3, 64))).probabilities.shape == (3, 10)  # flat rows: T as trained

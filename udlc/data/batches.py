@@ -1,7 +1,9 @@
-"""Minibatch iteration: whole split on the device when it fits, else streamed from memory-mapped files.
+"""Minibatch iteration over named tensors ({"x": inputs, "target": targets}, or a sequence model's
+{"tokens": ..., "target": ...}): the whole split on the device when it fits, else streamed from
+memory-mapped files.
 
 Both kinds draw each epoch's order from the same generator call, so for a given generator state
-they yield the same batches in the same order.
+they yield the same batches in the same order. A batch is a dict of tensors keyed like the split.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-# Above this many bytes (x and y together) a split is streamed instead of copied to the device.
+# Above this many bytes (all of a split's arrays together) a split is streamed instead of copied to the device.
 MEMORY_LIMIT_BYTES = 2 * 1024**3
 
+Arrays = dict[str, Any]  # name -> (N, ...) numpy array, memmap, LazyRows or .npy path
 
-def _order(n: int, shuffle: bool, generator: Any) -> Any:
+
+def epoch_order(n: int, shuffle: bool, generator: Any) -> Any:
+    """The sample order of one epoch: a permutation drawn from the generator, or 0..n-1."""
     import torch
 
     if not shuffle:
@@ -25,46 +30,55 @@ def _order(n: int, shuffle: bool, generator: Any) -> Any:
     return torch.randperm(n, generator=generator, device=device).cpu()
 
 
+def _length(arrays: Arrays) -> int:
+    lengths = {len(a) for a in arrays.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"the named arrays differ in length: { {k: len(a) for k, a in arrays.items()} }")
+    return lengths.pop()
+
+
 class InMemoryBatches:
     """The whole split as tensors on the training device; batches are index selections."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, device: Any = "cpu"):
+    def __init__(self, arrays: Arrays, batch_size: int, shuffle: bool, device: Any = "cpu"):
         import torch
 
-        self.x = torch.as_tensor(_writable(x)).to(device)
-        self.y = torch.as_tensor(_writable(y)).to(device)
+        self.tensors = {k: torch.as_tensor(_writable(a)).to(device) for k, a in arrays.items()}
+        self.n = _length(arrays)
         self.batch_size, self.shuffle, self.device = batch_size, shuffle, device
 
     def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        return math.ceil(self.n / self.batch_size)
 
-    def epoch_batches(self, generator: Any = None) -> Iterator[tuple[Any, Any]]:
-        order = _order(len(self.x), self.shuffle, generator).to(self.x.device)
-        for start in range(0, len(order), self.batch_size):
+    def epoch_batches(self, generator: Any = None) -> Iterator[dict[str, Any]]:
+        order = epoch_order(self.n, self.shuffle, generator).to(self.device)
+        for start in range(0, self.n, self.batch_size):
             idx = order[start:start + self.batch_size]
-            yield self.x[idx], self.y[idx]
+            yield {k: t[idx] for k, t in self.tensors.items()}
 
 
 class _Rows:
-    """Map-style dataset for DataLoader: one item is a whole batch of rows, read from the memmap at once."""
+    """Map-style dataset for DataLoader: one item is a whole batch of rows, read from the memmaps at once."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batches: list[np.ndarray], transform: Callable | None):
-        self.x, self.y, self.batches, self.transform = x, y, batches, transform
+    def __init__(self, arrays: Arrays, batches: list[np.ndarray], transforms: dict[str, Callable]):
+        self.arrays, self.batches, self.transforms = arrays, batches, transforms
 
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         idx = self.batches[i]
         # memmaps read fastest in file order; read sorted, then restore the shuffled order
         ordering = np.argsort(idx, kind="stable")
         inverse = np.empty_like(ordering)
         inverse[ordering] = np.arange(len(idx))
-        xb = np.asarray(self.x[idx[ordering]])[inverse]
-        yb = np.asarray(self.y[idx[ordering]])[inverse]
-        if self.transform is not None:
-            xb = self.transform(xb)
-        return np.ascontiguousarray(xb), np.ascontiguousarray(yb)
+        out = {}
+        for key, a in self.arrays.items():
+            rows = np.asarray(a[idx[ordering]])[inverse]
+            if key in self.transforms:
+                rows = self.transforms[key](rows)
+            out[key] = np.ascontiguousarray(rows)
+        return out
 
 
 def _writable(a: np.ndarray) -> np.ndarray:
@@ -79,43 +93,44 @@ def _mmap(a: np.ndarray | str | Path) -> np.ndarray:
 class LoaderBatches:
     """Streams batches through a torch DataLoader over (memory-mapped) arrays or .npy paths.
 
-    `transform` (e.g. Normalization.apply_normalization) runs on each numpy batch, so raw files
+    `transforms` (e.g. {"x": Normalization.apply_normalization}) run on each numpy batch, so raw files
     never need a normalized copy.
     """
 
-    def __init__(self, x: np.ndarray | str | Path, y: np.ndarray | str | Path, batch_size: int, shuffle: bool,
-                 device: Any = "cpu", transform: Callable | None = None, num_workers: int = 0):
-        self.x, self.y = _mmap(x), _mmap(y)
+    def __init__(self, arrays: Arrays, batch_size: int, shuffle: bool, device: Any = "cpu",
+                 transforms: dict[str, Callable] | None = None, num_workers: int = 0):
+        self.arrays = {k: _mmap(a) for k, a in arrays.items()}
+        self.n = _length(self.arrays)
         self.batch_size, self.shuffle, self.device = batch_size, shuffle, device
-        self.transform, self.num_workers = transform, num_workers
+        self.transforms, self.num_workers = transforms or {}, num_workers
 
     def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        return math.ceil(self.n / self.batch_size)
 
-    def epoch_batches(self, generator: Any = None) -> Iterator[tuple[Any, Any]]:
+    def epoch_batches(self, generator: Any = None) -> Iterator[dict[str, Any]]:
         import torch
         from torch.utils.data import DataLoader
 
-        order = _order(len(self.x), self.shuffle, generator).numpy()
+        order = epoch_order(self.n, self.shuffle, generator).numpy()
         batches = [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
         # batch_size=None: each item already is a batch; DataLoader only adds workers and pinning
         cuda = torch.device(self.device).type == "cuda"
-        loader = DataLoader(_Rows(self.x, self.y, batches, self.transform), batch_size=None, shuffle=False,
+        loader = DataLoader(_Rows(self.arrays, batches, self.transforms), batch_size=None, shuffle=False,
                             num_workers=self.num_workers, pin_memory=cuda)
-        for xb, yb in loader:
-            yield xb.to(self.device, non_blocking=cuda), yb.to(self.device, non_blocking=cuda)
+        for batch in loader:
+            yield {k: t.to(self.device, non_blocking=cuda) for k, t in batch.items()}
 
 
-def make_batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, device: Any = "cpu", *,
-                 threshold: int = MEMORY_LIMIT_BYTES, transform: Callable | None = None,
+def make_batches(arrays: Arrays, batch_size: int, shuffle: bool, device: Any = "cpu", *,
+                 threshold: int = MEMORY_LIMIT_BYTES, transforms: dict[str, Callable] | None = None,
                  ) -> InMemoryBatches | LoaderBatches:
     """InMemoryBatches when the split fits under `threshold` bytes, else LoaderBatches.
 
-    `transform` maps raw x to model input (e.g. normalizes): once up front in memory, per batch when streamed.
+    `transforms` map raw arrays to model inputs (e.g. normalize): once up front in memory, per batch when
+    streamed.
     """
-    x, y = _mmap(x), _mmap(y)
-    if x.nbytes + y.nbytes > threshold:
-        return LoaderBatches(x, y, batch_size, shuffle, device, transform=transform)
-    if transform is not None:
-        x = transform(np.asarray(x))
-    return InMemoryBatches(x, y, batch_size, shuffle, device)
+    arrays = {k: _mmap(a) for k, a in arrays.items()}
+    if sum(a.nbytes for a in arrays.values()) > threshold:
+        return LoaderBatches(arrays, batch_size, shuffle, device, transforms=transforms)
+    arrays = {k: (transforms[k](np.asarray(a)) if transforms and k in transforms else a) for k, a in arrays.items()}
+    return InMemoryBatches(arrays, batch_size, shuffle, device)

@@ -29,17 +29,21 @@ class Normalization:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, kind: str, x: np.ndarray) -> Normalization:
-        """Fit on x (N, *input_shape): per feature for vectors, per channel (axis 1) otherwise."""
-        return cls.fit_chunks(kind, [x], tuple(x.shape[1:]))
+    def fit(cls, kind: str, x: np.ndarray, axis: int | None = 0) -> Normalization:
+        """Fit on x (N, *input_shape): per entry of a sample's `axis` (features of a vector, channels of an
+        image), or one shift and scale for everything when `axis` is None."""
+        return cls.fit_chunks(kind, [x], tuple(x.shape[1:]), axis)
 
     @classmethod
-    def fit_chunks(cls, kind: str, chunks: Iterable[np.ndarray], sample_shape: tuple[int, ...]) -> Normalization:
+    def fit_chunks(cls, kind: str, chunks: Iterable[np.ndarray], sample_shape: tuple[int, ...],
+                   axis: int | None = 0) -> Normalization:
         """Fit on the samples of several (n, *sample_shape) chunks, e.g. read one by one from a memmap."""
         if kind not in ("standard", "minmax", "none"):
             raise ValueError(f"unknown normalization {kind!r}")
-        stat_shape = tuple(sample_shape[:1]) + (1,) * (len(sample_shape) - 1)
-        axes = (0,) + tuple(range(2, len(sample_shape) + 1))
+        rank = len(sample_shape)
+        axis = None if axis is None or rank == 0 else axis % rank
+        stat_shape = tuple(sample_shape[i] if i == axis else 1 for i in range(rank))
+        axes = (0,) + tuple(i + 1 for i in range(rank) if i != axis)
         count, mean, m2, low, high = 0, 0.0, 0.0, np.inf, -np.inf
         for chunk in chunks if kind != "none" else ():
             if len(chunk) == 0:
@@ -125,14 +129,15 @@ def prepare(spec: DataSpec, input_shape: tuple[int | str, ...], base_dir: Path, 
     train, val, test = _split(len(arrays.x), spec.split, seed)
     fill_values = _fill_missing(arrays, train) if spec.missing == "mean" else {}
     x = _reshape(arrays, input_shape)
+    axis = stat_axis(input_shape)
     input_shape = tuple(x.shape[1:])  # the symbols (T) bound to the data's sizes
     task = task or spec.task or arrays.task
     y, classes = _targets(arrays, task)
     if isinstance(x, LazyRows):  # statistics in one streaming pass; each split normalizes as it is read
-        norm = Normalization.fit_chunks(spec.normalize, (c for _, c in x.subset(train).chunks()), input_shape)
+        norm = Normalization.fit_chunks(spec.normalize, (c for _, c in x.subset(train).chunks()), input_shape, axis)
         xs = [x.subset(idx, norm.apply_normalization) for idx in (train, val, test)]
     else:
-        norm = Normalization.fit(spec.normalize, x[train])
+        norm = Normalization.fit(spec.normalize, x[train], axis)
         xs = [norm.apply_normalization(x[idx]) for idx in (train, val, test)]
     target_norm = None
     if task == "regression" and spec.normalize != "none":
@@ -171,6 +176,16 @@ def _fill_missing(arrays: Arrays, train: np.ndarray) -> dict[str, float]:
         if name not in one_hot:
             fill[name] = float(present.mean())
     return fill
+
+
+def stat_axis(input_shape: tuple[int | str, ...]) -> int | None:
+    """The sample axis inputs are standardized along: the first (features, channels) when its size is fixed,
+    else the last ((T, features)); statistics along a symbolic axis would not fit another length."""
+    if input_shape and isinstance(input_shape[0], int):
+        return 0
+    if input_shape and isinstance(input_shape[-1], int):
+        return len(input_shape) - 1
+    return None
 
 
 def _reshape(arrays: Arrays, input_shape: tuple[int | str, ...]) -> np.ndarray | LazyRows:

@@ -61,7 +61,8 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
         "loss": spec.loss.type,
         "classes": json.dumps(info["classes"]),
         "input_names": json.dumps([input_name]),
-        "input_shapes": json.dumps(info["input_shapes"]),
+        "input_shapes": json.dumps(info["input_shapes"]),  # symbolic axes (T) take any size
+        "sample_shapes": json.dumps(info.get("sample_shapes", info["input_shapes"])),  # the sizes trained on
         # How a CSV row becomes the input matrix (udlc.runtime.predict does it; so can any other caller):
         # the columns by name in the model's order, one-hot ones as 'column=value'; each categorical
         # column's values in one-hot order; what fills an empty numeric cell (missing: mean).
@@ -75,20 +76,41 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
         "checkpoint": ckpt.name,
     }
     return export_module(model, [(input_name, input_shape)], output or run.onnx_file,
-                         spec.export.onnx or OnnxExport(), metadata, output_names=model.output_names)
+                         spec.export.onnx or OnnxExport(), metadata, output_names=model.output_names,
+                         symbols=smallest_sizes(graph))
 
 
-def export_module(model: Any, inputs: list[tuple[str, tuple[int, ...]]], path: Path, options: Any,
-                  metadata: dict[str, str] | None = None, output_names: list[str] | None = None) -> Path:
-    """Export `model` (inputs: name and one sample's shape) with a dynamic batch axis, checked.
+def smallest_sizes(graph: Any) -> dict[str, int]:
+    """Each symbolic dimension's smallest size for which every node keeps a size of at least 1 (a convolution
+    without padding turns T into T-2: T >= 3); 2 at least, as torch.export takes sizes 0 and 1 for constants."""
+    from udlc.compiler.infer import symbols
+
+    low = {s: 2 for s in graph.symbols}
+    for node in graph.nodes.values():
+        for shape in node.shapes:
+            for d in shape:
+                if isinstance(d, str) and d not in low:
+                    (base,) = symbols((d,))
+                    low[base] = max(low[base], 1 - int(d[len(base):]))
+    return low
+
+
+def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], path: Path, options: Any,
+                  metadata: dict[str, str] | None = None, output_names: list[str] | None = None,
+                  symbols: dict[str, int] | None = None) -> Path:
+    """Export `model` (inputs: name and one sample's shape) with a dynamic batch axis and a dynamic axis for
+    every symbolic dimension (`symbols`: each one's smallest size), checked at other sizes than traced.
     `output_names` names the graph's outputs in the order forward returns them (default: the exporter's)."""
     import onnx
     import torch
 
     model = model.eval()
-    args = sample_inputs(model, inputs, EXPORT_BATCH, seed=0)
+    symbols = symbols or {}
+    args = sample_inputs(model, inputs, EXPORT_BATCH, seed=0, binding=trace_sizes(symbols))
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    dynamic = tuple({0: batch} for _ in inputs)
+    dims = {s: torch.export.Dim(s, min=low, max=1 << 16) for s, low in symbols.items()}
+    dynamic = tuple({0: batch, **{i + 1: dims[d] for i, d in enumerate(shape) if isinstance(d, str)}}
+                    for _, shape in inputs)
     if _takes_varargs(model):  # forward(self, *xs), as the merges: one structured argument
         dynamic = (dynamic,)
     names = [name for name, _ in inputs]
@@ -106,7 +128,7 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int, ...]]], path: P
             proto.metadata_props.add(key=key, value=value)
         onnx.save(proto, str(tmp))
         onnx.checker.check_model(str(tmp), full_check=True)
-        check_parity(model, inputs, tmp, options.atol, options.rtol)
+        check_parity(model, inputs, tmp, options.atol, options.rtol, check_sizes(symbols))
     except ExportError:
         tmp.unlink(missing_ok=True)
         raise
@@ -117,15 +139,27 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int, ...]]], path: P
     return path
 
 
-def sample_inputs(model: Any, inputs: list[tuple[str, tuple[int, ...]]], batch: int, seed: int) -> tuple:
-    """A batch to trace or check with: the model's own `sample_inputs` where it has one (a serving module
-    knows the raw scale of its inputs), else standard normal values."""
+def trace_sizes(symbols: dict[str, int]) -> dict[str, int]:
+    return {s: max(low, 8) for s, low in symbols.items()}
+
+
+def check_sizes(symbols: dict[str, int]) -> dict[str, int]:
+    """Sizes other than the traced ones: a graph that baked a traced length in fails the parity gate."""
+    return {s: max(low, 8) + 5 for s, low in symbols.items()}
+
+
+def sample_inputs(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], batch: int, seed: int,
+                  binding: dict[str, int]) -> tuple:
+    """A batch to trace or check with, symbols at the binding's sizes: the model's own `sample_inputs` where
+    it has one (a serving module knows the raw scale of its inputs), else standard normal values."""
     import torch
+
+    from udlc.compiler.infer import bind
 
     gen = torch.Generator().manual_seed(seed)
     if hasattr(model, "sample_inputs"):
-        return tuple(model.sample_inputs(batch, gen))
-    return tuple(torch.randn(batch, *shape, generator=gen) for _, shape in inputs)
+        return tuple(model.sample_inputs(batch, gen, binding))
+    return tuple(torch.randn(batch, *bind(shape, binding), generator=gen) for _, shape in inputs)
 
 
 def _takes_varargs(model: Any) -> bool:
@@ -154,12 +188,14 @@ def _quiet_logger(name: str):
         logger.setLevel(level)
 
 
-def check_parity(model: Any, inputs: list[tuple[str, tuple[int, ...]]], path: Path, atol: float, rtol: float) -> float:
-    """Max abs difference between onnxruntime and torch on a batch of CHECK_BATCH; raises past tolerance."""
+def check_parity(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], path: Path, atol: float, rtol: float,
+                 binding: dict[str, int] | None = None) -> float:
+    """Max abs difference between onnxruntime and torch on a batch of CHECK_BATCH (symbols at the binding's
+    sizes); raises past tolerance."""
     import onnxruntime as ort
     import torch
 
-    xs = sample_inputs(model, inputs, CHECK_BATCH, seed=1)
+    xs = sample_inputs(model, inputs, CHECK_BATCH, seed=1, binding=binding or {})
     with torch.no_grad():
         expected = model(*xs)
     expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from udlc.compiler.infer import bind
 from udlc.data import Normalization
 from udlc.tasks.registry import Served
 
@@ -28,13 +29,13 @@ OUTPUT_NAMES = {
 class Serving(nn.Module):
     """network((x - shift) / scale), its served output, then probabilities or un-standardized values."""
 
-    def __init__(self, network: nn.Module, input_shape: tuple[int, ...], output: int | None, answers: str,
+    def __init__(self, network: nn.Module, input_shape: tuple[int | str, ...], output: int | None, answers: str,
                  normalization: Normalization, target_normalization: Normalization | None = None):
         super().__init__()
         if answers not in OUTPUT_NAMES:
             raise ValueError(f"unknown answers {answers!r}: expected one of {', '.join(OUTPUT_NAMES)}")
         self.network = network
-        self.input_shape = tuple(input_shape)  # one sample's
+        self.input_shape = tuple(input_shape)  # one sample's, symbols (T) included
         self.output = output  # None: the network has one output and returns it bare
         self.answers = answers
         self.register_buffer("shift", torch.from_numpy(normalization.shift.copy()))
@@ -64,15 +65,16 @@ class Serving(nn.Module):
             out = out * self.target_scale + self.target_shift  # as Supervised.raw: the targets' own units
         return out
 
-    def sample_inputs(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    def sample_inputs(self, batch: int, generator: torch.Generator, binding: dict[str, int]
+                      ) -> tuple[torch.Tensor, ...]:
         """Raw inputs that standardize to N(0, 1), the values the network meets in use: the export and its
         parity gate then exercise the network where it works, not where raw N(0, 1) values land once
         standardized (for pixels of 0..16, all far below the training mean)."""
-        shape = (batch, *self.input_shape)
+        shape = (batch, *bind(self.input_shape, binding))
         return (torch.randn(shape, generator=generator) * self.scale + self.shift,)
 
 
-def serving_module(network: nn.Module, served: Served, n_outputs: int, input_shape: tuple[int, ...],
+def serving_module(network: nn.Module, served: Served, n_outputs: int, input_shape: tuple[int | str, ...],
                    info: dict[str, Any]) -> Serving:
     """Wrap `network` (with `n_outputs` graph outputs) for serving, with the standardizations run.json holds."""
     target = info.get("target_normalization")  # absent in run.json of runs from before it existed

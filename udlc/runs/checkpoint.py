@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -55,42 +54,6 @@ def save(path: Path, state: dict[str, Any]) -> None:
     """Save `state` (nested dicts of tensors and plain values) as path.safetensors + path.json."""
     tensors: dict[str, torch.Tensor] = {}
     _write(path, flatten(state, tensors, ""), tensors)
-
-
-class Writer:
-    """Saves checkpoints off the training thread. `save` takes a copy of the state at once (flatten
-    clones every tensor to the CPU), so training goes on while the file is written and synced; the
-    write itself stays atomic. At most one write is in flight: the next `save` waits for it, and
-    `wait` re-raises a failed write."""
-
-    def __init__(self) -> None:
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def save(self, *checkpoints: tuple[Path, dict[str, Any]]) -> None:
-        """Write (path, state) pairs, in order, in one background job."""
-        self.wait()
-        jobs = []
-        for path, state in checkpoints:
-            tensors: dict[str, torch.Tensor] = {}
-            jobs.append((path, flatten(state, tensors, ""), tensors))
-        self._thread = threading.Thread(target=self._run, args=(jobs,), daemon=True)
-        self._thread.start()
-
-    def _run(self, jobs: list) -> None:
-        try:
-            for path, data, tensors in jobs:
-                _write(path, data, tensors)
-        except BaseException as e:  # handed to the training thread by wait()
-            self._error = e
-
-    def wait(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise UdlcError(f"cannot write a checkpoint: {error}") from error
 
 
 def _write(path: Path, data: Any, tensors: dict[str, torch.Tensor]) -> None:

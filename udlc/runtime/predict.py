@@ -93,7 +93,10 @@ class Model:
             raise UdlcError(f"{path} was exported by an older udlc, whose file leaves input standardization to "
                             "predict — export it again with `udlc export RUN_FOLDER`")
         try:
-            self.input_shape = tuple(int(d) for d in json.loads(meta["input_shapes"])[0])
+            # A flat row (a CSV line) takes the shape the data had in training; an array with a sample axis
+            # per declared axis may give a symbolic one (T) any size.
+            self.declared = tuple(json.loads(meta["input_shapes"])[0])
+            self.input_shape = tuple(int(d) for d in json.loads(meta.get("sample_shapes", meta["input_shapes"]))[0])
             self.task, self.loss = meta["task"], meta["loss"]
             self.classes = json.loads(meta["classes"])
             self.feature_columns: list[str] | None = json.loads(meta.get("feature_columns", "null"))
@@ -135,12 +138,26 @@ class Model:
                             "feature matrix, or a CSV with a header for categorical columns")
         if x.size == 0:
             raise UdlcError(f"{source} holds no samples (an array of shape {x.shape})")
+        if self._fits_declared(x):
+            return self._finite(x, source)
         if x.ndim <= len(self.input_shape) and x.size == self.per_sample:
             x = x.reshape((1,) + self.input_shape)  # e.g. (4,) for a 4-feature model: one sample
         if x.ndim == 0 or math.prod(x.shape[1:]) != self.per_sample:
             raise UdlcError(f"{source}: an array of shape {x.shape} does not hold samples of shape "
                             f"{self.input_shape} ({self.per_sample} values each) — give an array of shape "
                             f"(N, {self.per_sample}) or (N, {', '.join(map(str, self.input_shape))})")
+        return self._finite(x.reshape((len(x),) + self.input_shape), source)
+
+    def _fits_declared(self, x: np.ndarray) -> bool:
+        """(N, *sample) whose fixed axes match the declared input and whose symbolic ones (T) are any size."""
+        if not any(isinstance(d, str) for d in self.declared) or x.ndim != len(self.declared) + 1:
+            return False
+        sizes: dict[str, int] = {}
+        return all(n == d if isinstance(d, int) else sizes.setdefault(d, n) == n and n > 0
+                   for d, n in zip(self.declared, x.shape[1:]))
+
+    def _finite(self, x: np.ndarray, source: str) -> np.ndarray:
+        """x as float32, refusing NaN, inf and values beyond float32, sample by sample."""
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, sample by sample
             values = x.astype(np.float64).reshape(len(x), -1)
         bad = ~(np.isfinite(values) & (np.abs(values) <= _FLOAT32_MAX)).all(axis=1)
@@ -148,7 +165,7 @@ class Model:
             rows = ", ".join(str(i) for i in np.flatnonzero(bad)[:5]) + (" …" if bad.sum() > 5 else "")
             raise UdlcError(f"{source} holds NaN, inf or values beyond float32 in samples {rows} (counted from 0): "
                             "predictions for them would be meaningless — fix or drop those samples")
-        return values.astype(np.float32).reshape((len(x),) + self.input_shape)
+        return values.astype(np.float32).reshape(x.shape)
 
     def _from_csv(self, inputs: Inputs) -> np.ndarray:
         """CSV rows as the model's input matrix: columns matched by name when the model knows its feature

@@ -125,7 +125,8 @@ class Supervised(Task):
         # A classification loss makes the task classification; otherwise the source's own task stands.
         kind = spec.data.task or ("classification" if spec.loss.type in CLASSIFICATION_LOSSES else None)
         graph = self.graph(compiled)
-        (shape,) = graph.inputs.values()
+        self.net = self.network(compiled)  # batches and steps feed this network's one input
+        ((self.input, shape),) = graph.inputs.items()
         try:
             data = prepare(spec.data, shape, compiled.base_dir, spec.seed, kind)
         except SpecError as e:
@@ -159,7 +160,8 @@ class Supervised(Task):
             "task": data.task,
             "classes": data.classes,
             "input_names": list(graph.inputs),
-            "input_shapes": [list(s) for s in graph.inputs.values()],
+            "input_shapes": [list(s) for s in graph.inputs.values()],  # as declared: symbols (T) included
+            "sample_shapes": [list(data.input_shape)],  # as the data had them: the symbols' sizes in training
             "feature_columns": data.feature_columns,
             "target_column": data.target_column,
             "categories": data.categories,
@@ -172,10 +174,13 @@ class Supervised(Task):
         return f"{len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)}"
 
     def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+        """A split's batches of named tensors: the model's input by its name, and `target`."""
         from udlc.data import make_batches
 
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
-        return make_batches(x, y, batch_size=batch_size, shuffle=shuffle, device=device) if len(x) else None
+        if not len(x):
+            return None
+        return make_batches({self.input: x, "target": y}, batch_size=batch_size, shuffle=shuffle, device=device)
 
     def setup(self, s: Any, data: Any) -> None:
         """Bind the loss, the metrics and the target scale for this run."""
@@ -183,7 +188,6 @@ class Supervised(Task):
 
         from udlc.spec.losses import LOSSES
 
-        self.net = next(iter(s.graphs))
         self.ids = self.output_ids(s.spec, s.graphs[self.net])
         self.loss_weights = self.weights(self.ids)
         self.loss_fn = LOSSES[s.spec.loss.type].build(s.spec.loss, s.device)
@@ -192,7 +196,7 @@ class Supervised(Task):
             torch.as_tensor(a.reshape(-1), device=s.device) for a in (norm.shift, norm.scale))
 
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
-        xb, yb = batch
+        xb, yb = batch[self.input], batch["target"]
         if s.augment is not None:
             xb = s.augment(xb, s.generator)
         with s.autocast():
@@ -216,7 +220,8 @@ class Supervised(Task):
         columns: list[list[Any]] = []
         ys = []
         with torch.no_grad():
-            for xb, yb in batches.epoch_batches(None):
+            for batch in batches.epoch_batches(None):
+                xb, yb = batch[self.input], batch["target"]
                 with s.autocast():
                     outs = model(xb)
                 outs = outs if isinstance(outs, tuple) else (outs,)

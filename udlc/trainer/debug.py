@@ -51,7 +51,9 @@ def nonfinite_report(s: Any, network: str, batch: tuple[Any, Any], loss: torch.T
             else:
                 lines.append("the model's outputs are finite but the loss is not: check the targets and the loss.")
     lines.append(ADVICE + ".")
-    lines.append(f"the last good checkpoint is kept: {s.run.checkpoint('last').with_suffix('.safetensors')}")
+    if s.written_epoch:
+        lines.append(f"the last good checkpoint is kept: {s.run.checkpoint('last').with_suffix('.safetensors')} "
+                     f"(after epoch {s.written_epoch}; `udlc train --resume {s.run}` continues from it)")
     return TrainingDiverged("\n".join(lines))
 
 

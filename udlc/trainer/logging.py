@@ -17,6 +17,7 @@ class EpochLog:
         self.jsonl, self.csv = run_dir / "metrics.jsonl", run_dir / "metrics.csv"
         self.epochs, self.quiet = epochs, quiet
         self.rows: list[dict[str, Any]] = []
+        self.fields: list[str] = []  # metrics.csv's columns as written
         self.progress = None
         if not quiet and sys.stdout.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -41,7 +42,11 @@ class EpochLog:
         self.rows.append(row)
         with self.jsonl.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        self._write_csv()
+        if self.fields == list(row):  # the usual case: one more line (rewriting grows with the epochs)
+            with self.csv.open("a", newline="") as f:
+                csv.DictWriter(f, fieldnames=self.fields).writerow(row)
+        else:
+            self._write_csv()
         line = f"epoch {row['epoch']}/{self.epochs}  " + "  ".join(
             _fmt(k, v) for k, v in row.items() if k != "epoch")
         if self.progress is not None:
@@ -69,6 +74,7 @@ class EpochLog:
         fields: list[str] = []
         for r in self.rows:
             fields += [k for k in r if k not in fields]
+        self.fields = fields
         with self.csv.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()

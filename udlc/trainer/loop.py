@@ -40,9 +40,11 @@ class Setup:
     run: RunFolder
     log: EpochLog
     state: dict = field(default_factory=lambda: {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "bad": 0})
-    writer: checkpoint.Writer = field(default_factory=checkpoint.Writer)
     boundary: bool = True  # this batch ends a gradient-accumulation group: optimizers step after it
     epoch: int = 0  # the epoch being trained, for messages
+    best_state: dict | None = None  # the best epoch's weights (a copy), until written to checkpoints/best
+    written_at: float = 0.0  # time.monotonic() of the last checkpoint write
+    written_epoch: int = 0  # the epoch checkpoints/last holds
 
     def module(self, network: str) -> nn.Module:
         """The plain module, also under torch.compile: checkpoints hold its names, not the wrapper's."""
@@ -74,13 +76,10 @@ def fit(s: Setup) -> None:
     if train.early_stopping is not None and s.state["bad"] >= train.early_stopping.patience:
         s.log.note("this run had stopped early; there is nothing left to train")
         return
-    try:
-        while s.state["epoch"] < train.epochs:
-            s.epoch = s.state["epoch"] + 1
-            if not train_epoch(s, monitor, mode):
-                break
-    finally:
-        s.writer.wait()  # the last checkpoint is on disk before the run goes on (or stops)
+    while s.state["epoch"] < train.epochs:
+        s.epoch = s.state["epoch"] + 1
+        if not train_epoch(s, monitor, mode):
+            break
 
 
 def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
@@ -111,14 +110,19 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
                samples_per_s=round(seen / max(seconds, 1e-9), 1))
     for plateau in s.plateaus.values():  # its scale enters the scheduler's factor from the next step on
         plateau.update(row[plateau.spec.monitor])
-    improved = update_best(s.state, row.get(monitor), mode, train.early_stopping)
+    if update_best(s.state, row.get(monitor), mode, train.early_stopping):
+        s.best_state = {"models": {name: {k: v.detach().clone() for k, v in s.module(name).state_dict().items()}
+                                   for name in s.models}, "epoch": s.epoch, monitor: row.get(monitor)}
     s.state["epoch"] = s.epoch
-    # The row first, then the checkpoints: a kill in between loses no row, and a resume drops rows
-    # past its checkpoint. The checkpoints are written in the background while the next epoch trains.
-    s.log.epoch(row)
-    save_checkpoints(s, improved, monitor, row.get(monitor))
     stop = train.early_stopping
-    if stop is not None and s.state["bad"] >= stop.patience:
+    stopping = stop is not None and s.state["bad"] >= stop.patience
+    # The row first, then the checkpoints: a kill in between loses no row, and a resume drops rows
+    # past its checkpoint.
+    s.log.epoch(row)
+    if s.epoch == 1 or stopping or s.epoch == train.epochs or \
+            time.monotonic() - s.written_at >= train.checkpoint_seconds:
+        save_checkpoints(s)
+    if stopping:
         value = "no value yet" if s.state["best"] is None else \
             f"best {s.state['best']:.4g} at epoch {s.state['best_epoch']}"
         s.log.note(f"early stopping: {monitor} has not improved for {stop.patience} "
@@ -151,11 +155,15 @@ def update_best(state: dict, value: float | None, mode: str, stop: Any) -> bool:
     return False
 
 
-def save_checkpoints(s: Setup, improved: bool, monitor: str, value: float | None) -> None:
-    """checkpoints/last, and checkpoints/best when the monitored value improved."""
-    models = {name: s.module(name).state_dict() for name in s.models}
-    best = [(s.run.checkpoint("best"), {"models": models, "epoch": s.epoch, monitor: value})]
-    s.writer.save(*(best if improved else []), (s.run.checkpoint("last"), last_state(s, models)))
+def save_checkpoints(s: Setup) -> None:
+    """checkpoints/best when it improved since the last write, then checkpoints/last: together, so that the
+    best a resumed run remembers is the one on disk. Writing (a synced file, milliseconds) only every
+    train.checkpoint_seconds keeps a small model's epochs as fast as a hand-written loop's."""
+    if s.best_state is not None:
+        checkpoint.save(s.run.checkpoint("best"), s.best_state)
+        s.best_state = None
+    checkpoint.save(s.run.checkpoint("last"), last_state(s, {name: s.module(name).state_dict() for name in s.models}))
+    s.written_at, s.written_epoch = time.monotonic(), s.epoch
 
 
 def last_state(s: Setup, models: dict[str, Any]) -> dict[str, Any]:

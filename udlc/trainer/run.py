@@ -100,6 +100,7 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     task.setup(s, data)
     if resume is not None:
         restore_last(s)
+        s.written_epoch = s.state["epoch"]
         log.resume(s.state["epoch"])
         log.note(f"resuming {run} after epoch {s.state['epoch']}")
     if train.compile:
