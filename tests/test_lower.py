@@ -62,6 +62,21 @@ def test_init_options() -> None:
     assert torch.count_nonzero(mixed.linear_1.weight) == 0 and torch.count_nonzero(mixed.linear.weight) > 0
 
 
+@pytest.mark.parametrize("name", sorted(__import__("udlc.spec.inits", fromlist=["INITS"]).INITS))
+def test_every_registered_init_is_accepted_and_sets_the_weights(name: str) -> None:
+    """Registering an init is enough: the spec accepts its name, and lowering applies it to every weight
+    matrix (biases start at zero); 'default' leaves PyTorch's own init."""
+    from udlc.spec.inits import INITS
+
+    assert INITS[name].description
+    default, mine = lower(tiny("default"), seed=0), lower(tiny(name), seed=0)
+    same = [torch.equal(a, b) for a, b in zip(default.parameters(), mine.parameters())]
+    if INITS[name].apply is None:
+        assert all(same)
+    else:
+        assert not same[0] and torch.count_nonzero(mine.linear.bias) == 0
+
+
 def test_same_seed_same_weights_regardless_of_global_rng() -> None:
     a = lower(tiny(), seed=3)
     torch.rand(100)

@@ -20,6 +20,7 @@ from torch import fx, nn
 from udlc.compiler.graph import Graph
 from udlc.compiler.infer import bind, bindings
 from udlc.layers import REGISTRY
+from udlc.spec.inits import INITS
 
 
 def lower(graph: Graph, *, seed: int | None = None) -> fx.GraphModule:
@@ -46,22 +47,17 @@ def lower(graph: Graph, *, seed: int | None = None) -> fx.GraphModule:
 
 
 def apply_init(module: nn.Module, init: str) -> None:
-    """Re-initialize weight matrices and kernels (rank ≥ 2); biases start at zero. 'default' keeps PyTorch's."""
-    if init == "default":
+    """Re-initialize weight matrices and kernels (rank ≥ 2) with a registered init (udlc.spec.inits); biases
+    start at zero. 'default' keeps PyTorch's."""
+    fill = INITS[init].apply
+    if fill is None:
         return
     for sub in module.modules():
         weight = getattr(sub, "weight", None)
         if not isinstance(weight, nn.Parameter) or weight.dim() < 2:
             continue
         with torch.no_grad():
-            if init == "kaiming":
-                nn.init.kaiming_normal_(weight, nonlinearity="relu")
-            elif init == "xavier":
-                nn.init.xavier_uniform_(weight)
-            elif init == "normal":
-                nn.init.normal_(weight, std=0.02)
-            elif init == "zeros":
-                nn.init.zeros_(weight)
+            fill(weight)
             bias = getattr(sub, "bias", None)
             if isinstance(bias, nn.Parameter):
                 nn.init.zeros_(bias)

@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, PositiveInt, WithJsonSchema, model_validator
 
 from udlc.spec.base import StrictModel
+from udlc.spec.inits import INITS as _INITS
 
-INITS = ("default", "kaiming", "xavier", "normal", "zeros")
-Init = Literal["default", "kaiming", "xavier", "normal", "zeros"]
+INITS = tuple(_INITS)  # the names, for messages and the schema
+Init = Literal[INITS]  # type: ignore[valid-type]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 # A marker that udlc.compiler.schema replaces with a reference to the registry-built LayerEntry definition.
 LayerEntry = Annotated[Any, WithJsonSchema({"x-udlc": "LayerEntry"})]

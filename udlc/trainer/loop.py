@@ -41,6 +41,7 @@ class Setup:
     log: EpochLog
     state: dict = field(default_factory=lambda: {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "bad": 0})
     boundary: bool = True  # this batch ends a gradient-accumulation group: optimizers step after it
+    group: int = 1  # micro-batches in this accumulation group (the epoch's last may be short)
     epoch: int = 0  # the epoch being trained, for messages
     best_state: dict | None = None  # the best epoch's weights (a copy), until written to checkpoints/best
     written_at: float = 0.0  # time.monotonic() of the last checkpoint write
@@ -57,8 +58,7 @@ class Setup:
         value = loss.item()  # one sync per step, as a hand-written loop's logging does
         if not math.isfinite(value):
             raise nonfinite_report(self, network, batch, loss, self.epoch, self.state["step"] + 1)
-        accum = self.spec.train.grad_accum
-        (loss / accum if accum > 1 else loss).backward()
+        (loss / self.group if self.group > 1 else loss).backward()  # the group's mean gradient
         if self.boundary:
             optimizer = self.optimizers[network]
             if self.spec.train.grad_clip:
@@ -91,8 +91,10 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
     sums: dict[str, float] = {}
     seen = 0
     n_batches = len(s.train)
+    accum = train.grad_accum
     for i, batch in enumerate(s.train.epoch_batches(s.generator)):
-        s.boundary = (i + 1) % train.grad_accum == 0 or i + 1 == n_batches
+        s.boundary = (i + 1) % accum == 0 or i + 1 == n_batches
+        s.group = min(accum, n_batches - i // accum * accum)
         values, size = s.task.train_step(s, batch)
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + value * size
