@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -252,3 +253,50 @@ def train_here(spec: Path, out: Path) -> Path:
     from udlc.trainer.run import train_spec
 
     return train_spec(compile_spec(spec), out=out, quiet=True)
+
+
+# ---- a classifier trained on a CSV: named columns, a categorical one, empty cells ------------------------
+
+CSV_SPEC = {
+    "udlc": 1,
+    "name": "tiny-csv",
+    "seed": 0,
+    # the target stands between features, so a file with it read by name must skip it
+    "data": {"source": "data.csv", "target": "label", "categorical": ["color"], "missing": "mean"},
+    "model": {"input": [5], "layers": [{"linear": 8}, "relu", {"linear": 2}]},  # 3 one-hot columns + a + b
+    "loss": "cross_entropy",
+    "optimizer": {"type": "adam", "lr": 0.01},
+    "train": {"epochs": 2, "batch_size": 32},
+    "export": {"onnx": {"opset": 18}},
+}
+CSV_HEADER = ["color", "a", "label", "b"]
+
+
+def csv_rows(n: int = 120) -> list[list[str]]:
+    """color (categorical), a (numeric, every 17th cell empty), label (the target), b (numeric)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(50, 10, n), rng.normal(-3, 2, n)
+    color = rng.choice(["red", "green", "blue"], n)
+    label = np.where(a + 5 * (color == "red") > 52, "yes", "no")
+    return [[color[i], "" if i % 17 == 3 else f"{a[i]:.3f}", label[i], f"{b[i]:.3f}"] for i in range(n)]
+
+
+def write_csv(path: Path, header: list[str] | None, rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerows(([header] if header else []) + rows)
+    return path
+
+
+@early_job("csv_run")
+def _csv_job(root: Path) -> dict[str, tuple]:
+    write_csv(root / "data.csv", CSV_HEADER, csv_rows())
+    write_spec(root / "csv.yaml", CSV_SPEC)
+    return {"csv": ("train", "csv.yaml", "--out", "runs")}
+
+
+@pytest.fixture(scope="session")
+def csv_run(tmp_path_factory) -> TrainedRun:
+    """tiny-csv, trained once per session."""
+    root, results = job_results("csv_run", tmp_path_factory)
+    return TrainedRun(root / "csv.yaml", run_folder(results["csv"], root), results["csv"])

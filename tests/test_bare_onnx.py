@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import TrainedRun, child_env, describe, finish, udlc_argv
-from tests.test_predict import CSV_HEADER, csv_rows, csv_run, write_csv  # noqa: F401 (csv_run: a fixture)
+from tests.conftest import CSV_HEADER, csv_rows, write_csv
 
 # What a user of onnxruntime writes, in any language: read the metadata, encode a CSV row by its feature
 # columns (one-hot 'column=value' ones from the row's category, empty cells from fill_values), or take a

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from tests.conftest import TrainedRun
-from tests.test_predict import csv_run  # noqa: F401 (a fixture: trained once per session)
 from udlc.exporter.onnx import ExportError
 from udlc.layers import REGISTRY
 

@@ -125,14 +125,15 @@ def test_example_models_count_what_torch_counts() -> None:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from udlc.compiler.lower import lower
+    from udlc.compiler.infer import bindings
+    from udlc.compiler.lower import example_inputs, lower
     from udlc.tasks import compile_spec
 
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         graph = compile_spec(path).graph
         module = lower(graph, seed=0).eval()
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            module(*[torch.randn(BATCH, *s) for s in graph.inputs.values()])
+        with FlopCounterMode(display=False) as counter, torch.no_grad():  # symbols at the size FLOPs count them
+            module(*example_inputs(graph, BATCH, bindings(graph.symbols)[0]))
         matmuls = sum(n.flops for n in graph.nodes.values() if n.op in ("linear", "conv1d", "conv2d", "conv_transpose2d"))
         assert matmuls > 0 and matmuls * BATCH == counter.get_total_flops(), path.name
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import udlc
-from udlc.compiler.lower import cross_check, lower
+from udlc.compiler.infer import bind
+from udlc.compiler.lower import cross_check, example_inputs, lower
 from udlc.compiler.pipeline import compile_text
 from udlc.spec.training import Cosine, Cyclical, Linear, MultiStep, OneCycle, Step
 from udlc.runs import checkpoint
@@ -25,10 +26,10 @@ def test_examples_build_and_match_static_shapes(example: Path) -> None:
     compiled = udlc.load_spec(example)
     assert cross_check(compiled.graph).startswith("torch agrees")
     module = udlc.build(compiled)
-    shape = next(iter(compiled.graph.inputs.values()))
-    outs = module(torch.zeros(3, *shape))
+    binding = {s: 11 for s in compiled.graph.symbols}  # a length of its own for every symbol (T)
+    outs = module(*example_inputs(compiled.graph, 3, binding))
     outs = outs if isinstance(outs, tuple) else (outs,)
-    assert [tuple(o.shape) for o in outs] == [(3, *s) for s in compiled.graph.output_shapes]
+    assert [tuple(o.shape) for o in outs] == [(3, *bind(s, binding)) for s in compiled.graph.output_shapes]
 
 
 def test_generated_forward_reads_like_pytorch() -> None:

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tests.conftest import TrainedRun
-from tests.test_predict import csv_run  # noqa: F401 (a fixture: trained once per session)
 from udlc.errors import UdlcError
 
 # database=None: no .hypothesis folder in the shared tree; the failing example is printed in full anyway
@@ -28,7 +27,7 @@ FEATURES = 5  # color one-hot (3) + a + b
 
 
 @pytest.fixture(scope="module")
-def model(csv_run: TrainedRun):  # noqa: F811 (the imported fixture, used here)
+def model(csv_run: TrainedRun):
     from udlc.runtime.predict import Model
 
     return Model(csv_run.run / "model.onnx")

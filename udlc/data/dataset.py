@@ -10,7 +10,7 @@ from typing import Iterable
 import numpy as np
 
 from udlc.compiler.infer import fit_sample, is_symbolic
-from udlc.data.sources import Arrays, LazyRows, load_arrays
+from udlc.data.sources import Arrays, LazyRows, is_number, load_arrays
 from udlc.errors import SpecError
 from udlc.spec.data import DataSpec
 
@@ -207,7 +207,7 @@ def _reshape(arrays: Arrays, input_shape: tuple[int | str, ...]) -> np.ndarray |
 def _targets(arrays: Arrays, task: str) -> tuple[np.ndarray, list[str] | None]:
     y = arrays.y
     if task == "regression":
-        if arrays.classes is not None and not all(_is_number(c) for c in arrays.classes):
+        if arrays.classes is not None and not all(is_number(c) for c in arrays.classes):
             raise SpecError(f"{arrays.name} has class labels ({', '.join(arrays.classes[:5])}, ...); regression "
                             "needs numeric targets", path="data.task", hint="use task: classification")
         y = y.astype(np.float32)
@@ -224,14 +224,6 @@ def _targets(arrays: Arrays, task: str) -> tuple[np.ndarray, list[str] | None]:
                         path="data.task", hint="use task: regression, or a regression loss such as mse")
     values, idx = np.unique(y.astype(np.int64), return_inverse=True)
     return idx.reshape(-1).astype(np.int64), [str(v) for v in values]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _split(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[np.ndarray, ...]:

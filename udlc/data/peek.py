@@ -64,7 +64,7 @@ def builtin_signature(entry: BuiltinSet) -> DataSignature:
     return DataSignature(
         entry.name, math.prod(entry.shape), entry.shape, "regression" if classes is None else "classification",
         None if classes is None else len(classes), classes, entry.target_width,
-        classes is not None and not all(_is_number(c) for c in classes), None)
+        classes is not None and not all(sources.is_number(c) for c in classes), None)
 
 
 def _csv(path: Path, spec: DataSpec) -> DataSignature:
@@ -89,7 +89,7 @@ def _csv(path: Path, spec: DataSpec) -> DataSignature:
     sources.check_target_cell(value, path, line, header[t], spec)
     task, text = None, None
     if value:
-        text = not _is_number(value)
+        text = not sources.is_number(value)
         if text:
             task = "classification"
         elif float(value) % 1 != 0:
@@ -156,14 +156,6 @@ def _refuse_objects(dtype: np.dtype, path: Path) -> None:
     if dtype.hasobject:
         raise SpecError(f"cannot read {path.name}: it holds an object array", path="data.source",
                         hint=sources.NO_OBJECTS)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 # How `udlc check` reads each file kind registered in spec/sources.py, from its header alone; the twin of

@@ -17,7 +17,6 @@ from pydantic import Field, PositiveFloat
 from udlc.errors import SpecError, did_you_mean, one_of
 from udlc.spec.base import StrictModel
 from udlc.spec.model import Name
-from udlc.spec.training import metric_name
 from udlc.tasks.registry import register
 from udlc.tasks.supervised import Supervised
 
