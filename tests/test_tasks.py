@@ -209,6 +209,7 @@ def test_init_from_with_nothing_in_common_is_an_error(tmp_path: Path, digits_run
     spec = write_spec(tmp_path / "s.yaml", {**DIGITS_MLP, "model": conv})
     err = assert_clean_failure(run_cli("train", spec, "--init-from", digits_run.run, "--out", tmp_path / "runs"))
     assert "none of its tensors matches" in err
+    assert not (tmp_path / "runs").exists()  # a run that cannot start leaves no folder behind
 
 
 def test_check_only_udlc_skips_yaml_that_is_not_a_spec(tmp_path: Path, run_cli) -> None:

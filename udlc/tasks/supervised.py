@@ -16,7 +16,6 @@ from udlc.spec.training import CLASSIFICATION_LOSSES, metric_name
 from udlc.tasks.registry import Served, Task, register
 
 
-
 class SupervisedOptions(StrictModel):
     type: Literal["supervised"] = "supervised"
 
@@ -85,9 +84,7 @@ class Supervised(Task):
         try:
             signature = peek(spec.data, compiled.base_dir)
         except SpecError as e:
-            if e.span is None and e.path:
-                e.span = doc.span(tuple(e.path.split(".")))
-            return [e]
+            return [located(e, doc)]
         (shape,) = graph.inputs.values()
         errors = []
         for output in graph.outputs:
@@ -130,9 +127,7 @@ class Supervised(Task):
         try:
             data = prepare(spec.data, shape, compiled.base_dir, spec.seed, kind)
         except SpecError as e:
-            if e.span is None and e.path:
-                e.span = compiled.doc.span(tuple(e.path.split(".")))
-            raise
+            raise located(e, compiled.doc) from None
         self.check_loaded(compiled, data)
         return data
 
@@ -246,6 +241,13 @@ class Supervised(Task):
         """Standardized regression values (outputs or targets) back in the targets' units."""
         shift, scale = self.target_norm
         return values * scale + shift
+
+
+def located(e: SpecError, doc: Any) -> SpecError:
+    """A data error carries the spec path it is about (data.source, model.input); point it at that line."""
+    if e.span is None and e.path:
+        e.span = doc.span(tuple(int(p) if p.isdigit() else p for p in e.path.split(".")))
+    return e
 
 
 def check_network_keys(compiled: Any) -> list[SpecError]:

@@ -65,11 +65,13 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     torch.manual_seed(spec.seed)
     data = task.load_data(compiled)
 
+    models = {name: lower(graph, seed=spec.seed + i).to(device) for i, (name, graph) in enumerate(compiled.graphs.items())}
+    # Before the run folder exists: a run that cannot start leaves nothing behind.
+    notes = [init_weights(models, RunFolder.open(init_from))] if init_from is not None and resume is None else []
     run = resume or RunFolder.create(out, spec.name)
     if resume is None:
-        write_run_files(run, compiled, task.info(compiled, data))
-    models = {name: lower(graph, seed=spec.seed + i).to(device) for i, (name, graph) in enumerate(compiled.graphs.items())}
-    notes = [init_weights(models, RunFolder.open(init_from))] if init_from is not None and resume is None else []
+        write_run_files(run, compiled, {**task.info(compiled, data),
+                                        "init_from": str(init_from) if init_from is not None else None})
     batch = partial(task.batches, data, device=device)
     train_batches = batch("train", batch_size=train.batch_size, shuffle=True)
     eval_size = train.eval_batch_size or max(train.batch_size, 256)
