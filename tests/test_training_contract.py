@@ -121,3 +121,19 @@ def test_two_networks_each_with_its_own_optimizer_train_and_resume_exactly(
     a, b = final_weights(straight), final_weights(short)
     assert a.keys() == b.keys() and any(k.startswith("models.b.") for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a), "two networks resumed from epoch 2 end elsewhere than straight"
+
+
+@pytest.mark.parametrize("loss,source,metric,better_than", [
+    ({"type": "bce", "pos_weight": 1.5}, "moons", "test_accuracy", 0.85),  # one logit, two classes
+    ({"type": "huber", "delta": 0.5}, "sine", "test_r2", 0.8),
+])
+def test_training_with_bce_and_huber_learns(tmp_path: Path, one_torch_thread, loss, source, metric,
+                                            better_than) -> None:
+    spec = write_spec(tmp_path / "s.yaml", {
+        "udlc": 1, "name": "learns", "seed": 0, "data": {"source": source, "samples": 600},
+        "model": {"input": [2 if source == "moons" else 1],
+                  "layers": [{"linear": 32}, "tanh", {"linear": 32}, "tanh", {"linear": 1}]},
+        "loss": loss, "metrics": [metric.removeprefix("test_")], "optimizer": {"type": "adam", "lr": 0.01},
+        "train": {"epochs": 25, "batch_size": 32}})
+    results = json.loads((train_here(spec, tmp_path / "runs") / "results.json").read_text())
+    assert results[metric] > better_than, results
