@@ -63,25 +63,32 @@ def test_every_layer_sample_exports_with_a_dynamic_batch(tmp_path: Path, name: s
     from udlc.exporter.onnx import export_module
     from udlc.spec.training import OnnxExport
 
+    from udlc.compiler.infer import bind, bindings, infer
+    from udlc.exporter.onnx import smallest_sizes
+    from udlc.layers.registry import random_input
+
     lt = REGISTRY[name]
     args, shapes = lt.samples[index]
     cfg = lt.config.model_validate(args)
-    out_shape = lt.shape(cfg, *shapes)
+    dtypes = list(lt.sample_dtypes) + ["float32"] * (len(shapes) - len(lt.sample_dtypes))
+    out_shapes = infer(lt, cfg, list(shapes), dtypes)[0]
+    symbols = list(dict.fromkeys(d for s in shapes for d in s if isinstance(d, str)))
     torch.manual_seed(0)
-    module = lt.build(cfg, *shapes).eval()
-    inputs = [(f"x{i}", tuple(s)) for i, s in enumerate(shapes)]
-    path = export_module(module, inputs, tmp_path / "layer.onnx", OnnxExport(opset=18))  # raises on mismatch
+    module = lt.build(cfg, *[bind(s, bindings(symbols)[0]) for s in shapes]).eval()
+    inputs = [(f"x{i}", tuple(s), d) for i, (s, d) in enumerate(zip(shapes, dtypes))]
+    path = export_module(module, inputs, tmp_path / "layer.onnx", OnnxExport(opset=18),
+                         symbols=smallest_sizes(symbols, out_shapes))  # raises on mismatch
     assert path == tmp_path / "layer.onnx" and path.is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layer.onnx"]  # no temporary left behind
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == [n for n, _ in inputs]
-    out_shapes = list(out_shape) if lt.outputs is not None else [out_shape]  # a layer may give several (split)
-    rng = np.random.default_rng(index)
-    for batch in (1, 5):
-        xs = [rng.standard_normal((batch, *s)).astype(np.float32) for s in shapes]
-        outs = session.run(None, {n: x for (n, _), x in zip(inputs, xs)})
-        assert [o.shape for o in outs] == [(batch, *s) for s in out_shapes]
+    assert [i.name for i in session.get_inputs()] == [n for n, *_ in inputs]
+    gen = torch.Generator().manual_seed(index)
+    for batch, size in ((1, 9), (5, 14)):  # two batch sizes, and two lengths of every symbol (T)
+        binding = {sym: size for sym in symbols}
+        xs = [random_input((batch, *bind(s, binding)), d, gen).numpy() for s, d in zip(shapes, dtypes)]
+        outs = session.run(None, {n: x for (n, *_), x in zip(inputs, xs)})
+        assert [o.shape for o in outs] == [(batch, *bind(s, binding)) for s in out_shapes]
         with torch.no_grad():
             expected = module(*(torch.from_numpy(x) for x in xs))
         expected = list(expected) if isinstance(expected, tuple) else [expected]

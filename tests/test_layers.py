@@ -10,6 +10,7 @@ from typing import Literal
 
 import pytest
 
+from udlc.compiler.infer import bind, bindings, infer
 from udlc.layers import REGISTRY, LayerConfig, ShapeError, register
 from udlc.layers.conv import per_axis
 
@@ -18,24 +19,37 @@ ROOT = Path(__file__).resolve().parents[1]
 CASES = [(name, i) for name, lt in REGISTRY.items() for i in range(len(lt.samples))]
 
 
+def sample_inputs(lt, shapes, batch: int, binding: dict[str, int]) -> list:
+    """Random inputs for a registry sample: its dtypes, its symbols (T) at the binding's sizes."""
+    from udlc.layers.registry import random_input
+
+    dtypes = list(lt.sample_dtypes) + ["float32"] * (len(shapes) - len(lt.sample_dtypes))
+    return [random_input((batch, *bind(s, binding)), d) for s, d in zip(shapes, dtypes)]
+
+
 @pytest.mark.parametrize("name,index", CASES, ids=[f"{n}-{i}" for n, i in CASES])
 def test_sample_matches_torch(name: str, index: int) -> None:
+    """The static types agree with the torch module's outputs, at two sizes of every symbol in the sample."""
     import torch
 
     lt = REGISTRY[name]
     args, shapes = lt.samples[index]
     cfg = lt.config.model_validate(args)
     assert lt.config.model_validate(cfg.model_dump()) == cfg
-    out_shapes = lt.shape(cfg, *shapes) if lt.outputs else (lt.shape(cfg, *shapes),)
+    dtypes = list(lt.sample_dtypes) + ["float32"] * (len(shapes) - len(lt.sample_dtypes))
+    out_shapes, out_dtypes, params, _ = infer(lt, cfg, list(shapes), dtypes)
+    names = list(dict.fromkeys(d for s in shapes for d in s if isinstance(d, str)))
     torch.manual_seed(0)
-    module = lt.build(cfg, *shapes).eval()
-    with torch.no_grad():
-        out = module(*(torch.randn(3, *s) for s in shapes))
-    outs = out if lt.outputs else (out,)  # a layer with several outputs returns one tensor per name
-    assert [tuple(o.shape) for o in outs] == [(3, *s) for s in out_shapes]
+    module = lt.build(cfg, *[bind(s, bindings(names)[0]) for s in shapes]).eval()
+    for binding in bindings(names):
+        with torch.no_grad():
+            out = module(*sample_inputs(lt, shapes, 3, binding))
+        outs = out if lt.outputs else (out,)  # a layer with several outputs returns one tensor per name
+        assert [tuple(o.shape) for o in outs] == [(3, *bind(s, binding)) for s in out_shapes]
+        assert [str(o.dtype).removeprefix("torch.") for o in outs] == out_dtypes
     if lt.outputs:
         assert len(lt.outputs(cfg)) == len(out_shapes)
-    assert lt.params(cfg, *shapes) == sum(p.numel() for p in module.parameters() if p.requires_grad)
+    assert params == sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
 # ---- FLOPs ----------------------------------------------------------------------------------------
@@ -62,7 +76,13 @@ FLOP_CASES = [
     ("avgpool2d", {"kernel_size": 3, "stride": 1, "padding": 1}, ((2, 6, 6),)),
     ("upsample", {"size": [9, 3], "mode": "bilinear"}, ((2, 4, 6),)),
 ]
-FLOP_ALL = [(n, args, shapes) for n, lt in REGISTRY.items() for args, shapes in lt.samples] + FLOP_CASES
+def at_report_size(shapes: tuple) -> tuple:
+    """Sample shapes with their symbols at the size FLOPs are counted at (udlc.compiler.infer.REPORT_SIZE)."""
+    names = list(dict.fromkeys(d for s in shapes for d in s if isinstance(d, str)))
+    return tuple(bind(s, bindings(names)[0]) for s in shapes)
+
+
+FLOP_ALL = [(n, args, at_report_size(shapes)) for n, lt in REGISTRY.items() for args, shapes in lt.samples] + FLOP_CASES
 
 
 def torch_flops(name: str, args: dict, shapes: tuple) -> tuple[int, list, object]:
@@ -74,7 +94,7 @@ def torch_flops(name: str, args: dict, shapes: tuple) -> tuple[int, list, object
     cfg = lt.config.model_validate(args)
     torch.manual_seed(0)
     module = lt.build(cfg, *shapes).eval()
-    xs = [torch.randn(BATCH, *s) for s in shapes]
+    xs = sample_inputs(lt, shapes, BATCH, {})
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         out = module(*xs)
     total = counter.get_total_flops()

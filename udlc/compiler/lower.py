@@ -20,6 +20,7 @@ from torch import fx, nn
 from udlc.compiler.graph import Graph
 from udlc.compiler.infer import bind, bindings
 from udlc.layers import REGISTRY
+from udlc.layers.registry import random_input
 from udlc.spec.inits import INITS
 
 
@@ -65,18 +66,9 @@ def apply_init(module: nn.Module, init: str) -> None:
 
 def example_inputs(graph: Graph, batch: int, binding: dict[str, int], generator: torch.Generator | None = None
                    ) -> list[torch.Tensor]:
-    """Random inputs of the graph's types: floats from a normal, ids from 0..9, masks half true."""
-    xs = []
-    for name, shape in graph.inputs.items():
-        size = (batch, *bind(shape, binding))
-        dtype = graph.input_dtypes.get(name, "float32")
-        if dtype == "int64":
-            xs.append(torch.randint(0, 10, size, generator=generator))
-        elif dtype == "bool":
-            xs.append(torch.rand(size, generator=generator) < 0.5)
-        else:
-            xs.append(torch.randn(size, generator=generator))
-    return xs
+    """Random inputs of the graph's types (udlc.layers.registry.random_input), symbols at the binding's sizes."""
+    return [random_input((batch, *bind(shape, binding)), graph.dtype_of(name) or "float32", generator)
+            for name, shape in graph.inputs.items()]
 
 
 def cross_check(graph: Graph) -> str:

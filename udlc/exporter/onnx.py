@@ -77,21 +77,20 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
     }
     return export_module(model, [(input_name, input_shape)], output or run.onnx_file,
                          spec.export.onnx or OnnxExport(), metadata, output_names=model.output_names,
-                         symbols=smallest_sizes(graph))
+                         symbols=smallest_sizes(graph.symbols, (s for n in graph.nodes.values() for s in n.shapes)))
 
 
-def smallest_sizes(graph: Any) -> dict[str, int]:
-    """Each symbolic dimension's smallest size for which every node keeps a size of at least 1 (a convolution
+def smallest_sizes(names: list[str], shapes: Any) -> dict[str, int]:
+    """Each symbol's smallest size for which every one of `shapes` keeps a size of at least 1 (a convolution
     without padding turns T into T-2: T >= 3); 2 at least, as torch.export takes sizes 0 and 1 for constants."""
     from udlc.compiler.infer import symbols
 
-    low = {s: 2 for s in graph.symbols}
-    for node in graph.nodes.values():
-        for shape in node.shapes:
-            for d in shape:
-                if isinstance(d, str) and d not in low:
-                    (base,) = symbols((d,))
-                    low[base] = max(low[base], 1 - int(d[len(base):]))
+    low = {s: 2 for s in names}
+    for shape in shapes:
+        for d in shape:
+            if isinstance(d, str) and d not in low:
+                (base,) = symbols((d,))
+                low[base] = max(low.get(base, 2), 1 - int(d[len(base):]))
     return low
 
 
@@ -110,10 +109,10 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], p
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     dims = {s: torch.export.Dim(s, min=low, max=1 << 16) for s, low in symbols.items()}
     dynamic = tuple({0: batch, **{i + 1: dims[d] for i, d in enumerate(shape) if isinstance(d, str)}}
-                    for _, shape in inputs)
+                    for _, shape, _ in typed(inputs))
     if _takes_varargs(model):  # forward(self, *xs), as the merges: one structured argument
         dynamic = (dynamic,)
-    names = [name for name, _ in inputs]
+    names = [name for name, *_ in inputs]
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
@@ -155,11 +154,17 @@ def sample_inputs(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], b
     import torch
 
     from udlc.compiler.infer import bind
+    from udlc.layers.registry import random_input
 
     gen = torch.Generator().manual_seed(seed)
     if hasattr(model, "sample_inputs"):
         return tuple(model.sample_inputs(batch, gen, binding))
-    return tuple(torch.randn(batch, *bind(shape, binding), generator=gen) for _, shape in inputs)
+    return tuple(random_input((batch, *bind(shape, binding)), dtype, gen) for _, shape, dtype in typed(inputs))
+
+
+def typed(inputs: list[tuple]) -> list[tuple[str, tuple, str]]:
+    """(name, shape) or (name, shape, dtype) inputs as (name, shape, dtype)."""
+    return [(i[0], i[1], i[2] if len(i) > 2 else "float32") for i in inputs]
 
 
 def _takes_varargs(model: Any) -> bool:

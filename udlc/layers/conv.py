@@ -108,7 +108,7 @@ def build_conv(cfg: Conv1d | Conv2d, x: Shape):
 
 
 register(Conv1d, shape=conv_shape, build=build_conv, params=conv_params, flops=conv_flops, main_arg="out_channels",
-         samples=[({"out_channels": 8, "kernel_size": 3}, ((4, 16),)),
+         samples=[({"out_channels": 8, "kernel_size": 3}, ((4, 16),)), ({"out_channels": 4, "kernel_size": 3}, ((2, "T"),)),
                   ({"out_channels": 6, "kernel_size": 5, "stride": 2, "padding": 2, "groups": 2, "bias": False}, ((4, 21),)),
                   ({"out_channels": 4, "kernel_size": 4, "padding": "same", "dilation": 2}, ((3, 10),))])
 register(Conv2d, shape=conv_shape, build=build_conv, params=conv_params, flops=conv_flops, main_arg="out_channels",

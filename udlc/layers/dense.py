@@ -37,7 +37,8 @@ def build_linear(cfg: Linear, x: Shape):
 
 
 register(Linear, shape=linear_shape, build=build_linear, params=linear_params, flops=linear_flops, main_arg="out_features",
-         samples=[({"out_features": 7}, ((5,),)), ({"out_features": 3, "bias": False}, ((4, 6),))])
+         samples=[({"out_features": 7}, ((5,),)), ({"out_features": 3, "bias": False}, ((4, 6),)),
+                  ({"out_features": 5}, (("T", 6),))])
 
 
 class Flatten(LayerConfig):
@@ -122,7 +123,7 @@ def build_reshape(cfg: Reshape, x: Shape):
 
 
 register(Reshape, shape=reshape_shape, build=build_reshape, main_arg="shape",
-         samples=[({"shape": [2, -1]}, ((12,),)), ({"shape": [24]}, ((2, 3, 4),))])
+         samples=[({"shape": [2, -1]}, ((12,),)), ({"shape": [24]}, ((2, 3, 4),)), ({"shape": [-1, 2, 3]}, (("T", 6),))])
 
 
 class Identity(LayerConfig):

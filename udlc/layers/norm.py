@@ -82,7 +82,7 @@ def build_layernorm(cfg: LayerNorm, x: Shape):
 register(LayerNorm, shape=layernorm_shape, build=build_layernorm, params=layernorm_params, flops=norm_flops,
          main_arg="dims",
          samples=[({}, ((7,),)), ({"dims": 2, "bias": False}, ((3, 4, 5),)),
-                  ({"eps": 1e-6, "elementwise_affine": False}, ((5, 6),))])
+                  ({"eps": 1e-6, "elementwise_affine": False}, ((5, 6),)), ({}, (("T", 8),))])
 
 
 class GroupNorm(LayerConfig):

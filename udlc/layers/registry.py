@@ -67,8 +67,9 @@ class LayerType:
     # with several outputs has a shape rule that returns one shape per name, in order.
     outputs: Callable[[Any], tuple[str, ...]] | None
     # (arguments, input shapes) pairs that the registry-wide tests build, run and export: a new layer
-    # type is tested by registering it.
+    # type is tested by registering it. Shapes may hold symbols (T): the tests run them at two lengths.
     samples: tuple[tuple[dict, tuple[Shape, ...]], ...]
+    sample_dtypes: tuple[str, ...] = ()  # the samples' input dtypes by position, where not float32
 
 
 REGISTRY: dict[str, LayerType] = {}
@@ -86,6 +87,7 @@ def register(
     dtype: Callable[..., str] = floats,
     outputs: Callable[[Any], tuple[str, ...]] | None = None,
     samples: list[tuple[dict, tuple[Shape, ...]]],
+    sample_dtypes: tuple[str, ...] = (),
 ) -> None:
     name = config.model_fields["type"].default
     if name in REGISTRY:
@@ -98,7 +100,18 @@ def register(
     if not samples:
         raise ValueError(f"{name}: give at least one sample (arguments, input shapes) for the tests")
     REGISTRY[name] = LayerType(name, config, shape, build, params, flops, main_arg, arity, dtype, outputs,
-                               tuple(samples))
+                               tuple(samples), tuple(sample_dtypes))
+
+
+def random_input(shape: tuple[int, ...], dtype: str, generator: Any = None) -> Any:
+    """A random tensor of a type: floats from a normal, ids 0 or 1 (valid for any vocabulary), masks half true."""
+    import torch
+
+    if dtype == "int64":
+        return torch.randint(0, 2, shape, generator=generator)
+    if dtype == "bool":
+        return torch.rand(shape, generator=generator) < 0.5
+    return torch.randn(shape, generator=generator)
 
 
 def numel(shape: Shape) -> int:
