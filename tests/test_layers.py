@@ -270,11 +270,12 @@ def test_shape_rules_do_not_import_torch() -> None:
     # `udlc check` runs the registry's shape, params and FLOP rules without torch.
     code = (
         "import sys\n"
+        "from udlc.compiler.infer import infer\n"
         "from udlc.layers import REGISTRY\n"
         "for lt in REGISTRY.values():\n"
         "    for args, shapes in lt.samples:\n"
-        "        cfg = lt.config.model_validate(args)\n"
-        "        lt.shape(cfg, *shapes); lt.params(cfg, *shapes); lt.flops(cfg, *shapes)\n"
+        "        dtypes = list(lt.sample_dtypes) + ['float32'] * (len(shapes) - len(lt.sample_dtypes))\n"
+        "        infer(lt, lt.config.model_validate(args), list(shapes), dtypes)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
