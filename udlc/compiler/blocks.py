@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from udlc.compiler.library import library_blocks
 from udlc.errors import SpecError, did_you_mean, one_of, show
 from udlc.spec.loader import Path_
 from udlc.spec.model import BlockParam
@@ -26,11 +27,17 @@ class Scope:
     params: dict[str, Any]  # block parameter values, for `$name`
     stack: tuple[str, ...] = ()  # block names being expanded, to catch recursion
     use: tuple[str, int] | None = None  # (block, line of the call) inside a block; named in its errors
+    doc: Any = None  # the document these entries are written in: a library block's file, or None (the spec)
 
 
 def call_block(r: Resolver, name: str, args: Any, meta: dict, path: Path_, prev: str | None,
                scope: Scope) -> str | None:
-    block = r.model.blocks[name]
+    """Expand a use of the spec's block `name`, or else of udlc's own library block of that name."""
+    if name in r.model.blocks:
+        block, doc, body_path = r.model.blocks[name], scope.doc, r.base + ("blocks", name, "layers")
+    else:
+        entry = library_blocks()[name]
+        block, doc, body_path = entry.spec, entry.doc, entry.base + ("layers",)
     if name in scope.stack:
         chain = " → ".join(scope.stack + (name,))
         r.error(f"block '{name}' uses itself ({chain})", path, key=True, scope=scope,
@@ -39,13 +46,12 @@ def call_block(r: Resolver, name: str, args: Any, meta: dict, path: Path_, prev:
     values = block_args(r, name, block.params, args, path, scope)
     if values is None:
         return None
-    span = r.doc.span(path, key=True)
+    span = r.doc_of(scope).span(path, key=True)
     line = span.line if span else 0
-    body_path = r.base + ("blocks", name, "layers")
     x = r.single_input(meta, prev, path, scope)
     for _ in range(meta.get("repeat", 1)):
         instance = r.fresh(name, scope) + "_"
-        inner = Scope(instance, {"x": x} if x else {}, values, scope.stack + (name,), (name, line))
+        inner = Scope(instance, {"x": x} if x else {}, values, scope.stack + (name,), (name, line), doc)
         before = len(r.errors)
         layers = substitute(r, block.layers, body_path, inner)
         if len(r.errors) > before:

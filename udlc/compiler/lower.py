@@ -38,6 +38,8 @@ def lower(graph: Graph, *, seed: int | None = None) -> fx.GraphModule:
             shapes = [bind(graph.shape_of(i), binding) for i in node.inputs]
             module = REGISTRY[node.op].build(node.config, *shapes)
             apply_init(module, node.init or "default")
+            if getattr(node.config, "tie", None):  # one tensor for both layers (resolve checked the shapes)
+                module.weight = getattr(root, node.config.tie).weight
             root.add_module(node.name, module)
             values[node.name] = fx_graph.call_module(node.name, tuple(values[i] for i in node.inputs))
             for i, out in enumerate(node.out_names):  # several outputs: `node.out` is one item of the tuple

@@ -15,6 +15,7 @@ from udlc.compiler.blocks import Scope, call_block, merge_uses
 from udlc.compiler.combinators import COMBINATORS, Combinator
 from udlc.compiler.graph import Graph, Node
 from udlc.compiler.infer import infer
+from udlc.compiler.library import library_blocks
 from udlc.errors import SpecError, SpecErrors, did_you_mean, one_of, show
 from udlc.layers import REGISTRY, ShapeError
 from udlc.layers.registry import NODE_KEYS, fmt
@@ -78,8 +79,13 @@ class Resolver:
 
     # ---- messages -------------------------------------------------------------------------------
 
+    def doc_of(self, scope: Scope | None) -> Document:
+        """The document a scope's entries are written in: the spec, or a library block's file."""
+        return scope.doc if scope is not None and scope.doc is not None else self.doc
+
     def error(self, message: str, path: Path_, *, hint: str | None = None, key: bool = False, scope: Scope | None = None):
-        self.report(SpecError(message, path=dotted(path), span=self.doc.span(path, key=key), hint=hint), scope)
+        span = self.doc_of(scope).span(path, key=key)
+        self.report(SpecError(message, path=dotted(path), span=span, hint=hint), scope)
 
     def report(self, err: SpecError, scope: Scope | None) -> None:
         self.errors.append((err, scope.use if scope else None))
@@ -113,9 +119,9 @@ class Resolver:
             return self.combinator(COMBINATORS[name], args, meta, path, prev, scope)
         if name in REGISTRY:  # before blocks: a block may not take a layer's name (reported in run)
             return self.layer(name, args, meta, path, prev, scope)
-        if name in self.model.blocks:
+        if name in self.model.blocks or name in library_blocks():
             return call_block(self, name, args, meta, path, prev, scope)
-        known = [*REGISTRY, *self.model.blocks, *COMBINATORS]
+        known = [*REGISTRY, *self.model.blocks, *COMBINATORS, *library_blocks()]
         self.error(f"unknown layer '{name}'", path, key=True, scope=scope,
                    hint=did_you_mean(name, known) or "see `udlc schema` for the layer types")
         return None
@@ -237,6 +243,10 @@ class Resolver:
         if cfg is None:
             return None
         inputs = self.inputs(meta, prev, scope)
+        if getattr(cfg, "tie", None) is not None:
+            cfg = self.tied(cfg, inputs, path, scope)
+            if cfg is None:
+                return None
         if lt.arity is None and len(inputs) == 1 and "from" in meta:
             inputs = [prev] + inputs  # `add: {from: skip}` adds the skip to the previous output
         if lt.arity is None and len(inputs) < 2:
@@ -253,9 +263,31 @@ class Resolver:
             inputs = [node]
         return self.named(node, meta, scope)
 
+    def tied(self, cfg: Any, inputs: list[str | None], path: Path_, scope: Scope) -> Any:
+        """A linear layer that shares an embedding's weights (`tie: emb`): its out_features is the vocabulary,
+        and its input must be as wide as the embedding. Lowering makes the two layers hold one tensor."""
+        target = scope.names.get(cfg.tie)
+        node = self.graph.nodes.get(target) if target else None
+        where = path + ("tie",)
+        if node is None or node.op != "embedding":
+            self.error(f"tie names '{cfg.tie}', which is not the id of an embedding layer", where, scope=scope,
+                       hint=did_you_mean(cfg.tie, scope.names) or "give the embedding `id: ...` and name it here")
+            return None
+        vocab, width = node.config.num_embeddings, node.config.embedding_dim
+        if cfg.out_features not in (None, vocab):
+            self.error(f"out_features {cfg.out_features} differs from the vocabulary of the tied embedding "
+                       f"'{cfg.tie}' ({vocab})", where, scope=scope, hint="leave out_features out")
+            return None
+        x = self.graph.shape_of(inputs[0]) if len(inputs) == 1 and inputs[0] is not None else None
+        if x is not None and x and x[-1] != width:
+            self.error(f"the input has {x[-1]} features, but the tied embedding '{cfg.tie}' is {width} wide", where,
+                       scope=scope, hint=f"project to {width} features first (`linear: {width}`)")
+            return None
+        return cfg.model_copy(update={"out_features": vocab, "tie": target})
+
     def config(self, cls: type, args: dict, path: Path_, scope: Scope) -> Any:
         try:
-            return validate_model(cls, args, self.doc, prefix=path)
+            return validate_model(cls, args, self.doc_of(scope), prefix=path)
         except SpecErrors as e:
             for err in e.errors:
                 self.report(err, scope)
@@ -265,7 +297,7 @@ class Resolver:
                  init: str | None = None, meta: dict | None = None) -> str:
         name = self.fresh(op, scope, meta)
         node = Node(name, op, cfg, tuple(i for i in inputs if i is not None), dotted(path),
-                    self.doc.span(path, key=True), init or self.model.init)
+                    self.doc_of(scope).span(path, key=True), init or self.model.init)
         self.graph.nodes[name] = node
         if None in inputs or not all(self.one_value(i, path, scope, key=True) for i in node.inputs):
             return name

@@ -10,8 +10,17 @@ from udlc.layers.registry import LayerConfig, Shape, ShapeError, fmt, numel, reg
 
 class Linear(LayerConfig):
     type: Literal["linear"] = "linear"
-    out_features: PositiveInt
+    out_features: PositiveInt | None = Field(None, description="required unless `tie` gives it")
     bias: bool = True
+    tie: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
+        None, description="the id of an embedding whose weights this layer shares (a language model's output "
+                          "layer); out_features is then the embedding's vocabulary")
+
+    @model_validator(mode="after")
+    def _out_features_or_tie(self) -> "Linear":
+        if self.out_features is None and self.tie is None:
+            raise ValueError("give out_features (`linear: 10`), or `tie: <embedding id>`")
+        return self
 
 
 def linear_shape(cfg: Linear, x: Shape) -> Shape:
@@ -23,7 +32,8 @@ def linear_shape(cfg: Linear, x: Shape) -> Shape:
 
 
 def linear_params(cfg: Linear, x: Shape) -> int:
-    return x[-1] * cfg.out_features + (cfg.out_features if cfg.bias else 0)
+    weight = 0 if cfg.tie else x[-1] * cfg.out_features  # a tied weight is the embedding's, counted there
+    return weight + (cfg.out_features if cfg.bias else 0)
 
 
 def linear_flops(cfg: Linear, x: Shape) -> int:
