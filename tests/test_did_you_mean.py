@@ -53,10 +53,9 @@ TYPOS = [
 NOT_TYPOS = [
     # (word, choices): words that name something udlc does not have
     ("attention", EVERYTHING),  # was 'flatten'
-    ("transpose", EVERYTHING),  # was 'conv_transpose2d'
-    ("lstm", EVERYTHING),
-    ("gru", EVERYTHING),
-    ("embedding", EVERYTHING),
+    ("deconvolve", EVERYTHING),
+    ("mamba", EVERYTHING),
+    ("capsule", EVERYTHING),
     ("foo", EVERYTHING),
     ("softplus", EVERYTHING),
     ("swish", EVERYTHING),

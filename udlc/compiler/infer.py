@@ -89,7 +89,10 @@ def infer(lt: LayerType, cfg: Any, shapes: list[Shape], dtypes: list[str]) -> tu
         params_a, params_b = lt.params(cfg, *at_a), lt.params(cfg, *at_b)
         flops = lt.flops(cfg, *at_a)
     except ShapeError as e:  # say it in the user's symbols, not the sizes they were evaluated at
-        raise ShapeError(_symbolic(e.message, at_a, shapes), _symbolic(e.hint, at_a, shapes)) from None
+        message, hint = e.message, e.hint
+        for concrete in (at_a, at_b):
+            message, hint = _symbolic(message, concrete, shapes), _symbolic(hint, concrete, shapes)
+        raise ShapeError(message, hint) from None
     if params_a != params_b:
         raise ShapeError(f"its parameter count depends on {' or '.join(names)}: the input {fmt(shapes[0])} must have "
                          "a fixed size where this layer's weights are shaped", "give that axis a fixed size")

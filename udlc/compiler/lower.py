@@ -61,6 +61,8 @@ def apply_init(module: nn.Module, init: str) -> None:
             continue
         with torch.no_grad():
             fill(weight)
+            if getattr(sub, "padding_idx", None) is not None:  # an embedding's padding row stays zero
+                weight[sub.padding_idx].zero_()
             bias = getattr(sub, "bias", None)
             if isinstance(bias, nn.Parameter):
                 nn.init.zeros_(bias)

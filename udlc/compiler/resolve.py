@@ -33,7 +33,7 @@ RESERVED_IDS = frozenset(
     "register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook "
     "register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory smart_apply "
     "state_dict to to_empty to_folder train training type xpu zero_grad code graph graph_module recompile "
-    "print_readable delete_submodule delete_all_unused_submodules add_submodule meta".split()
+    "print_readable delete_submodule delete_all_unused_submodules add_submodule meta self".split()
 )
 
 

@@ -8,6 +8,11 @@ from udlc.layers import dropout  # noqa: F401
 from udlc.layers import activation  # noqa: F401
 from udlc.layers import resample  # noqa: F401
 from udlc.layers import merge  # noqa: F401
+from udlc.layers import attention  # noqa: F401
+from udlc.layers import positions  # noqa: F401
+from udlc.layers import recurrent  # noqa: F401
+from udlc.layers import embedding  # noqa: F401
+from udlc.layers import sequence  # noqa: F401
 from udlc.layers.registry import REGISTRY, LayerConfig, LayerType, Shape, ShapeError, register
 
 __all__ = ["REGISTRY", "LayerConfig", "LayerType", "Shape", "ShapeError", "register"]

@@ -1,4 +1,4 @@
-"""Normalization: batchnorm1d, batchnorm2d, layernorm, groupnorm."""
+"""Normalization: batchnorm1d, batchnorm2d, layernorm, rmsnorm, groupnorm."""
 
 from typing import Literal
 
@@ -83,6 +83,32 @@ register(LayerNorm, shape=layernorm_shape, build=build_layernorm, params=layerno
          main_arg="dims",
          samples=[({}, ((7,),)), ({"dims": 2, "bias": False}, ((3, 4, 5),)),
                   ({"eps": 1e-6, "elementwise_affine": False}, ((5, 6),)), ({}, (("T", 8),))])
+
+
+class RMSNorm(LayerConfig):
+    """Divides each vector (the last axis) by its root mean square, then scales: x / sqrt(mean(x²) + eps) · w
+    (Zhang & Sennrich, 2019; LLaMA's norm). No mean is subtracted and there is no bias."""
+
+    type: Literal["rmsnorm"] = "rmsnorm"
+    eps: PositiveFloat = 1e-6  # LLaMA's and T5's; torch's own default depends on the dtype
+    elementwise_affine: bool = True
+
+
+def rmsnorm_shape(cfg: RMSNorm, x: Shape) -> Shape:
+    if not x:
+        raise ShapeError("expects input (..., features) but gets a scalar per sample")
+    return x
+
+
+def build_rmsnorm(cfg: RMSNorm, x: Shape):
+    from torch import nn
+
+    return nn.RMSNorm(x[-1], eps=cfg.eps, elementwise_affine=cfg.elementwise_affine)
+
+
+register(RMSNorm, shape=rmsnorm_shape, build=build_rmsnorm, flops=norm_flops,
+         params=lambda cfg, x: x[-1] if cfg.elementwise_affine else 0,
+         samples=[({}, (("T", 8),)), ({"eps": 1e-5, "elementwise_affine": False}, ((3, 4, 5),))])
 
 
 class GroupNorm(LayerConfig):

@@ -1,0 +1,117 @@
+"""Embeddings: token ids to vectors (`embedding`), and an image to a sequence of patch vectors (`patch_embed`,
+the stem of a Vision Transformer)."""
+
+import functools
+from typing import Literal
+
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+
+from udlc.layers.registry import LayerConfig, Shape, ShapeError, expect_rank, fmt, numel, register
+
+
+class Embedding(LayerConfig):
+    """A table of `num_embeddings` learned vectors; each token id picks its row."""
+
+    type: Literal["embedding"] = "embedding"
+    embedding_dim: PositiveInt
+    # Required for now: a spec gives the vocabulary size (a later step can fill it from the tokenizer).
+    num_embeddings: PositiveInt = Field(description="the vocabulary size: ids run from 0 to num_embeddings - 1")
+    padding_idx: NonNegativeInt | None = Field(
+        None, description="the id of the padding token: its row starts at zero and is never trained")
+
+    @model_validator(mode="after")
+    def _padding_in_vocabulary(self) -> "Embedding":
+        if self.padding_idx is not None and self.padding_idx >= self.num_embeddings:
+            raise ValueError(f"padding_idx {self.padding_idx} is not an id of the vocabulary "
+                             f"(0 to {self.num_embeddings - 1})")
+        return self
+
+
+def token_ids(cfg: Embedding, *dtypes: str) -> str:
+    """The dtype rule of a lookup: int64 ids in, float32 vectors out."""
+    for dtype in dtypes:
+        if dtype != "int64":
+            raise ShapeError(f"expects int64 token ids but gets {dtype}",
+                             "give the input `dtype: int64` if it holds ids; project float features with `linear`")
+    return "float32"
+
+
+def embedding_shape(cfg: Embedding, x: Shape) -> Shape:
+    return tuple(x) + (cfg.embedding_dim,)  # ids of any shape: one vector per id
+
+
+def embedding_params(cfg: Embedding, x: Shape) -> int:
+    return cfg.num_embeddings * cfg.embedding_dim  # the padding row is a parameter too; torch only masks its gradient
+
+
+def embedding_flops(cfg: Embedding, x: Shape) -> int:
+    # A lookup does no arithmetic; one operation per value read out keeps it in line with the copies and
+    # reductions counted elsewhere (and with the registry test, which sees new values in the output).
+    return numel(x) * cfg.embedding_dim
+
+
+def build_embedding(cfg: Embedding, x: Shape):
+    from torch import nn
+
+    return nn.Embedding(cfg.num_embeddings, cfg.embedding_dim, padding_idx=cfg.padding_idx)
+
+
+register(Embedding, shape=embedding_shape, build=build_embedding, params=embedding_params, flops=embedding_flops,
+         main_arg="embedding_dim", dtype=token_ids, sample_dtypes=("int64",),
+         samples=[({"embedding_dim": 8, "num_embeddings": 11}, (("T",),)),
+                  ({"embedding_dim": 5, "num_embeddings": 3, "padding_idx": 0}, ((4, 3),))])
+
+
+class PatchEmbed(LayerConfig):
+    """Cuts an image into patch_size x patch_size squares and projects each to embed_dim features: (C, H, W) ->
+    (N, embed_dim) with N = (H / patch_size) * (W / patch_size) patches, row by row (Dosovitskiy et al., 2021)."""
+
+    type: Literal["patch_embed"] = "patch_embed"
+    embed_dim: PositiveInt
+    patch_size: PositiveInt
+
+
+def patch_embed_shape(cfg: PatchEmbed, x: Shape) -> Shape:
+    expect_rank("", x, (3,), "(channels, height, width)", "add 'reshape' before it")
+    c, h, w = x
+    p = cfg.patch_size
+    if h % p or w % p:
+        raise ShapeError(f"patch_size {p} does not divide the height and width of the input {fmt(x)}",
+                         f"resize or crop the images to a multiple of {p}, or pick a patch_size that divides both")
+    return ((h // p) * (w // p), cfg.embed_dim)
+
+
+def patch_embed_params(cfg: PatchEmbed, x: Shape) -> int:
+    return cfg.embed_dim * x[0] * cfg.patch_size**2 + cfg.embed_dim  # kernel and bias
+
+
+def patch_embed_flops(cfg: PatchEmbed, x: Shape) -> int:
+    # A convolution whose windows do not overlap: each input value is used once per output feature.
+    return 2 * numel(x) * cfg.embed_dim
+
+
+@functools.cache
+def torch_modules():
+    """Modules defined on first use, so that importing this file never imports torch."""
+    from torch import nn
+
+    class PatchEmbedModule(nn.Module):
+        def __init__(self, channels: int, embed_dim: int, patch_size: int):
+            super().__init__()
+            # kernel = stride = patch: one output position per patch, the usual ViT stem.
+            self.proj = nn.Conv2d(channels, embed_dim, patch_size, stride=patch_size)
+
+        def forward(self, x):
+            return self.proj(x).flatten(2).transpose(1, 2)  # (B, d, H/p, W/p) -> (B, N, d)
+
+    return {"patch_embed": PatchEmbedModule}
+
+
+def build_patch_embed(cfg: PatchEmbed, x: Shape):
+    return torch_modules()["patch_embed"](x[0], cfg.embed_dim, cfg.patch_size)
+
+
+register(PatchEmbed, shape=patch_embed_shape, build=build_patch_embed, params=patch_embed_params,
+         flops=patch_embed_flops, main_arg="embed_dim",
+         samples=[({"embed_dim": 16, "patch_size": 2}, ((3, 8, 8),)),
+                  ({"embed_dim": 5, "patch_size": 3}, ((2, 12, 6),))])
