@@ -186,6 +186,39 @@ def predict(model: str, inputs: str, output: str | None, device: str) -> None:
         click.echo(text, nl=False)
 
 
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("--prompt", required=True, help="The text to continue.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="0: always the most likely token (greedy).")
+@click.option("--top-k", type=click.IntRange(min=1), help="Sample among the k most likely tokens only.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--stats", is_flag=True, help="Print tokens per second to stderr.")
+def generate(model: str, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None, seed: int,
+             device: str, stats: bool) -> None:
+    """Continue PROMPT with a language model: MODEL.onnx, or a run folder (exported first if need be).
+    onnxruntime and numpy only."""
+    from udlc.runtime.generate import LanguageModelFile
+
+    path = Path(model)
+    if path.is_dir():
+        from udlc.runs import RunFolder
+
+        onnx_file = RunFolder.open(path).onnx_file
+        if not onnx_file.is_file():
+            from udlc.exporter.onnx import export_run
+
+            click.echo(f"exporting {onnx_file}", err=True)
+            export_run(path)
+        path = onnx_file
+    out = LanguageModelFile(path, device).generate(prompt, max_new_tokens, temperature, top_k, seed)
+    click.echo(out.prompt + out.text)
+    if stats:
+        click.echo(f"{out.tokens} tokens in {out.seconds:.2f}s: {out.tokens_per_second:.1f} tokens/s", err=True)
+
+
 @main.command(name="eval")
 @click.argument("run", type=click.Path())
 def eval_(run: str) -> None:

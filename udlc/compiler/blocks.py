@@ -23,7 +23,7 @@ class Scope:
     """What names mean where an entry is resolved: the top level, or inside one block call."""
 
     prefix: str  # prepended to node names made here: "" or "conv_bn_1_"
-    names: dict[str, str]  # ids visible here -> node names
+    names: dict[str, str | None]  # ids visible here -> node names (None: unknown after an upstream error)
     params: dict[str, Any]  # block parameter values, for `$name`
     stack: tuple[str, ...] = ()  # block names being expanded, to catch recursion
     use: tuple[str, int] | None = None  # (block, line of the call) inside a block; named in its errors
@@ -33,8 +33,8 @@ class Scope:
 def call_block(r: Resolver, name: str, args: Any, meta: dict, path: Path_, prev: str | None,
                scope: Scope) -> str | None:
     """Expand a use of the spec's block `name`, or else of udlc's own library block of that name."""
-    if name in r.model.blocks:
-        block, doc, body_path = r.model.blocks[name], scope.doc, r.base + ("blocks", name, "layers")
+    if name in r.model.blocks:  # written in the spec, even when a library block calls it by a parameter
+        block, doc, body_path = r.model.blocks[name], None, r.base + ("blocks", name, "layers")
     else:
         entry = library_blocks()[name]
         block, doc, body_path = entry.spec, entry.doc, entry.base + ("layers",)
@@ -47,17 +47,44 @@ def call_block(r: Resolver, name: str, args: Any, meta: dict, path: Path_, prev:
     if values is None:
         return None
     span = r.doc_of(scope).span(path, key=True)
-    line = span.line if span else 0
-    x = r.single_input(meta, prev, path, scope)
+    # The use named in messages: this call, unless it is written in a library block, which users do not read:
+    # then the spec's call that led here (a mistake in feed_forward inside gpt_block names gpt_block's line).
+    use = scope.use if scope.doc is not None and scope.use else (name, span.line if span else 0)
+    inputs = block_inputs(r, name, block.inputs, meta, prev, path, scope)
+    if inputs is None:
+        return None
+    x, rest = inputs[0], inputs[1:]
     for _ in range(meta.get("repeat", 1)):
         instance = r.fresh(name, scope) + "_"
-        inner = Scope(instance, {"x": x} if x else {}, values, scope.stack + (name,), (name, line), doc)
+        # An input left unknown by an upstream error is still a name here (mapped to None), so the body's
+        # `from: memory` is not reported as unknown: the nodes that read it are skipped instead.
+        names = dict(zip(block.inputs, [x, *rest]))
+        inner = Scope(instance, names, values, scope.stack + (name,), use, doc)
         before = len(r.errors)
         layers = substitute(r, block.layers, body_path, inner)
         if len(r.errors) > before:
             return None  # an unknown `$param`: checking the body would only repeat it
-        x = r.sequence(layers, body_path, x, inner)
+        x = r.sequence(layers, body_path, x, inner)  # the first input chains from one repetition to the next
     return r.named(x, meta, scope)
+
+
+def block_inputs(r: Resolver, name: str, wanted: list[str], meta: dict, prev: str | None, path: Path_,
+                 scope: Scope) -> list[str | None] | None:
+    """The nodes a call feeds to the block's inputs: `from` names one per input, in order; without `from`, a
+    one-input block takes the previous layer."""
+    given = r.inputs(meta, prev, scope)
+    if len(given) == len(wanted):
+        return given
+    ids = ", ".join(wanted)
+    if "from" in meta:
+        r.error(f"`from` names {len(given)} node{'s' * (len(given) != 1)}, but block '{name}' takes "
+                f"{len(wanted)} input{'s' * (len(wanted) != 1)} ({ids})", path + ("from",), scope=scope,
+                hint=f"write `from: [{ids}]` with the ids of the nodes to feed" if len(wanted) > 1 else
+                "merge them first with `add` or `concat`")
+    else:
+        r.error(f"block '{name}' takes {len(wanted)} inputs ({ids})", path, key=True, scope=scope,
+                hint=f"name them in order: `{name}: {{from: [{ids}], ...}}` with the ids of the nodes to feed")
+    return None
 
 
 def merge_uses(errors: list[tuple[SpecError, tuple[str, int] | None]]) -> list[SpecError]:
@@ -100,7 +127,7 @@ def block_args(r: Resolver, name: str, params: dict, args: Any, path: Path_, sco
             ok = False
             continue
         kind = params[key].type if isinstance(params[key], BlockParam) else _kind_of(params[key])
-        if not _is_kind(value, kind):
+        if not _is_kind(value, kind) and not (value is None and _optional(params[key])):
             r.error(f"parameter '{key}' must be {_KIND_WORDS[kind]} (got {show(value)})", path + (key,),
                    scope=scope)
             ok = False
@@ -109,7 +136,7 @@ def block_args(r: Resolver, name: str, params: dict, args: Any, path: Path_, sco
         if key in values:
             continue
         if isinstance(spec, BlockParam):
-            if spec.default is None:
+            if spec.default is None and not _optional(spec):
                 r.error(f"block '{name}' needs parameter '{key}'", path, scope=scope, hint=f"add `{key}: ...`")
                 ok = False
             values[key] = spec.default
@@ -118,20 +145,55 @@ def block_args(r: Resolver, name: str, params: dict, args: Any, path: Path_, sco
     return values if ok else None
 
 def substitute(r: Resolver, value: Any, path: Path_, scope: Scope) -> Any:
-    """Replace each `$name` value with the block parameter's value."""
+    """Replace each `$name` value with the block parameter's value, and each `$name` key with its value, a
+    name: `- $feed_forward: {d_model: $d_model}` calls the layer or block that the parameter names."""
     if isinstance(value, str) and value.startswith("$"):
-        key = value[1:]
-        if key in scope.params:
-            return scope.params[key]
-        r.error(f"unknown parameter '{value}'", path, scope=scope,
-               hint=did_you_mean(key, scope.params) or (one_of(scope.params) if scope.params else
-                                                        "declare it under the block's `params`"))
-        return value
+        return parameter(r, value, path, scope, key=False)
     if isinstance(value, list):
         return [substitute(r, v, path + (i,), scope) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: substitute(r, v, path + (k,), scope) for k, v in value.items()}
+        out = Substituted()
+        for k, v in value.items():
+            name = k
+            if isinstance(k, str) and k.startswith("$"):
+                name = parameter(r, k, path + (k,), scope, key=True)
+                if not isinstance(name, str):
+                    r.error(f"parameter '{k[1:]}' is used as a name here, so it must be a string (got {show(name)})",
+                            path + (k,), key=True, scope=scope)
+                    name = k
+                out.written[name] = k
+            out[name] = substitute(r, v, path + (k,), scope)
+        return out
     return value
+
+
+class Substituted(dict):
+    """A mapping after substitution that remembers the keys as written (`feed_forward` was `$feed_forward`), so
+    that the resolver's paths, and so its messages, point at the entry where it is in the file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: dict[str, str] = {}
+
+
+def written_key(mapping: Any, key: str) -> str:
+    """`key` as the file has it: `$feed_forward` for a key substituted to `feed_forward`."""
+    return mapping.written.get(key, key) if isinstance(mapping, Substituted) else key
+
+
+def parameter(r: Resolver, ref: str, path: Path_, scope: Scope, key: bool) -> Any:
+    """The value of the parameter `ref` (`$name`) names; an error, and `ref` itself, when it names none."""
+    if ref[1:] in scope.params:
+        return scope.params[ref[1:]]
+    r.error(f"unknown parameter '{ref}'", path, scope=scope, key=key,
+            hint=did_you_mean(ref[1:], scope.params) or (one_of(scope.params) if scope.params else
+                                                         "declare it under the block's `params`"))
+    return ref
+
+
+def _optional(spec: Any) -> bool:
+    """`{type: int, default: null}`: the parameter may be left out, and is then null (the layer's own default)."""
+    return isinstance(spec, BlockParam) and spec.default is None and "default" in spec.model_fields_set
 
 
 _KIND_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string", "list": "a list"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from udlc.compiler.blocks import Scope, call_block, merge_uses
+from udlc.compiler.blocks import Scope, call_block, merge_uses, written_key
 from udlc.compiler.combinators import COMBINATORS, Combinator
 from udlc.compiler.graph import Graph, Node
 from udlc.compiler.infer import infer
@@ -111,7 +111,7 @@ class Resolver:
                     if misplaced else "write `linear: 10`, `relu`, or `conv2d: {out_channels: 32, kernel_size: 3}`")
             self.error("a layer is a one-key mapping or a bare name", path, hint=hint, scope=scope)
             return None
-        path = path + (name,)
+        path = path + (written_key(raw, name),)  # `$feed_forward` where a parameter named the layer
         meta, args = self.node_keys(args, path, scope)
         if meta is None:
             return None

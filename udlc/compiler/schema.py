@@ -65,8 +65,8 @@ def build_schema(tasks: dict[str, Any]) -> dict[str, Any]:
         "additionalProperties": {"anyOf": [{"type": "object"}, {"type": ["number", "string", "boolean", "null"]}]},
         "description": "a call of a block defined under model.blocks: `name: {param: value}`",
     })
-    forms.append({"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$",
-                  "description": "a block defined under model.blocks, called with its defaults"})
+    forms.append({"type": "string", "pattern": r"^\$?[A-Za-z_][A-Za-z0-9_]*$",
+                  "description": "a block called with its defaults; in a block, `$param` names the layer or block"})
     defs["LayerEntry"] = {"anyOf": forms}
     schema = _replace_markers(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -75,6 +75,9 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
         "target_normalization": json.dumps(info.get("target_normalization")),
         "checkpoint": ckpt.name,
     }
+    if "tokenizer" in info:  # a language model: what `udlc generate` needs to read and write text
+        metadata.update(tokenizer=json.dumps(info["tokenizer"]), context=str(info["context"]),
+                        vocab_size=str(info["vocab_size"]))
     return export_module(model, [(input_name, input_shape)], output or run.onnx_file,
                          spec.export.onnx or OnnxExport(), metadata, output_names=model.output_names,
                          symbols=smallest_sizes(graph.symbols, (s for n in graph.nodes.values() for s in n.shapes)))

@@ -27,6 +27,26 @@ BATCH = 4096  # rows per onnxruntime call: a large file never needs all its acti
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def open_session(path: Path, device: str = "cpu") -> tuple[Any, dict[str, str]]:
+    """An onnxruntime session on `path` and the file's metadata; every failure a UdlcError."""
+    try:
+        import onnxruntime as ort
+    except ImportError:  # pragma: no cover - installed with udlc[predict]
+        raise UdlcError("running a model needs onnxruntime: pip install 'udlc[predict]'") from None
+    if not path.is_file():
+        raise UdlcError(f"no model file at {path}")
+    providers = ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise UdlcError("--device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        session = ort.InferenceSession(str(path), providers=providers)
+    except Exception as e:
+        raise UdlcError(f"{path} is not a valid ONNX model: {str(e).splitlines()[0][:200]}") from None
+    return session, session.get_modelmeta().custom_metadata_map
+
+
 @dataclass
 class Predictions:
     task: str
@@ -70,23 +90,10 @@ class Model:
     """An exported udlc model, ready to predict on raw inputs."""
 
     def __init__(self, path: str | Path, device: str = "cpu"):
-        try:
-            import onnxruntime as ort
-        except ImportError:  # pragma: no cover - installed with udlc[predict]
-            raise UdlcError("predicting needs onnxruntime: pip install 'udlc[predict]'") from None
         path = Path(path)
-        if not path.is_file():
-            raise UdlcError(f"no model file at {path}")
-        providers = ["CPUExecutionProvider"]
-        if device == "cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise UdlcError("--device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
-            providers.insert(0, "CUDAExecutionProvider")
-        try:
-            self.session = ort.InferenceSession(str(path), providers=providers)
-        except Exception as e:
-            raise UdlcError(f"{path} is not a valid ONNX model: {str(e).splitlines()[0][:200]}") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
+        self.session, meta = open_session(path, device)
+        if meta.get("task") == "language_model":
+            raise UdlcError(f"{path} is a language model: it continues text with `udlc generate {path} --prompt ...`")
         if "input_shapes" not in meta:
             raise UdlcError(f"{path} was not exported by udlc (its metadata has no input shape)")
         if "outputs" not in meta:

@@ -10,14 +10,15 @@ from udlc.spec.sources import SOURCES, FileKind
 
 # Derived from the registries (spec/sources.py, spec/augments.py), for the code that only needs the names.
 BUILTIN_SOURCES = tuple(e.name for e in SOURCES.builtin())
+TEXT_SOURCES = tuple(e.name for e in SOURCES.corpora())
 FILE_SUFFIXES = tuple(e.name for e in SOURCES.files())
-__all__ = ["BUILTIN_SOURCES", "FILE_SUFFIXES", "IMAGE_AUGMENTS", "Augment", "DataSpec"]
+__all__ = ["BUILTIN_SOURCES", "FILE_SUFFIXES", "TEXT_SOURCES", "IMAGE_AUGMENTS", "Augment", "DataSpec"]
 
 
 class DataSpec(StrictModel):
     source: str = Field(
-        description=f"a built-in set ({', '.join(BUILTIN_SOURCES)}) or a file ({', '.join(FILE_SUFFIXES)}) "
-        "relative to the spec"
+        description=f"a built-in set ({', '.join(BUILTIN_SOURCES)}), a built-in text ({', '.join(TEXT_SOURCES)}) "
+        f"or a file ({', '.join(FILE_SUFFIXES)}) relative to the spec"
     )
     # CSV: the target column (name or index; default the last); NPZ: the arrays' keys.
     target: str | int | None = None
@@ -36,6 +37,11 @@ class DataSpec(StrictModel):
     )
     samples: PositiveInt | None = Field(None, description="how many samples a generated source makes (default 1000)")
     noise: NonNegativeFloat | None = Field(None, description="noise level of a generated source")
+    tokenizer: Literal["byte", "char", "bpe"] | None = Field(
+        None, description="text sources: byte (256 ids, UTF-8 bytes), char (the text's characters) or bpe "
+        "(byte-level BPE trained on the training split; needs the `tokenizers` package); default byte")
+    vocab_size: PositiveInt | None = Field(None, description="tokenizer: bpe — its vocabulary size (default 1024)")
+    max_chars: PositiveInt | None = Field(None, description="text sources: read only the first N characters")
     split: list[float] = Field([0.8, 0.1, 0.1], min_length=3, max_length=3,
                                description="train, validation, test fractions")
     normalize: Literal["standard", "minmax", "none"] = "standard"
@@ -51,7 +57,7 @@ class DataSpec(StrictModel):
         raise PydanticCustomError(
             "unknown_source",
             "unknown data source '{source}'",
-            {"source": v, "allowed": [e.name for e in SOURCES.builtin()], "hint": f"or a {_one_of_suffixes()} file"},
+            {"source": v, "allowed": [*BUILTIN_SOURCES, *TEXT_SOURCES], "hint": f"or a {_one_of_suffixes()} file"},
         )
 
     @field_validator("split")
@@ -87,6 +93,17 @@ class DataSpec(StrictModel):
         source = info.data.get("source")
         if v != "error" and source is not None and not _reads(source, "missing"):
             raise ValueError(f"'{v}' applies only to CSV files, whose empty cells are missing values")
+        return v
+
+    @field_validator("tokenizer", "max_chars", "vocab_size")
+    @classmethod
+    def _text_only(cls, v: object, info: ValidationInfo) -> object:
+        source = info.data.get("source")
+        if v is not None and source is not None and not SOURCES.is_text(source):
+            raise ValueError(f"applies only to text sources ({', '.join(TEXT_SOURCES)} or a .txt file); "
+                             f"{source} holds samples, not text")
+        if info.field_name == "vocab_size" and v is not None and info.data.get("tokenizer") != "bpe":
+            raise ValueError("applies only to `tokenizer: bpe`; byte and char tokenizers have fixed vocabularies")
         return v
 
     def is_file(self) -> bool:

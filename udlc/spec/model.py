@@ -34,7 +34,8 @@ Input = Union[InputShape, TensorInput]
 
 
 class BlockParam(StrictModel):
-    """A block parameter written in full: `ch: {type: int, default: 32}`; without default it is required."""
+    """A block parameter written in full: `ch: {type: int, default: 32}`; without default it is required, and
+    `default: null` leaves it out (null: the layer's own default, e.g. num_kv_heads)."""
 
     type: ParamType
     default: Any = None
@@ -46,7 +47,19 @@ class BlockSpec(StrictModel):
     params: dict[Name, BlockParam | int | float | bool | str | list] = Field(
         default_factory=dict, description="name: default value (its type is the default's) or {type, default}"
     )
+    inputs: list[Name] = Field(
+        default_factory=lambda: ["x"], min_length=1,
+        description="names of the block's inputs, visible as ids in its layers; a call's `from` names one node per "
+                    "input (the previous layer by default, for one input). With `repeat` the first input chains and "
+                    "the others stay")
     layers: list[LayerEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct_inputs(self) -> "BlockSpec":
+        twice = sorted({n for n in self.inputs if self.inputs.count(n) > 1})
+        if twice:
+            raise ValueError(f"input '{twice[0]}' is named twice")
+        return self
 
 
 class ModelSpec(StrictModel):

@@ -29,6 +29,7 @@ class BuiltinSet:
     classes: tuple[str, ...] | None  # class names in label order; None for a regression set
     target_width: int = 1  # values per target sample when read as regression
     noise: float | None = None  # default noise of a generated set; None: a fixed set that reads no samples/noise
+    series: bool = False  # x is a window of one series' past values (context, 1), y its next target_width ones
 
     @property
     def generated(self) -> bool:
@@ -41,12 +42,24 @@ class BuiltinSet:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TextSet:
+    """A built-in text corpus, for tasks that read text (language_model): tokenized, not loaded as arrays."""
+
+    name: str
+    load: Callable[[], str]
+    description: str
+    keys: frozenset[str] = frozenset({"tokenizer", "max_chars", "vocab_size"})
+    text: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
 class FileKind:
     name: str  # the suffix, lower case: ".csv"
     keys: frozenset[str]  # data keys it reads beyond the common ones
+    text: bool = False  # read as text to tokenize (.txt), not as a table of samples
 
 
-Source = BuiltinSet | FileKind
+Source = BuiltinSet | TextSet | FileKind
 
 
 class SourceRegistry:
@@ -67,7 +80,7 @@ class SourceRegistry:
     def find(self, source: str) -> Source | None:
         """The entry `data.source` names: a built-in set by name, else a file kind by its suffix."""
         entry = self._entries.get(source)
-        if isinstance(entry, BuiltinSet):
+        if isinstance(entry, (BuiltinSet, TextSet)):
             return entry
         _, dot, suffix = source.rpartition(".")
         entry = self._entries.get("." + suffix.lower()) if dot else None
@@ -78,6 +91,13 @@ class SourceRegistry:
 
     def builtin(self) -> list[BuiltinSet]:
         return [e for e in self._entries.values() if isinstance(e, BuiltinSet)]
+
+    def corpora(self) -> list[TextSet]:
+        return [e for e in self._entries.values() if isinstance(e, TextSet)]
+
+    def is_text(self, source: str) -> bool:
+        """Does `data.source` name text to tokenize (a corpus or a .txt file) rather than samples?"""
+        return getattr(self.find(source), "text", False)
 
     def files(self) -> list[FileKind]:
         return [e for e in self._entries.values() if isinstance(e, FileKind)]
@@ -169,8 +189,48 @@ SOURCES.register(BuiltinSet(name="blobs", load=_blobs, shape=(2,), classes=("0",
 SOURCES.register(BuiltinSet(name="xor", load=_xor, shape=(2,), classes=("0", "1"), noise=0.05))
 SOURCES.register(BuiltinSet(name="sine", load=_sine, shape=(1,), classes=None, noise=0.1))
 
+
+# A series set for task: forecasting. The window is fixed here, so `udlc check` knows the input and the
+# horizon from the registry alone, as for every other set.
+SERIES_CONTEXT, SERIES_HORIZON = 32, 8
+
+
+def _sine_mixture(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
+    """Each sample a window of its own sum of 2 or 3 sines (periods 6-40 steps, random phases and amplitudes)
+    plus Gaussian noise: x the first SERIES_CONTEXT values (context, 1), y the next SERIES_HORIZON."""
+    import numpy as np
+
+    t = np.arange(SERIES_CONTEXT + SERIES_HORIZON)
+    period = rng.uniform(6, 40, size=(n, 3, 1))
+    phase = rng.uniform(0, 2 * math.pi, size=(n, 3, 1))
+    amplitude = rng.uniform(0.5, 1.5, size=(n, 3, 1))
+    amplitude[:, 2] *= rng.integers(0, 2, size=(n, 1))  # the third sine in about half the samples
+    series = (amplitude * np.sin(2 * math.pi * t / period + phase)).sum(axis=1)
+    series = series + rng.normal(0, noise, size=series.shape)  # drawn last: noise 0 gives the same clean waves
+    return series[:, :SERIES_CONTEXT, None], series[:, SERIES_CONTEXT:]
+
+
+SOURCES.register(BuiltinSet(name="sine_mixture", load=_sine_mixture, shape=(SERIES_CONTEXT, 1), classes=None,
+                            target_width=SERIES_HORIZON, noise=0.1, series=True))
+
 # ---- files, by suffix --------------------------------------------------------------------------------
 
 SOURCES.register(FileKind(name=".csv", keys=frozenset({"target", "features", "categorical", "missing"})))
 SOURCES.register(FileKind(name=".npz", keys=frozenset({"target", "features"})))  # the arrays' keys
 SOURCES.register(FileKind(name=".npy", keys=frozenset({"target"})))  # a column index: an array has no names
+SOURCES.register(FileKind(name=".txt", keys=TextSet.keys, text=True))  # UTF-8 text, for language_model
+
+# ---- text corpora ------------------------------------------------------------------------------------
+
+
+def _stdlib_text() -> str:
+    """The Python standard library's own top-level modules, in name order: a corpus every install has."""
+    import sysconfig
+    from pathlib import Path
+
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
+    return "\n".join(f.read_text(encoding="utf-8", errors="replace") for f in files)
+
+
+SOURCES.register(TextSet(name="stdlib", load=_stdlib_text,
+                         description="the text of the Python standard library's top-level modules (~4.7 MB)"))

@@ -12,6 +12,8 @@ from udlc.errors import SpecErrors
 from udlc.spec.loader import Document, load_text
 from udlc.tasks import supervised  # noqa: F401
 from udlc.tasks import auxiliary  # noqa: F401
+from udlc.tasks import forecasting  # noqa: F401
+from udlc.tasks import language_model  # noqa: F401
 from udlc.tasks.registry import TASKS, Served, Task, make_task
 
 __all__ = ["TASKS", "Compiled", "Served", "Task", "compile_doc", "compile_spec", "compile_text"]

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from udlc.errors import SpecError, SpecErrors, did_you_mean, one_of
 from udlc.spec.base import StrictModel
 from udlc.spec.data import IMAGE_AUGMENTS
+from udlc.spec.sources import SOURCES
 from udlc.spec.training import CLASSIFICATION_LOSSES, metric_name
 from udlc.tasks.registry import Served, Task, register
 
@@ -63,6 +64,10 @@ class Supervised(Task):
         errors += check_network_keys(compiled)
         errors += image_augments(compiled, graph)
         errors += check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        if SOURCES.is_text(spec.data.source):
+            errors.append(SpecError(f"{spec.data.source} is text, and task {self.name} learns from samples",
+                                    path="data.source", span=doc.span(("data", "source")),
+                                    hint="train a next-token model with `task: language_model`"))
         if not errors and (check_files or not spec.data.is_file()):
             errors += self.check_data(compiled, base)
         return errors

@@ -1,0 +1,253 @@
+"""task: language_model — text sources and tokenizers, what check refuses at its line, training that learns
+a text, bits per byte, and generation from the exported file with onnxruntime alone."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_clean_failure, cli, train_here, write_spec
+from udlc.data.text import (ByteTokenizer, CharTokenizer, TextData, fit_tokenizer, load_text_data, split_text,
+                            tokenizer_from_json)
+from udlc.errors import SpecErrors
+from udlc.tasks import compile_spec
+
+PANGRAM = "the quick brown fox jumps over the lazy dog\n"
+ALPHABET = "abcdefghijklmnopqrstuvwxyz \n"  # 28 characters, as the pangram, each one fixing the next
+
+LM = {
+    "udlc": 1,
+    "name": "tiny-lm",
+    "seed": 0,
+    "task": {"language_model": {"context": 16}},
+    "data": {"source": "corpus.txt", "tokenizer": "char", "split": [0.8, 0.1, 0.1]},
+    "model": {
+        "input": {"shape": ["T"], "dtype": "int64"},
+        "layers": [
+            {"embedding": {"num_embeddings": 28, "embedding_dim": 32, "init": "normal"}},
+            {"learned_positions": {"max_len": 32}},
+            *[{"residual": ["layernorm", {"multihead_attention": {"num_heads": 2, "causal": True}}]},
+              {"residual": ["layernorm", {"linear": 64}, "gelu", {"linear": 32}]}] * 2,
+            "layernorm",
+            {"linear": {"out_features": 28, "id": "logits"}},
+        ],
+    },
+    "loss": "cross_entropy",
+    "metrics": ["accuracy"],
+    "optimizer": {"adamw": {"lr": 0.01}},
+    "train": {"epochs": 6, "batch_size": 16},
+}
+
+
+def lm_spec(tmp_path: Path, text: str = ALPHABET * 100, **changes) -> Path:
+    (tmp_path / "corpus.txt").write_text(text)
+    doc = json.loads(json.dumps(LM))
+    for key, value in changes.items():
+        *head, last = key.split(".")
+        node = doc
+        for k in head:
+            node = node[k]
+        node[last] = value
+    return write_spec(tmp_path / "lm.yaml", doc)
+
+
+def error_at(spec: Path) -> tuple[int, str, str]:
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    (e,) = info.value.errors
+    return e.span.line, e.message, e.hint or ""
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+# ---- tokenizers and text --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tok", [ByteTokenizer(), CharTokenizer.fit("hello wörld ✓\n")], ids=["byte", "char"])
+def test_tokenizers_round_trip_and_rebuild_from_their_json(tok) -> None:
+    text = "wörld ✓ hello\n"
+    ids = tok.encode(text)
+    assert ids.dtype == np.int64 and ids.max() < tok.vocab_size
+    assert tok.decode(ids) == text
+    again = tokenizer_from_json(json.loads(json.dumps(tok.to_json())))
+    assert again.vocab_size == tok.vocab_size and np.array_equal(again.encode(text), ids)
+
+
+def test_byte_ids_are_utf8_bytes_and_a_char_vocabulary_is_the_texts_characters() -> None:
+    assert ByteTokenizer().encode("é").tolist() == [0xC3, 0xA9]
+    tok = CharTokenizer.fit("banana")
+    assert tok.chars == "abn" and tok.encode("nab").tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match="never seen"):
+        tok.encode("bandana!")
+
+
+def test_bpe_learns_merges_from_the_training_text_and_round_trips_any_text() -> None:
+    pytest.importorskip("tokenizers")
+    tok = fit_tokenizer("bpe", PANGRAM * 50, PANGRAM * 50, 300)
+    assert 256 < tok.vocab_size <= 300
+    assert len(tok.encode(PANGRAM)) < len(PANGRAM.encode()) / 2  # merges learned: fewer tokens than bytes
+    unseen = "Zebra ✓ 42"
+    assert tok.decode(tok.encode(unseen)) == unseen  # byte-level: nothing is out of vocabulary
+    again = tokenizer_from_json(json.loads(json.dumps(tok.to_json())))
+    assert np.array_equal(again.encode(PANGRAM), tok.encode(PANGRAM))
+
+
+def test_splits_are_contiguous_stretches_cut_at_line_ends() -> None:
+    text = "".join(f"line {i}\n" for i in range(1000))
+    parts = split_text(text, [0.8, 0.1, 0.1])
+    assert "".join(parts) == text
+    assert all(p.endswith("\n") for p in parts[:2])
+    assert abs(len(parts[0]) / len(text) - 0.8) < 0.01 and abs(len(parts[1]) / len(text) - 0.1) < 0.01
+
+
+def test_windows_hold_the_next_token_as_target() -> None:
+    ids = np.arange(50, dtype=np.int64)
+    data = TextData(ByteTokenizer(), {"train": ids}, {"train": 50})
+    x, y = data.windows("train", 8)
+    assert x.shape == y.shape == (6, 8)  # (50 - 1) // 8 windows
+    assert np.array_equal(y, x + 1) and x[1, 0] == 8  # non-overlapping, shifted by one
+
+
+def test_the_stdlib_corpus_is_python_source_read_offline(tmp_path: Path) -> None:
+    data = load_text_data("stdlib", 20_000, "byte", None, [0.9, 0.05, 0.05], tmp_path)
+    text = ByteTokenizer().decode(data.ids["train"])
+    assert "def " in text and "import " in text
+    assert sum(data.bytes.values()) == sum(len(v) for v in data.ids.values())  # byte tokenizer: a token a byte
+
+
+# ---- check ----------------------------------------------------------------------------------------
+
+
+def test_a_language_model_spec_checks(tmp_path: Path) -> None:
+    compiled = compile_spec(lm_spec(tmp_path))
+    assert compiled.task.name == "language_model" and compiled.task.options.context == 16
+
+
+@pytest.mark.parametrize("change, marker, words", [
+    ({"model.layers": LM["model"]["layers"][:-1] + [{"linear": 30}]}, "linear: 30", "has 28 tokens"),
+    ({"model.input": ["T", 4], "model.layers": [{"linear": 28}]}, "input:", "token ids"),
+    ({"model.input": [16]}, "embedding:", "int64"),
+    ({"data.source": "moons", "data.tokenizer": None}, "source: moons", "holds samples"),
+    ({"loss": "mse"}, "loss: mse", "cross_entropy"),
+    ({"metrics": ["f1_macro"]}, "f1_macro", "not computed"),
+    ({"model.input": {"shape": [8], "dtype": "int64"}}, "input:", "context is 16"),
+    ({"model.layers": [{"embedding": {"num_embeddings": 20, "embedding_dim": 8}}, {"linear": 28}]},
+     "- embedding:", "20 rows"),
+])
+def test_check_refuses_what_training_would_at_its_line(tmp_path: Path, change, marker, words) -> None:
+    spec = lm_spec(tmp_path, **change)
+    if change.get("data.tokenizer", "") is None:
+        text = spec.read_text().replace("tokenizer: null", "")
+        spec.write_text(text)
+    line, message, hint = error_at(spec)
+    assert line == line_of(spec, marker) and words in message + hint
+
+
+def test_text_is_refused_by_the_supervised_task_and_tokenizer_by_sample_sets(tmp_path: Path) -> None:
+    spec = lm_spec(tmp_path, task="supervised")
+    line, message, hint = error_at(spec)
+    assert line == line_of(spec, "source: corpus.txt") and "language_model" in hint
+    spec = write_spec(tmp_path / "m.yaml", {"udlc": 1, "name": "m", "data": {"source": "moons", "tokenizer": "byte"},
+                                            "model": {"input": [2], "layers": [{"linear": 2}]},
+                                            "loss": "cross_entropy"})
+    line, message, _ = error_at(spec)
+    assert line == line_of(spec, "tokenizer: byte") and "text sources" in message
+
+
+def test_a_char_vocabulary_is_read_from_the_text_at_check_time(tmp_path: Path) -> None:
+    spec = lm_spec(tmp_path, text="abc\n" * 200)  # 4 characters, the model gives 28
+    line, message, hint = error_at(spec)
+    assert line == line_of(spec, "out_features: 28") - 1 and "linear: 4" in hint  # the layer, a line above
+
+
+# ---- training, export, generation -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def alphabet_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("lm")
+    return train_here(lm_spec(root), root / "runs")
+
+
+@pytest.mark.slow
+def test_a_small_transformer_learns_a_repeated_text(alphabet_run: Path) -> None:
+    rows = [json.loads(line) for line in (alphabet_run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in rows if "val_loss" in r]
+    assert epochs[-1]["val_loss"] < 0.5 * epochs[0]["train_loss"]
+    last = epochs[-1]
+    assert last["val_perplexity"] == pytest.approx(math.exp(last["val_loss"]), rel=1e-6)
+    # char tokens of ASCII text are bytes: bits per byte is the loss in bits
+    assert last["val_bits_per_byte"] == pytest.approx(last["val_loss"] / math.log(2), rel=1e-6)
+    assert last["val_accuracy"] > 0.8
+
+
+@pytest.mark.slow
+def test_generation_runs_from_the_onnx_file_and_follows_the_text(alphabet_run: Path) -> None:
+    result = cli("generate", alphabet_run, "--prompt", "uvw", "--max-new-tokens", "30", "--temperature", "0",
+                 cwd=alphabet_run)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "uvw" + (ALPHABET * 2)[23:53] + "\n"
+    assert (alphabet_run / "model.onnx").is_file()  # exported on first use
+
+
+@pytest.mark.slow
+def test_greedy_onnx_generation_equals_the_torch_model(alphabet_run: Path) -> None:
+    import torch
+
+    from udlc.compiler.lower import lower
+    from udlc.runs import RunFolder, checkpoint
+    from udlc.runtime.generate import LanguageModelFile
+
+    run = RunFolder.open(alphabet_run)
+    compiled = run.compiled()
+    network = lower(compiled.graph)
+    checkpoint.load_models({"model": network}, run.final_checkpoint(compiled.spec))
+    network.eval()
+    if not run.onnx_file.is_file():
+        from udlc.exporter.onnx import export_run
+
+        export_run(alphabet_run)
+    lm = LanguageModelFile(run.onnx_file)
+    prompt = "xyz \nab"
+    ids = lm.tokenizer.encode(prompt).tolist()
+    for _ in range(30):  # longer than the context of 16: both crop to the last 16 tokens
+        with torch.no_grad():
+            logits = network(torch.tensor([ids[-16:]]))
+        ids.append(int(logits[0, -1].argmax()))
+    got = lm.generate(prompt, 30, temperature=0)
+    assert prompt + got.text == lm.tokenizer.decode(ids)
+
+
+@pytest.mark.slow
+def test_sampling_follows_its_seed_and_top_k_1_is_greedy(alphabet_run: Path) -> None:
+    from udlc.runtime.generate import LanguageModelFile
+
+    if not (alphabet_run / "model.onnx").is_file():
+        from udlc.exporter.onnx import export_run
+
+        export_run(alphabet_run)
+    lm = LanguageModelFile(alphabet_run / "model.onnx")
+    a, b = (lm.generate("abc", 40, temperature=1.5, seed=7).text for _ in range(2))
+    assert a == b
+    assert lm.generate("abc", 40, temperature=1.0, top_k=1).text == lm.generate("abc", 40, temperature=0).text
+    assert a != lm.generate("abc", 40, temperature=1.5, seed=8).text
+
+
+@pytest.mark.slow
+def test_predict_and_generate_refuse_each_others_models(alphabet_run: Path, tmp_path: Path) -> None:
+    from udlc.exporter.onnx import export_run
+
+    model = alphabet_run / "model.onnx"
+    if not model.is_file():
+        export_run(alphabet_run)
+    (tmp_path / "x.csv").write_text("a\n1\n")
+    out = assert_clean_failure(cli("predict", model, tmp_path / "x.csv", cwd=tmp_path))
+    assert "udlc generate" in out
+    out = assert_clean_failure(cli("generate", model, "--prompt", "€", cwd=tmp_path))
+    assert "cannot be encoded" in out and "never seen" in out

@@ -1,0 +1,179 @@
+"""The zoo (examples/zoo): GPT-2, BERT-base and ViT-B/16 written with udlc's Transformer blocks have the reference
+models' parameter counts, and with the reference weights copied in (the name mappings below), their outputs.
+
+The references are Hugging Face `transformers` models (a test-only dependency). torchvision cannot be installed
+here, so ViT-B/16 is held to torchvision's published count and compared by value with transformers' ViT, which
+has the same architecture (given torchvision's layer-norm epsilon, 1e-6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from udlc.compiler.pipeline import compile_spec
+
+ZOO = Path(__file__).resolve().parent.parent / "examples" / "zoo"
+SEED = 0
+
+
+def zoo_graph(name: str):
+    return compile_spec(ZOO / f"{name}.yaml").graph  # the model only: bert_base has no task to check yet
+
+
+@pytest.mark.parametrize("name,params", [("gpt2", 124_439_808), ("bert_base", 109_482_240),
+                                         ("vit_b_16", 86_567_656)])
+def test_zoo_parameter_counts(name: str, params: int) -> None:
+    assert zoo_graph(name).total_params == params
+
+
+def test_vit_b_16_count_is_torchvisions_architecture_term_by_term() -> None:
+    d, ff, layers, patches = 768, 3072, 12, (224 // 16) ** 2
+    block = 2 * 2 * d + (4 * d * d + 4 * d) + (d * ff + ff + ff * d + d)  # two norms, attention, MLP
+    stem = d * 3 * 16 * 16 + d + d + (patches + 1) * d  # conv_proj, class token, positions
+    assert stem + layers * block + 2 * d + d * 1000 + 1000 == 86_567_656 == zoo_graph("vit_b_16").total_params
+
+
+def test_gpt2_and_vit_pass_udlc_check_with_their_task() -> None:
+    from udlc.tasks import compile_spec as check
+
+    assert check(ZOO / "gpt2.yaml").graph.output_shapes == [("T", 50257)]
+    assert check(ZOO / "vit_b_16.yaml").graph.output_shapes == [(1000,)]
+
+
+# ---- outputs, with the reference weights copied in ------------------------------------------------
+
+
+def build(name: str):
+    from udlc.compiler.lower import lower
+
+    return lower(zoo_graph(name), seed=SEED).eval()
+
+
+def perturbed(model):
+    """The reference with its norms and biases moved off their initial ones and zeros (its weight matrices start
+    random), so that a parameter copied to the wrong place, or not at all, changes the outputs."""
+    import torch
+
+    torch.manual_seed(SEED)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+    return model.eval()
+
+
+def load(ours, state: dict) -> None:
+    assert set(state) == set(ours.state_dict()), set(state) ^ set(ours.state_dict())  # every tensor mapped
+    ours.load_state_dict(state)
+
+
+def prefix(block: str, i: int) -> str:
+    """Node names of the i-th repetition of a block: gpt_block_layernorm, gpt_block_1_layernorm, ..."""
+    return f"{block}_{i}_" if i else f"{block}_"
+
+
+def attention(ours: str, q, k, v, out) -> dict:
+    """Our attention's q, k, v, out projections from (weight, bias) pairs."""
+    return {f"{ours}.{n}.{kind}": t for n, pair in zip(("q", "k", "v", "out"), (q, k, v, out))
+            for kind, t in zip(("weight", "bias"), pair)}
+
+
+def linear(ours: str, weight, bias) -> dict:
+    return {f"{ours}.weight": weight, f"{ours}.bias": bias}
+
+
+@pytest.mark.slow
+def test_gpt2_logits_equal_transformers_gpt2() -> None:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    reference = perturbed(GPT2LMHeadModel(GPT2Config()))
+    sd = reference.state_dict()
+    state = {"wte.weight": sd["transformer.wte.weight"], "linear.weight": sd["lm_head.weight"],
+             "learned_positions.weight": sd["transformer.wpe.weight"],
+             **linear("layernorm", sd["transformer.ln_f.weight"], sd["transformer.ln_f.bias"])}
+    for i in range(12):
+        p, h = prefix("gpt_block", i), f"transformer.h.{i}."
+        # GPT-2's Conv1D holds weights as (in, out), nn.Linear as (out, in); c_attn is q, k, v side by side.
+        qkv = zip(sd[h + "attn.c_attn.weight"].T.chunk(3), sd[h + "attn.c_attn.bias"].chunk(3))
+        out = (sd[h + "attn.c_proj.weight"].T, sd[h + "attn.c_proj.bias"])
+        state |= attention(p + "multihead_attention", *qkv, out)
+        state |= linear(p + "layernorm", sd[h + "ln_1.weight"], sd[h + "ln_1.bias"])
+        state |= linear(p + "layernorm_1", sd[h + "ln_2.weight"], sd[h + "ln_2.bias"])
+        state |= linear(p + "feed_forward_linear", sd[h + "mlp.c_fc.weight"].T, sd[h + "mlp.c_fc.bias"])
+        state |= linear(p + "feed_forward_linear_1", sd[h + "mlp.c_proj.weight"].T, sd[h + "mlp.c_proj.bias"])
+    ours = build("gpt2")
+    assert sum(t.numel() for t in ours.parameters()) == sum(t.numel() for t in reference.parameters())
+    load(ours, state)
+    assert ours.linear.weight is ours.wte.weight  # still tied after loading
+
+    tokens = torch.randint(0, 50257, (2, 8), generator=torch.Generator().manual_seed(SEED))
+    with torch.no_grad():
+        expected, got = reference(tokens).logits, ours(tokens)
+    assert got.shape == (2, 8, 50257)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_bert_base_outputs_equal_transformers_bert() -> None:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    reference = perturbed(BertModel(BertConfig()))
+    sd = reference.state_dict()
+    e = "embeddings."
+    state = {"embedding.weight": sd[e + "word_embeddings.weight"], "words.weight": sd[e + "position_embeddings.weight"],
+             "types.weight": sd[e + "token_type_embeddings.weight"],
+             **linear("layernorm", sd[e + "LayerNorm.weight"], sd[e + "LayerNorm.bias"]),
+             **linear("linear", sd["pooler.dense.weight"], sd["pooler.dense.bias"])}
+    for i in range(12):
+        p, h = prefix("transformer_encoder_block", i), f"encoder.layer.{i}."
+        pair = lambda name: (sd[h + name + ".weight"], sd[h + name + ".bias"])  # noqa: E731
+        state |= attention(p + "multihead_attention", pair("attention.self.query"), pair("attention.self.key"),
+                           pair("attention.self.value"), pair("attention.output.dense"))
+        state |= linear(p + "layernorm", *pair("attention.output.LayerNorm"))
+        state |= linear(p + "feed_forward_linear", *pair("intermediate.dense"))
+        state |= linear(p + "feed_forward_linear_1", *pair("output.dense"))
+        state |= linear(p + "layernorm_1", *pair("output.LayerNorm"))
+    ours = build("bert_base")
+    load(ours, state)
+
+    g = torch.Generator().manual_seed(SEED)
+    tokens, types = torch.randint(0, 30522, (2, 8), generator=g), torch.randint(0, 2, (2, 8), generator=g)
+    with torch.no_grad():
+        expected = reference(input_ids=tokens, token_type_ids=types)
+        encoded, pooled = ours(tokens, types)
+    torch.testing.assert_close(encoded, expected.last_hidden_state, atol=1e-4, rtol=0)
+    torch.testing.assert_close(pooled, expected.pooler_output, atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_vit_b_16_logits_equal_transformers_vit() -> None:
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+
+    reference = perturbed(ViTForImageClassification(ViTConfig(layer_norm_eps=1e-6, num_labels=1000)))
+    sd = reference.state_dict()
+    e = "vit.embeddings."
+    state = {"patch_embed.proj.weight": sd[e + "patch_embeddings.projection.weight"],
+             "patch_embed.proj.bias": sd[e + "patch_embeddings.projection.bias"],
+             "cls_token.token": sd[e + "cls_token"].reshape(768),
+             "learned_positions.weight": sd[e + "position_embeddings"].reshape(197, 768),
+             **linear("layernorm", sd["vit.layernorm.weight"], sd["vit.layernorm.bias"]),
+             **linear("linear", sd["classifier.weight"], sd["classifier.bias"])}
+    for i in range(12):
+        p, h = prefix("transformer_encoder_block_pre_norm", i), f"vit.layers.{i}."
+        pair = lambda name: (sd[h + name + ".weight"], sd[h + name + ".bias"])  # noqa: E731
+        state |= attention(p + "multihead_attention", *(pair(f"attention.{n}_proj") for n in "qkvo"))
+        state |= linear(p + "layernorm", *pair("layernorm_before"))
+        state |= linear(p + "layernorm_1", *pair("layernorm_after"))
+        state |= linear(p + "feed_forward_linear", *pair("mlp.fc1"))
+        state |= linear(p + "feed_forward_linear_1", *pair("mlp.fc2"))
+    ours = build("vit_b_16")
+    load(ours, state)
+
+    images = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(SEED))
+    with torch.no_grad():
+        expected, got = reference(pixel_values=images).logits, ours(images)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)

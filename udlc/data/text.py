@@ -1,0 +1,243 @@
+"""Text for language models: read a corpus, turn it into token ids and back, cut it into windows.
+
+Three tokenizers, each a plain-JSON description so that a run folder and an ONNX file carry it and
+`udlc generate` rebuilds it with numpy alone (BPE also needs the `tokenizers` package):
+
+    byte  the UTF-8 bytes, 256 ids: any text, nothing learned; bits per byte is the loss in bits
+    char  the distinct characters of the corpus, in code-point order
+    bpe   byte-level BPE (Hugging Face `tokenizers`) trained on the training split only
+
+A corpus is split into train, validation and test as contiguous stretches in that order (windows
+overlapping a boundary would let a model see its test text in training), then each stretch is cut into
+non-overlapping windows of `context + 1` tokens: the first `context` are the input, the last `context`
+(shifted by one) the next-token targets. Training windows start at an offset drawn anew each epoch, so
+a text's every position meets every position of the window (with fixed cuts, a text whose period
+shares a factor with the context would only ever be seen in some phases).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from udlc.errors import SpecError
+
+DEFAULT_BPE_VOCAB = 1024
+
+
+def read_text(source: str, max_chars: int | None, base_dir: Path) -> str:
+    """The text `data.source` names: a built-in corpus or a UTF-8 file; its first `max_chars` characters."""
+    from udlc.spec.sources import SOURCES, TextSet
+
+    entry = SOURCES.find(source)
+    if isinstance(entry, TextSet):
+        text = entry.load()
+    else:
+        path = Path(base_dir) / source
+        if not path.is_file():
+            raise SpecError(f"no file {source} (looked in {Path(base_dir).resolve()})", path="data.source",
+                            hint="paths are relative to the spec's folder")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise SpecError(f"{path.name} is not UTF-8 text (byte {e.start} cannot be decoded)", path="data.source",
+                            hint="save it as UTF-8") from None
+    text = text[:max_chars] if max_chars else text
+    if not text:
+        raise SpecError(f"{source} holds no text", path="data.source")
+    return text
+
+
+class Tokenizer:
+    kind: str
+    vocab_size: int
+
+    def encode(self, text: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def decode(self, ids: Any) -> str:
+        raise NotImplementedError
+
+    def to_json(self) -> dict:
+        raise NotImplementedError
+
+
+class ByteTokenizer(Tokenizer):
+    kind, vocab_size = "byte", 256
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64)
+
+    def decode(self, ids: Any) -> str:
+        # a sampled model may write invalid UTF-8 (half a character): show it as U+FFFD, do not fail
+        return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+
+    def to_json(self) -> dict:
+        return {"type": "byte"}
+
+
+class CharTokenizer(Tokenizer):
+    kind = "char"
+
+    def __init__(self, chars: str):
+        self.chars = chars
+        self.vocab_size = len(chars)
+        self.index = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def fit(cls, text: str) -> CharTokenizer:
+        return cls("".join(sorted(set(text))))
+
+    def encode(self, text: str) -> np.ndarray:
+        unknown = sorted(set(text) - self.index.keys())
+        if unknown:
+            raise ValueError(f"characters the tokenizer has never seen: {''.join(unknown[:20])!r}")
+        return np.fromiter((self.index[c] for c in text), dtype=np.int64, count=len(text))
+
+    def decode(self, ids: Any) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+    def to_json(self) -> dict:
+        return {"type": "char", "chars": self.chars}
+
+
+class BpeTokenizer(Tokenizer):
+    kind = "bpe"
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self.vocab_size = tokenizer.get_vocab_size()
+
+    @classmethod
+    def fit(cls, text: str, vocab_size: int) -> BpeTokenizer:
+        from tokenizers import Tokenizer as HF, decoders, models, pre_tokenizers, trainers
+
+        tok = HF(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        # every byte is in the initial alphabet, so any text encodes, whatever the training text held
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                      show_progress=False)
+        tok.train_from_iterator(_chunks(text), trainer=trainer)
+        return cls(tok)
+
+    def encode(self, text: str) -> np.ndarray:
+        ids = [i for chunk in _chunks(text) for i in self.tokenizer.encode(chunk).ids]
+        return np.asarray(ids, dtype=np.int64)
+
+    def decode(self, ids: Any) -> str:
+        return self.tokenizer.decode([int(i) for i in ids])
+
+    def to_json(self) -> dict:
+        return {"type": "bpe", "tokenizer": json.loads(self.tokenizer.to_str())}
+
+
+def _chunks(text: str, size: int = 1 << 16) -> list[str]:
+    """Lines grouped into pieces of about `size` characters: the tokenizer's batches; no piece splits a line."""
+    pieces, current, n = [], [], 0
+    for line in text.splitlines(keepends=True):
+        current.append(line)
+        n += len(line)
+        if n >= size:
+            pieces.append("".join(current))
+            current, n = [], 0
+    if current:
+        pieces.append("".join(current))
+    return pieces
+
+
+def fit_tokenizer(kind: str | None, train_text: str, whole_text: str, vocab_size: int | None) -> Tokenizer:
+    """byte needs nothing; char takes every character of the corpus (a character first met in the test
+    split would otherwise have no id); bpe learns its merges from the training split alone."""
+    if kind in (None, "byte"):
+        return ByteTokenizer()
+    if kind == "char":
+        return CharTokenizer.fit(whole_text)
+    try:
+        import tokenizers  # noqa: F401
+    except ImportError:
+        raise SpecError("tokenizer: bpe needs the `tokenizers` package", path="data.tokenizer",
+                        hint="pip install tokenizers, or use tokenizer: byte or char") from None
+    return BpeTokenizer.fit(train_text, vocab_size or DEFAULT_BPE_VOCAB)
+
+
+def tokenizer_from_json(d: dict) -> Tokenizer:
+    if d["type"] == "byte":
+        return ByteTokenizer()
+    if d["type"] == "char":
+        return CharTokenizer(d["chars"])
+    if d["type"] == "bpe":
+        from tokenizers import Tokenizer as HF
+
+        return BpeTokenizer(HF.from_str(json.dumps(d["tokenizer"])))
+    raise ValueError(f"unknown tokenizer {d['type']!r}")
+
+
+def split_text(text: str, fractions: list[float]) -> tuple[str, str, str]:
+    """Contiguous train, validation and test stretches, cut at line ends near the fractions."""
+    cuts, start = [], 0
+    for f in (fractions[0], fractions[0] + fractions[1]):
+        at = int(len(text) * f)
+        newline = text.find("\n", at)
+        at = newline + 1 if 0 <= newline < at + 1000 else at  # a line end close by, else where it falls
+        cuts.append(max(at, start))
+        start = cuts[-1]
+    return text[:cuts[0]], text[cuts[0]:cuts[1]], text[cuts[1]:]
+
+
+class WindowBatches:
+    """A split's windows as batches of {input name: ids, "target": next ids}, the split on the device.
+    Shuffled, each epoch draws its windows' offset and order from the generator; every epoch has the same
+    number of windows (those that fit at any offset), so the schedule's steps per epoch hold."""
+
+    def __init__(self, ids: np.ndarray, context: int, name: str, split: str, batch_size: int, shuffle: bool,
+                 device: Any = "cpu"):
+        import torch
+
+        self.ids = torch.as_tensor(ids).to(device)
+        self.context, self.name, self.split = context, name, split
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.n = max(len(ids) - 1 - (context - 1 if shuffle else 0), 0) // context
+        self.positions = torch.arange(context, device=device)
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def epoch_batches(self, generator: Any = None) -> Any:
+        import torch
+
+        from udlc.data.batches import epoch_order
+
+        offset = int(torch.randint(self.context, (1,), generator=generator)) if self.shuffle else 0
+        order = epoch_order(self.n, self.shuffle, generator).to(self.ids.device)
+        for start in range(0, self.n, self.batch_size):
+            at = (offset + order[start:start + self.batch_size] * self.context)[:, None] + self.positions
+            yield {self.name: self.ids[at], "target": self.ids[at + 1]}
+
+
+@dataclass
+class TextData:
+    """A tokenized corpus, split; what the language_model task trains and evaluates on."""
+
+    tokenizer: Tokenizer
+    ids: dict[str, np.ndarray]  # split -> token ids
+    bytes: dict[str, int]  # split -> UTF-8 bytes of its text, for bits per byte
+
+    def windows(self, split: str, context: int) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, targets), each (n, context): non-overlapping windows, the targets shifted by one."""
+        ids = self.ids[split]
+        n = max(len(ids) - 1, 0) // context
+        return ids[:n * context].reshape(n, context), ids[1:n * context + 1].reshape(n, context)
+
+
+def load_text_data(source: str, max_chars: int | None, tokenizer: str | None, vocab_size: int | None,
+                   fractions: list[float], base_dir: Path) -> TextData:
+    text = read_text(source, max_chars, base_dir)
+    parts = dict(zip(("train", "val", "test"), split_text(text, fractions)))
+    tok = fit_tokenizer(tokenizer, parts["train"], text, vocab_size)
+    return TextData(tok, {k: tok.encode(v) for k, v in parts.items()},
+                    {k: len(v.encode("utf-8")) for k, v in parts.items()})

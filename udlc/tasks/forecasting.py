@@ -1,0 +1,152 @@
+"""task: forecasting — one network reads the past values of a series and predicts its next `horizon` values
+(regression over future steps), judged against the last-value baseline.
+
+    task: forecasting
+    data: {source: sine_mixture}         # x: the past 32 values (32, 1); y: the next 8
+    model:
+      input: [T, 1]                      # any context length; one value per step
+      layers: [{lstm: {hidden_size: 64, id: enc}}, {seq_pool: {mode: last, from: enc.out}}, {linear: 8}]
+    loss: mse
+
+The data is a series set (`series: true` in spec/sources.py), or a file whose samples are windows already
+cut: an .npz of x (N, context[, 1]) and y (N, horizon), or a CSV / .npy whose feature columns are the past
+values in time order and whose target is the next one. The model's output width is the horizon.
+
+Every evaluated split also reports `baseline_loss`, the spec's loss for the last observed value repeated
+over the horizon (in the targets' units, as `loss` is), and `relative_loss` = loss / baseline_loss: below 1
+the model beats persistence. Both are minimized, so early stopping and plateau may watch them.
+
+Normalization: the input and the target are the same series, so both are scaled with one shift and one
+scale fitted on the training inputs — not per time step, and not the targets apart. The network then sees
+past and future on one scale: a level it reads is the level it writes, persistence is a plain copy in its
+own units, and a symbolic context length (T) needs no per-step statistics (there are none for unseen steps).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from udlc.errors import SpecError
+from udlc.spec.base import StrictModel
+from udlc.spec.sources import SOURCES, BuiltinSet
+from udlc.spec.training import CLASSIFICATION_LOSSES
+from udlc.tasks.registry import register
+from udlc.tasks.supervised import Supervised, located
+
+SERIES_HINT = "use a series set (sine_mixture), or a file of windows: an .npz of x (N, context, 1) and y (N, horizon)"
+
+
+class ForecastingOptions(StrictModel):
+    type: Literal["forecasting"] = "forecasting"
+
+
+@register
+class Forecasting(Supervised):
+    name = "forecasting"
+    config = ForecastingOptions
+    description = "one network predicts a series' next values from its past ones; reports the last-value baseline"
+
+    # ---- check time -----------------------------------------------------------------------------------
+
+    def check_data(self, compiled: Any, base: tuple) -> list[SpecError]:
+        # What makes a spec a forecast comes first; the data's header is read only for one that is.
+        return self.check_series(compiled, base) or super().check_data(compiled, base)
+
+    def check_series(self, compiled: Any, base: tuple) -> list[SpecError]:
+        spec, doc = compiled.spec, compiled.doc
+        errors = []
+        if spec.loss.type in CLASSIFICATION_LOSSES:
+            errors.append(SpecError(f"task forecasting regresses future values; {spec.loss.type} is a classification "
+                                    "loss", path="loss", span=doc.span(("loss",)), hint="use mse, mae or huber"))
+        if spec.data.task == "classification":
+            errors.append(SpecError("task forecasting regresses future values, but data.task is classification",
+                                    path="data.task", span=doc.span(("data", "task")),
+                                    hint="drop data.task, or set it to regression"))
+        entry = SOURCES.find(spec.data.source)
+        if isinstance(entry, BuiltinSet) and not entry.series:
+            errors.append(SpecError(f"{entry.name} is not a series: task forecasting reads windows of one series' "
+                                    "past values", path="data.source", span=doc.span(("data", "source")),
+                                    hint=SERIES_HINT))
+        (shape,) = self.graph(compiled).inputs.values()
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+            errors.append(SpecError(f"task forecasting reads one value per step, but model.input is "
+                                    f"[{', '.join(map(str, shape))}]", path=".".join(base + ("input",)),
+                                    span=doc.span(base + ("input",), key=True),
+                                    hint="give the past values as input: [T, 1] (or [context, 1])"))
+        return errors
+
+    def logged(self, spec: Any, has_val: bool) -> list[str]:
+        names = super().logged(spec, has_val)
+        return names + ["val_baseline_loss", "val_relative_loss"] if has_val else names
+
+    # ---- train time -----------------------------------------------------------------------------------
+
+    def load_data(self, compiled: Any) -> Any:
+        """The windows, split, then scaled with one shift and scale for inputs and targets alike."""
+        from udlc.data import prepare
+
+        spec = compiled.spec
+        graph = self.graph(compiled)
+        self.net = self.network(compiled)
+        ((self.input, shape),) = graph.inputs.items()
+        try:
+            data = prepare(spec.data.model_copy(update={"normalize": "none"}), shape, compiled.base_dir, spec.seed,
+                           "regression")
+        except SpecError as e:
+            raise located(e, compiled.doc) from None
+        share_normalization(data, spec.data.normalize)
+        self.check_loaded(compiled, data)
+        return data
+
+    def setup(self, s: Any, data: Any) -> None:
+        import torch
+
+        super().setup(s, data)
+        norm = data.normalization  # the baseline's last values, back in the series' units
+        self.input_norm = tuple(torch.as_tensor(a.reshape(-1), device=s.device) for a in (norm.shift, norm.scale))
+
+    def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
+        row = super().evaluate(s, batches)
+        baseline = self.baseline_loss(batches)
+        # a baseline of 0 (a constant series) cannot be beaten: the ratio is then undefined
+        row.update(baseline_loss=baseline, relative_loss=row["loss"] / baseline if baseline > 0 else float("nan"))
+        return row
+
+    def baseline_loss(self, batches: Any) -> float:
+        """The spec's loss, in the targets' units, of repeating each window's last value over the horizon."""
+        import torch
+
+        lasts, ys = [], []
+        for batch in batches.epoch_batches(None):
+            xb = batch[self.input]
+            lasts.append(xb.reshape(len(xb), -1)[:, -1:].float())
+            ys.append(batch["target"])
+        shift, scale = self.input_norm
+        last, y = torch.cat(lasts) * scale + shift, torch.cat(ys)
+        if self.target_norm is not None:
+            y = self.raw(y)
+        return self.loss_fn(last.expand_as(y), y).item()
+
+
+def share_normalization(data: Any, kind: str) -> None:
+    """Scale a Dataset prepared without normalization: one shift and scale, fitted on the training inputs,
+    for every input and target value (see the module's docstring)."""
+    import numpy as np
+
+    from udlc.data import Normalization
+    from udlc.data.arrays import LazyRows
+
+    def chunks(x: Any) -> Any:
+        return (c for _, c in x.chunks()) if isinstance(x, LazyRows) else [x]
+
+    norm = Normalization.fit_chunks(kind, chunks(data.x_train), tuple(data.x_train.shape[1:]), axis=None)
+    for split in ("train", "val", "test"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        x = x.subset(np.arange(len(x)), norm.apply_normalization) if isinstance(x, LazyRows) \
+            else norm.apply_normalization(x)
+        setattr(data, f"x_{split}", x)
+        setattr(data, f"y_{split}", norm.apply_normalization(y) if kind != "none" else y)
+    data.normalization = norm
+    # the same numbers shaped for a (horizon,) target; regression values are un-scaled with it everywhere
+    data.target_normalization = None if kind == "none" else \
+        Normalization(kind, norm.shift.reshape(1), norm.scale.reshape(1))

@@ -1,0 +1,236 @@
+"""task: language_model — one causal network learns the next token of a text.
+
+    task: {language_model: {context: 128}}
+    data: {source: stdlib, tokenizer: byte}          # or a .txt file; byte, char or bpe
+    model:
+      input: {shape: [T], dtype: int64}
+      layers: [..., linear: 256]                     # (T, vocab) logits: position t predicts token t + 1
+    loss: cross_entropy
+
+The network reads windows of `context` token ids and gives, at every position, logits over the
+vocabulary for the token that follows (udlc.data.text makes the windows). Causality is the model's: a
+transformer needs `causal: true` attention, a recurrent network is causal as written. Each epoch logs the
+loss in nats per token, perplexity and bits per byte (comparable across tokenizers: the split's
+total loss in bits over its UTF-8 bytes). The exported model serves logits and probabilities at every
+position, and carries its tokenizer, so `udlc generate` needs only onnxruntime and numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import Field, PositiveInt
+
+from udlc.errors import SpecError, one_of
+from udlc.spec.base import StrictModel
+from udlc.tasks.registry import Served, Task, register
+from udlc.tasks.supervised import check_monitors, check_network_keys, located
+
+MEAN_METRICS = ("accuracy", "top_k")  # averages over tokens: exact when computed batch by batch
+
+
+class LanguageModelOptions(StrictModel):
+    type: Literal["language_model"] = "language_model"
+    context: PositiveInt = Field(128, description="tokens per training window (the longest context the model sees)")
+
+
+@register
+class LanguageModel(Task):
+    name = "language_model"
+    config = LanguageModelOptions
+    description = "one causal network learns the next token of a text (data: a text source and a tokenizer)"
+
+    def network(self, compiled: Any) -> str:
+        return next(iter(compiled.graphs))
+
+    # ---- check time -----------------------------------------------------------------------------------
+
+    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+        from udlc.spec.sources import SOURCES
+
+        spec, doc = compiled.spec, compiled.doc
+        err = lambda msg, path, hint=None, key=False: SpecError(  # noqa: E731
+            msg, path=".".join(map(str, path)), span=doc.span(tuple(path), key=key), hint=hint)
+        networks = list(compiled.graphs)
+        if len(networks) != 1:
+            return [err(f"task {self.name} trains one network, but `models` names {len(networks)}", ("models",),
+                        "give one network under `model:`", key=True)]
+        base = ("model",) if spec.model is not None else ("models", networks[0])
+        graph = compiled.graphs[networks[0]]
+        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        if not SOURCES.is_text(spec.data.source):
+            errors.append(err(f"task {self.name} reads text, but {spec.data.source} holds samples",
+                              ("data", "source"), "use `source: stdlib` or a .txt file"))
+        if spec.loss.type != "cross_entropy" or spec.loss.weight:
+            errors.append(err("a language model learns with cross_entropy over the vocabulary (no class weights)",
+                              ("loss",), "write `loss: cross_entropy` (label_smoothing is allowed)"))
+        for i, m in enumerate(spec.metrics):
+            if m.type not in MEAN_METRICS:
+                errors.append(err(f"'{m.type}' is not computed for language models", ("metrics", i),
+                                  f"use {one_of(MEAN_METRICS)} (perplexity and bits per byte are always logged)"))
+        for i, aug in enumerate(spec.data.augment):
+            errors.append(err("a language model's data is not augmented", ("data", "augment", i),
+                              "drop `augment`"))
+        if len(graph.inputs) != 1:
+            return errors + [err(f"task {self.name} feeds one input of token ids; this model has "
+                                 f"{len(graph.inputs)}", base + ("inputs",), "give one `input`", key=True)]
+        (name, shape), = graph.inputs.items()
+        where = base + (("input",) if spec.networks[networks[0]].input is not None else ("inputs", name))
+        if len(shape) != 1 or graph.dtype_of(name) != "int64":
+            errors.append(err(f"a language model reads token ids: one int64 axis, not {_typed(shape, graph.dtype_of(name))}",
+                              where, "write `input: {shape: [T], dtype: int64}`", key=True))
+        elif isinstance(shape[0], int) and shape[0] != self.options.context:
+            errors.append(err(f"the input takes {shape[0]} tokens but the task's context is {self.options.context}",
+                              where, f"write `shape: [T]` (any length), or context: {shape[0]}", key=True))
+        if graph.outputs != [] and len(graph.outputs) != 1:
+            errors.append(err(f"task {self.name} trains one output", base + ("outputs",), key=True))
+        if errors:
+            return errors
+        out = graph.shape_of(graph.outputs[0])
+        node = graph.nodes[graph.outputs[0].partition(".")[0]]
+        if out is None or len(out) != 2 or out[0] != shape[0]:
+            return [SpecError(f"a language model gives logits at every position, ({shape[0]}, vocab); this one "
+                              f"gives {out}", path=node.path, span=node.span,
+                              hint="keep the sequence axis to the end and finish with `linear: <vocab size>`")]
+        if check_files or not spec.data.is_file():
+            return self.check_vocabulary(compiled, graph, out[1], node)
+        return []
+
+    def check_vocabulary(self, compiled: Any, graph: Any, width: int, node: Any) -> list[SpecError]:
+        """The output's width and every embedding of the ids against the tokenizer's vocabulary."""
+        vocab, why = vocabulary_size(compiled)
+        if vocab is None:
+            return [located(why, compiled.doc)]
+        errors = []
+        if width != vocab:
+            errors.append(SpecError(f"the model gives {width} logits per position but the {why} has {vocab} tokens",
+                                    path=node.path, span=node.span, hint=f"finish with `linear: {vocab}`"))
+        (name,) = graph.inputs
+        for n in graph.nodes.values():
+            if n.op == "embedding" and name in n.inputs and n.config.num_embeddings < vocab:
+                errors.append(SpecError(f"the embedding has {n.config.num_embeddings} rows but the {why} has "
+                                        f"{vocab} tokens", path=n.path, span=n.span,
+                                        hint=f"num_embeddings: {vocab}"))
+        return errors
+
+    def logged(self, spec: Any, has_val: bool) -> list[str]:
+        from udlc.spec.metrics import metric_name
+
+        names = ["train_loss"]
+        if has_val:
+            names += ["val_loss", "val_perplexity", "val_bits_per_byte"] + [f"val_{metric_name(m)}"
+                                                                           for m in spec.metrics]
+        return names
+
+    def served(self, compiled: Any) -> list[Served]:
+        return [Served(self.network(compiled), 0, "softmax")]
+
+    # ---- train time -----------------------------------------------------------------------------------
+
+    def load_data(self, compiled: Any) -> Any:
+        from udlc.data.text import load_text_data
+
+        spec = compiled.spec
+        self.net = self.network(compiled)
+        (self.input,) = compiled.graphs[self.net].inputs
+        try:
+            data = load_text_data(spec.data.source, spec.data.max_chars, spec.data.tokenizer, spec.data.vocab_size,
+                                  spec.data.split, compiled.base_dir)
+        except SpecError as e:
+            raise located(e, compiled.doc) from None
+        if not len(data.windows("train", self.options.context)[0]):
+            raise located(SpecError(f"the training text holds {len(data.ids['train'])} tokens, fewer than one "
+                                    f"window of context {self.options.context} + 1", path="data.source",
+                                    hint="give more text (max_chars), or a shorter context"), compiled.doc)
+        return data
+
+    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
+        graph = compiled.graphs[self.net]
+        return {
+            "task": self.name,
+            "classes": None,
+            "input_names": list(graph.inputs),
+            "input_shapes": [list(s) for s in graph.inputs.values()],
+            "sample_shapes": [[self.options.context]],
+            "context": self.options.context,
+            "vocab_size": data.tokenizer.vocab_size,
+            "tokenizer": data.tokenizer.to_json(),
+            "normalization": None,  # token ids are not standardized
+        }
+
+    def sizes(self, data: Any) -> str:
+        return "/".join(str(len(data.windows(s, self.options.context)[0])) for s in ("train", "val", "test"))
+
+    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+        from udlc.data.text import WindowBatches
+
+        batches = WindowBatches(data.ids[split], self.options.context, self.input, split, batch_size, shuffle, device)
+        return batches if batches.n else None
+
+    def setup(self, s: Any, data: Any) -> None:
+        from udlc.spec.losses import LOSSES
+
+        ce = LOSSES["cross_entropy"].build(s.spec.loss, s.device)
+        self.loss_fn = lambda out, y: ce(out.flatten(0, -2), y.flatten())
+        self.bytes = data.bytes
+        self.tokens = {k: len(v) for k, v in data.ids.items()}
+
+    def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
+        xb, yb = batch[self.input], batch["target"]
+        with s.autocast():
+            loss = self.loss_fn(s.models[self.net](xb), yb)
+        return {"loss": s.update(self.net, loss, (xb, yb))}, len(xb)
+
+    def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
+        """Sums over the split's windows batch by batch: the logits of a whole split need not fit in memory."""
+        import torch
+        import torch.nn.functional as F
+
+        from udlc.spec.metrics import compute_metrics
+
+        model = s.models[self.net]
+        was_training = model.training
+        model.eval()
+        nats, tokens, sums = 0.0, 0, {}
+        with torch.no_grad():
+            for batch in batches.epoch_batches(None):
+                xb, yb = batch[self.input], batch["target"]
+                with s.autocast():
+                    out = model(xb)
+                out, y = out.float().flatten(0, -2), yb.flatten()
+                nats += F.cross_entropy(out, y, reduction="sum").item()  # unsmoothed: perplexity is of the data
+                for k, v in compute_metrics(s.spec.metrics, out, y, "softmax").items():
+                    sums[k] = sums.get(k, 0.0) + v * len(y)
+                tokens += len(y)
+        model.train(was_training)
+        loss = nats / tokens
+        # The windows cover all but the split's last few tokens: count the bytes they stand for at the split's
+        # bytes per token (exact for the byte tokenizer, where bits per byte is the loss in bits).
+        split_bytes = tokens * self.bytes[batches.split] / self.tokens[batches.split]
+        row = {"loss": loss, "perplexity": math.exp(min(loss, 700)),
+               "bits_per_byte": nats / math.log(2) / split_bytes}
+        row.update({k: v / tokens for k, v in sums.items()})
+        return row
+
+
+def vocabulary_size(compiled: Any) -> tuple[int | None, Any]:
+    """The tokenizer's vocabulary size as check can know it, and its description (or the SpecError)."""
+    from udlc.data.text import CharTokenizer, read_text
+
+    data = compiled.spec.data
+    if data.tokenizer in (None, "byte"):
+        return 256, "byte tokenizer"
+    if data.tokenizer == "bpe":
+        from udlc.data.text import DEFAULT_BPE_VOCAB
+
+        return data.vocab_size or DEFAULT_BPE_VOCAB, "bpe tokenizer (data.vocab_size)"
+    try:
+        text = read_text(data.source, data.max_chars, compiled.base_dir)
+    except SpecError as e:
+        return None, e
+    return CharTokenizer.fit(text).vocab_size, f"char tokenizer of {data.source}"
+
+
+def _typed(shape: tuple, dtype: str | None) -> str:
+    return f"({', '.join(map(str, shape))}) {dtype}"
