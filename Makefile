@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/check_speed.py
 	$(PY) bench/train_speed.py
+	$(PY) bench/lm_speed.py
 
 schema: $(STAMP)
 	$(UDLC) schema > spec/udlc.schema.json

@@ -23,18 +23,27 @@ shorter text (--max-chars) and fewer epochs (--epochs) so that the whole script 
 The hand-written model starts from udlc's initial weights (udlc.build, as udlc.train builds it), copied
 tensor by tensor (q, k, v concatenated into the fused qkv), so both do the same arithmetic: the script
 prints both parameter counts and the difference of their losses at the first step and over all steps.
-Runs alternate (udlc, hand, hand, udlc, ...); per-step medians pool every run's steps after the first few.
+
+Two measurements, each with the first few steps of a run left out:
+  lockstep    one udlc.train run whose train_step also runs the hand-written loop's step on the same batch
+              (before udlc's on odd steps, after it on even ones): pairs of steps under the same machine
+              load, so the ratio holds on a busy machine; medians and the median of per-pair ratios;
+  whole runs  udlc.train and the hand-written loop each on its own, alternating (udlc, hand, hand, udlc, ...):
+              per-step medians, the last epoch's training phase, whole epochs and whole runs.
 
 Generation. The last udlc run is exported with udlc.export (udlc.exporter.onnx.export_run), then greedy
 continuations of a 64-token prompt (from the validation text) are timed at batch 1:
   onnxruntime  udlc.runtime.generate.LanguageModelFile(...).generate(prompt, N, temperature=0), as
-               `udlc generate` runs it (onnxruntime's default threads), and the same with a one-thread session;
+               `udlc generate` runs it (onnxruntime's default threads), and the same with a one-thread
+               session; where the file carries a key/value cache (udlc.exporter.decoding), both with it (one
+               step per token, the default) and without it (use_cache=False: the whole window per token);
   torch eager  udlc's network (udlc.build + the run's final checkpoint) and the hand-written model with the
                same weights, eval() under torch.inference_mode(), recomputing the last `context` tokens
-               for every new token as LanguageModelFile does (no KV cache on either side).
-All four must write the same continuation; the script says whether they do.
+               for every new token (no cache).
+The whole-window continuations must be identical (the script says whether they are, how far the cached one
+agrees, and how far the prompt's logits differ between onnxruntime and torch).
 
-    .venv/bin/python bench/lm_speed.py [--max-chars 200000] [--epochs 2] [--repeats 1] [--threads 1]
+    .venv/bin/python bench/lm_speed.py [--max-chars 150000] [--epochs 2] [--repeats 1] [--threads 1]
                                        [--qkv fused|separate] [--new-tokens 100] [--skip-generation]
 
 A benchmark: it prints figures and asserts nothing about speed. On a machine shared with other jobs the
@@ -204,30 +213,37 @@ class HandLoop:
         low = min(s.min_lr / base, 1.0)
         return base * (low + (1.0 - low) * 0.5 * (1 + math.cos(math.pi * pct)))
 
+    def step(self, xb, yb) -> tuple[float, float, float]:
+        """One optimizer step on one batch; returns (wall s, CPU s of this thread, loss)."""
+        import torch
+        import torch.nn.functional as F
+
+        model, opt, clip = self.model, self.optimizer, self.cfg.grad_clip
+        t0, c0 = time.perf_counter(), time.thread_time()
+        lr = self.lr(self.step_no)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        logits = model(xb)
+        loss = F.cross_entropy(logits.flatten(0, 1), yb.flatten())
+        value = loss.item()
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        self.step_no += 1
+        return time.perf_counter() - t0, time.thread_time() - c0, value
+
     def epoch(self, steps: list) -> tuple[float, float]:
         """One epoch; appends (wall s, CPU s, loss) per step to `steps`; returns (training-phase s, val loss)."""
         import torch
         import torch.nn.functional as F
 
-        model, opt, clip = self.model, self.optimizer, self.cfg.grad_clip
+        model = self.model
         model.train()
         t_epoch = time.perf_counter()
         for batch in self.train.epoch_batches(self.shuffle):
-            xb, yb = batch["x"], batch["target"]
-            t0, c0 = time.perf_counter(), time.thread_time()
-            lr = self.lr(self.step_no)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            logits = model(xb)
-            loss = F.cross_entropy(logits.flatten(0, 1), yb.flatten())
-            value = loss.item()
-            loss.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            steps.append((time.perf_counter() - t0, time.thread_time() - c0, value))
-            self.step_no += 1
+            steps.append(self.step(batch["x"], batch["target"]))
         seconds = time.perf_counter() - t_epoch
 
         model.eval()
@@ -297,6 +313,40 @@ def run_udlc(compiled, out: Path) -> dict:
             "params": sum(g.total_params for g in compiled.graphs.values())}
 
 
+def run_lockstep(compiled, data, fused: bool, out: Path) -> list[tuple]:
+    """udlc.train with the hand-written loop's step run beside each of udlc's steps, on the same batch (before
+    udlc's on odd steps, after it on even ones): pairs timed under the same machine load. Returns per step
+    (udlc wall, udlc CPU, udlc loss, hand wall, hand CPU, hand loss)."""
+    import torch
+
+    task = compiled.task
+    torch.manual_seed(compiled.spec.seed)
+    hand = HandLoop(compiled, data, fused)
+    hand.model.train()
+    pairs: list[tuple] = []
+    original = task.train_step
+
+    def paired(s, batch):
+        xb, yb = batch[task.input], batch["target"]
+        first = len(pairs) % 2
+        if first:
+            h = hand.step(xb, yb)
+        t0, c0 = time.perf_counter(), time.thread_time()
+        values, size = original(s, batch)
+        u = (time.perf_counter() - t0, time.thread_time() - c0, values["loss"])
+        if not first:
+            h = hand.step(xb, yb)
+        pairs.append(u + h)
+        return values, size
+
+    task.train_step = paired
+    try:
+        udlc.train(compiled, out=out, quiet=True)
+    finally:
+        del task.train_step
+    return pairs
+
+
 # ---- generation ------------------------------------------------------------------------------------------
 
 
@@ -315,6 +365,8 @@ def torch_generate(model, ids: list[int], new: int, context: int) -> tuple[list[
 
 
 def generation(compiled, run_dir: Path, data, fused: bool, new: int, repeats: int) -> dict:
+    import inspect
+
     import onnxruntime as ort
 
     from udlc.runs import RunFolder, checkpoint
@@ -323,15 +375,18 @@ def generation(compiled, run_dir: Path, data, fused: bool, new: int, repeats: in
     t0 = time.perf_counter()
     onnx_path = udlc.export(run_dir)
     export_s = time.perf_counter() - t0
-    lm = LanguageModelFile(onnx_path)
+    lm = LanguageModelFile(onnx_path)  # as `udlc generate` opens it: onnxruntime's default threads
     lm1 = LanguageModelFile(onnx_path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     lm1.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    # A file exported with its key/value cache generates one token per step (use_cache=False: whole windows).
+    cached = bool(getattr(lm, "cached", False)) and "use_cache" in inspect.signature(lm.generate).parameters
 
     shape = model_config(compiled)
     net = udlc.build(compiled)
-    checkpoint.load_models({compiled.task.network(compiled): net}, RunFolder.open(run_dir).final_checkpoint(compiled.spec))
+    final = RunFolder.open(run_dir).final_checkpoint(compiled.spec)  # the weights the export took
+    checkpoint.load_models({compiled.task.network(compiled): net}, final)
     hand = hand_model_class()(**shape, fused=fused)
     hand.load_state_dict(hand_state_from_udlc(net.state_dict(), shape["layers"], fused))
 
@@ -339,23 +394,40 @@ def generation(compiled, run_dir: Path, data, fused: bool, new: int, repeats: in
     prompt = lm.tokenizer.decode(prompt_ids)
     assert lm.tokenizer.encode(prompt).tolist() == prompt_ids, "the prompt does not round-trip"
     context = lm.context
-    names = ["onnxruntime (LanguageModelFile)", "onnxruntime, 1 thread", "torch eager, udlc network",
-             "torch eager, hand-written"]
-    seconds: dict[str, list[float]] = {n: [] for n in names}
+
+    def ort_call(f, **kw):
+        return lambda: (lambda g: (g.text, g.seconds))(f.generate(prompt, new, temperature=0, **kw))
+
+    def torch_call(model):
+        return lambda: (lambda r: (lm.tokenizer.decode(r[0]), r[1]))(torch_generate(model, prompt_ids, new, context))
+
+    # The same numbers on both sides: the last position's logits of the prompt, onnxruntime (whole window) vs torch.
+    import numpy as np
+    import torch
+
+    ort_last = lm.run(prompt_ids)[0] if hasattr(lm, "run") else lm.next_logits(prompt_ids)
+    with torch.inference_mode():
+        torch_last = net.eval()(torch.tensor([prompt_ids]))[0, -1].double().numpy()
+    logit_diff = float(np.abs(np.asarray(ort_last) - torch_last).max())
+
+    calls = {}
+    if cached:
+        calls["onnxruntime, KV cache (udlc generate)"] = ort_call(lm)
+        calls["onnxruntime, KV cache, 1 thread"] = ort_call(lm1)
+    nocache = {"use_cache": False} if cached else {}
+    calls[f"onnxruntime, {'no cache' if cached else 'windows (udlc generate)'}"] = ort_call(lm, **nocache)
+    calls[f"onnxruntime, {'no cache' if cached else 'windows'}, 1 thread"] = ort_call(lm1, **nocache)
+    calls["torch eager, udlc network"] = torch_call(net)
+    calls["torch eager, hand-written"] = torch_call(hand)
+    seconds: dict[str, list[float]] = {n: [] for n in calls}
     texts: dict[str, str] = {}
-    for _ in range(repeats):
-        for name, model in zip(names, (lm, lm1, net, hand)):
-            if isinstance(model, LanguageModelFile):
-                g = model.generate(prompt, new, temperature=0)
-                text, s = g.text, g.seconds
-            else:
-                made, s = torch_generate(model, prompt_ids, new, context)
-                text = lm.tokenizer.decode(made)
-            seconds[name].append(s)
-            texts[name] = text
+    for _ in range(repeats):  # interleaved: each call once per round
+        for name, call in calls.items():
+            texts[name], t = call()
+            seconds[name].append(t)
     return {"export_s": export_s, "prompt": prompt, "texts": texts, "ort_threads": _ort_threads(lm.session),
-            "tps": {n: new / med(s) for n, s in seconds.items()},
-            "best_tps": {n: new / min(s) for n, s in seconds.items()}}
+            "cached": cached, "logit_diff": logit_diff, "tps": {n: new / med(s) for n, s in seconds.items()},
+            "best_tps": {n: new / min(s) for n, s in seconds.items()}, "context": context}
 
 
 def _ort_threads(session) -> str:
@@ -368,12 +440,12 @@ def _ort_threads(session) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--max-chars", type=int, default=200_000, help="data.max_chars (default 200000)")
+    ap.add_argument("--max-chars", type=int, default=150_000, help="data.max_chars (default 150000)")
     ap.add_argument("--epochs", type=int, default=2, help="train.epochs (default 2)")
     ap.add_argument("--repeats", type=int, default=1, help="whole runs of each, alternating (default 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for both (default 1)")
     ap.add_argument("--qkv", choices=("fused", "separate"), default="fused",
-                    help="the hand-written attention's projections: one qkv linear (nanoGPT) or three")
+                    help="the hand-written attention's projections: one qkv linear (nanoGPT, default) or three")
     ap.add_argument("--new-tokens", type=int, default=100, help="tokens generated per call (default 100)")
     ap.add_argument("--skip-generation", action="store_true", help="time training only")
     args = ap.parse_args()
@@ -386,84 +458,110 @@ def main() -> None:
           f"load average before: {os.getloadavg()}", flush=True)
     compiled = udlc.load_spec(SPEC, [f"data.max_chars={args.max_chars}", f"train.epochs={args.epochs}"])
     data = compiled.task.load_data(compiled)
-    steps_per_epoch = math.ceil(len(compiled.task.batches(data, "train", batch_size=compiled.spec.train.batch_size,
-                                                          shuffle=True, device="cpu")))
+    steps_per_epoch = len(compiled.task.batches(data, "train", batch_size=compiled.spec.train.batch_size,
+                                                shuffle=True, device="cpu"))
     print(f"{SPEC.relative_to(ROOT)} · max_chars {args.max_chars} · {args.epochs} epochs of {steps_per_epoch} steps "
           f"(batch {compiled.spec.train.batch_size} x context {compiled.task.options.context}) · hand-written qkv "
           f"{args.qkv}", flush=True)
 
     runs: dict = {"udlc": [], "hand": []}
     with tempfile.TemporaryDirectory(prefix="udlc-bench-lm-") as tmp:
+        started = time.perf_counter()
+        pairs = run_lockstep(compiled, data, fused, Path(tmp) / "lockstep")
+        print(f"  lockstep run: {len(pairs)} pairs of steps in {time.perf_counter() - started:.1f} s", flush=True)
         for r in range(args.repeats):
             for who in (("udlc", "hand") if r % 2 == 0 else ("hand", "udlc")):
                 res = run_udlc(compiled, Path(tmp) / f"r{r}") if who == "udlc" else run_hand(compiled, data, fused)
                 runs[who].append(res)
                 walls = [s[0] for s in res["steps"][SKIP_STEPS:]]
-                print(f"  run {r + 1}/{args.repeats} {who:4s}: step median {med(walls) * 1e3:7.1f} ms, training "
+                print(f"  whole run {r + 1}/{args.repeats} {who:4s}: step median {med(walls) * 1e3:6.1f} ms, training "
                       f"phase of the last epoch {res['train_s'][-1]:6.2f} s, whole run {res['total_s']:6.2f} s",
                       flush=True)
         gen = None if args.skip_generation else generation(compiled, runs["udlc"][-1]["run_dir"], data, fused,
                                                            args.new_tokens, repeats=5)
 
+    # lockstep: per-step pairs under the same load
+    timed = pairs[SKIP_STEPS:]
+    col = lambda i: [p[i] for p in timed]  # noqa: E731
+    uw, uc, hw, hc = col(0), col(1), col(3), col(4)
+    # whole runs: each on its own
     u, h = runs["udlc"], runs["hand"]
     pool = lambda rs, i: [s[i] for r in rs for s in r["steps"][SKIP_STEPS:]]  # noqa: E731
-    uw, hw, uc, hc = pool(u, 0), pool(h, 0), pool(u, 1), pool(h, 1)
-    u_loss, h_loss = [s[2] for s in u[0]["steps"]], [s[2] for s in h[0]["steps"]]
-    n_steps = min(len(u_loss), len(h_loss))
-    max_diff = max(abs(a - b) for a, b in zip(u_loss, h_loss))
+    ruw, rhw, ruc, rhc = pool(u, 0), pool(h, 0), pool(u, 1), pool(h, 1)
 
     print()
-    print(f"training: time per optimizer step, median of {len(uw)} udlc / {len(hw)} hand steps (the first "
-          f"{SKIP_STEPS} of every run left out); ratio = udlc / hand (goal <= 1.05)")
-    head = f"{'':26s} | {'udlc':>9s} {'hand':>9s} {'ratio':>7s} | {'udlc min':>9s} {'hand min':>9s}"
+    print(f"training: time per optimizer step; ratio = udlc / hand-written (goal <= 1.05); the first {SKIP_STEPS} "
+          f"steps of every run left out")
+    head = (f"{'':34s} | {'udlc':>8s} {'hand':>8s} {'ratio':>6s} | {'median of':>9s} | {'udlc min':>8s} "
+            f"{'hand min':>8s}")
     print(head)
+    print(f"{'':34s} | {'median':>8s} {'median':>8s} {'':6s} | {'ratios':>9s} |")
     print("-" * len(head))
-    print(f"{'step, wall ms':26s} | {med(uw) * 1e3:9.1f} {med(hw) * 1e3:9.1f} {med(uw) / med(hw):7.3f} | "
-          f"{min(uw) * 1e3:9.1f} {min(hw) * 1e3:9.1f}")
-    print(f"{'step, CPU ms (this thread)':26s} | {med(uc) * 1e3:9.1f} {med(hc) * 1e3:9.1f} {med(uc) / med(hc):7.3f} | "
-          f"{min(uc) * 1e3:9.1f} {min(hc) * 1e3:9.1f}")
+    ratios = lambda a, b: med([x / y for x, y in zip(a, b)])  # noqa: E731
+    print(f"{f'lockstep, {len(timed)} pairs: wall ms':34s} | {med(uw) * 1e3:8.1f} {med(hw) * 1e3:8.1f} "
+          f"{med(uw) / med(hw):6.3f} | {ratios(uw, hw):9.3f} | {min(uw) * 1e3:8.1f} {min(hw) * 1e3:8.1f}")
+    print(f"{'                   CPU ms':34s} | {med(uc) * 1e3:8.1f} {med(hc) * 1e3:8.1f} "
+          f"{med(uc) / med(hc):6.3f} | {ratios(uc, hc):9.3f} | {min(uc) * 1e3:8.1f} {min(hc) * 1e3:8.1f}")
+    print(f"{f'whole runs, {len(ruw)}+{len(rhw)} steps: wall ms':34s} | {med(ruw) * 1e3:8.1f} {med(rhw) * 1e3:8.1f} "
+          f"{med(ruw) / med(rhw):6.3f} | {'':9s} | {min(ruw) * 1e3:8.1f} {min(rhw) * 1e3:8.1f}")
+    print(f"{'                   CPU ms':34s} | {med(ruc) * 1e3:8.1f} {med(rhc) * 1e3:8.1f} "
+          f"{med(ruc) / med(rhc):6.3f} | {'':9s} | {min(ruc) * 1e3:8.1f} {min(rhc) * 1e3:8.1f}")
     if args.epochs > 1:
         ut, ht = med([r["train_s"][-1] for r in u]), med([r["train_s"][-1] for r in h])
-        ue, he = med([t for r in u for t in r["epoch_s"]]), med([t for r in h for t in r["epoch_s"]])
-        print(f"{'training phase, last ep. s':26s} | {ut:9.2f} {ht:9.2f} {ut / ht:7.3f} |")
         # what the last epoch spent outside the timed steps: drawing batches, udlc's progress line
         uo = med([r["train_s"][-1] - sum(s[0] for s in r["steps"][-steps_per_epoch:]) for r in u])
         ho = med([r["train_s"][-1] - sum(s[0] for s in r["steps"][-steps_per_epoch:]) for r in h])
-        print(f"{'  of it outside steps, ms':26s} | {uo * 1e3:9.1f} {ho * 1e3:9.1f} {'':7s} |")
-        print(f"{'whole epoch 2..E, s':26s} | {ue:9.2f} {he:9.2f} {ue / he:7.3f} |")
+        ue, he = med([t for r in u for t in r["epoch_s"]]), med([t for r in h for t in r["epoch_s"]])
+        print(f"{'whole runs: training phase, last, s':34s} | {ut:8.2f} {ht:8.2f} {ut / ht:6.3f} |")
+        print(f"{'    of it outside the steps, ms':34s} | {uo * 1e3:8.1f} {ho * 1e3:8.1f} {'':6s} |")
+        print(f"{'whole runs: whole epoch 2..E, s':34s} | {ue:8.2f} {he:8.2f} {ue / he:6.3f} |")
     ur, hr = med([r["total_s"] for r in u]), med([r["total_s"] for r in h])
-    print(f"{'whole run, s':26s} | {ur:9.2f} {hr:9.2f} {ur / hr:7.3f} |")
-    print("    step = the task's train_step in udlc's loop (forward, loss, loss.item(), backward, clip, AdamW, zero_grad,")
-    print("    LambdaLR), the same span in the hand-written loop; training phase = udlc's logged `seconds`; whole epoch =")
-    print("    from one epoch's end to the next (validation, and udlc's checkpoints, included); whole run = the call")
-    print("    (udlc: the run folder and the test metrics too; both: building the model and the optimizer).")
+    print(f"{'whole runs: whole run, s':34s} | {ur:8.2f} {hr:8.2f} {ur / hr:6.3f} |")
+    print("    step = the task's train_step in udlc's loop (forward, loss, loss.item(), backward, clip, AdamW,")
+    print("    zero_grad, LambdaLR), the same span of the hand-written loop. Lockstep = one udlc.train run with the")
+    print("    hand-written step run beside each udlc step on the same batch (alternately before and after it): both")
+    print("    under the same load. Whole runs = udlc.train and the hand-written loop each on its own; training phase")
+    print("    = udlc's logged `seconds`; whole epoch = from one epoch's end to the next (validation, and udlc's")
+    print("    checkpoints, included); whole run = the call (udlc: the run folder and the test metrics too).")
     print(f"    parameters: udlc {u[0]['params']:,} (graph), hand-written {h[0]['params']:,} (unique tensors)"
-          f"{'' if u[0]['params'] == h[0]['params'] else '  — DIFFERENT'}")
-    print(f"    same initial weights (udlc's, copied): loss at step 1 udlc {u_loss[0]:.7f}, hand {h_loss[0]:.7f}, "
-          f"|diff| {abs(u_loss[0] - h_loss[0]):.2e}; max |diff| over all {n_steps} steps {max_diff:.2e}; "
-          f"last step {u_loss[n_steps - 1]:.4f} vs {h_loss[n_steps - 1]:.4f}")
-    print(f"    val loss per epoch: udlc {[round(v, 4) for v in u[0]['val_loss']]}, "
+          f"{'' if u[0]['params'] == h[0]['params'] else '  -- DIFFERENT'}")
+    for what, ul, hl in (("lockstep", [p[2] for p in pairs], [p[5] for p in pairs]),
+                         ("whole runs", [s[2] for s in u[0]["steps"]], [s[2] for s in h[0]["steps"]])):
+        n = min(len(ul), len(hl))
+        print(f"    {what}, same initial weights (udlc's, copied) and batches: loss at step 1 udlc {ul[0]:.7f}, "
+              f"hand {hl[0]:.7f}, |diff| {abs(ul[0] - hl[0]):.2e}; max |diff| over {n} steps "
+              f"{max(abs(a - b) for a, b in zip(ul, hl)):.2e}")
+    print(f"    val loss per epoch (whole runs): udlc {[round(v, 4) for v in u[0]['val_loss']]}, "
           f"hand {[round(v, 4) for v in h[0]['val_loss']]}")
 
     if gen is not None:
-        names = list(gen["tps"])
-        ort_tps, torch_tps = gen["tps"][names[0]], gen["tps"][names[2]]
+        names, tps = list(gen["tps"]), gen["tps"]
+        eager = tps["torch eager, udlc network"]
         print()
-        print(f"generation: greedy, batch 1, {args.new_tokens} new tokens after a 64-token prompt, median of 5 calls "
-              f"(export took {gen['export_s']:.1f} s); onnxruntime threads: {gen['ort_threads']}; torch threads "
-              f"{torch.get_num_threads()}")
-        head = f"{'':34s} | {'tokens/s':>9s} {'best':>9s} {'ms/token':>9s}"
+        print(f"generation: greedy, batch 1, {args.new_tokens} new tokens after a 64-token prompt (context "
+              f"{gen['context']}), median of 5 calls each, interleaved; export took {gen['export_s']:.1f} s; "
+              f"onnxruntime threads: {gen['ort_threads']} unless '1 thread'; torch threads {torch.get_num_threads()}")
+        head = f"{'':40s} | {'tokens/s':>9s} {'best':>9s} {'ms/token':>9s} {'/ torch':>8s}"
         print(head)
         print("-" * len(head))
         for n in names:
-            print(f"{n:34s} | {gen['tps'][n]:9.1f} {gen['best_tps'][n]:9.1f} {1e3 / gen['tps'][n]:9.2f}")
-        print(f"    onnxruntime (LanguageModelFile) / torch eager udlc network, tokens/s: {ort_tps / torch_tps:.2f}x")
-        same = len(set(gen["texts"].values())) == 1
-        print(f"    the four continuations are {'identical' if same else 'NOT identical'}; prompt "
-              f"{gen['prompt'][-30:]!r} -> {gen['texts'][names[0]][:40]!r}")
+            print(f"{n:40s} | {tps[n]:9.1f} {gen['best_tps'][n]:9.1f} {1e3 / tps[n]:9.2f} {tps[n] / eager:8.2f}")
+        print("    / torch = tokens/s over torch eager's (udlc network); torch recomputes the last `context` tokens "
+              "for every token, as onnxruntime does without the cache.")
+        print(f"    the prompt's next-token logits, onnxruntime vs torch eager (udlc network): max |diff| "
+              f"{gen['logit_diff']:.2e}")
+        windowed = [n for n in names if "KV cache" not in n]
+        same = len({gen["texts"][n] for n in windowed}) == 1
+        print(f"    the {len(windowed)} whole-window continuations are {'identical' if same else 'NOT identical'}: "
+              f"{gen['prompt'][-24:]!r} -> {gen['texts'][windowed[0]][:40]!r}")
+        if gen["cached"]:
+            a, b = gen["texts"][names[0]], gen["texts"][windowed[0]]
+            agree = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            print(f"    the cached continuation agrees with them for its first {agree} of {len(b)} characters (the "
+                  f"cache restarts its window when the context fills, after {gen['context'] - 64} new tokens here)")
         if not same:
-            for n, t in gen["texts"].items():
-                print(f"        {n}: {t[:60]!r}")
+            for n in windowed:
+                print(f"        {n}: {gen['texts'][n][:60]!r}")
 
     print(f"load average after: {os.getloadavg()}")
 

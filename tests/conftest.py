@@ -255,6 +255,18 @@ def train_here(spec: Path, out: Path) -> Path:
     return train_spec(compile_spec(spec), out=out, quiet=True)
 
 
+def trained_network(run_dir: Path) -> Any:
+    """A run's network with its final weights, in eval mode (the `model` network of a one-network task)."""
+    from udlc.compiler.lower import lower
+    from udlc.runs import RunFolder, checkpoint
+
+    run = RunFolder.open(run_dir)
+    compiled = run.compiled()
+    network = lower(compiled.graph)
+    checkpoint.load_models({"model": network}, run.final_checkpoint(compiled.spec))
+    return network.eval()
+
+
 # ---- a classifier trained on a CSV: named columns, a categorical one, empty cells ------------------------
 
 CSV_SPEC = {

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_failure, cli, train_here, write_spec
+from tests.conftest import assert_clean_failure, cli, train_here, trained_network, write_spec
 from udlc.data.text import (ByteTokenizer, CharTokenizer, TextData, fit_tokenizer, load_text_data, split_text,
                             tokenizer_from_json)
 from udlc.errors import SpecErrors
@@ -169,6 +169,15 @@ def test_a_char_vocabulary_is_read_from_the_text_at_check_time(tmp_path: Path) -
 # ---- training, export, generation -----------------------------------------------------------------
 
 
+def exported(run_dir: Path) -> Path:
+    """The run's model.onnx, exported on first use."""
+    if not (run_dir / "model.onnx").is_file():
+        from udlc.exporter.onnx import export_run
+
+        export_run(run_dir)
+    return run_dir / "model.onnx"
+
+
 @pytest.fixture(scope="module")
 def alphabet_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("lm")
@@ -200,39 +209,55 @@ def test_generation_runs_from_the_onnx_file_and_follows_the_text(alphabet_run: P
 def test_greedy_onnx_generation_equals_the_torch_model(alphabet_run: Path) -> None:
     import torch
 
-    from udlc.compiler.lower import lower
-    from udlc.runs import RunFolder, checkpoint
     from udlc.runtime.generate import LanguageModelFile
 
-    run = RunFolder.open(alphabet_run)
-    compiled = run.compiled()
-    network = lower(compiled.graph)
-    checkpoint.load_models({"model": network}, run.final_checkpoint(compiled.spec))
-    network.eval()
-    if not run.onnx_file.is_file():
-        from udlc.exporter.onnx import export_run
-
-        export_run(alphabet_run)
-    lm = LanguageModelFile(run.onnx_file)
+    network = trained_network(alphabet_run)
+    lm = LanguageModelFile(exported(alphabet_run))
+    assert lm.cached  # a transformer's file carries its key/value cache
     prompt = "xyz \nab"
     ids = lm.tokenizer.encode(prompt).tolist()
     for _ in range(30):  # longer than the context of 16: both crop to the last 16 tokens
         with torch.no_grad():
             logits = network(torch.tensor([ids[-16:]]))
         ids.append(int(logits[0, -1].argmax()))
-    got = lm.generate(prompt, 30, temperature=0)
-    assert prompt + got.text == lm.tokenizer.decode(ids)
+    assert prompt + lm.generate(prompt, 30, temperature=0, use_cache=False).text == lm.tokenizer.decode(ids)
+    # Within the context the cache changes nothing: 7 prompt tokens and 9 new ones fill the 16 positions.
+    assert prompt + lm.generate(prompt, 9, temperature=0).text == lm.tokenizer.decode(ids[:16])
+
+
+@pytest.mark.slow
+def test_cached_and_uncached_steps_give_the_same_logits(alphabet_run: Path) -> None:
+    from udlc.runtime.generate import LanguageModelFile
+
+    lm = LanguageModelFile(exported(alphabet_run))
+    ids = lm.tokenizer.encode("hello world \nabc").tolist()  # 15 tokens: within the context of 16
+    logits, past = lm.run(ids[:10])
+    for i in range(10, len(ids)):
+        logits, past = lm.run([ids[i]], past)
+        whole, _ = lm.run(ids[:i + 1])
+        assert np.allclose(logits, whole, atol=1e-4)
+    assert past[0].shape[2] == len(ids)  # (batch, kv_heads, positions, head_dim)
+
+
+def test_only_networks_that_work_position_by_position_get_a_cache(tmp_path: Path) -> None:
+    from udlc.exporter.decoding import cache_plan
+
+    graph = compile_spec(lm_spec(tmp_path)).graph
+    cached, why = cache_plan(graph)
+    assert len(cached) == 2 and why is None
+    conv = {"conv1d": {"out_channels": 32, "kernel_size": 3, "padding": 1}}
+    layers = [LM["model"]["layers"][0], {"transpose": [0, 1]}, conv, {"transpose": [0, 1]},
+              *LM["model"]["layers"][1:]]
+    graph = compile_spec(lm_spec(tmp_path, **{"model.layers": layers})).graph
+    cached, why = cache_plan(graph)
+    assert cached == [] and "transpose" in why
 
 
 @pytest.mark.slow
 def test_sampling_follows_its_seed_and_top_k_1_is_greedy(alphabet_run: Path) -> None:
     from udlc.runtime.generate import LanguageModelFile
 
-    if not (alphabet_run / "model.onnx").is_file():
-        from udlc.exporter.onnx import export_run
-
-        export_run(alphabet_run)
-    lm = LanguageModelFile(alphabet_run / "model.onnx")
+    lm = LanguageModelFile(exported(alphabet_run))
     a, b = (lm.generate("abc", 40, temperature=1.5, seed=7).text for _ in range(2))
     assert a == b
     assert lm.generate("abc", 40, temperature=1.0, top_k=1).text == lm.generate("abc", 40, temperature=0).text
@@ -241,11 +266,7 @@ def test_sampling_follows_its_seed_and_top_k_1_is_greedy(alphabet_run: Path) -> 
 
 @pytest.mark.slow
 def test_predict_and_generate_refuse_each_others_models(alphabet_run: Path, tmp_path: Path) -> None:
-    from udlc.exporter.onnx import export_run
-
-    model = alphabet_run / "model.onnx"
-    if not model.is_file():
-        export_run(alphabet_run)
+    model = exported(alphabet_run)
     (tmp_path / "x.csv").write_text("a\n1\n")
     out = assert_clean_failure(cli("predict", model, tmp_path / "x.csv", cwd=tmp_path))
     assert "udlc generate" in out

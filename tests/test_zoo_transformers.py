@@ -1,4 +1,4 @@
-"""The zoo (examples/zoo): GPT-2, BERT-base and ViT-B/16 written with udlc's Transformer blocks have the reference
+"""The zoo (examples/zoo): GPT-2, BERT-base, ViT-B/16 and T5-small written with udlc's Transformer blocks have the reference
 models' parameter counts, and with the reference weights copied in (the name mappings below), their outputs.
 
 The references are Hugging Face `transformers` models (a test-only dependency). torchvision cannot be installed
@@ -22,7 +22,7 @@ def zoo_graph(name: str):
 
 
 @pytest.mark.parametrize("name,params", [("gpt2", 124_439_808), ("bert_base", 109_482_240),
-                                         ("vit_b_16", 86_567_656)])
+                                         ("vit_b_16", 86_567_656), ("t5_small", 60_506_624)])
 def test_zoo_parameter_counts(name: str, params: int) -> None:
     assert zoo_graph(name).total_params == params
 
@@ -176,4 +176,65 @@ def test_vit_b_16_logits_equal_transformers_vit() -> None:
     images = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(SEED))
     with torch.no_grad():
         expected, got = reference(pixel_values=images).logits, ours(images)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+def test_t5_small_count_is_t5s_architecture_term_by_term() -> None:
+    """One embedding (encoder ids, decoder ids and LM head), one bias table per stack, no biases anywhere."""
+    d, ff, heads, vocab, layers = 512, 2048, 8, 32128, 6
+    attention, feed_forward, table = 4 * d * d, 2 * d * ff, 32 * heads
+    encoder = layers * (attention + feed_forward + 2 * d) + table + d
+    decoder = layers * (2 * attention + feed_forward + 3 * d) + table + d
+    graph = zoo_graph("t5_small")
+    assert vocab * d + encoder + decoder == 60_506_624 == graph.total_params
+    assert [n.op for n in graph.nodes.values()].count("relative_position_bias") == 2
+
+
+@pytest.mark.slow
+def test_t5_small_logits_equal_transformers_t5() -> None:
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    reference = perturbed(T5ForConditionalGeneration(T5Config()))
+    sd = reference.state_dict()
+    state = {name: sd["shared.weight"] for name in ("shared.weight", "embedding.weight", "linear.weight")}
+    state |= {"source_bias.weight": sd["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"],
+              "decoder_bias.weight": sd["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"],
+              "rmsnorm.weight": sd["encoder.final_layer_norm.weight"],
+              "rmsnorm_1.weight": sd["decoder.final_layer_norm.weight"]}
+
+    def t5_attention(ours: str, theirs: str) -> dict:  # T5 has no biases: weights only
+        return {f"{ours}.{n}.weight": sd[f"{theirs}.{t}.weight"] for n, t in zip(("q", "k", "v", "out"), "qkvo")}
+
+    def sublayers(ours: str, theirs: str, attention: list[tuple[str, str]]) -> dict:
+        """Each attention sublayer's norm (h, h2) and projections, then the feed-forward's norm and linears."""
+        state = {}
+        for i, (node, module) in enumerate(attention):
+            state[f"{ours}{('h', 'h2')[i]}.weight"] = sd[f"{theirs}layer.{i}.layer_norm.weight"]
+            state |= t5_attention(ours + node, f"{theirs}layer.{i}.{module}")
+        last = f"{theirs}layer.{len(attention)}."
+        return state | {f"{ours}rmsnorm.weight": sd[last + "layer_norm.weight"],
+                        f"{ours}feed_forward_linear.weight": sd[last + "DenseReluDense.wi.weight"],
+                        f"{ours}feed_forward_linear_1.weight": sd[last + "DenseReluDense.wo.weight"]}
+
+    for i in range(6):
+        state |= sublayers(prefix("masked_t5_encoder_block", i), f"encoder.block.{i}.",
+                           [("masked_biased_multihead_attention", "SelfAttention")])
+        state |= sublayers(prefix("masked_t5_decoder_block", i), f"decoder.block.{i}.",
+                           [("biased_multihead_attention", "SelfAttention"),
+                            ("masked_cross_attention", "EncDecAttention")])
+    ours = build("t5_small")
+    assert sum(t.numel() for t in ours.parameters()) == sum(t.numel() for t in reference.parameters())
+    load(ours, state)
+    assert ours.embedding.weight is ours.shared.weight is ours.linear.weight  # still tied after loading
+
+    g = torch.Generator().manual_seed(SEED)
+    source, decoder = torch.randint(0, 32128, (2, 9), generator=g), torch.randint(0, 32128, (2, 7), generator=g)
+    source_mask = torch.ones(2, 9, dtype=torch.bool)
+    source_mask[1, 6:] = False  # the second source is padded: neither the encoder nor the decoder may read it
+    with torch.no_grad():
+        expected = reference(input_ids=source, attention_mask=source_mask.long(), decoder_input_ids=decoder).logits
+        got = ours(source, source_mask, decoder)
+        assert not torch.allclose(ours(source, torch.ones_like(source_mask), decoder)[1], got[1], atol=1e-3)
+    assert got.shape == (2, 7, 32128)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)

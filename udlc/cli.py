@@ -176,9 +176,14 @@ def export(run: str, output: str | None) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def predict(model: str, inputs: str, output: str | None, device: str) -> None:
     """Predict with an exported MODEL.onnx on raw INPUTS (.csv, .npy, .npz); onnxruntime only."""
-    from udlc.runtime.predict import Model, read_inputs
+    from udlc.runtime.predict import Model, open_session, read_inputs
 
-    text = Model(model, device=device).predict(read_inputs(inputs)).to_csv()
+    if "text_column" in open_session(Path(model), device)[1]:  # a text classifier reads its CSV column itself
+        from udlc.runtime.text import TextClassifier
+
+        text = TextClassifier(model, device).predict_csv(inputs).to_csv()
+    else:
+        text = Model(model, device=device).predict(read_inputs(inputs)).to_csv()
     if output:
         Path(output).write_text(text)
         click.echo(output)
@@ -195,12 +200,17 @@ def predict(model: str, inputs: str, output: str | None, device: str) -> None:
 @click.option("--top-k", type=click.IntRange(min=1), help="Sample among the k most likely tokens only.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--beam", type=click.IntRange(min=1), default=1, show_default=True,
+              help="seq2seq: hypotheses kept per step (1: greedy).")
+@click.option("--no-cache", is_flag=True, help="Run the whole window for every token (slower; for comparison).")
 @click.option("--stats", is_flag=True, help="Print tokens per second to stderr.")
 def generate(model: str, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None, seed: int,
-             device: str, stats: bool) -> None:
-    """Continue PROMPT with a language model: MODEL.onnx, or a run folder (exported first if need be).
-    onnxruntime and numpy only."""
-    from udlc.runtime.generate import LanguageModelFile
+             device: str, beam: int, no_cache: bool, stats: bool) -> None:
+    """Continue PROMPT with a language model, map it to its target with an encoder–decoder (seq2seq), or
+    label its every position (token_classification): MODEL.onnx, or a run folder (exported first if need
+    be). onnxruntime and numpy only."""
+    from udlc.runtime.generate import LanguageModelFile, Seq2SeqFile, TokenLabeller
+    from udlc.runtime.predict import open_session
 
     path = Path(model)
     if path.is_dir():
@@ -213,7 +223,17 @@ def generate(model: str, prompt: str, max_new_tokens: int, temperature: float, t
             click.echo(f"exporting {onnx_file}", err=True)
             export_run(path)
         path = onnx_file
-    out = LanguageModelFile(path, device).generate(prompt, max_new_tokens, temperature, top_k, seed)
+    task = open_session(path, device)[1].get("task")
+    if task == "seq2seq":
+        click.echo(Seq2SeqFile(path, device).translate(prompt, beam))
+        return
+    if task == "token_classification":
+        click.echo(TokenLabeller(path, device).label(prompt))
+        return
+    if beam != 1:
+        raise UdlcError("--beam decodes encoder–decoder (seq2seq) models; a language model samples or is greedy")
+    out = LanguageModelFile(path, device).generate(prompt, max_new_tokens, temperature, top_k, seed,
+                                                   use_cache=not no_cache)
     click.echo(out.prompt + out.text)
     if stats:
         click.echo(f"{out.tokens} tokens in {out.seconds:.2f}s: {out.tokens_per_second:.1f} tokens/s", err=True)

@@ -265,7 +265,8 @@ class Resolver:
 
     def tied(self, cfg: Any, inputs: list[str | None], path: Path_, scope: Scope) -> Any:
         """A linear layer that shares an embedding's weights (`tie: emb`): its out_features is the vocabulary,
-        and its input must be as wide as the embedding. Lowering makes the two layers hold one tensor."""
+        and its input must be as wide as the embedding. An embedding that shares another's table takes its sizes.
+        Lowering makes the two layers hold one tensor."""
         target = scope.names.get(cfg.tie)
         node = self.graph.nodes.get(target) if target else None
         where = path + ("tie",)
@@ -274,6 +275,14 @@ class Resolver:
                        hint=did_you_mean(cfg.tie, scope.names) or "give the embedding `id: ...` and name it here")
             return None
         vocab, width = node.config.num_embeddings, node.config.embedding_dim
+        if cfg.type == "embedding":  # a second lookup into the same table
+            same = {"num_embeddings": vocab, "embedding_dim": width, "padding_idx": node.config.padding_idx}
+            for key, value in same.items():
+                if getattr(cfg, key) not in (None, value):
+                    self.error(f"{key} {getattr(cfg, key)} differs from the tied embedding '{cfg.tie}' ({value})",
+                               where, scope=scope, hint=f"leave {key} out")
+                    return None
+            return cfg.model_copy(update={**same, "tie": target})
         if cfg.out_features not in (None, vocab):
             self.error(f"out_features {cfg.out_features} differs from the vocabulary of the tied embedding "
                        f"'{cfg.tie}' ({vocab})", where, scope=scope, hint="leave out_features out")

@@ -10,9 +10,9 @@ Three tokenizers, each a plain-JSON description so that a run folder and an ONNX
 A corpus is split into train, validation and test as contiguous stretches in that order (windows
 overlapping a boundary would let a model see its test text in training), then each stretch is cut into
 non-overlapping windows of `context + 1` tokens: the first `context` are the input, the last `context`
-(shifted by one) the next-token targets. Training windows start at an offset drawn anew each epoch, so
-a text's every position meets every position of the window (with fixed cuts, a text whose period
-shares a factor with the context would only ever be seen in some phases).
+(shifted by one) the next-token targets. Each training window is moved by an offset drawn anew each
+epoch, so a text's every position meets every position of the window (with fixed cuts, a text whose
+period shares a factor with the context would only ever be seen in some phases).
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def split_text(text: str, fractions: list[float]) -> tuple[str, str, str]:
 
 class WindowBatches:
     """A split's windows as batches of {input name: ids, "target": next ids}, the split on the device.
-    Shuffled, each epoch draws its windows' offset and order from the generator; every epoch has the same
+    Shuffled, each epoch draws its windows' offsets and order from the generator; every epoch has the same
     number of windows (those that fit at any offset), so the schedule's steps per epoch hold."""
 
     def __init__(self, ids: np.ndarray, context: int, name: str, split: str, batch_size: int, shuffle: bool,
@@ -212,10 +212,13 @@ class WindowBatches:
 
         from udlc.data.batches import epoch_order
 
-        offset = int(torch.randint(self.context, (1,), generator=generator)) if self.shuffle else 0
+        starts = torch.arange(self.n) * self.context
+        if self.shuffle:  # each window moved by its own offset: every phase of the text at every position
+            starts += torch.randint(self.context, (self.n,), generator=generator, device=generator.device).cpu()
+        starts = starts.to(self.ids.device)
         order = epoch_order(self.n, self.shuffle, generator).to(self.ids.device)
         for start in range(0, self.n, self.batch_size):
-            at = (offset + order[start:start + self.batch_size] * self.context)[:, None] + self.positions
+            at = starts[order[start:start + self.batch_size]][:, None] + self.positions
             yield {self.name: self.ids[at], "target": self.ids[at + 1]}
 
 
@@ -241,3 +244,37 @@ def load_text_data(source: str, max_chars: int | None, tokenizer: str | None, vo
     tok = fit_tokenizer(tokenizer, parts["train"], text, vocab_size)
     return TextData(tok, {k: tok.encode(v) for k, v in parts.items()},
                     {k: len(v.encode("utf-8")) for k, v in parts.items()})
+
+
+def read_text_csv(path: Path, text: str, target: str | int | None) -> tuple[list[str], list[str]]:
+    """A CSV's text column and its label column (by name; the target defaults to the last column). A
+    missing column or an empty cell is a SpecError naming the column, or the file's line."""
+    import csv
+
+    from udlc.errors import did_you_mean
+
+    if not path.is_file():
+        raise SpecError(f"no file {path.name} (looked in {path.parent.resolve()})", path="data.source",
+                        hint="paths are relative to the spec's folder")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = [(reader.line_num, row) for reader in [csv.reader(f)] for row in reader if any(c.strip() for c in row)]
+    if not rows:
+        raise SpecError(f"{path.name} is empty; a CSV needs a header row", path="data.source")
+    (_, header), body = rows[0], rows[1:]
+    header = [h.strip() for h in header]
+    columns = []
+    for key, name in (("text", text), ("target", header[-1] if target is None else target)):
+        if isinstance(name, int) or name not in header:
+            raise SpecError(f"{path.name} has no column '{name}'", path=f"data.{key}",
+                            hint=did_you_mean(str(name), header) or f"its columns: {', '.join(header)}")
+        columns.append(header.index(name))
+    texts, labels = [], []
+    for line, row in body:
+        cells = [row[c] if c < len(row) else "" for c in columns]
+        for cell, name in zip(cells, (text, header[columns[1]])):
+            if not cell.strip():
+                raise SpecError(f"{path.name} line {line}: column '{name}' is empty", path="data.source",
+                                hint="fill it in, or drop the row")
+        texts.append(cells[0])
+        labels.append(cells[1].strip())
+    return texts, labels

@@ -50,8 +50,17 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
     graph = compiled.graphs[served.network]
     network = lower(graph)
     checkpoint.load_models({served.network: network}, ckpt)
-    (input_name, input_shape), = graph.inputs.items()  # a served network takes one input (the task checks it)
-    model = serving_module(network, served, len(graph.outputs), input_shape, info)
+    symbols = smallest_sizes(graph.symbols, (s for n in graph.nodes.values() for s in n.shapes))
+    checks, extra = None, {}
+    if info.get("normalization", {}) is None:  # token ids in: a language model or an encoder–decoder
+        from udlc.exporter.decoding import token_export
+
+        model, inputs, also, extra = token_export(network, graph, info, symbols)
+        checks = [check_sizes(symbols)] + ([{**check_sizes(symbols), **also}] if also else [])
+    else:
+        (input_name, input_shape), = graph.inputs.items()  # a served network takes one input (the task checks it)
+        model = serving_module(network, served, len(graph.outputs), input_shape, info)
+        inputs = [(input_name, input_shape)]
     metadata = {
         "udlc_version": udlc_version(),
         "spec_name": spec.name,
@@ -60,7 +69,7 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
         "task": info["task"],
         "loss": spec.loss.type,
         "classes": json.dumps(info["classes"]),
-        "input_names": json.dumps([input_name]),
+        "input_names": json.dumps([name for name, *_ in inputs]),
         "input_shapes": json.dumps(info["input_shapes"]),  # symbolic axes (T) take any size
         "sample_shapes": json.dumps(info.get("sample_shapes", info["input_shapes"])),  # the sizes trained on
         # How a CSV row becomes the input matrix (udlc.runtime.predict does it; so can any other caller):
@@ -75,12 +84,9 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
         "target_normalization": json.dumps(info.get("target_normalization")),
         "checkpoint": ckpt.name,
     }
-    if "tokenizer" in info:  # a language model: what `udlc generate` needs to read and write text
-        metadata.update(tokenizer=json.dumps(info["tokenizer"]), context=str(info["context"]),
-                        vocab_size=str(info["vocab_size"]))
-    return export_module(model, [(input_name, input_shape)], output or run.onnx_file,
-                         spec.export.onnx or OnnxExport(), metadata, output_names=model.output_names,
-                         symbols=smallest_sizes(graph.symbols, (s for n in graph.nodes.values() for s in n.shapes)))
+    metadata.update(extra)
+    return export_module(model, inputs, output or run.onnx_file, spec.export.onnx or OnnxExport(), metadata,
+                         output_names=model.output_names, symbols=symbols, checks=checks)
 
 
 def smallest_sizes(names: list[str], shapes: Any) -> dict[str, int]:
@@ -99,9 +105,10 @@ def smallest_sizes(names: list[str], shapes: Any) -> dict[str, int]:
 
 def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], path: Path, options: Any,
                   metadata: dict[str, str] | None = None, output_names: list[str] | None = None,
-                  symbols: dict[str, int] | None = None) -> Path:
+                  symbols: dict[str, int] | None = None, checks: list[dict[str, int]] | None = None) -> Path:
     """Export `model` (inputs: name and one sample's shape) with a dynamic batch axis and a dynamic axis for
-    every symbolic dimension (`symbols`: each one's smallest size), checked at other sizes than traced.
+    every symbolic dimension (`symbols`: each one's smallest size), checked at other sizes than traced
+    (`checks`: the symbols' sizes of each parity check; default one, each symbol 5 above its traced size).
     `output_names` names the graph's outputs in the order forward returns them (default: the exporter's)."""
     import onnx
     import torch
@@ -130,7 +137,8 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], p
             proto.metadata_props.add(key=key, value=value)
         onnx.save(proto, str(tmp))
         onnx.checker.check_model(str(tmp), full_check=True)
-        check_parity(model, inputs, tmp, options.atol, options.rtol, check_sizes(symbols))
+        for binding in checks or [check_sizes(symbols)]:
+            check_parity(model, inputs, tmp, options.atol, options.rtol, binding)
     except ExportError:
         tmp.unlink(missing_ok=True)
         raise

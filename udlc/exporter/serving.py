@@ -30,8 +30,7 @@ class Serving(nn.Module):
     """network((x - shift) / scale), its served output, then probabilities or un-standardized values."""
 
     def __init__(self, network: nn.Module, input_shape: tuple[int | str, ...], output: int | None, answers: str,
-                 normalization: Normalization | None, target_normalization: Normalization | None = None,
-                 vocab_size: int | None = None):
+                 normalization: Normalization, target_normalization: Normalization | None = None):
         super().__init__()
         if answers not in OUTPUT_NAMES:
             raise ValueError(f"unknown answers {answers!r}: expected one of {', '.join(OUTPUT_NAMES)}")
@@ -39,12 +38,8 @@ class Serving(nn.Module):
         self.input_shape = tuple(input_shape)  # one sample's, symbols (T) included
         self.output = output  # None: the network has one output and returns it bare
         self.answers = answers
-        # Token ids (vocab_size given) go in as they are: standardization is for numbers, not names.
-        self.vocab_size = vocab_size
-        self.standardize = normalization is not None
-        if self.standardize:
-            self.register_buffer("shift", torch.from_numpy(normalization.shift.copy()))
-            self.register_buffer("scale", torch.from_numpy(normalization.scale.copy()))
+        self.register_buffer("shift", torch.from_numpy(normalization.shift.copy()))
+        self.register_buffer("scale", torch.from_numpy(normalization.scale.copy()))
         # Only regression values are un-standardized; runs from before target standardization have none.
         self.unstandardize = answers == "identity" and target_normalization is not None
         if self.unstandardize:
@@ -57,11 +52,11 @@ class Serving(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Any:
         # The same float32 arithmetic as Normalization.apply_normalization, so the network sees what it trained on.
-        out = self.network((x - self.shift) / self.scale if self.standardize else x)
+        out = self.network((x - self.shift) / self.scale)
         if self.output is not None:
             out = out[self.output]
         if self.answers == "softmax":
-            return out, torch.softmax(out, dim=-1)  # classes are the last axis, per sample or per position
+            return out, torch.softmax(out, dim=1)
         if self.answers == "sigmoid":
             # One logit; two columns [1 - p, p] so that the class is the argmax, as for softmax.
             # sigmoid(-z) rather than 1 - sigmoid(z): 1 - p keeps its precision when p is near 1.
@@ -76,8 +71,6 @@ class Serving(nn.Module):
         parity gate then exercise the network where it works, not where raw N(0, 1) values land once
         standardized (for pixels of 0..16, all far below the training mean)."""
         shape = (batch, *bind(self.input_shape, binding))
-        if not self.standardize:  # ids across the whole vocabulary, so every embedding row is checked
-            return (torch.randint(0, self.vocab_size or 2, shape, generator=generator),)
         return (torch.randn(shape, generator=generator) * self.scale + self.shift,)
 
 
@@ -85,7 +78,6 @@ def serving_module(network: nn.Module, served: Served, n_outputs: int, input_sha
                    info: dict[str, Any]) -> Serving:
     """Wrap `network` (with `n_outputs` graph outputs) for serving, with the standardizations run.json holds."""
     target = info.get("target_normalization")  # absent in run.json of runs from before it existed
-    norm = info["normalization"]  # None: token ids
     return Serving(network, input_shape, served.output if n_outputs > 1 else None, served.answers,
-                   Normalization.from_json(norm) if norm is not None else None,
-                   Normalization.from_json(target) if target is not None else None, info.get("vocab_size"))
+                   Normalization.from_json(info["normalization"]),
+                   Normalization.from_json(target) if target is not None else None)

@@ -10,6 +10,8 @@ from udlc.layers import resample  # noqa: F401
 from udlc.layers import merge  # noqa: F401
 from udlc.layers import attention  # noqa: F401
 from udlc.layers import positions  # noqa: F401
+from udlc.layers import relative_position  # noqa: F401
+from udlc.layers import scale  # noqa: F401
 from udlc.layers import recurrent  # noqa: F401
 from udlc.layers import embedding  # noqa: F401
 from udlc.layers import sequence  # noqa: F401

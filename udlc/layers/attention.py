@@ -7,6 +7,13 @@ A layer type has a fixed number of inputs (the registry's arity), so each type's
     masked_multihead_attention   x (T, d), mask (T,)               self-attention over x's real positions
     cross_attention              x (T, d), memory (S, e)           x's positions attend to memory's
     masked_cross_attention       x (T, d), memory (S, e), mask (S,)  ... to memory's real positions
+    biased_multihead_attention   x (T, d), bias (heads, T, T)      self-attention, bias added to the scores
+    masked_biased_multihead_attention  x (T, d), bias (heads, T, T), mask (T,)
+
+A bias is a float tensor added to each head's scores before the softmax, as T5's relative positions are
+(`relative_position_bias`, udlc.layers.relative_position): one node computes it and every layer that names it in
+`from` adds the same tensor, so a stack of layers shares one table. It travels through SDPA as a float attn_mask
+(with -inf where a mask or causality hides a key), which exports at opset 18.
 
 A mask is bool, True at real positions (as batching builds `<input>_mask`, udlc.data.collate); a position
 whose keys are all padding attends to nothing and gets a zero before the output projection (as torch's own
@@ -18,7 +25,7 @@ per type, so they cannot follow a flag.
 import functools
 from typing import ClassVar, Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from udlc.layers.registry import LayerConfig, Shape, ShapeError, floats, fmt, register
 
@@ -28,6 +35,7 @@ ROPE_BASE = 10000.0
 class AttentionConfig(LayerConfig):
     cross: ClassVar[bool] = False  # a second input, memory, gives the keys and values
     masked: ClassVar[bool] = False  # a last input, the keys' mask
+    biased: ClassVar[bool] = False  # an input before the mask, a bias (heads, T, S) added to the scores
     weights: ClassVar[bool] = False  # explicit attention, with the weights as a second output
 
     num_heads: PositiveInt
@@ -36,6 +44,8 @@ class AttentionConfig(LayerConfig):
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the attention weights, in training only")
     bias: bool = Field(True, description="biases in the query, key, value and output projections")
     rope: bool = Field(False, description="rotary position embedding of queries and keys (base 10000)")
+    scale: PositiveFloat | None = Field(None, description="the factor on the scores q·k before the softmax "
+                                        "(default 1/sqrt(width per head); T5 takes 1, its initialization folds it in)")
 
     @model_validator(mode="after")
     def _kv_heads_divide(self) -> "AttentionConfig":
@@ -81,6 +91,21 @@ class MaskedCrossAttention(AttentionConfig):
     masked: ClassVar[bool] = True
 
 
+class BiasedMultiheadAttention(SelfAttentionConfig):
+    """Self-attention whose scores get an additive bias (num_heads, T, T): `from: [x, position_bias]`."""
+
+    type: Literal["biased_multihead_attention"] = "biased_multihead_attention"
+    biased: ClassVar[bool] = True
+
+
+class MaskedBiasedMultiheadAttention(SelfAttentionConfig):
+    """biased_multihead_attention over the real positions: `from: [x, position_bias, tokens_mask]`."""
+
+    type: Literal["masked_biased_multihead_attention"] = "masked_biased_multihead_attention"
+    biased: ClassVar[bool] = True
+    masked: ClassVar[bool] = True
+
+
 class MultiheadAttentionWithWeights(MultiheadAttention):
     """multihead_attention with outputs `out` (T, d) and `weights` (num_heads, T, T)."""
 
@@ -111,11 +136,31 @@ class MaskedCrossAttentionWithWeights(MaskedCrossAttention):
     weights: ClassVar[bool] = True
 
 
+class BiasedMultiheadAttentionWithWeights(BiasedMultiheadAttention):
+    """biased_multihead_attention with outputs `out` (T, d) and `weights` (num_heads, T, T)."""
+
+    type: Literal["biased_multihead_attention_with_weights"] = (  # type: ignore[assignment]
+        "biased_multihead_attention_with_weights")
+    weights: ClassVar[bool] = True
+
+
+class MaskedBiasedMultiheadAttentionWithWeights(MaskedBiasedMultiheadAttention):
+    """masked_biased_multihead_attention with outputs `out` (T, d) and `weights` (num_heads, T, T)."""
+
+    type: Literal["masked_biased_multihead_attention_with_weights"] = (  # type: ignore[assignment]
+        "masked_biased_multihead_attention_with_weights")
+    weights: ClassVar[bool] = True
+
+
 def roles(cfg: AttentionConfig, inputs: tuple) -> tuple:
-    """(x, memory, mask) from a node's inputs in order; memory is x for self-attention, mask None unmasked."""
-    x, rest = inputs[0], list(inputs[1:])
-    memory = rest.pop(0) if cfg.cross else x
-    return x, memory, rest.pop(0) if cfg.masked else None
+    """(x, memory, mask) from a node's inputs in order; memory is x for self-attention, mask None unmasked.
+    A biased type's bias, between them, is `bias_of`'s."""
+    memory = inputs[1] if cfg.cross else inputs[0]
+    return inputs[0], memory, inputs[1 + cfg.cross + cfg.biased] if cfg.masked else None
+
+
+def bias_of(cfg: AttentionConfig, inputs: tuple):
+    return inputs[1 + cfg.cross] if cfg.biased else None
 
 
 def attention_shape(cfg: AttentionConfig, *inputs: Shape) -> Shape | tuple[Shape, Shape]:
@@ -135,6 +180,13 @@ def attention_shape(cfg: AttentionConfig, *inputs: Shape) -> Shape | tuple[Shape
         keys = "memory" if cfg.cross else "sequence"
         raise ShapeError(f"expects a mask (length,) as long as the {keys} {fmt(memory)} but gets {fmt(mask)}",
                          f"the mask is the `_mask` of the input the {keys} was computed from")
+    bias = bias_of(cfg, inputs)
+    if bias is not None and tuple(bias) != (heads, x[0], memory[0]):
+        # Said in the inputs' shapes: the compiler writes those back in the user's symbols (T), not a new one.
+        over = f"the input {fmt(x)}" + (f" by the memory {fmt(memory)}" if cfg.cross else "")
+        raise ShapeError(f"expects a bias of {heads} heads over the positions of {over}, but gets {fmt(bias)}",
+                         f"a bias is (num_heads, T, T): compute it from the same sequence, e.g. "
+                         f"`relative_position_bias: {heads}`")
     return (x, (heads, x[0], memory[0])) if cfg.weights else x
 
 
@@ -193,6 +245,7 @@ def torch_modules():
             super().__init__()
             self.heads, self.kv_heads, self.head_dim = cfg.num_heads, cfg.kv_heads, d // cfg.num_heads
             self.causal, self.dropout, self.need_weights = getattr(cfg, "causal", False), cfg.dropout, cfg.weights
+            self.scale = cfg.scale  # None: SDPA's own, 1/sqrt(head_dim)
             kv = kv_width(cfg, d)
             self.q, self.k, self.v = nn.Linear(d, d, cfg.bias), nn.Linear(e, kv, cfg.bias), nn.Linear(e, kv, cfg.bias)
             self.out = nn.Linear(d, d, cfg.bias)
@@ -215,10 +268,11 @@ def torch_modules():
                 k, v = (t.repeat_interleave(groups, dim=1) for t in (k, v))
             return q, k, v
 
-        def keep(self, mask, t: int, s: int, device):
+        def keep(self, mask, t: int, s: int, device, biased: bool = False):
             """(which keys each query sees, or None for all; which queries see any key, or None for all)."""
             keep = None
-            if self.causal and (mask is not None or self.need_weights):  # else SDPA's is_causal does it
+            # Alone, SDPA's is_causal does it; but it takes no attn_mask beside it.
+            if self.causal and (mask is not None or self.need_weights or biased):
                 keep = torch.arange(t, device=device)[:, None] >= torch.arange(s, device=device)[None, :]
             if mask is None:
                 return keep, None
@@ -229,29 +283,39 @@ def torch_modules():
             seen = keep.any(-1, keepdim=True)
             return keep | ~seen, seen
 
-        def attend(self, x, memory, mask=None):
+        def attend(self, x, memory, mask=None, bias=None):
             q, k, v = self.project(x, memory)
-            keep, seen = self.keep(mask, x.shape[1], memory.shape[1], x.device)
+            keep, seen = self.keep(mask, x.shape[1], memory.shape[1], x.device, bias is not None)
             p = self.dropout if self.training else 0.0
             weights = None
             if self.need_weights:
-                scores = q @ k.transpose(-2, -1) * self.head_dim**-0.5
+                scale = self.head_dim**-0.5 if self.scale is None else self.scale
+                scores = q @ k.transpose(-2, -1) * scale
+                if bias is not None:
+                    scores = scores + bias
                 if keep is not None:
                     scores = scores.masked_fill(~keep, float("-inf"))
                 weights = scores.softmax(-1)
                 out = F.dropout(weights, p) @ v if p else weights @ v
             else:
-                out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p,
+                if bias is not None:  # a float attn_mask is added to the scores: the bias, -inf where hidden
+                    keep = bias if keep is None else bias.masked_fill(~keep, float("-inf"))
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p, scale=self.scale,
                                                      is_causal=self.causal and keep is None)
             if seen is not None:
                 out = out * seen
                 weights = weights * seen if weights is not None else None
-            out = self.out(out.transpose(1, 2).reshape(x.shape))
+            if bias is None:
+                out = out.transpose(1, 2).reshape(x.shape)  # the heads side by side: (B, T, d)
+            else:  # the same, but torch 2.13's ONNX export fails that reshape (as a view of other strides) after an
+                out = torch.cat(out.unbind(1), -1)  # SDPA whose float mask requires grad, as a trained bias does
+            out = self.out(out)
             return (out, weights) if self.need_weights else out
 
         def extra_repr(self) -> str:
             return (f"heads={self.heads}, kv_heads={self.kv_heads}, causal={self.causal}, "
-                    f"rope={self.inv_freq is not None}, dropout={self.dropout}")
+                    f"rope={self.inv_freq is not None}, dropout={self.dropout}"
+                    + (f", scale={self.scale}" if self.scale is not None else ""))
 
     # One forward per type, each naming its inputs (the generated forward and the exporter see them).
     class SelfAttention(Attention):
@@ -270,8 +334,19 @@ def torch_modules():
         def forward(self, x, memory, mask):
             return self.attend(x, memory, mask)
 
+    class BiasedSelfAttention(Attention):
+        def forward(self, x, bias):
+            return self.attend(x, x, bias=bias)
+
+    class MaskedBiasedSelfAttention(Attention):
+        def forward(self, x, bias, mask):
+            return self.attend(x, x, mask, bias)
+
+    # Keyed (cross, masked), and (cross, masked, biased) for the biased types.
     return {(False, False): SelfAttention, (False, True): MaskedSelfAttention,
-            (True, False): CrossAttentionModule, (True, True): MaskedCrossAttentionModule, "rotary": rotary}
+            (True, False): CrossAttentionModule, (True, True): MaskedCrossAttentionModule,
+            (False, False, True): BiasedSelfAttention, (False, True, True): MaskedBiasedSelfAttention,
+            "rotary": rotary}
 
 
 def count_cpu_sdpa() -> None:
@@ -291,7 +366,8 @@ def count_cpu_sdpa() -> None:
 
 def build_attention(cfg: AttentionConfig, *inputs: Shape):
     x, memory, _ = roles(cfg, inputs)
-    return torch_modules()[(cfg.cross, cfg.masked)](x[-1], memory[-1], cfg)
+    key = (cfg.cross, cfg.masked) + ((True,) if cfg.biased else ())
+    return torch_modules()[key](x[-1], memory[-1], cfg)
 
 
 _SAMPLES = {
@@ -306,15 +382,23 @@ _SAMPLES = {
                      ({"num_heads": 4, "num_kv_heads": 2, "rope": True}, (("T", 8), ("S", 12)))],
     MaskedCrossAttention: [({"num_heads": 2}, (("T", 8), ("S", 12), ("S",))),
                            ({"num_heads": 2, "num_kv_heads": 1, "rope": True}, ((4, 8), ("S", 8), ("S",)))],
+    BiasedMultiheadAttention: [
+        ({"num_heads": 2, "scale": 1.0, "bias": False}, (("T", 8), (2, "T", "T"))),
+        ({"num_heads": 4, "num_kv_heads": 2, "causal": True, "rope": True}, (("T", 16), (4, "T", "T")))],
+    MaskedBiasedMultiheadAttention: [
+        ({"num_heads": 2, "scale": 1.0}, (("T", 8), (2, "T", "T"), ("T",))),
+        ({"num_heads": 4, "causal": True, "scale": 0.5}, (("T", 16), (4, "T", "T"), ("T",)))],
 }
 _SAMPLES[MultiheadAttentionWithWeights] = [({"num_heads": 2, "causal": True}, (("T", 8),)),
                                            ({"num_heads": 4, "num_kv_heads": 2, "rope": True}, ((6, 16),))]
 _SAMPLES[MaskedMultiheadAttentionWithWeights] = _SAMPLES[MaskedMultiheadAttention]
 _SAMPLES[CrossAttentionWithWeights] = _SAMPLES[CrossAttention]
 _SAMPLES[MaskedCrossAttentionWithWeights] = _SAMPLES[MaskedCrossAttention]
+_SAMPLES[BiasedMultiheadAttentionWithWeights] = _SAMPLES[BiasedMultiheadAttention]
+_SAMPLES[MaskedBiasedMultiheadAttentionWithWeights] = _SAMPLES[MaskedBiasedMultiheadAttention]
 
 for _config, _samples in _SAMPLES.items():
     register(_config, shape=attention_shape, build=build_attention, params=attention_params, flops=attention_flops,
-             main_arg="num_heads", arity=1 + _config.cross + _config.masked, dtype=attention_dtype,
-             outputs=weights_outputs if _config.weights else None, samples=_samples,
-             sample_dtypes=("float32",) * (1 + _config.cross) + ("bool",) if _config.masked else ())
+             main_arg="num_heads", arity=1 + _config.cross + _config.biased + _config.masked,
+             dtype=attention_dtype, outputs=weights_outputs if _config.weights else None, samples=_samples,
+             sample_dtypes=("float32",) * (1 + _config.cross + _config.biased) + ("bool",) if _config.masked else ())

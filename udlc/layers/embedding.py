@@ -2,7 +2,7 @@
 the stem of a Vision Transformer)."""
 
 import functools
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
@@ -13,15 +13,23 @@ class Embedding(LayerConfig):
     """A table of `num_embeddings` learned vectors; each token id picks its row."""
 
     type: Literal["embedding"] = "embedding"
-    embedding_dim: PositiveInt
-    # Required for now: a spec gives the vocabulary size (a later step can fill it from the tokenizer).
-    num_embeddings: PositiveInt = Field(description="the vocabulary size: ids run from 0 to num_embeddings - 1")
+    embedding_dim: PositiveInt | None = Field(None, description="the width of each vector; required unless `tie` "
+                                              "gives it")
+    # Required for now (or given by `tie`): a spec gives the vocabulary size (a later step can fill it from the
+    # tokenizer).
+    num_embeddings: PositiveInt | None = Field(None, description="the vocabulary size: ids run from 0 to "
+                                               "num_embeddings - 1; required unless `tie` gives it")
     padding_idx: NonNegativeInt | None = Field(
         None, description="the id of the padding token: its row starts at zero and is never trained")
+    tie: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
+        None, description="the id of an embedding whose table this one shares (T5 looks up its encoder's and its "
+                          "decoder's ids in one); the sizes and padding_idx are then that one's")
 
     @model_validator(mode="after")
     def _padding_in_vocabulary(self) -> "Embedding":
-        if self.padding_idx is not None and self.padding_idx >= self.num_embeddings:
+        if self.tie is None and (self.embedding_dim is None or self.num_embeddings is None):
+            raise ValueError("give embedding_dim and num_embeddings, or `tie: <embedding id>`")
+        if self.padding_idx is not None and self.num_embeddings is not None and self.padding_idx >= self.num_embeddings:
             raise ValueError(f"padding_idx {self.padding_idx} is not an id of the vocabulary "
                              f"(0 to {self.num_embeddings - 1})")
         return self
@@ -41,6 +49,8 @@ def embedding_shape(cfg: Embedding, x: Shape) -> Shape:
 
 
 def embedding_params(cfg: Embedding, x: Shape) -> int:
+    if cfg.tie:
+        return 0  # the tied embedding's table, counted there
     return cfg.num_embeddings * cfg.embedding_dim  # the padding row is a parameter too; torch only masks its gradient
 
 

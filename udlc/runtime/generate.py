@@ -2,8 +2,9 @@
 
 The model file carries its tokenizer and its training context (udlc.exporter.onnx writes them into the
 metadata), so a prompt is encoded, continued one token at a time and decoded here. Each step runs the
-model on the last `context` tokens and samples the next token from the last position's logits: greedy
-at temperature 0, else from softmax(logits / temperature), optionally among the top k only.
+model on the last `context` tokens, or, where the file carries a key/value cache (udlc.exporter.decoding),
+on the one new token after the cached ones; the next token is drawn from the last position's logits:
+greedy at temperature 0, else from softmax(logits / temperature), optionally among the top k only.
 """
 
 from __future__ import annotations
@@ -51,15 +52,28 @@ class LanguageModelFile:
         except ImportError:
             raise UdlcError(f"{path} uses a BPE tokenizer, which needs the `tokenizers` package: "
                             "pip install tokenizers") from None
-        self.input_name = self.session.get_inputs()[0].name
+        inputs = self.session.get_inputs()
+        self.input_name = inputs[0].name
+        # Files with a cache take each attention layer's past keys and values: (batch, kv_heads, P, head_dim).
+        self.past = {i.name: i.shape for i in inputs[1:]}
+        self.cached = bool(self.past)
 
-    def next_logits(self, ids: list[int]) -> np.ndarray:
-        window = np.asarray([ids[-self.context:]], dtype=np.int64)
-        (logits,) = self.session.run(["logits"], {self.input_name: window})
-        return logits[0, -1].astype(np.float64)
+    def run(self, window: list[int], past: list[np.ndarray] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The last position's logits for the new tokens `window` after the cached `past` (none: from scratch),
+        and the keys and values of every position so far."""
+        feed = {self.input_name: np.asarray([window], dtype=np.int64)}
+        if self.cached:
+            past = past or [np.zeros((1, shape[1], 0, shape[3]), np.float32) for shape in self.past.values()]
+            feed.update(zip(self.past, past))
+        logits, *present = self.session.run(None, feed)
+        return logits[0, -1].astype(np.float64), present
 
     def generate(self, prompt: str, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 seed: int = 0) -> Generated:
+                 seed: int = 0, use_cache: bool = True) -> Generated:
+        """Without the cache (or a file without one) each token runs the whole window of the last `context`
+        tokens. With it, the prompt's window runs once and then each token one step; when the context is
+        full, the window restarts from the last half of it (so past `context` tokens, cached and uncached
+        text may differ: they see different windows)."""
         if not prompt:
             raise UdlcError("the prompt is empty: a model continues text, so give it some (--prompt TEXT)")
         try:
@@ -68,9 +82,22 @@ class LanguageModelFile:
             raise UdlcError(f"the prompt cannot be encoded: {e}") from None
         rng = np.random.default_rng(seed)
         start, made = time.perf_counter(), []
-        for _ in range(max_new_tokens):
-            token = pick(self.next_logits(ids + made), temperature, top_k, rng)
+        cache = use_cache and self.cached
+        logits, past = self.run(ids[-self.context:])
+        length = min(len(ids), self.context)  # positions the cache holds
+        for step in range(max_new_tokens):
+            token = pick(logits, temperature, top_k, rng)
             made.append(token)
+            if step == max_new_tokens - 1:
+                break
+            if not cache:
+                logits, _ = self.run((ids + made)[-self.context:])
+            elif length < self.context:
+                logits, past = self.run([token], past)
+                length += 1
+            else:
+                length = self.context // 2 + 1
+                logits, past = self.run((ids + made)[-length:])
         seconds = time.perf_counter() - start
         return Generated(prompt, self.tokenizer.decode(made), len(made), seconds)
 
@@ -85,3 +112,81 @@ def pick(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.rand
     z = logits / temperature
     p = np.exp(z - z.max())
     return int(rng.choice(len(p), p=p / p.sum()))
+
+
+class Seq2SeqFile:
+    """An exported encoder–decoder: a source text in, its target text out, greedy or by beam search."""
+
+    def __init__(self, path: str | Path, device: str = "cpu"):
+        path = Path(path)
+        self.session, meta = open_session(path, device)
+        if meta.get("task") != "seq2seq":
+            raise UdlcError(f"{path} is not an encoder–decoder model (its task is {meta.get('task', 'unknown')})")
+        try:
+            self.vocabulary = json.loads(meta["vocabulary"])
+            self.max_length = int(meta["max_target_length"])
+        except (KeyError, ValueError) as e:
+            raise UdlcError(f"{path}: its udlc metadata is damaged ({type(e).__name__}: {e}) — export it again "
+                            "with `udlc export RUN_FOLDER`") from None
+        self.index = {t: i for i, t in enumerate(self.vocabulary)}
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def logprobs(self, source: np.ndarray, decoded: np.ndarray) -> np.ndarray:
+        """log p(next token) for each row of `decoded` (B, t), all reading the one source."""
+        n = len(decoded)
+        fields = {"source": np.repeat(source[None], n, 0), "source_mask": np.ones((n, len(source)), bool),
+                  "decoder": decoded, "decoder_mask": np.ones(decoded.shape, bool)}
+        (logits,) = self.session.run(["logits"], {name: fields[name] for name in self.inputs})
+        z = logits[:, -1].astype(np.float64)
+        z -= z.max(-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+    def translate(self, text: str, beam: int = 1) -> str:
+        """The most likely target: greedy (beam 1), or the best of `beam` hypotheses kept at each step, by
+        total log-probability; a hypothesis ends at <eos>, and none runs past twice the longest target."""
+        unknown = sorted(set(text) - self.index.keys())
+        if unknown or not text:
+            raise UdlcError(f"the source {text!r} cannot be encoded: " + (
+                f"{''.join(unknown)!r} is not in the vocabulary ({' '.join(self.vocabulary[3:])})" if unknown
+                else "it is empty"))
+        source = np.array([self.index[c] for c in text], dtype=np.int64)
+        bos, eos = self.index["<bos>"], self.index["<eos>"]
+        live, done = [(0.0, [bos])], []
+        for _ in range(2 * self.max_length):
+            scores = self.logprobs(source, np.array([seq for _, seq in live], dtype=np.int64))
+            grown = [(score + scores[i, t], seq + [int(t)]) for i, (score, seq) in enumerate(live)
+                     for t in np.argsort(-scores[i])[:beam]]
+            grown.sort(key=lambda h: -h[0])
+            live = []
+            for score, seq in grown[:beam]:
+                (done if seq[-1] == eos else live).append((score, seq))
+            if not live or (done and max(s for s, _ in done) >= live[0][0]):
+                break  # log-probabilities only fall: no live hypothesis can overtake the best finished one
+        best = max(done or live, key=lambda h: h[0])[1]
+        return "".join(self.vocabulary[t] for t in best[1:] if t != eos)
+
+
+class TokenLabeller:
+    """An exported token classifier: each position of a text gets the label with the highest logit."""
+
+    def __init__(self, path: str | Path, device: str = "cpu"):
+        path = Path(path)
+        self.session, meta = open_session(path, device)
+        try:
+            self.vocabulary = json.loads(meta["vocabulary"])
+        except (KeyError, ValueError) as e:
+            raise UdlcError(f"{path}: its udlc metadata is damaged ({type(e).__name__}: {e}) — export it again "
+                            "with `udlc export RUN_FOLDER`") from None
+        self.index = {t: i for i, t in enumerate(self.vocabulary)}
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def label(self, text: str) -> str:
+        unknown = sorted(set(text) - self.index.keys())
+        if unknown or not text:
+            raise UdlcError(f"{text!r} cannot be encoded: " + (
+                f"{''.join(unknown)!r} is not in the vocabulary ({' '.join(self.vocabulary[3:])})" if unknown
+                else "it is empty"))
+        tokens = np.array([[self.index[c] for c in text]], dtype=np.int64)
+        fields = {"tokens": tokens, "tokens_mask": np.ones(tokens.shape, bool)}
+        (logits,) = self.session.run(["logits"], {name: fields[name] for name in self.inputs})
+        return "".join(self.vocabulary[int(i)] if int(i) >= 3 else "?" for i in logits[0].argmax(-1))

@@ -11,14 +11,16 @@ from udlc.spec.sources import SOURCES, FileKind
 # Derived from the registries (spec/sources.py, spec/augments.py), for the code that only needs the names.
 BUILTIN_SOURCES = tuple(e.name for e in SOURCES.builtin())
 TEXT_SOURCES = tuple(e.name for e in SOURCES.corpora())
+SEQUENCE_SOURCES = tuple(e.name for e in SOURCES.sequence_sets())
 FILE_SUFFIXES = tuple(e.name for e in SOURCES.files())
-__all__ = ["BUILTIN_SOURCES", "FILE_SUFFIXES", "TEXT_SOURCES", "IMAGE_AUGMENTS", "Augment", "DataSpec"]
+__all__ = ["BUILTIN_SOURCES", "FILE_SUFFIXES", "SEQUENCE_SOURCES", "TEXT_SOURCES", "IMAGE_AUGMENTS", "Augment", "DataSpec"]
 
 
 class DataSpec(StrictModel):
     source: str = Field(
-        description=f"a built-in set ({', '.join(BUILTIN_SOURCES)}), a built-in text ({', '.join(TEXT_SOURCES)}) "
-        f"or a file ({', '.join(FILE_SUFFIXES)}) relative to the spec"
+        description=f"a built-in set ({', '.join(BUILTIN_SOURCES)}), a built-in text ({', '.join(TEXT_SOURCES)}), "
+        f"a generated sequence task ({', '.join(SEQUENCE_SOURCES)}) or a file ({', '.join(FILE_SUFFIXES)}) "
+        "relative to the spec"
     )
     # CSV: the target column (name or index; default the last); NPZ: the arrays' keys.
     target: str | int | None = None
@@ -42,6 +44,7 @@ class DataSpec(StrictModel):
         "(byte-level BPE trained on the training split; needs the `tokenizers` package); default byte")
     vocab_size: PositiveInt | None = Field(None, description="tokenizer: bpe — its vocabulary size (default 1024)")
     max_chars: PositiveInt | None = Field(None, description="text sources: read only the first N characters")
+    text: str | None = Field(None, description="CSV: the column holding text, for task: sequence_classification")
     split: list[float] = Field([0.8, 0.1, 0.1], min_length=3, max_length=3,
                                description="train, validation, test fractions")
     normalize: Literal["standard", "minmax", "none"] = "standard"
@@ -57,7 +60,7 @@ class DataSpec(StrictModel):
         raise PydanticCustomError(
             "unknown_source",
             "unknown data source '{source}'",
-            {"source": v, "allowed": [*BUILTIN_SOURCES, *TEXT_SOURCES], "hint": f"or a {_one_of_suffixes()} file"},
+            {"source": v, "allowed": [*BUILTIN_SOURCES, *TEXT_SOURCES, *SEQUENCE_SOURCES], "hint": f"or a {_one_of_suffixes()} file"},
         )
 
     @field_validator("split")
@@ -95,13 +98,14 @@ class DataSpec(StrictModel):
             raise ValueError(f"'{v}' applies only to CSV files, whose empty cells are missing values")
         return v
 
-    @field_validator("tokenizer", "max_chars", "vocab_size")
+    @field_validator("tokenizer", "max_chars", "vocab_size", "text")
     @classmethod
     def _text_only(cls, v: object, info: ValidationInfo) -> object:
         source = info.data.get("source")
-        if v is not None and source is not None and not SOURCES.is_text(source):
-            raise ValueError(f"applies only to text sources ({', '.join(TEXT_SOURCES)} or a .txt file); "
-                             f"{source} holds samples, not text")
+        if v is not None and source is not None and not _reads(source, info.field_name):
+            where = f"text sources ({', '.join(TEXT_SOURCES)} or a .txt file)"
+            where = {"max_chars": where, "text": "CSV files"}.get(info.field_name, where + " and CSV text columns")
+            raise ValueError(f"applies only to {where}; {source} has no text to read this way")
         if info.field_name == "vocab_size" and v is not None and info.data.get("tokenizer") != "bpe":
             raise ValueError("applies only to `tokenizer: bpe`; byte and char tokenizers have fixed vocabularies")
         return v

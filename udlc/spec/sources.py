@@ -53,13 +53,34 @@ class TextSet:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SequenceSet:
+    """A generated set of (source, target) token sequences of varying lengths, for task: seq2seq."""
+
+    name: str
+    # (samples, numpy Generator) -> list of (source, target) strings over `alphabet`
+    load: Callable[[int, Any], list[tuple[str, str]]]
+    alphabet: str  # the characters sources and targets are written in; their ids follow the special tokens
+    description: str
+    aligned: bool = True  # each target as long as its source: a label per position (task token_classification)
+    keys: frozenset[str] = frozenset({"samples"})
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        """Every token: padding, begin and end of a sequence, then the alphabet's characters."""
+        return SPECIAL_TOKENS + tuple(self.alphabet)
+
+
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")
+
+
+@dataclass(frozen=True, kw_only=True)
 class FileKind:
     name: str  # the suffix, lower case: ".csv"
     keys: frozenset[str]  # data keys it reads beyond the common ones
     text: bool = False  # read as text to tokenize (.txt), not as a table of samples
 
 
-Source = BuiltinSet | TextSet | FileKind
+Source = BuiltinSet | TextSet | SequenceSet | FileKind
 
 
 class SourceRegistry:
@@ -80,7 +101,7 @@ class SourceRegistry:
     def find(self, source: str) -> Source | None:
         """The entry `data.source` names: a built-in set by name, else a file kind by its suffix."""
         entry = self._entries.get(source)
-        if isinstance(entry, (BuiltinSet, TextSet)):
+        if isinstance(entry, (BuiltinSet, TextSet, SequenceSet)):
             return entry
         _, dot, suffix = source.rpartition(".")
         entry = self._entries.get("." + suffix.lower()) if dot else None
@@ -94,6 +115,9 @@ class SourceRegistry:
 
     def corpora(self) -> list[TextSet]:
         return [e for e in self._entries.values() if isinstance(e, TextSet)]
+
+    def sequence_sets(self) -> list[SequenceSet]:
+        return [e for e in self._entries.values() if isinstance(e, SequenceSet)]
 
     def is_text(self, source: str) -> bool:
         """Does `data.source` name text to tokenize (a corpus or a .txt file) rather than samples?"""
@@ -215,7 +239,8 @@ SOURCES.register(BuiltinSet(name="sine_mixture", load=_sine_mixture, shape=(SERI
 
 # ---- files, by suffix --------------------------------------------------------------------------------
 
-SOURCES.register(FileKind(name=".csv", keys=frozenset({"target", "features", "categorical", "missing"})))
+SOURCES.register(FileKind(name=".csv", keys=frozenset({"target", "features", "categorical", "missing", "text",
+                                                        "tokenizer", "vocab_size"})))
 SOURCES.register(FileKind(name=".npz", keys=frozenset({"target", "features"})))  # the arrays' keys
 SOURCES.register(FileKind(name=".npy", keys=frozenset({"target"})))  # a column index: an array has no names
 SOURCES.register(FileKind(name=".txt", keys=TextSet.keys, text=True))  # UTF-8 text, for language_model
@@ -234,3 +259,29 @@ def _stdlib_text() -> str:
 
 SOURCES.register(TextSet(name="stdlib", load=_stdlib_text,
                          description="the text of the Python standard library's top-level modules (~4.7 MB)"))
+
+# ---- generated sequence tasks, for task: seq2seq --------------------------------------------------------
+
+SEQ_MIN, SEQ_MAX = 3, 10  # digits per source sequence
+
+
+def _digit_strings(n: int, rng: Any) -> list[str]:
+    lengths = rng.integers(SEQ_MIN, SEQ_MAX + 1, size=n)
+    return ["".join(map(str, rng.integers(0, 10, size=k))) for k in lengths]
+
+
+def _mapped(fn: Callable[[str], str]) -> Callable[[int, Any], list[tuple[str, str]]]:
+    return lambda n, rng: [(s, fn(s)) for s in _digit_strings(n, rng)]
+
+
+def _add(n: int, rng: Any) -> list[tuple[str, str]]:
+    a, b = (rng.integers(0, 10 ** rng.integers(1, 6, size=n)) for _ in range(2))  # 1 to 5 digits each
+    return [(f"{x}+{y}", str(x + y)) for x, y in zip(a.tolist(), b.tolist())]
+
+
+for _name, _fn, _what in (("copy", lambda s: s, "the digits again"), ("reverse", lambda s: s[::-1], "reversed"),
+                          ("sort", lambda s: "".join(sorted(s)), "in ascending order")):
+    SOURCES.register(SequenceSet(name=_name, load=_mapped(_fn), alphabet="0123456789",
+                                 description=f"{SEQ_MIN} to {SEQ_MAX} random digits → {_what}"))
+SOURCES.register(SequenceSet(name="add", load=_add, alphabet="0123456789+", aligned=False,
+                             description="two numbers of 1 to 5 digits, 'a+b' → their sum"))

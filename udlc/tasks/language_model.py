@@ -24,6 +24,7 @@ from pydantic import Field, PositiveInt
 
 from udlc.errors import SpecError, one_of
 from udlc.spec.base import StrictModel
+from udlc.tasks.fields import error
 from udlc.tasks.registry import Served, Task, register
 from udlc.tasks.supervised import check_monitors, check_network_keys, located
 
@@ -50,41 +51,39 @@ class LanguageModel(Task):
         from udlc.spec.sources import SOURCES
 
         spec, doc = compiled.spec, compiled.doc
-        err = lambda msg, path, hint=None, key=False: SpecError(  # noqa: E731
-            msg, path=".".join(map(str, path)), span=doc.span(tuple(path), key=key), hint=hint)
         networks = list(compiled.graphs)
         if len(networks) != 1:
-            return [err(f"task {self.name} trains one network, but `models` names {len(networks)}", ("models",),
+            return [error(doc, f"task {self.name} trains one network, but `models` names {len(networks)}", ("models",),
                         "give one network under `model:`", key=True)]
         base = ("model",) if spec.model is not None else ("models", networks[0])
         graph = compiled.graphs[networks[0]]
         errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
         if not SOURCES.is_text(spec.data.source):
-            errors.append(err(f"task {self.name} reads text, but {spec.data.source} holds samples",
+            errors.append(error(doc, f"task {self.name} reads text, but {spec.data.source} holds samples",
                               ("data", "source"), "use `source: stdlib` or a .txt file"))
         if spec.loss.type != "cross_entropy" or spec.loss.weight:
-            errors.append(err("a language model learns with cross_entropy over the vocabulary (no class weights)",
+            errors.append(error(doc, "a language model learns with cross_entropy over the vocabulary (no class weights)",
                               ("loss",), "write `loss: cross_entropy` (label_smoothing is allowed)"))
         for i, m in enumerate(spec.metrics):
             if m.type not in MEAN_METRICS:
-                errors.append(err(f"'{m.type}' is not computed for language models", ("metrics", i),
+                errors.append(error(doc, f"'{m.type}' is not computed for language models", ("metrics", i),
                                   f"use {one_of(MEAN_METRICS)} (perplexity and bits per byte are always logged)"))
         for i, aug in enumerate(spec.data.augment):
-            errors.append(err("a language model's data is not augmented", ("data", "augment", i),
+            errors.append(error(doc, "a language model's data is not augmented", ("data", "augment", i),
                               "drop `augment`"))
         if len(graph.inputs) != 1:
-            return errors + [err(f"task {self.name} feeds one input of token ids; this model has "
+            return errors + [error(doc, f"task {self.name} feeds one input of token ids; this model has "
                                  f"{len(graph.inputs)}", base + ("inputs",), "give one `input`", key=True)]
         (name, shape), = graph.inputs.items()
         where = base + (("input",) if spec.networks[networks[0]].input is not None else ("inputs", name))
         if len(shape) != 1 or graph.dtype_of(name) != "int64":
-            errors.append(err(f"a language model reads token ids: one int64 axis, not {_typed(shape, graph.dtype_of(name))}",
+            errors.append(error(doc, f"a language model reads token ids: one int64 axis, not {_typed(shape, graph.dtype_of(name))}",
                               where, "write `input: {shape: [T], dtype: int64}`", key=True))
         elif isinstance(shape[0], int) and shape[0] != self.options.context:
-            errors.append(err(f"the input takes {shape[0]} tokens but the task's context is {self.options.context}",
+            errors.append(error(doc, f"the input takes {shape[0]} tokens but the task's context is {self.options.context}",
                               where, f"write `shape: [T]` (any length), or context: {shape[0]}", key=True))
-        if graph.outputs != [] and len(graph.outputs) != 1:
-            errors.append(err(f"task {self.name} trains one output", base + ("outputs",), key=True))
+        if len(graph.outputs) != 1:
+            errors.append(error(doc, f"task {self.name} trains one output", base + ("outputs",), key=True))
         if errors:
             return errors
         out = graph.shape_of(graph.outputs[0])
@@ -107,12 +106,7 @@ class LanguageModel(Task):
             errors.append(SpecError(f"the model gives {width} logits per position but the {why} has {vocab} tokens",
                                     path=node.path, span=node.span, hint=f"finish with `linear: {vocab}`"))
         (name,) = graph.inputs
-        for n in graph.nodes.values():
-            if n.op == "embedding" and name in n.inputs and n.config.num_embeddings < vocab:
-                errors.append(SpecError(f"the embedding has {n.config.num_embeddings} rows but the {why} has "
-                                        f"{vocab} tokens", path=n.path, span=n.span,
-                                        hint=f"num_embeddings: {vocab}"))
-        return errors
+        return errors + embedding_errors(graph, name, vocab, why)
 
     def logged(self, spec: Any, has_val: bool) -> list[str]:
         from udlc.spec.metrics import metric_name
@@ -212,6 +206,14 @@ class LanguageModel(Task):
                "bits_per_byte": nats / math.log(2) / split_bytes}
         row.update({k: v / tokens for k, v in sums.items()})
         return row
+
+
+def embedding_errors(graph: Any, ids: str, vocab: int, why: str) -> list[SpecError]:
+    """Every embedding that reads the token ids `ids` must have a row for each token of the vocabulary."""
+    return [SpecError(f"the embedding has {n.config.num_embeddings} rows but the {why} has {vocab} tokens",
+                      path=n.path, span=n.span, hint=f"num_embeddings: {vocab}")
+            for n in graph.nodes.values()
+            if n.op == "embedding" and ids in n.inputs and n.config.num_embeddings < vocab]
 
 
 def vocabulary_size(compiled: Any) -> tuple[int | None, Any]:

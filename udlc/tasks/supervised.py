@@ -64,6 +64,10 @@ class Supervised(Task):
         errors += check_network_keys(compiled)
         errors += image_augments(compiled, graph)
         errors += check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        if spec.data.text is not None:
+            errors.append(SpecError(f"task {self.name} reads numbers; a text column is read by task "
+                                    "sequence_classification", path="data.text", span=doc.span(("data", "text"), key=True),
+                                    hint="write `task: sequence_classification`, or drop `text`"))
         if SOURCES.is_text(spec.data.source):
             errors.append(SpecError(f"{spec.data.source} is text, and task {self.name} learns from samples",
                                     path="data.source", span=doc.span(("data", "source")),

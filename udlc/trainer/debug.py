@@ -21,8 +21,10 @@ class TrainingDiverged(UdlcError):
 
 def nonfinite_report(s: Any, network: str, batch: tuple[Any, Any], loss: torch.Tensor, epoch: int,
                      step: int) -> TrainingDiverged:
-    """Why `network`'s loss went non-finite on `batch` (its inputs and its targets), and what to try."""
-    xb, yb = batch
+    """Why `network`'s loss went non-finite on `batch` (its input, or a tuple of its inputs, and its targets),
+    and what to try."""
+    xs, yb = batch
+    xs = xs if isinstance(xs, tuple) else (xs,)
     model, graph = s.module(network), s.graphs[network]  # under torch.compile, hook the real modules
     lines = [f"the loss became {loss.item()} at step {step} (epoch {epoch}); training stopped."]
     bad_weights = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
@@ -30,10 +32,10 @@ def nonfinite_report(s: Any, network: str, batch: tuple[Any, Any], loss: torch.T
         node = bad_weights[0].split(".")[0]
         lines.append(f"the weights of layer '{node}'{_where(graph, node)} are already non-finite: an earlier "
                      "update diverged.")
-    elif not torch.isfinite(xb).all():
+    elif not all(torch.isfinite(x).all() for x in xs):
         lines.append("the input batch itself holds NaN or inf values: check the data.")
     else:
-        culprit = first_nonfinite(model, graph, xb)
+        culprit = first_nonfinite(model, graph, xs)
         if culprit:
             lines.append(f"first non-finite output: layer '{culprit}' ({graph.nodes[culprit].op})"
                          f"{_where(graph, culprit)}.")
@@ -41,7 +43,7 @@ def nonfinite_report(s: Any, network: str, batch: tuple[Any, Any], loss: torch.T
             lines.append("the targets hold NaN or inf values: check the data.")
         else:
             with torch.no_grad():
-                outs = model(xb)
+                outs = model(*xs)
             outs = outs if isinstance(outs, tuple) else (outs,)
             peak, index = max((o.abs().max().item(), i) for i, o in enumerate(outs))
             out_name = graph.outputs[index]
@@ -58,7 +60,7 @@ def nonfinite_report(s: Any, network: str, batch: tuple[Any, Any], loss: torch.T
 
 
 @torch.no_grad()
-def first_nonfinite(model: torch.nn.Module, graph: Any, xb: torch.Tensor) -> str | None:
+def first_nonfinite(model: torch.nn.Module, graph: Any, xs: tuple[torch.Tensor, ...]) -> str | None:
     """The first node, in execution order, whose output holds NaN or inf on this batch."""
     found: list[str] = []
 
@@ -70,7 +72,7 @@ def first_nonfinite(model: torch.nn.Module, graph: Any, xb: torch.Tensor) -> str
 
     handles = [getattr(model, name).register_forward_hook(hook(name)) for name in graph.nodes]
     try:
-        model(xb)
+        model(*xs)
     finally:
         for h in handles:
             h.remove()

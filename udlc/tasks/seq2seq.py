@@ -1,0 +1,179 @@
+"""task: seq2seq — an encoder–decoder network maps a source sequence to a target one, trained with teacher
+forcing: the decoder reads the target shifted right (after a begin token) and learns each next token.
+
+    task: seq2seq
+    data: {source: reverse, samples: 20000}          # generated: copy, reverse, sort, add
+    model:
+      inputs:                                        # named after the batch's fields
+        source: {shape: [S], dtype: int64}
+        source_mask: {shape: [S], dtype: bool}       # True at real positions (optional)
+        decoder: {shape: [T], dtype: int64}          # <bos> + target
+      layers: [..., linear: 13]                      # (T, vocabulary) logits
+    loss: cross_entropy
+
+Batches pad each field to the longest in the batch (udlc.data.collate) and give `<field>_mask`; the loss
+and the token accuracy count real target positions only. `exact_match` decodes greedily, one token at a
+time as in use, and counts the sequences that come out whole; it is logged for validation and test.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from udlc.errors import SpecError
+from udlc.spec.base import StrictModel
+from udlc.tasks.fields import check_fields, error, one_network, output_node
+from udlc.tasks.registry import Served, Task, register
+from udlc.tasks.supervised import check_monitors, check_network_keys
+
+FIELDS = {"source": "int64", "source_mask": "bool", "decoder": "int64", "decoder_mask": "bool"}
+PAD, BOS, EOS = 0, 1, 2  # udlc.spec.sources.SPECIAL_TOKENS
+
+
+class Seq2SeqOptions(StrictModel):
+    type: Literal["seq2seq"] = "seq2seq"
+
+
+@register
+class Seq2Seq(Task):
+    name = "seq2seq"
+    config = Seq2SeqOptions
+    description = "an encoder–decoder network maps a token sequence to another (teacher forcing; greedy exact match)"
+
+    # ---- check time -----------------------------------------------------------------------------------
+
+    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+        from udlc.spec.sources import SOURCES, SequenceSet
+
+        spec, doc = compiled.spec, compiled.doc
+        found = one_network(compiled, self.name)
+        if isinstance(found, SpecError):
+            return [found]
+        net, graph, base = found
+        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        entry = SOURCES.find(spec.data.source)
+        if not isinstance(entry, SequenceSet):
+            errors.append(error(doc, f"task {self.name} learns from pairs of sequences, and {spec.data.source} holds "
+                                "none", ("data", "source"), "use a generated sequence task: "
+                                + ", ".join(e.name for e in SOURCES.sequence_sets())))
+        if spec.loss.type != "cross_entropy" or spec.loss.weight:
+            errors.append(error(doc, f"task {self.name} learns with cross_entropy over the vocabulary (no class "
+                                "weights)", ("loss",), "write `loss: cross_entropy`"))
+        if spec.metrics or spec.data.augment:
+            what = "metrics" if spec.metrics else "data.augment"
+            errors.append(error(doc, f"task {self.name} logs its own metrics (token_accuracy, exact_match) and takes "
+                                "no augmentation", tuple(what.split(".")), f"drop `{what}`", key=True))
+        errors += check_fields(compiled, graph, base, FIELDS, ("source", "decoder"), "a seq2seq batch")
+        if errors:
+            return errors
+        out, node = graph.shape_of(graph.outputs[0]), output_node(graph)
+        vocab = len(entry.vocabulary)
+        if len(graph.outputs) != 1 or out is None or len(out) != 2 or out[0] != graph.inputs["decoder"][0]:
+            return [SpecError(f"a seq2seq model gives logits at each decoder position, ({graph.inputs['decoder'][0]}, "
+                              f"{vocab}); this one gives {out}", path=node.path, span=node.span,
+                              hint=f"end with `linear: {vocab}` on the decoder's sequence")]
+        if out[1] != vocab:
+            return [SpecError(f"the model gives {out[1]} logits per position but {entry.name} has {vocab} tokens "
+                              f"({' '.join(entry.vocabulary)})", path=node.path, span=node.span,
+                              hint=f"end with `linear: {vocab}`")]
+        return []
+
+    def logged(self, spec: Any, has_val: bool) -> list[str]:
+        return ["train_loss"] + (["val_loss", "val_token_accuracy", "val_exact_match"] if has_val else [])
+
+    def served(self, compiled: Any) -> list[Served]:
+        return [Served(next(iter(compiled.graphs)), 0, "softmax")]
+
+    # ---- train time -----------------------------------------------------------------------------------
+
+    def load_data(self, compiled: Any) -> Any:
+        import numpy as np
+
+        from udlc.data.sources import DEFAULT_SAMPLES
+        from udlc.spec.sources import SOURCES
+
+        spec = compiled.spec
+        self.net, graph = next(iter(compiled.graphs.items()))
+        self.inputs = list(graph.inputs)
+        entry = SOURCES.find(spec.data.source)
+        self.vocabulary = entry.vocabulary
+        index = {c: i for i, c in enumerate(self.vocabulary)}
+        encode = lambda text: np.array([index[c] for c in text], dtype=np.int64)  # noqa: E731
+        rng = np.random.default_rng(spec.seed)
+        samples = []
+        for source, target in entry.load(spec.data.samples or DEFAULT_SAMPLES, rng):
+            ids = encode(target)
+            samples.append({"source": encode(source), "decoder": np.concatenate([[BOS], ids]),
+                            "target": np.concatenate([ids, [EOS]])})
+        order = rng.permutation(len(samples))
+        n_train, n_val = (int(f * len(samples)) for f in spec.data.split[:2])
+        cuts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+        self.max_target = max(len(s["target"]) for s in samples)
+        return {k: [samples[i] for i in idx] for k, idx in cuts.items()}
+
+    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
+        graph = compiled.graphs[self.net]
+        return {"task": self.name, "classes": None, "input_names": self.inputs,
+                "input_shapes": [list(s) for s in graph.inputs.values()],
+                "vocabulary": list(self.vocabulary), "max_target_length": self.max_target, "normalization": None}
+
+    def sizes(self, data: Any) -> str:
+        return "/".join(str(len(data[k])) for k in ("train", "val", "test"))
+
+    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+        from udlc.data.collate import PaddedBatches
+
+        return PaddedBatches(data[split], batch_size, shuffle, device) if data[split] else None
+
+    def setup(self, s: Any, data: Any) -> None:
+        from udlc.spec.losses import LOSSES
+
+        self.loss_fn = LOSSES["cross_entropy"].build(s.spec.loss, s.device)
+
+    def forward(self, model: Any, batch: dict) -> Any:
+        return model(*(batch[name] for name in self.inputs))
+
+    def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
+        real = batch["target_mask"] if "target_mask" in batch else batch["target"] >= 0
+        with s.autocast():
+            logits = self.forward(s.models[self.net], batch)
+            loss = self.loss_fn(logits[real], batch["target"][real])  # padding positions are not learned
+        inputs = tuple(batch[name] for name in self.inputs)
+        return {"loss": s.update(self.net, loss, (inputs, batch["target"]))}, len(batch["target"])
+
+    def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
+        import torch
+        import torch.nn.functional as F
+
+        model = s.models[self.net]
+        was_training = model.training
+        model.eval()
+        nats = tokens = right = exact = n = 0
+        with torch.no_grad():
+            for batch in batches.epoch_batches(None):
+                real = batch["target_mask"] if "target_mask" in batch else batch["target"] >= 0
+                logits = self.forward(model, batch).float()
+                nats += F.cross_entropy(logits[real], batch["target"][real], reduction="sum").item()
+                right += (logits.argmax(-1) == batch["target"])[real].sum().item()
+                tokens += real.sum().item()
+                exact += (self.greedy(model, batch) == torch.where(real, batch["target"], PAD)).all(-1).sum().item()
+                n += len(real)
+        model.train(was_training)
+        return {"loss": nats / tokens, "token_accuracy": right / tokens, "exact_match": exact / n}
+
+    def greedy(self, model: Any, batch: dict) -> Any:
+        """Each sequence decoded one token at a time from <bos>, as in use; PAD after its first <eos>, and
+        as long as the batch's targets (a longer answer is wrong at its first extra token anyway)."""
+        import torch
+
+        target = batch["target"]
+        out = torch.full((len(target), 1), BOS, dtype=torch.long, device=target.device)
+        done = torch.zeros(len(target), dtype=torch.bool, device=target.device)
+        steps = []
+        for _ in range(target.shape[1]):
+            fields = {**batch, "decoder": out, "decoder_mask": torch.ones_like(out, dtype=torch.bool)}
+            token = self.forward(model, fields)[:, -1].argmax(-1)
+            steps.append(torch.where(done, PAD, token))
+            done |= token == EOS
+            out = torch.cat([out, token[:, None]], 1)
+        return torch.stack(steps, 1)

@@ -1,0 +1,177 @@
+"""task: sequence_classification — one network reads a text, as token ids, and gives its class.
+
+    task: {sequence_classification: {max_tokens: 256}}
+    data: {source: reviews.csv, text: review, target: label, tokenizer: char}
+    model:
+      inputs:
+        tokens: {shape: [T], dtype: int64}
+        tokens_mask: {shape: [T], dtype: bool}      # True at real positions (optional)
+      layers: [..., linear: <classes>]
+    loss: cross_entropy
+
+Each row's text is tokenized (byte, char or bpe, as for language models) and cut to `max_tokens`; batches
+pad the texts to the longest in the batch and give `tokens_mask`, which masked pooling and masked
+attention read so that padding changes nothing. The exported model takes the ids and the mask and gives
+`logits` and `probabilities`; it carries its tokenizer, so `udlc predict MODEL.onnx rows.csv` reads the
+text column itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, PositiveInt
+
+from udlc.errors import SpecError
+from udlc.spec.base import StrictModel
+from udlc.tasks.fields import check_fields, error, one_network, output_node
+from udlc.tasks.language_model import embedding_errors
+from udlc.tasks.registry import Served, Task, register
+from udlc.tasks.supervised import check_monitors, check_network_keys, located
+
+FIELDS = {"tokens": "int64", "tokens_mask": "bool"}
+
+
+class SequenceClassificationOptions(StrictModel):
+    type: Literal["sequence_classification"] = "sequence_classification"
+    max_tokens: PositiveInt = Field(256, description="each text is cut to its first N tokens")
+
+
+@register
+class SequenceClassification(Task):
+    name = "sequence_classification"
+    config = SequenceClassificationOptions
+    description = "one network gives the class of a text (a CSV's text column, tokenized)"
+
+    # ---- check time -----------------------------------------------------------------------------------
+
+    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+        spec, doc = compiled.spec, compiled.doc
+        found = one_network(compiled, self.name)
+        if isinstance(found, SpecError):
+            return [found]
+        net, graph, base = found
+        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        if spec.data.text is None:
+            errors.append(error(doc, f"task {self.name} reads a text column", ("data", "source"),
+                                "give a CSV and its column: `text: <column name>`"))
+        if spec.loss.type != "cross_entropy":
+            errors.append(error(doc, f"task {self.name} learns with cross_entropy", ("loss",),
+                                "write `loss: cross_entropy`"))
+        if spec.data.augment:
+            errors.append(error(doc, "a text's tokens are not augmented", ("data", "augment"), "drop `augment`",
+                                key=True))
+        errors += check_fields(compiled, graph, base, FIELDS, ("tokens",), "a text batch")
+        out = graph.shape_of(graph.outputs[0]) if len(graph.outputs) == 1 else None
+        node = output_node(graph)
+        if not errors and (out is None or len(out) != 1):
+            errors.append(SpecError(f"a text classifier gives one logit per class, (classes,); this one gives {out}",
+                                    path=node.path, span=node.span,
+                                    hint="pool the sequence first (masked_seq_pool, select), then `linear: <classes>`"))
+        if not errors and check_files:
+            from udlc.data.text import DEFAULT_BPE_VOCAB
+
+            try:
+                texts, _ = self.read(compiled)
+            except SpecError as e:
+                return [located(e, doc)]
+            vocab, why = {"byte": (256, "byte tokenizer"), "bpe": (spec.data.vocab_size or DEFAULT_BPE_VOCAB,
+                                                                   "bpe tokenizer (data.vocab_size)")}.get(
+                spec.data.tokenizer or "byte", (len(set("".join(texts))), f"char tokenizer of {spec.data.source}"))
+            errors += embedding_errors(graph, "tokens", vocab, why)
+        return errors
+
+    def read(self, compiled: Any) -> tuple[list[str], list[str]]:
+        """The CSV's texts and labels, the labels held to the model's output width."""
+        from udlc.data.text import read_text_csv
+
+        spec, graph = compiled.spec, next(iter(compiled.graphs.values()))
+        texts, labels = read_text_csv(compiled.base_dir / spec.data.source, spec.data.text, spec.data.target)
+        self.classes = sorted(set(labels))
+        width, node = graph.shape_of(graph.outputs[0])[0], output_node(graph)
+        if width != len(self.classes):
+            raise SpecError(f"the model gives {width} logits but {spec.data.source} has {len(self.classes)} classes "
+                            f"({', '.join(self.classes[:8])})", path=node.path, span=node.span,
+                            hint=f"end with `linear: {len(self.classes)}`")
+        return texts, labels
+
+    def logged(self, spec: Any, has_val: bool) -> list[str]:
+        from udlc.spec.metrics import metric_name
+
+        return ["train_loss"] + (["val_loss"] + [f"val_{metric_name(m)}" for m in spec.metrics] if has_val else [])
+
+    def served(self, compiled: Any) -> list[Served]:
+        return [Served(next(iter(compiled.graphs)), 0, "softmax")]
+
+    # ---- train time -----------------------------------------------------------------------------------
+
+    def load_data(self, compiled: Any) -> Any:
+        import numpy as np
+
+        from udlc.data.text import fit_tokenizer
+
+        spec = compiled.spec
+        self.net, graph = next(iter(compiled.graphs.items()))
+        self.inputs = list(graph.inputs)
+        try:
+            texts, labels = self.read(compiled)
+        except SpecError as e:
+            raise located(e, compiled.doc) from None
+        rng = np.random.default_rng(spec.seed)
+        order = rng.permutation(len(texts))
+        n_train, n_val = (int(f * len(texts)) for f in spec.data.split[:2])
+        cuts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+        train_text = "\n".join(texts[i] for i in cuts["train"])
+        self.tokenizer = fit_tokenizer(spec.data.tokenizer, train_text, "\n".join(texts), spec.data.vocab_size)
+        index = {c: i for i, c in enumerate(self.classes)}
+        limit = self.options.max_tokens
+
+        def sample(i: int) -> dict:
+            return {"tokens": self.tokenizer.encode(texts[i])[:limit], "target": np.int64(index[labels[i]])}
+
+        return {k: [sample(i) for i in idx] for k, idx in cuts.items()}
+
+    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
+        graph = compiled.graphs[self.net]
+        return {"task": self.name, "classes": self.classes, "input_names": self.inputs,
+                "input_shapes": [list(s) for s in graph.inputs.values()], "normalization": None,
+                "tokenizer": self.tokenizer.to_json(), "vocab_size": self.tokenizer.vocab_size,
+                "text_column": compiled.spec.data.text, "max_tokens": self.options.max_tokens}
+
+    def sizes(self, data: Any) -> str:
+        return "/".join(str(len(data[k])) for k in ("train", "val", "test"))
+
+    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+        from udlc.data.collate import PaddedBatches
+
+        return PaddedBatches(data[split], batch_size, shuffle, device) if data[split] else None
+
+    def setup(self, s: Any, data: Any) -> None:
+        from udlc.spec.losses import LOSSES
+
+        self.loss_fn = LOSSES["cross_entropy"].build(s.spec.loss, s.device)
+
+    def forward(self, model: Any, batch: dict) -> Any:
+        if "tokens_mask" not in batch:  # every text of the batch has the same length: nothing is padding
+            batch = {**batch, "tokens_mask": batch["tokens"] >= 0}
+        return model(*(batch[name] for name in self.inputs))
+
+    def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
+        with s.autocast():
+            loss = self.loss_fn(self.forward(s.models[self.net], batch), batch["target"])
+        inputs = tuple(batch.get(name, batch["tokens"] >= 0) for name in self.inputs)
+        return {"loss": s.update(self.net, loss, (inputs, batch["target"]))}, len(batch["target"])
+
+    def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
+        import torch
+
+        from udlc.spec.metrics import compute_metrics
+
+        model = s.models[self.net]
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            pairs = [(self.forward(model, b).float(), b["target"]) for b in batches.epoch_batches(None)]
+        model.train(was_training)
+        out, y = torch.cat([o for o, _ in pairs]), torch.cat([t for _, t in pairs])
+        return {"loss": self.loss_fn(out, y).item(), **compute_metrics(s.spec.metrics, out, y, "softmax")}
