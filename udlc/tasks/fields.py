@@ -4,9 +4,10 @@ is fed by name, and each must have its field's dtype and one axis."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from udlc.errors import SpecError
+from udlc.tasks.registry import Served, Task
 
 
 def error(doc: Any, message: str, path: tuple, hint: str | None = None, key: bool = False) -> SpecError:
@@ -45,3 +46,75 @@ def check_fields(compiled: Any, graph: Any, base: tuple, fields: dict[str, str],
 
 def output_node(graph: Any) -> Any:
     return graph.nodes[graph.outputs[0].partition(".")[0]]
+
+
+class FieldsTask(Task):
+    """Base of the tasks whose batches are named fields of variable-length samples: the checks they share, a
+    seeded split of the samples, padded batches (udlc.data.collate) and cross-entropy."""
+
+    fields: ClassVar[dict[str, str]]  # input name -> dtype
+    required: ClassVar[tuple[str, ...]]
+    own_metrics: ClassVar[bool] = True  # the task logs its own metrics; the spec's `metrics` is refused
+
+    def common_checks(self, compiled: Any, what: str) -> tuple[Any, tuple, list[SpecError]] | SpecError:
+        """The one network's graph, where it is written, and the errors every such task finds."""
+        from udlc.tasks.supervised import check_monitors, check_network_keys
+
+        spec, doc = compiled.spec, compiled.doc
+        found = one_network(compiled, self.name)
+        if isinstance(found, SpecError):
+            return found
+        _, graph, base = found
+        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        if spec.loss.type != "cross_entropy" or spec.loss.weight:
+            errors.append(error(doc, f"task {self.name} learns with cross_entropy (no class weights)", ("loss",),
+                                "write `loss: cross_entropy`"))
+        if self.own_metrics and spec.metrics:
+            errors.append(error(doc, f"task {self.name} logs its own metrics (token_accuracy, exact_match)",
+                                ("metrics",), "drop `metrics`", key=True))
+        if spec.data.augment:
+            errors.append(error(doc, f"task {self.name} takes no augmentation", ("data", "augment"),
+                                "drop `augment`", key=True))
+        return graph, base, errors + check_fields(compiled, graph, base, self.fields, self.required, what)
+
+    def split(self, compiled: Any, samples: list[dict], rng: Any) -> dict[str, list[dict]]:
+        """Train, validation and test samples, in a seeded random order, by the spec's fractions."""
+        self.net, graph = next(iter(compiled.graphs.items()))
+        self.inputs = list(graph.inputs)
+        order = rng.permutation(len(samples))
+        n_train, n_val = (int(f * len(samples)) for f in compiled.spec.data.split[:2])
+        cuts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+        return {k: [samples[i] for i in idx] for k, idx in cuts.items()}
+
+    def served(self, compiled: Any) -> list[Served]:
+        return [Served(next(iter(compiled.graphs)), 0, "softmax")]
+
+    def sizes(self, data: Any) -> str:
+        return "/".join(str(len(data[k])) for k in ("train", "val", "test"))
+
+    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+        from udlc.data.collate import PaddedBatches
+
+        return PaddedBatches(data[split], batch_size, shuffle, device) if data[split] else None
+
+    def setup(self, s: Any, data: Any) -> None:
+        from udlc.spec.losses import LOSSES
+
+        self.loss_fn = LOSSES["cross_entropy"].build(s.spec.loss, s.device)
+
+
+def sequence_pairs(compiled: Any) -> tuple[tuple[str, ...], list[tuple[Any, Any]], Any]:
+    """A generated sequence set's vocabulary, its (source ids, target ids) pairs, and the generator that made
+    them (it goes on to order the split)."""
+    import numpy as np
+
+    from udlc.data.sources import DEFAULT_SAMPLES
+    from udlc.spec.sources import SOURCES
+
+    spec = compiled.spec
+    entry = SOURCES.find(spec.data.source)
+    index = {c: i for i, c in enumerate(entry.vocabulary)}
+    encode = lambda text: np.array([index[c] for c in text], dtype=np.int64)  # noqa: E731
+    rng = np.random.default_rng(spec.seed)
+    pairs = [(encode(s), encode(t)) for s, t in entry.load(spec.data.samples or DEFAULT_SAMPLES, rng)]
+    return entry.vocabulary, pairs, rng

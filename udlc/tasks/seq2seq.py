@@ -22,9 +22,8 @@ from typing import Any, Literal
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
-from udlc.tasks.fields import check_fields, error, one_network, output_node
-from udlc.tasks.registry import Served, Task, register
-from udlc.tasks.supervised import check_monitors, check_network_keys
+from udlc.tasks.fields import FieldsTask, error, output_node, sequence_pairs
+from udlc.tasks.registry import register
 
 FIELDS = {"source": "int64", "source_mask": "bool", "decoder": "int64", "decoder_mask": "bool"}
 PAD, BOS, EOS = 0, 1, 2  # udlc.spec.sources.SPECIAL_TOKENS
@@ -35,35 +34,25 @@ class Seq2SeqOptions(StrictModel):
 
 
 @register
-class Seq2Seq(Task):
+class Seq2Seq(FieldsTask):
     name = "seq2seq"
     config = Seq2SeqOptions
     description = "an encoder–decoder network maps a token sequence to another (teacher forcing; greedy exact match)"
-
-    # ---- check time -----------------------------------------------------------------------------------
+    fields, required = FIELDS, ("source", "decoder")
 
     def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
         from udlc.spec.sources import SOURCES, SequenceSet
 
         spec, doc = compiled.spec, compiled.doc
-        found = one_network(compiled, self.name)
+        found = self.common_checks(compiled, "a seq2seq batch")
         if isinstance(found, SpecError):
             return [found]
-        net, graph, base = found
-        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        graph, base, errors = found
         entry = SOURCES.find(spec.data.source)
         if not isinstance(entry, SequenceSet):
             errors.append(error(doc, f"task {self.name} learns from pairs of sequences, and {spec.data.source} holds "
                                 "none", ("data", "source"), "use a generated sequence task: "
                                 + ", ".join(e.name for e in SOURCES.sequence_sets())))
-        if spec.loss.type != "cross_entropy" or spec.loss.weight:
-            errors.append(error(doc, f"task {self.name} learns with cross_entropy over the vocabulary (no class "
-                                "weights)", ("loss",), "write `loss: cross_entropy`"))
-        if spec.metrics or spec.data.augment:
-            what = "metrics" if spec.metrics else "data.augment"
-            errors.append(error(doc, f"task {self.name} logs its own metrics (token_accuracy, exact_match) and takes "
-                                "no augmentation", tuple(what.split(".")), f"drop `{what}`", key=True))
-        errors += check_fields(compiled, graph, base, FIELDS, ("source", "decoder"), "a seq2seq batch")
         if errors:
             return errors
         out, node = graph.shape_of(graph.outputs[0]), output_node(graph)
@@ -81,54 +70,22 @@ class Seq2Seq(Task):
     def logged(self, spec: Any, has_val: bool) -> list[str]:
         return ["train_loss"] + (["val_loss", "val_token_accuracy", "val_exact_match"] if has_val else [])
 
-    def served(self, compiled: Any) -> list[Served]:
-        return [Served(next(iter(compiled.graphs)), 0, "softmax")]
-
     # ---- train time -----------------------------------------------------------------------------------
 
     def load_data(self, compiled: Any) -> Any:
         import numpy as np
 
-        from udlc.data.sources import DEFAULT_SAMPLES
-        from udlc.spec.sources import SOURCES
-
-        spec = compiled.spec
-        self.net, graph = next(iter(compiled.graphs.items()))
-        self.inputs = list(graph.inputs)
-        entry = SOURCES.find(spec.data.source)
-        self.vocabulary = entry.vocabulary
-        index = {c: i for i, c in enumerate(self.vocabulary)}
-        encode = lambda text: np.array([index[c] for c in text], dtype=np.int64)  # noqa: E731
-        rng = np.random.default_rng(spec.seed)
-        samples = []
-        for source, target in entry.load(spec.data.samples or DEFAULT_SAMPLES, rng):
-            ids = encode(target)
-            samples.append({"source": encode(source), "decoder": np.concatenate([[BOS], ids]),
-                            "target": np.concatenate([ids, [EOS]])})
-        order = rng.permutation(len(samples))
-        n_train, n_val = (int(f * len(samples)) for f in spec.data.split[:2])
-        cuts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
-        self.max_target = max(len(s["target"]) for s in samples)
-        return {k: [samples[i] for i in idx] for k, idx in cuts.items()}
+        self.vocabulary, pairs, rng = sequence_pairs(compiled)
+        samples = [{"source": s, "decoder": np.concatenate([[BOS], t]), "target": np.concatenate([t, [EOS]])}
+                   for s, t in pairs]
+        self.max_target = max(len(x["target"]) for x in samples)
+        return self.split(compiled, samples, rng)
 
     def info(self, compiled: Any, data: Any) -> dict[str, Any]:
         graph = compiled.graphs[self.net]
         return {"task": self.name, "classes": None, "input_names": self.inputs,
                 "input_shapes": [list(s) for s in graph.inputs.values()],
                 "vocabulary": list(self.vocabulary), "max_target_length": self.max_target, "normalization": None}
-
-    def sizes(self, data: Any) -> str:
-        return "/".join(str(len(data[k])) for k in ("train", "val", "test"))
-
-    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
-        from udlc.data.collate import PaddedBatches
-
-        return PaddedBatches(data[split], batch_size, shuffle, device) if data[split] else None
-
-    def setup(self, s: Any, data: Any) -> None:
-        from udlc.spec.losses import LOSSES
-
-        self.loss_fn = LOSSES["cross_entropy"].build(s.spec.loss, s.device)
 
     def forward(self, model: Any, batch: dict) -> Any:
         return model(*(batch[name] for name in self.inputs))

@@ -24,10 +24,10 @@ from pydantic import Field, PositiveInt
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
-from udlc.tasks.fields import check_fields, error, one_network, output_node
+from udlc.tasks.fields import FieldsTask, error, output_node
 from udlc.tasks.language_model import embedding_errors
-from udlc.tasks.registry import Served, Task, register
-from udlc.tasks.supervised import check_monitors, check_network_keys, located
+from udlc.tasks.registry import register
+from udlc.tasks.supervised import located
 
 FIELDS = {"tokens": "int64", "tokens_mask": "bool"}
 
@@ -38,30 +38,23 @@ class SequenceClassificationOptions(StrictModel):
 
 
 @register
-class SequenceClassification(Task):
+class SequenceClassification(FieldsTask):
     name = "sequence_classification"
     config = SequenceClassificationOptions
     description = "one network gives the class of a text (a CSV's text column, tokenized)"
+    fields, required, own_metrics = FIELDS, ("tokens",), False
 
     # ---- check time -----------------------------------------------------------------------------------
 
     def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
         spec, doc = compiled.spec, compiled.doc
-        found = one_network(compiled, self.name)
+        found = self.common_checks(compiled, "a text batch")
         if isinstance(found, SpecError):
             return [found]
-        net, graph, base = found
-        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        graph, base, errors = found
         if spec.data.text is None:
             errors.append(error(doc, f"task {self.name} reads a text column", ("data", "source"),
                                 "give a CSV and its column: `text: <column name>`"))
-        if spec.loss.type != "cross_entropy":
-            errors.append(error(doc, f"task {self.name} learns with cross_entropy", ("loss",),
-                                "write `loss: cross_entropy`"))
-        if spec.data.augment:
-            errors.append(error(doc, "a text's tokens are not augmented", ("data", "augment"), "drop `augment`",
-                                key=True))
-        errors += check_fields(compiled, graph, base, FIELDS, ("tokens",), "a text batch")
         out = graph.shape_of(graph.outputs[0]) if len(graph.outputs) == 1 else None
         node = output_node(graph)
         if not errors and (out is None or len(out) != 1):
@@ -100,9 +93,6 @@ class SequenceClassification(Task):
 
         return ["train_loss"] + (["val_loss"] + [f"val_{metric_name(m)}" for m in spec.metrics] if has_val else [])
 
-    def served(self, compiled: Any) -> list[Served]:
-        return [Served(next(iter(compiled.graphs)), 0, "softmax")]
-
     # ---- train time -----------------------------------------------------------------------------------
 
     def load_data(self, compiled: Any) -> Any:
@@ -111,16 +101,11 @@ class SequenceClassification(Task):
         from udlc.data.text import fit_tokenizer
 
         spec = compiled.spec
-        self.net, graph = next(iter(compiled.graphs.items()))
-        self.inputs = list(graph.inputs)
         try:
             texts, labels = self.read(compiled)
         except SpecError as e:
             raise located(e, compiled.doc) from None
-        rng = np.random.default_rng(spec.seed)
-        order = rng.permutation(len(texts))
-        n_train, n_val = (int(f * len(texts)) for f in spec.data.split[:2])
-        cuts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+        cuts = self.split(compiled, list(range(len(texts))), np.random.default_rng(spec.seed))  # row numbers
         train_text = "\n".join(texts[i] for i in cuts["train"])
         self.tokenizer = fit_tokenizer(spec.data.tokenizer, train_text, "\n".join(texts), spec.data.vocab_size)
         index = {c: i for i, c in enumerate(self.classes)}
@@ -137,19 +122,6 @@ class SequenceClassification(Task):
                 "input_shapes": [list(s) for s in graph.inputs.values()], "normalization": None,
                 "tokenizer": self.tokenizer.to_json(), "vocab_size": self.tokenizer.vocab_size,
                 "text_column": compiled.spec.data.text, "max_tokens": self.options.max_tokens}
-
-    def sizes(self, data: Any) -> str:
-        return "/".join(str(len(data[k])) for k in ("train", "val", "test"))
-
-    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
-        from udlc.data.collate import PaddedBatches
-
-        return PaddedBatches(data[split], batch_size, shuffle, device) if data[split] else None
-
-    def setup(self, s: Any, data: Any) -> None:
-        from udlc.spec.losses import LOSSES
-
-        self.loss_fn = LOSSES["cross_entropy"].build(s.spec.loss, s.device)
 
     def forward(self, model: Any, batch: dict) -> Any:
         if "tokens_mask" not in batch:  # every text of the batch has the same length: nothing is padding
