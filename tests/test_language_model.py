@@ -272,3 +272,18 @@ def test_predict_and_generate_refuse_each_others_models(alphabet_run: Path, tmp_
     assert "udlc generate" in out
     out = assert_clean_failure(cli("generate", model, "--prompt", "€", cwd=tmp_path))
     assert "cannot be encoded" in out and "never seen" in out
+
+
+def test_a_positions_table_bounds_the_lengths_that_runs_and_exports_pick(tmp_path: Path) -> None:
+    """Shape inference probes T at 32 and 61; a table of 20 rows must not make `summary --torch` or an export
+    run the network at those lengths."""
+    from udlc.compiler.lower import cross_check
+    from udlc.exporter.onnx import check_sizes, trace_sizes
+
+    layers = [dict(LM["model"]["layers"][0]), {"learned_positions": {"max_len": 20}}, *LM["model"]["layers"][2:]]
+    graph = compile_spec(lm_spec(tmp_path, **{"model.layers": layers})).graph
+    assert graph.bounds == {"T": 20}
+    assert cross_check(graph).startswith("torch agrees")
+    assert trace_sizes({"T": 2}, {"T": 10}) == {"T": 8} and check_sizes({"T": 2}, {"T": 10}) == {"T": 10}
+    assert check_sizes({"T": 2}, {"T": 8}) == {"T": 7}  # no room above the traced size: one below it
+    assert check_sizes({"T": 2}) == {"T": 13}

@@ -76,6 +76,20 @@ class Graph:
         return list(dict.fromkeys(d for s in self.inputs.values() for d in s if isinstance(d, str)))
 
     @property
+    def bounds(self) -> dict[str, int]:
+        """The largest size each symbol may take (a positions table's rows bound T); a symbol not here is
+        unbounded. Shape inference never needs them; the sizes that runs and exports pick do."""
+        from udlc.layers.registry import REGISTRY
+
+        out: dict[str, int] = {}
+        for node in self.nodes.values():
+            rule = REGISTRY[node.op].bounds
+            if rule is not None and node.shapes:
+                for symbol, most in rule(node.config, *(self.shape_of(i) for i in node.inputs)).items():
+                    out[symbol] = min(most, out.get(symbol, most))
+        return out
+
+    @property
     def total_params(self) -> int:
         return sum(n.params for n in self.nodes.values())
 

@@ -55,6 +55,11 @@ def bindings(names: list[str]) -> tuple[dict[str, int], dict[str, int]]:
     return {n: REPORT_SIZE for n in names}, dict(zip(names, PROBES))
 
 
+def within(binding: dict[str, int], bounds: dict[str, int]) -> dict[str, int]:
+    """The binding with every symbol held to its bound (Graph.bounds)."""
+    return {s: min(size, bounds.get(s, size)) for s, size in binding.items()}
+
+
 def name_dims(a: tuple[int, ...], b: tuple[int, ...], bind_a: dict[str, int], bind_b: dict[str, int]) -> Shape:
     """The symbolic shape whose sizes are `a` under bind_a and `b` under bind_b."""
     out: list[int | str] = []

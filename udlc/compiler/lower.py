@@ -18,7 +18,7 @@ import torch
 from torch import fx, nn
 
 from udlc.compiler.graph import Graph
-from udlc.compiler.infer import bind, bindings
+from udlc.compiler.infer import bind, bindings, within
 from udlc.layers import REGISTRY
 from udlc.layers.registry import random_input
 from udlc.spec.inits import INITS
@@ -80,7 +80,7 @@ def cross_check(graph: Graph) -> str:
     shapes and dtypes with the static ones."""
     module = lower(graph, seed=0).eval()
     wrong = []
-    for binding in bindings(graph.symbols):
+    for binding in (within(b, graph.bounds) for b in bindings(graph.symbols)):
         seen: dict[str, list] = {}
         hooks = [getattr(module, name).register_forward_hook(
             lambda m, i, o, name=name: seen.__setitem__(name, list(o) if isinstance(o, tuple) else [o]))

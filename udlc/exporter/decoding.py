@@ -131,11 +131,11 @@ def cached_decoder(network: Any, graph: Graph, cached: list[str], vocab_size: in
     return CachedDecoder().eval()
 
 
-def token_export(network: Any, graph: Graph, info: dict, symbols: dict[str, int]
+def token_export(network: Any, graph: Graph, info: dict, symbols: dict[str, int], bounds: dict[str, int]
                  ) -> tuple[Any, list[tuple], dict[str, int] | None, dict[str, str]]:
     """What udlc.exporter.onnx.export_run exports for a run whose task reads token ids: the module, its typed
     inputs, the sizes of one more parity check beside the default one (None: none), and the metadata
-    decoding needs. New symbols go into `symbols`, with their smallest sizes."""
+    decoding needs. New symbols go into `symbols` with their smallest sizes, and into `bounds` with theirs."""
     inputs = [(name, shape, graph.dtype_of(name)) for name, shape in graph.inputs.items()]
     if "text_column" in info:  # a text classifier: `udlc predict` tokenizes the column itself
         extra = {"tokenizer": json.dumps(info["tokenizer"]), "text_column": info["text_column"],
@@ -156,6 +156,9 @@ def token_export(network: Any, graph: Graph, info: dict, symbols: dict[str, int]
     shapes = [shape for shape in model.heads.values() for _ in range(2)]  # a key and a value per layer
     inputs += [(name, (heads, past, dim)) for name, (heads, dim) in zip(model.input_names[1:], shapes)]
     symbols[past] = 0
+    length = inputs[0][1][0]
+    if length in bounds:  # cached and new positions together fit the positions table: trace within half each
+        bounds[length] = bounds[past] = bounds[length] // 2
     # checked with nothing cached too: how generation feeds a prompt
     return model, inputs, {past: 0}, {**extra, "kv_cache": json.dumps(model.input_names[1:])}
 

@@ -51,12 +51,12 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
     network = lower(graph)
     checkpoint.load_models({served.network: network}, ckpt)
     symbols = smallest_sizes(graph.symbols, (s for n in graph.nodes.values() for s in n.shapes))
-    checks, extra = None, {}
+    checks, extra, bounds = None, {}, graph.bounds
     if info.get("normalization", {}) is None:  # token ids in: a language model or an encoder–decoder
         from udlc.exporter.decoding import token_export
 
-        model, inputs, also, extra = token_export(network, graph, info, symbols)
-        checks = [check_sizes(symbols)] + ([{**check_sizes(symbols), **also}] if also else [])
+        model, inputs, also, extra = token_export(network, graph, info, symbols, bounds)
+        checks = [check_sizes(symbols, bounds)] + ([{**check_sizes(symbols, bounds), **also}] if also else [])
     else:
         (input_name, input_shape), = graph.inputs.items()  # a served network takes one input (the task checks it)
         model = serving_module(network, served, len(graph.outputs), input_shape, info)
@@ -86,7 +86,7 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
     }
     metadata.update(extra)
     return export_module(model, inputs, output or run.onnx_file, spec.export.onnx or OnnxExport(), metadata,
-                         output_names=model.output_names, symbols=symbols, checks=checks)
+                         output_names=model.output_names, symbols=symbols, checks=checks, bounds=bounds)
 
 
 def smallest_sizes(names: list[str], shapes: Any) -> dict[str, int]:
@@ -105,7 +105,8 @@ def smallest_sizes(names: list[str], shapes: Any) -> dict[str, int]:
 
 def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], path: Path, options: Any,
                   metadata: dict[str, str] | None = None, output_names: list[str] | None = None,
-                  symbols: dict[str, int] | None = None, checks: list[dict[str, int]] | None = None) -> Path:
+                  symbols: dict[str, int] | None = None, checks: list[dict[str, int]] | None = None,
+                  bounds: dict[str, int] | None = None) -> Path:
     """Export `model` (inputs: name and one sample's shape) with a dynamic batch axis and a dynamic axis for
     every symbolic dimension (`symbols`: each one's smallest size), checked at other sizes than traced
     (`checks`: the symbols' sizes of each parity check; default one, each symbol 5 above its traced size).
@@ -115,9 +116,9 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], p
 
     model = model.eval()
     symbols = symbols or {}
-    args = sample_inputs(model, inputs, EXPORT_BATCH, seed=0, binding=trace_sizes(symbols))
+    args = sample_inputs(model, inputs, EXPORT_BATCH, seed=0, binding=trace_sizes(symbols, bounds))
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    dims = {s: torch.export.Dim(s, min=low, max=1 << 16) for s, low in symbols.items()}
+    dims = {s: torch.export.Dim(s, min=low, max=(bounds or {}).get(s, 1 << 16)) for s, low in symbols.items()}
     dynamic = tuple({0: batch, **{i + 1: dims[d] for i, d in enumerate(shape) if isinstance(d, str)}}
                     for _, shape, _ in typed(inputs))
     if _takes_varargs(model):  # forward(self, *xs), as the merges: one structured argument
@@ -137,7 +138,7 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], p
             proto.metadata_props.add(key=key, value=value)
         onnx.save(proto, str(tmp))
         onnx.checker.check_model(str(tmp), full_check=True)
-        for binding in checks or [check_sizes(symbols)]:
+        for binding in checks or [check_sizes(symbols, bounds)]:
             check_parity(model, inputs, tmp, options.atol, options.rtol, binding)
     except ExportError:
         tmp.unlink(missing_ok=True)
@@ -149,13 +150,21 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], p
     return path
 
 
-def trace_sizes(symbols: dict[str, int]) -> dict[str, int]:
-    return {s: max(low, 8) for s, low in symbols.items()}
+def trace_sizes(symbols: dict[str, int], bounds: dict[str, int] | None = None) -> dict[str, int]:
+    """8 for each symbol (or its smallest size, if larger), within its bound (Graph.bounds)."""
+    bounds = bounds or {}
+    return {s: min(max(low, 8), bounds.get(s, 1 << 16)) for s, low in symbols.items()}
 
 
-def check_sizes(symbols: dict[str, int]) -> dict[str, int]:
-    """Sizes other than the traced ones: a graph that baked a traced length in fails the parity gate."""
-    return {s: max(low, 8) + 5 for s, low in symbols.items()}
+def check_sizes(symbols: dict[str, int], bounds: dict[str, int] | None = None) -> dict[str, int]:
+    """Sizes other than the traced ones: a graph that baked a traced length in fails the parity gate. Where a
+    bound leaves no room above the traced size, one below it (if the smallest size allows)."""
+    bounds, traced = bounds or {}, trace_sizes(symbols, bounds)
+    sizes = {}
+    for s, low in symbols.items():
+        size = min(traced[s] + 5, bounds.get(s, 1 << 16))
+        sizes[s] = size if size != traced[s] else max(low, traced[s] - 1)
+    return sizes
 
 
 def sample_inputs(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], batch: int, seed: int,

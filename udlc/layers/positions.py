@@ -5,6 +5,7 @@ rule only sees sizes, so it cannot tell a fixed length from a symbol's probe siz
 
 import functools
 import math
+import re
 from typing import Literal
 
 from pydantic import Field, PositiveInt
@@ -94,11 +95,19 @@ def torch_modules():
     return {"sinusoidal_positions": SinusoidalPositionsModule, "learned_positions": LearnedPositionsModule}
 
 
+def positions_bounds(cfg: SinusoidalPositions | LearnedPositions, x: Shape) -> dict[str, int]:
+    """A symbolic length may not pass the table: T <= max_len (T + 1 <= max_len for a length written T+1)."""
+    found = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)([+-]\d+)?", x[0]) if isinstance(x[0], str) else None
+    return {found.group(1): cfg.max_len - int(found.group(2) or 0)} if found else {}
+
+
 def build_positions(cfg: SinusoidalPositions | LearnedPositions, x: Shape):
     return torch_modules()[cfg.type](cfg.max_len, x[-1])
 
 
 register(SinusoidalPositions, shape=positions_shape, build=build_positions, flops=add_flops, main_arg="max_len",
+         bounds=positions_bounds,
          samples=[({}, (("T", 16),)), ({"max_len": 64}, ((10, 7),))])
 register(LearnedPositions, shape=positions_shape, build=build_positions, params=learned_params, flops=add_flops,
+         bounds=positions_bounds,
          main_arg="max_len", samples=[({"max_len": 200}, (("T", 8),)), ({}, ((12, 5),))])

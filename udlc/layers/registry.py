@@ -70,6 +70,9 @@ class LayerType:
     # type is tested by registering it. Shapes may hold symbols (T): the tests run them at two lengths.
     samples: tuple[tuple[dict, tuple[Shape, ...]], ...]
     sample_dtypes: tuple[str, ...] = ()  # the samples' input dtypes by position, where not float32
+    # (cfg, *input_shapes) -> the largest size a symbol may take here ({'T': 128} for a positions table of 128
+    # rows); None where the layer takes any size. Runs at sizes of the layer's choice stay within it.
+    bounds: Callable[..., dict[str, int]] | None = None
 
 
 REGISTRY: dict[str, LayerType] = {}
@@ -88,6 +91,7 @@ def register(
     outputs: Callable[[Any], tuple[str, ...]] | None = None,
     samples: list[tuple[dict, tuple[Shape, ...]]],
     sample_dtypes: tuple[str, ...] = (),
+    bounds: Callable[..., dict[str, int]] | None = None,
 ) -> None:
     name = config.model_fields["type"].default
     if name in REGISTRY:
@@ -100,7 +104,7 @@ def register(
     if not samples:
         raise ValueError(f"{name}: give at least one sample (arguments, input shapes) for the tests")
     REGISTRY[name] = LayerType(name, config, shape, build, params, flops, main_arg, arity, dtype, outputs,
-                               tuple(samples), tuple(sample_dtypes))
+                               tuple(samples), tuple(sample_dtypes), bounds)
 
 
 def random_input(shape: tuple[int, ...], dtype: str, generator: Any = None) -> Any:
