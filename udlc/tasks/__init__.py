@@ -17,6 +17,7 @@ from udlc.tasks import language_model  # noqa: F401
 from udlc.tasks import seq2seq  # noqa: F401
 from udlc.tasks import sequence_classification  # noqa: F401
 from udlc.tasks import token_classification  # noqa: F401
+from udlc.tasks import autoencoder  # noqa: F401
 from udlc.tasks.registry import TASKS, Served, Task, make_task
 
 __all__ = ["TASKS", "Compiled", "Served", "Task", "compile_doc", "compile_spec", "compile_text"]

@@ -1,0 +1,86 @@
+"""task: autoencoder — the input given back through a narrow code: what check refuses at its line, losses in
+the data's units, denoising noise in training only, and a reconstruction from the exported file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import train_here
+from udlc.errors import SpecErrors
+from udlc.tasks import compile_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "ae-digits.yaml"
+
+
+def small(tmp_path: Path, **changes) -> Path:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["train"]["epochs"] = 15
+    doc.update(changes)
+    path = tmp_path / "ae.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def test_the_example_checks() -> None:
+    assert compile_spec(EXAMPLE).task.name == "autoencoder"
+
+
+@pytest.mark.parametrize("change, marker, words", [
+    ({"model": {"input": [64], "layers": [{"linear": 8}, {"linear": 32}]}}, "linear: 32", "gives back its input"),
+    ({"loss": "cross_entropy"}, "loss: cross_entropy", "classification loss"),
+    ({"model": {"input": [32], "layers": [{"linear": 32}]}}, "input:", "64"),
+    ({"data": {"source": "digits", "augment": [{"random_crop": 1}]},
+      "model": {"input": [1, 8, 8], "layers": ["flatten", {"linear": 64}, {"reshape": [1, 8, 8]}]}},
+     "augment:", "not augmented"),
+])
+def test_check_refuses_what_training_would_at_its_line(tmp_path: Path, change, marker, words) -> None:
+    spec = small(tmp_path, **change)
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    (e,) = info.value.errors
+    assert e.span.line == line_of(spec, marker) and words in e.message + " " + (e.hint or "")
+
+
+def test_denoising_adds_noise_of_its_std_from_the_run_generator() -> None:
+    import torch
+
+    from udlc.tasks.autoencoder import _noisy
+
+    x = torch.zeros(2000, 64)
+    a = _noisy(0.2, None)(x, torch.Generator().manual_seed(0))
+    b = _noisy(0.2, None)(x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and abs(a.std().item() - 0.2) < 0.005 and abs(a.mean().item()) < 0.005
+
+
+@pytest.fixture(scope="module")
+def ae_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ae")
+    return train_here(small(root), root / "runs")
+
+
+@pytest.mark.slow
+def test_the_reconstruction_beats_the_mean_image_in_the_datas_units(ae_run: Path) -> None:
+    import onnxruntime as ort
+    from sklearn.datasets import load_digits
+
+    from udlc.exporter.onnx import export_run
+
+    x = load_digits().data.astype(np.float32)
+    session = ort.InferenceSession(str(export_run(ae_run)))
+    (out,) = session.run(None, {session.get_inputs()[0].name: x})
+    mse = float(((out - x) ** 2).mean())
+    baseline = float(((x.mean(0) - x) ** 2).mean())  # every digit drawn as the mean digit
+    assert mse < 0.6 * baseline
+    results = json.loads((ae_run / "results.json").read_text())
+    # the logged loss is in pixel values squared too: of the same order as the whole set's error
+    assert 0.5 * mse < results["test_loss"] < 2 * mse
