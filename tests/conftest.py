@@ -255,6 +255,18 @@ def train_here(spec: Path, out: Path) -> Path:
     return train_spec(compile_spec(spec), out=out, quiet=True)
 
 
+def edited(doc: dict, changes: dict[str, Any]) -> dict:
+    """A deep copy of a spec document with dotted keys set: {"model.input": [16], "loss": "mse"}."""
+    doc = json.loads(json.dumps(doc))
+    for key, value in changes.items():
+        *head, last = key.split(".")
+        node = doc
+        for k in head:
+            node = node[k]
+        node[last] = value
+    return doc
+
+
 def trained_network(run_dir: Path) -> Any:
     """A run's network with its final weights, in eval mode (the `model` network of a one-network task)."""
     from udlc.compiler.lower import lower

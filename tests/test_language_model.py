@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_failure, cli, train_here, trained_network, write_spec
+from tests.conftest import assert_clean_failure, cli, edited, train_here, trained_network, write_spec
 from udlc.data.text import (ByteTokenizer, CharTokenizer, TextData, fit_tokenizer, load_text_data, split_text,
                             tokenizer_from_json)
 from udlc.errors import SpecErrors
@@ -45,13 +45,7 @@ LM = {
 
 def lm_spec(tmp_path: Path, text: str = ALPHABET * 100, **changes) -> Path:
     (tmp_path / "corpus.txt").write_text(text)
-    doc = json.loads(json.dumps(LM))
-    for key, value in changes.items():
-        *head, last = key.split(".")
-        node = doc
-        for k in head:
-            node = node[k]
-        node[last] = value
+    doc = edited(LM, changes)
     return write_spec(tmp_path / "lm.yaml", doc)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import assert_clean_failure, cli, train_here, trained_network
+from tests.conftest import assert_clean_failure, cli, edited, train_here, trained_network
 from udlc.errors import SpecErrors
 from udlc.spec.sources import SOURCES, SequenceSet
 from udlc.tasks import compile_spec
@@ -24,12 +24,7 @@ def small_spec(tmp_path: Path, **changes) -> Path:
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc["data"].update(samples=3000, split=[0.8, 0.1, 0.1])
     doc["train"]["epochs"] = 3
-    for key, value in changes.items():
-        *head, last = key.split(".")
-        node = doc
-        for k in head:
-            node = node[k]
-        node[last] = value
+    doc = edited(doc, changes)
     path = tmp_path / "s2s.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -161,3 +156,17 @@ def torch_greedy(run_dir: Path, source: str) -> str:
         while len(out) < 25 and (len(out) == 1 or out[-1] != 2):
             out.append(int(model(src, torch.ones_like(src, dtype=torch.bool), torch.tensor([out]))[0, -1].argmax()))
     return "".join(vocab[t] for t in out[1:] if t != 2)
+
+
+def test_a_batch_padded_nowhere_has_every_position_real() -> None:
+    """Collate builds `<field>_mask` only where it padded: a batch of equal lengths (or of one sample) has no
+    `source_mask`, and the model still gets one, all true."""
+    import torch
+
+    from udlc.data.collate import collate
+
+    task = compile_spec(EXAMPLE).task
+    task.inputs = ["source", "source_mask", "decoder"]
+    batch = {k: torch.as_tensor(v) for k, v in collate([{"source": np.array([4, 5]), "decoder": np.array([1, 5])}]).items()}
+    source, mask, decoder = task.inputs_of(batch)
+    assert "source_mask" not in batch and mask.dtype == torch.bool and mask.all() and mask.shape == source.shape

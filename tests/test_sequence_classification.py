@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import assert_clean_failure, cli, read_csv, train_here, trained_network
+from tests.conftest import assert_clean_failure, cli, edited, read_csv, train_here, trained_network
 from udlc.errors import SpecErrors
 from udlc.tasks import compile_spec
 
@@ -57,13 +57,7 @@ def write(tmp_path: Path, rows=None, **changes) -> Path:
         w = csv.writer(f)
         w.writerow(["id", "review", "label"])
         w.writerows([(i, t, y) for i, (t, y) in enumerate(rows or texts(400))])
-    doc = json.loads(json.dumps(SPEC))
-    for key, value in changes.items():
-        *head, last = key.split(".")
-        node = doc
-        for k in head:
-            node = node[k]
-        node[last] = value
+    doc = edited(SPEC, changes)
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

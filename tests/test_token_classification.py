@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import cli, train_here, trained_network
+from tests.conftest import cli, edited, train_here, trained_network
 from udlc.errors import SpecErrors
 from udlc.spec.sources import SOURCES
 from udlc.tasks import compile_spec
@@ -29,13 +29,7 @@ SPEC = {
 
 
 def write(tmp_path: Path, **changes) -> Path:
-    doc = json.loads(json.dumps(SPEC))
-    for key, value in changes.items():
-        *head, last = key.split(".")
-        node = doc
-        for k in head:
-            node = node[k]
-        node[last] = value
+    doc = edited(SPEC, changes)
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

@@ -102,6 +102,47 @@ class FieldsTask(Task):
 
         self.loss_fn = LOSSES["cross_entropy"].build(s.spec.loss, s.device)
 
+    def inputs_of(self, batch: dict) -> tuple:
+        """The model's inputs from a batch. Collate builds `<field>_mask` only where it padded; a batch whose
+        samples were all one length has none, and then every position is real."""
+        return tuple(batch[name] if name in batch else batch[name.removesuffix("_mask")] >= 0
+                     for name in self.inputs)
+
+    # ---- tasks with a label at every position (seq2seq's decoder, token_classification) ------------------
+
+    def train_positions(self, s: Any, batch: dict) -> tuple[dict[str, float], int]:
+        """Cross-entropy over the real target positions: padding is not learned."""
+        inputs, target = self.inputs_of(batch), batch["target"]
+        real = batch.get("target_mask", target >= 0)
+        with s.autocast():
+            loss = self.loss_fn(s.models[self.net](*inputs)[real], target[real])
+        return {"loss": s.update(self.net, loss, (inputs, target))}, len(target)
+
+    def decoded(self, model: Any, batch: dict, logits: Any) -> Any:
+        """Each position's predicted label, as used: the most likely one (seq2seq decodes step by step)."""
+        return logits.argmax(-1)
+
+    def evaluate_positions(self, s: Any, batches: Any) -> dict[str, float]:
+        """Loss and token accuracy over the real positions; exact_match: sequences right at every real one."""
+        import torch
+        import torch.nn.functional as F
+
+        model = s.models[self.net]
+        was_training = model.training
+        model.eval()
+        nats = tokens = right = exact = n = 0
+        with torch.no_grad():
+            for batch in batches.epoch_batches(None):
+                target = batch["target"]
+                real = batch.get("target_mask", target >= 0)
+                logits = model(*self.inputs_of(batch)).float()
+                nats += F.cross_entropy(logits[real], target[real], reduction="sum").item()
+                right += ((logits.argmax(-1) == target) & real).sum().item()
+                exact += ((self.decoded(model, batch, logits) == target) | ~real).all(-1).sum().item()
+                tokens, n = tokens + real.sum().item(), n + len(target)
+        model.train(was_training)
+        return {"loss": nats / tokens, "token_accuracy": right / tokens, "exact_match": exact / n}
+
 
 def sequence_pairs(compiled: Any) -> tuple[tuple[str, ...], list[tuple[Any, Any]], Any]:
     """A generated sequence set's vocabulary, its (source ids, target ids) pairs, and the generator that made

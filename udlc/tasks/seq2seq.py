@@ -87,36 +87,14 @@ class Seq2Seq(FieldsTask):
                 "input_shapes": [list(s) for s in graph.inputs.values()],
                 "vocabulary": list(self.vocabulary), "max_target_length": self.max_target, "normalization": None}
 
-    def forward(self, model: Any, batch: dict) -> Any:
-        return model(*(batch[name] for name in self.inputs))
-
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
-        real = batch["target_mask"] if "target_mask" in batch else batch["target"] >= 0
-        with s.autocast():
-            logits = self.forward(s.models[self.net], batch)
-            loss = self.loss_fn(logits[real], batch["target"][real])  # padding positions are not learned
-        inputs = tuple(batch[name] for name in self.inputs)
-        return {"loss": s.update(self.net, loss, (inputs, batch["target"]))}, len(batch["target"])
+        return self.train_positions(s, batch)
 
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
-        import torch
-        import torch.nn.functional as F
+        return self.evaluate_positions(s, batches)
 
-        model = s.models[self.net]
-        was_training = model.training
-        model.eval()
-        nats = tokens = right = exact = n = 0
-        with torch.no_grad():
-            for batch in batches.epoch_batches(None):
-                real = batch["target_mask"] if "target_mask" in batch else batch["target"] >= 0
-                logits = self.forward(model, batch).float()
-                nats += F.cross_entropy(logits[real], batch["target"][real], reduction="sum").item()
-                right += (logits.argmax(-1) == batch["target"])[real].sum().item()
-                tokens += real.sum().item()
-                exact += (self.greedy(model, batch) == torch.where(real, batch["target"], PAD)).all(-1).sum().item()
-                n += len(real)
-        model.train(was_training)
-        return {"loss": nats / tokens, "token_accuracy": right / tokens, "exact_match": exact / n}
+    def decoded(self, model: Any, batch: dict, logits: Any) -> Any:
+        return self.greedy(model, batch)
 
     def greedy(self, model: Any, batch: dict) -> Any:
         """Each sequence decoded one token at a time from <bos>, as in use; PAD after its first <eos>, and
@@ -129,7 +107,7 @@ class Seq2Seq(FieldsTask):
         steps = []
         for _ in range(target.shape[1]):
             fields = {**batch, "decoder": out, "decoder_mask": torch.ones_like(out, dtype=torch.bool)}
-            token = self.forward(model, fields)[:, -1].argmax(-1)
+            token = model(*self.inputs_of(fields))[:, -1].argmax(-1)
             steps.append(torch.where(done, PAD, token))
             done |= token == EOS
             out = torch.cat([out, token[:, None]], 1)

@@ -123,15 +123,10 @@ class SequenceClassification(FieldsTask):
                 "tokenizer": self.tokenizer.to_json(), "vocab_size": self.tokenizer.vocab_size,
                 "text_column": compiled.spec.data.text, "max_tokens": self.options.max_tokens}
 
-    def forward(self, model: Any, batch: dict) -> Any:
-        if "tokens_mask" not in batch:  # every text of the batch has the same length: nothing is padding
-            batch = {**batch, "tokens_mask": batch["tokens"] >= 0}
-        return model(*(batch[name] for name in self.inputs))
-
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
+        inputs = self.inputs_of(batch)
         with s.autocast():
-            loss = self.loss_fn(self.forward(s.models[self.net], batch), batch["target"])
-        inputs = tuple(batch.get(name, batch["tokens"] >= 0) for name in self.inputs)
+            loss = self.loss_fn(s.models[self.net](*inputs), batch["target"])
         return {"loss": s.update(self.net, loss, (inputs, batch["target"]))}, len(batch["target"])
 
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
@@ -143,7 +138,7 @@ class SequenceClassification(FieldsTask):
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            pairs = [(self.forward(model, b).float(), b["target"]) for b in batches.epoch_batches(None)]
+            pairs = [(model(*self.inputs_of(b)).float(), b["target"]) for b in batches.epoch_batches(None)]
         model.train(was_training)
         out, y = torch.cat([o for o, _ in pairs]), torch.cat([t for _, t in pairs])
         return {"loss": self.loss_fn(out, y).item(), **compute_metrics(s.spec.metrics, out, y, "softmax")}

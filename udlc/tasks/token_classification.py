@@ -76,33 +76,8 @@ class TokenClassification(FieldsTask):
         return {"task": self.name, "classes": None, "input_names": self.inputs,
                 "input_shapes": [list(s) for s in graph.inputs.values()], "normalization": None,
                 "vocabulary": list(self.vocabulary)}
-    def feed(self, batch: dict) -> tuple[tuple, Any]:
-        """The model's inputs from a batch, and which positions are real (every one where nothing was padded)."""
-        real = batch.get("tokens_mask", batch["tokens"] >= 0)
-        return tuple(real if name == "tokens_mask" else batch[name] for name in self.inputs), real
-
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
-        inputs, real = self.feed(batch)
-        with s.autocast():
-            loss = self.loss_fn(s.models[self.net](*inputs)[real], batch["target"][real])
-        return {"loss": s.update(self.net, loss, (inputs, batch["target"]))}, len(real)
+        return self.train_positions(s, batch)
 
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
-        import torch
-        import torch.nn.functional as F
-
-        model = s.models[self.net]
-        was_training = model.training
-        model.eval()
-        nats = tokens = right = exact = n = 0
-        with torch.no_grad():
-            for batch in batches.epoch_batches(None):
-                inputs, real = self.feed(batch)
-                logits, target = model(*inputs).float(), batch["target"]
-                nats += F.cross_entropy(logits[real], target[real], reduction="sum").item()
-                hit = (logits.argmax(-1) == target) | ~real
-                right += (hit & real).sum().item()
-                exact += hit.all(-1).sum().item()
-                tokens, n = tokens + real.sum().item(), n + len(real)
-        model.train(was_training)
-        return {"loss": nats / tokens, "token_accuracy": right / tokens, "exact_match": exact / n}
+        return self.evaluate_positions(s, batches)
