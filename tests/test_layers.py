@@ -151,13 +151,13 @@ def test_example_models_count_what_torch_counts() -> None:
     from udlc.tasks import compile_spec
 
     for path in sorted((ROOT / "examples").glob("*.yaml")):
-        graph = compile_spec(path).graph
-        module = lower(graph, seed=0).eval()
-        with FlopCounterMode(display=False) as counter, torch.no_grad():  # symbols at the size FLOPs count them
-            module(*example_inputs(graph, BATCH, bindings(graph.symbols)[0]))
-        matmuls = sum(n.flops for n in graph.nodes.values()
-                      if n.op in ("linear", "conv1d", "conv2d", "conv_transpose2d", "patch_embed") or "attention" in n.op)
-        assert matmuls > 0 and matmuls * BATCH == counter.get_total_flops(), path.name
+        for name, graph in compile_spec(path).graphs.items():
+            module = lower(graph, seed=0).eval()
+            with FlopCounterMode(display=False) as counter, torch.no_grad():  # symbols at the size FLOPs count them
+                module(*example_inputs(graph, BATCH, bindings(graph.symbols)[0]))
+            matmuls = sum(n.flops for n in graph.nodes.values() if n.op in (
+                "linear", "conv1d", "conv2d", "conv_transpose2d", "patch_embed") or "attention" in n.op)
+            assert matmuls > 0 and matmuls * BATCH == counter.get_total_flops(), (path.name, name)
 
 
 def test_every_type_has_two_samples_except_trivial_ones() -> None:

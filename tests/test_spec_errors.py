@@ -48,7 +48,7 @@ CASES = [
     Case("spec_version.yaml", 1, 7, "must be one of 1 (got 2)"),
     Case("invalid_name.yaml", 2, 7, "'my network' is not a valid name", "letters, digits and underscores"),
     Case("top_level_key_typo.yaml", 8, 1, "unknown key 'optimiser'", "did you mean 'optimizer'?"),
-    Case("missing_loss.yaml", 1, 1, "missing required key 'loss'", "add `loss: ...`"),
+    Case("missing_loss.yaml", 1, 1, "task supervised needs a `loss`", "e.g. `loss: cross_entropy`"),
     Case("missing_data_source.yaml", 4, 3, "missing required key 'source'", "add `source: ...`"),
     Case("missing_model_input.yaml", 5, 3, "give either `input: [shape]` or `inputs: {name: [shape], ...}`"),
     Case("string_for_int.yaml", 9, 11, "must be an integer (got 'ten')"),

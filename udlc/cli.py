@@ -212,17 +212,7 @@ def generate(model: str, prompt: str, max_new_tokens: int, temperature: float, t
     from udlc.runtime.generate import LanguageModelFile, Seq2SeqFile, TokenLabeller
     from udlc.runtime.predict import open_session
 
-    path = Path(model)
-    if path.is_dir():
-        from udlc.runs import RunFolder
-
-        onnx_file = RunFolder.open(path).onnx_file
-        if not onnx_file.is_file():
-            from udlc.exporter.onnx import export_run
-
-            click.echo(f"exporting {onnx_file}", err=True)
-            export_run(path)
-        path = onnx_file
+    path = _model_file(model)
     task = open_session(path, device)[1].get("task")
     if task == "seq2seq":
         click.echo(Seq2SeqFile(path, device).translate(prompt, beam))
@@ -237,6 +227,38 @@ def generate(model: str, prompt: str, max_new_tokens: int, temperature: float, t
     click.echo(out.prompt + out.text)
     if stats:
         click.echo(f"{out.tokens} tokens in {out.seconds:.2f}s: {out.tokens_per_second:.1f} tokens/s", err=True)
+
+
+def _model_file(model: str) -> Path:
+    """MODEL.onnx as given, or a run folder's model.onnx (exported first if need be)."""
+    path = Path(model)
+    if path.is_dir():
+        from udlc.runs import RunFolder
+
+        onnx_file = RunFolder.open(path).onnx_file
+        if not onnx_file.is_file():
+            from udlc.exporter.onnx import export_run
+
+            click.echo(f"exporting {onnx_file}", err=True)
+            export_run(path)
+        path = onnx_file
+    return path
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("-n", "count", type=click.IntRange(min=1), default=64, show_default=True, help="How many samples.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
+              help="A .png (images in a grid, 2-D points plotted) or a .npy (the array, in the data's units).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def sample(model: str, count: int, seed: int, output: str, device: str) -> None:
+    """New samples from a generative model (a VAE's decoder): MODEL.onnx, or a run folder (exported first if
+    need be). onnxruntime and numpy only."""
+    from udlc.runtime.sample import SampleFile, write_samples
+
+    sampler = SampleFile(_model_file(model), device)
+    click.echo(str(write_samples(sampler.sample(count, seed), Path(output), sampler.value_range)))
 
 
 @main.command(name="eval")

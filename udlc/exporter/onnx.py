@@ -30,23 +30,29 @@ class ExportError(UdlcError):
 
 
 def export_run(run_dir: Path, output: Path | None = None) -> Path:
-    """Export the network output the run's task serves, from the run's final weights, as a file that stands
-    on its own: the graph takes raw inputs and gives answers (see udlc.exporter.serving), and the metadata
-    says how to build those inputs from a CSV row and what the answers mean."""
-    from udlc.spec.training import OnnxExport
-
+    """Export every network output the run's task serves, from the run's final weights, each as a file that
+    stands on its own: the graph takes raw inputs and gives answers (see udlc.exporter.serving), and the
+    metadata says how to build those inputs from a CSV row and what the answers mean. Returns model.onnx
+    (or `output`); a task that serves several networks writes the others beside it (encoder.onnx)."""
     run = RunFolder.open(run_dir)
     compiled = run.compiled()  # before torch is imported: a wrong folder is reported at once
-    info, spec = run.info, compiled.spec
-    ckpt = run.final_checkpoint(spec)
+    ckpt = run.final_checkpoint(compiled.spec)
     if not ckpt.with_suffix(".safetensors").is_file():
         raise UdlcError(f"{run} has no checkpoint yet (checkpoints/best or last.safetensors) — "
                         "train it first, or resume it with `udlc train --resume`")
+    main = Path(output) if output else run.onnx_file
+    paths = [export_served(run, compiled, served, ckpt, main if served.file == "model" else
+                           main.with_name(f"{served.file}.onnx")) for served in compiled.task.served(compiled)]
+    return paths[0]
+
+
+def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: Path) -> Path:
     from udlc.compiler.lower import lower
     from udlc.exporter.serving import serving_module
     from udlc.runs import checkpoint
+    from udlc.spec.training import OnnxExport
 
-    (served,) = compiled.task.served(compiled)
+    info, spec = run.info, compiled.spec
     graph = compiled.graphs[served.network]
     network = lower(graph)
     checkpoint.load_models({served.network: network}, ckpt)
@@ -61,13 +67,17 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
         (input_name, input_shape), = graph.inputs.items()  # a served network takes one input (the task checks it)
         model = serving_module(network, served, len(graph.outputs), input_shape, info)
         inputs = [(input_name, input_shape)]
+    if "latent_shape" in info:  # a generative task's: what `udlc sample` draws and how it pictures samples
+        shapes = json.dumps([list(shape) for _, shape in inputs])
+        extra.update(network=served.network, latent_shape=json.dumps(info["latent_shape"]),
+                     value_range=json.dumps(info["value_range"]), input_shapes=shapes, sample_shapes=shapes)
     metadata = {
         "udlc_version": udlc_version(),
         "spec_name": spec.name,
         "spec_sha256": hashlib.sha256(run.spec_file.read_bytes()).hexdigest(),
         "spec": run.spec_file.read_text(),  # the run's spec as trained: the file says how it was made
         "task": info["task"],
-        "loss": spec.loss.type,
+        "loss": spec.loss.type if spec.loss is not None else None,
         "classes": json.dumps(info["classes"]),
         "input_names": json.dumps([name for name, *_ in inputs]),
         "input_shapes": json.dumps(info["input_shapes"]),  # symbolic axes (T) take any size
@@ -85,7 +95,7 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
         "checkpoint": ckpt.name,
     }
     metadata.update(extra)
-    return export_module(model, inputs, output or run.onnx_file, spec.export.onnx or OnnxExport(), metadata,
+    return export_module(model, inputs, path, spec.export.onnx or OnnxExport(), metadata,
                          output_names=model.output_names, symbols=symbols, checks=checks, bounds=bounds)
 
 

@@ -23,6 +23,7 @@ OUTPUT_NAMES = {
     "softmax": ["logits", "probabilities"],
     "sigmoid": ["logits", "probabilities"],
     "identity": ["prediction"],
+    "encode": ["latent"],  # a VAE's encoder: the latent's mean for a raw sample
 }
 
 
@@ -74,10 +75,34 @@ class Serving(nn.Module):
         return (torch.randn(shape, generator=generator) * self.scale + self.shift,)
 
 
+class Decode(nn.Module):
+    """A latent in, a sample in the data's units out: a decoder or generator, then sigmoid where it gives
+    logits of values in [0, 1] ('decode_sigmoid'), then the data's normalization undone."""
+
+    output_names = ["sample"]
+
+    def __init__(self, network: nn.Module, output: int | None, squash: bool, normalization: Normalization):
+        super().__init__()
+        self.network, self.output, self.squash = network, output, squash
+        self.register_buffer("shift", torch.from_numpy(normalization.shift.copy()))
+        self.register_buffer("scale", torch.from_numpy(normalization.scale.copy()))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out = self.network(z)
+        if self.output is not None:
+            out = out[self.output]
+        if self.squash:
+            out = torch.sigmoid(out)
+        return out * self.scale + self.shift
+
+
 def serving_module(network: nn.Module, served: Served, n_outputs: int, input_shape: tuple[int | str, ...],
-                   info: dict[str, Any]) -> Serving:
+                   info: dict[str, Any]) -> nn.Module:
     """Wrap `network` (with `n_outputs` graph outputs) for serving, with the standardizations run.json holds."""
+    output = served.output if n_outputs > 1 else None
+    normalization = Normalization.from_json(info["normalization"])
+    if served.answers in ("decode", "decode_sigmoid"):
+        return Decode(network, output, served.answers == "decode_sigmoid", normalization)
     target = info.get("target_normalization")  # absent in run.json of runs from before it existed
-    return Serving(network, input_shape, served.output if n_outputs > 1 else None, served.answers,
-                   Normalization.from_json(info["normalization"]),
+    return Serving(network, input_shape, output, served.answers, normalization,
                    Normalization.from_json(target) if target is not None else None)

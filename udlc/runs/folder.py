@@ -8,7 +8,9 @@ through it, so none of them needs another.
         metrics.csv  metrics.jsonl
         checkpoints/last.safetensors (+ .json)   checkpoints/best.safetensors (+ .json)
         results.json       test metrics
-        model.onnx         when the spec has export.onnx (or after `udlc export`)
+        model.onnx         when the spec has export.onnx (or after `udlc export`); a task that serves several
+                           networks writes the others beside it (a VAE's encoder.onnx)
+        samples.png        a generative task's samples at the end of training
 """
 
 from __future__ import annotations
@@ -82,6 +84,14 @@ class RunFolder:
     @property
     def onnx_file(self) -> Path:
         return self.path / "model.onnx"
+
+    def served_file(self, stem: str) -> Path:
+        """The ONNX file of one served network: model.onnx, or <stem>.onnx beside it."""
+        return self.path / f"{stem}.onnx"
+
+    @property
+    def samples_file(self) -> Path:
+        return self.path / "samples.png"
 
     def checkpoint(self, which: str) -> Path:
         """checkpoints/<which> without suffix: the checkpoint module adds .safetensors and .json."""

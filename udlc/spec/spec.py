@@ -23,7 +23,8 @@ class Spec(StrictModel):
     data: DataSpec
     model: ModelSpec | None = Field(None, description="the network, when the task trains one")
     models: dict[Name, ModelSpec] | None = Field(None, min_length=1, description="several named networks")
-    loss: Loss  # type: ignore[valid-type]
+    loss: Loss | None = Field(None, description="what the network learns to minimize, for the tasks that "  # type: ignore[valid-type]
+                                "take one (a GAN's and a diffusion model's losses are task options)")
     metrics: list[Metric] = Field(default_factory=list)  # type: ignore[valid-type]
     optimizer: Optimizer = Field(default_factory=Adam)  # type: ignore[valid-type]
     schedule: Schedule = Field(default_factory=Constant)  # type: ignore[valid-type]

@@ -8,7 +8,7 @@ from typing import Iterable
 
 from udlc.compiler import pipeline
 from udlc.compiler.pipeline import Compiled
-from udlc.errors import SpecErrors
+from udlc.errors import SpecError, SpecErrors
 from udlc.spec.loader import Document, load_text
 from udlc.tasks import supervised  # noqa: F401
 from udlc.tasks import auxiliary  # noqa: F401
@@ -18,6 +18,8 @@ from udlc.tasks import seq2seq  # noqa: F401
 from udlc.tasks import sequence_classification  # noqa: F401
 from udlc.tasks import token_classification  # noqa: F401
 from udlc.tasks import autoencoder  # noqa: F401
+from udlc.tasks import vae  # noqa: F401
+from udlc.tasks import gan  # noqa: F401
 from udlc.tasks.registry import TASKS, Served, Task, make_task
 
 __all__ = ["TASKS", "Compiled", "Served", "Task", "compile_doc", "compile_spec", "compile_text"]
@@ -38,10 +40,23 @@ def compile_doc(doc: Document, *, check_files: bool = True) -> Compiled:
     return check_task(pipeline.compile_doc(doc, check_files=check_files), check_files)
 
 
+def check_loss(compiled: Compiled, task: Task) -> list[SpecError]:
+    """`loss:` is given exactly when the task takes one."""
+    doc, given = compiled.doc, compiled.spec.loss is not None
+    if task.takes_loss and not given:
+        return [SpecError(f"task {task.name} needs a `loss`", path="loss", span=doc.span(()),
+                          hint="e.g. `loss: cross_entropy` for classes, `loss: mse` for values")]
+    if given and not task.takes_loss:
+        return [SpecError(f"task {task.name} defines its own losses; `loss` is not used", path="loss",
+                          span=doc.span(("loss",), key=True), hint=f"drop `loss` (options go under `task: {{{task.name}: "
+                          "{...}}`)")]
+    return []
+
+
 def check_task(compiled: Compiled, check_files: bool) -> Compiled:
     """Bind the spec's task and check that its networks and data fit it (no torch)."""
     task = make_task(compiled.spec.task, compiled.doc)
-    errors = task.check(compiled, check_files)
+    errors = check_loss(compiled, task) or task.check(compiled, check_files)
     if errors:
         raise SpecErrors(errors)
     compiled.task = task

@@ -55,6 +55,7 @@ class FieldsTask(Task):
     fields: ClassVar[dict[str, str]]  # input name -> dtype
     required: ClassVar[tuple[str, ...]]
     own_metrics: ClassVar[bool] = True  # the task logs its own metrics; the spec's `metrics` is refused
+    maximized = frozenset({"token_accuracy", "exact_match"})
 
     def common_checks(self, compiled: Any, what: str) -> tuple[Any, tuple, list[SpecError]] | SpecError:
         """The one network's graph, where it is written, and the errors every such task finds."""

@@ -9,6 +9,7 @@ every task: it calls these, and knows nothing of losses or targets.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -18,11 +19,14 @@ from udlc.spec.base import StrictModel
 
 @dataclass(frozen=True)
 class Served:
-    """One exported output: a network's output (by index) and how predict reads it."""
+    """One exported output: a network's output (by index), how it answers, and the file it is served in."""
 
     network: str
     output: int  # index into the network's graph outputs
-    answers: str  # 'softmax' (class probabilities), 'sigmoid' (binary probability) or 'identity' (values)
+    # 'softmax' (class probabilities), 'sigmoid' (binary probability) or 'identity' (values): predict's answers;
+    # 'decode' / 'decode_sigmoid' (a latent in, a sample in the data's units out), 'encode' (data in, latent out)
+    answers: str
+    file: str = "model"  # the run folder's <file>.onnx
 
 
 class Task:
@@ -31,6 +35,8 @@ class Task:
     name: ClassVar[str]
     config: ClassVar[type[StrictModel]]
     description: ClassVar[str] = ""
+    takes_loss: ClassVar[bool] = True  # the spec's `loss:` is this task's; False: the task defines its losses
+    maximized: ClassVar[frozenset[str]] = frozenset()  # values it logs itself where larger is better (elbo)
 
     def __init__(self, options: StrictModel, where: tuple = ("task",)):
         self.options = options
@@ -49,6 +55,26 @@ class Task:
     def served(self, compiled: Any) -> list[Served]:
         raise NotImplementedError
 
+    def monitor(self, has_val: bool) -> str:
+        """The logged value that picks the best checkpoint when early stopping names none (lower is better)."""
+        return "val_loss" if has_val else "train_loss"
+
+    def higher_is_better(self, logged: str) -> bool:
+        """For a value this task logs (val_elbo, train_loss, val_accuracy): is a larger one an improvement? The
+        task's own values are minimized unless it names them in `maximized`; the spec's metrics say themselves."""
+        from udlc.spec.metrics import METRICS, higher_is_better
+
+        name = re.sub(r"^(train|val|test)_", "", logged)
+        if name in self.maximized:
+            return True
+        if name == "loss" or name.endswith("_loss") or any(entry.logs(name) for entry in METRICS):
+            return higher_is_better(logged)
+        return False
+
+    def optimizer_steps(self, network: str, steps: int) -> int:
+        """How many times `network`'s optimizer steps in `steps` steps of the run (a schedule spans these)."""
+        return steps
+
     # ---- train time --------------------------------------------------------------------------------
 
     def load_data(self, compiled: Any) -> Any:
@@ -62,6 +88,10 @@ class Task:
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
         """Loss and metrics over a split, in eval mode."""
         raise NotImplementedError
+
+    def after_training(self, s: Any, data: Any) -> None:
+        """Anything to write into the run folder once the final weights are loaded (a generative task's
+        samples.png); nothing by default."""
 
 
 TASKS: dict[str, type[Task]] = {}

@@ -19,44 +19,48 @@ class TrainingDiverged(UdlcError):
     exit_code = 3
 
 
-def nonfinite_report(s: Any, network: str, batch: tuple[Any, Any], loss: torch.Tensor, epoch: int,
+def nonfinite_report(s: Any, batches: dict[str, tuple[Any, Any]], loss: torch.Tensor, epoch: int,
                      step: int) -> TrainingDiverged:
-    """Why `network`'s loss went non-finite on `batch` (its input, or a tuple of its inputs, and its targets),
-    and what to try."""
-    xs, yb = batch
-    xs = xs if isinstance(xs, tuple) else (xs,)
-    model, graph = s.module(network), s.graphs[network]  # under torch.compile, hook the real modules
+    """Why a loss went non-finite, and what to try. `batches`: for each network the loss trained, what it read
+    (its input, or a tuple of its inputs) and its targets; a task of several networks names the one at fault."""
     lines = [f"the loss became {loss.item()} at step {step} (epoch {epoch}); training stopped."]
-    bad_weights = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
-    if bad_weights:
-        node = bad_weights[0].split(".")[0]
-        lines.append(f"the weights of layer '{node}'{_where(graph, node)} are already non-finite: an earlier "
-                     "update diverged.")
-    elif not all(torch.isfinite(x).all() for x in xs):
-        lines.append("the input batch itself holds NaN or inf values: check the data.")
-    else:
-        culprit = first_nonfinite(model, graph, xs)
-        if culprit:
-            lines.append(f"first non-finite output: layer '{culprit}' ({graph.nodes[culprit].op})"
-                         f"{_where(graph, culprit)}.")
-        elif yb.is_floating_point() and not torch.isfinite(yb).all():
-            lines.append("the targets hold NaN or inf values: check the data.")
-        else:
-            with torch.no_grad():
-                outs = model(*xs)
-            outs = outs if isinstance(outs, tuple) else (outs,)
-            peak, index = max((o.abs().max().item(), i) for i, o in enumerate(outs))
-            out_name = graph.outputs[index]
-            if peak > 1e6:  # finite, but so large that the loss overflows: the weights have run away
-                lines.append(f"the model has diverged: the outputs of layer '{out_name}'{_where(graph, out_name)} "
-                             f"reach {peak:.3g}, so the loss overflows.")
-            else:
-                lines.append("the model's outputs are finite but the loss is not: check the targets and the loss.")
+    findings = [(network, diagnose(s, network, *batch)) for network, batch in batches.items()]
+    (first, finding), *_ = [f for f in findings if f[1] is not None] or findings[-1:]
+    finding = finding or "the model's outputs are finite but the loss is not: check the targets and the loss."
+    lines.append(finding if len(batches) == 1 else f"network '{first}': {finding}")
     lines.append(ADVICE + ".")
     if s.written_epoch:
         lines.append(f"the last good checkpoint is kept: {s.run.checkpoint('last').with_suffix('.safetensors')} "
                      f"(after epoch {s.written_epoch}; `udlc train --resume {s.run}` continues from it)")
     return TrainingDiverged("\n".join(lines))
+
+
+def diagnose(s: Any, network: str, xs: Any, yb: Any) -> str | None:
+    """What is non-finite in `network` on inputs `xs` (targets `yb`, or None): its weights, its input, a
+    layer's output, the targets, or outputs so large the loss overflows; None if nothing is."""
+    xs = xs if isinstance(xs, tuple) else (xs,)
+    model, graph = s.module(network), s.graphs[network]  # under torch.compile, hook the real modules
+    bad_weights = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad_weights:
+        node = bad_weights[0].split(".")[0]
+        return (f"the weights of layer '{node}'{_where(graph, node)} are already non-finite: an earlier "
+                "update diverged.")
+    if not all(torch.isfinite(x).all() for x in xs):
+        return "the input batch itself holds NaN or inf values: check the data."
+    culprit = first_nonfinite(model, graph, xs)
+    if culprit:
+        return f"first non-finite output: layer '{culprit}' ({graph.nodes[culprit].op}){_where(graph, culprit)}."
+    if yb is not None and yb.is_floating_point() and not torch.isfinite(yb).all():
+        return "the targets hold NaN or inf values: check the data."
+    with torch.no_grad():
+        outs = model(*xs)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    peak, index = max((o.abs().max().item(), i) for i, o in enumerate(outs))
+    out_name = graph.outputs[index]
+    if peak > 1e6:  # finite, but so large that the loss overflows: the weights have run away
+        return (f"the model has diverged: the outputs of layer '{out_name}'{_where(graph, out_name)} "
+                f"reach {peak:.3g}, so the loss overflows.")
+    return None
 
 
 @torch.no_grad()

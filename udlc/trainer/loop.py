@@ -15,7 +15,6 @@ from torch import nn
 from udlc.runs import RunFolder, checkpoint
 from udlc.trainer.debug import nonfinite_report
 from udlc.trainer.logging import EpochLog
-from udlc.trainer.objectives import higher_is_better
 from udlc.trainer.schedules import Plateau
 
 
@@ -52,27 +51,36 @@ class Setup:
         model = self.models[network]
         return getattr(model, "_orig_mod", model)
 
-    def update(self, network: str, loss: torch.Tensor, batch: Any) -> float:
-        """Backpropagate one of the task's losses into `network` and, at the end of an accumulation group,
-        step its optimizer and schedule. Returns the loss's value; a non-finite one stops the run."""
+    def update(self, network: str | tuple[str, ...], loss: torch.Tensor, batch: Any) -> float:
+        """Backpropagate one of the task's losses into `network` (or into several networks that one loss
+        trains together, as a VAE's encoder and decoder) and, at the end of an accumulation group, step their
+        optimizers and schedules. `batch` is what the network read, (inputs, targets), or a dict of that by
+        network for a loss that several networks computed (the report names the one at fault). Returns the
+        loss's value; a non-finite one stops the run."""
         value = loss.item()  # one sync per step, as a hand-written loop's logging does
+        names = (network,) if isinstance(network, str) else network
         if not math.isfinite(value):
-            raise nonfinite_report(self, network, batch, loss, self.epoch, self.state["step"] + 1)
+            batches = batch if isinstance(batch, dict) else {names[0]: batch}
+            raise nonfinite_report(self, batches, loss, self.epoch, self.state["step"] + 1)
         (loss / self.group if self.group > 1 else loss).backward()  # the group's mean gradient
         if self.boundary:
-            optimizer = self.optimizers[network]
-            if self.spec.train.grad_clip:
-                nn.utils.clip_grad_norm_(self.models[network].parameters(), self.spec.train.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if network in self.schedulers:
-                self.schedulers[network].step()
+            for name in names:
+                self.step(name)
         return value
+
+    def step(self, network: str) -> None:
+        optimizer = self.optimizers[network]
+        if self.spec.train.grad_clip:
+            nn.utils.clip_grad_norm_(self.models[network].parameters(), self.spec.train.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if network in self.schedulers:
+            self.schedulers[network].step()
 
 
 def fit(s: Setup) -> None:
     train = s.spec.train
-    monitor, mode = monitored(s.spec, has_val=s.val is not None)
+    monitor, mode = monitored(s.spec, s.task, has_val=s.val is not None)
     if train.early_stopping is not None and s.state["bad"] >= train.early_stopping.patience:
         s.log.note("this run had stopped early; there is nothing left to train")
         return
@@ -89,6 +97,7 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
         model.train()
     started = time.perf_counter()
     sums: dict[str, float] = {}
+    counts: dict[str, int] = {}  # samples behind each value: a GAN's generator loss is not on every batch
     seen = 0
     n_batches = len(s.train)
     accum = train.grad_accum
@@ -98,13 +107,14 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
         values, size = s.task.train_step(s, batch)
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + value * size
+            counts[key] = counts.get(key, 0) + size
         seen += size
         if s.boundary:
             s.state["step"] += 1
         s.log.batch(i + 1, n_batches)
     seconds = time.perf_counter() - started
 
-    row: dict[str, Any] = {"epoch": s.epoch, **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()}}
+    row: dict[str, Any] = {"epoch": s.epoch, **{f"train_{k}": v / counts[k] for k, v in sums.items()}}
     if s.val is not None:
         row.update({f"val_{k}": v for k, v in s.task.evaluate(s, s.val).items()})
     first = next(iter(s.optimizers.values()))
@@ -133,13 +143,13 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
     return True
 
 
-def monitored(spec: Any, has_val: bool) -> tuple[str, str]:
+def monitored(spec: Any, task: Any, has_val: bool) -> tuple[str, str]:
     """What decides the best checkpoint and early stopping, and whether lower or higher is better."""
     stop = spec.train.early_stopping
-    name = stop.monitor if stop else ("val_loss" if has_val else "train_loss")
+    name = stop.monitor if stop else task.monitor(has_val)
     mode = stop.mode if stop else "auto"
     if mode == "auto":
-        mode = "max" if higher_is_better(name) else "min"
+        mode = "max" if task.higher_is_better(name) else "min"
     return name, mode
 
 

@@ -56,7 +56,7 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     from udlc.data import augment_batch
     from udlc.trainer.logging import EpochLog
     from udlc.trainer.loop import Setup, fit, restore_last
-    from udlc.trainer.objectives import higher_is_better, make_optimizer
+    from udlc.trainer.objectives import make_optimizer
     from udlc.trainer.schedules import Plateau, lr_factor
 
     spec, task = compiled.spec, compiled.task
@@ -83,11 +83,12 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
         opt_spec, schedule = spec.optimizer_of(name), spec.schedule_of(name)
         optimizers[name], decay_note = make_optimizer(model, opt_spec)
         notes.append(decay_note if len(models) == 1 else f"{name}: {decay_note}")
-        factor = lr_factor(schedule, opt_spec.lr, steps_per_epoch, steps_per_epoch * train.epochs)
+        factor = lr_factor(schedule, opt_spec.lr, task.optimizer_steps(name, steps_per_epoch),
+                           task.optimizer_steps(name, steps_per_epoch * train.epochs))
         plateau = None
         if schedule.type == "plateau":
-            plateau = plateaus[name] = Plateau(schedule, opt_spec.lr, "max" if higher_is_better(schedule.monitor)
-                                               else "min")
+            plateau = plateaus[name] = Plateau(schedule, opt_spec.lr,
+                                               "max" if task.higher_is_better(schedule.monitor) else "min")
         if schedule.type != "constant" or schedule.warmup_steps:
             schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
                 optimizers[name], lambda step, f=factor, p=plateau: f(step) * (p.scale if p else 1.0))
@@ -129,6 +130,7 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     checkpoint.load_models(models, final, device)
     results = {"checkpoint": final.name, **test_metrics(s, data)}
     run.write_results(results)
+    task.after_training(s, data)
     log.note("test: " + "  ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float)))
     run.update_info(status="done", **_ended(started, s))
     return run.path

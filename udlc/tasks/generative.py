@@ -1,0 +1,147 @@
+"""What the generative tasks (vae, gan) share: named networks checked against each other and the data,
+samples loaded without their labels, and the run information `udlc sample` reads from the exported file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from udlc.errors import SpecError, did_you_mean
+from udlc.tasks.fields import error
+
+
+def check_networks(compiled: Any, task: str, names: tuple[str, ...]) -> list[SpecError]:
+    """The spec's `models:` are exactly `names`."""
+    spec, doc = compiled.spec, compiled.doc
+    listing = ", ".join(names)
+    if spec.models is None:
+        return [error(doc, f"task {task} trains the networks {listing}, each under `models:`", ("model",),
+                      "write `models: {" + ", ".join(f"{n}: {{...}}" for n in names) + "}`", key=True)]
+    errors = []
+    for name in spec.models:
+        if name not in names:
+            errors.append(error(doc, f"task {task} has no network '{name}'", ("models", name),
+                                did_you_mean(name, names) or f"its networks are {listing}", key=True))
+    missing = [n for n in names if n not in spec.models]
+    if missing:
+        errors.append(error(doc, f"task {task} needs the network{'s' * (len(missing) > 1)} {', '.join(missing)}",
+                            ("models",), f"give each of {listing} under `models:`", key=True))
+    return errors
+
+
+def one_input(compiled: Any, network: str) -> tuple[str, tuple] | SpecError:
+    """A network's one float input: its name and shape, or the error."""
+    graph = compiled.graphs[network]
+    base = ("models", network)
+    if len(graph.inputs) != 1:
+        return error(compiled.doc, f"{network} takes one input, but this one has {len(graph.inputs)}: "
+                     f"{', '.join(graph.inputs)}", base + ("inputs",), "give one `input: [shape]`", key=True)
+    ((name, shape),) = graph.inputs.items()
+    if graph.dtype_of(name) != "float32":
+        return error(compiled.doc, f"{network} reads float32 values", base, "declare `input: [shape]`", key=True)
+    return name, tuple(shape)
+
+
+def check_samples(compiled: Any, task: str, network: str, shape: tuple) -> list[SpecError]:
+    """The data's samples against the input that reads them; no augmentation (a generative model learns
+    the data as it is)."""
+    from udlc.data.peek import mismatches, peek
+    from udlc.tasks.supervised import located
+
+    spec, doc = compiled.spec, compiled.doc
+    if spec.data.augment:
+        return [error(doc, f"task {task} learns the data as it is: its samples are "
+                      "not augmented", ("data", "augment"), "drop `augment`", key=True)]
+    if spec.data.text is not None:
+        return [error(doc, "a generative task learns from numeric samples, not a text column", ("data", "text"),
+                      "drop `text`", key=True)]
+    try:
+        signature = peek(spec.data, compiled.base_dir)
+    except SpecError as e:
+        return [located(e, doc)]
+    where = ("models", network) + ("input",)
+    return [error(doc, m.message, where, m.hint, key=True)
+            for m in mismatches(signature, shape, shape, "mse", "regression") if m.where == "input"]
+
+
+def load_samples(compiled: Any, shape: tuple) -> Any:
+    """The data split and normalized (spec.data.normalize) as training reads it; the labels stay unused."""
+    from udlc.data import prepare
+    from udlc.tasks.supervised import located
+
+    spec = compiled.spec
+    try:
+        return prepare(spec.data, shape, compiled.base_dir, spec.seed)
+    except SpecError as e:
+        raise located(e, compiled.doc) from None
+
+
+def sample_batches(data: Any, split: str, input_name: str, batch_size: int, shuffle: bool, device: Any) -> Any:
+    """A split's samples under the input's name (no targets); None for an empty split."""
+    from udlc.data import make_batches
+
+    x = getattr(data, f"x_{split}")
+    return make_batches({input_name: x}, batch_size=batch_size, shuffle=shuffle, device=device) if len(x) else None
+
+
+def raw(data: Any, values: Any) -> Any:
+    """Normalized samples (a torch tensor) back in the data's units."""
+    import torch
+
+    norm = data.normalization
+    shift, scale = (torch.as_tensor(a, device=values.device) for a in (norm.shift, norm.scale))
+    return values * scale + shift
+
+
+def value_range(data: Any) -> tuple[float, float]:
+    """The training samples' smallest and largest value in the data's units: black and white in a picture."""
+    samples = data.normalization.invert(data.x_train)
+    return float(samples.min()), float(samples.max())
+
+
+def sample_info(data: Any, task: str, input_name: str, latent_shape: tuple) -> dict[str, Any]:
+    """What run.json records for export and `udlc sample`: the samples' shape and units, the latent's shape."""
+    return {
+        "task": task,
+        "classes": data.classes,
+        "input_names": [input_name],
+        "input_shapes": [list(data.input_shape)],
+        "sample_shapes": [list(data.input_shape)],
+        "latent_shape": list(latent_shape),
+        "value_range": list(value_range(data)),
+        "normalization": data.normalization.to_json(),
+        "target_normalization": None,
+    }
+
+
+def write_picture(s: Any, data: Any, latent_shape: tuple, decode: Any, count: int = 64) -> None:
+    """samples.png in the run folder: `decode` (latents → samples in the data's units, torch) of `count` draws
+    from N(0, I) seeded by the spec; images in a grid, 2-D points over the training data's."""
+    import torch
+
+    from udlc.data.images import picturable, save_picture
+
+    if not picturable(data.input_shape):
+        return
+    points = tuple(data.input_shape) == (2,)  # a scatter plot shows a distribution best with many points
+    z = torch.randn((1000 if points else count, *latent_shape), generator=torch.Generator().manual_seed(s.spec.seed))
+    for model in s.models.values():
+        model.eval()
+    with torch.no_grad():
+        samples = decode(z.to(s.device)).cpu().numpy()
+    reference = data.normalization.invert(data.x_train) if points else None
+    save_picture(samples, s.run.samples_file, value_range(data), reference)
+
+
+def frechet_distance(a: Any, b: Any) -> float:
+    """The Fréchet distance between Gaussians fitted to two sets of vectors (n, d): |m_a - m_b|² +
+    tr(C_a + C_b - 2 (C_a C_b)^½), the measure of FID, here on the vectors themselves."""
+    import numpy as np
+    from scipy import linalg
+
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    root = linalg.sqrtm(cov_a @ cov_b)
+    if not np.isfinite(root).all():  # a singular product: nudge both covariances, as FID implementations do
+        eps = np.eye(len(cov_a)) * 1e-6
+        root = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * root.real))

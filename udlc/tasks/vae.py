@@ -1,0 +1,210 @@
+"""task: vae — a variational autoencoder (Kingma & Welling 2014): an encoder gives a Gaussian over a latent
+code, a decoder gives the sample back from a draw of it, and new samples are decoded from the prior N(0, I).
+
+    task: {vae: {beta: 1.0, kl_warmup_steps: 500}}
+    data: {source: digits, normalize: minmax}        # bce reconstructs values in [0, 1]
+    models:
+      encoder:                                        # its outputs are named mu and logvar
+        input: [1, 8, 8]
+        layers: [flatten, {linear: 256}, relu, {linear: 8, id: mu}, {linear: 8, from: 2, id: logvar}]
+        outputs: [mu, logvar]
+      decoder:                                        # latent in, one logit per input value out
+        input: [8]
+        layers: [{linear: 256}, relu, {linear: 64}, {reshape: [1, 8, 8]}]
+    loss: bce                                         # Bernoulli decoder; mse: Gaussian (unit variance)
+
+Per sample, in nats: reconstruction = -log p(x | z) with z = mu + exp(logvar / 2) · ε drawn from the run's
+generator (so a resume stays exact), KL = KL(q(z | x) || N(0, I)) in closed form, and the trained loss is
+reconstruction + β · KL, with β rising linearly from 0 over `kl_warmup_steps` (against posterior collapse).
+Evaluation reports the ELBO = -(reconstruction + KL), a lower bound of log p(x), with one fixed-seed draw.
+The decoder is served as model.onnx (latent in, a sample in the data's units out: `udlc sample`), the
+encoder as encoder.onnx (raw sample in, the latent's mean out).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import Field, NonNegativeFloat, NonNegativeInt
+
+from udlc.errors import SpecError
+from udlc.spec.base import StrictModel
+from udlc.tasks import generative
+from udlc.tasks.fields import error
+from udlc.tasks.registry import Served, Task, register
+from udlc.tasks.supervised import check_monitors, check_network_keys
+
+NETWORKS = ("encoder", "decoder")
+LOSSES = ("bce", "mse")
+
+
+class VAEOptions(StrictModel):
+    type: Literal["vae"] = "vae"
+    beta: NonNegativeFloat = Field(1.0, description="weight of the KL term (β-VAE); 1 gives the ELBO")
+    kl_warmup_steps: NonNegativeInt = Field(0, description="optimizer steps over which β rises linearly from 0")
+
+
+@register
+class VAE(Task):
+    name = "vae"
+    config = VAEOptions
+    description = "encoder → Gaussian latent → decoder; loss = reconstruction + β·KL; samples from the prior"
+    maximized = frozenset({"elbo"})
+
+    # ---- check time -----------------------------------------------------------------------------------
+
+    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+        spec, doc = compiled.spec, compiled.doc
+        errors = generative.check_networks(compiled, self.name, NETWORKS)
+        if errors:
+            return errors
+        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        if spec.loss.type not in LOSSES or getattr(spec.loss, "pos_weight", None):
+            errors.append(error(doc, f"a VAE reconstructs with bce (values in [0, 1]) or mse, not {spec.loss.type}",
+                                ("loss",), "write `loss: bce` with `data.normalize: minmax`, or `loss: mse`"))
+        elif spec.loss.type == "bce" and spec.data.normalize != "minmax":
+            errors.append(error(doc, "bce reconstructs values in [0, 1], but data.normalize is "
+                                f"{spec.data.normalize}", ("data", "normalize") if "normalize" in
+                                (doc.data.get("data") or {}) else ("data",), "set `data.normalize: minmax`"))
+        if spec.metrics:
+            errors.append(error(doc, "task vae logs its own values (reconstruction, kl, elbo)", ("metrics",),
+                                "drop `metrics`", key=True))
+        found = [generative.one_input(compiled, n) for n in NETWORKS]
+        errors += [f for f in found if isinstance(f, SpecError)]
+        if errors:
+            return errors
+        (_, data_shape), (_, latent_shape) = found
+        errors += self.check_shapes(compiled, data_shape, latent_shape)
+        if not errors and (check_files or not spec.data.is_file()):
+            errors += generative.check_samples(compiled, self.name, "encoder", data_shape)
+        return errors
+
+    def check_shapes(self, compiled: Any, data_shape: tuple, latent_shape: tuple) -> list[SpecError]:
+        """The encoder's outputs are mu and logvar of one shape, the decoder's input; the decoder's one
+        output has the encoder's input shape."""
+        doc, encoder, decoder = compiled.doc, compiled.graphs["encoder"], compiled.graphs["decoder"]
+        names = [ref.partition(".")[0] for ref in encoder.outputs]
+        if sorted(names) != ["logvar", "mu"]:
+            return [error(doc, f"the encoder's outputs must be mu and logvar; they are {', '.join(names)}",
+                          ("models", "encoder", "outputs") if "outputs" in doc.data["models"]["encoder"] else
+                          ("models", "encoder"), "give the two heads `id: mu` and `id: logvar`, and write "
+                          "`outputs: [mu, logvar]`", key=True)]
+        mu, logvar = (tuple(encoder.shape_of(encoder.outputs[names.index(n)])) for n in ("mu", "logvar"))
+        errors = []
+        if mu != logvar:
+            errors.append(error(doc, f"mu {mu} and logvar {logvar} must have one shape", ("models", "encoder"),
+                                "give both heads the latent's width", key=True))
+        elif latent_shape != mu:
+            errors.append(error(doc, f"the decoder reads the latent, shaped {list(mu)} by the encoder's mu; its "
+                                f"input is {list(latent_shape)}", ("models", "decoder", "input"),
+                                f"write `input: {list(mu)}`", key=True))
+        if len(decoder.outputs) != 1:
+            errors.append(error(doc, "the decoder gives one output, the reconstruction", ("models", "decoder",
+                                "outputs"), "name one output", key=True))
+        elif tuple(decoder.shape_of(decoder.outputs[0])) != data_shape:
+            node = decoder.nodes[decoder.outputs[0].partition(".")[0]]
+            errors.append(SpecError(f"the decoder gives back the encoder's input, {list(data_shape)}; it gives "
+                                    f"{list(decoder.shape_of(decoder.outputs[0]))}", path=node.path, span=node.span,
+                                    hint=f"end the decoder with that shape (e.g. `reshape: {list(data_shape)}`)"))
+        return errors
+
+    def logged(self, spec: Any, has_val: bool) -> list[str]:
+        names = ["train_loss", "train_reconstruction", "train_kl"]
+        if has_val:
+            names += ["val_loss", "val_reconstruction", "val_kl", "val_elbo"]
+        return names
+
+    def served(self, compiled: Any) -> list[Served]:
+        encoder = compiled.graphs["encoder"]
+        mu = [ref.partition(".")[0] for ref in encoder.outputs].index("mu")
+        decode = "decode_sigmoid" if compiled.spec.loss.type == "bce" else "decode"
+        return [Served("decoder", 0, decode), Served("encoder", mu, "encode", file="encoder")]
+
+    # ---- train time -----------------------------------------------------------------------------------
+
+    def load_data(self, compiled: Any) -> Any:
+        ((self.input, shape),) = compiled.graphs["encoder"].inputs.items()
+        ((_, self.latent_shape),) = compiled.graphs["decoder"].inputs.items()
+        self.mu_first = compiled.graphs["encoder"].outputs[0].partition(".")[0] == "mu"
+        return generative.load_samples(compiled, shape)
+
+    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
+        return generative.sample_info(data, self.name, self.input, self.latent_shape)
+
+    def sizes(self, data: Any) -> str:
+        return f"{len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)}"
+
+    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+        return generative.sample_batches(data, split, self.input, batch_size, shuffle, device)
+
+    def setup(self, s: Any, data: Any) -> None:
+        import torch
+
+        self.bernoulli = s.spec.loss.type == "bce"
+        # Evaluation draws its latents from a generator of its own: the same numbers every epoch, and the
+        # training generator (and so a resumed run) untouched.
+        self.eval_generator = torch.Generator(device=s.device).manual_seed(s.spec.seed)
+
+    def terms(self, s: Any, x: Any, generator: Any) -> tuple[Any, Any, Any, Any]:
+        """Per sample: the reconstruction's negative log-likelihood and the KL, in nats; and mu, the latent drawn."""
+        import torch
+        import torch.nn.functional as F
+
+        from udlc.layers.generative import draw
+
+        with s.autocast():
+            mu, logvar = s.models["encoder"](x)
+            if not self.mu_first:
+                mu, logvar = logvar, mu
+            noise = torch.randn(mu.shape, generator=generator, device=generator.device).to(mu.device)
+            z = draw(mu.float(), logvar.float(), noise)
+            out = s.models["decoder"](z).float()
+        mu, logvar = mu.float(), logvar.float()
+        if self.bernoulli:
+            nll = F.binary_cross_entropy_with_logits(out, x, reduction="none").flatten(1).sum(1)
+        else:  # a Gaussian of unit variance around the output, in normalized units
+            nll = 0.5 * ((out - x) ** 2 + math.log(2 * math.pi)).flatten(1).sum(1)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
+        return nll, kl, mu, z
+
+    def beta(self, step: int) -> float:
+        warmup = self.options.kl_warmup_steps
+        return self.options.beta * (min(1.0, step / warmup) if warmup else 1.0)
+
+    def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
+        x = batch[self.input]
+        nll, kl, _, z = self.terms(s, x, s.generator)
+        reconstruction, kl = nll.mean(), kl.mean()
+        loss = reconstruction + self.beta(s.state["step"]) * kl
+        value = s.update(NETWORKS, loss, {"encoder": (x, None), "decoder": (z.detach(), x)})
+        return {"loss": value, "reconstruction": reconstruction.item(), "kl": kl.item()}, len(x)
+
+    def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
+        import torch
+
+        models = [s.models[n] for n in NETWORKS]
+        was_training = models[0].training
+        for m in models:
+            m.eval()
+        self.eval_generator.manual_seed(s.spec.seed)
+        sums, seen = [0.0, 0.0], 0
+        with torch.no_grad():
+            for batch in batches.epoch_batches(None):
+                nll, kl, _, _ = self.terms(s, batch[self.input], self.eval_generator)
+                sums[0] += nll.sum().item()
+                sums[1] += kl.sum().item()
+                seen += len(nll)
+        for m in models:
+            m.train(was_training)
+        reconstruction, kl = sums[0] / seen, sums[1] / seen
+        return {"loss": reconstruction + self.options.beta * kl, "reconstruction": reconstruction, "kl": kl,
+                "elbo": -(reconstruction + kl)}
+
+    def after_training(self, s: Any, data: Any) -> None:
+        """samples.png: decodings of draws from the prior N(0, I), as the exported decoder gives them."""
+        def decode(z: Any) -> Any:
+            out = s.models["decoder"](z).float()
+            return generative.raw(data, out.sigmoid() if self.bernoulli else out)
+
+        generative.write_picture(s, data, self.latent_shape, decode)
