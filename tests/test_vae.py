@@ -144,7 +144,8 @@ def vae_run(tmp_path_factory) -> Path:
     from udlc.exporter.onnx import export_run
 
     root = tmp_path_factory.mktemp("vae")
-    run = train_here(small(root), root / "runs")
+    # early stopping on the ELBO, which the task maximizes (patience beyond the run: it picks the best epoch)
+    run = train_here(small(root, {"train.early_stopping": {"monitor": "val_elbo", "patience": 10}}), root / "runs")
     export_run(run)
     return run
 
@@ -162,6 +163,8 @@ def test_a_run_logs_its_terms_and_leaves_a_picture_of_samples(vae_run: Path) -> 
     assert float(rows[-1]["val_reconstruction"]) < float(rows[0]["val_reconstruction"])
     results = json.loads((vae_run / "results.json").read_text())
     assert results["test_elbo"] < 0
+    best = max(rows, key=lambda r: float(r["val_elbo"]))  # the highest ELBO is the best epoch
+    assert json.loads((vae_run / "run.json").read_text())["best_epoch"] == int(best["epoch"])
     picture = Image.open(vae_run / "samples.png")
     assert picture.size[0] >= 8 * 32 and picture.mode == "L"
 

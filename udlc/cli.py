@@ -251,14 +251,23 @@ def _model_file(model: str) -> Path:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
               help="A .png (images in a grid, 2-D points plotted) or a .npy (the array, in the data's units).")
+@click.option("--class", "label", type=int, help="Diffusion with labels: samples of this class (default: each "
+              "class in turn).")
+@click.option("--steps", type=click.IntRange(min=1), help="Diffusion: the steps the sampler visits (default: the "
+              "model's).")
+@click.option("--sampler", type=click.Choice(["ddpm", "ddim"]), help="Diffusion: the sampler (default: the model's).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def sample(model: str, count: int, seed: int, output: str, device: str) -> None:
-    """New samples from a generative model (a VAE's decoder): MODEL.onnx, or a run folder (exported first if
-    need be). onnxruntime and numpy only."""
-    from udlc.runtime.sample import SampleFile, write_samples
+def sample(model: str, count: int, seed: int, output: str, label: int | None, steps: int | None,
+           sampler: str | None, device: str) -> None:
+    """New samples from a generative model (a VAE's decoder, a GAN's generator, a diffusion model's denoiser):
+    MODEL.onnx, or a run folder (exported first if need be). onnxruntime and numpy only."""
+    from udlc.runtime.sample import SampleFile, check_output, write_samples
 
-    sampler = SampleFile(_model_file(model), device)
-    click.echo(str(write_samples(sampler.sample(count, seed), Path(output), sampler.value_range)))
+    check_output(Path(output))
+    file = SampleFile(_model_file(model), device)
+    samples = file.sample(count, seed, label, steps, sampler)
+    columns = file.classes if file.classes and label is None else None  # a column per class
+    click.echo(str(write_samples(samples, Path(output), file.value_range, columns)))
 
 
 @main.command(name="eval")

@@ -9,6 +9,8 @@ an entry that fails leaves its successors' shapes unknown, and the rest of the f
 
 from __future__ import annotations
 
+import keyword
+
 from typing import Any
 
 from udlc.compiler.blocks import Scope, call_block, merge_uses, written_key
@@ -54,7 +56,7 @@ class Resolver:
     def run(self) -> Graph:
         base = self.base
         for name in self.graph.inputs:
-            if name in RESERVED_IDS:
+            if name in RESERVED_IDS or keyword.iskeyword(name):
                 self.error(f"input name '{name}' is reserved", base + ("inputs", name), hint="choose another name")
         for name in self.model.blocks:
             if name in REGISTRY or name in COMBINATORS:
@@ -139,8 +141,10 @@ class Resolver:
                 self.error(f"id must be a name of letters, digits and _ (got {show(node_id)})", path + ("id",),
                            scope=scope)
                 ok = False
-            elif node_id in RESERVED_IDS:
-                self.error(f"id '{node_id}' is reserved", path + ("id",), hint="choose another name", scope=scope)
+            elif node_id in RESERVED_IDS or keyword.iskeyword(node_id):
+                self.error(f"id '{node_id}' is reserved", path + ("id",), scope=scope,
+                           hint="choose another name (ids name torch submodules: no Python keyword, no nn.Module "
+                                "attribute)")
                 ok = False
             elif node_id in scope.names:
                 self.error(f"id '{node_id}' is already used", path + ("id",), hint="ids must be unique", scope=scope)

@@ -42,8 +42,9 @@ def build_schema(tasks: dict[str, Any]) -> dict[str, Any]:
     for name, lt in sorted(REGISTRY.items()):
         args = lt.config.model_json_schema(mode="validation")
         defs.update(args.pop("$defs", {}))
-        # Inside a block body any argument may be a `$param` reference.
-        props = {k: {"anyOf": [v, _PARAM_REF]} for k, v in args.get("properties", {}).items() if k != "type"}
+        # Inside a block body any argument, or item of a list argument, may be a `$param` reference.
+        props = {k: {"anyOf": [v, _PARAM_REF, *_with_param_items(v)]} for k, v in args.get("properties", {}).items()
+                 if k != "type"}
         required = [r for r in args.get("required", []) if r != "type"]
         full = {"type": "object", "properties": {**props, **_NODE_PROPS}, "additionalProperties": False}
         if required:
@@ -85,6 +86,13 @@ def _replace_markers(node: Any) -> Any:
     if isinstance(node, list):
         return [_replace_markers(v) for v in node]
     return node
+
+
+def _with_param_items(arg: dict[str, Any]) -> list[dict[str, Any]]:
+    """For a list argument (reshape's shape), the same list whose items may be `$param` (`[$ch, 1, 1]`)."""
+    if arg.get("type") != "array" or "items" not in arg:
+        return []
+    return [{**arg, "items": {"anyOf": [arg["items"], _PARAM_REF]}}]
 
 
 def _one_key(name: str, value: dict[str, Any], description: str) -> dict[str, Any]:

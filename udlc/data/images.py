@@ -31,9 +31,10 @@ def picturable(sample_shape: tuple[int, ...]) -> bool:
 
 
 def save_picture(samples: np.ndarray, path: str | Path, value_range: tuple[float, float] | None = None,
-                 reference: np.ndarray | None = None) -> Path:
-    """Images in a grid (values mapped from `value_range`, default the samples' own range, to black..white),
-    or 2-D points as a scatter plot over `reference` points. Raises ValueError for other shapes."""
+                 reference: np.ndarray | None = None, columns: int | None = None) -> Path:
+    """Images in a grid of `columns` (default: square-ish; values mapped from `value_range`, default the
+    samples' own range, to black..white), or 2-D points as a scatter plot over `reference` points. Raises
+    ValueError for other shapes."""
     from PIL import Image
 
     samples = np.asarray(samples, dtype=np.float32)
@@ -44,22 +45,22 @@ def save_picture(samples: np.ndarray, path: str | Path, value_range: tuple[float
         if images is None:
             raise ValueError(f"samples of shape {samples.shape[1:]} are not images (C, H, W) or 2-D points; "
                              "write them to a .npy file instead")
-        image = Image.fromarray(grid(images, value_range))
+        image = Image.fromarray(grid(images, value_range, columns))
     path = Path(path)
     image.save(path)
     return path
 
 
-def grid(images: np.ndarray, value_range: tuple[float, float] | None) -> np.ndarray:
-    """(n, H, W, C) images as one uint8 picture: a square-ish grid, each image scaled up by whole pixels,
-    one pixel of grey between them."""
+def grid(images: np.ndarray, value_range: tuple[float, float] | None, columns: int | None = None) -> np.ndarray:
+    """(n, H, W, C) images as one uint8 picture: a grid (square-ish unless `columns` is given), each image
+    scaled up by whole pixels, one pixel of grey between them."""
     lo, hi = value_range if value_range is not None else (float(images.min()), float(images.max()))
     pixels = np.clip((images - lo) / max(hi - lo, 1e-12), 0.0, 1.0) * 255
     n, h, w, c = pixels.shape
     zoom = max(1, TILE // max(h, w))
     pixels = pixels.repeat(zoom, axis=1).repeat(zoom, axis=2)
     h, w = h * zoom, w * zoom
-    cols = math.ceil(math.sqrt(n))
+    cols = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     canvas = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 128, dtype=np.float32)
     for i, tile in enumerate(pixels):

@@ -48,14 +48,14 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
 
 def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: Path) -> Path:
     from udlc.compiler.lower import lower
-    from udlc.exporter.serving import serving_module
+    from udlc.exporter.serving import Denoise, serving_module
     from udlc.runs import checkpoint
     from udlc.spec.training import OnnxExport
 
     info, spec = run.info, compiled.spec
     graph = compiled.graphs[served.network]
     network = lower(graph)
-    checkpoint.load_models({served.network: network}, ckpt)
+    checkpoint.load_models({served.weights or served.network: network}, ckpt)
     symbols = smallest_sizes(graph.symbols, (s for n in graph.nodes.values() for s in n.shapes))
     checks, extra, bounds = None, {}, graph.bounds
     if info.get("normalization", {}) is None:  # token ids in: a language model or an encoder–decoder
@@ -63,12 +63,16 @@ def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: 
 
         model, inputs, also, extra = token_export(network, graph, info, symbols, bounds)
         checks = [check_sizes(symbols, bounds)] + ([{**check_sizes(symbols, bounds), **also}] if also else [])
+    elif served.answers == "denoise":  # a diffusion model's denoiser: its own named inputs, the noise out
+        model = Denoise(network)
+        inputs = [(name, shape, graph.dtype_of(name)) for name, shape in graph.inputs.items()]
+        extra["diffusion"] = json.dumps(info["diffusion"])
     else:
         (input_name, input_shape), = graph.inputs.items()  # a served network takes one input (the task checks it)
         model = serving_module(network, served, len(graph.outputs), input_shape, info)
         inputs = [(input_name, input_shape)]
     if "latent_shape" in info:  # a generative task's: what `udlc sample` draws and how it pictures samples
-        shapes = json.dumps([list(shape) for _, shape in inputs])
+        shapes = json.dumps([list(shape) for _, shape, *_ in inputs])
         extra.update(network=served.network, latent_shape=json.dumps(info["latent_shape"]),
                      value_range=json.dumps(info["value_range"]), input_shapes=shapes, sample_shapes=shapes)
     metadata = {

@@ -96,6 +96,20 @@ class Decode(nn.Module):
         return out * self.scale + self.shift
 
 
+class Denoise(nn.Module):
+    """A diffusion model's denoiser as trained: (x_t, t[, label]) in, the predicted noise out. The sampler
+    runs around it (udlc.runtime.sample), in the data's normalized units, and un-normalizes the result."""
+
+    output_names = ["noise"]
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.network(*inputs)
+
+
 def serving_module(network: nn.Module, served: Served, n_outputs: int, input_shape: tuple[int | str, ...],
                    info: dict[str, Any]) -> nn.Module:
     """Wrap `network` (with `n_outputs` graph outputs) for serving, with the standardizations run.json holds."""

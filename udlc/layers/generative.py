@@ -9,15 +9,17 @@ In training it draws ε ~ N(0, 1) from torch's generator (seeded by the run and 
 dropout's is); in evaluation and in an exported model it gives mu, the latent's mean, so answers are
 deterministic. Task vae draws its own latent the same way (`draw`), from the run's data generator.
 
-timestep_embedding: a diffusion step t (one float per sample) as `dim` sinusoidal features, [sin(t·f_i),
-cos(t·f_i)] with f_i = max_period^(-i / (dim/2)) (Ho et al. 2020, after Vaswani et al.); a denoiser passes
-them through an MLP and adds the result to its feature maps, broadcast over height and width:
+sinusoidal_embedding: each value v of its input (a diffusion step t, one per sample; or a point's coordinates)
+as `dim` features [sin(s·v·f_i), cos(s·v·f_i)], f_i = max_period^(-i / (dim/2)), s = `scale` (Ho et al.
+2020's timestep embedding, after Vaswani et al.; on coordinates, the Fourier features with which an MLP
+learns fine detail, Tancik et al. 2020). A denoiser passes a step's through an MLP and adds the result to
+its feature maps, broadcast over height and width:
 
-    - timestep_embedding: {dim: 64, from: t}
+    - sinusoidal_embedding: {dim: 64, from: t}
     - linear: 64
-    - silu
-    - reshape: [64, 1, 1]
-    - add: {from: [features, temb]}
+    - silu: {id: step}
+    - conv2d: {out_channels: 64, kernel_size: 3, padding: 1, from: x}
+    - add: {from: step}          # after `reshape: [64, 1, 1]` of the step's features
 """
 
 import functools
@@ -40,12 +42,14 @@ def draw(mu, logvar, noise):
     return mu + (0.5 * logvar).exp() * noise
 
 
-class TimestepEmbedding(LayerConfig):
-    """(1,) → (dim,): sines and cosines of the step at geometrically spaced frequencies; no parameters."""
+class SinusoidalEmbedding(LayerConfig):
+    """(n,) → (n·dim,): sines and cosines of each value at geometrically spaced frequencies; no parameters."""
 
-    type: Literal["timestep_embedding"] = "timestep_embedding"
-    dim: PositiveInt = Field(description="the number of features (even): dim/2 sines, then dim/2 cosines")
-    max_period: PositiveFloat = Field(10000.0, description="the slowest frequency's period, in steps")
+    type: Literal["sinusoidal_embedding"] = "sinusoidal_embedding"
+    dim: PositiveInt = Field(description="features per value (even): dim/2 sines, then dim/2 cosines")
+    max_period: PositiveFloat = Field(10000.0, description="the slowest frequency's period (in the value's units)")
+    scale: PositiveFloat = Field(1.0, description="multiplies the values first (e.g. 25 for standardized "
+                                                  "coordinates, whose detail lies below 1)")
 
 
 @functools.cache
@@ -60,21 +64,21 @@ def torch_modules():
                 return mu
             return draw(mu, logvar, torch.randn_like(mu))
 
-    class TimestepEmbeddingModule(nn.Module):
-        def __init__(self, dim: int, max_period: float):
+    class SinusoidalEmbeddingModule(nn.Module):
+        def __init__(self, dim: int, max_period: float, scale: float):
             super().__init__()
             half = dim // 2
-            frequencies = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64) / half)
+            frequencies = scale * torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64) / half)
             self.register_buffer("frequencies", frequencies.float(), persistent=False)  # a function of the config
 
-        def forward(self, t):
-            angles = t * self.frequencies  # (B, 1) * (half,) -> (B, half)
-            return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+        def forward(self, v):
+            angles = v[..., None] * self.frequencies  # (B, n, 1) * (half,) -> (B, n, half)
+            return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).flatten(1)
 
         def extra_repr(self) -> str:
             return f"dim={2 * self.frequencies.shape[0]}"
 
-    return {"reparameterize": ReparameterizeModule, "timestep_embedding": TimestepEmbeddingModule}
+    return {"reparameterize": ReparameterizeModule, "sinusoidal_embedding": SinusoidalEmbeddingModule}
 
 
 def reparameterize_shape(cfg: Reparameterize, mu: Shape, logvar: Shape) -> Shape:
@@ -89,16 +93,16 @@ register(Reparameterize, shape=reparameterize_shape, build=lambda cfg, mu, logva
          samples=[({}, ((8,), (8,))), ({}, ((2, 4, 4), (2, 4, 4)))])
 
 
-def timestep_shape(cfg: TimestepEmbedding, t: Shape) -> Shape:
-    if tuple(t) != (1,):
-        raise ShapeError(f"expects the step, one value per sample (1,), but gets {t}",
+def sinusoidal_shape(cfg: SinusoidalEmbedding, v: Shape) -> Shape:
+    if len(v) != 1:
+        raise ShapeError(f"expects a vector of values (n,), e.g. the step t (1,), but gets {v}",
                          "declare the step as an input `t: [1]` and give the layer `from: t`")
     if cfg.dim % 2:
         raise ShapeError(f"dim must be even (half sines, half cosines), got {cfg.dim}", f"use {cfg.dim + 1}")
-    return (cfg.dim,)
+    return (v[0] * cfg.dim,)
 
 
-register(TimestepEmbedding, shape=timestep_shape,
-         build=lambda cfg, t: torch_modules()["timestep_embedding"](cfg.dim, cfg.max_period),
-         flops=lambda cfg, t: 2 * cfg.dim, main_arg="dim",
-         samples=[({"dim": 16}, ((1,),)), ({"dim": 6, "max_period": 100.0}, ((1,),))])
+register(SinusoidalEmbedding, shape=sinusoidal_shape,
+         build=lambda cfg, v: torch_modules()["sinusoidal_embedding"](cfg.dim, cfg.max_period, cfg.scale),
+         flops=lambda cfg, v: 2 * v[0] * cfg.dim, main_arg="dim",
+         samples=[({"dim": 16}, ((1,),)), ({"dim": 6, "max_period": 100.0, "scale": 25.0}, ((2,),))])

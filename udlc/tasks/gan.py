@@ -84,7 +84,8 @@ class GAN(Task):
         (_, latent_shape), (_, data_shape) = found
         errors += self.check_shapes(compiled, data_shape)
         if not errors and (check_files or not spec.data.is_file()):
-            errors += generative.check_samples(compiled, self.name, "discriminator", data_shape)
+            errors += generative.check_samples(compiled, self.name, ("models", "discriminator", "input"),
+                                               data_shape)
         return errors
 
     def check_shapes(self, compiled: Any, data_shape: tuple) -> list[SpecError]:
@@ -212,6 +213,16 @@ class GAN(Task):
         discriminator.train(was_training)
         frechet = generative.frechet_distance(torch.cat(reals).double().numpy(), torch.cat(fakes).double().numpy())
         return {"d_loss": d_sum / seen, "g_loss": g_sum / seen, "frechet": frechet}
+
+    def quality(self, s: Any, data: Any) -> dict[str, float]:
+        import torch
+
+        generator = s.models["generator"].eval()
+        z = torch.randn((generative.QUALITY_SAMPLES, *self.latent_shape),
+                        generator=torch.Generator().manual_seed(s.spec.seed)).to(s.device)
+        with torch.no_grad():
+            samples = generator(z).float().cpu().numpy()
+        return generative.reference_quality(data, samples)
 
     def after_training(self, s: Any, data: Any) -> None:
         def draw(z: Any) -> Any:

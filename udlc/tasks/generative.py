@@ -3,6 +3,7 @@ samples loaded without their labels, and the run information `udlc sample` reads
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from udlc.errors import SpecError, did_you_mean
@@ -41,7 +42,7 @@ def one_input(compiled: Any, network: str) -> tuple[str, tuple] | SpecError:
     return name, tuple(shape)
 
 
-def check_samples(compiled: Any, task: str, network: str, shape: tuple) -> list[SpecError]:
+def check_samples(compiled: Any, task: str, where: tuple, shape: tuple) -> list[SpecError]:
     """The data's samples against the input that reads them; no augmentation (a generative model learns
     the data as it is)."""
     from udlc.data.peek import mismatches, peek
@@ -58,7 +59,6 @@ def check_samples(compiled: Any, task: str, network: str, shape: tuple) -> list[
         signature = peek(spec.data, compiled.base_dir)
     except SpecError as e:
         return [located(e, doc)]
-    where = ("models", network) + ("input",)
     return [error(doc, m.message, where, m.hint, key=True)
             for m in mismatches(signature, shape, shape, "mse", "regression") if m.where == "input"]
 
@@ -135,13 +135,49 @@ def write_picture(s: Any, data: Any, latent_shape: tuple, decode: Any, count: in
 def frechet_distance(a: Any, b: Any) -> float:
     """The Fréchet distance between Gaussians fitted to two sets of vectors (n, d): |m_a - m_b|² +
     tr(C_a + C_b - 2 (C_a C_b)^½), the measure of FID, here on the vectors themselves."""
+    import warnings
+
     import numpy as np
     from scipy import linalg
 
     mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root = linalg.sqrtm(cov_a @ cov_b)
-    if not np.isfinite(root).all():  # a singular product: nudge both covariances, as FID implementations do
-        eps = np.eye(len(cov_a)) * 1e-6
-        root = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    with warnings.catch_warnings():  # pixels that never change make the covariances singular: expected here
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root = linalg.sqrtm(cov_a @ cov_b)
+        if not np.isfinite(root).all():  # nudge both covariances, as FID implementations do
+            eps = np.eye(len(cov_a)) * 1e-6
+            root = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
     return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * root.real))
+
+
+QUALITY_SAMPLES = 500
+
+
+def reference_quality(data: Any, samples: Any, labels: Any = None) -> dict[str, float]:
+    """How a reference classifier (scikit-learn's logistic regression, fitted on the training split) sees
+    generated samples (normalized, as the training split): the Fréchet distance between its logits for them
+    and for the test split's samples (FID's measure in a small classifier's feature space), its own test
+    accuracy (how far to trust it), the same distance between the validation and test splits (what real
+    samples score), and, for samples asked of a class (`labels`), the share it puts in that class. Empty for data without classes or without a test split, and for 2-D points (a linear classifier
+    of points says little; their picture and `frechet` say more)."""
+    import warnings
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    if data.n_classes is None or not len(data.x_test) or math.prod(data.input_shape) <= 2:
+        return {}
+    flat = [np.asarray(a, dtype=np.float64).reshape(len(a), -1)
+            for a in (data.x_train, data.x_test, samples, data.x_val)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter: the fit is a measuring stick, not a result
+        classifier = LogisticRegression(max_iter=2000).fit(flat[0], np.asarray(data.y_train).reshape(-1))
+    real, fake = classifier.decision_function(flat[1]), classifier.decision_function(flat[2])
+    out = {"test_reference_accuracy": float(classifier.score(flat[1], np.asarray(data.y_test).reshape(-1))),
+           "test_classifier_frechet": frechet_distance(real, fake)}
+    if len(flat[3]) > 1:  # two real sets, validation and test, for scale: what a perfect generator would score
+        out["test_classifier_frechet_val"] = frechet_distance(classifier.decision_function(flat[3]), real)
+    if labels is not None:
+        out["test_class_accuracy"] = float((fake.argmax(axis=1) == np.asarray(labels).reshape(-1)).mean())
+    return out

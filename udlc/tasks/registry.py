@@ -27,6 +27,7 @@ class Served:
     # 'decode' / 'decode_sigmoid' (a latent in, a sample in the data's units out), 'encode' (data in, latent out)
     answers: str
     file: str = "model"  # the run folder's <file>.onnx
+    weights: str | None = None  # the checkpoint's weights to serve, when not the network's own (its EMA's)
 
 
 class Task:
@@ -71,6 +72,11 @@ class Task:
             return higher_is_better(logged)
         return False
 
+    def shadows(self, compiled: Any) -> dict[str, str]:
+        """Copies of networks that no optimizer trains but that are checkpointed (and may be served) with them,
+        e.g. an exponential moving average of a network's weights: each copy's name → the network copied."""
+        return {}
+
     def optimizer_steps(self, network: str, steps: int) -> int:
         """How many times `network`'s optimizer steps in `steps` steps of the run (a schedule spans these)."""
         return steps
@@ -88,6 +94,11 @@ class Task:
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
         """Loss and metrics over a split, in eval mode."""
         raise NotImplementedError
+
+    def quality(self, s: Any, data: Any) -> dict[str, float]:
+        """Measures of what a generative model makes, beside the test split's losses (results.json and
+        `udlc eval`): none by default."""
+        return {}
 
     def after_training(self, s: Any, data: Any) -> None:
         """Anything to write into the run folder once the final weights are loaded (a generative task's

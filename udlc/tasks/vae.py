@@ -77,7 +77,7 @@ class VAE(Task):
         (_, data_shape), (_, latent_shape) = found
         errors += self.check_shapes(compiled, data_shape, latent_shape)
         if not errors and (check_files or not spec.data.is_file()):
-            errors += generative.check_samples(compiled, self.name, "encoder", data_shape)
+            errors += generative.check_samples(compiled, self.name, ("models", "encoder", "input"), data_shape)
         return errors
 
     def check_shapes(self, compiled: Any, data_shape: tuple, latent_shape: tuple) -> list[SpecError]:

@@ -20,14 +20,13 @@ def evaluate_run(run_dir: Path) -> dict[str, float]:
 
     import torch
 
-    from udlc.compiler.lower import lower
     from udlc.runs import checkpoint
-    from udlc.trainer.run import test_metrics
+    from udlc.trainer.run import build_models, test_metrics
 
     task = compiled.task
     data = task.load_data(compiled)
     device = torch.device("cpu")
-    models = {name: lower(graph) for name, graph in compiled.graphs.items()}
+    models = build_models(compiled, device)
     checkpoint.load_models(models, final, device)
     s = SimpleNamespace(models=models, graphs=compiled.graphs, spec=compiled.spec, task=task,
                         autocast=nullcontext, device=device)

@@ -198,7 +198,8 @@ def restore_last(s: Setup) -> None:
     state = checkpoint.load(s.run.checkpoint("last"), device=s.device)
     for name in s.models:
         s.module(name).load_state_dict(state["models"][name])
-        s.optimizers[name].load_state_dict(state["optimizers"][name])
+        if name in s.optimizers:  # a shadow copy (an EMA) has none
+            s.optimizers[name].load_state_dict(state["optimizers"][name])
     for name, scheduler in s.schedulers.items():
         scheduler.load_state_dict({**state["schedulers"][name], "lr_lambdas": [None] * len(scheduler.lr_lambdas)})
     for name, plateau in s.plateaus.items():

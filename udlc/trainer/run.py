@@ -52,7 +52,6 @@ def _deterministic(enabled: bool):
 def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init_from: Path | None) -> Path:
     import torch
 
-    from udlc.compiler.lower import lower
     from udlc.data import augment_batch
     from udlc.trainer.logging import EpochLog
     from udlc.trainer.loop import Setup, fit, restore_last
@@ -65,7 +64,7 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     torch.manual_seed(spec.seed)
     data = task.load_data(compiled)
 
-    models = {name: lower(graph, seed=spec.seed + i).to(device) for i, (name, graph) in enumerate(compiled.graphs.items())}
+    models = build_models(compiled, device)
     # Before the run folder exists: a run that cannot start leaves nothing behind.
     notes = [init_weights(models, RunFolder.open(init_from))] if init_from is not None and resume is None else []
     run = resume or RunFolder.create(out, spec.name)
@@ -79,7 +78,8 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     steps_per_epoch = math.ceil(len(train_batches) / train.grad_accum)
 
     optimizers, schedulers, plateaus = {}, {}, {}
-    for name, model in models.items():
+    for name in compiled.graphs:
+        model = models[name]
         opt_spec, schedule = spec.optimizer_of(name), spec.schedule_of(name)
         optimizers[name], decay_note = make_optimizer(model, opt_spec)
         notes.append(decay_note if len(models) == 1 else f"{name}: {decay_note}")
@@ -136,6 +136,19 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     return run.path
 
 
+def build_models(compiled: Any, device: Any) -> dict[str, Any]:
+    """The spec's networks, initialized from the seed, and the task's shadow copies of them (an EMA)."""
+    import copy
+
+    from udlc.compiler.lower import lower
+
+    seed = compiled.spec.seed
+    models = {name: lower(graph, seed=seed + i).to(device) for i, (name, graph) in enumerate(compiled.graphs.items())}
+    for shadow, source in compiled.task.shadows(compiled).items():
+        models[shadow] = copy.deepcopy(models[source]).requires_grad_(False)
+    return models
+
+
 def _now(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
 
@@ -158,7 +171,8 @@ def pick_device(choice: str):
 
 def test_metrics(s: Any, data: Any) -> dict[str, float]:
     test = s.task.batches(data, "test", batch_size=256, shuffle=False, device=s.device)
-    return {} if test is None else {f"test_{k}": v for k, v in s.task.evaluate(s, test).items()}
+    return {} if test is None else {**{f"test_{k}": v for k, v in s.task.evaluate(s, test).items()},
+                                    **s.task.quality(s, data)}
 
 
 def init_weights(models: dict[str, Any], source: RunFolder) -> str:
