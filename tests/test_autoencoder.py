@@ -38,6 +38,7 @@ def test_the_example_checks() -> None:
 @pytest.mark.parametrize("change, marker, words", [
     ({"model": {"input": [64], "layers": [{"linear": 8}, {"linear": 32}]}}, "linear: 32", "gives back its input"),
     ({"loss": "cross_entropy"}, "loss: cross_entropy", "classification loss"),
+    ({"loss": "bce", "metrics": []}, "data:", "minmax"),
     ({"model": {"input": [32], "layers": [{"linear": 32}]}}, "input:", "64"),
     ({"data": {"source": "digits", "augment": [{"random_crop": 1}]},
       "model": {"input": [1, 8, 8], "layers": ["flatten", {"linear": 64}, {"reshape": [1, 8, 8]}]}},
@@ -84,3 +85,68 @@ def test_the_reconstruction_beats_the_mean_image_in_the_datas_units(ae_run: Path
     results = json.loads((ae_run / "results.json").read_text())
     # the logged loss is in pixel values squared too: of the same order as the whole set's error
     assert 0.5 * mse < results["test_loss"] < 2 * mse
+
+
+PAIR = {
+    "udlc": 1, "name": "ae-pair", "seed": 0, "task": "autoencoder",
+    "data": {"source": "digits", "normalize": "minmax", "split": [0.8, 0.1, 0.1]},
+    "models": {"encoder": {"input": [64], "layers": [{"linear": 64}, "relu", {"linear": 8}]},
+               "decoder": {"input": [8], "layers": [{"linear": 64}, "relu", {"linear": 64}]}},
+    "loss": "bce", "optimizer": {"adam": {"lr": 0.003}}, "train": {"epochs": 8, "batch_size": 64},
+}
+
+
+def pair_spec(tmp_path: Path, changes: dict | None = None) -> Path:
+    from tests.conftest import edited
+
+    path = tmp_path / "pair.yaml"
+    path.write_text(yaml.safe_dump(edited(PAIR, changes or {}), sort_keys=False, default_flow_style=None))
+    return path
+
+
+@pytest.mark.parametrize("changes, marker, words", [
+    ({"models.decoder.input": [6]}, "input: [6]", "reads the encoder's code"),
+    ({"models.decoder.layers": [{"linear": 32}]}, "linear: 32", "gives back its input"),
+    ({"data.normalize": "standard"}, "normalize: standard", "minmax"),
+    ({"metrics": ["r2"]}, "metrics:", "logits"),
+    ({"models.critic": {"input": [2], "layers": [{"linear": 1}]}}, "critic:", "no network 'critic'"),
+])
+def test_the_two_network_form_is_checked_at_its_lines(tmp_path: Path, changes, marker, words) -> None:
+    spec = pair_spec(tmp_path, changes)
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    (e,) = info.value.errors
+    assert e.span.line == line_of(spec, marker) and words in e.message + " " + (e.hint or ""), e.message
+
+
+@pytest.mark.slow
+def test_encoder_and_decoder_are_served_apart_and_decode_their_codes(tmp_path: Path) -> None:
+    """bce on logits: the decoder's file gives sigmoid(logits) in pixels; encoding then decoding through the
+    two files equals the networks' reconstruction, and it beats the mean digit."""
+    import onnxruntime as ort
+    import torch
+    from sklearn.datasets import load_digits
+
+    from udlc.compiler.lower import lower
+    from udlc.exporter.onnx import export_run
+    from udlc.runs import RunFolder, checkpoint
+
+    run = train_here(pair_spec(tmp_path), tmp_path / "runs")
+    export_run(run)
+    encoder = ort.InferenceSession(str(run / "encoder.onnx"))
+    decoder = ort.InferenceSession(str(run / "model.onnx"))
+    x = load_digits().data.astype(np.float32)
+    (code,) = encoder.run(None, {encoder.get_inputs()[0].name: x})
+    (back,) = decoder.run(None, {decoder.get_inputs()[0].name: code})
+    assert code.shape == (len(x), 8) and back.shape == x.shape and 0 <= back.min() and back.max() <= 16
+    folder = RunFolder.open(run)
+    compiled = folder.compiled()
+    nets = {n: lower(g).eval() for n, g in compiled.graphs.items()}
+    checkpoint.load_models(nets, folder.final_checkpoint(compiled.spec))
+    norm = folder.info["normalization"]
+    scale = np.array(norm["scale"], np.float32)
+    with torch.no_grad():
+        expected = torch.sigmoid(nets["decoder"](nets["encoder"](torch.from_numpy((x - np.array(norm["shift"],
+                                                                                np.float32)) / scale))))
+    assert np.allclose(back, expected.numpy() * scale + np.array(norm["shift"], np.float32), atol=1e-3)
+    assert float(((back - x) ** 2).mean()) < 0.6 * float(((x.mean(0) - x) ** 2).mean())

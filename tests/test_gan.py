@@ -155,13 +155,15 @@ def test_resume_continues_exactly(tmp_path: Path, one_torch_thread) -> None:
 
     from udlc.trainer.run import resume_run
 
-    changes = {"task": {"gan": {"loss": "wasserstein_gp", "d_steps": 2}}}
+    # pictures every epoch draw their own noise: the run's generators, and so a resume, are untouched
+    changes = {"task": {"gan": {"loss": "wasserstein_gp", "d_steps": 2, "samples_every": 1}}}
     straight = train_here(small(tmp_path, {**changes, "train.epochs": 2}, "a.yaml"), tmp_path / "a")
     short = train_here(small(tmp_path, {**changes, "train.epochs": 1}, "b.yaml"), tmp_path / "b")
     resume_run(short, ["train.epochs=2"], quiet=True)
     a = load_file(str(straight / "checkpoints" / "last.safetensors"))
     b = load_file(str(short / "checkpoints" / "last.safetensors"))
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+    assert sorted(p.name for p in (straight / "samples").iterdir()) == ["epoch-0001.png", "epoch-0002.png"]
 
 
 @pytest.mark.slow

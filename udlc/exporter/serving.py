@@ -77,18 +77,22 @@ class Serving(nn.Module):
 
 class Decode(nn.Module):
     """A latent in, a sample in the data's units out: a decoder or generator, then sigmoid where it gives
-    logits of values in [0, 1] ('decode_sigmoid'), then the data's normalization undone."""
+    logits of values in [0, 1] ('decode_sigmoid'), then the data's normalization undone. With
+    `normalize_input`, a raw sample in (an autoencoder's reconstruction, 'reconstruct_sigmoid')."""
 
-    output_names = ["sample"]
-
-    def __init__(self, network: nn.Module, output: int | None, squash: bool, normalization: Normalization):
+    def __init__(self, network: nn.Module, output: int | None, squash: bool, normalization: Normalization,
+                 normalize_input: bool = False):
         super().__init__()
-        self.network, self.output, self.squash = network, output, squash
+        self.network, self.output, self.squash, self.normalize_input = network, output, squash, normalize_input
         self.register_buffer("shift", torch.from_numpy(normalization.shift.copy()))
         self.register_buffer("scale", torch.from_numpy(normalization.scale.copy()))
 
+    @property
+    def output_names(self) -> list[str]:
+        return ["prediction"] if self.normalize_input else ["sample"]
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.network(z)
+        out = self.network((z - self.shift) / self.scale if self.normalize_input else z)
         if self.output is not None:
             out = out[self.output]
         if self.squash:
@@ -115,8 +119,9 @@ def serving_module(network: nn.Module, served: Served, n_outputs: int, input_sha
     """Wrap `network` (with `n_outputs` graph outputs) for serving, with the standardizations run.json holds."""
     output = served.output if n_outputs > 1 else None
     normalization = Normalization.from_json(info["normalization"])
-    if served.answers in ("decode", "decode_sigmoid"):
-        return Decode(network, output, served.answers == "decode_sigmoid", normalization)
+    if served.answers in ("decode", "decode_sigmoid", "reconstruct_sigmoid"):
+        return Decode(network, output, served.answers.endswith("sigmoid"), normalization,
+                      normalize_input=served.answers.startswith("reconstruct"))
     target = info.get("target_normalization")  # absent in run.json of runs from before it existed
     return Serving(network, input_shape, output, served.answers, normalization,
                    Normalization.from_json(target) if target is not None else None)

@@ -10,7 +10,8 @@ through it, so none of them needs another.
         results.json       test metrics
         model.onnx         when the spec has export.onnx (or after `udlc export`); a task that serves several
                            networks writes the others beside it (a VAE's encoder.onnx)
-        samples.png        a generative task's samples at the end of training
+        samples.png        a generative task's samples at the end of training (samples/epoch-<N>.png
+                           every `samples_every` epochs)
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ class RunFolder:
     @property
     def samples_file(self) -> Path:
         return self.path / "samples.png"
+
+    def samples_at(self, epoch: int) -> Path:
+        return self.path / "samples" / f"epoch-{epoch:04d}.png"
 
     def checkpoint(self, which: str) -> Path:
         """checkpoints/<which> without suffix: the checkpoint module adds .safetensors and .json."""

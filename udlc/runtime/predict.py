@@ -94,6 +94,8 @@ class Model:
         self.session, meta = open_session(path, device)
         if meta.get("task") == "language_model":
             raise UdlcError(f"{path} is a language model: it continues text with `udlc generate {path} --prompt ...`")
+        if meta.get("task") in ("vae", "gan", "diffusion") and meta.get("network") != "encoder":
+            raise UdlcError(f"{path} is a generative model: draw samples with `udlc sample {path}`")
         if "input_shapes" not in meta:
             raise UdlcError(f"{path} was not exported by udlc (its metadata has no input shape)")
         if "outputs" not in meta:
@@ -113,8 +115,9 @@ class Model:
         except (KeyError, ValueError, TypeError, IndexError) as e:
             raise UdlcError(f"{path}: its udlc metadata is damaged ({type(e).__name__}: {e}) — export it again "
                             "with `udlc export RUN_FOLDER`") from None
-        # The graph's answer: probabilities for a classifier, the values themselves otherwise.
-        self.answer = "probabilities" if "probabilities" in outputs else "prediction"
+        # The graph's answer: probabilities for a classifier, the values themselves otherwise (a prediction,
+        # an encoder's latent, a decoder's sample).
+        self.answer = "probabilities" if "probabilities" in outputs else outputs[0]
         if self.answer not in [o.name for o in self.session.get_outputs()]:
             raise UdlcError(f"{path} has no output named '{self.answer}' — export it again with "
                             "`udlc export RUN_FOLDER`")

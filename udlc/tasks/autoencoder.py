@@ -1,17 +1,26 @@
-"""task: autoencoder — one network learns to give back its input through a narrower code.
+"""task: autoencoder — a network learns to give back its input through a narrower code.
 
     task: {autoencoder: {denoising: {noise: 0.2}}}   # or just `task: autoencoder`
     data: {source: digits}                            # any set of samples; its labels are not used
     model:
       input: [64]
       layers: [{linear: 32}, relu, {linear: 8}, relu, {linear: 32}, relu, {linear: 64}]   # output = input shape
-    loss: mse                                         # or mae, huber
+    loss: mse                                         # or mae, huber; bce with data.normalize: minmax
 
-The network reads the standardized input and learns the standardized input back; every loss it reports
-is in the data's own units (un-standardized, as regression targets are), so `val_loss` of digits is in
-pixel values squared. With `denoising`, each training batch is corrupted with Gaussian noise of that
-standard deviation (in standardized units) before the network reads it; the target stays clean, and
-evaluation reads clean inputs. The exported model gives the reconstruction in the data's units.
+or as two networks, each served on its own:
+
+    models:
+      encoder: {input: [64], layers: [{linear: 32}, relu, {linear: 8}]}     # a sample → its code
+      decoder: {input: [8], layers: [{linear: 32}, relu, {linear: 64}]}     # a code → the sample
+
+The network reads the normalized input and learns the normalized input back. With mse, mae or huber every
+loss it reports is in the data's own units (un-normalized, as regression targets are), so `val_loss` of
+digits is in pixel values squared; with `loss: bce` the output is one logit per value of an input scaled
+into [0, 1] (`data.normalize: minmax`), the loss binary cross-entropy. With `denoising`, each training batch
+is corrupted with Gaussian noise of that standard deviation (in normalized units) before the network reads
+it; the target stays clean, and evaluation reads clean inputs. The one network is served as model.onnx (a raw
+sample in, its reconstruction in the data's units out); two are served as model.onnx (the decoder: a code in,
+a sample out) and encoder.onnx (a raw sample in, its code out).
 """
 
 from __future__ import annotations
@@ -22,8 +31,12 @@ from pydantic import Field, PositiveFloat
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
-from udlc.tasks.registry import register
-from udlc.tasks.supervised import Supervised, located
+from udlc.tasks import generative
+from udlc.tasks.fields import error
+from udlc.tasks.registry import Served, register
+from udlc.tasks.supervised import Supervised, check_monitors, check_network_keys
+
+PAIR = ("encoder", "decoder")
 
 
 class Denoising(StrictModel):
@@ -39,69 +52,124 @@ class AutoencoderOptions(StrictModel):
 class Autoencoder(Supervised):
     name = "autoencoder"
     config = AutoencoderOptions
-    description = "one network reconstructs its input (mse/mae/huber; optionally from noisy inputs)"
+    description = "a network (or encoder and decoder) reconstructs its input (mse/mae/huber, or bce on logits)"
 
-    def check_outputs(self, compiled: Any, base: tuple) -> list[SpecError]:
+    # ---- check time -----------------------------------------------------------------------------------
+
+    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+        if compiled.spec.models is None or len(compiled.spec.models) == 1:
+            return super().check(compiled, check_files)
+        spec = compiled.spec
+        errors = generative.check_networks(compiled, self.name, PAIR)
+        if errors:
+            return errors
+        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        errors += self.check_loss(compiled)
+        found = [generative.one_input(compiled, n) for n in PAIR]
+        errors += [f for f in found if isinstance(f, SpecError)]
+        if errors:
+            return errors
+        (_, data_shape), (_, code_shape) = found
+        encoder, decoder = compiled.graphs["encoder"], compiled.graphs["decoder"]
+        if len(encoder.outputs) != 1 or tuple(encoder.shape_of(encoder.outputs[0])) != code_shape:
+            got = [list(encoder.shape_of(o)) for o in encoder.outputs]
+            errors.append(error(compiled.doc, f"the decoder reads the encoder's code, {got[0] if len(got) == 1 else got}; "
+                                f"its input is {list(code_shape)}", ("models", "decoder", "input"),
+                                "give the decoder the code's shape, and the encoder one output", key=True))
+        errors += self.check_reconstruction(compiled, decoder, data_shape)
+        if not errors and (check_files or not spec.data.is_file()):
+            errors += self.check_data(compiled, ("models", "encoder"))
+        return errors
+
+    def check_loss(self, compiled: Any) -> list[SpecError]:
         from udlc.spec.losses import LOSSES
 
-        spec, doc, graph = compiled.spec, compiled.doc, self.graph(compiled)
-        errors = super().check_outputs(compiled, base)
+        spec, doc = compiled.spec, compiled.doc
+        if spec.loss.type == "bce":
+            errors = generative.needs_minmax(compiled)
+            if spec.metrics:
+                errors.append(error(doc, "with bce the outputs are logits: the metrics would not see values",
+                                    ("metrics",), "drop `metrics`, or use mse", key=True))
+            return errors
         if LOSSES[spec.loss.type].targets != "real":
-            errors.append(SpecError(f"an autoencoder regresses its input; {spec.loss.type} is a classification loss",
-                                    path="loss", span=doc.span(("loss",)), hint="use mse, mae or huber"))
+            return [error(doc, f"an autoencoder regresses its input; {spec.loss.type} is a classification loss",
+                          ("loss",), "use mse, mae or huber (or bce, with data.normalize: minmax)")]
+        return []
+
+    def check_reconstruction(self, compiled: Any, graph: Any, shape: tuple) -> list[SpecError]:
+        out = graph.shape_of(graph.outputs[0])
+        if out is None or tuple(out) == tuple(shape):
+            return []
+        node = graph.nodes[graph.outputs[0].partition(".")[0]]
+        return [SpecError(f"an autoencoder gives back its input, {tuple(shape)}; this model gives {tuple(out)}",
+                          path=node.path, span=node.span,
+                          hint="end the decoder with the input's shape (e.g. `linear: 64`, or a `reshape` back to it)")]
+
+    def check_outputs(self, compiled: Any, base: tuple) -> list[SpecError]:
+        graph = self.graph(compiled)
+        errors = super().check_outputs(compiled, base) + self.check_loss(compiled)
         if errors or len(graph.inputs) != 1:
             return errors
         (shape,) = graph.inputs.values()
-        out = graph.shape_of(graph.outputs[0])
-        if out != shape:
-            node = graph.nodes[graph.outputs[0].partition(".")[0]]
-            errors.append(SpecError(f"an autoencoder gives back its input, {tuple(shape)}; this model gives "
-                                    f"{tuple(out) if out else out}", path=node.path, span=node.span,
-                                    hint="end the decoder with the input's shape (e.g. `linear: 64`, or a "
-                                         "`reshape` back to it)"))
-        return errors
+        return self.check_reconstruction(compiled, graph, tuple(shape))
 
     def check_data(self, compiled: Any, base: tuple) -> list[SpecError]:
         """Only the input against the data's samples: the data's targets are not used."""
-        from udlc.data.peek import mismatches, peek
-
-        spec, doc, graph = compiled.spec, compiled.doc, self.graph(compiled)
+        spec, doc = compiled.spec, compiled.doc
         if spec.data.augment:  # it would change the input but not the target it must give back
-            return [SpecError("an autoencoder's inputs are not augmented", path="data.augment",
-                              span=doc.span(("data", "augment"), key=True),
-                              hint="drop `augment`; `task: {autoencoder: {denoising: {noise: 0.2}}}` corrupts inputs")]
-        try:
-            signature = peek(spec.data, compiled.base_dir)
-        except SpecError as e:
-            return [located(e, doc)]
-        (shape,) = graph.inputs.values()
-        return [SpecError(m.message, path=".".join(base + ("input",)), span=doc.span(base + ("input",), key=True),
-                          hint=m.hint)
-                for m in mismatches(signature, shape, shape, "mse", "regression") if m.where == "input"]
+            return [error(doc, "an autoencoder's inputs are not augmented", ("data", "augment"),
+                          "drop `augment`; `task: {autoencoder: {denoising: {noise: 0.2}}}` corrupts inputs", key=True)]
+        (shape,) = compiled.graphs[base[-1] if base[0] == "models" else "model"].inputs.values()
+        return generative.check_samples(compiled, self.name, base + ("input",), tuple(shape))
+
+    def served(self, compiled: Any) -> list[Served]:
+        bce = compiled.spec.loss.type == "bce"
+        if "decoder" in compiled.graphs:
+            return [Served("decoder", 0, "decode_sigmoid" if bce else "decode"),
+                    Served("encoder", 0, "encode", file="encoder")]
+        return [Served(self.network(compiled), 0, "reconstruct_sigmoid" if bce else "identity")]
+
+    # ---- train time -----------------------------------------------------------------------------------
 
     def load_data(self, compiled: Any) -> Any:
-        """The samples, split and standardized; each split's targets are its own inputs, and the target
+        """The samples, split and normalized; each split's targets are its own inputs, and the target
         scale is the input's, so losses and the exported reconstruction come back in the data's units."""
-        from udlc.data import prepare
-
-        spec = compiled.spec
-        self.net = self.network(compiled)
-        ((self.input, shape),) = self.graph(compiled).inputs.items()
-        try:
-            data = prepare(spec.data, shape, compiled.base_dir, spec.seed)
-        except SpecError as e:
-            raise located(e, compiled.doc) from None
+        self.pair = "decoder" in compiled.graphs
+        self.net = "decoder" if self.pair else self.network(compiled)
+        ((self.input, shape),) = compiled.graphs["encoder" if self.pair else self.net].inputs.items()
+        data = generative.load_samples(compiled, tuple(shape))
         data.y_train, data.y_val, data.y_test = data.x_train, data.x_val, data.x_test
         data.target_normalization = data.normalization
         data.task, data.classes, data.n_classes = "regression", None, None
+        if self.pair:
+            ((_, self.code_shape),) = compiled.graphs["decoder"].inputs.items()
         return data
+
+    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
+        info = super().info(compiled, data)
+        if self.pair:  # what the exporter needs of the decoder: the code's shape, the data's range
+            info.update(latent_shape=list(self.code_shape), value_range=list(generative.value_range(data)))
+        return info
+
+    def output_ids(self, spec: Any, graph: Any) -> list[str]:
+        return list(graph.outputs) if self.pair else super().output_ids(spec, graph)
+
+    def forward(self, s: Any, x: Any) -> tuple[Any, ...]:
+        if not self.pair:
+            return super().forward(s, x)
+        return (s.models["decoder"](s.models["encoder"](x)),)
+
+    def trained(self) -> str | tuple[str, ...]:
+        return PAIR if self.pair else self.net
 
     def setup(self, s: Any, data: Any) -> None:
         import torch
 
         super().setup(s, data)
         norm = data.normalization  # its own shape: per feature (64,) or per channel (C, 1, 1)
-        self.target_norm = tuple(torch.as_tensor(a, device=s.device) for a in (norm.shift, norm.scale))
+        bce = s.spec.loss.type == "bce"
+        # bce's loss is on values in [0, 1] and the outputs are logits: nothing to bring back to the data's units
+        self.target_norm = None if bce else tuple(torch.as_tensor(a, device=s.device) for a in (norm.shift, norm.scale))
         if self.options.denoising and hasattr(s, "augment"):  # training (evaluating a run has no augment)
             # Supervised.train_step corrupts the input it reads (s.augment); the target stays the clean batch.
             s.augment = _noisy(self.options.denoising.noise, s.augment)

@@ -43,7 +43,7 @@ from udlc.tasks.supervised import check_monitors, check_network_keys
 DEFAULT_DDIM_STEPS = 50
 
 
-class DiffusionOptions(StrictModel):
+class DiffusionOptions(generative.GenerativeOptions):
     type: Literal["diffusion"] = "diffusion"
     steps: PositiveInt = Field(1000, description="T, the number of noising steps")
     schedule: Literal["linear", "cosine"] = Field("cosine", description="how β_t grows over the steps")
@@ -73,7 +73,7 @@ def input_path(compiled: Any, base: tuple, name: str) -> tuple:
 
 
 @register
-class Diffusion(Task):
+class Diffusion(generative.Pictures, Task):
     name = "diffusion"
     config = DiffusionOptions
     description = "a denoiser learns the noise of x_t; samples by ddpm or ddim; EMA; classifier-free guidance"
@@ -315,20 +315,16 @@ class Diffusion(Task):
         return generative.reference_quality(data, data.normalization.apply_normalization(samples),
                                             None if labels is None else labels.cpu().numpy())
 
-    def after_training(self, s: Any, data: Any) -> None:
-        """samples.png: for a class-conditional model, a column of each class."""
+    def picture(self, s: Any, data: Any, path: Any) -> None:
+        """For a class-conditional model, a column of each class."""
         import torch
 
-        from udlc.data.images import picturable, save_picture
-
-        if not picturable(data.input_shape):
+        count = generative.in_picture(data)
+        if not count:
             return
-        points = tuple(data.input_shape) == (2,)
         labels, columns = None, None
         if self.conditional:  # a column per class, as `udlc sample` draws them
             columns = data.n_classes
-            labels = (torch.arange(8 * columns, device=s.device) % columns)[:, None]
-        count = 1000 if points else (len(labels) if labels is not None else 64)
-        samples = self.generate(s, data, count, labels, seed=s.spec.seed).cpu().numpy()
-        reference = data.normalization.invert(data.x_train) if points else None
-        save_picture(samples, s.run.samples_file, generative.value_range(data), reference, columns)
+            count = 8 * columns
+            labels = (torch.arange(count, device=s.device) % columns)[:, None]
+        generative.save_samples(s, data, lambda: self.generate(s, data, count, labels, seed=s.spec.seed), path, columns)

@@ -38,7 +38,7 @@ from udlc.tasks.supervised import check_monitors, check_network_keys
 NETWORKS = ("generator", "discriminator")
 
 
-class GANOptions(StrictModel):
+class GANOptions(generative.GenerativeOptions):
     type: Literal["gan"] = "gan"
     loss: Literal["non_saturating", "hinge", "wasserstein_gp"] = Field(
         "non_saturating", description="the adversarial loss")
@@ -50,7 +50,7 @@ class GANOptions(StrictModel):
 
 
 @register
-class GAN(Task):
+class GAN(generative.Pictures, Task):
     name = "gan"
     config = GANOptions
     description = "generator vs discriminator, one optimizer each (non_saturating, hinge, wasserstein_gp)"
@@ -224,11 +224,11 @@ class GAN(Task):
             samples = generator(z).float().cpu().numpy()
         return generative.reference_quality(data, samples)
 
-    def after_training(self, s: Any, data: Any) -> None:
+    def picture(self, s: Any, data: Any, path: Any) -> None:
         def draw(z: Any) -> Any:
             return generative.raw(data, s.models["generator"](z).float())
 
-        generative.write_picture(s, data, self.latent_shape, draw)
+        generative.prior_picture(s, data, path, self.latent_shape, draw)
 
 
 def gradient_penalty(critic: Any, real: Any, fake: Any, generator: Any) -> Any:

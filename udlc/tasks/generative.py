@@ -4,9 +4,13 @@ samples loaded without their labels, and the run information `udlc sample` reads
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
+from pydantic import Field, PositiveInt
+
 from udlc.errors import SpecError, did_you_mean
+from udlc.spec.base import StrictModel
 from udlc.tasks.fields import error
 
 
@@ -40,6 +44,16 @@ def one_input(compiled: Any, network: str) -> tuple[str, tuple] | SpecError:
     if graph.dtype_of(name) != "float32":
         return error(compiled.doc, f"{network} reads float32 values", base, "declare `input: [shape]`", key=True)
     return name, tuple(shape)
+
+
+def needs_minmax(compiled: Any) -> list[SpecError]:
+    """bce reconstructs values in [0, 1]: the data must be scaled into them."""
+    normalize = compiled.spec.data.normalize
+    if normalize == "minmax":
+        return []
+    written = "normalize" in (compiled.doc.data.get("data") or {})
+    return [error(compiled.doc, f"bce reconstructs values in [0, 1], but data.normalize is {normalize}",
+                  ("data", "normalize") if written else ("data",), "set `data.normalize: minmax`", key=not written)]
 
 
 def check_samples(compiled: Any, task: str, where: tuple, shape: tuple) -> list[SpecError]:
@@ -113,23 +127,70 @@ def sample_info(data: Any, task: str, input_name: str, latent_shape: tuple) -> d
     }
 
 
-def write_picture(s: Any, data: Any, latent_shape: tuple, decode: Any, count: int = 64) -> None:
-    """samples.png in the run folder: `decode` (latents → samples in the data's units, torch) of `count` draws
-    from N(0, I) seeded by the spec; images in a grid, 2-D points over the training data's."""
-    import torch
+class GenerativeOptions(StrictModel):
+    samples_every: PositiveInt | None = Field(None, description="also write samples/epoch-<N>.png every this "
+                                                                 "many epochs, to watch progress")
 
-    from udlc.data.images import picturable, save_picture
+
+class Pictures:
+    """For a generative task (options from GenerativeOptions; `picture` draws samples into a file):
+    samples.png when training ends, and samples/epoch-<N>.png every `samples_every` epochs."""
+
+    def picture(self, s: Any, data: Any, path: Path) -> None:
+        raise NotImplementedError
+
+    def after_epoch(self, s: Any) -> None:
+        every = self.options.samples_every  # type: ignore[attr-defined]
+        if every and s.epoch % every == 0:
+            self.picture(s, s.data, s.run.samples_at(s.epoch))
+
+    def after_training(self, s: Any, data: Any) -> None:
+        self.picture(s, data, s.run.samples_file)
+
+
+POINTS_IN_PICTURE = 1000  # a scatter plot shows a distribution best with many points
+IMAGES_IN_PICTURE = 64
+
+
+def in_picture(data: Any) -> int:
+    """How many samples a picture holds; 0 when the samples are neither images nor 2-D points."""
+    from udlc.data.images import picturable
 
     if not picturable(data.input_shape):
-        return
-    points = tuple(data.input_shape) == (2,)  # a scatter plot shows a distribution best with many points
-    z = torch.randn((1000 if points else count, *latent_shape), generator=torch.Generator().manual_seed(s.spec.seed))
+        return 0
+    return POINTS_IN_PICTURE if tuple(data.input_shape) == (2,) else IMAGES_IN_PICTURE
+
+
+def save_samples(s: Any, data: Any, draw: Any, path: Path, columns: int | None = None) -> None:
+    """`draw()` (torch, samples in the data's units) with every network in eval mode, as a picture at `path`:
+    images in a grid, 2-D points over the training data's. Training mode comes back afterwards."""
+    import torch
+
+    from udlc.data.images import save_picture
+
+    modes = {name: model.training for name, model in s.models.items()}
     for model in s.models.values():
         model.eval()
-    with torch.no_grad():
-        samples = decode(z.to(s.device)).cpu().numpy()
-    reference = data.normalization.invert(data.x_train) if points else None
-    save_picture(samples, s.run.samples_file, value_range(data), reference)
+    try:
+        with torch.no_grad():
+            samples = draw().cpu().numpy()
+    finally:
+        for name, model in s.models.items():
+            model.train(modes[name])
+    points = tuple(data.input_shape) == (2,)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_picture(samples, path, value_range(data), data.normalization.invert(data.x_train) if points else None,
+                 columns)
+
+
+def prior_picture(s: Any, data: Any, path: Path, latent_shape: tuple, decode: Any) -> None:
+    """A picture of `decode` (latents → samples in the data's units) of draws from N(0, I) seeded by the spec."""
+    import torch
+
+    count = in_picture(data)
+    if count:
+        z = torch.randn((count, *latent_shape), generator=torch.Generator().manual_seed(s.spec.seed))
+        save_samples(s, data, lambda: decode(z.to(s.device)), path)
 
 
 def frechet_distance(a: Any, b: Any) -> float:

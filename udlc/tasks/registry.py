@@ -24,7 +24,9 @@ class Served:
     network: str
     output: int  # index into the network's graph outputs
     # 'softmax' (class probabilities), 'sigmoid' (binary probability) or 'identity' (values): predict's answers;
-    # 'decode' / 'decode_sigmoid' (a latent in, a sample in the data's units out), 'encode' (data in, latent out)
+    # 'decode' / 'decode_sigmoid' (a latent in, a sample in the data's units out), 'encode' (data in, latent out),
+    # 'reconstruct_sigmoid' (data in, an autoencoder's reconstruction from logits in the data's units out),
+    # 'denoise' (a diffusion model's denoiser, as trained)
     answers: str
     file: str = "model"  # the run folder's <file>.onnx
     weights: str | None = None  # the checkpoint's weights to serve, when not the network's own (its EMA's)
@@ -99,6 +101,10 @@ class Task:
         """Measures of what a generative model makes, beside the test split's losses (results.json and
         `udlc eval`): none by default."""
         return {}
+
+    def after_epoch(self, s: Any) -> None:
+        """Anything to write into the run folder after an epoch's row is logged (s.data is the task's data);
+        nothing by default."""
 
     def after_training(self, s: Any, data: Any) -> None:
         """Anything to write into the run folder once the final weights are loaded (a generative task's

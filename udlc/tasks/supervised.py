@@ -199,15 +199,23 @@ class Supervised(Task):
         self.target_norm = None if norm is None else tuple(
             torch.as_tensor(a.reshape(-1), device=s.device) for a in (norm.shift, norm.scale))
 
+    def forward(self, s: Any, x: Any) -> tuple[Any, ...]:
+        """The trained outputs for a batch of inputs."""
+        outs = s.models[self.net](x)
+        return outs if isinstance(outs, tuple) else (outs,)
+
+    def trained(self) -> str | tuple[str, ...]:
+        """The network (or networks) the loss trains."""
+        return self.net
+
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
         xb, yb = batch[self.input], batch["target"]
         if s.augment is not None:
             xb = s.augment(xb, s.generator)
         with s.autocast():
-            outs = s.models[self.net](xb)
-            outs = outs if isinstance(outs, tuple) else (outs,)
+            outs = self.forward(s, xb)
             loss = self.total([self.loss_fn(out, yb) for out in outs])
-        value = s.update(self.net, loss, (xb, yb))
+        value = s.update(self.trained(), loss, (xb, yb))
         if self.target_norm is not None:  # report in the targets' units, not the standardized ones
             value = self.total([self.loss_fn(self.raw(o.detach()), self.raw(yb)) for o in outs]).item()
         return {"loss": value}, len(xb)
@@ -218,20 +226,22 @@ class Supervised(Task):
         from udlc.spec.losses import LOSSES
         from udlc.spec.metrics import compute_metrics
 
-        model = s.models[self.net]
-        was_training = model.training
-        model.eval()
+        trained = self.trained()
+        models = [s.models[n] for n in ((trained,) if isinstance(trained, str) else trained)]
+        was_training = models[0].training
+        for model in models:
+            model.eval()
         columns: list[list[Any]] = []
         ys = []
         with torch.no_grad():
             for batch in batches.epoch_batches(None):
                 xb, yb = batch[self.input], batch["target"]
                 with s.autocast():
-                    outs = model(xb)
-                outs = outs if isinstance(outs, tuple) else (outs,)
+                    outs = self.forward(s, xb)
                 columns.append([o.float() for o in outs])
                 ys.append(yb)
-        model.train(was_training)
+        for model in models:
+            model.train(was_training)
         outs = [torch.cat(col) for col in zip(*columns)]
         y = torch.cat(ys)
         if self.target_norm is not None:

@@ -39,14 +39,14 @@ NETWORKS = ("encoder", "decoder")
 LOSSES = ("bce", "mse")
 
 
-class VAEOptions(StrictModel):
+class VAEOptions(generative.GenerativeOptions):
     type: Literal["vae"] = "vae"
     beta: NonNegativeFloat = Field(1.0, description="weight of the KL term (β-VAE); 1 gives the ELBO")
     kl_warmup_steps: NonNegativeInt = Field(0, description="optimizer steps over which β rises linearly from 0")
 
 
 @register
-class VAE(Task):
+class VAE(generative.Pictures, Task):
     name = "vae"
     config = VAEOptions
     description = "encoder → Gaussian latent → decoder; loss = reconstruction + β·KL; samples from the prior"
@@ -63,10 +63,8 @@ class VAE(Task):
         if spec.loss.type not in LOSSES or getattr(spec.loss, "pos_weight", None):
             errors.append(error(doc, f"a VAE reconstructs with bce (values in [0, 1]) or mse, not {spec.loss.type}",
                                 ("loss",), "write `loss: bce` with `data.normalize: minmax`, or `loss: mse`"))
-        elif spec.loss.type == "bce" and spec.data.normalize != "minmax":
-            errors.append(error(doc, "bce reconstructs values in [0, 1], but data.normalize is "
-                                f"{spec.data.normalize}", ("data", "normalize") if "normalize" in
-                                (doc.data.get("data") or {}) else ("data",), "set `data.normalize: minmax`"))
+        elif spec.loss.type == "bce":
+            errors += generative.needs_minmax(compiled)
         if spec.metrics:
             errors.append(error(doc, "task vae logs its own values (reconstruction, kl, elbo)", ("metrics",),
                                 "drop `metrics`", key=True))
@@ -201,10 +199,10 @@ class VAE(Task):
         return {"loss": reconstruction + self.options.beta * kl, "reconstruction": reconstruction, "kl": kl,
                 "elbo": -(reconstruction + kl)}
 
-    def after_training(self, s: Any, data: Any) -> None:
-        """samples.png: decodings of draws from the prior N(0, I), as the exported decoder gives them."""
+    def picture(self, s: Any, data: Any, path: Any) -> None:
+        """Decodings of draws from the prior N(0, I), as the exported decoder gives them."""
         def decode(z: Any) -> Any:
             out = s.models["decoder"](z).float()
             return generative.raw(data, out.sigmoid() if self.bernoulli else out)
 
-        generative.write_picture(s, data, self.latent_shape, decode)
+        generative.prior_picture(s, data, path, self.latent_shape, decode)

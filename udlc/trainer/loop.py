@@ -38,6 +38,7 @@ class Setup:
     autocast: Any  # a context manager factory: bf16 autocast on CUDA, or a no-op
     run: RunFolder
     log: EpochLog
+    data: Any = None  # what the task's load_data gave
     state: dict = field(default_factory=lambda: {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "bad": 0})
     boundary: bool = True  # this batch ends a gradient-accumulation group: optimizers step after it
     group: int = 1  # micro-batches in this accumulation group (the epoch's last may be short)
@@ -131,6 +132,7 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
     # The row first, then the checkpoints: a kill in between loses no row, and a resume drops rows
     # past its checkpoint.
     s.log.epoch(row)
+    s.task.after_epoch(s)
     if s.epoch == 1 or stopping or s.epoch == train.epochs or \
             time.monotonic() - s.written_at >= train.checkpoint_seconds:
         save_checkpoints(s)

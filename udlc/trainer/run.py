@@ -99,7 +99,8 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     s = Setup(spec=spec, task=task, graphs=compiled.graphs, models=models, optimizers=optimizers,
               schedulers=schedulers, plateaus=plateaus, train=train_batches, val=val_batches,
               augment=(lambda x, g: augment_batch(x, augments, g)) if augments else None,
-              generator=torch.Generator().manual_seed(spec.seed), device=device, autocast=autocast, run=run, log=log)
+              generator=torch.Generator().manual_seed(spec.seed), device=device, autocast=autocast, run=run, log=log,
+              data=data)
     task.setup(s, data)
     if resume is not None:
         restore_last(s)
