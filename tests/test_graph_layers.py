@@ -105,3 +105,17 @@ def test_renumbering_the_nodes_renumbers_the_outputs(name: str, args: dict) -> N
         before = layer(x[None], edges[None])[0]
         after = layer(x[order][None], new_id[edges][None])[0]
     assert torch.allclose(after, before[order], atol=1e-5)
+
+
+@pytest.mark.parametrize("name, theirs_name", [("global_mean_pool", "global_mean_pool"),
+                                               ("global_max_pool", "global_max_pool"),
+                                               ("global_add_pool", "global_add_pool")])
+def test_each_readout_gives_every_node_pygs_row_of_its_graph(name: str, theirs_name: str) -> None:
+    lt = REGISTRY[name]
+    pool = lt.build(lt.config.model_validate({}), ("N", 4), ("N",))
+    batch = torch.tensor([0, 0, 0, 1, 2, 2, 2, 2])
+    h = torch.randn(2, 8, 4, generator=torch.Generator().manual_seed(0))  # two samples, same graph ids
+    got = pool(h, torch.stack([batch, batch]))
+    for k in range(2):
+        want = getattr(pyg, theirs_name)(h[k], batch)  # (G, 4)
+        assert torch.allclose(got[k], want[batch], atol=1e-6)

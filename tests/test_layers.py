@@ -156,7 +156,8 @@ def test_example_models_count_what_torch_counts() -> None:
             with FlopCounterMode(display=False) as counter, torch.no_grad():  # symbols at the size FLOPs count them
                 module(*example_inputs(graph, BATCH, bindings(graph.symbols)[0]))
             matmuls = sum(n.flops for n in graph.nodes.values() if n.op in (
-                "linear", "conv1d", "conv2d", "conv_transpose2d", "patch_embed") or "attention" in n.op)
+                "linear", "conv1d", "conv2d", "conv_transpose2d", "patch_embed", "gcn_conv", "gat_conv", "sage_conv",
+                "gin_conv") or "attention" in n.op)
             assert matmuls > 0 and matmuls * BATCH == counter.get_total_flops(), (path.name, name)
 
 

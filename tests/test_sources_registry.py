@@ -14,7 +14,7 @@ from udlc.data import peek, prepare
 from udlc.data.peek import HEADER_READERS, builtin_signature
 from udlc.data.sources import FILE_LOADERS, load_arrays
 from udlc.errors import SpecError
-from udlc.spec.data import BUILTIN_SOURCES, FILE_SUFFIXES, SEQUENCE_SOURCES, TEXT_SOURCES, DataSpec
+from udlc.spec.data import BUILTIN_SOURCES, FILE_SUFFIXES, GRAPH_SOURCES, SEQUENCE_SOURCES, TEXT_SOURCES, DataSpec
 from udlc.spec.sources import SOURCES, BuiltinSet, FileKind, SourceRegistry
 
 BUILTIN = SOURCES.builtin()
@@ -81,7 +81,8 @@ def test_spec_names_come_from_the_registry() -> None:
     with pytest.raises(ValidationError) as e:
         spec(source="digitz")
     (err,) = e.value.errors()
-    assert err["type"] == "unknown_source" and err["ctx"]["allowed"] == [*BUILTIN_SOURCES, *TEXT_SOURCES, *SEQUENCE_SOURCES]
+    assert err["type"] == "unknown_source" and err["ctx"]["allowed"] == [*BUILTIN_SOURCES, *TEXT_SOURCES, *SEQUENCE_SOURCES,
+                                                                  *GRAPH_SOURCES]
     assert err["ctx"]["hint"] == "or a .csv, .npz, .npy or .txt file"
     with pytest.raises(ValidationError, match="applies only to CSV files"):
         spec(source="d.npz", categorical=["color"])

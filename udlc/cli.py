@@ -175,13 +175,19 @@ def export(run: str, output: str | None) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the CSV here instead of stdout.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def predict(model: str, inputs: str, output: str | None, device: str) -> None:
-    """Predict with an exported MODEL.onnx on raw INPUTS (.csv, .npy, .npz); onnxruntime only."""
+    """Predict with an exported MODEL.onnx on raw INPUTS (.csv, .npy, .npz; for a graph network a .npz graph
+    with x and edge_index); onnxruntime only."""
     from udlc.runtime.predict import Model, open_session, read_inputs
 
-    if "text_column" in open_session(Path(model), device)[1]:  # a text classifier reads its CSV column itself
+    meta = open_session(Path(model), device)[1]
+    if "text_column" in meta:  # a text classifier reads its CSV column itself
         from udlc.runtime.text import TextClassifier
 
         text = TextClassifier(model, device).predict_csv(inputs).to_csv()
+    elif meta.get("task") == "node_classification":  # a graph file: a class per node
+        from udlc.runtime.graphs import NodeClassifier
+
+        text = NodeClassifier(model, device).predict_file(inputs).to_csv()
     else:
         text = Model(model, device=device).predict(read_inputs(inputs)).to_csv()
     if output:

@@ -48,7 +48,8 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
 
 def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: Path) -> Path:
     from udlc.compiler.lower import lower
-    from udlc.exporter.serving import Denoise, serving_module
+    from udlc.data import Normalization
+    from udlc.exporter.serving import Denoise, NodeServing, serving_module
     from udlc.runs import checkpoint
     from udlc.spec.training import OnnxExport
 
@@ -67,6 +68,9 @@ def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: 
         model = Denoise(network)
         inputs = [(name, shape, graph.dtype_of(name)) for name, shape in graph.inputs.items()]
         extra["diffusion"] = json.dumps(info["diffusion"])
+    elif served.answers == "node_softmax":  # a graph network: raw node features and the edge list in
+        model = NodeServing(network, Normalization.from_json(info["normalization"]))
+        inputs = [(name, shape, graph.dtype_of(name)) for name, shape in graph.inputs.items()]
     else:
         (input_name, input_shape), = graph.inputs.items()  # a served network takes one input (the task checks it)
         model = serving_module(network, served, len(graph.outputs), input_shape, info)
@@ -141,7 +145,7 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], p
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with warnings.catch_warnings(), _quiet_logger("torch"):
+        with warnings.catch_warnings(), _quiet_logger("torch"), _quiet_logger("onnx_ir"):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 model, args, dynamo=True, opset_version=options.opset, input_names=names,

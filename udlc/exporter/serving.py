@@ -114,6 +114,23 @@ class Denoise(nn.Module):
         return self.network(*inputs)
 
 
+class NodeServing(nn.Module):
+    """A graph network's node classes: raw node features (normalized here, as in training) and the edge list
+    in; logits and probabilities per node out."""
+
+    output_names = ["logits", "probabilities"]
+
+    def __init__(self, network: nn.Module, normalization: Normalization):
+        super().__init__()
+        self.network = network
+        self.register_buffer("shift", torch.from_numpy(normalization.shift.reshape(-1).copy()))
+        self.register_buffer("scale", torch.from_numpy(normalization.scale.reshape(-1).copy()))
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> Any:
+        out = self.network((x - self.shift) / self.scale, edge_index)
+        return out, torch.softmax(out, dim=-1)
+
+
 def serving_module(network: nn.Module, served: Served, n_outputs: int, input_shape: tuple[int | str, ...],
                    info: dict[str, Any]) -> nn.Module:
     """Wrap `network` (with `n_outputs` graph outputs) for serving, with the standardizations run.json holds."""

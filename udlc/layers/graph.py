@@ -1,4 +1,5 @@
-"""Graph layers: gcn_conv, gat_conv, sage_conv, gin_conv.
+"""Graph layers: gcn_conv, gat_conv, sage_conv, gin_conv, and the readouts global_mean_pool, global_max_pool,
+global_add_pool.
 
 A graph is node features (N, F) and an edge list `edge_index` (2, E) int64, row 0 the source node of each
 edge and row 1 its target (PyG's convention: messages flow source → target); N and E are symbols, so one
@@ -235,3 +236,77 @@ for _config, _extra in ((GCNConv, [({"out_features": 4, "bias": False}, GRAPH)])
     register(_config, shape=graph_shape, build=build_graph_layer, params=graph_params, flops=graph_flops,
              main_arg="out_features", arity=None, dtype=graph_dtype, sample_dtypes=("float32", "int64"),
              samples=[({"out_features": 5}, GRAPH)] + _extra)
+
+
+# ---- readouts -------------------------------------------------------------------------------------------
+# A batch of graphs is one disjoint graph whose node i belongs to graph batch[i] (PyG's convention). A readout
+# gives every node its graph's mean, max or sum: (N, H), not (G, H), so that no size depends on the data (the
+# number of graphs) and a file exports with N symbolic alone; the task reads each graph's row at its first node.
+
+
+class GlobalPool(LayerConfig):
+    """Each node's graph's mean / max / sum over its nodes; from: [h, batch]."""
+
+    type: Literal["global_mean_pool", "global_max_pool", "global_add_pool"]
+
+
+class GlobalMeanPool(GlobalPool):
+    type: Literal["global_mean_pool"] = "global_mean_pool"
+
+
+class GlobalMaxPool(GlobalPool):
+    type: Literal["global_max_pool"] = "global_max_pool"
+
+
+class GlobalAddPool(GlobalPool):
+    type: Literal["global_add_pool"] = "global_add_pool"
+
+
+def pool_shape(cfg: GlobalPool, h: Shape, batch: Shape) -> Shape:
+    if len(h) != 2 or tuple(batch) != (h[0],):
+        raise ShapeError(f"expects node features (N, H) and the batch vector (N,) but gets {fmt(h)}, {fmt(batch)}",
+                         "write `from: [h, batch]` with `batch: {shape: [N], dtype: int64}` an input")
+    return tuple(h)
+
+
+def pool_dtype(cfg: GlobalPool, h: str, batch: str) -> str:
+    if (h, batch) != GRAPH_DTYPES:
+        raise ShapeError(f"expects node features (float32) and the batch vector (int64) but gets {h}, {batch}",
+                         "write `from: [h, batch]`")
+    return "float32"
+
+
+@functools.cache
+def pool_module():
+    import torch
+    from torch import nn
+
+    class Pool(nn.Module):
+        def __init__(self, reduce: str):
+            super().__init__()
+            self.reduce = reduce
+
+        def forward(self, h, batch):
+            b, n, width = h.shape
+            # graph ids of sample k offset by k·N: ids stay below N in each sample, so B·N rows hold them all
+            ids = (batch + (torch.arange(b, device=h.device) * n).view(b, 1)).reshape(-1)
+            flat = h.reshape(b * n, width)
+            index = ids[:, None].expand(-1, width)
+            if self.reduce == "max":
+                start = torch.full((b * n, width), float("-inf"), device=h.device, dtype=h.dtype)
+                pooled = start.scatter_reduce(0, index, flat, reduce="amax", include_self=True)
+            else:
+                pooled = torch.zeros(b * n, width, device=h.device, dtype=h.dtype).index_add(0, ids, flat)
+                if self.reduce == "mean":
+                    count = torch.zeros(b * n, device=h.device, dtype=h.dtype).index_add(
+                        0, ids, torch.ones(b * n, device=h.device, dtype=h.dtype))
+                    pooled = pooled / count.clamp(min=1.0)[:, None]
+            return pooled[ids].reshape(b, n, width)
+
+    return Pool
+
+
+for _pool in (GlobalMeanPool, GlobalMaxPool, GlobalAddPool):
+    register(_pool, shape=pool_shape, build=lambda cfg, h, batch: pool_module()(cfg.type.split("_")[1]),
+             flops=lambda cfg, h, batch: h[0] * h[1], arity=2, dtype=pool_dtype, sample_dtypes=GRAPH_DTYPES,
+             samples=[({}, (("N", 5), ("N",)))])

@@ -12,6 +12,7 @@ from udlc.spec.sources import SOURCES, FileKind
 BUILTIN_SOURCES = tuple(e.name for e in SOURCES.builtin())
 TEXT_SOURCES = tuple(e.name for e in SOURCES.corpora())
 SEQUENCE_SOURCES = tuple(e.name for e in SOURCES.sequence_sets())
+GRAPH_SOURCES = tuple(e.name for e in SOURCES.graph_sets())
 FILE_SUFFIXES = tuple(e.name for e in SOURCES.files())
 __all__ = ["BUILTIN_SOURCES", "FILE_SUFFIXES", "SEQUENCE_SOURCES", "TEXT_SOURCES", "IMAGE_AUGMENTS", "Augment", "DataSpec"]
 
@@ -19,7 +20,8 @@ __all__ = ["BUILTIN_SOURCES", "FILE_SUFFIXES", "SEQUENCE_SOURCES", "TEXT_SOURCES
 class DataSpec(StrictModel):
     source: str = Field(
         description=f"a built-in set ({', '.join(BUILTIN_SOURCES)}), a built-in text ({', '.join(TEXT_SOURCES)}), "
-        f"a generated sequence task ({', '.join(SEQUENCE_SOURCES)}) or a file ({', '.join(FILE_SUFFIXES)}) "
+        f"a generated sequence task ({', '.join(SEQUENCE_SOURCES)}), a graph ({', '.join(GRAPH_SOURCES)}) or a "
+        f"file ({', '.join(FILE_SUFFIXES)}) "
         "relative to the spec"
     )
     # CSV: the target column (name or index; default the last); NPZ: the arrays' keys.
@@ -60,7 +62,8 @@ class DataSpec(StrictModel):
         raise PydanticCustomError(
             "unknown_source",
             "unknown data source '{source}'",
-            {"source": v, "allowed": [*BUILTIN_SOURCES, *TEXT_SOURCES, *SEQUENCE_SOURCES], "hint": f"or a {_one_of_suffixes()} file"},
+            {"source": v, "allowed": [*BUILTIN_SOURCES, *TEXT_SOURCES, *SEQUENCE_SOURCES, *GRAPH_SOURCES],
+             "hint": f"or a {_one_of_suffixes()} file"},
         )
 
     @field_validator("split")

@@ -74,13 +74,33 @@ SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")
 
 
 @dataclass(frozen=True, kw_only=True)
+class GraphSet:
+    """A built-in graph whose nodes are classified (task: node_classification): node features, an edge list
+    and a class per node, from (samples, noise, numpy Generator)."""
+
+    name: str
+    # (nodes, noise, numpy Generator) -> (x (N, F) float, edges (2, E) int, y (N,) int); each undirected edge
+    # listed once (the loader adds the other direction)
+    load: Callable[[int, Any, Any], tuple[Any, Any, Any]]
+    features: int  # F: the model's input is [N, F]
+    classes: tuple[str, ...]
+    description: str
+    noise: float | None = None  # default noise of a generated graph; None: a fixed one that reads no samples/noise
+    nodes: int | None = None  # default node count of a generated graph
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return frozenset({"samples", "noise"}) if self.noise is not None else frozenset()
+
+
+@dataclass(frozen=True, kw_only=True)
 class FileKind:
     name: str  # the suffix, lower case: ".csv"
     keys: frozenset[str]  # data keys it reads beyond the common ones
     text: bool = False  # read as text to tokenize (.txt), not as a table of samples
 
 
-Source = BuiltinSet | TextSet | SequenceSet | FileKind
+Source = BuiltinSet | TextSet | SequenceSet | GraphSet | FileKind
 
 
 class SourceRegistry:
@@ -101,7 +121,7 @@ class SourceRegistry:
     def find(self, source: str) -> Source | None:
         """The entry `data.source` names: a built-in set by name, else a file kind by its suffix."""
         entry = self._entries.get(source)
-        if isinstance(entry, (BuiltinSet, TextSet, SequenceSet)):
+        if isinstance(entry, (BuiltinSet, TextSet, SequenceSet, GraphSet)):
             return entry
         _, dot, suffix = source.rpartition(".")
         entry = self._entries.get("." + suffix.lower()) if dot else None
@@ -118,6 +138,9 @@ class SourceRegistry:
 
     def sequence_sets(self) -> list[SequenceSet]:
         return [e for e in self._entries.values() if isinstance(e, SequenceSet)]
+
+    def graph_sets(self) -> list[GraphSet]:
+        return [e for e in self._entries.values() if isinstance(e, GraphSet)]
 
     def is_text(self, source: str) -> bool:
         """Does `data.source` name text to tokenize (a corpus or a .txt file) rather than samples?"""
@@ -285,3 +308,52 @@ for _name, _fn, _what in (("copy", lambda s: s, "the digits again"), ("reverse",
                                  description=f"{SEQ_MIN} to {SEQ_MAX} random digits → {_what}"))
 SOURCES.register(SequenceSet(name="add", load=_add, alphabet="0123456789+", aligned=False,
                              description="two numbers of 1 to 5 digits, 'a+b' → their sum"))
+
+
+# ---- graphs (task: node_classification) ---------------------------------------------------------------
+
+# Zachary's karate club (1977): 34 members, 78 friendships, and the side each member took when the club split
+# (0: Mr. Hi's, 1: the officer's), as networkx's karate_club_graph() has them.
+KARATE_EDGES = (
+    (0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0, 6), (0, 7), (0, 8), (0, 10), (0, 11), (0, 12), (0, 13), (0, 17),
+    (0, 19), (0, 21), (0, 31), (1, 2), (1, 3), (1, 7), (1, 13), (1, 17), (1, 19), (1, 21), (1, 30), (2, 3), (2, 7),
+    (2, 8), (2, 9), (2, 13), (2, 27), (2, 28), (2, 32), (3, 7), (3, 12), (3, 13), (4, 6), (4, 10), (5, 6), (5, 10),
+    (5, 16), (6, 16), (8, 30), (8, 32), (8, 33), (9, 33), (13, 33), (14, 32), (14, 33), (15, 32), (15, 33), (18, 32),
+    (18, 33), (19, 33), (20, 32), (20, 33), (22, 32), (22, 33), (23, 25), (23, 27), (23, 29), (23, 32), (23, 33),
+    (24, 25), (24, 27), (24, 31), (25, 31), (26, 29), (26, 33), (27, 33), (28, 31), (28, 33), (29, 32), (29, 33),
+    (30, 32), (30, 33), (31, 32), (31, 33), (32, 33))
+KARATE_SIDES = (0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+
+
+def _karate(n: int, noise: Any, rng: Any) -> tuple[Any, Any, Any]:
+    """Featureless, as Kipf & Welling's demo: each member's feature vector is its one-hot id."""
+    import numpy as np
+
+    members = len(KARATE_SIDES)
+    return np.eye(members), np.array(KARATE_EDGES).T, np.array(KARATE_SIDES)
+
+
+SBM_BLOCKS, SBM_FEATURES, SBM_P_IN, SBM_P_OUT = 4, 8, 0.05, 0.005
+
+
+def _sbm(n: int, noise: float, rng: Any) -> tuple[Any, Any, Any]:
+    """A stochastic block model: n nodes in 4 communities, an edge within a community with probability 0.05,
+    across with 0.005; 8 features per node, its community's mean vector plus Gaussian noise of std `noise`
+    (at the default 2.0 the features alone leave many nodes ambiguous; their neighbours settle it)."""
+    import numpy as np
+
+    y = np.arange(n) % SBM_BLOCKS
+    rng.shuffle(y)
+    means = rng.normal(0, 1, size=(SBM_BLOCKS, SBM_FEATURES))
+    x = means[y] + rng.normal(0, noise, size=(n, SBM_FEATURES))
+    i, j = np.triu_indices(n, k=1)
+    p = np.where(y[i] == y[j], SBM_P_IN, SBM_P_OUT)
+    keep = rng.uniform(size=len(p)) < p
+    return x, np.stack([i[keep], j[keep]]), y
+
+
+SOURCES.register(GraphSet(name="karate", load=_karate, features=len(KARATE_SIDES), classes=("mr_hi", "officer"),
+                          description="Zachary's karate club: 34 nodes, one-hot features, the club's two sides"))
+SOURCES.register(GraphSet(name="sbm", load=_sbm, features=SBM_FEATURES,
+                          classes=tuple(f"block_{i}" for i in range(SBM_BLOCKS)), noise=2.0, nodes=800,
+                          description="a stochastic block model: 4 communities, noisy community features"))

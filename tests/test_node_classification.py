@@ -1,0 +1,131 @@
+"""task: node_classification — the built-in graphs, what check refuses at its line, a karate run that learns
+the club's split, and the exported file classifying a graph's nodes whatever their number and order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import assert_clean_failure, edited, train_here
+from udlc.errors import SpecErrors, UdlcError
+from udlc.tasks import compile_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+KARATE = ROOT / "examples" / "karate-gcn.yaml"
+SBM = ROOT / "examples" / "sbm-gat.yaml"
+
+
+def written(tmp_path: Path, changes: dict, example: Path = KARATE) -> Path:
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump(edited(yaml.safe_load(example.read_text()), changes), sort_keys=False,
+                                   default_flow_style=None))
+    return path
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+@pytest.mark.parametrize("example", [KARATE, SBM], ids=lambda p: p.name)
+def test_the_examples_check(example: Path) -> None:
+    assert compile_spec(example).task.name == "node_classification"
+
+
+@pytest.mark.parametrize("changes, marker, words", [
+    ({"data.source": "digits"}, "source: digits", "reads a graph"),
+    ({"model.inputs.x": ["N", 10]}, "x: [N, 10]", "34 features"),
+    ({"model.layers": [{"gcn_conv": {"out_features": 3, "from": ["x", "edge_index"]}}]}, "- gcn_conv:",
+     "it gives (N, 3)"),
+    ({"loss": "mse"}, "loss: mse", "cross_entropy"),
+    ({"metrics": ["r2"]}, "r2", "measures values"),
+    ({"model.inputs.edges": {"shape": [2, "E"], "dtype": "int64"}}, "edges:", "neither x"),
+])
+def test_check_refuses_what_training_would_at_its_line(tmp_path: Path, changes, marker, words) -> None:
+    spec = written(tmp_path, changes)
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    first = info.value.errors[0]
+    assert first.span.line == line_of(spec, marker), (first.message, first.span.line)
+    assert words in first.message + " " + (first.hint or "")
+
+
+def test_the_built_in_graphs() -> None:
+    from udlc.data.graphs import load_graph
+
+    karate = load_graph(compile_spec(KARATE).spec.data, 0)
+    assert karate.x.shape == (34, 34) and karate.edge_index.shape == (2, 156)  # 78 friendships, both ways
+    assert (karate.edge_index[0] != karate.edge_index[1]).all() and set(karate.y.tolist()) == {0, 1}
+    assert sum(int(m.sum()) for m in karate.masks.values()) == 34
+    assert not (karate.masks["train"] & karate.masks["test"]).any()
+    spec = compile_spec(SBM).spec.data
+    a, b = load_graph(spec, 0), load_graph(spec, 0)
+    assert np.array_equal(a.edge_index, b.edge_index) and np.array_equal(a.x, b.x)
+    same = a.y[a.edge_index[0]] == a.y[a.edge_index[1]]
+    assert same.mean() > 0.7  # communities: most edges stay inside one (p_in 0.05 vs p_out 0.005)
+
+
+def test_a_bad_edge_is_named_by_its_column(tmp_path: Path) -> None:
+    from udlc.data.graphs import clean_edges, read_graph
+
+    with pytest.raises(UdlcError, match="edge 2 \\(column 2 of edge_index\\) joins nodes 1 and 9"):
+        clean_edges(np.array([[0, 1, 1], [1, 2, 9]]), 5, "g.npz")
+    assert clean_edges(np.array([[0, 1, 1, 3], [1, 1, 2, 0]]), 5, "g").tolist() == [[0, 1, 3], [1, 2, 0]]
+    np.savez(tmp_path / "g.npz", x=np.ones((3, 2)))
+    with pytest.raises(UdlcError, match="no array edge_index"):
+        read_graph(tmp_path / "g.npz")
+
+
+@pytest.fixture(scope="module")
+def karate_run(tmp_path_factory) -> Path:
+    from udlc.exporter.onnx import export_run
+
+    root = tmp_path_factory.mktemp("karate")
+    run = train_here(KARATE, root / "runs")
+    export_run(run)
+    return run
+
+
+@pytest.mark.slow
+def test_karate_learns_the_split_and_the_file_agrees_with_torch(karate_run: Path) -> None:
+    import json
+
+    import onnxruntime as ort
+    import torch
+
+    from tests.conftest import trained_network
+    from udlc.data.graphs import load_graph
+
+    assert json.loads((karate_run / "results.json").read_text())["test_accuracy"] >= 0.8
+    graph = load_graph(compile_spec(KARATE).spec.data, 0)
+    session = ort.InferenceSession(str(karate_run / "model.onnx"))
+    logits, probabilities = session.run(None, {"x": graph.x[None], "edge_index": graph.edge_index[None]})
+    with torch.no_grad():
+        expected = trained_network(karate_run)(torch.from_numpy(graph.x[None]), torch.from_numpy(graph.edge_index[None]))
+    assert np.allclose(logits, expected.numpy(), atol=1e-4) and np.allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_predict_classifies_each_node_whatever_their_order(karate_run: Path, run_cli, tmp_path: Path) -> None:
+    from udlc.runtime.graphs import NodeClassifier
+    from udlc.spec.sources import KARATE_EDGES
+
+    edges = np.array(KARATE_EDGES).T
+    edges = np.concatenate([edges, edges[::-1]], axis=1)
+    np.savez(tmp_path / "karate.npz", x=np.eye(34, dtype=np.float32), edge_index=edges)
+    order = np.random.default_rng(0).permutation(34)  # new node i is old node order[i]
+    new_id = np.empty(34, dtype=np.int64)
+    new_id[order] = np.arange(34)
+    np.savez(tmp_path / "shuffled.npz", x=np.eye(34, dtype=np.float32)[order], edge_index=new_id[edges])
+    classifier = NodeClassifier(karate_run / "model.onnx")
+    before, after = classifier.predict_file(tmp_path / "karate.npz"), classifier.predict_file(tmp_path / "shuffled.npz")
+    assert np.allclose(after.probabilities, before.probabilities[order], atol=1e-5)
+    result = run_cli("predict", karate_run / "model.onnx", tmp_path / "karate.npz")
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.strip().splitlines()
+    assert rows[0] == "prediction,p_mr_hi,p_officer" and len(rows) == 35
+    np.savez(tmp_path / "bad.npz", x=np.eye(34, dtype=np.float32), edge_index=np.array([[0, 3], [50, 1]]))
+    assert "column 0 of edge_index" in assert_clean_failure(run_cli("predict", karate_run / "model.onnx",
+                                                                    tmp_path / "bad.npz"))
