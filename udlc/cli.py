@@ -176,7 +176,7 @@ def export(run: str, output: str | None) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def predict(model: str, inputs: str, output: str | None, device: str) -> None:
     """Predict with an exported MODEL.onnx on raw INPUTS (.csv, .npy, .npz; for a graph network a .npz graph
-    with x and edge_index); onnxruntime only."""
+    with x, edge_index and, for several graphs, batch); onnxruntime only."""
     from udlc.runtime.predict import Model, open_session, read_inputs
 
     meta = open_session(Path(model), device)[1]
@@ -184,10 +184,10 @@ def predict(model: str, inputs: str, output: str | None, device: str) -> None:
         from udlc.runtime.text import TextClassifier
 
         text = TextClassifier(model, device).predict_csv(inputs).to_csv()
-    elif meta.get("task") == "node_classification":  # a graph file: a class per node
-        from udlc.runtime.graphs import NodeClassifier
+    elif meta.get("task") in ("node_classification", "graph_classification"):  # a graph file
+        from udlc.runtime.graphs import GraphClassifier
 
-        text = NodeClassifier(model, device).predict_file(inputs).to_csv()
+        text = GraphClassifier(model, device).predict_file(inputs).to_csv()
     else:
         text = Model(model, device=device).predict(read_inputs(inputs)).to_csv()
     if output:

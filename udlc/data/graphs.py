@@ -74,8 +74,9 @@ def clean_edges(edges: np.ndarray, n: int, source: str) -> np.ndarray:
     return np.unique(edges, axis=1) if edges.size else edges.reshape(2, 0)
 
 
-def read_graph(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """A `.npz` graph to predict on: its features `x` (N, F) float32 and clean `edge_index` (2, E) int64."""
+def read_graph(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A `.npz` graph to predict on: its features `x` (N, F) float32, clean `edge_index` (2, E) int64, and
+    `batch` (N,) int64, the graph of each node when the file holds several (default: all in graph 0)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -96,5 +97,84 @@ def read_graph(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise UdlcError(f"{path}: x holds NaN or inf (node {row})")
     if edges.dtype.kind not in "iu":
         raise UdlcError(f"{path}: edge_index must hold integer node ids; it is {edges.dtype}")
-    return x.astype(np.float32), clean_edges(edges.astype(np.int64), len(x), str(path))
+    batch = arrays.get("batch", np.zeros(len(x), dtype=np.int64))
+    if batch.shape != (len(x),) or batch.dtype.kind not in "iu" or (len(batch) and not 0 <= batch.min() <= batch.max() < len(x)):
+        raise UdlcError(f"{path}: batch must give each of the {len(x)} nodes its graph, 0 to the number of graphs "
+                        f"- 1; it is {batch.dtype} {batch.shape}" + (f" from {batch.min()} to {batch.max()}"
+                                                                      if batch.size and batch.dtype.kind in "iu" else ""))
+    return x.astype(np.float32), clean_edges(edges.astype(np.int64), len(x), str(path)), batch.astype(np.int64)
 
+
+
+# ---- sets of small graphs (task: graph_classification) ----------------------------------------------------
+
+
+@dataclass
+class GraphSetData:
+    graphs: list[tuple[np.ndarray, np.ndarray]]  # per graph: x (n, F) float32 normalized, edge_index (2, e)
+    y: np.ndarray  # (G,) int64
+    splits: dict[str, np.ndarray]  # split -> graph indices
+    classes: list[str]
+    normalization: Normalization
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (int(self.graphs[0][0].shape[1]),)
+
+
+def load_graph_set(spec: Any, seed: int) -> GraphSetData:
+    """The spec's built-in set of graphs, split by graph (seeded), features normalized on the training graphs'
+    nodes, each edge in both directions."""
+    from udlc.spec.sources import SOURCES
+
+    entry = SOURCES.find(spec.source)
+    graphs, y = entry.load(spec.samples or 1000, spec.noise, np.random.default_rng(seed))
+    parts = _split(len(graphs), tuple(spec.split), seed)
+    splits = dict(zip(SPLITS, parts))
+    train_nodes = np.concatenate([np.asarray(graphs[i][0], dtype=np.float32) for i in splits["train"]])
+    norm = Normalization.fit(spec.normalize, train_nodes)
+    cleaned = []
+    for x, edges in graphs:
+        edges = np.asarray(edges, dtype=np.int64)
+        cleaned.append((norm.apply_normalization(x), clean_edges(np.concatenate([edges, edges[::-1]], axis=1),
+                                                                 len(x), entry.name)))
+    return GraphSetData(cleaned, np.asarray(y, dtype=np.int64), splits, list(entry.classes), norm)
+
+
+def disjoint_union(graphs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Graphs as one: features stacked, edge ids offset by the nodes before, `batch` the graph of each node,
+    `first` each graph's first node (where the task reads a graph's logits); each with a batch axis of 1."""
+    sizes = np.array([len(x) for x, _ in graphs])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    x = np.concatenate([x for x, _ in graphs]).astype(np.float32)
+    edges = np.concatenate([e + s for (_, e), s in zip(graphs, starts)], axis=1).astype(np.int64)
+    batch = np.repeat(np.arange(len(graphs)), sizes).astype(np.int64)
+    return {"x": x[None], "edge_index": edges[None], "batch": batch[None], "first": starts.astype(np.int64)[None]}
+
+
+class GraphBatches:
+    """A split's graphs, `batch_size` graphs to a batch, each batch one disjoint graph (disjoint_union) with
+    its graphs' classes as `target` (1, G); shuffled by the run's generator when asked."""
+
+    def __init__(self, data: GraphSetData, indices: np.ndarray, batch_size: int, shuffle: bool, device: Any):
+        self.data, self.indices = data, np.asarray(indices)
+        self.batch_size, self.shuffle, self.device = batch_size, shuffle, device
+
+    def __len__(self) -> int:
+        return -(-len(self.indices) // self.batch_size)
+
+    def epoch_batches(self, generator: Any = None) -> Any:
+        import torch
+
+        order = self.indices
+        if self.shuffle:
+            order = order[torch.randperm(len(order), generator=generator).numpy()]
+        for start in range(0, len(order), self.batch_size):
+            chosen = order[start:start + self.batch_size]
+            fields = disjoint_union([self.data.graphs[i] for i in chosen])
+            fields["target"] = self.data.y[chosen][None]
+            yield {k: torch.from_numpy(v).to(self.device) for k, v in fields.items()}

@@ -115,8 +115,9 @@ class Denoise(nn.Module):
 
 
 class NodeServing(nn.Module):
-    """A graph network's node classes: raw node features (normalized here, as in training) and the edge list
-    in; logits and probabilities per node out."""
+    """A graph network's classes: raw node features (normalized here, as in training), the edge list and, to
+    classify graphs, the batch vector in; logits and probabilities per node out (to classify graphs: every node
+    its graph's)."""
 
     output_names = ["logits", "probabilities"]
 
@@ -126,8 +127,9 @@ class NodeServing(nn.Module):
         self.register_buffer("shift", torch.from_numpy(normalization.shift.reshape(-1).copy()))
         self.register_buffer("scale", torch.from_numpy(normalization.scale.reshape(-1).copy()))
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> Any:
-        out = self.network((x - self.shift) / self.scale, edge_index)
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None) -> Any:
+        inputs = (edge_index,) if batch is None else (edge_index, batch)
+        out = self.network((x - self.shift) / self.scale, *inputs)
         return out, torch.softmax(out, dim=-1)
 
 

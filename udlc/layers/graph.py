@@ -262,16 +262,17 @@ class GlobalAddPool(GlobalPool):
     type: Literal["global_add_pool"] = "global_add_pool"
 
 
-def pool_shape(cfg: GlobalPool, h: Shape, batch: Shape) -> Shape:
+def pool_shape(cfg: GlobalPool, h: Shape, *rest: Shape) -> Shape:
+    batch = rest[0] if len(rest) == 1 else ()
     if len(h) != 2 or tuple(batch) != (h[0],):
         raise ShapeError(f"expects node features (N, H) and the batch vector (N,) but gets {fmt(h)}, {fmt(batch)}",
                          "write `from: [h, batch]` with `batch: {shape: [N], dtype: int64}` an input")
     return tuple(h)
 
 
-def pool_dtype(cfg: GlobalPool, h: str, batch: str) -> str:
-    if (h, batch) != GRAPH_DTYPES:
-        raise ShapeError(f"expects node features (float32) and the batch vector (int64) but gets {h}, {batch}",
+def pool_dtype(cfg: GlobalPool, *dtypes: str) -> str:
+    if dtypes != GRAPH_DTYPES:
+        raise ShapeError(f"expects node features (float32) and the batch vector (int64) but gets {', '.join(dtypes)}",
                          "write `from: [h, batch]`")
     return "float32"
 
@@ -308,5 +309,6 @@ def pool_module():
 
 for _pool in (GlobalMeanPool, GlobalMaxPool, GlobalAddPool):
     register(_pool, shape=pool_shape, build=lambda cfg, h, batch: pool_module()(cfg.type.split("_")[1]),
-             flops=lambda cfg, h, batch: h[0] * h[1], arity=2, dtype=pool_dtype, sample_dtypes=GRAPH_DTYPES,
+             # arity None: `from: batch` alone reads the previous output and the batch vector, as a merge does
+             flops=lambda cfg, h, batch: h[0] * h[1], arity=None, dtype=pool_dtype, sample_dtypes=GRAPH_DTYPES,
              samples=[({}, (("N", 5), ("N",)))])

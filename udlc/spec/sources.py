@@ -94,13 +94,26 @@ class GraphSet:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GraphListSet:
+    """A built-in set of small graphs, each with one class (task: graph_classification)."""
+
+    name: str
+    # (graphs, noise, numpy Generator) -> (list of (x (n, F), edges (2, e)), y (G,)); undirected edges once
+    load: Callable[[int, Any, Any], tuple[list[tuple[Any, Any]], Any]]
+    features: int
+    classes: tuple[str, ...]
+    description: str
+    keys: frozenset[str] = frozenset({"samples"})
+
+
+@dataclass(frozen=True, kw_only=True)
 class FileKind:
     name: str  # the suffix, lower case: ".csv"
     keys: frozenset[str]  # data keys it reads beyond the common ones
     text: bool = False  # read as text to tokenize (.txt), not as a table of samples
 
 
-Source = BuiltinSet | TextSet | SequenceSet | GraphSet | FileKind
+Source = BuiltinSet | TextSet | SequenceSet | GraphSet | GraphListSet | FileKind
 
 
 class SourceRegistry:
@@ -121,7 +134,7 @@ class SourceRegistry:
     def find(self, source: str) -> Source | None:
         """The entry `data.source` names: a built-in set by name, else a file kind by its suffix."""
         entry = self._entries.get(source)
-        if isinstance(entry, (BuiltinSet, TextSet, SequenceSet, GraphSet)):
+        if isinstance(entry, (BuiltinSet, TextSet, SequenceSet, GraphSet, GraphListSet)):
             return entry
         _, dot, suffix = source.rpartition(".")
         entry = self._entries.get("." + suffix.lower()) if dot else None
@@ -139,8 +152,8 @@ class SourceRegistry:
     def sequence_sets(self) -> list[SequenceSet]:
         return [e for e in self._entries.values() if isinstance(e, SequenceSet)]
 
-    def graph_sets(self) -> list[GraphSet]:
-        return [e for e in self._entries.values() if isinstance(e, GraphSet)]
+    def graph_sets(self) -> list[GraphSet | GraphListSet]:
+        return [e for e in self._entries.values() if isinstance(e, (GraphSet, GraphListSet))]
 
     def is_text(self, source: str) -> bool:
         """Does `data.source` name text to tokenize (a corpus or a .txt file) rather than samples?"""
@@ -357,3 +370,32 @@ SOURCES.register(GraphSet(name="karate", load=_karate, features=len(KARATE_SIDES
 SOURCES.register(GraphSet(name="sbm", load=_sbm, features=SBM_FEATURES,
                           classes=tuple(f"block_{i}" for i in range(SBM_BLOCKS)), noise=2.0, nodes=800,
                           description="a stochastic block model: 4 communities, noisy community features"))
+
+
+DEGREE_FEATURES = 5  # one-hot degree 0, 1, 2, 3, 4 or more
+
+
+def _trees_and_cycles(count: int, noise: Any, rng: Any) -> tuple[list[tuple[Any, Any]], Any]:
+    """Random trees of 6-20 nodes (each node joined to an earlier one), half of them with one more edge between
+    two nodes not yet joined, which closes a cycle: class 0 a tree, class 1 a graph with one cycle. A node's
+    features: its degree, one-hot. Degrees alone do not tell the classes apart (both kinds have nodes of every
+    degree); the count of edges against nodes does, which a sum over the graph can find."""
+    import numpy as np
+
+    graphs, y = [], np.arange(count) % 2
+    rng.shuffle(y)
+    for label in y:
+        n = int(rng.integers(6, 21))
+        edges = {(int(rng.integers(0, i)), i) for i in range(1, n)}
+        while label and len(edges) < n:
+            a, b = sorted(int(v) for v in rng.choice(n, 2, replace=False))
+            edges.add((a, b))
+        pairs = np.array(sorted(edges)).T
+        degree = np.bincount(pairs.reshape(-1), minlength=n)
+        graphs.append((np.eye(DEGREE_FEATURES)[np.minimum(degree, DEGREE_FEATURES - 1)], pairs))
+    return graphs, y
+
+
+SOURCES.register(GraphListSet(name="trees_cycles", load=_trees_and_cycles, features=DEGREE_FEATURES,
+                              classes=("tree", "cycle"),
+                              description="random trees of 6-20 nodes, half with one cycle; degree features"))

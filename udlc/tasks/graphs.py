@@ -1,5 +1,6 @@
 """task: node_classification — a graph network classifies the nodes of one graph, semi-supervised: every step
 reads the whole graph, the loss counts the training nodes, evaluation the validation or test nodes.
+task: graph_classification — it classifies whole graphs, a batch of them taken as one disjoint graph.
 
     task: node_classification
     data: {source: karate, split: [0.3, 0.2, 0.5]}      # the split is of nodes
@@ -16,6 +17,19 @@ reads the whole graph, the loss counts the training nodes, evaluation the valida
 Node features are normalized with the training nodes' statistics (`data.normalize`). The model is served as
 model.onnx: raw features x (1, N, F) and edge_index (1, 2, E) in, `logits` and `probabilities` (1, N, C) out,
 for graphs of any size; `udlc predict MODEL.onnx graph.npz` prints a class per node.
+
+    task: graph_classification
+    data: {source: trees_cycles, samples: 1000}        # the split is of graphs
+    model:
+      inputs: {x: [N, 5], edge_index: {shape: [2, E], dtype: int64}, batch: {shape: [N], dtype: int64}}
+      layers:
+        - gin_conv: {out_features: 32, from: [x, edge_index]}
+        - global_add_pool: {from: batch}               # every node gets its graph's sum
+        - linear: 2                                    # its graph's logits, at every node
+
+`batch` says which graph each node belongs to (PyG's convention). A readout gives every node its graph's
+row, so the model's output is (N, classes) and the loss reads each graph's at its first node; the file takes
+x, edge_index and batch, and `udlc predict MODEL.onnx graphs.npz` prints a class per graph.
 """
 
 from __future__ import annotations
@@ -28,7 +42,7 @@ from udlc.tasks.fields import error, one_network
 from udlc.tasks.registry import Served, Task, register
 from udlc.tasks.supervised import check_monitors, check_network_keys, located
 
-INPUTS = {"x": "float32", "edge_index": "int64"}
+READOUTS = ("global_mean_pool", "global_max_pool", "global_add_pool")
 
 
 class NodeClassificationOptions(StrictModel):
@@ -40,10 +54,16 @@ class NodeClassification(Task):
     name = "node_classification"
     config = NodeClassificationOptions
     description = "a graph network classifies the nodes of one graph (masks of nodes split train/val/test)"
+    inputs_wanted = {"x": "float32", "edge_index": "int64"}  # input name -> dtype
+
+    def source_kind(self) -> type:
+        from udlc.spec.sources import GraphSet
+
+        return GraphSet
 
     def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
         from udlc.spec.metrics import METRICS
-        from udlc.spec.sources import SOURCES, GraphSet
+        from udlc.spec.sources import SOURCES
 
         spec, doc = compiled.spec, compiled.doc
         found = one_network(compiled, self.name)
@@ -52,34 +72,23 @@ class NodeClassification(Task):
         net, graph, base = found
         errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
         entry = SOURCES.find(spec.data.source)
-        if not isinstance(entry, GraphSet):
-            errors.append(error(doc, f"task node_classification reads a graph; {spec.data.source} is none",
-                                ("data", "source"), "use a graph: " + ", ".join(e.name for e in SOURCES.graph_sets())))
+        kind = self.source_kind()
+        if not isinstance(entry, kind):
+            errors.append(error(doc, f"task {self.name} reads {'a graph' if self.name == 'node_classification' else 'graphs'}"
+                                f"; {spec.data.source} is none", ("data", "source"), "use one of: " + ", ".join(
+                                    e.name for e in SOURCES.graph_sets() if isinstance(e, kind))))
         if spec.loss.type != "cross_entropy" or spec.loss.weight:
-            errors.append(error(doc, "nodes are classified with cross_entropy (no class weights)", ("loss",),
+            errors.append(error(doc, f"task {self.name} learns with cross_entropy (no class weights)", ("loss",),
                                 "write `loss: cross_entropy`"))
         for i, metric in enumerate(spec.metrics):
             if METRICS[metric.type].task != "classification":
-                errors.append(error(doc, f"{metric.type} measures values; the nodes get classes", ("metrics", i),
-                                    "use accuracy, f1_macro or top_k"))
+                errors.append(error(doc, f"{metric.type} measures values; task {self.name} gives classes",
+                                    ("metrics", i), "use accuracy, f1_macro or top_k"))
         if spec.data.augment:
             errors.append(error(doc, "a graph's features are not augmented", ("data", "augment"), "drop `augment`",
                                 key=True))
-        written = spec.networks[net].inputs
-        for name, shape in graph.inputs.items():
-            where = base + ("inputs", name) if written else base + ("input",)
-            rank = 2
-            if name not in INPUTS:
-                errors.append(error(doc, f"the input '{name}' is neither x (node features) nor edge_index", where,
-                                    "name the inputs x and edge_index", key=True))
-            elif graph.dtype_of(name) != INPUTS[name] or len(shape) != rank or (name == "edge_index" and shape[0] != 2):
-                want = "[N, F] float32" if name == "x" else "[2, E] int64"
-                errors.append(error(doc, f"{name} is {want}", where, key=True))
-        for name in INPUTS:
-            if name not in graph.inputs:
-                errors.append(error(doc, f"the model must read `{name}`", base, "declare `inputs: {x: [N, F], "
-                                    "edge_index: {shape: [2, E], dtype: int64}}`", key=True))
-        if errors or not isinstance(entry, GraphSet):
+        errors += self.check_inputs(compiled, net, graph, base)
+        if errors or not isinstance(entry, kind):
             return errors
         if graph.inputs["x"][1] != entry.features:
             errors.append(error(doc, f"{entry.name} gives {entry.features} features per node; x declares "
@@ -93,6 +102,27 @@ class NodeClassification(Task):
                                     f"{'(' + ', '.join(map(str, out)) + ')' if out else 'several outputs'}",
                                     path=node.path, span=node.span,
                                     hint=f"end with `gcn_conv: {len(entry.classes)}` or `linear: {len(entry.classes)}`"))
+        return errors
+
+    def check_inputs(self, compiled: Any, net: str, graph: Any, base: tuple) -> list[SpecError]:
+        doc, wanted = compiled.doc, self.inputs_wanted
+        shapes = {"x": "[N, F] float32", "edge_index": "[2, E] int64", "batch": "[N] int64"}
+        written = compiled.spec.networks[net].inputs
+        errors = []
+        for name, shape in graph.inputs.items():
+            where = base + ("inputs", name) if written else base + ("input",)
+            if name not in wanted:
+                errors.append(error(doc, f"the input '{name}' is none of {', '.join(wanted)}", where,
+                                    f"name the inputs {', '.join(wanted)}", key=True))
+                continue
+            rank = 1 if name == "batch" else 2
+            if graph.dtype_of(name) != wanted[name] or len(shape) != rank or (name == "edge_index" and shape[0] != 2):
+                errors.append(error(doc, f"{name} is {shapes[name]}", where, key=True))
+        declared = ", ".join(f"{n}: {{shape: {shapes[n].split()[0]}, dtype: {wanted[n]}}}" for n in wanted)
+        for name in wanted:
+            if name not in graph.inputs:
+                errors.append(error(doc, f"the model must read `{name}`", base, f"declare `inputs: {{{declared}}}`",
+                                    key=True))
         return errors
 
     def logged(self, spec: Any, has_val: bool) -> list[str]:
@@ -166,7 +196,62 @@ class NodeClassification(Task):
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            (batch,) = batches.epoch_batches(None)
-            logits, y = self.logits(s, model, batch)
+            logits, y = (torch.cat(part) for part in zip(*(self.logits(s, model, b) for b in batches.epoch_batches(None))))
         model.train(was_training)
         return {"loss": self.loss_fn(logits, y).item(), **compute_metrics(s.spec.metrics, logits, y, "softmax")}
+
+
+class GraphClassificationOptions(StrictModel):
+    type: Literal["graph_classification"] = "graph_classification"
+
+
+@register
+class GraphClassification(NodeClassification):
+    name = "graph_classification"
+    config = GraphClassificationOptions
+    description = "a graph network classifies whole graphs (batches of graphs as one disjoint graph)"
+    inputs_wanted = {"x": "float32", "edge_index": "int64", "batch": "int64"}
+
+    def source_kind(self) -> type:
+        from udlc.spec.sources import GraphListSet
+
+        return GraphListSet
+
+    def check_inputs(self, compiled: Any, net: str, graph: Any, base: tuple) -> list[SpecError]:
+        errors = super().check_inputs(compiled, net, graph, base)
+        if not errors and not any(n.op in READOUTS and "batch" in n.inputs for n in graph.nodes.values()):
+            errors.append(error(compiled.doc, "the model classifies graphs, but no readout gathers a graph's nodes",
+                                base + ("layers",), "add `global_add_pool: {from: batch}` (or global_mean_pool, "
+                                "global_max_pool) before the classifier", key=True))
+        return errors
+
+    def load_data(self, compiled: Any) -> Any:
+        from udlc.data.graphs import load_graph_set
+
+        self.net, graph = next(iter(compiled.graphs.items()))
+        self.inputs = list(graph.inputs)
+        try:
+            return load_graph_set(compiled.spec.data, compiled.spec.seed)
+        except SpecError as e:
+            raise located(e, compiled.doc) from None
+
+    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
+        graph = compiled.graphs[self.net]
+        return {"task": self.name, "classes": data.classes, "input_names": list(graph.inputs),
+                "input_shapes": [list(s) for s in graph.inputs.values()],
+                "normalization": data.normalization.to_json(), "target_normalization": None}
+
+    def sizes(self, data: Any) -> str:
+        return "/".join(str(len(data.splits[s])) for s in ("train", "val", "test")) + " graphs"
+
+    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+        from udlc.data.graphs import GraphBatches
+
+        indices = data.splits[split]
+        return GraphBatches(data, indices, batch_size, shuffle, device) if len(indices) else None
+
+    def logits(self, s: Any, model: Any, batch: Any) -> tuple[Any, Any]:
+        """Each graph's logits, read at its first node (the readout gave every node its graph's row)."""
+        with s.autocast():
+            out = model(*(batch[name] for name in self.inputs))
+        return out[0][batch["first"][0]].float(), batch["target"][0]

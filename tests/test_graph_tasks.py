@@ -1,5 +1,6 @@
-"""task: node_classification — the built-in graphs, what check refuses at its line, a karate run that learns
-the club's split, and the exported file classifying a graph's nodes whatever their number and order."""
+"""tasks node_classification and graph_classification — the built-in graphs, what check refuses at its line, runs
+that learn (karate's split; trees from cycles), and the exported file classifying nodes or graphs whatever
+their number and order."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def test_the_examples_check(example: Path) -> None:
      "it gives (N, 3)"),
     ({"loss": "mse"}, "loss: mse", "cross_entropy"),
     ({"metrics": ["r2"]}, "r2", "measures values"),
-    ({"model.inputs.edges": {"shape": [2, "E"], "dtype": "int64"}}, "edges:", "neither x"),
+    ({"model.inputs.edges": {"shape": [2, "E"], "dtype": "int64"}}, "edges:", "none of x, edge_index"),
 ])
 def test_check_refuses_what_training_would_at_its_line(tmp_path: Path, changes, marker, words) -> None:
     spec = written(tmp_path, changes)
@@ -109,7 +110,7 @@ def test_karate_learns_the_split_and_the_file_agrees_with_torch(karate_run: Path
 
 @pytest.mark.slow
 def test_predict_classifies_each_node_whatever_their_order(karate_run: Path, run_cli, tmp_path: Path) -> None:
-    from udlc.runtime.graphs import NodeClassifier
+    from udlc.runtime.graphs import GraphClassifier
     from udlc.spec.sources import KARATE_EDGES
 
     edges = np.array(KARATE_EDGES).T
@@ -119,7 +120,7 @@ def test_predict_classifies_each_node_whatever_their_order(karate_run: Path, run
     new_id = np.empty(34, dtype=np.int64)
     new_id[order] = np.arange(34)
     np.savez(tmp_path / "shuffled.npz", x=np.eye(34, dtype=np.float32)[order], edge_index=new_id[edges])
-    classifier = NodeClassifier(karate_run / "model.onnx")
+    classifier = GraphClassifier(karate_run / "model.onnx")
     before, after = classifier.predict_file(tmp_path / "karate.npz"), classifier.predict_file(tmp_path / "shuffled.npz")
     assert np.allclose(after.probabilities, before.probabilities[order], atol=1e-5)
     result = run_cli("predict", karate_run / "model.onnx", tmp_path / "karate.npz")
@@ -129,3 +130,76 @@ def test_predict_classifies_each_node_whatever_their_order(karate_run: Path, run
     np.savez(tmp_path / "bad.npz", x=np.eye(34, dtype=np.float32), edge_index=np.array([[0, 3], [50, 1]]))
     assert "column 0 of edge_index" in assert_clean_failure(run_cli("predict", karate_run / "model.onnx",
                                                                     tmp_path / "bad.npz"))
+
+
+# ---- graph_classification ---------------------------------------------------------------------------------
+
+GIN = ROOT / "examples" / "graphs-gin.yaml"
+
+
+@pytest.mark.parametrize("changes, marker, words", [
+    ({"model.layers": [{"gin_conv": {"out_features": 2, "from": ["x", "edge_index"]}}]}, "layers:", "no readout"),
+    ({"model.inputs.batch": {"shape": ["N", 1], "dtype": "int64"}}, "- global_add_pool", "batch vector (N,)"),
+    ({"data.source": "karate"}, "source: karate", "trees_cycles"),
+])
+def test_graph_classification_is_checked_at_its_lines(tmp_path: Path, changes, marker, words) -> None:
+    spec = written(tmp_path, changes, GIN)
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    first = info.value.errors[0]
+    assert first.span.line == line_of(spec, marker), (first.message, first.span.line)
+    assert words in " ".join(e.message + " " + (e.hint or "") for e in info.value.errors)
+
+
+def test_trees_have_one_edge_fewer_than_nodes_and_the_others_one_cycle() -> None:
+    from udlc.spec.sources import SOURCES
+
+    graphs, y = SOURCES.find("trees_cycles").load(200, None, np.random.default_rng(0))
+    assert set(y.tolist()) == {0, 1}
+    for (x, edges), label in zip(graphs, y):
+        n = len(x)
+        assert 6 <= n <= 20 and edges.shape[1] == n - 1 + label and (edges[0] < edges[1]).all()
+        assert np.array_equal(x.sum(axis=0) @ np.arange(5) <= edges.size, True)  # degrees (capped) within 2E
+
+
+def test_a_batch_of_graphs_is_one_disjoint_graph() -> None:
+    from udlc.data.graphs import disjoint_union
+
+    a = (np.ones((3, 2), np.float32), np.array([[0, 1], [1, 2]]))
+    b = (np.zeros((2, 2), np.float32), np.array([[0], [1]]))
+    u = disjoint_union([a, b])
+    assert u["x"].shape == (1, 5, 2) and u["edge_index"][0].tolist() == [[0, 1, 3], [1, 2, 4]]
+    assert u["batch"][0].tolist() == [0, 0, 0, 1, 1] and u["first"][0].tolist() == [0, 3]
+
+
+@pytest.mark.slow
+def test_graph_classification_learns_and_predicts_per_graph_whatever_the_order(tmp_path: Path) -> None:
+    import json
+
+    from udlc.data.graphs import disjoint_union, load_graph_set
+    from udlc.exporter.onnx import export_run
+    from udlc.runtime.graphs import GraphClassifier
+
+    spec = written(tmp_path, {"train.epochs": 12, "data.samples": 400}, GIN)
+    run = train_here(spec, tmp_path / "runs")
+    export_run(run)
+    assert json.loads((run / "results.json").read_text())["test_accuracy"] >= 0.85
+    data = load_graph_set(compile_spec(spec).spec.data, 0)
+    test = [data.graphs[i] for i in data.splits["test"]]
+    u = disjoint_union(test)
+    np.savez(tmp_path / "test.npz", x=u["x"][0], edge_index=u["edge_index"][0], batch=u["batch"][0])
+    classifier = GraphClassifier(run / "model.onnx")
+    before = classifier.predict_file(tmp_path / "test.npz")
+    assert before.probabilities.shape == (len(test), 2)
+    assert (before.values == data.y[data.splits["test"]]).mean() >= 0.85
+    # the same graphs in reverse order, each one's nodes renumbered: the same answers, reversed
+    shuffled = []
+    for x, edges in reversed(test):
+        order = np.random.default_rng(len(x)).permutation(len(x))
+        new_id = np.empty(len(x), dtype=np.int64)
+        new_id[order] = np.arange(len(x))
+        shuffled.append((x[order], new_id[edges]))
+    v = disjoint_union(shuffled)
+    np.savez(tmp_path / "shuffled.npz", x=v["x"][0], edge_index=v["edge_index"][0], batch=v["batch"][0])
+    after = classifier.predict_file(tmp_path / "shuffled.npz")
+    assert np.allclose(after.probabilities, before.probabilities[::-1], atol=1e-5)
