@@ -203,3 +203,60 @@ def test_graph_classification_learns_and_predicts_per_graph_whatever_the_order(t
     np.savez(tmp_path / "shuffled.npz", x=v["x"][0], edge_index=v["edge_index"][0], batch=v["batch"][0])
     after = classifier.predict_file(tmp_path / "shuffled.npz")
     assert np.allclose(after.probabilities, before.probabilities[::-1], atol=1e-5)
+
+
+# ---- graph files ---------------------------------------------------------------------------------------------
+
+
+def karate_file(path: Path, **changes) -> Path:
+    from udlc.spec.sources import KARATE_EDGES, KARATE_SIDES
+
+    edges = np.array(KARATE_EDGES).T
+    train = np.zeros(34, bool)
+    train[[0, 1, 2, 31, 32, 33]] = True
+    arrays = {"x": np.eye(34, dtype=np.float32), "edge_index": np.concatenate([edges, edges[::-1]], axis=1),
+              "y": np.array(KARATE_SIDES), "train_mask": train, "test_mask": ~train, **changes}
+    np.savez(path, **arrays)
+    return path
+
+
+def file_spec(tmp_path: Path, source: str) -> Path:
+    return written(tmp_path, {"data": {"source": source, "normalize": "none"}, "train.epochs": 60})
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"test_mask": np.ones(34, bool)}, "node 0 is in both train_mask and test_mask"),
+    ({"edge_index": np.array([[0, 5], [1, 34]])}, "edge 1 (column 1 of edge_index) joins nodes 5 and 34"),
+    ({"y": np.zeros(33, np.int64)}, "y must give each of the 34 nodes a class id"),
+])
+def test_check_reads_a_graph_file_whole_and_names_what_is_wrong(tmp_path: Path, changes, words) -> None:
+    karate_file(tmp_path / "club.npz", **changes)
+    spec = file_spec(tmp_path, "club.npz")
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    (e,) = info.value.errors
+    assert e.span.line == line_of(spec, "source: club.npz") and words in e.message
+
+
+@pytest.mark.slow
+def test_a_graph_file_with_its_own_masks_trains(tmp_path: Path) -> None:
+    import json
+
+    karate_file(tmp_path / "club.npz")
+    run = train_here(file_spec(tmp_path, "club.npz"), tmp_path / "runs")
+    assert json.loads((run / "run.json").read_text())["classes"] == ["0", "1"]
+    assert json.loads((run / "results.json").read_text())["test_accuracy"] >= 0.8  # 6 labelled members of 34
+
+
+def test_a_file_of_many_graphs_is_split_into_its_graphs(tmp_path: Path) -> None:
+    from udlc.data.graphs import graphs_of_file
+
+    x = np.arange(10, dtype=np.float32).reshape(5, 2)
+    batch = np.array([0, 1, 0, 1, 1])
+    np.savez(tmp_path / "g.npz", x=x, edge_index=np.array([[0, 1, 3], [2, 4, 1]]), batch=batch, y=np.array([1, 0]))
+    graphs, y = graphs_of_file(tmp_path / "g.npz")
+    assert y.tolist() == [1, 0] and [g[0].tolist() for g in graphs] == [x[[0, 2]].tolist(), x[[1, 3, 4]].tolist()]
+    assert graphs[0][1].tolist() == [[0], [1]] and graphs[1][1].tolist() == [[0, 1], [2, 0]]  # 1→4, 3→1
+    np.savez(tmp_path / "bad.npz", x=x, edge_index=np.array([[0], [1]]), batch=batch, y=np.array([1, 0]))
+    with pytest.raises(UdlcError, match="edge 0 joins node 0 of graph 0 and node 1 of graph 1"):
+        graphs_of_file(tmp_path / "bad.npz")

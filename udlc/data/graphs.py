@@ -1,11 +1,13 @@
-"""Graphs for node classification: a built-in graph (udlc.spec.sources GraphSet) or a `.npz` of one graph,
-read as node features, an edge list in both directions without self loops, a class per node and seeded
-train/val/test node masks. The whole graph is one batch (a batch axis of 1): every step sees every node, and
-the loss counts the nodes of its split's mask.
+"""Graphs: for node classification one graph (a built-in GraphSet or a `.npz`), read as node features, an edge
+list without self loops, a class per node and train/val/test node masks; the whole graph is one batch (a
+batch axis of 1), and the loss counts the nodes of its split's mask. For graph classification many small
+graphs (a built-in GraphListSet or a `.npz`), split by graph, a batch of them taken as one disjoint graph.
 
 A graph file holds `x` (N, F) numbers and `edge_index` (2, E) integers (row 0 the source node of each edge,
-row 1 its target; an undirected graph lists both directions), and for training `y` (N,) class ids. Every
-mistake in one names the file, the array and, for an edge, its column. numpy only.
+row 1 its target; an undirected graph lists both directions), and for training `y`: a class id per node, with
+optional bool `train_mask`, `val_mask`, `test_mask` (else `data.split` splits the nodes); or, with `batch` (N,)
+the graph of each node, a class id per graph. Every mistake in one names the file, the array and, for an
+edge or a node, which one. numpy only.
 """
 
 from __future__ import annotations
@@ -40,23 +42,89 @@ class GraphData:
         return tuple(self.x.shape)  # type: ignore[return-value]
 
 
-def load_graph(spec: Any, seed: int) -> GraphData:
-    """The spec's built-in graph, undirected edges in both directions, split by node and normalized."""
-    from udlc.spec.sources import SOURCES
+def load_graph(spec: Any, seed: int, base_dir: Path = Path(".")) -> GraphData:
+    """The spec's graph, split by node (a file's own masks, else `data.split`, seeded) and normalized with the
+    training nodes' statistics. A built-in graph's undirected edges come in both directions; a file's edges
+    are taken as they are."""
+    from udlc.spec.sources import SOURCES, GraphSet
 
     entry = SOURCES.find(spec.source)
-    rng = np.random.default_rng(seed)
-    nodes = spec.samples or entry.nodes
-    noise = spec.noise if spec.noise is not None else entry.noise
-    x, edges, y = entry.load(nodes, noise, rng)
-    edges = np.asarray(edges, dtype=np.int64)
-    edges = clean_edges(np.concatenate([edges, edges[::-1]], axis=1), len(x), entry.name)
+    if isinstance(entry, GraphSet):
+        x, edges, y = entry.load(spec.samples or entry.nodes, spec.noise if spec.noise is not None else entry.noise,
+                                 np.random.default_rng(seed))
+        edges = np.asarray(edges, dtype=np.int64)
+        edges = clean_edges(np.concatenate([edges, edges[::-1]], axis=1), len(x), entry.name)
+        classes, masks = list(entry.classes), None
+    else:
+        path = Path(base_dir) / spec.source
+        arrays = graph_file(path, ("x", "edge_index", "y"))
+        x, y = checked_features(arrays["x"], path), checked_labels(arrays["y"], len(arrays["x"]), path, "node")
+        edges = clean_edges(checked_edges(arrays["edge_index"], path), len(x), str(path))
+        classes, masks = [str(c) for c in range(int(y.max()) + 1)], file_masks(arrays, len(x), path)
     n = len(x)
-    parts = _split(n, tuple(spec.split), seed)
-    masks = {name: np.isin(np.arange(n), part) for name, part in zip(SPLITS, parts)}
+    if masks is None:
+        masks = {name: np.isin(np.arange(n), part) for name, part in zip(SPLITS, _split(n, tuple(spec.split), seed))}
     norm = Normalization.fit(spec.normalize, np.asarray(x, dtype=np.float32)[masks["train"]])
-    return GraphData(norm.apply_normalization(x), edges, np.asarray(y, dtype=np.int64), masks, list(entry.classes),
-                     norm)
+    return GraphData(norm.apply_normalization(x), edges, np.asarray(y, dtype=np.int64), masks, classes, norm)
+
+
+def graph_file(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """A `.npz` graph file's arrays; a file that is missing, not a plain npz, or without `required` arrays is an
+    error that names it."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise UdlcError(f"no graph file at {path}") from None
+    except Exception as e:  # not a zip, a pickled object array, a damaged file
+        raise UdlcError(f"{path} is not a graph .npz file: {str(e).splitlines()[0][:200]}") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise UdlcError(f"{path} has no array {' or '.join(missing)}; a graph file holds x (N, F), edge_index "
+                        f"(2, E){', y' if 'y' in required else ''} (it has: {', '.join(arrays) or 'nothing'})")
+    return arrays
+
+
+def checked_features(x: np.ndarray, path: Path) -> np.ndarray:
+    if x.ndim != 2 or x.dtype.kind not in "iuf":
+        raise UdlcError(f"{path}: x must be numbers, one row per node (N, F); it is {x.dtype} {x.shape}")
+    if not np.isfinite(x).all():
+        raise UdlcError(f"{path}: x holds NaN or inf (node {int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])})")
+    return x.astype(np.float32)
+
+
+def checked_edges(edges: np.ndarray, path: Path) -> np.ndarray:
+    if edges.dtype.kind not in "iu":
+        raise UdlcError(f"{path}: edge_index must hold integer node ids; it is {edges.dtype}")
+    return edges.astype(np.int64)
+
+
+def checked_labels(y: np.ndarray, count: int, path: Path, what: str) -> np.ndarray:
+    """y: one class id (0, 1, …) per node or graph."""
+    if y.shape != (count,) or y.dtype.kind not in "iu" or (count and y.min() < 0):
+        raise UdlcError(f"{path}: y must give each of the {count} {what}s a class id 0, 1, …; it is {y.dtype} "
+                        f"{y.shape}")
+    return y.astype(np.int64)
+
+
+def file_masks(arrays: dict[str, np.ndarray], n: int, path: Path) -> dict[str, np.ndarray] | None:
+    """The file's train_mask / val_mask / test_mask (bool (N,)), when it has them; a node in two is an error."""
+    names = [f"{s}_mask" for s in SPLITS]
+    if not any(name in arrays for name in names):
+        return None
+    masks = {}
+    for split, name in zip(SPLITS, names):
+        mask = arrays.get(name, np.zeros(n, dtype=bool))
+        if mask.shape != (n,) or mask.dtype != bool:
+            raise UdlcError(f"{path}: {name} must be one bool per node ({n},); it is {mask.dtype} {mask.shape}")
+        masks[split] = mask
+    for (a, first), (b, second) in [(p, q) for i, p in enumerate(masks.items()) for q in list(masks.items())[i + 1:]]:
+        both = np.flatnonzero(first & second)
+        if len(both):
+            raise UdlcError(f"{path}: node {int(both[0])} is in both {a}_mask and {b}_mask; a node is in one split")
+    if not masks["train"].any():
+        raise UdlcError(f"{path}: train_mask holds no node")
+    return masks
 
 
 def clean_edges(edges: np.ndarray, n: int, source: str) -> np.ndarray:
@@ -78,31 +146,19 @@ def read_graph(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A `.npz` graph to predict on: its features `x` (N, F) float32, clean `edge_index` (2, E) int64, and
     `batch` (N,) int64, the graph of each node when the file holds several (default: all in graph 0)."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise UdlcError(f"no graph file at {path}") from None
-    except Exception as e:  # not a zip, a pickled object array, a damaged file
-        raise UdlcError(f"{path} is not a graph .npz file: {str(e).splitlines()[0][:200]}") from None
-    missing = [k for k in ("x", "edge_index") if k not in arrays]
-    if missing:
-        raise UdlcError(f"{path} has no array {' or '.join(missing)}; a graph file holds x (N, F) and edge_index "
-                        f"(2, E) (it has: {', '.join(arrays) or 'nothing'})")
-    x, edges = arrays["x"], arrays["edge_index"]
-    if x.ndim != 2 or x.dtype.kind not in "iuf":
-        raise UdlcError(f"{path}: x must be numbers, one row per node (N, F); it is {x.dtype} {x.shape}")
-    if not np.isfinite(x).all():
-        row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
-        raise UdlcError(f"{path}: x holds NaN or inf (node {row})")
-    if edges.dtype.kind not in "iu":
-        raise UdlcError(f"{path}: edge_index must hold integer node ids; it is {edges.dtype}")
-    batch = arrays.get("batch", np.zeros(len(x), dtype=np.int64))
-    if batch.shape != (len(x),) or batch.dtype.kind not in "iu" or (len(batch) and not 0 <= batch.min() <= batch.max() < len(x)):
-        raise UdlcError(f"{path}: batch must give each of the {len(x)} nodes its graph, 0 to the number of graphs "
-                        f"- 1; it is {batch.dtype} {batch.shape}" + (f" from {batch.min()} to {batch.max()}"
-                                                                      if batch.size and batch.dtype.kind in "iu" else ""))
-    return x.astype(np.float32), clean_edges(edges.astype(np.int64), len(x), str(path)), batch.astype(np.int64)
+    arrays = graph_file(path, ("x", "edge_index"))
+    x, edges = checked_features(arrays["x"], path), checked_edges(arrays["edge_index"], path)
+    batch = checked_batch(arrays.get("batch", np.zeros(len(x), dtype=np.int64)), len(x), path)
+    return x, clean_edges(edges, len(x), str(path)), batch
+
+
+def checked_batch(batch: np.ndarray, n: int, path: Path) -> np.ndarray:
+    """The graph of each node: ids 0, 1, … below the node count."""
+    if batch.shape != (n,) or batch.dtype.kind not in "iu" or (n and not 0 <= batch.min() <= batch.max() < n):
+        raise UdlcError(f"{path}: batch must give each of the {n} nodes its graph, 0 to the number of graphs - 1; "
+                        f"it is {batch.dtype} {batch.shape}" + (f" from {batch.min()} to {batch.max()}"
+                                                                if batch.size and batch.dtype.kind in "iu" else ""))
+    return batch.astype(np.int64)
 
 
 
@@ -126,23 +182,77 @@ class GraphSetData:
         return (int(self.graphs[0][0].shape[1]),)
 
 
-def load_graph_set(spec: Any, seed: int) -> GraphSetData:
-    """The spec's built-in set of graphs, split by graph (seeded), features normalized on the training graphs'
-    nodes, each edge in both directions."""
-    from udlc.spec.sources import SOURCES
+def load_graph_set(spec: Any, seed: int, base_dir: Path = Path(".")) -> GraphSetData:
+    """The spec's set of graphs, split by graph (seeded), features normalized on the training graphs' nodes. A
+    built-in set's undirected edges come in both directions; a file's are taken as they are."""
+    from udlc.spec.sources import SOURCES, GraphListSet
 
     entry = SOURCES.find(spec.source)
-    graphs, y = entry.load(spec.samples or 1000, spec.noise, np.random.default_rng(seed))
+    if isinstance(entry, GraphListSet):
+        graphs, y = entry.load(spec.samples or 1000, spec.noise, np.random.default_rng(seed))
+        graphs = [(x, np.concatenate([np.asarray(e), np.asarray(e)[::-1]], axis=1)) for x, e in graphs]
+        classes, name = list(entry.classes), entry.name
+    else:
+        path = Path(base_dir) / spec.source
+        graphs, y = graphs_of_file(path)
+        classes, name = [str(c) for c in range(int(y.max()) + 1)], str(path)
     parts = _split(len(graphs), tuple(spec.split), seed)
     splits = dict(zip(SPLITS, parts))
     train_nodes = np.concatenate([np.asarray(graphs[i][0], dtype=np.float32) for i in splits["train"]])
     norm = Normalization.fit(spec.normalize, train_nodes)
-    cleaned = []
-    for x, edges in graphs:
-        edges = np.asarray(edges, dtype=np.int64)
-        cleaned.append((norm.apply_normalization(x), clean_edges(np.concatenate([edges, edges[::-1]], axis=1),
-                                                                 len(x), entry.name)))
-    return GraphSetData(cleaned, np.asarray(y, dtype=np.int64), splits, list(entry.classes), norm)
+    cleaned = [(norm.apply_normalization(x), clean_edges(np.asarray(e, dtype=np.int64), len(x), name))
+               for x, e in graphs]
+    return GraphSetData(cleaned, np.asarray(y, dtype=np.int64), splits, classes, norm)
+
+
+def graphs_of_file(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """A `.npz` of many graphs — x (N, F), edge_index (2, E) with ids over all nodes, batch (N,) the graph of
+    each node, y (G,) each graph's class — as a list of graphs with their own node ids."""
+    arrays = graph_file(path, ("x", "edge_index", "batch", "y"))
+    x, edges = checked_features(arrays["x"], path), checked_edges(arrays["edge_index"], path)
+    batch = checked_batch(arrays["batch"], len(x), path)
+    edges = clean_edges(edges, len(x), str(path))
+    y = checked_labels(arrays["y"], int(batch.max()) + 1 if len(batch) else 0, path, "graph")
+    across = np.flatnonzero(batch[edges[0]] != batch[edges[1]])
+    if len(across):
+        k = int(across[0])
+        raise UdlcError(f"{path}: edge {k} joins node {edges[0, k]} of graph {batch[edges[0, k]]} and node "
+                        f"{edges[1, k]} of graph {batch[edges[1, k]]}; an edge stays within its graph")
+    local = np.zeros(len(x), dtype=np.int64)
+    graphs = []
+    for g in range(len(y)):
+        nodes = np.flatnonzero(batch == g)
+        if not len(nodes):
+            raise UdlcError(f"{path}: graph {g} has no node (batch skips it); graph ids run 0, 1, … without gaps")
+        local[nodes] = np.arange(len(nodes))
+        mine = batch[edges[0]] == g
+        graphs.append((x[nodes], local[edges[:, mine]]))
+    return graphs, y
+
+
+def graph_signature(spec: Any, base_dir: Path, many: bool) -> tuple[int, list[str]]:
+    """What `check` needs of the spec's graph (or, `many`, graphs): features per node and the class names. A
+    file is read and checked whole — edges, labels, masks, graph ids — so that `check` refuses what training
+    would."""
+    from udlc.spec.sources import SOURCES, GraphListSet, GraphSet
+
+    entry = SOURCES.find(spec.source)
+    if isinstance(entry, (GraphSet, GraphListSet)):
+        return entry.features, list(entry.classes)
+    path = Path(base_dir) / spec.source
+    if many:
+        graphs, y = graphs_of_file(path)
+        features = graphs[0][0].shape[1] if graphs else 0
+    else:
+        arrays = graph_file(path, ("x", "edge_index", "y"))
+        x = checked_features(arrays["x"], path)
+        y = checked_labels(arrays["y"], len(x), path, "node")
+        clean_edges(checked_edges(arrays["edge_index"], path), len(x), str(path))
+        file_masks(arrays, len(x), path)
+        features = x.shape[1]
+    if not len(y):
+        raise UdlcError(f"{path}: y is empty; there is nothing to learn")
+    return features, [str(c) for c in range(int(y.max()) + 1)]
 
 
 def disjoint_union(graphs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from udlc.errors import SpecError
+from udlc.errors import SpecError, UdlcError
 from udlc.spec.base import StrictModel
 from udlc.tasks.fields import error, one_network
 from udlc.tasks.registry import Served, Task, register
@@ -73,10 +73,11 @@ class NodeClassification(Task):
         errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
         entry = SOURCES.find(spec.data.source)
         kind = self.source_kind()
-        if not isinstance(entry, kind):
+        is_file = spec.data.source.lower().endswith(".npz")
+        if not isinstance(entry, kind) and not is_file:
             errors.append(error(doc, f"task {self.name} reads {'a graph' if self.name == 'node_classification' else 'graphs'}"
-                                f"; {spec.data.source} is none", ("data", "source"), "use one of: " + ", ".join(
-                                    e.name for e in SOURCES.graph_sets() if isinstance(e, kind))))
+                                f"; {spec.data.source} is none", ("data", "source"), "use a .npz graph file or one of: "
+                                + ", ".join(e.name for e in SOURCES.graph_sets() if isinstance(e, kind))))
         if spec.loss.type != "cross_entropy" or spec.loss.weight:
             errors.append(error(doc, f"task {self.name} learns with cross_entropy (no class weights)", ("loss",),
                                 "write `loss: cross_entropy`"))
@@ -88,20 +89,26 @@ class NodeClassification(Task):
             errors.append(error(doc, "a graph's features are not augmented", ("data", "augment"), "drop `augment`",
                                 key=True))
         errors += self.check_inputs(compiled, net, graph, base)
-        if errors or not isinstance(entry, kind):
+        if errors or (is_file and not check_files):
             return errors
-        if graph.inputs["x"][1] != entry.features:
-            errors.append(error(doc, f"{entry.name} gives {entry.features} features per node; x declares "
-                                f"{graph.inputs['x'][1]}", base + ("inputs", "x"), f"write `x: [N, {entry.features}]`",
+        from udlc.data.graphs import graph_signature
+
+        try:
+            features, classes = graph_signature(spec.data, compiled.base_dir, self.name == "graph_classification")
+        except UdlcError as e:
+            return [error(doc, str(e), ("data", "source"))]
+        if graph.inputs["x"][1] != features:
+            errors.append(error(doc, f"{spec.data.source} gives {features} features per node; x declares "
+                                f"{graph.inputs['x'][1]}", base + ("inputs", "x"), f"write `x: [N, {features}]`",
                                 key=True))
         out = graph.shape_of(graph.outputs[0]) if len(graph.outputs) == 1 else None
-        if out is None or len(out) != 2 or out[1] != len(entry.classes):
+        if out is None or len(out) != 2 or out[1] != len(classes):
             node = graph.nodes[graph.outputs[-1].partition(".")[0]]
-            errors.append(SpecError(f"the model gives a row of {len(entry.classes)} logits per node, (N, "
-                                    f"{len(entry.classes)}), for {entry.name}'s classes; it gives "
+            errors.append(SpecError(f"the model gives a row of {len(classes)} logits per node, (N, {len(classes)}), "
+                                    f"for the classes of {spec.data.source}; it gives "
                                     f"{'(' + ', '.join(map(str, out)) + ')' if out else 'several outputs'}",
                                     path=node.path, span=node.span,
-                                    hint=f"end with `gcn_conv: {len(entry.classes)}` or `linear: {len(entry.classes)}`"))
+                                    hint=f"end with `gcn_conv: {len(classes)}` or `linear: {len(classes)}`"))
         return errors
 
     def check_inputs(self, compiled: Any, net: str, graph: Any, base: tuple) -> list[SpecError]:
@@ -141,7 +148,7 @@ class NodeClassification(Task):
         self.net, graph = next(iter(compiled.graphs.items()))
         self.inputs = list(graph.inputs)
         try:
-            return load_graph(compiled.spec.data, compiled.spec.seed)
+            return load_graph(compiled.spec.data, compiled.spec.seed, compiled.base_dir)
         except SpecError as e:
             raise located(e, compiled.doc) from None
 
@@ -231,7 +238,7 @@ class GraphClassification(NodeClassification):
         self.net, graph = next(iter(compiled.graphs.items()))
         self.inputs = list(graph.inputs)
         try:
-            return load_graph_set(compiled.spec.data, compiled.spec.seed)
+            return load_graph_set(compiled.spec.data, compiled.spec.seed, compiled.base_dir)
         except SpecError as e:
             raise located(e, compiled.doc) from None
 
