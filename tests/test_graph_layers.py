@@ -119,3 +119,40 @@ def test_each_readout_gives_every_node_pygs_row_of_its_graph(name: str, theirs_n
     for k in range(2):
         want = getattr(pyg, theirs_name)(h[k], batch)  # (G, 4)
         assert torch.allclose(got[k], want[batch], atol=1e-6)
+
+
+WIDE = [("gcn_conv", {"out_features": 32}), ("gat_conv", {"out_features": 8, "heads": 4}),
+        ("sage_conv", {"out_features": 32}), ("gin_conv", {"out_features": 32}), ("global_add_pool", {})]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, args", WIDE, ids=[n for n, _ in WIDE])
+def test_onnxruntime_sums_messages_exactly_on_many_threads(name: str, args: dict, tmp_path) -> None:
+    """Many edges into few nodes, run repeatedly on onnxruntime's default thread pool: ScatterND summed such
+    repeated indices wrongly on several threads, so the layers sum with ScatterElements (scatter_add)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from udlc.exporter.onnx import export_module
+    from udlc.spec.training import OnnxExport
+
+    lt = REGISTRY[name]
+    pool = name.startswith("global")
+    width = 32 if pool else 16
+    second = ("N",) if pool else (2, "E")
+    torch.manual_seed(0)
+    layer = lt.build(lt.config.model_validate(args), ("N", width), second).eval()
+    inputs = [("x", ("N", width), "float32"), ("edges", second, "int64")]
+    path = export_module(layer, inputs, tmp_path / "layer.onnx", OnnxExport(), symbols={"N": 2, "E": 2})
+    session = ort.InferenceSession(str(path))
+    worst = 0.0
+    for seed in range(8):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(1, 2000, width, generator=g)
+        second_input = (torch.randint(0, 50, (1, 2000), generator=g) if pool else
+                        torch.randint(0, 2000, (1, 2, 40000), generator=g) % torch.tensor([[[2000], [50]]]))
+        with torch.no_grad():
+            expected = layer(x, second_input).numpy()
+        got = session.run(None, {"x": x.numpy(), "edges": second_input.numpy()})[0]
+        worst = max(worst, float(np.abs(got - expected).max() / (np.abs(expected).max() + 1e-6)))
+    assert worst < 1e-4, worst

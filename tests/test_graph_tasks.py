@@ -260,3 +260,65 @@ def test_a_file_of_many_graphs_is_split_into_its_graphs(tmp_path: Path) -> None:
     np.savez(tmp_path / "bad.npz", x=x, edge_index=np.array([[0], [1]]), batch=batch, y=np.array([1, 0]))
     with pytest.raises(UdlcError, match="edge 0 joins node 0 of graph 0 and node 1 of graph 1"):
         graphs_of_file(tmp_path / "bad.npz")
+
+
+# ---- link_prediction -----------------------------------------------------------------------------------------
+
+LINKS = ROOT / "examples" / "sbm-links.yaml"
+
+
+def test_edges_are_split_and_held_out_edges_never_pass_messages() -> None:
+    from udlc.data.graphs import load_graph, split_edges
+
+    spec = compile_spec(LINKS).spec
+    whole = load_graph(spec.data, 0)
+    every = {tuple(p) for p in np.sort(whole.edge_index, axis=0).T.tolist()}
+    data = split_edges(load_graph(spec.data, 0), spec.data.split, 0)
+    parts = [set(map(tuple, data.pairs[s].T.tolist())) for s in ("train", "val", "test")]
+    assert set().union(*parts) == every and sum(map(len, parts)) == len(every)
+    assert {tuple(p) for p in np.sort(data.edge_index, axis=0).T.tolist()} == parts[0]
+    for split in ("val", "test"):
+        negatives = data.negatives[split]
+        assert negatives.shape == data.pairs[split].shape and (negatives[0] != negatives[1]).all()
+        assert not {tuple(p) for p in negatives.T.tolist()} & every
+
+
+@pytest.mark.parametrize("changes, marker, words", [
+    ({"metrics": ["accuracy"]}, "metrics:", "its own loss and auc"),
+    ({"loss": "cross_entropy"}, "loss: cross_entropy", "defines its own losses"),
+])
+def test_link_prediction_is_checked_at_its_lines(tmp_path: Path, changes, marker, words) -> None:
+    spec = written(tmp_path, changes, LINKS)
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    (e,) = info.value.errors
+    assert e.span.line == line_of(spec, marker) and words in e.message
+
+
+@pytest.mark.slow
+def test_link_prediction_ranks_held_out_edges_and_scores_pairs_from_the_file(tmp_path: Path, run_cli) -> None:
+    import json
+
+    import torch
+
+    from tests.conftest import trained_network
+    from udlc.data.graphs import load_graph, split_edges
+    from udlc.exporter.onnx import export_run
+
+    spec = written(tmp_path, {"train.epochs": 40}, LINKS)
+    run = train_here(spec, tmp_path / "runs")
+    export_run(run)
+    assert json.loads((run / "results.json").read_text())["test_auc"] > 0.65  # 0.5 is chance
+    data = split_edges(load_graph(compile_spec(spec).spec.data, 0), [0.8, 0.1, 0.1], 0)
+    pairs = np.concatenate([data.pairs["test"][:, :5], data.negatives["test"][:, :5]], axis=1)
+    raw = data.normalization.invert(data.x)
+    np.savez(tmp_path / "links.npz", x=raw, edge_index=data.edge_index, pairs=pairs)
+    result = run_cli("predict", run / "model.onnx", tmp_path / "links.npz")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split(",") for line in result.stdout.strip().splitlines()]
+    assert rows[0] == ["source", "target", "probability"] and len(rows) == 11
+    with torch.no_grad():
+        z = trained_network(run)(torch.from_numpy(data.x[None]), torch.from_numpy(data.edge_index[None]))[0]
+    expected = torch.sigmoid((z[pairs[0]] * z[pairs[1]]).sum(-1)).numpy()
+    got = [float(r[2]) for r in rows[1:]]
+    assert np.allclose(got, expected, atol=1e-4), str(got) + " " + str(expected.tolist())

@@ -176,7 +176,7 @@ def export(run: str, output: str | None) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def predict(model: str, inputs: str, output: str | None, device: str) -> None:
     """Predict with an exported MODEL.onnx on raw INPUTS (.csv, .npy, .npz; for a graph network a .npz graph
-    with x, edge_index and, for several graphs, batch); onnxruntime only."""
+    with x, edge_index and, for several graphs, batch, or pairs to score); onnxruntime only."""
     from udlc.runtime.predict import Model, open_session, read_inputs
 
     meta = open_session(Path(model), device)[1]
@@ -188,6 +188,10 @@ def predict(model: str, inputs: str, output: str | None, device: str) -> None:
         from udlc.runtime.graphs import GraphClassifier
 
         text = GraphClassifier(model, device).predict_file(inputs).to_csv()
+    elif meta.get("task") == "link_prediction":  # a graph file with the node pairs to score
+        from udlc.runtime.graphs import LinkScorer
+
+        text = LinkScorer(model, device).score_file(inputs)
     else:
         text = Model(model, device=device).predict(read_inputs(inputs)).to_csv()
     if output:

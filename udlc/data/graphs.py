@@ -32,6 +32,9 @@ class GraphData:
     masks: dict[str, np.ndarray]  # split -> (N,) bool
     classes: list[str]
     normalization: Normalization
+    # link prediction (split_edges): each split's node pairs joined by an edge, and evaluation's non-edges
+    pairs: dict[str, np.ndarray] | None = None
+    negatives: dict[str, np.ndarray] | None = None
 
     @property
     def n_classes(self) -> int:
@@ -66,6 +69,29 @@ def load_graph(spec: Any, seed: int, base_dir: Path = Path(".")) -> GraphData:
         masks = {name: np.isin(np.arange(n), part) for name, part in zip(SPLITS, _split(n, tuple(spec.split), seed))}
     norm = Normalization.fit(spec.normalize, np.asarray(x, dtype=np.float32)[masks["train"]])
     return GraphData(norm.apply_normalization(x), edges, np.asarray(y, dtype=np.int64), masks, classes, norm)
+
+
+def split_edges(data: GraphData, fractions: list[float], seed: int) -> GraphData:
+    """For link prediction: the undirected edges split (seeded) into train/val/test pairs; messages pass along
+    the training edges only (both directions); val and test get as many node pairs that no edge joins, drawn
+    once (seeded), to score against."""
+    pairs = np.unique(np.sort(data.edge_index, axis=0), axis=1)
+    parts = _split(pairs.shape[1], tuple(fractions), seed)
+    data.pairs = {name: pairs[:, part] for name, part in zip(SPLITS, parts)}
+    train = data.pairs["train"]
+    data.edge_index = np.unique(np.concatenate([train, train[::-1]], axis=1), axis=1)
+    n = len(data.x)
+    joined = set(map(tuple, pairs.T.tolist()))
+    rng = np.random.default_rng([seed, 2])
+    data.negatives = {}
+    for split in ("val", "test"):
+        found: list[tuple[int, int]] = []
+        while len(found) < data.pairs[split].shape[1]:
+            u, v = sorted(int(i) for i in rng.integers(0, n, 2))
+            if u != v and (u, v) not in joined:
+                found.append((u, v))
+        data.negatives[split] = np.array(found, dtype=np.int64).T.reshape(2, -1)
+    return data
 
 
 def graph_file(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:

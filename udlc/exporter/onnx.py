@@ -68,8 +68,9 @@ def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: 
         model = Denoise(network)
         inputs = [(name, shape, graph.dtype_of(name)) for name, shape in graph.inputs.items()]
         extra["diffusion"] = json.dumps(info["diffusion"])
-    elif served.answers == "node_softmax":  # a graph network: raw node features and the edge list in
-        model = NodeServing(network, Normalization.from_json(info["normalization"]))
+    elif served.answers in ("node_softmax", "node_embedding"):  # a graph network: node features and edges in
+        model = NodeServing(network, Normalization.from_json(info["normalization"]),
+                            embed=served.answers == "node_embedding")
         inputs = [(name, shape, graph.dtype_of(name)) for name, shape in graph.inputs.items()]
     else:
         (input_name, input_shape), = graph.inputs.items()  # a served network takes one input (the task checks it)

@@ -119,18 +119,20 @@ class NodeServing(nn.Module):
     classify graphs, the batch vector in; logits and probabilities per node out (to classify graphs: every node
     its graph's)."""
 
-    output_names = ["logits", "probabilities"]
-
-    def __init__(self, network: nn.Module, normalization: Normalization):
+    def __init__(self, network: nn.Module, normalization: Normalization, embed: bool = False):
         super().__init__()
-        self.network = network
+        self.network, self.embed = network, embed  # embed: the nodes' embeddings alone (link prediction)
         self.register_buffer("shift", torch.from_numpy(normalization.shift.reshape(-1).copy()))
         self.register_buffer("scale", torch.from_numpy(normalization.scale.reshape(-1).copy()))
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None) -> Any:
         inputs = (edge_index,) if batch is None else (edge_index, batch)
         out = self.network((x - self.shift) / self.scale, *inputs)
-        return out, torch.softmax(out, dim=-1)
+        return out if self.embed else (out, torch.softmax(out, dim=-1))
+
+    @property
+    def output_names(self) -> list[str]:
+        return ["embedding"] if self.embed else ["logits", "probabilities"]
 
 
 def serving_module(network: nn.Module, served: Served, n_outputs: int, input_shape: tuple[int | str, ...],

@@ -5,7 +5,7 @@ A graph is node features (N, F) and an edge list `edge_index` (2, E) int64, row 
 edge and row 1 its target (PyG's convention: messages flow source → target); N and E are symbols, so one
 exported file takes graphs of any size. A batch of B graphs of equal size is taken as one disjoint graph (node
 ids offset by b·N), so every layer is written once, for one graph. Only export-friendly ops are used —
-gather, index_add, scatter_reduce — with self loops added as arange(N), never by masking existing ones (that
+gather, scatter_add, scatter_reduce — with self loops added as arange(N), never by masking existing ones (that
 gives a data-dependent shape, which is why PyG's own layers do not export with dynamic sizes): an edge list
 holds no self loops (udlc.data.graphs removes them). Each layer equals PyG's of the same name with the same
 weights (tests/test_graph_layers.py):
@@ -132,8 +132,10 @@ def torch_modules():
         return torch.cat([edges[0], loops]), torch.cat([edges[1], loops])
 
     def add_at(target, index, values):
-        """Σ of `values` rows into `target` rows `index` (the messages each node receives)."""
-        return target.index_add(0, index, values)
+        """Σ of `values` rows into `target` rows `index` (the messages each node receives). scatter_add, not
+        index_add: index_add exports to ScatterND, whose summing onnxruntime runs on several threads without
+        care for repeated indices (measured: sums off by units); scatter_add exports to ScatterElements, exact."""
+        return target.scatter_add(0, index.view(-1, *([1] * (values.dim() - 1))).expand_as(values), values)
 
     class GraphLayer(nn.Module):
         def forward(self, x, edge_index, weight=None):
@@ -155,7 +157,7 @@ def torch_modules():
             w = torch.ones(src.shape[0], device=x.device, dtype=x.dtype)
             if weight is not None:
                 w = torch.cat([weight.to(x.dtype), torch.ones(n, device=x.device, dtype=x.dtype)])
-            deg = torch.zeros(n, device=x.device, dtype=x.dtype).index_add(0, dst, w)
+            deg = add_at(torch.zeros(n, device=x.device, dtype=x.dtype), dst, w)
             inv = deg.clamp(min=1e-12).pow(-0.5)  # every node has its self loop: deg > 0
             h = self.lin(x)
             out = add_at(torch.zeros_like(h), dst, h[src] * (inv[src] * w * inv[dst])[:, None])
@@ -184,7 +186,7 @@ def torch_modules():
             top = torch.full((n, self.heads), float("-inf"), device=x.device, dtype=score.dtype)
             top = top.scatter_reduce(0, index, score, reduce="amax", include_self=True)
             weights = torch.exp(score - top[dst])
-            total = torch.zeros(n, self.heads, device=x.device, dtype=score.dtype).index_add(0, dst, weights)
+            total = add_at(torch.zeros(n, self.heads, device=x.device, dtype=score.dtype), dst, weights)
             alpha = weights / total[dst]
             alpha = nn.functional.dropout(alpha, self.dropout, self.training)
             out = add_at(torch.zeros_like(h), dst, h[src] * alpha[..., None])  # (N, heads, channels)
@@ -200,8 +202,8 @@ def torch_modules():
         def propagate(self, x, edges, weight):
             src, dst = edges[0], edges[1]
             total = add_at(torch.zeros_like(x), dst, x[src])
-            count = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype).index_add(
-                0, dst, torch.ones(src.shape[0], device=x.device, dtype=x.dtype))
+            count = add_at(torch.zeros(x.shape[0], device=x.device, dtype=x.dtype), dst,
+                           torch.ones(src.shape[0], device=x.device, dtype=x.dtype))
             mean = total / count.clamp(min=1.0)[:, None]  # a node without in-edges aggregates 0
             return self.lin_l(mean) + self.lin_r(x)
 
@@ -297,9 +299,9 @@ def pool_module():
                 start = torch.full((b * n, width), float("-inf"), device=h.device, dtype=h.dtype)
                 pooled = start.scatter_reduce(0, index, flat, reduce="amax", include_self=True)
             else:
-                pooled = torch.zeros(b * n, width, device=h.device, dtype=h.dtype).index_add(0, ids, flat)
-                if self.reduce == "mean":
-                    count = torch.zeros(b * n, device=h.device, dtype=h.dtype).index_add(
+                pooled = torch.zeros(b * n, width, device=h.device, dtype=h.dtype).scatter_add(0, index, flat)
+                if self.reduce == "mean":  # scatter_add, not index_add: see add_at above
+                    count = torch.zeros(b * n, device=h.device, dtype=h.dtype).scatter_add(
                         0, ids, torch.ones(b * n, device=h.device, dtype=h.dtype))
                     pooled = pooled / count.clamp(min=1.0)[:, None]
             return pooled[ids].reshape(b, n, width)

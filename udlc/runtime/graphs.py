@@ -42,3 +42,33 @@ class GraphClassifier:
             _, first = np.unique(batch, return_index=True)  # each graph's row is at every one of its nodes
             rows = rows[first]
         return Predictions("classification", rows.argmax(axis=1), rows, self.classes)
+
+
+class LinkScorer:
+    """A link prediction model file: each node pair's probability of an edge, sigmoid(z_u · z_v) of the
+    embeddings the file gives for the graph."""
+
+    def __init__(self, path: str | Path, device: str = "cpu"):
+        self.path = Path(path)
+        self.session, meta = open_session(self.path, device)
+        if meta.get("task") != "link_prediction":
+            raise UdlcError(f"{self.path} scores no links")
+        self.features = int(json.loads(meta["input_shapes"])[0][1])
+
+    def score_file(self, graph: str | Path) -> str:
+        """CSV rows `source,target,probability` for the file's `pairs` (2, P)."""
+        from udlc.data.graphs import graph_file, read_graph
+
+        x, edges, _ = read_graph(graph)
+        if x.shape[1] != self.features:
+            raise UdlcError(f"{graph}: its nodes have {x.shape[1]} features; {self.path} reads {self.features}")
+        pairs = graph_file(Path(graph), ("pairs",))["pairs"]
+        if pairs.ndim != 2 or pairs.shape[0] != 2 or pairs.dtype.kind not in "iu" or (
+                pairs.size and not 0 <= pairs.min() <= pairs.max() < len(x)):
+            raise UdlcError(f"{graph}: pairs must be (2, P) node ids 0 to {len(x) - 1}; it is {pairs.dtype} "
+                            f"{pairs.shape}")
+        (z,) = self.session.run(None, {"x": x[None], "edge_index": edges[None]})
+        logits = (z[0][pairs[0]] * z[0][pairs[1]]).sum(axis=1)
+        probability = 1.0 / (1.0 + np.exp(-logits))
+        rows = [f"{u},{v},{p:.6f}" for u, v, p in zip(pairs[0], pairs[1], probability)]
+        return "\n".join(["source,target,probability", *rows]) + "\n"

@@ -62,7 +62,6 @@ class NodeClassification(Task):
         return GraphSet
 
     def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
-        from udlc.spec.metrics import METRICS
         from udlc.spec.sources import SOURCES
 
         spec, doc = compiled.spec, compiled.doc
@@ -78,13 +77,7 @@ class NodeClassification(Task):
             errors.append(error(doc, f"task {self.name} reads {'a graph' if self.name == 'node_classification' else 'graphs'}"
                                 f"; {spec.data.source} is none", ("data", "source"), "use a .npz graph file or one of: "
                                 + ", ".join(e.name for e in SOURCES.graph_sets() if isinstance(e, kind))))
-        if spec.loss.type != "cross_entropy" or spec.loss.weight:
-            errors.append(error(doc, f"task {self.name} learns with cross_entropy (no class weights)", ("loss",),
-                                "write `loss: cross_entropy`"))
-        for i, metric in enumerate(spec.metrics):
-            if METRICS[metric.type].task != "classification":
-                errors.append(error(doc, f"{metric.type} measures values; task {self.name} gives classes",
-                                    ("metrics", i), "use accuracy, f1_macro or top_k"))
+        errors += self.check_training(compiled)
         if spec.data.augment:
             errors.append(error(doc, "a graph's features are not augmented", ("data", "augment"), "drop `augment`",
                                 key=True))
@@ -102,14 +95,33 @@ class NodeClassification(Task):
                                 f"{graph.inputs['x'][1]}", base + ("inputs", "x"), f"write `x: [N, {features}]`",
                                 key=True))
         out = graph.shape_of(graph.outputs[0]) if len(graph.outputs) == 1 else None
-        if out is None or len(out) != 2 or out[1] != len(classes):
-            node = graph.nodes[graph.outputs[-1].partition(".")[0]]
-            errors.append(SpecError(f"the model gives a row of {len(classes)} logits per node, (N, {len(classes)}), "
-                                    f"for the classes of {spec.data.source}; it gives "
-                                    f"{'(' + ', '.join(map(str, out)) + ')' if out else 'several outputs'}",
-                                    path=node.path, span=node.span,
-                                    hint=f"end with `gcn_conv: {len(classes)}` or `linear: {len(classes)}`"))
+        return errors + self.check_output(compiled, graph, out, classes)
+
+    def check_training(self, compiled: Any) -> list[SpecError]:
+        """The spec's loss and metrics: cross-entropy over classes."""
+        from udlc.spec.metrics import METRICS
+
+        spec, doc = compiled.spec, compiled.doc
+        errors = []
+        if spec.loss.type != "cross_entropy" or spec.loss.weight:
+            errors.append(error(doc, f"task {self.name} learns with cross_entropy (no class weights)", ("loss",),
+                                "write `loss: cross_entropy`"))
+        for i, metric in enumerate(spec.metrics):
+            if METRICS[metric.type].task != "classification":
+                errors.append(error(doc, f"{metric.type} measures values; task {self.name} gives classes",
+                                    ("metrics", i), "use accuracy, f1_macro or top_k"))
         return errors
+
+    def check_output(self, compiled: Any, graph: Any, out: Any, classes: list[str]) -> list[SpecError]:
+        """A row of logits per node."""
+        if out is not None and len(out) == 2 and out[1] == len(classes):
+            return []
+        node = graph.nodes[graph.outputs[-1].partition(".")[0]]
+        return [SpecError(f"the model gives a row of {len(classes)} logits per node, (N, {len(classes)}), for the "
+                          f"classes of {compiled.spec.data.source}; it gives "
+                          f"{'(' + ', '.join(map(str, out)) + ')' if out else 'several outputs'}",
+                          path=node.path, span=node.span,
+                          hint=f"end with `gcn_conv: {len(classes)}` or `linear: {len(classes)}`")]
 
     def check_inputs(self, compiled: Any, net: str, graph: Any, base: tuple) -> list[SpecError]:
         doc, wanted = compiled.doc, self.inputs_wanted

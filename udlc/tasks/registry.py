@@ -26,7 +26,7 @@ class Served:
     # 'softmax' (class probabilities), 'sigmoid' (binary probability) or 'identity' (values): predict's answers;
     # 'decode' / 'decode_sigmoid' (a latent in, a sample in the data's units out), 'encode' (data in, latent out),
     # 'reconstruct_sigmoid' (data in, an autoencoder's reconstruction from logits in the data's units out),
-    # 'denoise' (a diffusion model's denoiser, as trained)
+    # 'denoise' (a diffusion model's denoiser, as trained), 'node_softmax' / 'node_embedding' (a graph network)
     answers: str
     file: str = "model"  # the run folder's <file>.onnx
     weights: str | None = None  # the checkpoint's weights to serve, when not the network's own (its EMA's)

@@ -1,0 +1,134 @@
+"""task: link_prediction — a graph network learns node embeddings whose dot products tell the graph's edges
+from node pairs that are not joined.
+
+    task: link_prediction
+    data: {source: sbm, split: [0.8, 0.1, 0.1]}      # the split is of edges
+    model:                                           # node embeddings (N, D): no classes
+      inputs: {x: [N, 8], edge_index: {shape: [2, E], dtype: int64}}
+      layers: [{gcn_conv: {out_features: 32, from: [x, edge_index]}}, relu, {gcn_conv: {out_features: 16, from: edge_index}}]
+
+The undirected edges are split (seeded) into training, validation and test edges; the network passes messages
+along the training edges only, so a held-out edge is never seen before it is scored. Each step scores every
+training edge and as many node pairs drawn at random from the run's generator (negative sampling), the score
+of a pair (u, v) the dot product of their embeddings, with binary cross-entropy; evaluation scores the split's
+edges against a fixed draw of as many non-edges and reports the loss and `auc`, the ROC AUC (the chance that a
+random edge outscores a random non-edge), which picks the best checkpoint. The served model.onnx gives the
+embeddings; `udlc predict` on a `.npz` with `pairs` (2, P) prints each pair's probability of an edge.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from udlc.errors import SpecError, UdlcError
+from udlc.spec.base import StrictModel
+from udlc.tasks.fields import error
+from udlc.tasks.graphs import NodeClassification
+from udlc.tasks.registry import Served, register
+from udlc.tasks.supervised import located
+
+
+class LinkPredictionOptions(StrictModel):
+    type: Literal["link_prediction"] = "link_prediction"
+
+
+@register
+class LinkPrediction(NodeClassification):
+    name = "link_prediction"
+    config = LinkPredictionOptions
+    description = "a graph network's node embeddings score node pairs: edges against sampled non-edges (AUC)"
+    takes_loss = False
+    maximized = frozenset({"auc"})
+
+    def check_training(self, compiled: Any) -> list[SpecError]:
+        if compiled.spec.metrics:
+            return [error(compiled.doc, "task link_prediction logs its own loss and auc", ("metrics",),
+                          "drop `metrics`", key=True)]
+        return []
+
+    def check_output(self, compiled: Any, graph: Any, out: Any, classes: list[str]) -> list[SpecError]:
+        """Any embedding, one row per node."""
+        if out is not None and len(out) == 2 and out[0] == graph.inputs["x"][0]:
+            return []
+        node = graph.nodes[graph.outputs[-1].partition(".")[0]]
+        return [SpecError("link prediction scores pairs of node embeddings: the model gives one row per node, "
+                          f"(N, D); it gives {out}", path=node.path, span=node.span,
+                          hint="end with a graph layer or a `linear` over the nodes")]
+
+    def logged(self, spec: Any, has_val: bool) -> list[str]:
+        return ["train_loss"] + (["val_loss", "val_auc"] if has_val else [])
+
+    def monitor(self, has_val: bool) -> str:
+        return "val_auc" if has_val else "train_loss"
+
+    def served(self, compiled: Any) -> list[Served]:
+        return [Served(next(iter(compiled.graphs)), 0, "node_embedding")]
+
+    def load_data(self, compiled: Any) -> Any:
+        from udlc.data.graphs import split_edges
+
+        data = super().load_data(compiled)
+        try:
+            return split_edges(data, compiled.spec.data.split, compiled.spec.seed)
+        except UdlcError as e:
+            raise located(SpecError(str(e), path="data.split"), compiled.doc) from None
+
+    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
+        return {**super().info(compiled, data), "classes": None}
+
+    def sizes(self, data: Any) -> str:
+        return "/".join(str(data.pairs[s].shape[1]) for s in ("train", "val", "test")) + " edges"
+
+    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+        """The graph with its training edges, once, and the split's edges (`pairs`) and, for evaluation, its
+        fixed non-edges."""
+        from udlc.data import make_batches
+
+        if not data.pairs[split].shape[1]:
+            return None
+        fields = {"x": data.x[None], "edge_index": data.edge_index[None], "pairs": data.pairs[split][None]}
+        if split != "train":
+            fields["negatives"] = data.negatives[split][None]
+        return make_batches(fields, batch_size=1, shuffle=False, device=device)
+
+    def setup(self, s: Any, data: Any) -> None:
+        self.nodes = len(data.x)
+
+    def scores(self, s: Any, model: Any, batch: Any, negatives: Any) -> tuple[Any, Any]:
+        """Logits of the split's edges and of the non-edges (dot products of the two nodes' embeddings), and
+        their labels 1 and 0."""
+        import torch
+
+        with s.autocast():
+            z = model(*(batch[name] for name in self.inputs))[0].float()
+        pairs = torch.cat([batch["pairs"][0], negatives], dim=1)
+        logits = (z[pairs[0]] * z[pairs[1]]).sum(-1)
+        labels = torch.cat([torch.ones(batch["pairs"].shape[2]), torch.zeros(negatives.shape[1])]).to(logits.device)
+        return logits, labels
+
+    def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
+        import torch
+        import torch.nn.functional as F
+
+        count = batch["pairs"].shape[2]
+        negatives = torch.randint(0, self.nodes, (2, count), generator=s.generator).to(batch["pairs"].device)
+        logits, labels = self.scores(s, s.models[self.net], batch, negatives)
+        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        value = s.update(self.net, loss, (tuple(batch[n] for n in self.inputs), labels))
+        return {"loss": value}, count
+
+    def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
+        import torch
+        import torch.nn.functional as F
+
+        from sklearn.metrics import roc_auc_score
+
+        model = s.models[self.net]
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            (batch,) = batches.epoch_batches(None)
+            logits, labels = self.scores(s, model, batch, batch["negatives"][0])
+        model.train(was_training)
+        auc = float(roc_auc_score(labels.cpu().numpy(), logits.cpu().numpy()))
+        return {"loss": F.binary_cross_entropy_with_logits(logits, labels).item(), "auc": auc}
