@@ -257,6 +257,11 @@ def test_a_file_of_many_graphs_is_split_into_its_graphs(tmp_path: Path) -> None:
     graphs, y = graphs_of_file(tmp_path / "g.npz")
     assert y.tolist() == [1, 0] and [g[0].tolist() for g in graphs] == [x[[0, 2]].tolist(), x[[1, 3, 4]].tolist()]
     assert graphs[0][1].tolist() == [[0], [1]] and graphs[1][1].tolist() == [[0, 1], [2, 0]]  # 1→4, 3→1
+    # graph_ptr, PyG's other form: the same graphs when their nodes come in order
+    np.savez(tmp_path / "ptr.npz", x=x[[0, 2, 1, 3, 4]], edge_index=np.array([[0], [1]]), graph_ptr=np.array([0, 2, 5]),
+             y=np.array([1, 0]))
+    graphs, _ = graphs_of_file(tmp_path / "ptr.npz")
+    assert [len(g[0]) for g in graphs] == [2, 3] and graphs[0][1].tolist() == [[0], [1]]
     np.savez(tmp_path / "bad.npz", x=x, edge_index=np.array([[0], [1]]), batch=batch, y=np.array([1, 0]))
     with pytest.raises(UdlcError, match="edge 0 joins node 0 of graph 0 and node 1 of graph 1"):
         graphs_of_file(tmp_path / "bad.npz")
@@ -322,3 +327,50 @@ def test_link_prediction_ranks_held_out_edges_and_scores_pairs_from_the_file(tmp
     expected = torch.sigmoid((z[pairs[0]] * z[pairs[1]]).sum(-1)).numpy()
     got = [float(r[2]) for r in rows[1:]]
     assert np.allclose(got, expected, atol=1e-4), str(got) + " " + str(expected.tolist())
+
+
+WEIGHTED_MODEL = {
+    "inputs": {"x": ["N", 34], "edge_index": {"shape": [2, "E"], "dtype": "int64"},
+               "edge_weight": {"shape": ["E"], "dtype": "float32"}},
+    "layers": [{"gcn_conv": {"out_features": 16, "from": ["x", "edge_index", "edge_weight"]}},
+               {"relu": {"id": "h"}},
+               {"gcn_conv": {"out_features": 2, "from": ["h", "edge_index", "edge_weight"]}}],
+}
+
+
+def test_edge_weights_need_a_graph_that_has_them(tmp_path: Path) -> None:
+    spec = written(tmp_path, {"model": WEIGHTED_MODEL})
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    (e,) = info.value.errors
+    assert e.span.line == line_of(spec, "edge_weight:") and "has no edge weights" in e.message
+
+
+@pytest.mark.slow
+def test_a_weighted_graph_trains_and_its_file_weighs_edges_as_torch(tmp_path: Path) -> None:
+    import torch
+
+    from tests.conftest import trained_network
+    from udlc.data.graphs import read_graph
+    from udlc.exporter.onnx import export_run
+    from udlc.runtime.graphs import GraphClassifier
+
+    from udlc.spec.sources import KARATE_EDGES
+
+    edges = np.array(KARATE_EDGES).T
+    edges = np.concatenate([edges, edges[::-1]], axis=1)
+    weight = np.random.default_rng(0).uniform(0.5, 2.0, edges.shape[1]).astype(np.float32)
+    karate_file(tmp_path / "club.npz", edge_index=edges, edge_weight=weight)
+    spec = written(tmp_path, {"data": {"source": "club.npz", "normalize": "none"}, "model": WEIGHTED_MODEL,
+                              "train.epochs": 30})
+    run = train_here(spec, tmp_path / "runs")
+    export_run(run)
+    x, clean, _, w = read_graph(tmp_path / "club.npz")
+    with torch.no_grad():
+        expected = torch.softmax(trained_network(run)(torch.from_numpy(x[None]), torch.from_numpy(clean[None]),
+                                                      torch.from_numpy(w[None]))[0], dim=-1).numpy()
+    got = GraphClassifier(run / "model.onnx").predict_file(tmp_path / "club.npz").probabilities
+    assert np.allclose(got, expected, atol=1e-5)
+    np.savez(tmp_path / "plain.npz", x=x, edge_index=clean)
+    with pytest.raises(UdlcError, match="weighs edges"):
+        GraphClassifier(run / "model.onnx").predict_file(tmp_path / "plain.npz")

@@ -32,6 +32,7 @@ class GraphData:
     masks: dict[str, np.ndarray]  # split -> (N,) bool
     classes: list[str]
     normalization: Normalization
+    edge_weight: np.ndarray | None = None  # (E,) float32, from a file's edge_weight
     # link prediction (split_edges): each split's node pairs joined by an edge, and evaluation's non-edges
     pairs: dict[str, np.ndarray] | None = None
     negatives: dict[str, np.ndarray] | None = None
@@ -57,18 +58,20 @@ def load_graph(spec: Any, seed: int, base_dir: Path = Path(".")) -> GraphData:
                                  np.random.default_rng(seed))
         edges = np.asarray(edges, dtype=np.int64)
         edges = clean_edges(np.concatenate([edges, edges[::-1]], axis=1), len(x), entry.name)
-        classes, masks = list(entry.classes), None
+        classes, masks, weight = list(entry.classes), None, None
     else:
         path = Path(base_dir) / spec.source
         arrays = graph_file(path, ("x", "edge_index", "y"))
         x, y = checked_features(arrays["x"], path), checked_labels(arrays["y"], len(arrays["x"]), path, "node")
-        edges = clean_edges(checked_edges(arrays["edge_index"], path), len(x), str(path))
+        edges, weight = clean_weighted_edges(checked_edges(arrays["edge_index"], path), arrays.get("edge_weight"),
+                                             len(x), str(path))
         classes, masks = [str(c) for c in range(int(y.max()) + 1)], file_masks(arrays, len(x), path)
     n = len(x)
     if masks is None:
         masks = {name: np.isin(np.arange(n), part) for name, part in zip(SPLITS, _split(n, tuple(spec.split), seed))}
     norm = Normalization.fit(spec.normalize, np.asarray(x, dtype=np.float32)[masks["train"]])
-    return GraphData(norm.apply_normalization(x), edges, np.asarray(y, dtype=np.int64), masks, classes, norm)
+    return GraphData(norm.apply_normalization(x), edges, np.asarray(y, dtype=np.int64), masks, classes, norm,
+                     weight)
 
 
 def split_edges(data: GraphData, fractions: list[float], seed: int) -> GraphData:
@@ -156,6 +159,12 @@ def file_masks(arrays: dict[str, np.ndarray], n: int, path: Path) -> dict[str, n
 def clean_edges(edges: np.ndarray, n: int, source: str) -> np.ndarray:
     """The edge list checked against the node count, without self loops and repeated edges (the layers add one
     self loop per node themselves), in a fixed order."""
+    return clean_weighted_edges(edges, None, n, source)[0]
+
+
+def clean_weighted_edges(edges: np.ndarray, weight: np.ndarray | None, n: int,
+                         source: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """clean_edges, each edge keeping its weight (a repeated edge: its first)."""
     if edges.ndim != 2 or edges.shape[0] != 2:
         raise UdlcError(f"{source}: edge_index must be (2, E), source ids then target ids; it is {edges.shape}")
     bad = np.flatnonzero((edges < 0).any(axis=0) | (edges >= n).any(axis=0))
@@ -164,18 +173,30 @@ def clean_edges(edges: np.ndarray, n: int, source: str) -> np.ndarray:
         raise UdlcError(f"{source}: edge {col} (column {col} of edge_index) joins nodes {edges[0, col]} and "
                         f"{edges[1, col]}, but the graph has nodes 0 to {n - 1}"
                         + (f" ({len(bad)} such edges)" if len(bad) > 1 else ""))
-    edges = edges[:, edges[0] != edges[1]]
-    return np.unique(edges, axis=1) if edges.size else edges.reshape(2, 0)
+    if weight is not None and weight.shape != (edges.shape[1],):
+        raise UdlcError(f"{source}: edge_weight must hold one weight per edge ({edges.shape[1]},); it is "
+                        f"{weight.shape}")
+    if weight is not None and (weight.dtype.kind not in "iuf" or not np.isfinite(weight).all() or (weight < 0).any()):
+        bad = np.flatnonzero(~np.isfinite(weight) | (weight < 0))[0] if weight.dtype.kind in "iuf" else 0
+        raise UdlcError(f"{source}: edge_weight {int(bad)} is {weight[bad]}; weights are numbers of 0 or more")
+    keep = edges[0] != edges[1]
+    edges = edges[:, keep]
+    if not edges.size:
+        return edges.reshape(2, 0), None if weight is None else np.zeros(0, np.float32)
+    edges, first = np.unique(edges, axis=1, return_index=True)
+    return edges, None if weight is None else weight[keep][first].astype(np.float32)
 
 
-def read_graph(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A `.npz` graph to predict on: its features `x` (N, F) float32, clean `edge_index` (2, E) int64, and
-    `batch` (N,) int64, the graph of each node when the file holds several (default: all in graph 0)."""
+def read_graph(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """A `.npz` graph to predict on: its features `x` (N, F) float32, clean `edge_index` (2, E) int64,
+    `batch` (N,) int64, the graph of each node when the file holds several (default: all in graph 0), and its
+    `edge_weight` (E,) float32 if it has one."""
     path = Path(path)
     arrays = graph_file(path, ("x", "edge_index"))
     x, edges = checked_features(arrays["x"], path), checked_edges(arrays["edge_index"], path)
     batch = checked_batch(arrays.get("batch", np.zeros(len(x), dtype=np.int64)), len(x), path)
-    return x, clean_edges(edges, len(x), str(path)), batch
+    edges, weight = clean_weighted_edges(edges, arrays.get("edge_weight"), len(x), str(path))
+    return x, edges, batch, weight
 
 
 def checked_batch(batch: np.ndarray, n: int, path: Path) -> np.ndarray:
@@ -233,10 +254,15 @@ def load_graph_set(spec: Any, seed: int, base_dir: Path = Path(".")) -> GraphSet
 
 def graphs_of_file(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
     """A `.npz` of many graphs — x (N, F), edge_index (2, E) with ids over all nodes, batch (N,) the graph of
-    each node, y (G,) each graph's class — as a list of graphs with their own node ids."""
-    arrays = graph_file(path, ("x", "edge_index", "batch", "y"))
+    each node (or graph_ptr (G + 1,), where each graph's nodes start, PyG's other form), y (G,) each graph's
+    class — as a list of graphs with their own node ids."""
+    arrays = graph_file(path, ("x", "edge_index", "y"))
     x, edges = checked_features(arrays["x"], path), checked_edges(arrays["edge_index"], path)
-    batch = checked_batch(arrays["batch"], len(x), path)
+    if "batch" not in arrays and "graph_ptr" not in arrays:
+        raise UdlcError(f"{path}: a file of many graphs says which graph each node belongs to: batch (N,) or "
+                        "graph_ptr (G + 1,)")
+    batch = checked_batch(arrays["batch"] if "batch" in arrays else batch_of_ptr(arrays["graph_ptr"], len(x), path),
+                          len(x), path)
     edges = clean_edges(edges, len(x), str(path))
     y = checked_labels(arrays["y"], int(batch.max()) + 1 if len(batch) else 0, path, "graph")
     across = np.flatnonzero(batch[edges[0]] != batch[edges[1]])
@@ -256,16 +282,27 @@ def graphs_of_file(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.
     return graphs, y
 
 
-def graph_signature(spec: Any, base_dir: Path, many: bool) -> tuple[int, list[str]]:
-    """What `check` needs of the spec's graph (or, `many`, graphs): features per node and the class names. A
+def batch_of_ptr(ptr: np.ndarray, n: int, path: Path) -> np.ndarray:
+    """graph_ptr [0, n_0, n_0 + n_1, …, N] as the graph id of each node."""
+    if ptr.ndim != 1 or ptr.dtype.kind not in "iu" or len(ptr) < 2 or ptr[0] != 0 or ptr[-1] != n or \
+            (np.diff(ptr) <= 0).any():
+        raise UdlcError(f"{path}: graph_ptr must rise from 0 to the node count {n}, each graph one node at least; "
+                        f"it is {ptr.dtype} {ptr.shape}")
+    return np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+
+
+def graph_signature(spec: Any, base_dir: Path, many: bool) -> tuple[int, list[str], bool]:
+    """What `check` needs of the spec's graph (or, `many`, graphs): features per node, the class names and
+    whether its edges have weights. A
     file is read and checked whole — edges, labels, masks, graph ids — so that `check` refuses what training
     would."""
     from udlc.spec.sources import SOURCES, GraphListSet, GraphSet
 
     entry = SOURCES.find(spec.source)
     if isinstance(entry, (GraphSet, GraphListSet)):
-        return entry.features, list(entry.classes)
+        return entry.features, list(entry.classes), False
     path = Path(base_dir) / spec.source
+    weighted = False
     if many:
         graphs, y = graphs_of_file(path)
         features = graphs[0][0].shape[1] if graphs else 0
@@ -273,12 +310,13 @@ def graph_signature(spec: Any, base_dir: Path, many: bool) -> tuple[int, list[st
         arrays = graph_file(path, ("x", "edge_index", "y"))
         x = checked_features(arrays["x"], path)
         y = checked_labels(arrays["y"], len(x), path, "node")
-        clean_edges(checked_edges(arrays["edge_index"], path), len(x), str(path))
+        clean_weighted_edges(checked_edges(arrays["edge_index"], path), arrays.get("edge_weight"), len(x), str(path))
         file_masks(arrays, len(x), path)
+        weighted = "edge_weight" in arrays
         features = x.shape[1]
     if not len(y):
         raise UdlcError(f"{path}: y is empty; there is nothing to learn")
-    return features, [str(c) for c in range(int(y.max()) + 1)]
+    return features, [str(c) for c in range(int(y.max()) + 1)], weighted
 
 
 def disjoint_union(graphs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -116,8 +116,8 @@ class Denoise(nn.Module):
 
 class NodeServing(nn.Module):
     """A graph network's classes: raw node features (normalized here, as in training), the edge list and, to
-    classify graphs, the batch vector in; logits and probabilities per node out (to classify graphs: every node
-    its graph's)."""
+    classify graphs, the batch vector (or the edge weights) in; logits and probabilities per node out (to
+    classify graphs: every node its graph's)."""
 
     def __init__(self, network: nn.Module, normalization: Normalization, embed: bool = False):
         super().__init__()
@@ -125,8 +125,9 @@ class NodeServing(nn.Module):
         self.register_buffer("shift", torch.from_numpy(normalization.shift.reshape(-1).copy()))
         self.register_buffer("scale", torch.from_numpy(normalization.scale.reshape(-1).copy()))
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor | None = None) -> Any:
-        inputs = (edge_index,) if batch is None else (edge_index, batch)
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, third: torch.Tensor | None = None) -> Any:
+        """`third`: the network's third input when it has one, the batch vector or the edge weights."""
+        inputs = (edge_index,) if third is None else (edge_index, third)
         out = self.network((x - self.shift) / self.scale, *inputs)
         return out if self.embed else (out, torch.softmax(out, dim=-1))
 

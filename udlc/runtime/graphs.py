@@ -25,17 +25,21 @@ class GraphClassifier:
             raise UdlcError(f"{self.path} classifies no graph or nodes")
         self.classes = json.loads(meta["classes"])
         self.features = int(json.loads(meta["input_shapes"])[0][1])
+        self.inputs = json.loads(meta["input_names"])
 
     def predict_file(self, graph: str | Path) -> Predictions:
         """A class per node (node_classification), or per graph in the order of their ids (graph_classification)."""
         from udlc.data.graphs import read_graph
 
-        x, edges, batch = read_graph(graph)
+        x, edges, batch, weight = read_graph(graph)
         if x.shape[1] != self.features:
             raise UdlcError(f"{graph}: its nodes have {x.shape[1]} features; {self.path} reads {self.features}")
-        feed = {"x": x[None], "edge_index": edges[None]}
-        if self.task == "graph_classification":
-            feed["batch"] = batch[None]
+        feed = {"x": x[None], "edge_index": edges[None], "batch": batch[None]}
+        if "edge_weight" in self.inputs:
+            if weight is None:
+                raise UdlcError(f"{graph}: {self.path} weighs edges; give the file an edge_weight array (E,)")
+            feed["edge_weight"] = weight[None]
+        feed = {name: feed[name] for name in self.inputs}
         _, probabilities = self.session.run(None, feed)
         rows = probabilities[0]
         if self.task == "graph_classification":
@@ -59,7 +63,7 @@ class LinkScorer:
         """CSV rows `source,target,probability` for the file's `pairs` (2, P)."""
         from udlc.data.graphs import graph_file, read_graph
 
-        x, edges, _ = read_graph(graph)
+        x, edges, _, _ = read_graph(graph)
         if x.shape[1] != self.features:
             raise UdlcError(f"{graph}: its nodes have {x.shape[1]} features; {self.path} reads {self.features}")
         pairs = graph_file(Path(graph), ("pairs",))["pairs"]

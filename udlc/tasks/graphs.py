@@ -54,7 +54,8 @@ class NodeClassification(Task):
     name = "node_classification"
     config = NodeClassificationOptions
     description = "a graph network classifies the nodes of one graph (masks of nodes split train/val/test)"
-    inputs_wanted = {"x": "float32", "edge_index": "int64"}  # input name -> dtype
+    inputs_wanted = {"x": "float32", "edge_index": "int64"}  # input name -> dtype, each required
+    inputs_optional = {"edge_weight": "float32"}  # read when the graph file has edge weights
 
     def source_kind(self) -> type:
         from udlc.spec.sources import GraphSet
@@ -87,9 +88,14 @@ class NodeClassification(Task):
         from udlc.data.graphs import graph_signature
 
         try:
-            features, classes = graph_signature(spec.data, compiled.base_dir, self.name == "graph_classification")
+            features, classes, weighted = graph_signature(spec.data, compiled.base_dir,
+                                                          self.name == "graph_classification")
         except UdlcError as e:
             return [error(doc, str(e), ("data", "source"))]
+        if "edge_weight" in graph.inputs and not weighted:
+            errors.append(error(doc, f"the model reads edge_weight, and {spec.data.source} has no edge weights",
+                                base + ("inputs", "edge_weight"), "give the graph file an edge_weight array (E,), "
+                                "or drop the input", key=True))
         if graph.inputs["x"][1] != features:
             errors.append(error(doc, f"{spec.data.source} gives {features} features per node; x declares "
                                 f"{graph.inputs['x'][1]}", base + ("inputs", "x"), f"write `x: [N, {features}]`",
@@ -124,8 +130,9 @@ class NodeClassification(Task):
                           hint=f"end with `gcn_conv: {len(classes)}` or `linear: {len(classes)}`")]
 
     def check_inputs(self, compiled: Any, net: str, graph: Any, base: tuple) -> list[SpecError]:
-        doc, wanted = compiled.doc, self.inputs_wanted
-        shapes = {"x": "[N, F] float32", "edge_index": "[2, E] int64", "batch": "[N] int64"}
+        doc, wanted = compiled.doc, {**self.inputs_wanted, **self.inputs_optional}
+        shapes = {"x": "[N, F] float32", "edge_index": "[2, E] int64", "batch": "[N] int64",
+                  "edge_weight": "[E] float32"}
         written = compiled.spec.networks[net].inputs
         errors = []
         for name, shape in graph.inputs.items():
@@ -134,11 +141,11 @@ class NodeClassification(Task):
                 errors.append(error(doc, f"the input '{name}' is none of {', '.join(wanted)}", where,
                                     f"name the inputs {', '.join(wanted)}", key=True))
                 continue
-            rank = 1 if name == "batch" else 2
+            rank = 1 if name in ("batch", "edge_weight") else 2
             if graph.dtype_of(name) != wanted[name] or len(shape) != rank or (name == "edge_index" and shape[0] != 2):
                 errors.append(error(doc, f"{name} is {shapes[name]}", where, key=True))
-        declared = ", ".join(f"{n}: {{shape: {shapes[n].split()[0]}, dtype: {wanted[n]}}}" for n in wanted)
-        for name in wanted:
+        declared = ", ".join(f"{n}: {{shape: {shapes[n].split()[0]}, dtype: {wanted[n]}}}" for n in self.inputs_wanted)
+        for name in self.inputs_wanted:
             if name not in graph.inputs:
                 errors.append(error(doc, f"the model must read `{name}`", base, f"declare `inputs: {{{declared}}}`",
                                     key=True))
@@ -187,6 +194,8 @@ class NodeClassification(Task):
             return None
         fields = {"x": data.x[None], "edge_index": data.edge_index[None], "target": data.y[None],
                   "mask": data.masks[split][None]}
+        if "edge_weight" in self.inputs:
+            fields["edge_weight"] = data.edge_weight[None]
         return make_batches(fields, batch_size=1, shuffle=False, device=device)
 
     def setup(self, s: Any, data: Any) -> None:
@@ -230,6 +239,7 @@ class GraphClassification(NodeClassification):
     config = GraphClassificationOptions
     description = "a graph network classifies whole graphs (batches of graphs as one disjoint graph)"
     inputs_wanted = {"x": "float32", "edge_index": "int64", "batch": "int64"}
+    inputs_optional: dict[str, str] = {}
 
     def source_kind(self) -> type:
         from udlc.spec.sources import GraphListSet

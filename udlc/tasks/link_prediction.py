@@ -39,6 +39,7 @@ class LinkPrediction(NodeClassification):
     description = "a graph network's node embeddings score node pairs: edges against sampled non-edges (AUC)"
     takes_loss = False
     maximized = frozenset({"auc"})
+    inputs_optional: dict[str, str] = {}  # the split's message edges carry no weights
 
     def check_training(self, compiled: Any) -> list[SpecError]:
         if compiled.spec.metrics:
