@@ -374,3 +374,57 @@ def test_a_weighted_graph_trains_and_its_file_weighs_edges_as_torch(tmp_path: Pa
     np.savez(tmp_path / "plain.npz", x=x, edge_index=clean)
     with pytest.raises(UdlcError, match="weighs edges"):
         GraphClassifier(run / "model.onnx").predict_file(tmp_path / "plain.npz")
+
+
+# ---- graphs from CSV: an edge list and a node file -------------------------------------------------------------
+
+
+def csv_graph(tmp_path: Path, edge_lines: list[str] | None = None, node_cell: str = "1") -> Path:
+    from udlc.spec.sources import KARATE_EDGES, KARATE_SIDES
+
+    rows = [",".join(node_cell if j == i == 5 else ("1" if j == i else "0") for j in range(34))
+            + ("," + ("hi" if KARATE_SIDES[i] == 0 else "officer")) for i in range(34)]
+    (tmp_path / "nodes.csv").write_text(",".join(f"f{i}" for i in range(34)) + ",side\n" + "\n".join(rows) + "\n")
+    lines = edge_lines or [f"{u},{v}\n{v},{u}" for u, v in KARATE_EDGES]
+    (tmp_path / "edges.csv").write_text("source,target\n" + "\n".join(lines) + "\n")
+    return written(tmp_path, {"data": {"source": "edges.csv", "nodes": "nodes.csv", "target": "side",
+                                       "normalize": "none"}, "train.epochs": 60})
+
+
+@pytest.mark.slow
+def test_a_graph_from_an_edge_list_and_a_node_file_trains(tmp_path: Path) -> None:
+    import json
+
+    run = train_here(csv_graph(tmp_path), tmp_path / "runs")
+    assert json.loads((run / "run.json").read_text())["classes"] == ["hi", "officer"]
+    assert json.loads((run / "results.json").read_text())["test_accuracy"] >= 0.8
+
+
+@pytest.mark.parametrize("edge_lines, node_cell, words", [
+    (["0,1", "2,x"], "1", "edges.csv:3: '2,x' is not source,target"),
+    (["0,1", "3,40"], "1", "edges.csv:3: the edge 3,40 names a node that nodes.csv does not have"),
+    (None, "yes", "nodes.csv:7: column 'f5' holds 'yes', not a number"),
+])
+def test_check_names_the_bad_row_of_a_csv_graph(tmp_path: Path, edge_lines, node_cell, words) -> None:
+    spec = csv_graph(tmp_path, edge_lines, node_cell)
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    (e,) = info.value.errors
+    assert e.span.line == line_of(spec, "source: edges.csv") and words in e.message, e.message
+
+
+def test_nodes_belong_to_graph_tasks_and_an_edge_list_needs_them(tmp_path: Path) -> None:
+    spec = csv_graph(tmp_path)
+    doc = yaml.safe_load(spec.read_text())
+    del doc["data"]["nodes"]
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    assert "node file" in info.value.errors[0].message
+    (tmp_path / "t.csv").write_text("a,b\n1,0\n2,1\n")
+    tabular = tmp_path / "t.yaml"
+    tabular.write_text(yaml.safe_dump({"udlc": 1, "name": "t", "data": {"source": "t.csv", "nodes": "nodes.csv"},
+                                       "model": {"input": [1], "layers": [{"linear": 2}]}, "loss": "cross_entropy"}))
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(tabular)
+    assert "reads no graph" in info.value.errors[0].message

@@ -61,17 +61,91 @@ def load_graph(spec: Any, seed: int, base_dir: Path = Path(".")) -> GraphData:
         classes, masks, weight = list(entry.classes), None, None
     else:
         path = Path(base_dir) / spec.source
-        arrays = graph_file(path, ("x", "edge_index", "y"))
-        x, y = checked_features(arrays["x"], path), checked_labels(arrays["y"], len(arrays["x"]), path, "node")
-        edges, weight = clean_weighted_edges(checked_edges(arrays["edge_index"], path), arrays.get("edge_weight"),
-                                             len(x), str(path))
-        classes, masks = [str(c) for c in range(int(y.max()) + 1)], file_masks(arrays, len(x), path)
+        arrays, classes = one_graph_file(spec, Path(base_dir))
+        x, y = arrays["x"], arrays["y"]
+        edges, weight = clean_weighted_edges(arrays["edge_index"], arrays.get("edge_weight"), len(x), str(path))
+        masks = file_masks(arrays, len(x), path)
     n = len(x)
     if masks is None:
         masks = {name: np.isin(np.arange(n), part) for name, part in zip(SPLITS, _split(n, tuple(spec.split), seed))}
     norm = Normalization.fit(spec.normalize, np.asarray(x, dtype=np.float32)[masks["train"]])
     return GraphData(norm.apply_normalization(x), edges, np.asarray(y, dtype=np.int64), masks, classes, norm,
                      weight)
+
+
+def one_graph_file(spec: Any, base_dir: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The spec's graph file, checked: a `.npz`, or an edge-list CSV with its node CSV (`data.nodes`); its arrays
+    (x, edge_index, y, and edge_weight and masks where it has them) and its class names."""
+    path = base_dir / spec.source
+    if spec.nodes is not None:
+        return read_csv_graph(path, base_dir / spec.nodes, spec.target)
+    arrays = graph_file(path, ("x", "edge_index", "y"))
+    arrays["x"] = checked_features(arrays["x"], path)
+    arrays["y"] = checked_labels(arrays["y"], len(arrays["x"]), path, "node")
+    arrays["edge_index"] = checked_edges(arrays["edge_index"], path)
+    return arrays, [str(c) for c in range(int(arrays["y"].max()) + 1)]
+
+
+def read_csv_graph(edges_path: Path, nodes_path: Path, target: str | int | None) -> tuple[dict[str, np.ndarray],
+                                                                                        list[str]]:
+    """A graph in two CSV files: the nodes (a header, then one row per node in id order: number columns and the
+    target column, default the last, whose distinct values sorted are the classes) and the edges (a header
+    `source,target` or `source,target,weight`, then a row per edge of node ids). A bad cell is named by its
+    file, line and column."""
+    import csv
+
+    def rows(path: Path) -> tuple[list[str], list[list[str]]]:
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                table = [r for r in csv.reader(f) if r]
+        except FileNotFoundError:
+            raise UdlcError(f"no such file: {path}") from None
+        if len(table) < 2:
+            raise UdlcError(f"{path}: a header and one row at least")
+        return [h.strip() for h in table[0]], table[1:]
+
+    header, node_rows = rows(nodes_path)
+    column = header.index(target) if isinstance(target, str) and target in header else (
+        target if isinstance(target, int) else len(header) - 1)
+    if isinstance(target, str) and target not in header:
+        raise UdlcError(f"{nodes_path}: no column '{target}' (it has {', '.join(header)})")
+    features = np.zeros((len(node_rows), len(header) - 1), dtype=np.float32)
+    labels = []
+    for i, row in enumerate(node_rows):
+        if len(row) != len(header):
+            raise UdlcError(f"{nodes_path}:{i + 2}: {len(row)} cells; the header has {len(header)}")
+        cells = [c for k, c in enumerate(row) if k != column]
+        names = [h for k, h in enumerate(header) if k != column]
+        for k, cell in enumerate(cells):
+            try:
+                features[i, k] = float(cell)
+            except ValueError:
+                raise UdlcError(f"{nodes_path}:{i + 2}: column '{names[k]}' holds {cell!r}, not a number") from None
+        labels.append(row[column].strip())
+    classes = sorted(set(labels))
+    y = np.array([classes.index(v) for v in labels], dtype=np.int64)
+    edge_header, edge_rows = rows(edges_path)
+    if edge_header[:2] != ["source", "target"] or len(edge_header) > 3 or edge_header[2:] not in ([], ["weight"]):
+        raise UdlcError(f"{edges_path}: the header must be source,target or source,target,weight; it is "
+                        f"{','.join(edge_header)}")
+    edges = np.zeros((2, len(edge_rows)), dtype=np.int64)
+    weight = np.zeros(len(edge_rows), dtype=np.float32) if len(edge_header) == 3 else None
+    for i, row in enumerate(edge_rows):
+        try:
+            u, v = int(row[0]), int(row[1])
+            if weight is not None:
+                weight[i] = float(row[2])
+        except (ValueError, IndexError):
+            raise UdlcError(f"{edges_path}:{i + 2}: {','.join(row)!r} is not {','.join(edge_header)} "
+                            "(node ids are whole numbers)") from None
+        if not (0 <= u < len(y) and 0 <= v < len(y)):
+            raise UdlcError(f"{edges_path}:{i + 2}: the edge {u},{v} names a node that {nodes_path.name} does not "
+                            f"have (nodes 0 to {len(y) - 1})")
+        edges[:, i] = (u, v)
+    arrays = {"x": features, "edge_index": edges, "y": y}
+    if weight is not None:
+        arrays["edge_weight"] = weight
+    return arrays, classes
 
 
 def split_edges(data: GraphData, fractions: list[float], seed: int) -> GraphData:
@@ -293,9 +367,8 @@ def batch_of_ptr(ptr: np.ndarray, n: int, path: Path) -> np.ndarray:
 
 def graph_signature(spec: Any, base_dir: Path, many: bool) -> tuple[int, list[str], bool]:
     """What `check` needs of the spec's graph (or, `many`, graphs): features per node, the class names and
-    whether its edges have weights. A
-    file is read and checked whole — edges, labels, masks, graph ids — so that `check` refuses what training
-    would."""
+    whether its edges have weights. A file is read and checked whole — edges, labels, masks, graph ids — so
+    that `check` refuses what training would."""
     from udlc.spec.sources import SOURCES, GraphListSet, GraphSet
 
     entry = SOURCES.find(spec.source)
@@ -306,17 +379,17 @@ def graph_signature(spec: Any, base_dir: Path, many: bool) -> tuple[int, list[st
     if many:
         graphs, y = graphs_of_file(path)
         features = graphs[0][0].shape[1] if graphs else 0
+        classes = [str(c) for c in range(int(y.max()) + 1)] if len(y) else []
     else:
-        arrays = graph_file(path, ("x", "edge_index", "y"))
-        x = checked_features(arrays["x"], path)
-        y = checked_labels(arrays["y"], len(x), path, "node")
-        clean_weighted_edges(checked_edges(arrays["edge_index"], path), arrays.get("edge_weight"), len(x), str(path))
+        arrays, classes = one_graph_file(spec, Path(base_dir))
+        x, y = arrays["x"], arrays["y"]
+        clean_weighted_edges(arrays["edge_index"], arrays.get("edge_weight"), len(x), str(path))
         file_masks(arrays, len(x), path)
         weighted = "edge_weight" in arrays
         features = x.shape[1]
     if not len(y):
         raise UdlcError(f"{path}: y is empty; there is nothing to learn")
-    return features, [str(c) for c in range(int(y.max()) + 1)], weighted
+    return features, classes, weighted
 
 
 def disjoint_union(graphs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -47,6 +47,9 @@ class DataSpec(StrictModel):
     vocab_size: PositiveInt | None = Field(None, description="tokenizer: bpe — its vocabulary size (default 1024)")
     max_chars: PositiveInt | None = Field(None, description="text sources: read only the first N characters")
     text: str | None = Field(None, description="CSV: the column holding text, for task: sequence_classification")
+    nodes: str | None = Field(None, description="a graph from CSV: the node file (one row per node, in id order: "
+                              "its features and `target` column) beside `source`, the edge list (source,target"
+                              "[,weight] ids); relative to the spec")
     split: list[float] = Field([0.8, 0.1, 0.1], min_length=3, max_length=3,
                                description="train, validation, test fractions")
     normalize: Literal["standard", "minmax", "none"] = "standard"
@@ -99,6 +102,14 @@ class DataSpec(StrictModel):
         source = info.data.get("source")
         if v != "error" and source is not None and not _reads(source, "missing"):
             raise ValueError(f"'{v}' applies only to CSV files, whose empty cells are missing values")
+        return v
+
+    @field_validator("nodes")
+    @classmethod
+    def _nodes_need_an_edge_csv(cls, v: str | None, info: ValidationInfo) -> str | None:
+        source = info.data.get("source")
+        if v is not None and source is not None and not _reads(source, "nodes"):
+            raise ValueError(f"applies only to a graph's edge list in CSV; {source} is none")
         return v
 
     @field_validator("tokenizer", "max_chars", "vocab_size", "text")

@@ -276,7 +276,7 @@ SOURCES.register(BuiltinSet(name="sine_mixture", load=_sine_mixture, shape=(SERI
 # ---- files, by suffix --------------------------------------------------------------------------------
 
 SOURCES.register(FileKind(name=".csv", keys=frozenset({"target", "features", "categorical", "missing", "text",
-                                                        "tokenizer", "vocab_size"})))
+                                                        "tokenizer", "vocab_size", "nodes"})))
 SOURCES.register(FileKind(name=".npz", keys=frozenset({"target", "features"})))  # the arrays' keys
 SOURCES.register(FileKind(name=".npy", keys=frozenset({"target"})))  # a column index: an array has no names
 SOURCES.register(FileKind(name=".txt", keys=TextSet.keys, text=True))  # UTF-8 text, for language_model

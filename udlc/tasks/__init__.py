@@ -44,8 +44,12 @@ def compile_doc(doc: Document, *, check_files: bool = True) -> Compiled:
 
 
 def check_loss(compiled: Compiled, task: Task) -> list[SpecError]:
-    """`loss:` is given exactly when the task takes one."""
+    """`loss:` is given exactly when the task takes one; `data.nodes` only for a task that reads graphs."""
     doc, given = compiled.doc, compiled.spec.loss is not None
+    if compiled.spec.data.nodes is not None and not getattr(task, "reads_graphs", False):
+        return [SpecError(f"`nodes` is a graph's node file, and task {task.name} reads no graph", path="data.nodes",
+                          span=doc.span(("data", "nodes"), key=True),
+                          hint="drop `nodes`, or write `task: node_classification`")]
     if task.takes_loss and not given:
         return [SpecError(f"task {task.name} needs a `loss`", path="loss", span=doc.span(()),
                           hint="e.g. `loss: cross_entropy` for classes, `loss: mse` for values")]

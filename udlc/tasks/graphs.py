@@ -54,6 +54,7 @@ class NodeClassification(Task):
     name = "node_classification"
     config = NodeClassificationOptions
     description = "a graph network classifies the nodes of one graph (masks of nodes split train/val/test)"
+    reads_graphs = True  # `data.nodes` (a graph's node CSV) is for these tasks alone
     inputs_wanted = {"x": "float32", "edge_index": "int64"}  # input name -> dtype, each required
     inputs_optional = {"edge_weight": "float32"}  # read when the graph file has edge weights
 
@@ -73,7 +74,12 @@ class NodeClassification(Task):
         errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
         entry = SOURCES.find(spec.data.source)
         kind = self.source_kind()
-        is_file = spec.data.source.lower().endswith(".npz")
+        is_file = spec.data.source.lower().endswith(".npz") or (
+            spec.data.source.lower().endswith(".csv") and self.name != "graph_classification")
+        if is_file and spec.data.source.lower().endswith(".csv") and spec.data.nodes is None:
+            errors.append(error(doc, f"{spec.data.source} as a graph is its edge list: the nodes' features and "
+                                "classes come from a node file", ("data", "source"),
+                                "name it: `nodes: nodes.csv` (one row per node, in id order)"))
         if not isinstance(entry, kind) and not is_file:
             errors.append(error(doc, f"task {self.name} reads {'a graph' if self.name == 'node_classification' else 'graphs'}"
                                 f"; {spec.data.source} is none", ("data", "source"), "use a .npz graph file or one of: "
