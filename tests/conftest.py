@@ -255,6 +255,21 @@ def train_here(spec: Path, out: Path) -> Path:
     return train_spec(compile_spec(spec), out=out, quiet=True)
 
 
+def line_of(path: Path, text: str) -> int:
+    """The first line of a spec file that holds `text` (where an error should point)."""
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def edited_spec(path: Path, example: Path, changes: dict[str, Any]) -> Path:
+    """An example spec with dotted keys changed (as `edited`), written to `path` with flow-style lists, so that
+    a list written as `[2]` can be found by line_of."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(edited(yaml.safe_load(example.read_text()), changes), sort_keys=False,
+                                   default_flow_style=None))
+    return path
+
+
 def edited(doc: dict, changes: dict[str, Any]) -> dict:
     """A deep copy of a spec document with dotted keys set: {"model.input": [16], "loss": "mse"}."""
     doc = json.loads(json.dumps(doc))

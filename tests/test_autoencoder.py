@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import train_here
+from tests.conftest import line_of, train_here
 from udlc.errors import SpecErrors
 from udlc.tasks import compile_spec
 
@@ -25,10 +25,6 @@ def small(tmp_path: Path, **changes) -> Path:
     path = tmp_path / "ae.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
-
-
-def line_of(path: Path, text: str) -> int:
-    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
 
 
 def test_the_example_checks() -> None:

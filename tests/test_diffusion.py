@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from tests.conftest import assert_clean_failure, edited, train_here
+from tests.conftest import assert_clean_failure, edited_spec, line_of, train_here
 from udlc.errors import SpecErrors
 from udlc.tasks import compile_spec
 from udlc.tasks.diffusion_sampling import alphas_cumprod, guided, sample, timesteps
@@ -23,14 +22,7 @@ DIGITS = ROOT / "examples" / "diffusion-digits.yaml"
 
 
 def written(tmp_path: Path, example: Path, changes: dict | None = None, name: str = "d.yaml") -> Path:
-    doc = edited(yaml.safe_load(example.read_text()), changes or {})
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
-    return path
-
-
-def line_of(path: Path, text: str) -> int:
-    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+    return edited_spec(tmp_path / name, example, changes or {})
 
 
 @pytest.mark.parametrize("example", [SPIRALS, DIGITS], ids=lambda p: p.name)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_failure, read_csv, train_here, write_spec
+from tests.conftest import assert_clean_failure, line_of, read_csv, train_here, write_spec
 from udlc.data.sources import load_arrays
 from udlc.errors import SpecErrors
 from udlc.spec.data import DataSpec
@@ -44,10 +44,6 @@ def one_error(path: Path):
         compile_spec(path)
     (error,) = info.value.errors
     return error
-
-
-def line_of(path: Path, text: str) -> int:
-    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
 
 
 # ---- the source ---------------------------------------------------------------------------------------

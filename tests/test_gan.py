@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import edited, read_csv, train_here
+from tests.conftest import edited_spec, line_of, read_csv, train_here
 from udlc.errors import SpecErrors
 from udlc.tasks import compile_spec
 
@@ -20,14 +20,7 @@ EXAMPLE = ROOT / "examples" / "gan-moons.yaml"
 
 
 def small(tmp_path: Path, changes: dict | None = None, name: str = "gan.yaml") -> Path:
-    doc = edited(yaml.safe_load(EXAMPLE.read_text()), {"train.epochs": 3, "data.samples": 600, **(changes or {})})
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
-    return path
-
-
-def line_of(path: Path, text: str) -> int:
-    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+    return edited_spec(tmp_path / name, EXAMPLE, {"train.epochs": 3, "data.samples": 600, **(changes or {})})
 
 
 def test_the_example_checks() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import assert_clean_failure, edited, train_here
+from tests.conftest import assert_clean_failure, edited_spec, line_of, train_here
 from udlc.errors import SpecErrors, UdlcError
 from udlc.tasks import compile_spec
 
@@ -20,14 +20,7 @@ SBM = ROOT / "examples" / "sbm-gat.yaml"
 
 
 def written(tmp_path: Path, changes: dict, example: Path = KARATE) -> Path:
-    path = tmp_path / "g.yaml"
-    path.write_text(yaml.safe_dump(edited(yaml.safe_load(example.read_text()), changes), sort_keys=False,
-                                   default_flow_style=None))
-    return path
-
-
-def line_of(path: Path, text: str) -> int:
-    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+    return edited_spec(tmp_path / "g.yaml", example, changes)
 
 
 @pytest.mark.parametrize("example", [KARATE, SBM], ids=lambda p: p.name)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_failure, cli, edited, train_here, trained_network, write_spec
+from tests.conftest import assert_clean_failure, cli, edited, line_of, train_here, trained_network, write_spec
 from udlc.data.text import (ByteTokenizer, CharTokenizer, TextData, fit_tokenizer, load_text_data, split_text,
                             tokenizer_from_json)
 from udlc.errors import SpecErrors
@@ -54,10 +54,6 @@ def error_at(spec: Path) -> tuple[int, str, str]:
         compile_spec(spec)
     (e,) = info.value.errors
     return e.span.line, e.message, e.hint or ""
-
-
-def line_of(path: Path, text: str) -> int:
-    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
 
 
 # ---- tokenizers and text --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import assert_clean_failure, cli, edited, train_here, trained_network
+from tests.conftest import assert_clean_failure, cli, edited, line_of, train_here, trained_network
 from udlc.errors import SpecErrors
 from udlc.spec.sources import SOURCES, SequenceSet
 from udlc.tasks import compile_spec
@@ -35,10 +35,6 @@ def error_at(spec: Path) -> tuple[int, str]:
         compile_spec(spec)
     (e,) = info.value.errors
     return e.span.line, e.message + " " + (e.hint or "")
-
-
-def line_of(path: Path, text: str) -> int:
-    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
 
 
 # ---- the generated sets ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import assert_clean_failure, cli, edited, read_csv, train_here, trained_network
+from tests.conftest import assert_clean_failure, cli, edited, line_of, read_csv, train_here, trained_network
 from udlc.errors import SpecErrors
 from udlc.tasks import compile_spec
 
@@ -67,10 +67,6 @@ def errors_at(spec: Path) -> list[tuple[int, str]]:
     with pytest.raises(SpecErrors) as info:
         compile_spec(spec)
     return [(e.span.line, e.message + " " + (e.hint or "")) for e in info.value.errors]
-
-
-def line_of(path: Path, text: str) -> int:
-    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
 
 
 def test_the_example_checks() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import DIGITS_MLP, assert_clean_failure, read_csv, train_here, write_spec
+from tests.conftest import DIGITS_MLP, assert_clean_failure, line_of, read_csv, train_here, write_spec
 from udlc.errors import SpecErrors
 from udlc.tasks import TASKS, compile_spec
 
@@ -32,10 +32,6 @@ def errors_of(path: Path) -> list:
 def one_error(path: Path):
     (error,) = errors_of(path)
     return error
-
-
-def line_of(path: Path, text: str) -> int:
-    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
 
 
 def test_every_task_is_registered_with_its_own_name_and_a_description() -> None:

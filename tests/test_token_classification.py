@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import cli, edited, train_here, trained_network
+from tests.conftest import cli, edited, line_of, train_here, trained_network
 from udlc.errors import SpecErrors
 from udlc.spec.sources import SOURCES
 from udlc.tasks import compile_spec
@@ -33,10 +33,6 @@ def write(tmp_path: Path, **changes) -> Path:
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
-
-
-def line_of(path: Path, text: str) -> int:
-    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
 
 
 @pytest.mark.parametrize("change, marker, words", [

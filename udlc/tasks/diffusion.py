@@ -34,7 +34,6 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeFloat, PositiveInt, confloat, model_validator
 
 from udlc.errors import SpecError
-from udlc.spec.base import StrictModel
 from udlc.tasks import generative
 from udlc.tasks.fields import error, one_network
 from udlc.tasks.registry import Served, Task, register
@@ -73,7 +72,7 @@ def input_path(compiled: Any, base: tuple, name: str) -> tuple:
 
 
 @register
-class Diffusion(generative.Pictures, Task):
+class Diffusion(generative.Generative, Task):
     name = "diffusion"
     config = DiffusionOptions
     description = "a denoiser learns the noise of x_t; samples by ddpm or ddim; EMA; classifier-free guidance"
@@ -184,9 +183,6 @@ class Diffusion(generative.Pictures, Task):
                              "sample_steps": o.visits(), "guidance": o.guidance,
                              "null_label": data.n_classes if self.conditional else None}
         return info
-
-    def sizes(self, data: Any) -> str:
-        return f"{len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)}"
 
     def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
         from udlc.data import make_batches

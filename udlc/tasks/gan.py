@@ -29,7 +29,6 @@ from typing import Any, Literal
 from pydantic import Field, PositiveFloat, PositiveInt, confloat
 
 from udlc.errors import SpecError
-from udlc.spec.base import StrictModel
 from udlc.tasks import generative
 from udlc.tasks.fields import error
 from udlc.tasks.registry import Served, Task, register
@@ -50,7 +49,7 @@ class GANOptions(generative.GenerativeOptions):
 
 
 @register
-class GAN(generative.Pictures, Task):
+class GAN(generative.Generative, Task):
     name = "gan"
     config = GANOptions
     description = "generator vs discriminator, one optimizer each (non_saturating, hinge, wasserstein_gp)"
@@ -125,15 +124,6 @@ class GAN(generative.Pictures, Task):
         ((self.input, shape),) = compiled.graphs["discriminator"].inputs.items()
         ((_, self.latent_shape),) = compiled.graphs["generator"].inputs.items()
         return generative.load_samples(compiled, shape)
-
-    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
-        return generative.sample_info(data, self.name, self.input, self.latent_shape)
-
-    def sizes(self, data: Any) -> str:
-        return f"{len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)}"
-
-    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
-        return generative.sample_batches(data, split, self.input, batch_size, shuffle, device)
 
     def setup(self, s: Any, data: Any) -> None:
         import torch

@@ -132,9 +132,19 @@ class GenerativeOptions(StrictModel):
                                                                  "many epochs, to watch progress")
 
 
-class Pictures:
-    """For a generative task (options from GenerativeOptions; `picture` draws samples into a file):
-    samples.png when training ends, and samples/epoch-<N>.png every `samples_every` epochs."""
+class Generative:
+    """What the generative tasks share at train time (options from GenerativeOptions): a split's samples under
+    the input's name (`self.input`), run information for `udlc sample` (`self.latent_shape`), and pictures —
+    samples.png when training ends, samples/epoch-<N>.png every `samples_every` epochs (`picture` draws)."""
+
+    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
+        return sample_info(data, self.name, self.input, self.latent_shape)  # type: ignore[attr-defined]
+
+    def sizes(self, data: Any) -> str:
+        return f"{len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)}"
+
+    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+        return sample_batches(data, split, self.input, batch_size, shuffle, device)  # type: ignore[attr-defined]
 
     def picture(self, s: Any, data: Any, path: Path) -> None:
         raise NotImplementedError

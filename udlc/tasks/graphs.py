@@ -168,14 +168,17 @@ class NodeClassification(Task):
     # ---- train time -----------------------------------------------------------------------------------
 
     def load_data(self, compiled: Any) -> Any:
-        from udlc.data.graphs import load_graph
-
         self.net, graph = next(iter(compiled.graphs.items()))
         self.inputs = list(graph.inputs)
         try:
-            return load_graph(compiled.spec.data, compiled.spec.seed, compiled.base_dir)
+            return self.read(compiled.spec.data, compiled.spec.seed, compiled.base_dir)
         except SpecError as e:
             raise located(e, compiled.doc) from None
+
+    def read(self, spec: Any, seed: int, base_dir: Any) -> Any:
+        from udlc.data.graphs import load_graph
+
+        return load_graph(spec, seed, base_dir)
 
     def info(self, compiled: Any, data: Any) -> dict[str, Any]:
         graph = compiled.graphs[self.net]
@@ -183,8 +186,7 @@ class NodeClassification(Task):
             "task": self.name,
             "classes": data.classes,
             "input_names": list(graph.inputs),
-            "input_shapes": [list(s) for s in graph.inputs.values()],
-            "sample_shapes": [list(data.x.shape), list(data.edge_index.shape)],
+            "input_shapes": [list(s) for s in graph.inputs.values()],  # N and E take any size
             "normalization": data.normalization.to_json(),
             "target_normalization": None,
         }
@@ -260,21 +262,10 @@ class GraphClassification(NodeClassification):
                                 "global_max_pool) before the classifier", key=True))
         return errors
 
-    def load_data(self, compiled: Any) -> Any:
+    def read(self, spec: Any, seed: int, base_dir: Any) -> Any:
         from udlc.data.graphs import load_graph_set
 
-        self.net, graph = next(iter(compiled.graphs.items()))
-        self.inputs = list(graph.inputs)
-        try:
-            return load_graph_set(compiled.spec.data, compiled.spec.seed, compiled.base_dir)
-        except SpecError as e:
-            raise located(e, compiled.doc) from None
-
-    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
-        graph = compiled.graphs[self.net]
-        return {"task": self.name, "classes": data.classes, "input_names": list(graph.inputs),
-                "input_shapes": [list(s) for s in graph.inputs.values()],
-                "normalization": data.normalization.to_json(), "target_normalization": None}
+        return load_graph_set(spec, seed, base_dir)
 
     def sizes(self, data: Any) -> str:
         return "/".join(str(len(data.splits[s])) for s in ("train", "val", "test")) + " graphs"

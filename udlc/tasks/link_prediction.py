@@ -20,12 +20,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from udlc.errors import SpecError, UdlcError
+from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
 from udlc.tasks.fields import error
 from udlc.tasks.graphs import NodeClassification
 from udlc.tasks.registry import Served, register
-from udlc.tasks.supervised import located
 
 
 class LinkPredictionOptions(StrictModel):
@@ -65,14 +64,10 @@ class LinkPrediction(NodeClassification):
     def served(self, compiled: Any) -> list[Served]:
         return [Served(next(iter(compiled.graphs)), 0, "node_embedding")]
 
-    def load_data(self, compiled: Any) -> Any:
+    def read(self, spec: Any, seed: int, base_dir: Any) -> Any:
         from udlc.data.graphs import split_edges
 
-        data = super().load_data(compiled)
-        try:
-            return split_edges(data, compiled.spec.data.split, compiled.spec.seed)
-        except UdlcError as e:
-            raise located(SpecError(str(e), path="data.split"), compiled.doc) from None
+        return split_edges(super().read(spec, seed, base_dir), spec.split, seed)
 
     def info(self, compiled: Any, data: Any) -> dict[str, Any]:
         return {**super().info(compiled, data), "classes": None}

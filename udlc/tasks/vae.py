@@ -29,7 +29,6 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeFloat, NonNegativeInt
 
 from udlc.errors import SpecError
-from udlc.spec.base import StrictModel
 from udlc.tasks import generative
 from udlc.tasks.fields import error
 from udlc.tasks.registry import Served, Task, register
@@ -46,7 +45,7 @@ class VAEOptions(generative.GenerativeOptions):
 
 
 @register
-class VAE(generative.Pictures, Task):
+class VAE(generative.Generative, Task):
     name = "vae"
     config = VAEOptions
     description = "encoder → Gaussian latent → decoder; loss = reconstruction + β·KL; samples from the prior"
@@ -126,15 +125,6 @@ class VAE(generative.Pictures, Task):
         ((_, self.latent_shape),) = compiled.graphs["decoder"].inputs.items()
         self.mu_first = compiled.graphs["encoder"].outputs[0].partition(".")[0] == "mu"
         return generative.load_samples(compiled, shape)
-
-    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
-        return generative.sample_info(data, self.name, self.input, self.latent_shape)
-
-    def sizes(self, data: Any) -> str:
-        return f"{len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)}"
-
-    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
-        return generative.sample_batches(data, split, self.input, batch_size, shuffle, device)
 
     def setup(self, s: Any, data: Any) -> None:
         import torch
