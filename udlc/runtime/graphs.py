@@ -29,7 +29,7 @@ class GraphClassifier:
 
     def predict_file(self, graph: str | Path) -> Predictions:
         """A class per node (node_classification), or per graph in the order of their ids (graph_classification)."""
-        from udlc.data.graphs import read_graph
+        from udlc.data.graph_files import read_graph
 
         x, edges, batch, weight = read_graph(graph)
         if x.shape[1] != self.features:
@@ -61,7 +61,7 @@ class LinkScorer:
 
     def score_file(self, graph: str | Path) -> str:
         """CSV rows `source,target,probability` for the file's `pairs` (2, P)."""
-        from udlc.data.graphs import graph_file, read_graph
+        from udlc.data.graph_files import graph_file, read_graph
 
         x, edges, _, _ = read_graph(graph)
         if x.shape[1] != self.features:
