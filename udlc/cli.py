@@ -280,6 +280,17 @@ def sample(model: str, count: int, seed: int, output: str, label: int | None, st
     click.echo(str(write_samples(samples, Path(output), file.value_range, columns)))
 
 
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="curves.png", show_default=True,
+              help="The figure: .png, .svg or .pdf.")
+def plot(runs: tuple[str, ...], output: str) -> None:
+    """Training and validation curves of one or several runs on one figure, each run's diagnosis in the legend."""
+    from udlc.runs.plot import plot_runs
+
+    click.echo(str(plot_runs([Path(r) for r in runs], Path(output))))
+
+
 @main.command(name="eval")
 @click.argument("run", type=click.Path())
 def eval_(run: str) -> None:

@@ -91,6 +91,19 @@ class RunFolder:
         return self.path / f"{stem}.onnx"
 
     @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.csv"
+
+    def metrics_rows(self) -> list[dict[str, str]]:
+        """metrics.csv's rows, one per epoch (none before the first epoch ends)."""
+        import csv
+
+        if not self.metrics_file.is_file():
+            return []
+        with self.metrics_file.open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    @property
     def samples_file(self) -> Path:
         return self.path / "samples.png"
 

@@ -76,6 +76,7 @@ class Diffusion(generative.Generative, Task):
     name = "diffusion"
     config = DiffusionOptions
     description = "a denoiser learns the noise of x_t; samples by ddpm or ddim; EMA; classifier-free guidance"
+    loss_floor_zero = False  # its loss has a floor of its own: a flat one is no underfitting
     takes_loss = False
 
     # ---- check time -----------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ class GAN(generative.Generative, Task):
     name = "gan"
     config = GANOptions
     description = "generator vs discriminator, one optimizer each (non_saturating, hinge, wasserstein_gp)"
+    loss_floor_zero = False  # its loss has a floor of its own: a flat one is no underfitting
     takes_loss = False
 
     # ---- check time -----------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ class LinkPrediction(NodeClassification):
     name = "link_prediction"
     config = LinkPredictionOptions
     description = "a graph network's node embeddings score node pairs: edges against sampled non-edges (AUC)"
+    loss_floor_zero = False  # its loss has a floor of its own: a flat one is no underfitting
     takes_loss = False
     maximized = frozenset({"auc"})
     inputs_optional: dict[str, str] = {}  # the split's message edges carry no weights

@@ -40,6 +40,7 @@ class Task:
     description: ClassVar[str] = ""
     takes_loss: ClassVar[bool] = True  # the spec's `loss:` is this task's; False: the task defines its losses
     maximized: ClassVar[frozenset[str]] = frozenset()  # values it logs itself where larger is better (elbo)
+    loss_floor_zero: ClassVar[bool] = True  # a perfect model's loss is near 0 (udlc.runs.diagnosis reads it)
 
     def __init__(self, options: StrictModel, where: tuple = ("task",)):
         self.options = options

@@ -49,6 +49,7 @@ class VAE(generative.Generative, Task):
     name = "vae"
     config = VAEOptions
     description = "encoder → Gaussian latent → decoder; loss = reconstruction + β·KL; samples from the prior"
+    loss_floor_zero = False  # its loss has a floor of its own: a flat one is no underfitting
     maximized = frozenset({"elbo"})
 
     # ---- check time -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import yaml
 
 from udlc.errors import UdlcError
 from udlc.runs import RunFolder, checkpoint, udlc_version
+from udlc.runs.diagnosis import diagnose
 
 # Overrides a resumed run accepts: anything else would change what the run is.
 RESUME_OVERRIDES = ("train.epochs",)
@@ -133,7 +134,10 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     run.write_results(results)
     task.after_training(s, data)
     log.note("test: " + "  ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float)))
-    run.update_info(status="done", **_ended(started, s))
+    diagnosis = diagnose(run.metrics_rows(), task.loss_floor_zero)
+    if diagnosis is not None:
+        log.note(f"diagnosis: {diagnosis}")
+    run.update_info(status="done", diagnosis=diagnosis.to_json() if diagnosis else None, **_ended(started, s))
     return run.path
 
 
