@@ -49,3 +49,23 @@ def test_a_run_keeps_its_diagnosis_and_plot_draws_the_curves(digits_run, run_cli
     assert Image.open(tmp_path / "curves.png").size[0] > 400
     bad = run_cli("plot", digits_run.run, "-o", tmp_path / "curves.jpg")
     assert bad.returncode != 0 and ".png, .svg or .pdf" in bad.stderr
+
+
+def test_runs_lists_each_specs_runs_best_first(tmp_path: Path, run_cli) -> None:
+    from udlc.runs.listing import list_runs
+
+    for run_id, loss, verdict in (("b", 0.5, "converged"), ("a", 0.2, "overfitting"), ("c", None, None)):
+        folder = tmp_path / "runs" / "digits" / run_id
+        folder.mkdir(parents=True)
+        info = {"status": "done" if loss else "running", "task": "classification", "epochs_done": 3}
+        if verdict:
+            info["diagnosis"] = {"verdict": verdict}
+        (folder / "run.json").write_text(json.dumps(info))
+        if loss is not None:
+            (folder / "results.json").write_text(json.dumps({"test_loss": loss, "test_accuracy": 1 - loss}))
+    (tmp_path / "runs" / "other" / "x").mkdir(parents=True)  # no run.json: not a run
+    rows = list_runs(tmp_path / "runs")
+    assert [r["run"] for r in rows] == ["digits/a", "digits/b", "digits/c"]
+    assert rows[0]["verdict"] == "overfitting" and rows[0]["tests"]["test_accuracy"] == pytest.approx(0.8)
+    result = run_cli("runs", tmp_path / "runs")
+    assert result.returncode == 0 and result.stdout.splitlines()[0].startswith("digits/a")

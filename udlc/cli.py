@@ -291,6 +291,39 @@ def plot(runs: tuple[str, ...], output: str) -> None:
     click.echo(str(plot_runs([Path(r) for r in runs], Path(output))))
 
 
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--run", "run", type=click.Path(file_okay=False), help="A run of the spec to show beside them.")
+@_set
+def baseline(spec: str, run: str | None, overrides: tuple[str, ...]) -> None:
+    """What a network must beat: the majority class (or mean target) and gradient boosting, fitted on the spec's
+    training split and scored on its test split."""
+    from udlc.tasks import compile_spec
+    from udlc.trainer.baseline import baselines
+
+    rows = baselines(compile_spec(spec, overrides))
+    if run:
+        from udlc.runs import RunFolder
+
+        results = json.loads(RunFolder.open(Path(run)).results_file.read_text())
+        rows[f"udlc run {Path(run).name}"] = {k: v for k, v in results.items() if isinstance(v, float)}
+    names = list(next(iter(rows.values())))
+    width = max(len(n) for n in rows) + 2
+    click.echo("".ljust(width) + "  ".join(n.ljust(14) for n in names))
+    for label, values in rows.items():
+        click.echo(label.ljust(width) + "  ".join((f"{values[n]:.4f}" if n in values else "-").ljust(14)
+                                                   for n in names))
+
+
+@main.command()
+@click.argument("root", required=False, default="runs", type=click.Path(file_okay=False))
+def runs(root: str) -> None:
+    """The runs under ROOT (default runs/): status, epochs, diagnosis and test results, each spec's best first."""
+    from udlc.runs.listing import format_runs, list_runs
+
+    click.echo(format_runs(list_runs(Path(root))))
+
+
 @main.command(name="eval")
 @click.argument("run", type=click.Path())
 def eval_(run: str) -> None:
