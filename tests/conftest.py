@@ -260,6 +260,18 @@ def line_of(path: Path, text: str) -> int:
     return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
 
 
+def refused_at(spec: Path, marker: str, words: str) -> None:
+    """check refuses `spec` with one error, at the first line holding `marker`, whose message or hint says `words`."""
+    from udlc.errors import SpecErrors
+    from udlc.tasks import compile_spec
+
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    (e,) = info.value.errors
+    assert e.span.line == line_of(spec, marker), (e.message, e.span.line)
+    assert words in e.message + " " + (e.hint or ""), e.message
+
+
 def edited_spec(path: Path, example: Path, changes: dict[str, Any]) -> Path:
     """An example spec with dotted keys changed (as `edited`), written to `path` with flow-style lists, so that
     a list written as `[2]` can be found by line_of."""

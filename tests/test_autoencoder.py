@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import line_of, train_here
-from udlc.errors import SpecErrors
+from tests.conftest import refused_at, train_here
 from udlc.tasks import compile_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,11 +40,7 @@ def test_the_example_checks() -> None:
      "augment:", "not augmented"),
 ])
 def test_check_refuses_what_training_would_at_its_line(tmp_path: Path, change, marker, words) -> None:
-    spec = small(tmp_path, **change)
-    with pytest.raises(SpecErrors) as info:
-        compile_spec(spec)
-    (e,) = info.value.errors
-    assert e.span.line == line_of(spec, marker) and words in e.message + " " + (e.hint or "")
+    refused_at(small(tmp_path, **change), marker, words)
 
 
 def test_denoising_adds_noise_of_its_std_from_the_run_generator() -> None:
@@ -108,11 +103,7 @@ def pair_spec(tmp_path: Path, changes: dict | None = None) -> Path:
     ({"models.critic": {"input": [2], "layers": [{"linear": 1}]}}, "critic:", "no network 'critic'"),
 ])
 def test_the_two_network_form_is_checked_at_its_lines(tmp_path: Path, changes, marker, words) -> None:
-    spec = pair_spec(tmp_path, changes)
-    with pytest.raises(SpecErrors) as info:
-        compile_spec(spec)
-    (e,) = info.value.errors
-    assert e.span.line == line_of(spec, marker) and words in e.message + " " + (e.hint or ""), e.message
+    refused_at(pair_spec(tmp_path, changes), marker, words)
 
 
 @pytest.mark.slow

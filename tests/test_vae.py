@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import edited_spec, line_of, read_csv, train_here
+from tests.conftest import edited_spec, read_csv, refused_at, train_here
 from udlc.errors import SpecErrors
 from udlc.tasks import compile_spec
 
@@ -48,12 +48,7 @@ ENCODER_32 = {"input": [32], "layers": [{"linear": {"out_features": 4, "id": "mu
     ({"train.early_stopping": {"monitor": "val_acuracy", "patience": 2}}, "monitor: val_acuracy", "val_elbo"),
 ])
 def test_check_refuses_what_training_would_at_its_line(tmp_path: Path, changes, marker, words) -> None:
-    spec = small(tmp_path, changes)
-    with pytest.raises(SpecErrors) as info:
-        compile_spec(spec)
-    (e,) = info.value.errors
-    assert e.span.line == line_of(spec, marker), (e.message, e.span.line)
-    assert words in e.message + " " + (e.hint or "")
+    refused_at(small(tmp_path, changes), marker, words)
 
 
 def test_one_network_is_refused_with_the_two_it_needs(tmp_path: Path) -> None:

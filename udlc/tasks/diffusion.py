@@ -35,7 +35,7 @@ from pydantic import Field, NonNegativeFloat, PositiveInt, confloat, model_valid
 
 from udlc.errors import SpecError
 from udlc.tasks import generative
-from udlc.tasks.fields import error, one_network
+from udlc.tasks.fields import error, no_metrics, one_network
 from udlc.tasks.registry import Served, Task, register
 from udlc.tasks.supervised import check_monitors, check_network_keys
 
@@ -82,15 +82,13 @@ class Diffusion(generative.Generative, Task):
     # ---- check time -----------------------------------------------------------------------------------
 
     def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
-        spec, doc = compiled.spec, compiled.doc
+        spec = compiled.spec
         found = one_network(compiled, self.name)
         if isinstance(found, SpecError):
             return [found]
         _, graph, base = found
         errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
-        if spec.metrics:
-            errors.append(error(doc, "task diffusion logs its own loss (the noise's mean squared error)",
-                                ("metrics",), "drop `metrics`", key=True))
+        errors += no_metrics(compiled, self.name, "loss (the noise's mean squared error)")
         errors += self.check_inputs(compiled, graph, base)
         if errors:
             return errors

@@ -14,6 +14,13 @@ def error(doc: Any, message: str, path: tuple, hint: str | None = None, key: boo
     return SpecError(message, path=".".join(map(str, path)), span=doc.span(tuple(path), key=key), hint=hint)
 
 
+def no_metrics(compiled: Any, task: str, logs: str) -> list[SpecError]:
+    """A task that logs its own values (`logs` says which) takes no `metrics`."""
+    if not compiled.spec.metrics:
+        return []
+    return [error(compiled.doc, f"task {task} logs its own {logs}", ("metrics",), "drop `metrics`", key=True)]
+
+
 def one_network(compiled: Any, task: str) -> tuple[str, Any, tuple] | SpecError:
     """The spec's one network: its name, graph and where it is written; or the error of a spec with several."""
     (net, graph), *others = compiled.graphs.items()
@@ -70,9 +77,8 @@ class FieldsTask(Task):
         if spec.loss.type != "cross_entropy" or spec.loss.weight:
             errors.append(error(doc, f"task {self.name} learns with cross_entropy (no class weights)", ("loss",),
                                 "write `loss: cross_entropy`"))
-        if self.own_metrics and spec.metrics:
-            errors.append(error(doc, f"task {self.name} logs its own metrics (token_accuracy, exact_match)",
-                                ("metrics",), "drop `metrics`", key=True))
+        if self.own_metrics:
+            errors += no_metrics(compiled, self.name, "metrics (token_accuracy, exact_match)")
         if spec.data.augment:
             errors.append(error(doc, f"task {self.name} takes no augmentation", ("data", "augment"),
                                 "drop `augment`", key=True))

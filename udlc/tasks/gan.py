@@ -30,7 +30,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, confloat
 
 from udlc.errors import SpecError
 from udlc.tasks import generative
-from udlc.tasks.fields import error
+from udlc.tasks.fields import error, no_metrics
 from udlc.tasks.registry import Served, Task, register
 from udlc.tasks.supervised import check_monitors, check_network_keys
 
@@ -74,9 +74,7 @@ class GAN(generative.Generative, Task):
         if spec.train.grad_accum != 1:  # the generator steps on a count of discriminator steps
             errors.append(error(doc, "task gan steps each network on every batch; it does not accumulate "
                                 "gradients", ("train", "grad_accum"), "drop `grad_accum`", key=True))
-        if spec.metrics:
-            errors.append(error(doc, "task gan logs its own values (d_loss, g_loss, frechet)", ("metrics",),
-                                "drop `metrics`", key=True))
+        errors += no_metrics(compiled, self.name, "values (d_loss, g_loss, frechet)")
         found = [generative.one_input(compiled, n) for n in NETWORKS]
         errors += [f for f in found if isinstance(f, SpecError)]
         if errors:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
-from udlc.tasks.fields import error
+from udlc.tasks.fields import no_metrics
 from udlc.tasks.graphs import NodeClassification
 from udlc.tasks.registry import Served, register
 
@@ -42,10 +42,7 @@ class LinkPrediction(NodeClassification):
     inputs_optional: dict[str, str] = {}  # the split's message edges carry no weights
 
     def check_training(self, compiled: Any) -> list[SpecError]:
-        if compiled.spec.metrics:
-            return [error(compiled.doc, "task link_prediction logs its own loss and auc", ("metrics",),
-                          "drop `metrics`", key=True)]
-        return []
+        return no_metrics(compiled, self.name, "loss and auc")
 
     def check_output(self, compiled: Any, graph: Any, out: Any, classes: list[str]) -> list[SpecError]:
         """Any embedding, one row per node."""

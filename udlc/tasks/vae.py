@@ -30,7 +30,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt
 
 from udlc.errors import SpecError
 from udlc.tasks import generative
-from udlc.tasks.fields import error
+from udlc.tasks.fields import error, no_metrics
 from udlc.tasks.registry import Served, Task, register
 from udlc.tasks.supervised import check_monitors, check_network_keys
 
@@ -65,9 +65,7 @@ class VAE(generative.Generative, Task):
                                 ("loss",), "write `loss: bce` with `data.normalize: minmax`, or `loss: mse`"))
         elif spec.loss.type == "bce":
             errors += generative.needs_minmax(compiled)
-        if spec.metrics:
-            errors.append(error(doc, "task vae logs its own values (reconstruction, kl, elbo)", ("metrics",),
-                                "drop `metrics`", key=True))
+        errors += no_metrics(compiled, self.name, "values (reconstruction, kl, elbo)")
         found = [generative.one_input(compiled, n) for n in NETWORKS]
         errors += [f for f in found if isinstance(f, SpecError)]
         if errors:
