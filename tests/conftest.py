@@ -211,6 +211,25 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
 
 
 @pytest.fixture
+def invoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_torch_thread
+           ) -> Callable[..., subprocess.CompletedProcess]:
+    """`invoke("train", "spec.yaml")`: the udlc command in this process (cwd=tmp_path), for tests of what a
+    command prints and writes once torch is loaded; `run_cli` is for what a fresh process does (start-up,
+    imports, tracebacks)."""
+    from click.testing import CliRunner
+
+    from udlc.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: Any) -> subprocess.CompletedProcess:
+        result = CliRunner().invoke(main, list(map(str, args)), catch_exceptions=False)
+        return subprocess.CompletedProcess(list(map(str, args)), result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+@pytest.fixture
 def one_torch_thread():
     """In-process torch on one thread for the test (see CHILD_ENV); restored afterwards."""
     import torch

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 from udlc.compiler.graph import Graph
 from udlc.compiler.resolve import resolve
-from udlc.errors import SpecError, SpecErrors, Span
+from udlc.errors import SpecError, SpecErrors, Span, did_you_mean
 from udlc.spec.loader import Document, dotted, load_file, load_text
 from udlc.spec.model import ModelSpec
 from udlc.spec.spec import Spec
@@ -72,10 +72,41 @@ def compile_doc(doc: Document, *, check_files: bool = True) -> Compiled:
         if not source.is_file():
             errors.append(SpecError(f"data file not found: {source}", path="data.source",
                                     span=doc.span(("data", "source")), hint="the path is relative to the spec file"))
+    if spec is not None and len(graphs) == len(networks):
+        errors += check_freeze(spec, graphs, doc)
     if errors:
         raise SpecErrors(errors)
     assert spec is not None
     return Compiled(doc, spec, graphs)
+
+
+def frozen_nodes(spec: Spec, graph: Graph) -> list[str]:
+    """The nodes of `graph` that train.freeze names (shell-style patterns over node names)."""
+    from fnmatch import fnmatchcase
+
+    return [name for name in graph.nodes if any(fnmatchcase(name, pattern) for pattern in spec.train.freeze)]
+
+
+def check_freeze(spec: Spec, graphs: dict[str, Graph], doc: Document) -> list[SpecError]:
+    """Each train.freeze pattern names a layer with weights; no network is frozen whole (nothing would train)."""
+    from fnmatch import fnmatchcase
+
+    errors = []
+    weighted = [name for g in graphs.values() for name, node in g.nodes.items() if node.params]
+    for i, pattern in enumerate(spec.train.freeze):
+        if not any(fnmatchcase(name, pattern) for name in weighted):
+            errors.append(SpecError(f"'{pattern}' names no layer with weights", path=f"train.freeze[{i}]",
+                                    span=doc.span(("train", "freeze", i)),
+                                    hint=did_you_mean(pattern, weighted) or "give node names as `udlc summary` "
+                                         "shows them (* and ? match any characters)"))
+    for network, graph in graphs.items():
+        frozen = set(frozen_nodes(spec, graph))
+        if spec.train.freeze and graph.total_params and all(n in frozen for n, node in graph.nodes.items()
+                                                              if node.params):
+            errors.append(SpecError(f"train.freeze freezes every layer of network '{network}': nothing would train",
+                                    path="train.freeze", span=doc.span(("train", "freeze"), key=True),
+                                    hint="leave some layers out of the patterns"))
+    return errors
 
 
 def _sound_networks(doc: Document, errors: list[SpecError]) -> dict[str, tuple[ModelSpec, tuple]]:

@@ -8,6 +8,7 @@ from udlc.spec.base import StrictModel
 from udlc.spec.data import DataSpec
 from udlc.spec.model import ModelSpec, Name
 from udlc.spec.training import Adam, Constant, ExportSpec, Loss, Metric, Optimizer, Schedule, TrainSpec
+from udlc.spec.tuning import TuneSpec
 
 SPEC_VERSION = 1
 # The task's name or `{type: name, ...options}`: tasks are registered above the spec (udlc.tasks), so their
@@ -34,6 +35,7 @@ class Spec(StrictModel):
         None, description="per network; a network without one follows `schedule`")
     train: TrainSpec = Field(default_factory=TrainSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
+    tune: TuneSpec | None = Field(None, description="what `udlc tune` searches over; `udlc train` ignores it")
 
     @model_validator(mode="after")
     def _one_kind_of_model(self) -> "Spec":

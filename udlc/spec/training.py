@@ -59,6 +59,9 @@ class TrainSpec(StrictModel):
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
     deterministic: bool = False
     compile: bool = False
+    freeze: list[str] = Field(default_factory=list, description=(
+        "layers whose weights stay as they start (from --init-from when fine-tuning), by node name as `udlc "
+        "summary` shows it; * and ? match any characters (layer1_* freezes a stage)"))
     checkpoint_seconds: NonNegativeFloat = Field(
         30, description="write checkpoints/last (and best) after the first epoch, then at most this often, and "
                         "at the end; 0: after every epoch. A killed run resumes from the last one written")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Iterable
 
@@ -10,6 +11,7 @@ from udlc.compiler import pipeline
 from udlc.compiler.pipeline import Compiled
 from udlc.errors import SpecError, SpecErrors
 from udlc.spec.loader import Document, load_text
+from udlc.spec.tuning import check_tune
 from udlc.tasks import supervised  # noqa: F401
 from udlc.tasks import auxiliary  # noqa: F401
 from udlc.tasks import forecasting  # noqa: F401
@@ -63,8 +65,15 @@ def check_loss(compiled: Compiled, task: Task) -> list[SpecError]:
 def check_task(compiled: Compiled, check_files: bool) -> Compiled:
     """Bind the spec's task and check that its networks and data fit it (no torch)."""
     task = make_task(compiled.spec.task, compiled.doc)
-    errors = check_loss(compiled, task) or task.check(compiled, check_files)
+    errors = check_loss(compiled, task) or task.check(compiled, check_files) or check_tune(
+        compiled, task, partial(_compile_with, check_files=check_files))
     if errors:
         raise SpecErrors(errors)
     compiled.task = task
     return compiled
+
+
+def _compile_with(doc: Document, overrides: list[str], check_files: bool) -> Compiled:
+    """`doc` with --set overrides applied, through the whole check: how udlc.spec.tuning tries a tune's values."""
+    pipeline.apply_overrides(doc, overrides)
+    return compile_doc(doc, check_files=check_files)

@@ -43,13 +43,13 @@ def diagnose(s: Any, network: str, xs: Any, yb: Any) -> str | None:
     bad_weights = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
     if bad_weights:
         node = bad_weights[0].split(".")[0]
-        return (f"the weights of layer '{node}'{_where(graph, node)} are already non-finite: an earlier "
+        return (f"the weights of layer '{node}'{where_in_spec(graph, node)} are already non-finite: an earlier "
                 "update diverged.")
     if not all(torch.isfinite(x).all() for x in xs):
         return "the input batch itself holds NaN or inf values: check the data."
     culprit = first_nonfinite(model, graph, xs)
     if culprit:
-        return f"first non-finite output: layer '{culprit}' ({graph.nodes[culprit].op}){_where(graph, culprit)}."
+        return f"first non-finite output: layer '{culprit}' ({graph.nodes[culprit].op}){where_in_spec(graph, culprit)}."
     if yb is not None and yb.is_floating_point() and not torch.isfinite(yb).all():
         return "the targets hold NaN or inf values: check the data."
     with torch.no_grad():
@@ -58,7 +58,7 @@ def diagnose(s: Any, network: str, xs: Any, yb: Any) -> str | None:
     peak, index = max((o.abs().max().item(), i) for i, o in enumerate(outs))
     out_name = graph.outputs[index]
     if peak > 1e6:  # finite, but so large that the loss overflows: the weights have run away
-        return (f"the model has diverged: the outputs of layer '{out_name}'{_where(graph, out_name)} "
+        return (f"the model has diverged: the outputs of layer '{out_name}'{where_in_spec(graph, out_name)} "
                 f"reach {peak:.3g}, so the loss overflows.")
     return None
 
@@ -83,7 +83,7 @@ def first_nonfinite(model: torch.nn.Module, graph: Any, xs: tuple[torch.Tensor, 
     return found[0] if found else None
 
 
-def _where(graph: Any, node: str) -> str:
+def where_in_spec(graph: Any, node: str) -> str:
     n = graph.nodes.get(node)
     if n is None or n.span is None:
         return ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from udlc.errors import UdlcError
 from udlc.runs import RunFolder
@@ -14,6 +15,19 @@ from udlc.runs import RunFolder
 def evaluate_run(run_dir: Path) -> dict[str, float]:
     run = RunFolder.open(run_dir)
     compiled = run.compiled()  # before torch is imported: a wrong folder is reported at once
+    s, data = evaluation_setup(run, compiled)
+
+    from udlc.trainer.run import test_metrics
+
+    metrics = test_metrics(s, data)
+    if not metrics:
+        raise UdlcError("this run's spec has no test split (data.split's third fraction is 0)")
+    return metrics
+
+
+def evaluation_setup(run: RunFolder, compiled: Any) -> tuple[Any, Any]:
+    """The run's final weights in its networks on the CPU and the task set up on its data: (s, data), what
+    test_metrics (and `udlc report`'s predictions) read."""
     final = run.final_checkpoint(compiled.spec)
     if not final.with_suffix(".safetensors").is_file():
         raise UdlcError(f"{run} has no checkpoint yet (checkpoints/best or last.safetensors)")
@@ -21,7 +35,7 @@ def evaluate_run(run_dir: Path) -> dict[str, float]:
     import torch
 
     from udlc.runs import checkpoint
-    from udlc.trainer.run import build_models, test_metrics
+    from udlc.trainer.run import build_models
 
     task = compiled.task
     data = task.load_data(compiled)
@@ -31,7 +45,4 @@ def evaluate_run(run_dir: Path) -> dict[str, float]:
     s = SimpleNamespace(models=models, graphs=compiled.graphs, spec=compiled.spec, task=task,
                         autocast=nullcontext, device=device)
     task.setup(s, data)
-    metrics = test_metrics(s, data)
-    if not metrics:
-        raise UdlcError("this run's spec has no test split (data.split's third fraction is 0)")
-    return metrics
+    return s, data

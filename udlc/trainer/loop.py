@@ -17,6 +17,8 @@ from udlc.trainer.debug import nonfinite_report
 from udlc.trainer.logging import EpochLog
 from udlc.trainer.schedules import Plateau
 
+GRAD_NORM_SAMPLES = 8  # gradient norms measured per epoch, evenly spread: their mean is the epoch's grad_norm
+
 
 @dataclass
 class Setup:
@@ -46,6 +48,9 @@ class Setup:
     best_state: dict | None = None  # the best epoch's weights (a copy), until written to checkpoints/best
     written_at: float = 0.0  # time.monotonic() of the last checkpoint write
     written_epoch: int = 0  # the epoch checkpoints/last holds
+    measure: bool = False  # this step's gradient norm is sampled (a few steps an epoch: a norm costs a pass)
+    grad_norms: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # the epoch's samples, by network
+    on_epoch: Callable[[dict[str, Any]], None] | None = None  # sees each epoch's row (a tuner prunes by raising)
 
     def module(self, network: str) -> nn.Module:
         """The plain module, also under torch.compile: checkpoints hold its names, not the wrapper's."""
@@ -72,7 +77,11 @@ class Setup:
     def step(self, network: str) -> None:
         optimizer = self.optimizers[network]
         if self.spec.train.grad_clip:
-            nn.utils.clip_grad_norm_(self.models[network].parameters(), self.spec.train.grad_clip)
+            norm = nn.utils.clip_grad_norm_(self.models[network].parameters(), self.spec.train.grad_clip)
+        elif self.measure:
+            norm = nn.utils.get_total_norm([p.grad for p in self.models[network].parameters() if p.grad is not None])
+        if self.measure:  # the norm before clipping: what the clip threshold is compared with
+            self.grad_norms.setdefault(network, []).append(norm.detach())
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if network in self.schedulers:
@@ -85,6 +94,7 @@ def fit(s: Setup) -> None:
     if train.early_stopping is not None and s.state["bad"] >= train.early_stopping.patience:
         s.log.note("this run had stopped early; there is nothing left to train")
         return
+    s.log.start()
     while s.state["epoch"] < train.epochs:
         s.epoch = s.state["epoch"] + 1
         if not train_epoch(s, monitor, mode):
@@ -102,9 +112,12 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
     seen = 0
     n_batches = len(s.train)
     accum = train.grad_accum
+    every = max(1, n_batches // GRAD_NORM_SAMPLES)
+    s.grad_norms = {}
     for i, batch in enumerate(s.train.epoch_batches(s.generator)):
         s.boundary = (i + 1) % accum == 0 or i + 1 == n_batches
         s.group = min(accum, n_batches - i // accum * accum)
+        s.measure = s.boundary and i // accum % every == 0
         values, size = s.task.train_step(s, batch)
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + value * size
@@ -119,8 +132,10 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
     if s.val is not None:
         row.update({f"val_{k}": v for k, v in s.task.evaluate(s, s.val).items()})
     first = next(iter(s.optimizers.values()))
-    row.update(lr=first.param_groups[0]["lr"], seconds=round(seconds, 4),
-               samples_per_s=round(seen / max(seconds, 1e-9), 1))
+    row["lr"] = first.param_groups[0]["lr"]
+    for name, norms in s.grad_norms.items():
+        row["grad_norm" if len(s.optimizers) == 1 else f"grad_norm_{name}"] = torch.stack(norms).mean().item()
+    row.update(seconds=round(seconds, 4), samples_per_s=round(seen / max(seconds, 1e-9), 1))
     for plateau in s.plateaus.values():  # its scale enters the scheduler's factor from the next step on
         plateau.update(row[plateau.spec.monitor])
     if update_best(s.state, row.get(monitor), mode, train.early_stopping):
@@ -136,6 +151,8 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
     if s.epoch == 1 or stopping or s.epoch == train.epochs or \
             time.monotonic() - s.written_at >= train.checkpoint_seconds:
         save_checkpoints(s)
+    if s.on_epoch is not None:
+        s.on_epoch(row)
     if stopping:
         value = "no value yet" if s.state["best"] is None else \
             f"best {s.state['best']:.4g} at epoch {s.state['best_epoch']}"

@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import yaml
 
@@ -27,9 +27,12 @@ class TrainingInterrupted(UdlcError):
 
 
 def train_spec(compiled: Any, out: Path = Path("runs"), resume: RunFolder | None = None, quiet: bool = False,
-               init_from: Path | None = None) -> Path:
+               init_from: Path | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    """Train a compiled spec into a new run folder under `out` (or continue `resume`); returns the folder.
+    `on_epoch` sees each epoch's logged row once its checkpoints are written; an exception it raises ends the
+    run there ("stopped", resumable), as a tuner's pruning does."""
     with _deterministic(compiled.spec.train.deterministic):
-        return _train(compiled, out, resume, quiet, init_from)
+        return _train(compiled, out, resume, quiet, init_from, on_epoch)
 
 
 @contextmanager
@@ -50,7 +53,8 @@ def _deterministic(enabled: bool):
         torch.backends.cudnn.benchmark = before[1]
 
 
-def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init_from: Path | None) -> Path:
+def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init_from: Path | None,
+           on_epoch: Callable[[dict[str, Any]], None] | None) -> Path:
     import torch
 
     from udlc.data import augment_batch
@@ -93,15 +97,14 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
         if schedule.type != "constant" or schedule.warmup_steps:
             schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
                 optimizers[name], lambda step, f=factor, p=plateau: f(step) * (p.scale if p else 1.0))
-    bf16 = train.precision == "bf16" or (train.precision == "auto" and device.type == "cuda")
-    autocast = partial(torch.autocast, device.type, dtype=torch.bfloat16) if bf16 else nullcontext
+    bf16, autocast = precision(train, device)
     augments = list(spec.data.augment)
     log = EpochLog(run.path, train.epochs, quiet=quiet)
     s = Setup(spec=spec, task=task, graphs=compiled.graphs, models=models, optimizers=optimizers,
               schedulers=schedulers, plateaus=plateaus, train=train_batches, val=val_batches,
               augment=(lambda x, g: augment_batch(x, augments, g)) if augments else None,
               generator=torch.Generator().manual_seed(spec.seed), device=device, autocast=autocast, run=run, log=log,
-              data=data)
+              data=data, on_epoch=on_epoch)
     task.setup(s, data)
     if resume is not None:
         restore_last(s)
@@ -110,6 +113,8 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
         log.note(f"resuming {run} after epoch {s.state['epoch']}")
     if train.compile:
         s.models = {name: torch.compile(model) for name, model in models.items()}
+    if resume is None:
+        log.tensorboard().graphs(compiled.graphs)
     params = sum(g.total_params for g in compiled.graphs.values())
     log.note(f"run {run} · {device.type}{' bf16' if bf16 else ''} · {params:,} parameters · "
              f"{task.sizes(data)} train/val/test samples · " + " · ".join(notes))
@@ -142,13 +147,18 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
 
 
 def build_models(compiled: Any, device: Any) -> dict[str, Any]:
-    """The spec's networks, initialized from the seed, and the task's shadow copies of them (an EMA)."""
+    """The spec's networks, initialized from the seed (train.freeze's layers frozen), and the task's shadow copies
+    of them (an EMA)."""
     import copy
 
     from udlc.compiler.lower import lower
+    from udlc.compiler.pipeline import frozen_nodes
 
     seed = compiled.spec.seed
     models = {name: lower(graph, seed=seed + i).to(device) for i, (name, graph) in enumerate(compiled.graphs.items())}
+    for name, graph in compiled.graphs.items():  # train.freeze: no gradient, so no optimizer moves them
+        for node in frozen_nodes(compiled.spec, graph):
+            getattr(models[name], node).requires_grad_(False)
     for shadow, source in compiled.task.shadows(compiled).items():
         models[shadow] = copy.deepcopy(models[source]).requires_grad_(False)
     return models
@@ -162,6 +172,14 @@ def _ended(started: float, s: Any) -> dict[str, Any]:
     ended = time.time()
     return {"ended": _now(ended), "seconds": round(ended - started, 3), "epochs_done": s.state["epoch"],
             "best_epoch": s.state["best_epoch"]}
+
+
+def precision(train: Any, device: Any) -> tuple[bool, Any]:
+    """Whether the run computes in bf16, and the context manager its forward passes run in."""
+    import torch
+
+    bf16 = train.precision == "bf16" or (train.precision == "auto" and device.type == "cuda")
+    return bf16, partial(torch.autocast, device.type, dtype=torch.bfloat16) if bf16 else nullcontext
 
 
 def pick_device(choice: str):

@@ -1,5 +1,6 @@
-"""The `udlc` command: argument parsing only. Each command imports what it needs when it runs, so
-`udlc --help` and `udlc check` never import torch."""
+"""The `udlc` command: argument parsing only; the practitioner's commands (plot, runs, baseline, …) are in
+udlc.cli.guide. Each command imports what it needs when it runs, so `udlc --help` and `udlc check` never
+import torch."""
 
 from __future__ import annotations
 
@@ -130,33 +131,55 @@ def schema() -> None:
 @click.option("--init-from", type=click.Path(file_okay=False),
               help="Start from another run's weights where network, tensor name and shape match.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the run folder.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train N runs with seeds seed, seed+1, … and print each result's mean ± std over them.")
 @_set
-def train(spec: str | None, out: str, resume: str | None, init_from: str | None, quiet: bool,
+def train(spec: str | None, out: str, resume: str | None, init_from: str | None, quiet: bool, seeds: int,
           overrides: tuple[str, ...]) -> None:
     """Train a spec (and export it when the spec has export.onnx); prints the run folder at the end."""
+
+    def finish(run_dir: Path) -> None:
+        """Export (when the spec asks), draw curves.png, print the run folder."""
+        from udlc.runs import RunFolder
+
+        if RunFolder.open(run_dir).compiled().spec.export.onnx is not None:
+            from udlc.exporter.onnx import export_run
+
+            path = export_run(run_dir)
+            if not quiet:
+                click.echo(f"exported {path}")
+        from udlc.runs.plot import plot_runs
+
+        curves = plot_runs([run_dir], run_dir / "curves.png")
+        if not quiet:
+            click.echo(f"curves {curves}")
+        click.echo(str(run_dir))
+
     if resume:
-        if spec or init_from:
-            raise UdlcError("--resume continues a run as it was: give no SPEC or --init-from with it")
+        if spec or init_from or seeds > 1:
+            raise UdlcError("--resume continues a run as it was: give no SPEC, --init-from or --seeds with it")
         from udlc.trainer.run import resume_run
 
-        run_dir = resume_run(Path(resume), overrides, quiet=quiet)
-    else:
-        if not spec:
-            raise UdlcError("give a SPEC file to train, or --resume RUN")
-        from udlc.tasks import compile_spec
-        from udlc.trainer.run import train_spec
+        finish(resume_run(Path(resume), overrides, quiet=quiet))
+        return
+    if not spec:
+        raise UdlcError("give a SPEC file to train, or --resume RUN")
+    from udlc.tasks import compile_spec
+    from udlc.trainer.run import train_spec
 
-        compiled = compile_spec(spec, overrides)
-        run_dir = train_spec(compiled, out=Path(out), quiet=quiet, init_from=Path(init_from) if init_from else None)
-    from udlc.runs import RunFolder
+    compiled = compile_spec(spec, overrides)
+    if seeds == 1:
+        finish(train_spec(compiled, out=Path(out), quiet=quiet, init_from=Path(init_from) if init_from else None))
+        return
+    from udlc.trainer.seeds import seed_overrides, seed_summary
 
-    if RunFolder.open(run_dir).compiled().spec.export.onnx is not None:
-        from udlc.exporter.onnx import export_run
-
-        path = export_run(run_dir)
-        if not quiet:
-            click.echo(f"exported {path}")
-    click.echo(str(run_dir))
+    runs = []
+    for seed in seed_overrides(compiled.spec.seed, seeds):  # each run as `--set seed=…` would train it
+        run = train_spec(compile_spec(spec, (*overrides, seed)), out=Path(out), quiet=quiet,
+                         init_from=Path(init_from) if init_from else None)
+        finish(run)
+        runs.append(run)
+    click.echo("\n".join(seed_summary(runs)))
 
 
 @main.command()
@@ -280,50 +303,6 @@ def sample(model: str, count: int, seed: int, output: str, label: int | None, st
     click.echo(str(write_samples(samples, Path(output), file.value_range, columns)))
 
 
-@main.command()
-@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default="curves.png", show_default=True,
-              help="The figure: .png, .svg or .pdf.")
-def plot(runs: tuple[str, ...], output: str) -> None:
-    """Training and validation curves of one or several runs on one figure, each run's diagnosis in the legend."""
-    from udlc.runs.plot import plot_runs
-
-    click.echo(str(plot_runs([Path(r) for r in runs], Path(output))))
-
-
-@main.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--run", "run", type=click.Path(file_okay=False), help="A run of the spec to show beside them.")
-@_set
-def baseline(spec: str, run: str | None, overrides: tuple[str, ...]) -> None:
-    """What a network must beat: the majority class (or mean target) and gradient boosting, fitted on the spec's
-    training split and scored on its test split."""
-    from udlc.tasks import compile_spec
-    from udlc.trainer.baseline import baselines
-
-    rows = baselines(compile_spec(spec, overrides))
-    if run:
-        from udlc.runs import RunFolder
-
-        results = json.loads(RunFolder.open(Path(run)).results_file.read_text())
-        rows[f"udlc run {Path(run).name}"] = {k: v for k, v in results.items() if isinstance(v, float)}
-    names = list(next(iter(rows.values())))
-    width = max(len(n) for n in rows) + 2
-    click.echo("".ljust(width) + "  ".join(n.ljust(14) for n in names))
-    for label, values in rows.items():
-        click.echo(label.ljust(width) + "  ".join((f"{values[n]:.4f}" if n in values else "-").ljust(14)
-                                                   for n in names))
-
-
-@main.command()
-@click.argument("root", required=False, default="runs", type=click.Path(file_okay=False))
-def runs(root: str) -> None:
-    """The runs under ROOT (default runs/): status, epochs, diagnosis and test results, each spec's best first."""
-    from udlc.runs.listing import format_runs, list_runs
-
-    click.echo(format_runs(list_runs(Path(root))))
-
-
 @main.command(name="eval")
 @click.argument("run", type=click.Path())
 def eval_(run: str) -> None:
@@ -332,3 +311,6 @@ def eval_(run: str) -> None:
 
     for key, value in evaluate_run(Path(run)).items():
         click.echo(f"{key} {value:.4f}")
+
+
+from udlc.cli import guide  # noqa: E402  (registers its commands on `main`)

@@ -1,0 +1,39 @@
+"""`udlc train SPEC --seeds N`: N runs, seeds seed … seed+N-1, then each result's mean ± std over them."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+
+from tests.conftest import DIGITS_MLP, assert_clean_failure, describe, write_spec
+
+
+def test_seeds_trains_one_run_per_seed_and_prints_mean_and_std(tmp_path, invoke):
+    spec = {k: v for k, v in DIGITS_MLP.items() if k != "export"} | {"seed": 5}
+    write_spec(tmp_path / "spec.yaml", spec)
+    result = invoke("train", "spec.yaml", "--seeds", "2", "--set", "train.epochs=1", "--out", "runs")
+    assert result.returncode == 0, describe(result)
+    runs = sorted((tmp_path / "runs" / "tiny-digits").iterdir())
+    assert len(runs) == 2
+    assert sorted(json.loads((r / "run.json").read_text())["seed"] for r in runs) == [5, 6]
+    assert all((r / "curves.png").is_file() for r in runs)  # each run as a plain `udlc train` leaves it
+    out = result.stdout
+    assert "over 2 seeds (mean ± std):" in out, out
+    accuracies = [json.loads((r / "results.json").read_text())["test_accuracy"] for r in runs]
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("test_accuracy "))
+    mean, std = map(float, re.findall(r"(\d+\.\d+) ± (\d+\.\d+)", line)[0])
+    assert mean == round(statistics.fmean(accuracies), 4) and std == round(statistics.stdev(accuracies), 4), line
+    assert re.search(r"best val_loss\s+\d+\.\d+ ± \d+\.\d+", out), out
+
+
+def test_seeds_with_resume_is_refused(tmp_path, run_cli):
+    err = assert_clean_failure(run_cli("train", "--resume", tmp_path, "--seeds", "2"), code=1)
+    assert "--seeds" in err
+
+
+def test_one_seed_is_a_plain_train(tmp_path):
+    from udlc.trainer.seeds import seed_overrides
+
+    assert seed_overrides(3, 1) == ["seed=3"]
+    assert seed_overrides(3, 3) == ["seed=3", "seed=4", "seed=5"]

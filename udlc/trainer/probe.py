@@ -1,0 +1,44 @@
+"""A spec's training, set up for a few probing steps without a run folder: what `udlc doctor` and
+`udlc lr-find` train. The networks start fresh from the spec's seed and every optimizer keeps a constant
+learning rate (the probe, not the schedule, decides it)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+
+from udlc.trainer.loop import Setup
+from udlc.trainer.objectives import make_optimizer
+from udlc.trainer.run import build_models, pick_device, precision
+
+
+def probe_setup(compiled: Any, data: Any) -> Setup:
+    spec, task = compiled.spec, compiled.task
+    device = pick_device(spec.train.device)
+    torch.manual_seed(spec.seed)
+    models = build_models(compiled, device)
+    optimizers = {name: make_optimizer(models[name], spec.optimizer_of(name))[0] for name in compiled.graphs}
+    batches = task.batches(data, "train", batch_size=spec.train.batch_size, shuffle=True, device=device)
+    s = Setup(spec=spec, task=task, graphs=compiled.graphs, models=models, optimizers=optimizers, schedulers={},
+              plateaus={}, train=batches, val=None, augment=None, generator=torch.Generator().manual_seed(spec.seed),
+              device=device, autocast=precision(spec.train, device)[1], run=None, log=None, data=data)
+    task.setup(s, data)
+    return s
+
+
+def endless(s: Setup) -> Iterator[Any]:
+    """The training split's batches, epoch after epoch, shuffled as training shuffles them."""
+    while True:
+        yield from s.train.epoch_batches(s.generator)
+
+
+def set_lr(s: Setup, lr: float) -> None:
+    for optimizer in s.optimizers.values():
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+
+def loss_of(values: dict[str, float]) -> float:
+    """The value a probe watches from a training step's logged values: the loss."""
+    return values["loss"] if "loss" in values else next(iter(values.values()))

@@ -1,0 +1,279 @@
+"""`udlc report RUN [-o FILE]`: one self-contained HTML page about a run — its story (run.json), the diagnosis
+of its curves, the spec as trained, every network's layers with shapes, parameters and FLOPs, the curves
+(inline SVG), the test results and the epochs, a classifier's confusion matrix and per-class scores on the
+test split (from the final checkpoint), and the environment. The page is drawn by udlc.trainer.report_html;
+this module gathers what it shows, as plain data that tests can check."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from udlc.errors import UdlcError
+from udlc.runs import RunFolder
+from udlc.runs.diagnosis import diagnose
+from udlc.trainer.report_html import render
+
+CLASSIFIER_TASKS = ("supervised", "auxiliary")  # tasks whose classification loss makes them classifiers
+
+
+@dataclass
+class NetworkTable:
+    """One network's layers, as `udlc summary` shows them, and where each came from in the spec."""
+
+    name: str
+    rows: list[dict[str, Any]]  # layer, type, inputs, shape, params, flops, line (None where unknown)
+    total_params: int
+    total_flops: int
+    output: str
+    note: str = ""  # the symbols' sizes that FLOPs were counted at
+
+
+@dataclass
+class Classification:
+    """A classifier on the test split, with the final checkpoint: rows are true classes, columns predicted."""
+
+    classes: list[str]
+    matrix: list[list[int]]
+    precision: list[float]
+    recall: list[float]
+    f1: list[float]
+    support: list[int]
+    checkpoint: str
+
+    @property
+    def total(self) -> int:
+        return sum(map(sum, self.matrix))
+
+    @property
+    def accuracy(self) -> float:
+        return sum(self.matrix[i][i] for i in range(len(self.matrix))) / max(self.total, 1)
+
+
+@dataclass
+class Report:
+    run: RunFolder
+    info: dict[str, Any]
+    spec_text: str
+    diagnosis: dict[str, str] | None
+    diagnosis_source: str  # where the diagnosis comes from, or why there is none
+    networks: list[NetworkTable]
+    networks_note: str  # why there are no tables (the spec no longer compiles), else ""
+    rows: list[dict[str, str]]  # metrics.csv
+    curves_svg: str | None
+    curves_note: str
+    results: dict[str, Any] | None
+    classification: Classification | None
+    classification_note: str  # why there is no confusion matrix, else ""
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
+def write_report(run_dir: Path, output: Path | None = None) -> Path:
+    """The report of `run_dir`, written to `output` (default RUN/report.html); returns the path written."""
+    output = Path(output) if output is not None else Path(run_dir) / "report.html"
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise UdlcError(f"-o {output}: the report is an HTML page; give a file ending in .html")
+    if output.is_dir():
+        raise UdlcError(f"-o {output} is a folder; give a file ending in .html")
+    report = build_report(run_dir)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(render(report), encoding="utf-8")
+    except OSError as e:
+        raise UdlcError(f"cannot write {output}: {e.strerror or e}") from None
+    return output
+
+
+def build_report(run_dir: Path) -> Report:
+    run = RunFolder.open(run_dir)
+    try:
+        info = run.info
+    except (ValueError, OSError) as e:
+        raise UdlcError(f"{run.info_file} cannot be read as JSON: {e}") from None
+    if not isinstance(info, dict):
+        raise UdlcError(f"{run.info_file} holds no JSON object: is {run.path} a udlc run folder?")
+    rows = run.metrics_rows()
+    compiled, networks, networks_note = None, [], ""
+    try:
+        compiled = run.compiled()
+        networks = network_tables(compiled)
+    except UdlcError as e:
+        networks_note = f"the run's spec.yaml does not compile now:\n{e.render()}"
+    diagnosis, source = diagnosis_of(info, rows, compiled)
+    svg, curves_note = curves(run, rows)
+    results = read_results(run)
+    classification, why = (None, "the run's spec does not compile") if compiled is None else classify(run, compiled)
+    return Report(run=run, info=info, spec_text=run.spec_file.read_text(errors="replace"), diagnosis=diagnosis,
+                  diagnosis_source=source, networks=networks, networks_note=networks_note, rows=rows,
+                  curves_svg=svg, curves_note=curves_note, results=results, classification=classification,
+                  classification_note=why, environment=environment(info))
+
+
+# ---- the pieces ----------------------------------------------------------------------------------------
+
+
+def diagnosis_of(info: dict[str, Any], rows: list[dict[str, str]], compiled: Any) -> tuple[dict | None, str]:
+    if info.get("diagnosis"):
+        return info["diagnosis"], "run.json (written when training ended)"
+    if not rows:
+        return None, "no epoch has ended yet, so there are no curves to read"
+    floor_zero = compiled.task.loss_floor_zero if compiled is not None else True
+    try:
+        found = diagnose(rows, floor_zero)
+    except (KeyError, ValueError) as e:  # a metrics.csv edited or cut short by hand
+        return None, f"metrics.csv cannot be read: {e}"
+    if found is None:
+        return None, "this task logs no train_loss, which the diagnosis reads"
+    return found.to_json(), f"computed now from metrics.csv's {len(rows)} epoch{'s' * (len(rows) != 1)}"
+
+
+def shape_text(shape: Any, dtype: str | None = None) -> str:
+    """(T, 256), or (T,) int64: the dtype is named when it is not float32 (as `udlc summary` prints)."""
+    if shape is None:
+        return "?"
+    text = "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    return text + ("" if dtype in (None, "float32") else f" {dtype}")
+
+
+def network_tables(compiled: Any) -> list[NetworkTable]:
+    from udlc.compiler.infer import REPORT_SIZE
+
+    tables = []
+    for name, g in compiled.graphs.items():
+        rows = [{"layer": i, "type": "input", "inputs": "", "shape": shape_text(s, g.dtype_of(i)), "params": 0,
+                 "flops": 0, "line": None} for i, s in g.inputs.items()]
+        for node in g.nodes.values():
+            names = node.out_names or ("",) * len(node.shapes)
+            shape = ", ".join(f"{n}: " * bool(node.out_names) + shape_text(s, d)
+                              for n, s, d in zip(names, node.shapes, node.dtypes))
+            span = node.span
+            line = None if span is None else (span.line if Path(span.file).name == "spec.yaml"
+                                              else f"{Path(span.file).name}:{span.line}")
+            rows.append({"layer": node.name, "type": node.op, "inputs": ", ".join(node.inputs), "shape": shape or "?",
+                         "params": node.params, "flops": node.flops, "line": line})
+        note = f"FLOPs at {', '.join(f'{s} = {REPORT_SIZE}' for s in g.symbols)}" if g.symbols else ""
+        tables.append(NetworkTable(name, rows, g.total_params, g.total_flops,
+                                   ", ".join(shape_text(s) for s in g.output_shapes if s), note))
+    return tables
+
+
+def curves(run: RunFolder, rows: list[dict[str, str]]) -> tuple[str | None, str]:
+    """The curves as inline SVG (udlc plot's figure), or why there are none."""
+    if not rows:
+        return None, "no epoch has ended yet (metrics.csv is empty)"
+    from udlc.runs.plot import plot_runs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "curves.svg"
+        try:
+            plot_runs([run.path], path)
+        except UdlcError as e:
+            return None, str(e)
+        except (KeyError, ValueError) as e:  # a metrics.csv edited or cut short by hand
+            return None, f"metrics.csv cannot be plotted: {e}"
+        text = path.read_text(encoding="utf-8")
+    return text[text.find("<svg"):], ""  # drop the XML declaration and doctype: the page holds the element
+
+
+def read_results(run: RunFolder) -> dict[str, Any] | None:
+    if not run.results_file.is_file():
+        return None
+    try:
+        return json.loads(run.results_file.read_text())
+    except ValueError:
+        return None
+
+
+def classifier_answers(compiled: Any) -> str | None:
+    """How a classifier's outputs become classes ('softmax' or 'sigmoid'); None for any other run."""
+    from udlc.spec.losses import LOSSES
+    from udlc.spec.training import CLASSIFICATION_LOSSES
+
+    task, spec = compiled.task, compiled.spec
+    if task.name == "sequence_classification":
+        return "softmax"
+    loss = getattr(spec, "loss", None)
+    if task.name in CLASSIFIER_TASKS and loss is not None and loss.type in CLASSIFICATION_LOSSES:
+        return LOSSES[loss.type].answers
+    return None
+
+
+def classify(run: RunFolder, compiled: Any) -> tuple[Classification | None, str]:
+    """The confusion matrix and per-class scores on the test split, or why there are none."""
+    answers = classifier_answers(compiled)
+    if answers is None:
+        return None, (f"not a classifier (task {compiled.task.name}, loss "
+                      f"{getattr(getattr(compiled.spec, 'loss', None), 'type', 'none')}): no confusion matrix")
+    final = run.final_checkpoint(compiled.spec)
+    if not final.with_suffix(".safetensors").is_file():
+        return None, "the run has no checkpoint yet, so there are no predictions to count"
+    if compiled.spec.data.split[2] <= 0:
+        return None, "the spec has no test split (data.split's third fraction is 0)"
+    from udlc.trainer.evaluate import evaluation_setup
+
+    try:
+        s, data = evaluation_setup(run, compiled)
+        predicted, truth = test_predictions(s, data, answers)
+    except UdlcError as e:  # the data moved or changed since training
+        return None, f"the test split cannot be predicted now: {e}"
+    if predicted is None:
+        return None, "the test split is empty"
+    if predicted.ndim != 1:
+        return None, "the model gives several sigmoid outputs (multi-label): no single class to count"
+    classes = [str(c) for c in (run.info.get("classes") or [])]
+    n = max(len(classes), int(max(predicted.max(), truth.max())) + 1)
+    classes += [str(i) for i in range(len(classes), n)]
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    labels = list(range(n))
+    matrix = confusion_matrix(truth, predicted, labels=labels)
+    p, r, f, support = precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0)
+    return Classification(classes, matrix.tolist(), p.tolist(), r.tolist(), f.tolist(),
+                          [int(x) for x in support], final.name), ""
+
+
+def test_predictions(s: Any, data: Any, answers: str) -> tuple[Any, Any]:
+    """(predicted, true) class indices over the test split as numpy arrays; (None, None) without test samples.
+    The same batches and forward pass as the task's evaluate (a binary classifier's one logit: class 1 when
+    the logit is > 0); `predicted` has two axes for a multi-label model."""
+    import torch
+
+    from udlc.spec.metrics import predictions
+
+    task = s.task
+    batches = task.batches(data, "test", batch_size=256, shuffle=False, device=s.device)
+    if batches is None:
+        return None, None
+    net = task.net
+    model = s.models[net]
+    model.eval()
+    outs, ys = [], []
+    with torch.no_grad():
+        for batch in batches.epoch_batches(None):
+            if hasattr(task, "inputs_of"):  # tasks fed named fields (sequence_classification)
+                out = model(*task.inputs_of(batch))
+            else:
+                out = task.forward(s, batch[task.input])[0]
+            outs.append(out.float())
+            ys.append(batch["target"])
+    if not outs:
+        return None, None
+    out, y = torch.cat(outs), torch.cat(ys)
+    if answers == "sigmoid" and out.shape[-1] > 1:
+        return (out > 0).long().numpy(), y.long().numpy()
+    return predictions(out, answers).reshape(-1).numpy(), y.reshape(-1).long().numpy()
+
+
+def environment(info: dict[str, Any]) -> dict[str, Any]:
+    """The run's versions and device (from run.json), and the machine the report is made on, labelled so."""
+    return {
+        "trained with": {**{k: str(v) for k, v in (info.get("versions") or {}).items()},
+                         "device": str(info.get("device", "unknown"))},
+        "this report made on": {"python": platform.python_version(), "os": platform.platform(),
+                                "cpus": str(os.cpu_count() or "unknown")},
+    }

@@ -1,0 +1,41 @@
+"""`udlc train SPEC --seeds N`: how much of a result is the seed. Mean ± standard deviation over the runs of each
+final test metric (results.json) and of the best validation value of the monitored metric."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from udlc.runs import RunFolder
+
+
+def seed_overrides(base_seed: int, n: int) -> list[str]:
+    """--set seed=… for each run: the spec's seed, then the next ones."""
+    return [f"seed={base_seed + i}" for i in range(n)]
+
+
+def seed_summary(runs: list[Path]) -> list[str]:
+    """One line per value: `name  mean ± std  (min … max)`; std is the sample standard deviation."""
+    values: dict[str, list[float]] = {}
+    for path in runs:
+        run = RunFolder.open(path)
+        compiled = run.compiled()
+        spec, task = compiled.spec, compiled.task
+        stopping = spec.train.early_stopping
+        monitor = stopping.monitor if stopping else task.monitor(spec.data.split[1] > 0)
+        seen = [float(r[monitor]) for r in run.metrics_rows() if r.get(monitor) not in (None, "")]
+        if seen:
+            pick = max if task.higher_is_better(monitor) else min
+            values.setdefault(f"best {monitor}", []).append(pick(seen))
+        results = json.loads(run.results_file.read_text()) if run.results_file.is_file() else {}
+        for name, value in results.items():
+            if isinstance(value, float):
+                values.setdefault(name, []).append(value)
+    lines = [f"over {len(runs)} seeds (mean ± std):"]
+    width = max((len(n) for n in values), default=0)
+    for name, xs in values.items():
+        std = statistics.stdev(xs) if len(xs) > 1 else 0.0
+        mean = statistics.fmean(xs)
+        lines.append(f"  {name.ljust(width)}  {mean:.4f} ± {std:.4f}  ({min(xs):.4f} … {max(xs):.4f})")
+    return lines
