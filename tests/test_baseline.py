@@ -45,8 +45,8 @@ def test_a_task_without_samples_and_targets_is_refused() -> None:
 
 
 @pytest.mark.slow
-def test_the_command_shows_a_run_beside_the_baselines(run_cli, digits_run) -> None:
-    result = run_cli("baseline", digits_run.spec, "--run", digits_run.run)
+def test_the_command_shows_a_run_beside_the_baselines(invoke, digits_run) -> None:
+    result = invoke("baseline", digits_run.spec, "--run", digits_run.run)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "test_accuracy" in lines[0] and lines[1].startswith("majority class")

@@ -38,20 +38,20 @@ def test_a_loss_with_a_floor_of_its_own_is_not_called_underfitting() -> None:
 
 
 @pytest.mark.slow
-def test_a_run_keeps_its_diagnosis_and_plot_draws_the_curves(digits_run, run_cli, tmp_path: Path) -> None:
+def test_a_run_keeps_its_diagnosis_and_plot_draws_the_curves(digits_run, invoke, tmp_path: Path) -> None:
     from PIL import Image
 
     info = json.loads((digits_run.run / "run.json").read_text())
     assert info["diagnosis"]["verdict"] in ("unstable", "overfitting", "still improving", "underfitting",
                                             "converged", "too short")
-    result = run_cli("plot", digits_run.run, digits_run.run, "-o", tmp_path / "curves.png")
+    result = invoke("plot", digits_run.run, digits_run.run, "-o", tmp_path / "curves.png")
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "curves.png").size[0] > 400
-    bad = run_cli("plot", digits_run.run, "-o", tmp_path / "curves.jpg")
+    bad = invoke("plot", digits_run.run, "-o", tmp_path / "curves.jpg")
     assert bad.returncode != 0 and ".png, .svg or .pdf" in bad.stderr
 
 
-def test_runs_lists_each_specs_runs_best_first(tmp_path: Path, run_cli) -> None:
+def test_runs_lists_each_specs_runs_best_first(tmp_path: Path, invoke) -> None:
     from udlc.runs.listing import list_runs
 
     for run_id, loss, verdict in (("b", 0.5, "converged"), ("a", 0.2, "overfitting"), ("c", None, None)):
@@ -67,5 +67,5 @@ def test_runs_lists_each_specs_runs_best_first(tmp_path: Path, run_cli) -> None:
     rows = list_runs(tmp_path / "runs")
     assert [r["run"] for r in rows] == ["digits/a", "digits/b", "digits/c"]
     assert rows[0]["verdict"] == "overfitting" and rows[0]["tests"]["test_accuracy"] == pytest.approx(0.8)
-    result = run_cli("runs", tmp_path / "runs")
+    result = invoke("runs", tmp_path / "runs")
     assert result.returncode == 0 and result.stdout.splitlines()[0].startswith("digits/a")

@@ -229,14 +229,14 @@ def test_the_numpy_sampler_around_the_exported_denoiser_matches_torch(digits_run
 
 
 @pytest.mark.slow
-def test_udlc_sample_takes_a_class_and_refuses_what_the_model_cannot(digits_run: Path, run_cli, tmp_path) -> None:
-    result = run_cli("sample", digits_run, "--class", "3", "-n", "5", "-o", tmp_path / "threes.npy")
+def test_udlc_sample_takes_a_class_and_refuses_what_the_model_cannot(digits_run: Path, invoke, tmp_path) -> None:
+    result = invoke("sample", digits_run, "--class", "3", "-n", "5", "-o", tmp_path / "threes.npy")
     assert result.returncode == 0, result.stderr
     assert np.load(tmp_path / "threes.npy").shape == (5, 1, 8, 8)
-    assert "classes 0 to 9" in assert_clean_failure(run_cli("sample", digits_run, "--class", "12", "-o",
+    assert "classes 0 to 9" in assert_clean_failure(invoke("sample", digits_run, "--class", "12", "-o",
                                                              tmp_path / "x.npy"))
-    assert "1 to 20" in assert_clean_failure(run_cli("sample", digits_run, "--steps", "50", "-o", tmp_path / "x.npy"))
-    assert ".png" in assert_clean_failure(run_cli("sample", digits_run, "-o", tmp_path / "x.jpg"))
+    assert "1 to 20" in assert_clean_failure(invoke("sample", digits_run, "--steps", "50", "-o", tmp_path / "x.npy"))
+    assert ".png" in assert_clean_failure(invoke("sample", digits_run, "-o", tmp_path / "x.jpg"))
 
 
 @pytest.mark.slow

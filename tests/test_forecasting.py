@@ -112,9 +112,9 @@ def test_a_file_of_windows_is_a_series_whose_horizon_is_read_from_its_header(tmp
     assert "5 values per sample but the model outputs (8,)" in err.message and err.span.line == line_of(bad, "linear: 8")
 
 
-def test_the_cli_renders_a_forecasting_error_at_file_line_col(tmp_path: Path, run_cli) -> None:
+def test_the_cli_renders_a_forecasting_error_at_file_line_col(tmp_path: Path, invoke) -> None:
     spec = write_spec(tmp_path / "s.yaml", {**FORECAST, "loss": "bce"})
-    err = assert_clean_failure(run_cli("check", spec), code=2)
+    err = assert_clean_failure(invoke("check", spec), code=2)
     assert f"s.yaml:{line_of(spec, 'loss:')}:" in err and "bce is a classification loss" in err
 
 

@@ -155,7 +155,7 @@ def test_resume_continues_exactly(tmp_path: Path, one_torch_thread) -> None:
 
 
 @pytest.mark.slow
-def test_the_exported_generator_gives_points_in_the_datas_units(gan_run: Path, run_cli, tmp_path: Path) -> None:
+def test_the_exported_generator_gives_points_in_the_datas_units(gan_run: Path, invoke, tmp_path: Path) -> None:
     import torch
 
     from udlc.compiler.lower import lower
@@ -172,6 +172,6 @@ def test_the_exported_generator_gives_points_in_the_datas_units(gan_run: Path, r
     with torch.no_grad():
         expected = generator(torch.from_numpy(z)).numpy() * np.array(norm["scale"]) + np.array(norm["shift"])
     assert points.shape == (40, 2) and np.allclose(points, expected, atol=1e-4)
-    result = run_cli("sample", gan_run, "-n", "500", "-o", tmp_path / "points.npy")
+    result = invoke("sample", gan_run, "-n", "500", "-o", tmp_path / "points.npy")
     assert result.returncode == 0, result.stderr
     assert np.load(tmp_path / "points.npy").shape == (500, 2)

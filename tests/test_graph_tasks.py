@@ -101,7 +101,7 @@ def test_karate_learns_the_split_and_the_file_agrees_with_torch(karate_run: Path
 
 
 @pytest.mark.slow
-def test_predict_classifies_each_node_whatever_their_order(karate_run: Path, run_cli, tmp_path: Path) -> None:
+def test_predict_classifies_each_node_whatever_their_order(karate_run: Path, invoke, tmp_path: Path) -> None:
     from udlc.runtime.graphs import GraphClassifier
     from udlc.spec.graph_sets import KARATE_EDGES
 
@@ -115,12 +115,12 @@ def test_predict_classifies_each_node_whatever_their_order(karate_run: Path, run
     classifier = GraphClassifier(karate_run / "model.onnx")
     before, after = classifier.predict_file(tmp_path / "karate.npz"), classifier.predict_file(tmp_path / "shuffled.npz")
     assert np.allclose(after.probabilities, before.probabilities[order], atol=1e-5)
-    result = run_cli("predict", karate_run / "model.onnx", tmp_path / "karate.npz")
+    result = invoke("predict", karate_run / "model.onnx", tmp_path / "karate.npz")
     assert result.returncode == 0, result.stderr
     rows = result.stdout.strip().splitlines()
     assert rows[0] == "prediction,p_mr_hi,p_officer" and len(rows) == 35
     np.savez(tmp_path / "bad.npz", x=np.eye(34, dtype=np.float32), edge_index=np.array([[0, 3], [50, 1]]))
-    assert "column 0 of edge_index" in assert_clean_failure(run_cli("predict", karate_run / "model.onnx",
+    assert "column 0 of edge_index" in assert_clean_failure(invoke("predict", karate_run / "model.onnx",
                                                                     tmp_path / "bad.npz"))
 
 
@@ -231,7 +231,7 @@ def test_link_prediction_is_checked_at_its_lines(tmp_path: Path, changes, marker
 
 
 @pytest.mark.slow
-def test_link_prediction_ranks_held_out_edges_and_scores_pairs_from_the_file(tmp_path: Path, run_cli) -> None:
+def test_link_prediction_ranks_held_out_edges_and_scores_pairs_from_the_file(tmp_path: Path, invoke) -> None:
     import json
 
     import torch
@@ -248,7 +248,7 @@ def test_link_prediction_ranks_held_out_edges_and_scores_pairs_from_the_file(tmp
     pairs = np.concatenate([data.pairs["test"][:, :5], data.negatives["test"][:, :5]], axis=1)
     raw = data.normalization.invert(data.x)
     np.savez(tmp_path / "links.npz", x=raw, edge_index=data.edge_index, pairs=pairs)
-    result = run_cli("predict", run / "model.onnx", tmp_path / "links.npz")
+    result = invoke("predict", run / "model.onnx", tmp_path / "links.npz")
     assert result.returncode == 0, result.stderr
     rows = [line.split(",") for line in result.stdout.strip().splitlines()]
     assert rows[0] == ["source", "target", "probability"] and len(rows) == 11

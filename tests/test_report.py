@@ -170,10 +170,10 @@ def test_cli_writes_the_page_and_prints_its_path(digits_run, invoke, tmp_path):
     assert '<table class="confusion">' in (tmp_path / "out" / "page.html").read_text()
 
 
-def test_cli_refuses_a_folder_that_is_not_a_run(run_cli, tmp_path):
+def test_cli_refuses_a_folder_that_is_not_a_run(invoke, tmp_path):
     (tmp_path / "empty").mkdir()
-    assert "not a udlc run folder" in assert_clean_failure(run_cli("report", "empty"))
-    assert "no run folder" in assert_clean_failure(run_cli("report", "missing"))
+    assert "not a udlc run folder" in assert_clean_failure(invoke("report", "empty"))
+    assert "no run folder" in assert_clean_failure(invoke("report", "missing"))
 
 
 def test_output_must_be_html(digits_run, tmp_path):

@@ -122,14 +122,14 @@ def test_resume_after_a_kill_between_row_and_checkpoint_keeps_one_row_per_epoch(
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
 
 
-def test_resume_refuses_a_spec_and_a_folder_without_checkpoint(run_cli, tmp_path: Path, digits_run) -> None:
+def test_resume_refuses_a_spec_and_a_folder_without_checkpoint(invoke, tmp_path: Path, digits_run) -> None:
     empty = tmp_path / "empty-run"
     empty.mkdir()
     for name in ("run.json", "spec.yaml"):
         shutil.copy(digits_run.run / name, empty / name)
-    err = assert_clean_failure(run_cli("train", "--resume", empty))
+    err = assert_clean_failure(invoke("train", "--resume", empty))
     assert "checkpoint" in err and len(err.strip().splitlines()) == 1
-    err = assert_clean_failure(run_cli("train", digits_run.spec, "--resume", empty))
+    err = assert_clean_failure(invoke("train", digits_run.spec, "--resume", empty))
     assert "--resume" in err
 
 

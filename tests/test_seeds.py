@@ -27,8 +27,8 @@ def test_seeds_trains_one_run_per_seed_and_prints_mean_and_std(tmp_path, invoke)
     assert re.search(r"best val_loss\s+\d+\.\d+ ± \d+\.\d+", out), out
 
 
-def test_seeds_with_resume_is_refused(tmp_path, run_cli):
-    err = assert_clean_failure(run_cli("train", "--resume", tmp_path, "--seeds", "2"), code=1)
+def test_seeds_with_resume_is_refused(tmp_path, invoke):
+    err = assert_clean_failure(invoke("train", "--resume", tmp_path, "--seeds", "2"), code=1)
     assert "--seeds" in err
 
 

@@ -119,12 +119,12 @@ def test_check_refuses_what_training_would_refuse_about_the_data(tmp_path: Path,
     assert err.span is not None and err.span.line == line_of(spec, at)
 
 
-def test_check_refuses_mse_on_text_labels_reading_only_the_csv_head(tmp_path: Path, run_cli) -> None:
+def test_check_refuses_mse_on_text_labels_reading_only_the_csv_head(tmp_path: Path, invoke) -> None:
     rows = ["a,b,label"] + [f"{i},{i * 2},{'cat' if i % 2 else 'dog'}" for i in range(20)]
     (tmp_path / "pets.csv").write_text("\n".join(rows) + "\n")
     spec = write_spec(tmp_path / "s.yaml", {**DIGITS_MLP, "data": {"source": "pets.csv"}, "loss": "mse",
                                             "metrics": [], "model": {"input": [2], "layers": [{"linear": 1}]}})
-    err = assert_clean_failure(run_cli("check", spec), code=2)
+    err = assert_clean_failure(invoke("check", spec), code=2)
     assert f"s.yaml:{line_of(spec, 'loss:')}:" in err and "label" in err
 
 
@@ -177,8 +177,8 @@ def test_resume_with_more_epochs_continues_exactly(tmp_path: Path, one_torch_thr
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
 
 
-def test_resume_refuses_other_overrides(run_cli, digits_run) -> None:
-    err = assert_clean_failure(run_cli("train", "--resume", digits_run.run, "--set", "optimizer.lr=0.5"))
+def test_resume_refuses_other_overrides(invoke, digits_run) -> None:
+    err = assert_clean_failure(invoke("train", "--resume", digits_run.run, "--set", "optimizer.lr=0.5"))
     assert "only --set train.epochs" in err
 
 
@@ -199,23 +199,23 @@ def test_init_from_loads_matching_tensors_and_names_the_rest(tmp_path: Path, dig
     assert "loaded 2 of 6 tensors" in note and "linear_1.weight (10, 32)→(16, 32)" in note
 
 
-def test_init_from_with_nothing_in_common_is_an_error(tmp_path: Path, digits_run, run_cli) -> None:
+def test_init_from_with_nothing_in_common_is_an_error(tmp_path: Path, digits_run, invoke) -> None:
     conv = {"input": [1, 8, 8], "layers": [{"conv2d": {"out_channels": 4, "kernel_size": 3, "id": "c"}},
                                            "global_avgpool", {"linear": {"out_features": 10, "id": "head"}}]}
     spec = write_spec(tmp_path / "s.yaml", {**DIGITS_MLP, "model": conv})
-    err = assert_clean_failure(run_cli("train", spec, "--init-from", digits_run.run, "--out", tmp_path / "runs"))
+    err = assert_clean_failure(invoke("train", spec, "--init-from", digits_run.run, "--out", tmp_path / "runs"))
     assert "none of its tensors matches" in err
     assert not (tmp_path / "runs").exists()  # a run that cannot start leaves no folder behind
 
 
-def test_check_only_udlc_skips_yaml_that_is_not_a_spec(tmp_path: Path, run_cli) -> None:
+def test_check_only_udlc_skips_yaml_that_is_not_a_spec(tmp_path: Path, invoke) -> None:
     (tmp_path / "workflow.yml").write_text("on: push\njobs: {}\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text("udlc: 1\nname: x\n")
-    result = run_cli("check", "--only-udlc", "--format", "json", tmp_path / "workflow.yml", bad)
+    result = invoke("check", "--only-udlc", "--format", "json", tmp_path / "workflow.yml", bad)
     assert result.returncode == 2
     assert [r["file"] for r in json.loads(result.stdout)] == [str(bad)]
-    ok = run_cli("check", "--only-udlc", tmp_path / "workflow.yml", ROOT / "examples" / "digits-mlp.yaml")
+    ok = invoke("check", "--only-udlc", tmp_path / "workflow.yml", ROOT / "examples" / "digits-mlp.yaml")
     assert ok.returncode == 0 and ok.stdout.count("OK ") == 1
 
 
@@ -229,14 +229,14 @@ def test_the_demo_names_a_udlc_command_that_exists() -> None:
 
 
 def test_a_csv_whose_classes_check_cannot_count_is_refused_by_train_at_the_last_layer(
-        tmp_path: Path, run_cli) -> None:
+        tmp_path: Path, invoke) -> None:
     """`check` reads only a CSV's head, so it cannot count classes; `train` refuses at the layer, exit 2."""
     rows = ["a,b,label"] + [f"{i},{i % 7},{'abc'[i % 3]}" for i in range(30)]
     (tmp_path / "three.csv").write_text("\n".join(rows) + "\n")
     spec = write_spec(tmp_path / "s.yaml", {**DIGITS_MLP, "data": {"source": "three.csv"}, "export": {},
                                             "model": {"input": [2], "layers": [{"linear": 5}]}})
-    assert run_cli("check", spec).returncode == 0
-    err = assert_clean_failure(run_cli("train", spec, "--out", tmp_path / "runs"), code=2)
+    assert invoke("check", spec).returncode == 0
+    err = assert_clean_failure(invoke("train", spec, "--out", tmp_path / "runs"), code=2)
     assert f"s.yaml:{line_of(spec, 'linear: 5')}:" in err and "3 classes" in err
 
 

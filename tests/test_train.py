@@ -102,9 +102,9 @@ def test_checkpoints_are_safetensors_without_pickle(digits_run: TrainedRun) -> N
     ("train.epochs", "KEY=VALUE"),
     ("optimizer.lr=-1", "optimizer.lr"),
 ])
-def test_bad_set_value_exits_2_with_a_message(run_cli, tmp_path: Path, value: str, expect: str) -> None:
+def test_bad_set_value_exits_2_with_a_message(invoke, tmp_path: Path, value: str, expect: str) -> None:
     write_spec(tmp_path / "spec.yaml", DIGITS_MLP)
-    result = run_cli("train", "spec.yaml", "--out", "runs", "--set", value)
+    result = invoke("train", "spec.yaml", "--out", "runs", "--set", value)
     err = assert_clean_failure(result, code=2)
     assert expect in err and "--set" in err
     assert not (tmp_path / "runs").exists()  # nothing trained, no half-made run folder

@@ -176,12 +176,12 @@ def test_resume_adds_trials_to_the_same_study(tuned, invoke):
     assert study.trials[4].params != study.trials[0].params
 
 
-def test_resume_without_a_study_is_refused(tmp_path, run_cli):
+def test_resume_without_a_study_is_refused(tmp_path, invoke):
     from udlc.trainer.tune import tune
 
     with pytest.raises(UdlcError, match="no study.db"):
         tune(None, 1, resume=tmp_path)
-    err = assert_clean_failure(run_cli("tune", "--resume", tmp_path), code=1)
+    err = assert_clean_failure(invoke("tune", "--resume", tmp_path), code=1)
     assert "no study.db" in err
 
 

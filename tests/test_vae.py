@@ -218,8 +218,8 @@ def test_udlc_sample_draws_from_the_prior_through_onnxruntime(vae_run: Path, tmp
     assert write_samples(a, tmp_path / "s.png", sampler.value_range).stat().st_size > 0
 
 
-def test_sample_refuses_a_model_that_samples_nothing(run_cli, digits_run, tmp_path: Path) -> None:
+def test_sample_refuses_a_model_that_samples_nothing(invoke, digits_run, tmp_path: Path) -> None:
     from tests.conftest import assert_clean_failure
 
-    err = assert_clean_failure(run_cli("sample", digits_run.run / "model.onnx", "-o", tmp_path / "s.png"))
+    err = assert_clean_failure(invoke("sample", digits_run.run / "model.onnx", "-o", tmp_path / "s.png"))
     assert "no generative model" in err
