@@ -1,6 +1,7 @@
 """Blocks: reusable, parameterized sequences of layers, expanded where they are used.
 
-`$name` in a block's layers stands for a parameter; each use gets its own scope, so the names of its
+`$name` in a block's layers stands for a parameter, and an expression over parameters (`$ch * 4`,
+`max(8, $ch // 4)`: udlc.compiler.expressions) for its value; each use gets its own scope, so the names of its
 nodes are prefixed with the use's name (`conv_bn_1_conv2d`) and its ids do not leak out.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from udlc.compiler.expressions import ExpressionError, evaluate, is_expression
 from udlc.compiler.library import library_blocks
 from udlc.errors import SpecError, did_you_mean, one_of, show
 from udlc.spec.loader import Path_
@@ -31,8 +33,9 @@ class Scope:
 
 
 def call_block(r: Resolver, name: str, args: Any, meta: dict, path: Path_, prev: str | None,
-               scope: Scope) -> str | None:
-    """Expand a use of the spec's block `name`, or else of udlc's own library block of that name."""
+               scope: Scope, instance: str | None = None) -> str | None:
+    """Expand a use of the spec's block `name`, or else of udlc's own library block of that name. Its nodes are
+    named `<instance>_…`: by default the block's name, numbered from its second use."""
     if name in r.model.blocks:  # written in the spec, even when a library block calls it by a parameter
         block, doc, body_path = r.model.blocks[name], None, r.base + ("blocks", name, "layers")
     else:
@@ -55,11 +58,11 @@ def call_block(r: Resolver, name: str, args: Any, meta: dict, path: Path_, prev:
         return None
     x, rest = inputs[0], inputs[1:]
     for _ in range(meta.get("repeat", 1)):
-        instance = r.fresh(name, scope) + "_"
+        prefix = r.fresh(instance or name, scope) + "_"
         # An input left unknown by an upstream error is still a name here (mapped to None), so the body's
         # `from: memory` is not reported as unknown: the nodes that read it are skipped instead.
         names = dict(zip(block.inputs, [x, *rest]))
-        inner = Scope(instance, names, values, scope.stack + (name,), use, doc)
+        inner = Scope(prefix, names, values, scope.stack + (name,), use, doc)
         before = len(r.errors)
         layers = substitute(r, block.layers, body_path, inner)
         if len(r.errors) > before:
@@ -147,6 +150,12 @@ def block_args(r: Resolver, name: str, params: dict, args: Any, path: Path_, sco
 def substitute(r: Resolver, value: Any, path: Path_, scope: Scope) -> Any:
     """Replace each `$name` value with the block parameter's value, and each `$name` key with its value, a
     name: `- $feed_forward: {d_model: $d_model}` calls the layer or block that the parameter names."""
+    if is_expression(value):  # `$ch * 2`, `max(8, $ch // 4)`
+        try:
+            return evaluate(value, scope.params)
+        except ExpressionError as e:
+            r.error(str(e), path, scope=scope)
+            return value
     if isinstance(value, str) and value.startswith("$"):
         return parameter(r, value, path, scope, key=False)
     if isinstance(value, list):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from udlc.compiler.blocks import Scope
 from udlc.compiler.infer import is_symbolic
-from udlc.errors import show
+from udlc.errors import did_you_mean, show
 from udlc.layers import REGISTRY
 from udlc.layers.registry import fmt
 from udlc.spec.loader import Path_
@@ -57,11 +57,26 @@ def residual(r: Resolver, layers: Any, body_path: Path_, opts: dict, meta: dict,
         skip = x
         xs, ys = r.graph.shape_of(x), r.graph.shape_of(y)
         if xs is not None and ys is not None and xs != ys:
-            if opts["projection"] is not True:
+            if opts["shortcut"] == "none":  # no skip where the shapes differ (MobileNet's inverted residuals)
+                out = x = y
+                continue
+            if opts["shortcut"] is not None:  # the spec's own way to match shapes (ResNet: conv 1x1 + batch norm)
+                skip = r.sequence(opts["shortcut"], path + ("shortcut",), x, scope)
+                ss = r.graph.shape_of(skip) if skip is not None else None
+                if ss is not None and ss != ys:
+                    r.error(f"the shortcut turns {fmt(xs)} into {fmt(ss)}, but the body into {fmt(ys)}",
+                            path + ("shortcut",), scope=scope, key=True,
+                            hint="give the shortcut the body's output channels and stride")
+                    return None
+            elif opts["projection"] is not True:
                 r.error(f"the residual body turns {fmt(xs)} into {fmt(ys)}; x + f(x) needs them equal", path,
-                        scope=scope, key=True, hint="add `projection: true` to project x with a 1x1 convolution")
+                        scope=scope, key=True, hint="add `projection: true` to project x with a 1x1 convolution, "
+                        "or give a `shortcut:` of layers that does")
                 return None
-            skip = projection(r, x, xs, ys, path, scope)
+            else:
+                skip = projection(r, x, xs, ys, path, scope)
+            if skip is None:
+                return None
         out = x = r.add_node("add", REGISTRY["add"].config(), [skip, y], path, scope)
     return r.named(out, meta, scope)
 
@@ -105,6 +120,39 @@ def parallel(r: Resolver, branches: Any, branches_path: Path_, opts: dict, meta:
     return r.named(r.add_node(opts["merge"], cfg, outs, path, scope), meta, scope)
 
 
+def stage(r: Resolver, block: Any, block_path: Path_, opts: dict, meta: dict, path: Path_, prev: str | None,
+          scope: Scope) -> str | None:
+    """A block `times` times in sequence, with `args`, the first copy's overridden by `first` (a ResNet stage:
+    `stage: {block: basic, times: 2, args: {ch: 128}, first: {stride: 2}}`). The copies' nodes are named
+    `<id>_<i>_…` (`layer2_0_conv1`), as the papers' figures number them."""
+    from udlc.compiler.blocks import call_block
+    from udlc.compiler.library import library_blocks
+
+    times = opts["times"]
+    if type(times) is not int or not 1 <= times <= 1000:
+        r.error(f"times must be a whole number from 1 to 1000 (got {show(times)})", path + ("times",), scope=scope)
+        return None
+    if not isinstance(block, str) or (block not in r.model.blocks and block not in library_blocks()):
+        known = [*r.model.blocks, *library_blocks()]
+        r.error(f"no block named {show(block)}", block_path, scope=scope,
+                hint=did_you_mean(str(block), known) or "define it under `blocks:`")
+        return None
+    for key in ("args", "first"):
+        if not isinstance(opts[key], dict):
+            r.error(f"`{key}` must be a mapping of the block's parameters (got {show(opts[key])})", path + (key,),
+                    scope=scope)
+            return None
+    x = r.single_input(meta, prev, path, scope)
+    label = meta["id"] if "id" in meta else r.fresh("stage", scope)
+    for i in range(times * meta.get("repeat", 1)):
+        args = {**opts["args"], **(opts["first"] if i == 0 else {})}
+        where = path + ("first" if i == 0 and opts["first"] else "args",)
+        x = call_block(r, block, args, {}, where, x, scope, instance=f"{label}_{i}")
+        if x is None:
+            return None
+    return r.named(x, meta, scope)
+
+
 def repeat(r: Resolver, layers: Any, layers_path: Path_, opts: dict, meta: dict, path: Path_, prev: str | None,
            scope: Scope) -> str | None:
     times = opts["times"]
@@ -117,11 +165,18 @@ def repeat(r: Resolver, layers: Any, layers_path: Path_, opts: dict, meta: dict,
     return r.named(x, meta, scope)
 
 
-register(Combinator("residual", "layers", {"projection": False}, residual,
-                    "x + f(x); `projection: true` adds a 1x1 convolution when the shapes differ",
-                    {"projection": {"type": "boolean"}}))
+register(Combinator("residual", "layers", {"projection": False, "shortcut": None}, residual,
+                    "x + f(x); when the shapes differ, `shortcut:` layers (or `projection: true`, a 1x1 "
+                    "convolution) map x to the body's shape, and `shortcut: none` leaves f(x) alone",
+                    {"projection": {"type": "boolean"},
+                     "shortcut": {"anyOf": [{"type": "array", "items": {"$ref": "#/$defs/LayerEntry"}},
+                                            {"const": "none"}]}}))
 register(Combinator("parallel", "branches", {"merge": "concat", "dim": 0}, parallel,
                     "branches on the same input, merged by concat (default) or add",
                     {"merge": {"enum": ["concat", "add"]}, "dim": {"type": "integer"}}))
+register(Combinator("stage", "block", {"times": 1, "args": {}, "first": {}}, stage,
+                    "a block `times` times in sequence with `args`, the first copy's changed by `first`",
+                    {"times": {"type": "integer", "minimum": 1, "maximum": 1000}, "args": {"type": "object"},
+                     "first": {"type": "object"}}, bare_list=False))
 register(Combinator("repeat", "layers", {"times": 1}, repeat, "the layers, `times` times in sequence",
                     {"times": {"type": "integer", "minimum": 1, "maximum": 1000}}, bare_list=False))

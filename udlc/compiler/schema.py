@@ -19,7 +19,8 @@ from udlc.spec.spec import Spec
 SCHEMA_ID = "https://udlc.dev/schema/udlc-1.json"
 _REF = {"$ref": "#/$defs/LayerEntry"}
 _LAYERS = {"type": "array", "items": _REF}
-_PARAM_REF = {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$", "description": "a block parameter"}
+_PARAM_REF = {"type": "string", "pattern": r"\$[A-Za-z_]",
+              "description": "a block parameter (`$ch`), or arithmetic over them (`$ch * 4`, `max(8, $ch // 4)`)"}
 
 # Keys every node accepts beside its own arguments (see udlc.compiler.resolve.node_keys).
 _NODE_PROPS: dict[str, Any] = {
@@ -103,7 +104,8 @@ def _one_key(name: str, value: dict[str, Any], description: str) -> dict[str, An
 def _combinators() -> list[dict[str, Any]]:
     forms = []
     for c in COMBINATORS.values():
-        items = _LAYERS if c.key == "layers" else {"type": "array", "items": _LAYERS, "minItems": 2}
+        items = {"layers": _LAYERS, "branches": {"type": "array", "items": _LAYERS, "minItems": 2},
+                 "block": {"type": "string", "description": "the block's name"}}[c.key]
         full = {"type": "object", "properties": {c.key: items, **c.options_schema, **_NODE_PROPS},
                 "required": [c.key], "additionalProperties": False}
         forms.append(_one_key(c.name, {"anyOf": [items, full]} if c.bare_list else full, c.description))

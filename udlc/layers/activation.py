@@ -44,6 +44,39 @@ class GELU(LayerConfig):
     approximate: Literal["none", "tanh"] = "none"
 
 
+class ReLU6(LayerConfig):
+    """min(max(x, 0), 6): MobileNet's activation."""
+
+    type: Literal["relu6"] = "relu6"
+
+
+class Hardswish(LayerConfig):
+    """x · relu6(x + 3) / 6: MobileNetV3's cheap swish."""
+
+    type: Literal["hardswish"] = "hardswish"
+
+
+class Hardsigmoid(LayerConfig):
+    """relu6(x + 3) / 6: MobileNetV3's gate in squeeze-and-excitation."""
+
+    type: Literal["hardsigmoid"] = "hardsigmoid"
+
+
+class Mish(LayerConfig):
+    """x · tanh(softplus(x))."""
+
+    type: Literal["mish"] = "mish"
+
+
+class PReLU(LayerConfig):
+    """A leaky ReLU whose negative slope is learned: one for the layer, or one per channel (the sample's first
+    axis), as torch.nn.PReLU."""
+
+    type: Literal["prelu"] = "prelu"
+    per_channel: bool = False
+    slope: float = 0.25  # the slope it starts from
+
+
 def build_activation(cfg: LayerConfig, x: Shape):
     from torch import nn
 
@@ -56,8 +89,21 @@ def build_activation(cfg: LayerConfig, x: Shape):
         "leaky_relu": lambda c: nn.LeakyReLU(c.negative_slope),
         "elu": lambda c: nn.ELU(c.alpha),
         "gelu": lambda c: nn.GELU(approximate=c.approximate),
+        "relu6": lambda c: nn.ReLU6(),
+        "hardswish": lambda c: nn.Hardswish(),
+        "hardsigmoid": lambda c: nn.Hardsigmoid(),
+        "mish": lambda c: nn.Mish(),
+        "prelu": lambda c: nn.PReLU(prelu_params(c, x), init=c.slope),
     }
     return modules[cfg.type](cfg)
+
+
+def prelu_params(cfg: PReLU, x: Shape) -> int:
+    if not cfg.per_channel:
+        return 1
+    if not x or not isinstance(x[0], int):
+        raise ShapeError(f"per_channel slopes need a fixed first axis (channels), but the input is {fmt(x)}")
+    return x[0]
 
 
 PLAIN_SAMPLES = [({}, ((6,),)), ({}, ((2, 3, 4),))]
@@ -69,8 +115,21 @@ for _config, _main, _samples in [
     (LeakyReLU, "negative_slope", [({}, ((6,),)), ({"negative_slope": 0.2}, ((2, 3, 4),))]),
     (ELU, "alpha", [({}, ((6,),)), ({"alpha": 0.5}, ((2, 3, 4),))]),
     (GELU, "approximate", [({}, ((6,),)), ({"approximate": "tanh"}, ((2, 3, 4),))]),
+    (ReLU6, None, PLAIN_SAMPLES),
+    (Hardswish, None, PLAIN_SAMPLES),
+    (Hardsigmoid, None, PLAIN_SAMPLES),
+    (Mish, None, PLAIN_SAMPLES),
 ]:
     register(_config, shape=same_shape, build=build_activation, flops=elementwise_flops, main_arg=_main, samples=_samples)
+
+
+def prelu_shape(cfg: PReLU, x: Shape) -> Shape:
+    prelu_params(cfg, x)  # a per-channel PReLU needs a fixed channel axis
+    return x
+
+
+register(PReLU, shape=prelu_shape, build=build_activation, flops=elementwise_flops, params=prelu_params,
+         main_arg="slope", samples=[({}, ((6,),)), ({"per_channel": True, "slope": 0.1}, ((3, 4, 4),))])
 
 
 class Softmax(LayerConfig):

@@ -22,9 +22,15 @@ def expect_spatial(x: Shape, n: int) -> None:
 
 
 def sliding_out(x: Shape, k: tuple[int, ...], s: tuple[int, ...], p: tuple[int, ...], d: tuple[int, ...],
-                what: str) -> tuple[int, ...]:
-    """Output sizes of a sliding window over x's spatial axes; complain when the window does not fit."""
-    out = tuple((size + 2 * pp - dd * (kk - 1) - 1) // ss + 1 for size, kk, ss, pp, dd in zip(x[1:], k, s, p, d))
+                what: str, ceil: bool = False) -> tuple[int, ...]:
+    """Output sizes of a sliding window over x's spatial axes; complain when the window does not fit. `ceil`:
+    a last, partial window counts too (pooling's ceil_mode), unless it would start in the right padding."""
+    def size_of(size: int, kk: int, ss: int, pp: int, dd: int) -> int:
+        span = size + 2 * pp - dd * (kk - 1) - 1
+        out = (span + (ss - 1 if ceil else 0)) // ss + 1
+        return out - 1 if ceil and (out - 1) * ss >= size + pp else out
+
+    out = tuple(size_of(*axis) for axis in zip(x[1:], k, s, p, d))
     if any(o < 1 for o in out):
         raise ShapeError(f"{what} is larger than the input {fmt(x)} (padding {p})", "use a smaller kernel_size or more padding")
     return out

@@ -12,6 +12,7 @@ class _Pool1d(LayerConfig):
     kernel_size: PositiveInt
     stride: Optional[PositiveInt] = None  # None: the kernel size, as in PyTorch
     padding: NonNegativeInt = 0
+    ceil_mode: bool = False  # count a last, partial window (GoogLeNet's pools)
 
     @model_validator(mode="after")
     def _check(self):
@@ -23,6 +24,7 @@ class _Pool2d(LayerConfig):
     kernel_size: Pair
     stride: Optional[Pair] = None
     padding: NonNegPair = 0
+    ceil_mode: bool = False  # count a last, partial window (GoogLeNet's pools)
 
     @model_validator(mode="after")
     def _check(self):
@@ -60,7 +62,8 @@ def pool_shape(cfg: _Pool1d | _Pool2d, x: Shape) -> Shape:
     expect_spatial(x, n)
     k = per_axis(cfg.kernel_size, n)
     s = per_axis(cfg.kernel_size if cfg.stride is None else cfg.stride, n)
-    return x[:1] + sliding_out(x, k, s, per_axis(cfg.padding, n), (1,) * n, f"kernel_size {cfg.kernel_size}")
+    return x[:1] + sliding_out(x, k, s, per_axis(cfg.padding, n), (1,) * n, f"kernel_size {cfg.kernel_size}",
+                               ceil=cfg.ceil_mode)
 
 
 def pool_flops(cfg: _Pool1d | _Pool2d, x: Shape) -> int:
@@ -71,11 +74,15 @@ def pool_flops(cfg: _Pool1d | _Pool2d, x: Shape) -> int:
 def build_pool(cfg: _Pool1d | _Pool2d, x: Shape):
     from torch import nn
 
-    return getattr(nn, POOLS[cfg.type])(cfg.kernel_size, stride=cfg.stride, padding=cfg.padding)
+    return getattr(nn, POOLS[cfg.type])(cfg.kernel_size, stride=cfg.stride, padding=cfg.padding,
+                                        ceil_mode=cfg.ceil_mode)
 
 
-SAMPLES_1D = [({"kernel_size": 2}, ((3, 9),)), ({"kernel_size": 3, "stride": 2, "padding": 1}, ((2, 8),))]
-SAMPLES_2D = [({"kernel_size": 2}, ((3, 8, 8),)), ({"kernel_size": [3, 2], "stride": [2, 1], "padding": 1}, ((2, 7, 9),))]
+SAMPLES_1D = [({"kernel_size": 2}, ((3, 9),)), ({"kernel_size": 3, "stride": 2, "padding": 1}, ((2, 8),)),
+              ({"kernel_size": 3, "stride": 2, "ceil_mode": True}, ((2, 10),))]
+SAMPLES_2D = [({"kernel_size": 2}, ((3, 8, 8),)), ({"kernel_size": [3, 2], "stride": [2, 1], "padding": 1}, ((2, 7, 9),)),
+              ({"kernel_size": 3, "stride": 2, "ceil_mode": True}, ((2, 8, 9),)),
+              ({"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, ((2, 7, 8),))]
 register(MaxPool1d, shape=pool_shape, build=build_pool, flops=pool_flops, main_arg="kernel_size", samples=SAMPLES_1D)
 register(MaxPool2d, shape=pool_shape, build=build_pool, flops=pool_flops, main_arg="kernel_size", samples=SAMPLES_2D)
 register(AvgPool1d, shape=pool_shape, build=build_pool, flops=pool_flops, main_arg="kernel_size", samples=SAMPLES_1D)
