@@ -30,7 +30,8 @@ TYPOS = [
     ("batchnorm", LAYERS, ["batchnorm1d", "batchnorm2d"]),
     ("batch_norm", LAYERS, ["batchnorm1d", "batchnorm2d"]),
     ("max_pool2d", LAYERS, ["maxpool2d"]),
-    ("relu6", LAYERS, ["relu"]),
+    ("relu_6", LAYERS, ["relu6"]),
+    ("hardswich", LAYERS, ["hardswish"]),
     ("leakyrelu", LAYERS, ["leaky_relu"]),
     ("dropuot", LAYERS, ["dropout"]),
     ("concatenate", LAYERS, ["concat"]),  # the name is the word's start
