@@ -93,3 +93,10 @@ def test_a_bad_expression_is_reported_at_its_line_naming_the_use() -> None:
     (err,) = info.value.errors
     assert err.span.line == 13 and "unknown parameter '$ratios'" in err.message, err
     assert "used at line 15" in err.message
+
+
+def test_an_unquoted_comma_in_a_flow_mapping_gets_a_hint_to_quote() -> None:
+    spec = SPEC.replace("- linear: max(8, $ch // $ratio)", "- linear: {out_features: max(8, $ch // $ratio)}")
+    with pytest.raises(SpecErrors) as info:
+        compile_text(spec.replace("EXPR", "8"), file="spec.yaml")
+    assert any("quote an expression that holds a comma" in (e.hint or "") for e in info.value.errors)

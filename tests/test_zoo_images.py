@@ -18,7 +18,7 @@ ZOO = Path(__file__).resolve().parent.parent / "examples" / "zoo"
 
 @pytest.mark.parametrize("name, params", [
     ("alexnet", 61_100_840), ("vgg16", 138_357_544), ("resnet18", 11_689_512), ("resnet34", 21_797_672),
-    ("resnet50", 25_557_032), ("mobilenet_v2", 3_504_872),
+    ("resnet50", 25_557_032), ("mobilenet_v2", 3_504_872), ("efficientnet_b0", 5_288_548),
 ])
 def test_zoo_parameter_counts_are_torchvisions(name: str, params: int) -> None:
     from udlc.tasks import compile_spec as check

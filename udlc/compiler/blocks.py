@@ -194,9 +194,11 @@ def parameter(r: Resolver, ref: str, path: Path_, scope: Scope, key: bool) -> An
     """The value of the parameter `ref` (`$name`) names; an error, and `ref` itself, when it names none."""
     if ref[1:] in scope.params:
         return scope.params[ref[1:]]
-    r.error(f"unknown parameter '{ref}'", path, scope=scope, key=key,
-            hint=did_you_mean(ref[1:], scope.params) or (one_of(scope.params) if scope.params else
-                                                         "declare it under the block's `params`"))
+    hint = did_you_mean(ref[1:], scope.params) or (one_of(scope.params) if scope.params else
+                                                   "declare it under the block's `params`")
+    if not ref[1:].isidentifier():  # `{reduced: max(1, $inp // 4)}`: YAML split the flow mapping at the comma
+        hint = "inside `{...}`, quote an expression that holds a comma: \"max(1, $inp // 4)\""
+    r.error(f"unknown parameter '{ref}'", path, scope=scope, key=key, hint=hint)
     return ref
 
 

@@ -75,9 +75,17 @@ class Resolver:
                     self.graph.outputs.append(ref)
         elif last is not None:
             self.graph.outputs.append(last)
+        if self.model.stochastic_depth == "linear":
+            self.linear_depth()
         if self.errors:
             raise SpecErrors(merge_uses(self.errors))
         return self.graph
+
+    def linear_depth(self) -> None:
+        """Stochastic depth rising linearly with depth: the k-th of K drop_path nodes drops p·k/(K-1)."""
+        nodes = [node for node in self.graph.nodes.values() if node.op == "drop_path"]
+        for k, node in enumerate(nodes):
+            node.config = node.config.model_copy(update={"p": node.config.p * k / max(len(nodes) - 1, 1)})
 
     # ---- messages -------------------------------------------------------------------------------
 

@@ -180,3 +180,35 @@ register(ConvTranspose2d, shape=conv_transpose_shape, build=build_conv_transpose
                   ({"out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1, "groups": 2,
                     "bias": False}, ((4, 4, 3),)),
                   ({"out_channels": 3, "kernel_size": [3, 2], "dilation": 2, "padding": [1, 0]}, ((2, 4, 4),))])
+
+
+class ChannelShuffle(LayerConfig):
+    """Interleaves the channels of `groups` groups (ShuffleNet), so that the next grouped convolution mixes
+    them: (C, ...) read as (groups, C / groups, ...), the two axes swapped."""
+
+    type: Literal["channel_shuffle"] = "channel_shuffle"
+    groups: PositiveInt
+
+
+def channel_shuffle_shape(cfg: ChannelShuffle, x: Shape) -> Shape:
+    if len(x) < 2 or not isinstance(x[0], int):
+        raise ShapeError(f"expects input (channels, ...) but gets {fmt(x)}")
+    if x[0] % cfg.groups:
+        raise ShapeError(f"groups {cfg.groups} does not divide the input's {x[0]} channels")
+    return x
+
+
+def build_channel_shuffle(cfg: ChannelShuffle, x: Shape):
+    from torch import nn
+
+    class ShuffleModule(nn.Module):  # a reshape and a transpose: what every exporter takes
+        def forward(self, t):
+            n, c = t.shape[0], t.shape[1]
+            rest = t.shape[2:]
+            return t.reshape(n, cfg.groups, c // cfg.groups, *rest).transpose(1, 2).reshape(n, c, *rest)
+
+    return ShuffleModule()
+
+
+register(ChannelShuffle, shape=channel_shuffle_shape, build=build_channel_shuffle, main_arg="groups",
+         samples=[({"groups": 2}, ((4, 3, 3),)), ({"groups": 3}, ((6, 5),))])

@@ -1,4 +1,4 @@
-"""Normalization: batchnorm1d, batchnorm2d, layernorm, rmsnorm, groupnorm."""
+"""Normalization: batchnorm1d, batchnorm2d, layernorm, layernorm2d, rmsnorm, groupnorm."""
 
 from typing import Literal
 
@@ -83,6 +83,35 @@ register(LayerNorm, shape=layernorm_shape, build=build_layernorm, params=layerno
          main_arg="dims",
          samples=[({}, ((7,),)), ({"dims": 2, "bias": False}, ((3, 4, 5),)),
                   ({"eps": 1e-6, "elementwise_affine": False}, ((5, 6),)), ({}, (("T", 8),))])
+
+
+class LayerNorm2d(LayerConfig):
+    """Layer norm over the channels of each position of a (C, H, W) map (ConvNeXt's): each pixel's C values
+    normalized, as torch's LayerNorm over a channels-last view."""
+
+    type: Literal["layernorm2d"] = "layernorm2d"
+    eps: PositiveFloat = 1e-6
+    elementwise_affine: bool = True
+
+
+def layernorm2d_shape(cfg: LayerNorm2d, x: Shape) -> Shape:
+    expect_rank("", x, (3,), "(channels, height, width)", "use 'layernorm' over a sample's last axes")
+    return x
+
+
+def build_layernorm2d(cfg: LayerNorm2d, x: Shape):
+    from torch import nn
+
+    class ChannelsLayerNorm(nn.LayerNorm):
+        def forward(self, t):
+            return super().forward(t.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    return ChannelsLayerNorm(x[0], eps=cfg.eps, elementwise_affine=cfg.elementwise_affine)
+
+
+register(LayerNorm2d, shape=layernorm2d_shape, build=build_layernorm2d, flops=norm_flops,
+         params=lambda cfg, x: 2 * x[0] if cfg.elementwise_affine else 0,
+         samples=[({}, ((4, 3, 5),)), ({"eps": 1e-5, "elementwise_affine": False}, ((2, 4, 4),))])
 
 
 class RMSNorm(LayerConfig):

@@ -1,12 +1,13 @@
 """scale: multiplies its input by a fixed number, elementwise (T5 scales its decoder's output by d_model^-0.5
-before the LM head it shares with the token embedding)."""
+before the LM head it shares with the token embedding); layer_scale: by a learned number per channel (CaiT,
+ConvNeXt)."""
 
 import functools
 from typing import Literal
 
 from pydantic import Field
 
-from udlc.layers.registry import LayerConfig, Shape, numel, register
+from udlc.layers.registry import LayerConfig, Shape, ShapeError, fmt, numel, register
 
 
 class Scale(LayerConfig):
@@ -19,6 +20,7 @@ class Scale(LayerConfig):
 @functools.cache
 def torch_modules():
     """Modules defined on first use, so that importing this file never imports torch."""
+    import torch
     from torch import nn
 
     class ScaleModule(nn.Module):
@@ -32,12 +34,52 @@ def torch_modules():
         def extra_repr(self) -> str:
             return f"factor={self.factor}"
 
-    return {"scale": ScaleModule}
+    class LayerScaleModule(nn.Module):
+        def __init__(self, value: float, shape: tuple[int, ...]):
+            super().__init__()
+            self.gamma = nn.Parameter(torch.full(shape, value))
+
+        def forward(self, x):
+            return x * self.gamma
+
+    return {"scale": ScaleModule, "layer_scale": LayerScaleModule}
 
 
 def build_scale(cfg: Scale, x: Shape):
     return torch_modules()["scale"](cfg.factor)
 
 
+class LayerScale(LayerConfig):
+    """x times a learned factor per channel, each starting at `value` (a residual branch that starts nearly
+    shut: ConvNeXt's 1e-6). `axis`: the sample's axis that holds the channels — 0 for an image (C, H, W), -1 for
+    a sequence's features (T, d)."""
+
+    type: Literal["layer_scale"] = "layer_scale"
+    value: float = 1e-6
+    axis: int = 0
+
+
+def gamma_shape(cfg: LayerScale, x: Shape) -> tuple[int, ...]:
+    """The factors' shape, broadcast against the sample: (C, 1, 1) for axis 0 of (C, H, W), (d,) for axis -1."""
+    if not -len(x) <= cfg.axis < len(x):
+        raise ShapeError(f"axis {cfg.axis} is not an axis of the input {fmt(x)}")
+    axis = cfg.axis % len(x)
+    if not isinstance(x[axis], int):
+        raise ShapeError(f"axis {cfg.axis} of the input {fmt(x)} has no fixed size to learn a factor for")
+    return (x[axis],) + (1,) * (len(x) - axis - 1)
+
+
+def layer_scale_shape(cfg: LayerScale, x: Shape) -> Shape:
+    gamma_shape(cfg, x)
+    return x
+
+
+def build_layer_scale(cfg: LayerScale, x: Shape):
+    return torch_modules()["layer_scale"](cfg.value, gamma_shape(cfg, x))
+
+
 register(Scale, shape=lambda cfg, x: x, build=build_scale, flops=lambda cfg, x: numel(x), main_arg="factor",
          samples=[({"factor": 0.5}, (("T", 6),)), ({"factor": -3.0}, ((4,),))])
+register(LayerScale, shape=layer_scale_shape, build=build_layer_scale, flops=lambda cfg, x: numel(x),
+         params=lambda cfg, x: numel(gamma_shape(cfg, x)), main_arg="value",
+         samples=[({}, ((4, 3, 3),)), ({"value": 0.5, "axis": -1}, (("T", 6),))])
