@@ -19,6 +19,9 @@ ZOO = Path(__file__).resolve().parent.parent / "examples" / "zoo"
 @pytest.mark.parametrize("name, params", [
     ("alexnet", 61_100_840), ("vgg16", 138_357_544), ("resnet18", 11_689_512), ("resnet34", 21_797_672),
     ("resnet50", 25_557_032), ("mobilenet_v2", 3_504_872), ("efficientnet_b0", 5_288_548),
+    ("efficientnet_b1", 7_794_184), ("efficientnet_b2", 9_109_994), ("efficientnet_b3", 12_233_232),
+    ("efficientnet_b4", 19_341_616), ("efficientnet_b5", 30_389_784), ("efficientnet_b6", 43_040_704),
+    ("efficientnet_b7", 66_347_960), ("convnext_tiny", 28_589_128), ("googlenet", 6_624_904),
 ])
 def test_zoo_parameter_counts_are_torchvisions(name: str, params: int) -> None:
     from udlc.tasks import compile_spec as check

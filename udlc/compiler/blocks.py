@@ -154,7 +154,7 @@ def substitute(r: Resolver, value: Any, path: Path_, scope: Scope) -> Any:
         try:
             return evaluate(value, scope.params)
         except ExpressionError as e:
-            r.error(str(e), path, scope=scope)
+            r.error(str(e), path, scope=scope, hint=None if e.unknown is None else missing_hint(e.unknown, scope))
             return value
     if isinstance(value, str) and value.startswith("$"):
         return parameter(r, value, path, scope, key=False)
@@ -194,12 +194,18 @@ def parameter(r: Resolver, ref: str, path: Path_, scope: Scope, key: bool) -> An
     """The value of the parameter `ref` (`$name`) names; an error, and `ref` itself, when it names none."""
     if ref[1:] in scope.params:
         return scope.params[ref[1:]]
-    hint = did_you_mean(ref[1:], scope.params) or (one_of(scope.params) if scope.params else
-                                                   "declare it under the block's `params`")
+    hint = missing_hint(ref[1:], scope)
     if not ref[1:].isidentifier():  # `{reduced: max(1, $inp // 4)}`: YAML split the flow mapping at the comma
         hint = "inside `{...}`, quote an expression that holds a comma: \"max(1, $inp // 4)\""
     r.error(f"unknown parameter '{ref}'", path, scope=scope, key=key, hint=hint)
     return ref
+
+
+def missing_hint(name: str, scope: Scope) -> str:
+    """What to say of a parameter the scope does not have: the closest it has, or where to declare one."""
+    if scope.params:
+        return did_you_mean(name, scope.params) or one_of(scope.params)
+    return "declare it under the block's `params`" if scope.stack else "declare it under `model.params`"
 
 
 def _optional(spec: Any) -> bool:

@@ -33,7 +33,9 @@ _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 
 
 class ExpressionError(ValueError):
-    pass
+    def __init__(self, message: str, unknown: str | None = None):
+        super().__init__(message)
+        self.unknown = unknown  # the parameter it names that the scope does not have
 
 
 def is_expression(text: Any) -> bool:
@@ -59,7 +61,7 @@ def _value(node: ast.AST, params: dict[str, Any], text: str) -> Any:
             raise ExpressionError(f"'{node.id}' in '{text}' is no parameter: write `${node.id}` for one")
         name = node.id[len(_PREFIX):]
         if name not in params:
-            raise ExpressionError(f"unknown parameter '${name}' in '{text}'")
+            raise ExpressionError(f"unknown parameter '${name}' in '{text}'", unknown=name)
         value = params[name]
         if type(value) not in (int, float):
             raise ExpressionError(f"'${name}' is {value!r} in '{text}': arithmetic needs a number")

@@ -11,7 +11,8 @@ from typing import Any, Iterable
 from udlc.compiler.graph import Graph
 from udlc.compiler.resolve import resolve
 from udlc.errors import SpecError, SpecErrors, Span, did_you_mean
-from udlc.spec.loader import Document, dotted, load_file, load_text
+from udlc.spec.extends import load_spec
+from udlc.spec.loader import Document, dotted, load_text
 from udlc.spec.model import ModelSpec
 from udlc.spec.spec import Spec
 from udlc.spec.validate import validate_model
@@ -41,7 +42,7 @@ def compile_spec(path: str | Path, overrides: Iterable[str] = (), *, check_files
     """load → validate → resolve (with shapes). Raises SpecErrors with every problem found.
     `check_files=False` skips checking that a data file exists (exporting a run needs no data).
     udlc.tasks.compile_spec adds the task check: use that one."""
-    doc = load_file(path)
+    doc = load_spec(path)
     apply_overrides(doc, overrides)
     return compile_doc(doc, check_files=check_files)
 
@@ -52,6 +53,9 @@ def compile_text(text: str, file: str = "<spec>") -> Compiled:
 
 def compile_doc(doc: Document, *, check_files: bool = True) -> Compiled:
     errors: list[SpecError] = []
+    if "extends" in doc.data:  # load_spec merges it: a spec given as text has no folder to find the base in
+        errors.append(SpecError("extends names a file, and this spec was given as text, not read from a file",
+                                path="extends", span=doc.span(("extends",)), hint="write it to a file first"))
     spec = None
     networks: dict[str, tuple[ModelSpec, tuple]] = {}
     try:

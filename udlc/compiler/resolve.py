@@ -13,7 +13,7 @@ import keyword
 
 from typing import Any
 
-from udlc.compiler.blocks import Scope, call_block, merge_uses, written_key
+from udlc.compiler.blocks import Scope, call_block, merge_uses, substitute, written_key
 from udlc.compiler.combinators import COMBINATORS, Combinator
 from udlc.compiler.graph import Graph, Node
 from udlc.compiler.infer import infer
@@ -62,8 +62,12 @@ class Resolver:
             if name in REGISTRY or name in COMBINATORS:
                 self.error(f"block '{name}' has the name of a built-in layer", base + ("blocks", name), key=True,
                            hint="rename the block")
-        top = Scope("", {n: n for n in self.graph.inputs}, {})
-        last = self.sequence(self.model.layers, base + ("layers",), next(iter(self.graph.inputs)), top)
+        top = Scope("", {n: n for n in self.graph.inputs}, dict(self.model.params))
+        before = len(self.errors)
+        layers = substitute(self, self.model.layers, base + ("layers",), top)  # model.params' `$name`s
+        if len(self.errors) > before:  # an unknown `$name`: checking the layers would only repeat it
+            raise SpecErrors(merge_uses(self.errors))
+        last = self.sequence(layers, base + ("layers",), next(iter(self.graph.inputs)), top)
         if self.model.outputs:
             for i, out in enumerate(self.model.outputs):
                 if out.partition(".")[0] not in top.names:

@@ -70,6 +70,9 @@ class ModelSpec(StrictModel):
     layers: list[LayerEntry] = Field(min_length=1)
     outputs: list[Ref] | None = Field(None, description="node ids (or id.output) to output (default: the last layer)")
     init: Init = Field("default", description="weight init for layers without their own `init`")
+    params: dict[Name, Union[int, float, str, bool]] = Field(default_factory=dict, description=(
+        "values the top-level layers use as $name, and in arithmetic ($width * 64): a family's width and depth "
+        "multipliers, set by the specs that extend this one"))
     stochastic_depth: Literal["as_written", "linear"] = Field(
         "as_written", description="linear: the k-th of the K drop_path layers drops p·k/(K-1), from 0 at the "
                                   "first to its p at the last (ConvNeXt's, timm's)")

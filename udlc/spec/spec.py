@@ -18,6 +18,8 @@ TaskEntry = Annotated[Any, WithJsonSchema({"x-udlc": "Task"})]
 
 class Spec(StrictModel):
     udlc: Literal[1] = Field(description="spec language version")
+    extends: str | None = Field(None, description="a spec file this one builds on (relative to it): its sections "
+                                                  "with this file's merged over them, mappings key by key")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100, description="names the run folder")
     seed: int = Field(0, ge=0, lt=2**32)
     task: TaskEntry = Field("supervised", description="what training does; default: supervised")

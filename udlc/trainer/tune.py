@@ -21,7 +21,8 @@ from typing import Any, Callable
 import yaml
 
 from udlc.errors import UdlcError
-from udlc.spec.loader import Document, load_file
+from udlc.spec.extends import load_spec
+from udlc.spec.loader import Document
 from udlc.spec.tuning import Distribution, copy_doc, override, parse_path, settable, tune_metric
 
 STUDY = "udlc"  # one study per tune folder
@@ -44,7 +45,7 @@ def tune(spec: Path | None, trials: int, timeout: float | None = None, out: Path
         spec = spec or folder / "spec.yaml"
     elif spec is None:
         raise UdlcError("give a SPEC file to tune, or --resume TUNE_DIR")
-    doc = load_file(spec)
+    doc = load_spec(spec)
     apply_overrides(doc, overrides)
     compiled = compile_doc(doc)  # checks the tune section too
     whole = absolute_paths(doc, compiled)
