@@ -1,7 +1,7 @@
 """The image zoo (examples/zoo): each famous convnet has torchvision's published parameter count (its weight
-tables' num_params; torchvision cannot be imported next to the CPU torch here), ResNet-18's nodes are named as
-torchvision's modules and compute what a hand-written ResNet-18 computes with the same weights; and the language
-that keeps them short: `stage`, `residual`'s `shortcut`."""
+tables' num_params; torchvision cannot be imported next to the CPU torch here) — LeNet-5 the classic 61,706 —,
+ResNet-18's nodes are named as torchvision's modules and compute what a hand-written ResNet-18 computes with the
+same weights; and the language that keeps them short: `stage`, `residual`'s `shortcut`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ ZOO = Path(__file__).resolve().parent.parent / "examples" / "zoo"
 
 
 @pytest.mark.parametrize("name, params", [
-    ("alexnet", 61_100_840), ("vgg16", 138_357_544), ("resnet18", 11_689_512), ("resnet34", 21_797_672),
+    ("lenet5", 61_706), ("alexnet", 61_100_840), ("vgg11", 132_863_336), ("vgg16", 138_357_544),
+    ("vgg16_bn", 138_365_992), ("resnet18", 11_689_512), ("resnet34", 21_797_672),
     ("resnet50", 25_557_032), ("mobilenet_v2", 3_504_872), ("efficientnet_b0", 5_288_548),
     ("efficientnet_b1", 7_794_184), ("efficientnet_b2", 9_109_994), ("efficientnet_b3", 12_233_232),
     ("efficientnet_b4", 19_341_616), ("efficientnet_b5", 30_389_784), ("efficientnet_b6", 43_040_704),

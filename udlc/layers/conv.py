@@ -1,6 +1,7 @@
-"""Convolutions: conv1d, conv2d, conv_transpose2d. Arguments are PyTorch's, minus in_channels."""
+"""Convolutions: conv1d, conv2d, conv3d, conv_transpose2d. Arguments are PyTorch's, minus in_channels. Each
+config says its spatial rank (`rank`); the shape rules and builders read it, never the type's name."""
 
-from typing import Literal, Union
+from typing import ClassVar, Literal, Union
 
 from pydantic import NonNegativeInt, PositiveInt, model_validator
 
@@ -9,7 +10,9 @@ from udlc.layers.registry import LayerConfig, Shape, ShapeError, expect_rank, fm
 # An int means the same value on every spatial axis, as in PyTorch.
 Pair = Union[PositiveInt, tuple[PositiveInt, PositiveInt]]
 NonNegPair = Union[NonNegativeInt, tuple[NonNegativeInt, NonNegativeInt]]
-SPATIAL = {1: "(channels, length)", 2: "(channels, height, width)"}
+Triple = Union[PositiveInt, tuple[PositiveInt, PositiveInt, PositiveInt]]
+NonNegTriple = Union[NonNegativeInt, tuple[NonNegativeInt, NonNegativeInt, NonNegativeInt]]
+SPATIAL = {1: "(channels, length)", 2: "(channels, height, width)", 3: "(channels, depth, height, width)"}
 
 
 def per_axis(value: int | tuple[int, ...], n: int) -> tuple[int, ...]:
@@ -38,6 +41,7 @@ def sliding_out(x: Shape, k: tuple[int, ...], s: tuple[int, ...], p: tuple[int, 
 
 class Conv1d(LayerConfig):
     type: Literal["conv1d"] = "conv1d"
+    rank: ClassVar[int] = 1
     out_channels: PositiveInt
     kernel_size: PositiveInt
     stride: PositiveInt = 1
@@ -54,6 +58,7 @@ class Conv1d(LayerConfig):
 
 class Conv2d(LayerConfig):
     type: Literal["conv2d"] = "conv2d"
+    rank: ClassVar[int] = 2
     out_channels: PositiveInt
     kernel_size: Pair
     stride: Pair = 1
@@ -68,17 +73,39 @@ class Conv2d(LayerConfig):
         return self
 
 
-def check_conv_args(cfg: Conv1d | Conv2d) -> None:
+class Conv3d(LayerConfig):
+    """A convolution over (channels, depth, height, width): video frames, or volumes."""
+
+    type: Literal["conv3d"] = "conv3d"
+    rank: ClassVar[int] = 3
+    out_channels: PositiveInt
+    kernel_size: Triple
+    stride: Triple = 1
+    padding: Union[NonNegTriple, Literal["same", "valid"]] = 0
+    dilation: Triple = 1
+    groups: PositiveInt = 1
+    bias: bool = True
+
+    @model_validator(mode="after")
+    def _check(self):
+        check_conv_args(self)
+        return self
+
+
+Conv = Union[Conv1d, Conv2d, Conv3d]
+
+
+def check_conv_args(cfg: Conv) -> None:
     # Both are PyTorch's own constraints, caught here so that the error points at the arguments.
     if cfg.out_channels % cfg.groups:
         raise ValueError(f"groups {cfg.groups} must divide out_channels {cfg.out_channels}")
-    if cfg.padding == "same" and cfg.stride not in (1, (1, 1)):
+    if cfg.padding == "same" and per_axis(cfg.stride, cfg.rank) != (1,) * cfg.rank:
         raise ValueError("padding 'same' needs stride 1")
 
 
-def conv_geometry(cfg: Conv1d | Conv2d, x: Shape):
+def conv_geometry(cfg: Conv, x: Shape):
     """(spatial rank, kernel, stride, padding, dilation) after checking the input."""
-    n = 1 if cfg.type == "conv1d" else 2
+    n = cfg.rank
     expect_spatial(x, n)
     if x[0] % cfg.groups:
         raise ShapeError(f"groups {cfg.groups} does not divide the input's {x[0]} channels")
@@ -88,29 +115,29 @@ def conv_geometry(cfg: Conv1d | Conv2d, x: Shape):
     return n, k, s, p, d
 
 
-def conv_shape(cfg: Conv1d | Conv2d, x: Shape) -> Shape:
+def conv_shape(cfg: Conv, x: Shape) -> Shape:
     n, k, s, p, d = conv_geometry(cfg, x)
     if cfg.padding == "same":
         return (cfg.out_channels,) + x[1:]
     return (cfg.out_channels,) + sliding_out(x, k, s, p, d, f"kernel_size {cfg.kernel_size} (dilation {cfg.dilation})")
 
 
-def conv_params(cfg: Conv1d | Conv2d, x: Shape) -> int:
+def conv_params(cfg: Conv, x: Shape) -> int:
     n, k, *_ = conv_geometry(cfg, x)
     return cfg.out_channels * (x[0] // cfg.groups) * numel(k) + (cfg.out_channels if cfg.bias else 0)
 
 
-def conv_flops(cfg: Conv1d | Conv2d, x: Shape) -> int:
+def conv_flops(cfg: Conv, x: Shape) -> int:
     n, k, *_ = conv_geometry(cfg, x)
     return 2 * numel(conv_shape(cfg, x)) * (x[0] // cfg.groups) * numel(k)
 
 
-def build_conv(cfg: Conv1d | Conv2d, x: Shape):
+def build_conv(cfg: Conv, x: Shape):
     from torch import nn
 
-    cls = nn.Conv1d if cfg.type == "conv1d" else nn.Conv2d
-    return cls(x[0], cfg.out_channels, cfg.kernel_size, stride=cfg.stride, padding=cfg.padding,
-               dilation=cfg.dilation, groups=cfg.groups, bias=cfg.bias)
+    return getattr(nn, f"Conv{cfg.rank}d")(x[0], cfg.out_channels, cfg.kernel_size, stride=cfg.stride,
+                                           padding=cfg.padding, dilation=cfg.dilation, groups=cfg.groups,
+                                           bias=cfg.bias)
 
 
 register(Conv1d, shape=conv_shape, build=build_conv, params=conv_params, flops=conv_flops, main_arg="out_channels",
@@ -122,6 +149,10 @@ register(Conv2d, shape=conv_shape, build=build_conv, params=conv_params, flops=c
                   ({"out_channels": 6, "kernel_size": [3, 1], "stride": 2, "padding": [1, 0], "bias": False}, ((2, 9, 7),)),
                   ({"out_channels": 8, "kernel_size": 3, "padding": "same", "groups": 4}, ((4, 6, 5),)),
                   ({"out_channels": 2, "kernel_size": 2, "padding": "valid", "dilation": [2, 1]}, ((3, 7, 7),))])
+register(Conv3d, shape=conv_shape, build=build_conv, params=conv_params, flops=conv_flops, main_arg="out_channels",
+         samples=[({"out_channels": 4, "kernel_size": 3, "padding": 1}, ((2, 4, 6, 6),)),
+                  ({"out_channels": 4, "kernel_size": [1, 3, 3], "stride": [1, 2, 2], "groups": 2, "bias": False},
+                   ((2, 3, 7, 7),))])
 
 
 class ConvTranspose2d(LayerConfig):

@@ -1,14 +1,17 @@
-"""Pooling: max/avg pooling over 1 or 2 spatial axes, global pooling, adaptive average pooling."""
+"""Pooling: max/avg pooling over 1, 2 or 3 spatial axes (each config says its `rank` and `kind`), global
+pooling, adaptive average pooling."""
 
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 from pydantic import NonNegativeInt, PositiveInt, model_validator
 
-from udlc.layers.conv import NonNegPair, Pair, expect_spatial, per_axis, sliding_out
+from udlc.layers.conv import NonNegPair, NonNegTriple, Pair, Triple, expect_spatial, per_axis, sliding_out
 from udlc.layers.registry import LayerConfig, Shape, ShapeError, fmt, numel, register
 
 
 class _Pool1d(LayerConfig):
+    rank: ClassVar[int] = 1
+    kind: ClassVar[str] = "Max"  # torch's MaxPool… or AvgPool…
     kernel_size: PositiveInt
     stride: Optional[PositiveInt] = None  # None: the kernel size, as in PyTorch
     padding: NonNegativeInt = 0
@@ -16,11 +19,13 @@ class _Pool1d(LayerConfig):
 
     @model_validator(mode="after")
     def _check(self):
-        check_pool_padding(self, 1)
+        check_pool_padding(self)
         return self
 
 
 class _Pool2d(LayerConfig):
+    rank: ClassVar[int] = 2
+    kind: ClassVar[str] = "Max"
     kernel_size: Pair
     stride: Optional[Pair] = None
     padding: NonNegPair = 0
@@ -28,12 +33,30 @@ class _Pool2d(LayerConfig):
 
     @model_validator(mode="after")
     def _check(self):
-        check_pool_padding(self, 2)
+        check_pool_padding(self)
         return self
 
 
-def check_pool_padding(cfg: _Pool1d | _Pool2d, n: int) -> None:
+class _Pool3d(LayerConfig):
+    rank: ClassVar[int] = 3
+    kind: ClassVar[str] = "Max"
+    kernel_size: Triple
+    stride: Optional[Triple] = None
+    padding: NonNegTriple = 0
+    ceil_mode: bool = False
+
+    @model_validator(mode="after")
+    def _check(self):
+        check_pool_padding(self)
+        return self
+
+
+Pool = _Pool1d | _Pool2d | _Pool3d
+
+
+def check_pool_padding(cfg: Pool) -> None:
     # PyTorch refuses padding past half the kernel: a window could then see only padding.
+    n = cfg.rank
     if any(p > k // 2 for p, k in zip(per_axis(cfg.padding, n), per_axis(cfg.kernel_size, n))):
         raise ValueError(f"padding {cfg.padding} must be at most half of kernel_size {cfg.kernel_size}")
 
@@ -46,19 +69,27 @@ class MaxPool2d(_Pool2d):
     type: Literal["maxpool2d"] = "maxpool2d"
 
 
+class MaxPool3d(_Pool3d):
+    type: Literal["maxpool3d"] = "maxpool3d"
+
+
 class AvgPool1d(_Pool1d):
     type: Literal["avgpool1d"] = "avgpool1d"
+    kind: ClassVar[str] = "Avg"
 
 
 class AvgPool2d(_Pool2d):
     type: Literal["avgpool2d"] = "avgpool2d"
+    kind: ClassVar[str] = "Avg"
 
 
-POOLS = {"maxpool1d": "MaxPool1d", "maxpool2d": "MaxPool2d", "avgpool1d": "AvgPool1d", "avgpool2d": "AvgPool2d"}
+class AvgPool3d(_Pool3d):
+    type: Literal["avgpool3d"] = "avgpool3d"
+    kind: ClassVar[str] = "Avg"
 
 
-def pool_shape(cfg: _Pool1d | _Pool2d, x: Shape) -> Shape:
-    n = 1 if cfg.type.endswith("1d") else 2
+def pool_shape(cfg: Pool, x: Shape) -> Shape:
+    n = cfg.rank
     expect_spatial(x, n)
     k = per_axis(cfg.kernel_size, n)
     s = per_axis(cfg.kernel_size if cfg.stride is None else cfg.stride, n)
@@ -66,15 +97,15 @@ def pool_shape(cfg: _Pool1d | _Pool2d, x: Shape) -> Shape:
                                ceil=cfg.ceil_mode)
 
 
-def pool_flops(cfg: _Pool1d | _Pool2d, x: Shape) -> int:
+def pool_flops(cfg: Pool, x: Shape) -> int:
     # One compare or add per window element.
     return numel(pool_shape(cfg, x)) * numel(per_axis(cfg.kernel_size, len(x) - 1))
 
 
-def build_pool(cfg: _Pool1d | _Pool2d, x: Shape):
+def build_pool(cfg: Pool, x: Shape):
     from torch import nn
 
-    return getattr(nn, POOLS[cfg.type])(cfg.kernel_size, stride=cfg.stride, padding=cfg.padding,
+    return getattr(nn, f"{cfg.kind}Pool{cfg.rank}d")(cfg.kernel_size, stride=cfg.stride, padding=cfg.padding,
                                         ceil_mode=cfg.ceil_mode)
 
 
@@ -87,6 +118,10 @@ register(MaxPool1d, shape=pool_shape, build=build_pool, flops=pool_flops, main_a
 register(MaxPool2d, shape=pool_shape, build=build_pool, flops=pool_flops, main_arg="kernel_size", samples=SAMPLES_2D)
 register(AvgPool1d, shape=pool_shape, build=build_pool, flops=pool_flops, main_arg="kernel_size", samples=SAMPLES_1D)
 register(AvgPool2d, shape=pool_shape, build=build_pool, flops=pool_flops, main_arg="kernel_size", samples=SAMPLES_2D)
+SAMPLES_3D = [({"kernel_size": 2}, ((2, 4, 6, 6),)), ({"kernel_size": [1, 3, 3], "stride": [1, 2, 2], "padding": [0, 1, 1],
+                                                      "ceil_mode": True}, ((3, 2, 7, 8),))]
+register(MaxPool3d, shape=pool_shape, build=build_pool, flops=pool_flops, main_arg="kernel_size", samples=SAMPLES_3D)
+register(AvgPool3d, shape=pool_shape, build=build_pool, flops=pool_flops, main_arg="kernel_size", samples=SAMPLES_3D)
 
 
 class GlobalAvgPool(LayerConfig):
@@ -120,36 +155,40 @@ register(GlobalMaxPool, shape=global_pool_shape, build=build_global_pool, flops=
 
 class AdaptiveAvgPool1d(LayerConfig):
     type: Literal["adaptive_avgpool1d"] = "adaptive_avgpool1d"
+    rank: ClassVar[int] = 1
     output_size: PositiveInt
 
 
 class AdaptiveAvgPool2d(LayerConfig):
     type: Literal["adaptive_avgpool2d"] = "adaptive_avgpool2d"
+    rank: ClassVar[int] = 2
     output_size: Pair
 
 
-def adaptive_shape(cfg: AdaptiveAvgPool1d | AdaptiveAvgPool2d, x: Shape) -> Shape:
-    n = 1 if cfg.type.endswith("1d") else 2
+Adaptive = AdaptiveAvgPool1d | AdaptiveAvgPool2d
+
+
+def adaptive_shape(cfg: Adaptive, x: Shape) -> Shape:
+    n = cfg.rank
     expect_spatial(x, n)
     return x[:1] + per_axis(cfg.output_size, n)
 
 
-def adaptive_flops(cfg: AdaptiveAvgPool1d | AdaptiveAvgPool2d, x: Shape) -> int:
+def adaptive_flops(cfg: Adaptive, x: Shape) -> int:
     # One add per window element, as for avgpool. PyTorch's window i on an axis of `size` for `out`
     # outputs is [floor(i*size/out), ceil((i+1)*size/out)): windows overlap when `out` does not divide
     # `size` and repeat elements when `out` is larger, so this is numel(x) only when the sizes divide.
-    n = 1 if cfg.type.endswith("1d") else 2
+    n = cfg.rank
     total = x[0]
     for size, out in zip(x[1:], per_axis(cfg.output_size, n)):
         total *= sum(-(-(i + 1) * size // out) - i * size // out for i in range(out))
     return total
 
 
-def build_adaptive(cfg: AdaptiveAvgPool1d | AdaptiveAvgPool2d, x: Shape):
+def build_adaptive(cfg: Adaptive, x: Shape):
     from torch import nn
 
-    cls = nn.AdaptiveAvgPool1d if cfg.type.endswith("1d") else nn.AdaptiveAvgPool2d
-    return cls(cfg.output_size)
+    return getattr(nn, f"AdaptiveAvgPool{cfg.rank}d")(cfg.output_size)
 
 
 register(AdaptiveAvgPool1d, shape=adaptive_shape, build=build_adaptive, flops=adaptive_flops,
