@@ -26,7 +26,7 @@ TYPOS = [
     ("conv2", LAYERS, ["conv2d"]),
     ("Conv2D", LAYERS, ["conv2d"]),
     ("conv_2d", LAYERS, ["conv2d"]),  # underscores do not count
-    ("conv", LAYERS, ["conv1d", "conv2d"]),  # equally close: both named
+    ("conv", LAYERS, ["conv1d", "conv2d", "conv3d"]),  # equally close, one stem: all named
     ("batchnorm", LAYERS, ["batchnorm1d", "batchnorm2d"]),
     ("batch_norm", LAYERS, ["batchnorm1d", "batchnorm2d"]),
     ("max_pool2d", LAYERS, ["maxpool2d"]),

@@ -131,7 +131,7 @@ def did_you_mean(word: object, choices: Iterable[str]) -> str | None:
     when one starts with the other and the shorter is at least 3 letters and half the longer
     (`val_acc` → `val_accuracy`, `concatenate` → `concat`). The closest choices (fewest edits) are named;
     when three or more are equally close, the word is a typo of none of them in particular and nothing
-    is suggested.
+    is suggested — unless all of them extend the word (`conv`: conv1d, conv2d, conv3d), up to four.
     """
     if not isinstance(word, str):
         return None
@@ -151,7 +151,8 @@ def did_you_mean(word: object, choices: Iterable[str]) -> str | None:
         return None
     best = min(scored.values())
     closest = sorted(c for c, d in scored.items() if d == best)
-    if len(closest) > 2:
+    family = all(_squash(c).startswith(w) for c in closest)  # `conv`: conv1d, conv2d, conv3d, one stem
+    if len(closest) > (4 if family else 2):
         return None
     return "did you mean " + " or ".join(f"'{c}'" for c in closest) + "?"
 
