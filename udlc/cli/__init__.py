@@ -194,16 +194,21 @@ def export(run: str, output: str | None) -> None:
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("inputs", type=click.Path(dir_okay=False))
+@click.argument("inputs", type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the CSV here instead of stdout.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def predict(model: str, inputs: str, output: str | None, device: str) -> None:
     """Predict with an exported MODEL.onnx on raw INPUTS (.csv, .npy, .npz; for a graph network a .npz graph
-    with x, edge_index and, for several graphs, batch, or pairs to score); onnxruntime only."""
+    with x, edge_index and, for several graphs, batch, or pairs to score; for a model trained on a folder of
+    pictures, a picture or a folder of them); onnxruntime only."""
     from udlc.runtime.predict import Model, open_session, read_inputs
 
     meta = open_session(Path(model), device)[1]
-    if "text_column" in meta:  # a text classifier reads its CSV column itself
+    from udlc.runtime.pictures import is_picture_model, predict_pictures
+
+    if is_picture_model(meta):  # trained on a folder of pictures: a picture file, or a folder of them
+        text = predict_pictures(Path(model), Path(inputs), device)
+    elif "text_column" in meta:  # a text classifier reads its CSV column itself
         from udlc.runtime.text import TextClassifier
 
         text = TextClassifier(model, device).predict_csv(inputs).to_csv()

@@ -12,6 +12,7 @@ from udlc.compiler.graph import Graph
 from udlc.compiler.resolve import resolve
 from udlc.errors import SpecError, SpecErrors, Span, did_you_mean
 from udlc.spec.extends import load_spec
+from udlc.spec.sources import is_folder
 from udlc.spec.loader import Document, dotted, load_text
 from udlc.spec.model import ModelSpec
 from udlc.spec.spec import Spec
@@ -73,8 +74,9 @@ def compile_doc(doc: Document, *, check_files: bool = True) -> Compiled:
             errors += e.errors
     if spec is not None and spec.data.is_file() and check_files:
         source = Path(doc.file).parent / spec.data.source
-        if not source.is_file():
-            errors.append(SpecError(f"data file not found: {source}", path="data.source",
+        folder = is_folder(spec.data.source)
+        if not (source.is_dir() if folder else source.is_file()):
+            errors.append(SpecError(f"data {'folder' if folder else 'file'} not found: {source}", path="data.source",
                                     span=doc.span(("data", "source")), hint="the path is relative to the spec file"))
     if spec is not None and len(graphs) == len(networks):
         errors += check_freeze(spec, graphs, doc)

@@ -25,7 +25,7 @@ import udlc.data.sources as sources
 from udlc.compiler.infer import fit_sample, is_symbolic
 from udlc.errors import SpecError
 from udlc.spec.data import DataSpec
-from udlc.spec.sources import SOURCES, BuiltinSet
+from udlc.spec.sources import FOLDER, SOURCES, BuiltinSet
 from udlc.spec.training import CLASSIFICATION_LOSSES
 
 
@@ -160,7 +160,17 @@ def _refuse_objects(dtype: np.dtype, path: Path) -> None:
 
 # How `udlc check` reads each file kind registered in spec/sources.py, from its header alone; the twin of
 # sources.FILE_LOADERS.
-HEADER_READERS = {".csv": _csv, ".npz": _npz, ".npy": _npy}
+def _pictures(path: Path, spec: DataSpec) -> DataSignature:
+    """A folder of pictures: its classes and files are listed, none decoded; a sample is the size asked for."""
+    from udlc.data.image_folder import picture_files, size_of
+
+    classes, _, _ = picture_files(path)
+    shape = (spec.channels, *size_of(spec.image_size))
+    return DataSignature(path.name + "/", sample_size=math.prod(shape), natural_shape=shape,
+                         task="classification", n_classes=len(classes), classes=classes, text_labels=True)
+
+
+HEADER_READERS = {".csv": _csv, ".npz": _npz, ".npy": _npy, FOLDER: _pictures}
 
 
 def mismatches(sig: DataSignature, input_shape: tuple[int | str, ...], output_shape: tuple[int, ...] | None,

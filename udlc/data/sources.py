@@ -18,7 +18,7 @@ import numpy as np
 from udlc.data.arrays import Arrays, LazyRows
 from udlc.errors import SpecError, did_you_mean
 from udlc.spec.data import DataSpec
-from udlc.spec.sources import SOURCES, BuiltinSet
+from udlc.spec.sources import FOLDER, SOURCES, BuiltinSet, is_folder
 
 DEFAULT_SAMPLES = 1000  # what a generated set makes when `samples` is left out
 
@@ -57,7 +57,10 @@ def check_builtin_options(spec: DataSpec) -> None:
 
 def data_file(spec: DataSpec, base_dir: Path) -> Path:
     path = Path(base_dir) / spec.source
-    if not path.is_file():
+    if is_folder(spec.source):
+        if not path.is_dir():
+            raise SpecError(f"data folder not found: {path}", path="data.source", hint="paths are relative to the spec")
+    elif not path.is_file():
         raise SpecError(f"data file not found: {path}", path="data.source", hint="paths are relative to the spec")
     return path
 
@@ -348,8 +351,16 @@ def _npy_maybe_lazy(path: Path, spec: DataSpec, lazy_bytes: int | None) -> Array
 # How each file kind registered in spec/sources.py is read: (path, spec, lazy_bytes) -> Arrays; only an .npy
 # is ever memory-mapped. peek.py's HEADER_READERS is its `udlc check` twin; tests/test_sources_registry.py
 # checks both cover every registered kind.
+def _pictures(path: Path, spec: DataSpec) -> Arrays:
+    from udlc.data.image_folder import load_pictures
+
+    x, y, classes = load_pictures(path, spec.image_size, spec.channels, spec.resize)
+    return Arrays(np.asarray(x, dtype=np.float32), y, classes, "classification", path.name)
+
+
 FILE_LOADERS = {
     ".csv": lambda path, spec, lazy_bytes: _csv(path, spec),
     ".npz": lambda path, spec, lazy_bytes: _npz(path, spec),
     ".npy": _npy_maybe_lazy,
+    FOLDER: lambda path, spec, lazy_bytes: _pictures(path, spec),
 }

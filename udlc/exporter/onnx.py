@@ -101,6 +101,7 @@ def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: 
         # For information only: the graph applies both already, so applying them again would be wrong.
         "normalization": json.dumps(info["normalization"]),
         "target_normalization": json.dumps(info.get("target_normalization")),
+        "pictures": json.dumps(info.get("pictures")),  # how a picture file is decoded into an input
         "checkpoint": ckpt.name,
     }
     metadata.update(extra)

@@ -59,15 +59,17 @@ class Predictions:
             return [str(v) for v in self.values]
         return [self.classes[i] for i in self.values]
 
-    def to_csv(self) -> str:
+    def to_csv(self, names: list[str] | None = None) -> str:
+        """One row per sample; `names` (the pictures' files) first where given."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
+        first = (lambda i: [names[i]]) if names is not None else (lambda i: [])
         if self.task == "classification":
             assert self.probabilities is not None
-            names = self.classes or [str(i) for i in range(self.probabilities.shape[1])]
-            w.writerow(["prediction"] + [f"p_{c}" for c in names])
-            for label, probs in zip(self.labels(), self.probabilities):
-                w.writerow([label] + [f"{p:.6f}" for p in probs])
+            classes = self.classes or [str(i) for i in range(self.probabilities.shape[1])]
+            w.writerow(["file"] * (names is not None) + ["prediction"] + [f"p_{c}" for c in classes])
+            for i, (label, probs) in enumerate(zip(self.labels(), self.probabilities)):
+                w.writerow(first(i) + [label] + [f"{p:.6f}" for p in probs])
         else:
             values = self.values.reshape(len(self.values), -1)
             w.writerow([f"y{i}" if values.shape[1] > 1 else "y" for i in range(values.shape[1])])

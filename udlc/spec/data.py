@@ -2,18 +2,19 @@
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveInt, ValidationInfo, field_validator
+from pydantic import Field, NonNegativeFloat, PositiveInt, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from udlc.spec.augments import IMAGE_AUGMENTS, Augment
 from udlc.spec.base import StrictModel
-from udlc.spec.sources import SOURCES, FileKind
+from udlc.spec.sources import SOURCES, FileKind, is_folder
 
 # Derived from the registries (spec/sources.py, spec/augments.py), for the code that only needs the names.
 BUILTIN_SOURCES = tuple(e.name for e in SOURCES.builtin())
 TEXT_SOURCES = tuple(e.name for e in SOURCES.corpora())
 SEQUENCE_SOURCES = tuple(e.name for e in SOURCES.sequence_sets())
 GRAPH_SOURCES = tuple(e.name for e in SOURCES.graph_sets())
-FILE_SUFFIXES = tuple(e.name for e in SOURCES.files())
+FILE_SUFFIXES = tuple(e.name for e in SOURCES.files() if not e.folder)
 __all__ = ["BUILTIN_SOURCES", "FILE_SUFFIXES", "SEQUENCE_SOURCES", "TEXT_SOURCES", "IMAGE_AUGMENTS", "Augment", "DataSpec"]
 
 
@@ -21,7 +22,7 @@ class DataSpec(StrictModel):
     source: str = Field(
         description=f"a built-in set ({', '.join(BUILTIN_SOURCES)}), a built-in text ({', '.join(TEXT_SOURCES)}), "
         f"a generated sequence task ({', '.join(SEQUENCE_SOURCES)}), a graph ({', '.join(GRAPH_SOURCES)}) or a "
-        f"file ({', '.join(FILE_SUFFIXES)}) "
+        f"file ({', '.join(FILE_SUFFIXES)}) or a folder of pictures with a subfolder per class (`pictures/`), "
         "relative to the spec"
     )
     # CSV: the target column (name or index; default the last); NPZ: the arrays' keys.
@@ -50,6 +51,12 @@ class DataSpec(StrictModel):
     nodes: str | None = Field(None, description="a graph from CSV: the node file (one row per node, in id order: "
                               "its features and `target` column) beside `source`, the edge list (source,target"
                               "[,weight] ids); relative to the spec")
+    image_size: PositiveInt | tuple[PositiveInt, PositiveInt] | None = Field(
+        None, description="a folder of pictures: every picture resized to this (one number: square; [height, "
+                          "width]); needed")
+    channels: Literal[1, 3] = Field(3, description="a folder of pictures: 1 (grey) or 3 (RGB)")
+    resize: Literal["crop", "stretch"] = Field(
+        "crop", description="a folder of pictures: crop (scale the shorter side to fit, cut the middle) or stretch")
     split: list[float] = Field([0.8, 0.1, 0.1], min_length=3, max_length=3,
                                description="train, validation, test fractions")
     normalize: Literal["standard", "minmax", "none"] = "standard"
@@ -66,7 +73,8 @@ class DataSpec(StrictModel):
             "unknown_source",
             "unknown data source '{source}'",
             {"source": v, "allowed": [*BUILTIN_SOURCES, *TEXT_SOURCES, *SEQUENCE_SOURCES, *GRAPH_SOURCES],
-             "hint": f"or a {_one_of_suffixes()} file"},
+             "hint": f"or a {_one_of_suffixes()} file, or a folder of pictures written with a slash "
+                     "(`pictures/`)"},
         )
 
     @field_validator("split")
@@ -124,6 +132,22 @@ class DataSpec(StrictModel):
             raise ValueError("applies only to `tokenizer: bpe`; byte and char tokenizers have fixed vocabularies")
         return v
 
+    @field_validator("image_size", "channels", "resize")
+    @classmethod
+    def _pictures_only(cls, v: object, info: ValidationInfo) -> object:
+        source = info.data.get("source")
+        default = cls.model_fields[info.field_name].default
+        if v != default and source is not None and not _reads(source, info.field_name):
+            raise ValueError(f"applies only to a folder of pictures (`pictures/`); {source} is none")
+        return v
+
+    @model_validator(mode="after")
+    def _pictures_have_a_size(self) -> "DataSpec":
+        if is_folder(self.source) and self.image_size is None:
+            raise PydanticCustomError("image_size", "a folder of pictures needs data.image_size (e.g. 32, or "
+                                      "[height, width]): every picture is resized to it", {})
+        return self
+
     def is_file(self) -> bool:
         return isinstance(SOURCES.find(self.source), FileKind)
 
@@ -136,5 +160,5 @@ def _reads(source: str, key: str) -> bool:
 
 def _one_of_suffixes() -> str:
     """'.csv, .npz or .npy'"""
-    *rest, last = [e.name for e in SOURCES.files()]
+    *rest, last = [e.name for e in SOURCES.files() if not e.folder]
     return f"{', '.join(rest)} or {last}" if rest else last

@@ -108,9 +108,16 @@ class GraphListSet:
 
 @dataclass(frozen=True, kw_only=True)
 class FileKind:
-    name: str  # the suffix, lower case: ".csv"
+    name: str  # the suffix, lower case: ".csv"; "/" for a folder
     keys: frozenset[str]  # data keys it reads beyond the common ones
     text: bool = False  # read as text to tokenize (.txt), not as a table of samples
+
+    @property
+    def folder(self) -> bool:
+        return self.name == FOLDER
+
+
+FOLDER = "/"  # the file kind of a folder of pictures, one subfolder per class: written `pictures/`
 
 
 Source = BuiltinSet | TextSet | SequenceSet | GraphSet | GraphListSet | FileKind
@@ -121,7 +128,7 @@ class SourceRegistry:
         self._entries: dict[str, Source] = {}
 
     def register(self, entry: Source) -> Source:
-        is_suffix = entry.name.startswith(".")
+        is_suffix = entry.name.startswith(".") or entry.name == FOLDER
         if is_suffix != isinstance(entry, FileKind) or entry.name != entry.name.lower():
             raise ValueError(f"{entry.name!r}: a file kind is a lower-case suffix ('.csv'), a built-in set a name")
         if entry.name in self._entries:
@@ -136,6 +143,8 @@ class SourceRegistry:
         entry = self._entries.get(source)
         if isinstance(entry, (BuiltinSet, TextSet, SequenceSet, GraphSet, GraphListSet)):
             return entry
+        if is_folder(source):
+            return self._entries.get(FOLDER)
         _, dot, suffix = source.rpartition(".")
         entry = self._entries.get("." + suffix.lower()) if dot else None
         return entry if isinstance(entry, FileKind) else None
@@ -164,6 +173,12 @@ class SourceRegistry:
 
 
 SOURCES = SourceRegistry()
+
+
+def is_folder(source: str) -> bool:
+    """`pictures/`, or a path whose last part has no suffix (`data/pictures`): a folder, not a file or a set."""
+    head, slash, last = source.rstrip("/").rpartition("/")
+    return source.endswith("/") or (bool(slash) and "." not in last and bool(head or last))
 
 
 # ---- scikit-learn's bundled sets ----------------------------------------------------------------------
@@ -280,6 +295,7 @@ SOURCES.register(FileKind(name=".csv", keys=frozenset({"target", "features", "ca
 SOURCES.register(FileKind(name=".npz", keys=frozenset({"target", "features"})))  # the arrays' keys
 SOURCES.register(FileKind(name=".npy", keys=frozenset({"target"})))  # a column index: an array has no names
 SOURCES.register(FileKind(name=".txt", keys=TextSet.keys, text=True))  # UTF-8 text, for language_model
+SOURCES.register(FileKind(name=FOLDER, keys=frozenset({"image_size", "channels", "resize"})))  # pictures/<class>/
 
 # ---- text corpora ------------------------------------------------------------------------------------
 

@@ -172,6 +172,7 @@ class Supervised(Task):
             "fill_values": data.fill_values,
             "normalization": data.normalization.to_json(),
             "target_normalization": target_norm.to_json() if target_norm is not None else None,
+            "pictures": pictures(compiled.spec.data),
         }
 
     def sizes(self, data: Any) -> str:
@@ -321,3 +322,13 @@ def check_monitors(compiled: Any, logged: list[str]) -> list[SpecError]:
             hint = did_you_mean(name, logged) or one_of(logged)
         errors.append(SpecError(f"'{name}' is not logged", path=".".join(path), span=doc.span(path), hint=hint))
     return errors
+
+
+def pictures(data: Any) -> dict[str, Any] | None:
+    """How a folder source decodes its pictures (what `udlc predict` does to a picture file); None for others."""
+    from udlc.spec.sources import is_folder
+
+    if not is_folder(data.source):
+        return None
+    size = [data.image_size] * 2 if isinstance(data.image_size, int) else list(data.image_size)
+    return {"size": size, "channels": data.channels, "resize": data.resize}

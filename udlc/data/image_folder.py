@@ -1,0 +1,116 @@
+"""A folder of pictures as a data source: `source: pictures/` holds one subfolder per class, each of PNG or JPEG
+(or BMP, GIF, WebP) files. Each picture is decoded with Pillow, converted to grey or RGB, resized to
+`data.image_size` (`crop`: the shorter side scaled to fit and the middle cut out; `stretch`: scaled to the size
+whatever its shape) and kept as uint8 (channels, height, width).
+
+Decoding is done once: worker processes decode a large folder in parallel, and the pictures are kept in a uint8
+memory-mapped file under `<folder>/.udlc-cache/`, named by the files' names, sizes and times and the decoding
+settings, so later runs (and `udlc check`) read the cache instead. A folder that cannot be written to is decoded
+each time. An unreadable picture stops the run with its path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from udlc.errors import SpecError
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+CACHE = ".udlc-cache"
+PARALLEL_FROM = 512  # pictures; fewer decode faster in this process than worker start-up takes
+
+
+def picture_files(folder: Path) -> tuple[list[str], list[Path], np.ndarray]:
+    """The class names (the subfolders, sorted), every picture file in class order, and each file's class."""
+    if not folder.is_dir():
+        raise SpecError(f"no folder at {folder}", path="data.source", hint="the path is relative to the spec")
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(classes) < 2:
+        raise SpecError(f"{folder} holds {len(classes)} class folder{'s' * (len(classes) != 1)}: a folder of "
+                        "pictures has one subfolder per class, two or more", path="data.source",
+                        hint=f"e.g. {folder.name}/cat/1.png, {folder.name}/dog/1.png")
+    files, labels = [], []
+    for index, name in enumerate(classes):
+        found = sorted(f for f in (folder / name).iterdir() if f.suffix.lower() in SUFFIXES and f.is_file())
+        if not found:
+            raise SpecError(f"{folder / name} holds no pictures ({', '.join(SUFFIXES)})", path="data.source",
+                            hint="remove the empty class folder, or add its pictures")
+        files += found
+        labels += [index] * len(found)
+    return classes, files, np.asarray(labels, dtype=np.int64)
+
+
+def size_of(image_size: int | tuple[int, int]) -> tuple[int, int]:
+    """(height, width)"""
+    return (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+
+
+def decode(path: Path, size: tuple[int, int], channels: int, resize: str) -> np.ndarray:
+    """One picture as uint8 (channels, height, width), as training and `udlc predict` both read it."""
+    from PIL import Image, UnidentifiedImageError
+
+    height, width = size
+    try:
+        with Image.open(path) as picture:
+            picture = picture.convert("L" if channels == 1 else "RGB")
+            if resize == "crop":  # the shorter side to fit, then the middle
+                scale = max(width / picture.width, height / picture.height)
+                fitted = (max(width, round(picture.width * scale)), max(height, round(picture.height * scale)))
+                picture = picture.resize(fitted, Image.Resampling.BILINEAR)
+                left, top = (fitted[0] - width) // 2, (fitted[1] - height) // 2
+                picture = picture.crop((left, top, left + width, top + height))
+            else:
+                picture = picture.resize((width, height), Image.Resampling.BILINEAR)
+            array = np.asarray(picture, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise SpecError(f"cannot read the picture {path}: {e}", path="data.source",
+                        hint="remove or replace the file") from None
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def _decode_all(args: tuple[list[Path], tuple[int, int], int, str]) -> np.ndarray:
+    files, size, channels, resize = args
+    return np.stack([decode(f, size, channels, resize) for f in files])
+
+
+def decode_folder(files: list[Path], size: tuple[int, int], channels: int, resize: str) -> np.ndarray:
+    """Every file decoded, in order: in worker processes when there are many."""
+    workers = min(os.cpu_count() or 1, 8)
+    if len(files) < PARALLEL_FROM or workers < 2:
+        return _decode_all((files, size, channels, resize))
+    chunks = [files[i:i + 64] for i in range(0, len(files), 64)]
+    with ProcessPoolExecutor(workers) as pool:
+        return np.concatenate(list(pool.map(_decode_all, [(c, size, channels, resize) for c in chunks])))
+
+
+def cache_key(files: list[Path], size: tuple[int, int], channels: int, resize: str) -> str:
+    """Changes when a file is added, removed, replaced or touched, or the decoding settings change."""
+    stats = [(f.name, f.parent.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    text = json.dumps([stats, list(size), channels, resize])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def load_pictures(folder: Path, image_size: int | tuple[int, int], channels: int, resize: str
+                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(x uint8 (N, C, H, W), memory-mapped from the cache when it can be; y; class names)."""
+    classes, files, labels = picture_files(folder)
+    size = size_of(image_size)
+    cached = folder / CACHE / f"{cache_key(files, size, channels, resize)}.npy"
+    if cached.is_file():
+        return np.load(cached, mmap_mode="r"), labels, classes
+    x = decode_folder(files, size, channels, resize)
+    try:
+        cached.parent.mkdir(exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.partial")
+        with open(partial, "wb") as f:
+            np.save(f, x)
+        os.replace(partial, cached)  # whole or absent: a killed run leaves no half cache
+    except OSError:
+        pass  # a read-only folder: decode again next time
+    return x, labels, classes

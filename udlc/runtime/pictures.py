@@ -1,0 +1,45 @@
+"""`udlc predict MODEL.onnx picture.png` (or a folder of them): each picture decoded as the training folder's
+were (grey or RGB, resized and cropped the same way, udlc.data.image_folder.decode), then classified by the
+ONNX graph, which standardizes them itself. numpy, Pillow and onnxruntime only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from udlc.data.image_folder import SUFFIXES, decode
+from udlc.errors import SpecError, UdlcError
+from udlc.runtime.predict import Model, open_session
+
+
+def is_picture_model(meta: dict[str, str]) -> bool:
+    return json.loads(meta.get("pictures") or "null") is not None
+
+
+def picture_paths(path: Path) -> list[Path]:
+    """A picture file, or every picture in a folder and its subfolders, in name order."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise UdlcError(f"no picture or folder at {path}")
+    found = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    if not found:
+        raise UdlcError(f"{path} holds no pictures ({', '.join(SUFFIXES)})")
+    return found
+
+
+def predict_pictures(model_path: Path, path: Path, device: str = "cpu") -> str:
+    """CSV: each picture's file, its class, and every class's probability."""
+    meta = open_session(model_path, device)[1]
+    settings = json.loads(meta["pictures"])
+    files = picture_paths(path)
+    try:
+        x = np.stack([decode(f, tuple(settings["size"]), settings["channels"], settings["resize"]) for f in files])
+    except SpecError as e:
+        raise UdlcError(e.message) from None
+    predictions = Model(model_path, device=device).predict(x.astype(np.float32))
+    names = [str(f.relative_to(path)) if f != path else f.name for f in files]
+    return predictions.to_csv(names)
