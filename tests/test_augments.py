@@ -45,7 +45,7 @@ def test_image_augmentations_refuse_other_batches(entry: AugmentEntry) -> None:
 
 def test_image_only_names_come_from_the_entries() -> None:
     assert IMAGE_ONLY == IMAGE_AUGMENTS == {e.name for e in AUGMENTS if e.images_only}
-    assert IMAGE_AUGMENTS == {"random_crop", "hflip", "rotate"}
+    assert IMAGE_AUGMENTS == {"random_crop", "hflip", "rotate", "random_resized_crop", "color_jitter"}
 
 
 @pytest.mark.parametrize("entry", list(AUGMENTS), ids=lambda e: e.name)
@@ -61,3 +61,28 @@ def test_the_shorthand_fills_the_main_arg(entry: AugmentEntry) -> None:
 def test_an_unknown_name_is_refused() -> None:
     with pytest.raises(ValidationError, match="rotat"):
         DataSpec.model_validate({"source": "digits", "augment": ["rotat"]})
+
+
+def test_random_resized_crop_of_the_whole_image_is_the_image_and_a_smaller_box_zooms() -> None:
+    from udlc.spec.augments import RandomResizedCrop
+
+    x = torch.randn(4, 3, 8, 8)
+    whole = RandomResizedCrop(scale=[1.0, 1.0], ratio=[1.0, 1.0])
+    torch.testing.assert_close(augment_batch(x, [whole], torch.Generator().manual_seed(0)), x)
+    stripes = torch.zeros(64, 1, 8, 8)
+    stripes[..., :, ::2] = 1.0  # one-pixel stripes: a box of a quarter of the area doubles their width
+    zoomed = augment_batch(stripes, [RandomResizedCrop(scale=[0.25, 0.25], ratio=[1.0, 1.0])],
+                           torch.Generator().manual_seed(0))
+    assert (zoomed[..., 3, 1:] - zoomed[..., 3, :-1]).abs().mean() < 0.75 * (stripes[..., 3, 1:] -
+                                                                            stripes[..., 3, :-1]).abs().mean()
+
+
+def test_color_jitter_saturation_keeps_each_pixels_grey() -> None:
+    from udlc.spec.augments import ColorJitter
+
+    x = torch.randn(16, 3, 4, 4)
+    out = augment_batch(x, [ColorJitter(brightness=0, contrast=0, saturation=0.5)], torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.mean(dim=1), x.mean(dim=1))
+    assert not torch.allclose(out, x)
+    grey = torch.randn(16, 1, 4, 4)  # one channel: no colour to change
+    assert torch.equal(augment_batch(grey, [ColorJitter(brightness=0, contrast=0)], torch.Generator()), grey)

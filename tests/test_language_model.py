@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_failure, cli, edited, line_of, train_here, trained_network, write_spec
+from tests.conftest import assert_clean_failure, edited, line_of, train_here, trained_network, write_spec
 from udlc.data.text import (ByteTokenizer, CharTokenizer, TextData, fit_tokenizer, load_text_data, split_text,
                             tokenizer_from_json)
 from udlc.errors import SpecErrors
@@ -187,9 +187,8 @@ def test_a_small_transformer_learns_a_repeated_text(alphabet_run: Path) -> None:
 
 
 @pytest.mark.slow
-def test_generation_runs_from_the_onnx_file_and_follows_the_text(alphabet_run: Path) -> None:
-    result = cli("generate", alphabet_run, "--prompt", "uvw", "--max-new-tokens", "30", "--temperature", "0",
-                 cwd=alphabet_run)
+def test_generation_runs_from_the_onnx_file_and_follows_the_text(alphabet_run: Path, invoke) -> None:
+    result = invoke("generate", alphabet_run, "--prompt", "uvw", "--max-new-tokens", "30", "--temperature", "0")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "uvw" + (ALPHABET * 2)[23:53] + "\n"
     assert (alphabet_run / "model.onnx").is_file()  # exported on first use
@@ -255,12 +254,12 @@ def test_sampling_follows_its_seed_and_top_k_1_is_greedy(alphabet_run: Path) -> 
 
 
 @pytest.mark.slow
-def test_predict_and_generate_refuse_each_others_models(alphabet_run: Path, tmp_path: Path) -> None:
+def test_predict_and_generate_refuse_each_others_models(alphabet_run: Path, tmp_path: Path, invoke) -> None:
     model = exported(alphabet_run)
     (tmp_path / "x.csv").write_text("a\n1\n")
-    out = assert_clean_failure(cli("predict", model, tmp_path / "x.csv", cwd=tmp_path))
+    out = assert_clean_failure(invoke("predict", model, tmp_path / "x.csv"))
     assert "udlc generate" in out
-    out = assert_clean_failure(cli("generate", model, "--prompt", "€", cwd=tmp_path))
+    out = assert_clean_failure(invoke("generate", model, "--prompt", "€"))
     assert "cannot be encoded" in out and "never seen" in out
 
 

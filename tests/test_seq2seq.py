@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import assert_clean_failure, cli, edited, line_of, train_here, trained_network
+from tests.conftest import assert_clean_failure, edited, line_of, train_here, trained_network
 from udlc.errors import SpecErrors
 from udlc.spec.sources import SOURCES, SequenceSet
 from udlc.tasks import compile_spec
@@ -114,10 +114,10 @@ def test_padding_changes_nothing_for_the_real_positions(reverse_run: Path) -> No
 
 
 @pytest.mark.slow
-def test_decoding_runs_from_the_onnx_file_greedy_and_beam(reverse_run: Path, tmp_path: Path) -> None:
+def test_decoding_runs_from_the_onnx_file_greedy_and_beam(reverse_run: Path, invoke) -> None:
     from udlc.runtime.generate import Seq2SeqFile
 
-    result = cli("generate", reverse_run, "--prompt", "1234", cwd=tmp_path)
+    result = invoke("generate", reverse_run, "--prompt", "1234")
     assert result.returncode == 0, result.stderr
     model = Seq2SeqFile(reverse_run / "model.onnx")
     sources = ["1234", "90817", "55501", "312"]
@@ -129,7 +129,7 @@ def test_decoding_runs_from_the_onnx_file_greedy_and_beam(reverse_run: Path, tmp
     # a wider beam keeps the greedy path among its hypotheses: it never ends on a less likely one
     for s, g, b in zip(sources, greedy, beams):
         assert score(model, s, b) >= score(model, s, g) - 1e-9
-    out = assert_clean_failure(cli("generate", reverse_run / "model.onnx", "--prompt", "12x", cwd=tmp_path))
+    out = assert_clean_failure(invoke("generate", reverse_run / "model.onnx", "--prompt", "12x"))
     assert "not in the vocabulary" in out
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import assert_clean_failure, cli, edited, line_of, read_csv, train_here, trained_network
+from tests.conftest import assert_clean_failure, edited, line_of, read_csv, train_here, trained_network
 from udlc.errors import SpecErrors
 from udlc.tasks import compile_spec
 
@@ -125,7 +125,7 @@ def test_padding_changes_nothing(text_run: Path) -> None:
 
 
 @pytest.mark.slow
-def test_predict_reads_the_text_column_of_a_csv(text_run: Path, tmp_path: Path) -> None:
+def test_predict_reads_the_text_column_of_a_csv(text_run: Path, tmp_path: Path, invoke) -> None:
     import torch
 
     from udlc.data.text import tokenizer_from_json
@@ -135,7 +135,7 @@ def test_predict_reads_the_text_column_of_a_csv(text_run: Path, tmp_path: Path) 
     rows = [("zeta alpha", "?"), ("beta gamma delta", "?"), ("omega zeta", "?")]
     with open(tmp_path / "new.csv", "w", newline="") as f:  # other columns, in another order: found by name
         csv.writer(f).writerows([("label", "review")] + [(y, t) for t, y in rows])
-    result = cli("predict", model, tmp_path / "new.csv", "-o", tmp_path / "out.csv", cwd=tmp_path)
+    result = invoke("predict", model, tmp_path / "new.csv", "-o", tmp_path / "out.csv")
     assert result.returncode == 0, result.stderr
     out = read_csv(tmp_path / "out.csv")
     assert [r["prediction"] for r in out] == ["good", "bad", "good"]
@@ -147,5 +147,5 @@ def test_predict_reads_the_text_column_of_a_csv(text_run: Path, tmp_path: Path) 
             p = torch.softmax(network(ids, torch.ones_like(ids, dtype=torch.bool)), -1)[0]
         assert float(row["p_good"]) == pytest.approx(float(p[1]), abs=1e-5)
     (tmp_path / "bad.csv").write_text("label,text\nx,zeta\n")
-    err = assert_clean_failure(cli("predict", model, tmp_path / "bad.csv", cwd=tmp_path))
+    err = assert_clean_failure(invoke("predict", model, tmp_path / "bad.csv"))
     assert "no column 'review'" in err

@@ -69,9 +69,11 @@ def test_bundled_class_names_are_scikit_learns(entry: BuiltinSet) -> None:
 
 def test_every_file_kind_has_a_loader_and_a_header_reader() -> None:
     kinds = {e.name for e in SOURCES.files() if not e.text}  # text (.txt) is tokenized by udlc.data.text
-    assert kinds == set(FILE_LOADERS) == set(HEADER_READERS) == set(FILE_SUFFIXES) - {".txt"}
+    assert kinds == set(FILE_LOADERS) == set(HEADER_READERS) == set(FILE_SUFFIXES) - {".txt"} | {"/"}
     for suffix in set(FILE_SUFFIXES):
         assert spec(source=f"data/d{suffix.upper()}").is_file()
+    for folder in ("pictures/", "data/pictures"):  # a folder of pictures: a path with a slash, no suffix
+        assert spec(source=folder, image_size=8).is_file()
 
 
 def test_spec_names_come_from_the_registry() -> None:
@@ -83,7 +85,8 @@ def test_spec_names_come_from_the_registry() -> None:
     (err,) = e.value.errors()
     assert err["type"] == "unknown_source" and err["ctx"]["allowed"] == [*BUILTIN_SOURCES, *TEXT_SOURCES, *SEQUENCE_SOURCES,
                                                                   *GRAPH_SOURCES]
-    assert err["ctx"]["hint"] == "or a .csv, .npz, .npy or .txt file"
+    assert err["ctx"]["hint"] == "or a .csv, .npz, .npy or .txt file, or a folder of pictures written with a slash " \
+                                 "(`pictures/`)"
     with pytest.raises(ValidationError, match="applies only to CSV files"):
         spec(source="d.npz", categorical=["color"])
     with pytest.raises(ValidationError, match="applies only to CSV files"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import cli, edited, line_of, train_here, trained_network
+from tests.conftest import edited, line_of, train_here, trained_network
 from udlc.errors import SpecErrors
 from udlc.spec.sources import SOURCES
 from udlc.tasks import compile_spec
@@ -71,10 +71,10 @@ def test_a_position_wise_network_learns_to_copy(copy_run: Path) -> None:
 
 
 @pytest.mark.slow
-def test_labels_from_the_onnx_file_are_the_torch_model_argmax(copy_run: Path, tmp_path: Path) -> None:
+def test_labels_from_the_onnx_file_are_the_torch_model_argmax(copy_run: Path, invoke) -> None:
     import torch
 
-    result = cli("generate", copy_run, "--prompt", "8675309", cwd=tmp_path)
+    result = invoke("generate", copy_run, "--prompt", "8675309")
     assert result.returncode == 0, result.stderr
     vocab = SOURCES.find("copy").vocabulary
     ids = torch.tensor([[vocab.index(c) for c in "8675309"]])

@@ -16,7 +16,6 @@ from tests.conftest import (
     SINE_PLATEAU,
     TrainedRun,
     assert_clean_failure,
-    cli,
     describe,
     early_job,
     job_results,
@@ -164,8 +163,8 @@ def test_npz_source_trains(tmp_path: Path, one_torch_thread) -> None:
 # ---- eval ------------------------------------------------------------------------------------------
 
 
-def test_eval_prints_the_test_metrics_of_results_json(digits_run: TrainedRun) -> None:
-    result = cli("eval", digits_run.run, cwd=digits_run.run.parent)
+def test_eval_prints_the_test_metrics_of_results_json(digits_run: TrainedRun, invoke) -> None:
+    result = invoke("eval", digits_run.run)
     assert result.returncode == 0, describe(result)
     printed = dict(line.split() for line in result.stdout.strip().splitlines())
     results = digits_run.read_json("results.json")

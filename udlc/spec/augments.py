@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from udlc.spec.base import StrictModel
 from udlc.spec.registry import Entry, Registry
@@ -99,12 +99,52 @@ def _rotate(x: Any, aug: Rotate, generator: Any) -> Any:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+class RandomResizedCrop(StrictModel):
+    """Crop a random box — `scale` of the image's area, width/height in `ratio` — and resize it back to the image's
+    size (Inception's and torchvision's RandomResizedCrop, for a whole batch at once)."""
+
+    type: Literal["random_resized_crop"] = "random_resized_crop"
+    scale: list[PositiveFloat] = Field([0.08, 1.0], min_length=2, max_length=2,
+                                       description="the box's share of the area: [smallest, largest], at most 1")
+    ratio: list[PositiveFloat] = Field([3 / 4, 4 / 3], min_length=2, max_length=2,
+                                       description="the box's width / height: [smallest, largest]")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "RandomResizedCrop":
+        if self.scale[0] > self.scale[1] or self.scale[1] > 1:
+            raise ValueError(f"scale must be [smallest, largest] with largest at most 1 (got {self.scale})")
+        if self.ratio[0] > self.ratio[1]:
+            raise ValueError(f"ratio must be [smallest, largest] (got {self.ratio})")
+        return self
+
+
+def _random_resized_crop(x: Any, aug: RandomResizedCrop, generator: Any) -> Any:
+    import torch
+    import torch.nn.functional as F
+
+    b = x.shape[0]
+    area = aug.scale[0] + _rand(generator, b, like=x) * (aug.scale[1] - aug.scale[0])
+    low, high = math.log(aug.ratio[0]), math.log(aug.ratio[1])
+    ratio = torch.exp(low + _rand(generator, b, like=x) * (high - low))
+    # The box's width and height as shares of the image's (at most all of it), and its centre, in [-1, 1].
+    w, h = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)
+    cx, cy = (_rand(generator, b, like=x) * 2 - 1) * (1 - w), (_rand(generator, b, like=x) * 2 - 1) * (1 - h)
+    zero = torch.zeros_like(w)
+    theta = torch.stack([torch.stack([w, zero, cx], 1), torch.stack([zero, h, cy], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 AUGMENTS.register(AugmentEntry(config=RandomCrop, main_arg="padding", images_only=True, apply=_random_crop,
                                examples=("random_crop", {"random_crop": 3}, {"random_crop": {"size": 8}})))
 AUGMENTS.register(AugmentEntry(config=HFlip, main_arg="p", images_only=True, apply=_hflip,
                                examples=("hflip", {"hflip": 1.0})))
 AUGMENTS.register(AugmentEntry(config=Rotate, main_arg="degrees", images_only=True, apply=_rotate,
                                examples=({"rotate": 15},)))
+AUGMENTS.register(AugmentEntry(config=RandomResizedCrop, main_arg="scale", images_only=True,
+                               apply=_random_resized_crop,
+                               examples=("random_resized_crop", {"random_resized_crop": [0.5, 1.0]},
+                                         {"random_resized_crop": {"scale": [1.0, 1.0], "ratio": [0.5, 2.0]}})))
 
 # ---- values: any sample shape ---------------------------------------------------------------------------
 
@@ -148,12 +188,38 @@ def _noise(x: Any, aug: Noise, generator: Any) -> Any:
     return x + noise.to(x.device, x.dtype) * aug.std
 
 
+class ColorJitter(StrictModel):
+    """Per picture, a random brightness offset (±brightness), contrast factor (1 ± contrast) and saturation
+    factor (1 ± saturation: each pixel's colour pulled towards or pushed away from its grey), in that order, in
+    units of the standardized input. Saturation needs colour pictures (3 channels); grey ones skip it."""
+
+    type: Literal["color_jitter"] = "color_jitter"
+    brightness: float = Field(0.2, ge=0)
+    contrast: float = Field(0.2, ge=0, lt=1)
+    saturation: float = Field(0.2, ge=0, lt=1)
+
+
+def _color_jitter(x: Any, aug: ColorJitter, generator: Any) -> Any:
+    if aug.brightness:
+        x = _brightness(x, Brightness(amount=aug.brightness), generator)
+    if aug.contrast:
+        x = _contrast(x, Contrast(amount=aug.contrast), generator)
+    if aug.saturation and x.shape[1] == 3:
+        factor = _per_sample(1 + (_rand(generator, x.shape[0], like=x) * 2 - 1) * aug.saturation, x)
+        grey = x.mean(dim=1, keepdim=True)
+        x = grey + (x - grey) * factor
+    return x
+
+
 AUGMENTS.register(AugmentEntry(config=Brightness, main_arg="amount", images_only=False, apply=_brightness,
                                examples=({"brightness": 0.2},)))
 AUGMENTS.register(AugmentEntry(config=Contrast, main_arg="amount", images_only=False, apply=_contrast,
                                examples=({"contrast": 0.3},)))
 AUGMENTS.register(AugmentEntry(config=Noise, main_arg="std", images_only=False, apply=_noise,
                                examples=({"noise": 0.1},)))
+AUGMENTS.register(AugmentEntry(config=ColorJitter, main_arg="brightness", images_only=True, apply=_color_jitter,
+                               examples=("color_jitter", {"color_jitter": 0.3},
+                                         {"color_jitter": {"saturation": 0.4, "brightness": 0}})))
 
 Augment = AUGMENTS.union()
 # Names of the augmentations that need (channels, height, width) samples; the compiler checks model.input.

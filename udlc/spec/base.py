@@ -62,7 +62,9 @@ def tagged(*members: type[BaseModel], main_args: dict[str, str] | None = None) -
     def expand(value: Any) -> Any:
         if isinstance(value, str):
             return {"type": value}
-        if isinstance(value, dict) and "type" not in value and (len(value) != 1 or next(iter(value)) in fields):
+        key = next(iter(value)) if isinstance(value, dict) and len(value) == 1 else None
+        # {brightness: 0.2} names the augmentation, even where another's field is called brightness too
+        if isinstance(value, dict) and "type" not in value and (key is None or (key in fields and key not in names)):
             raise PydanticCustomError("missing_type", "needs a `type`", {"names": names})
         if isinstance(value, dict) and "type" not in value:
             (name, args), = value.items()
