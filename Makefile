@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(PY) bench/check_speed.py
 	$(PY) bench/train_speed.py
 	$(PY) bench/lm_speed.py
+	$(PY) bench/zoo_speed.py
 
 schema: $(STAMP)
 	$(UDLC) schema > spec/udlc.schema.json

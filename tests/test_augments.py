@@ -3,11 +3,13 @@ batch's shape, and draws its randomness from the given generator alone."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from pydantic import ValidationError
 
-from udlc.data import IMAGE_ONLY, augment_batch
+from udlc.data import IMAGE_ONLY, augment_batch, mix_batch
 from udlc.spec.augments import AUGMENTS, AugmentEntry
 from udlc.spec.data import IMAGE_AUGMENTS, DataSpec
 
@@ -25,27 +27,35 @@ def test_every_augmentation_keeps_shapes_and_follows_its_generator(entry: Augmen
     (aug,) = DataSpec.model_validate({"source": "digits", "augment": [example]}).augment
     assert isinstance(aug, entry.config)
     for x in batches(entry):
+        y = torch.nn.functional.one_hot(torch.arange(len(x)) % 3, 3).float()
+
+        def apply(g: torch.Generator) -> torch.Tensor:  # a mixing one takes and gives the targets too
+            return mix_batch(x, y, [aug], g)[0] if entry.mixes else augment_batch(x, [aug], g)
+
         g = torch.Generator().manual_seed(7)
         before = g.get_state()
         global_rng = torch.random.get_rng_state()
-        out = augment_batch(x, [aug], g)
+        out = apply(g)
         assert out.shape == x.shape and out.dtype == x.dtype and torch.isfinite(out).all()
         assert not torch.equal(g.get_state(), before)  # it drew from the generator...
         assert torch.equal(torch.random.get_rng_state(), global_rng)  # ...and from nothing else
         torch.manual_seed(123)  # so the global generator cannot be what makes the repeat agree
-        assert torch.equal(augment_batch(x, [aug], torch.Generator().manual_seed(7)), out)
+        assert torch.equal(apply(torch.Generator().manual_seed(7)), out)
 
 
 @pytest.mark.parametrize("entry", [e for e in AUGMENTS if e.images_only], ids=lambda e: e.name)
 def test_image_augmentations_refuse_other_batches(entry: AugmentEntry) -> None:
     (aug,) = DataSpec.model_validate({"source": "digits", "augment": [AUGMENTS.examples(entry)[0]]}).augment
     with pytest.raises(ValueError, match=r"needs image batches \(B, C, H, W\), got \(4, 3\)"):
-        augment_batch(torch.zeros(4, 3), [aug], torch.Generator())
+        if entry.mixes:
+            mix_batch(torch.zeros(4, 3), torch.eye(4), [aug], torch.Generator())
+        else:
+            augment_batch(torch.zeros(4, 3), [aug], torch.Generator())
 
 
 def test_image_only_names_come_from_the_entries() -> None:
     assert IMAGE_ONLY == IMAGE_AUGMENTS == {e.name for e in AUGMENTS if e.images_only}
-    assert IMAGE_AUGMENTS == {"random_crop", "hflip", "rotate", "random_resized_crop", "color_jitter"}
+    assert IMAGE_AUGMENTS == {"random_crop", "hflip", "rotate", "random_resized_crop", "color_jitter", "cutmix"}
 
 
 @pytest.mark.parametrize("entry", list(AUGMENTS), ids=lambda e: e.name)
@@ -86,3 +96,49 @@ def test_color_jitter_saturation_keeps_each_pixels_grey() -> None:
     assert not torch.allclose(out, x)
     grey = torch.randn(16, 1, 4, 4)  # one channel: no colour to change
     assert torch.equal(augment_batch(grey, [ColorJitter(brightness=0, contrast=0)], torch.Generator()), grey)
+
+
+def test_mixup_blends_samples_and_targets_alike() -> None:
+    from udlc.spec.augments import Mixup
+
+    x = torch.randn(64, 5)
+    y = torch.eye(64)  # a class of its own for each sample: its share of its class is its λ
+    mixed_x, mixed_y = mix_batch(x, y, [Mixup(alpha=0.4)], torch.Generator().manual_seed(0))
+    torch.testing.assert_close(mixed_y.sum(1), torch.ones(64))
+    lam, partner_index = mixed_y.diagonal(), (mixed_y - torch.diag(mixed_y.diagonal())).argmax(1)
+    blended = lam < 0.99
+    assert blended.sum() > 16
+    expected = lam[:, None] * x + (1 - lam[:, None]) * x[partner_index]  # the same partner, the same λ
+    torch.testing.assert_close(mixed_x[blended], expected[blended])
+    assert augment_batch(x, [Mixup(alpha=0.4)], torch.Generator()) is x  # the input-only pass leaves it alone
+
+
+def test_cutmix_mixes_targets_by_the_share_of_pixels_kept() -> None:
+    from udlc.spec.augments import CutMix
+
+    x = torch.randn(32, 2, 8, 8)
+    y = torch.eye(32)
+    out, mixed = mix_batch(x, y, [CutMix(alpha=1.0)], torch.Generator().manual_seed(3))
+    kept = (out == x).float().mean(dim=(1, 2, 3))  # random values: a pasted pixel never equals the original
+    torch.testing.assert_close(mixed.diagonal(), kept)
+    assert (kept < 1).sum() > 8
+
+
+def test_mixup_trains_a_classifier_and_other_tasks_refuse_it(tmp_path) -> None:
+    import json
+
+    import yaml
+
+    from tests.conftest import DIGITS_MLP, refused_at, train_here
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**DIGITS_MLP, "data": {**DIGITS_MLP["data"], "augment": [{"mixup": 0.2}]},
+                                    "train": {"epochs": 2, "batch_size": 64}}))
+    run = train_here(spec, tmp_path / "runs")
+    assert json.loads((run / "results.json").read_text())["test_accuracy"] > 0.7
+    vae = Path(__file__).resolve().parent.parent / "examples" / "vae-digits.yaml"
+    doc = yaml.safe_load(vae.read_text())
+    doc["data"]["augment"] = [{"mixup": 0.2}]
+    bad = tmp_path / "vae.yaml"
+    bad.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
+    refused_at(bad, "mixup", "does not train on labelled targets")

@@ -47,6 +47,16 @@ def test_a_spec_extends_its_base_mappings_merged_and_lists_replaced(tmp_path: Pa
     assert "extends" not in compiled.doc.data  # the run folder keeps the whole spec
 
 
+def test_a_section_of_another_type_replaces_the_bases_whole(tmp_path: Path) -> None:
+    write(tmp_path / "base.yaml", BASE.replace("optimizer: {type: adam, lr: 0.01}",
+                                               "optimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n"
+                                               "schedule: {type: step, step_size: 2, gamma: 0.5}"))
+    child = write(tmp_path / "child.yaml", "udlc: 1\nextends: base.yaml\nname: child\nschedule: {type: constant}\n"
+                                           "optimizer: {adamw: {lr: 0.003}}\n")
+    spec = compile_spec(child).spec
+    assert spec.schedule.type == "constant" and spec.optimizer.type == "adamw" and spec.optimizer.lr == 0.003
+
+
 def test_an_error_in_a_value_from_the_base_points_into_the_base(tmp_path: Path) -> None:
     base = write(tmp_path / "family" / "base.yaml", BASE.replace("linear: 10", "linear: -10"))
     child = write(tmp_path / "child.yaml", "udlc: 1\nextends: family/base.yaml\nname: child\n"

@@ -76,3 +76,25 @@ def test_prelu_per_channel_is_torchs() -> None:
     ours = built("prelu", (5, 3, 3), per_channel=True, slope=0.1)
     reference = torch.nn.PReLU(5, init=0.1)
     torch.testing.assert_close(ours(x), reference(x))
+
+
+def test_channels_last_trains_the_same_network(tmp_path) -> None:
+    """train.memory_format only changes how convolution weights are laid out: the weights after an epoch agree
+    with a contiguous run's (up to the kernels' summation order)."""
+    import yaml
+
+    from tests.conftest import train_here
+    from udlc.runs import RunFolder, checkpoint
+
+    doc = {"udlc": 1, "name": "cl", "seed": 0, "data": {"source": "digits"},
+           "model": {"input": [1, 8, 8], "layers": [{"conv2d": {"out_channels": 8, "kernel_size": 3, "padding": 1}},
+                                                    "relu", "global_avgpool", {"linear": 10}]},
+           "loss": "cross_entropy", "train": {"epochs": 1, "batch_size": 64, "deterministic": True}}
+    weights = {}
+    for layout in ("contiguous", "channels_last"):
+        path = tmp_path / f"{layout}.yaml"
+        path.write_text(yaml.safe_dump({**doc, "train": {**doc["train"], "memory_format": layout}}))
+        run = RunFolder.open(train_here(path, tmp_path / layout))
+        weights[layout] = checkpoint.load(run.checkpoint("last"))["models"]["model"]
+    for key, value in weights["contiguous"].items():
+        torch.testing.assert_close(weights["channels_last"][key], value, atol=1e-5, rtol=1e-4)

@@ -22,8 +22,10 @@ from udlc.spec.registry import Entry, Registry
 class AugmentEntry(Entry):
     # It moves pixels, so it needs (channels, height, width) samples; the others work on any sample shape.
     images_only: bool
-    # (batch, cfg, torch.Generator) -> batch of the same shape
-    apply: Callable[[Any, Any, Any], Any]
+    # (batch, cfg, torch.Generator) -> batch of the same shape; one that mixes samples (mixup, cutmix) also takes
+    # and gives the targets, as a float matrix (one-hot classes): (batch, targets, cfg, generator) -> both
+    apply: Callable[..., Any]
+    mixes: bool = False
 
 
 AUGMENTS: Registry[AugmentEntry] = Registry("augmentation")
@@ -221,6 +223,67 @@ AUGMENTS.register(AugmentEntry(config=ColorJitter, main_arg="brightness", images
                                examples=("color_jitter", {"color_jitter": 0.3},
                                          {"color_jitter": {"saturation": 0.4, "brightness": 0}})))
 
+# ---- mixing samples and their targets --------------------------------------------------------------------
+
+
+class Mixup(StrictModel):
+    """Each sample blended with another of the batch, x·λ + x'·(1 − λ), and its target likewise, λ drawn per
+    sample from Beta(alpha, alpha) (Zhang et al. 2018)."""
+
+    type: Literal["mixup"] = "mixup"
+    alpha: PositiveFloat = 0.2
+
+
+class CutMix(StrictModel):
+    """A random box of each picture replaced by the same box of another, the targets mixed by the box's share
+    of the area (Yun et al. 2019); the box's share is 1 − λ, λ drawn per sample from Beta(alpha, alpha)."""
+
+    type: Literal["cutmix"] = "cutmix"
+    alpha: PositiveFloat = 1.0
+
+
+def _partners(x: Any, alpha: float, generator: Any) -> tuple[Any, Any]:
+    """A partner for each sample (a permutation of the batch) and λ per sample, all from the generator (a Beta
+    draw has no torch generator: numpy's, seeded from it)."""
+    import numpy as np
+    import torch
+
+    b, g = x.shape[0], generator.device
+    perm = torch.randperm(b, generator=generator, device=g).to(x.device)
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=g))
+    lam = np.random.default_rng(seed).beta(alpha, alpha, size=b)
+    return perm, torch.as_tensor(lam, dtype=x.dtype, device=x.device)
+
+
+def _mixup(x: Any, y: Any, aug: Mixup, generator: Any) -> tuple[Any, Any]:
+    perm, lam = _partners(x, aug.alpha, generator)
+    mixed_x = _per_sample(lam, x) * x + _per_sample(1 - lam, x) * x[perm]
+    return mixed_x, _per_sample(lam, y) * y + _per_sample(1 - lam, y) * y[perm]
+
+
+def _cutmix(x: Any, y: Any, aug: CutMix, generator: Any) -> tuple[Any, Any]:
+    import torch
+
+    perm, lam = _partners(x, aug.alpha, generator)
+    h, w = x.shape[-2:]
+    side = (1 - lam).sqrt()  # the box's sides as shares of the picture's: its area is 1 - λ
+    cy, cx = _rand(generator, x.shape[0], like=x) * h, _rand(generator, x.shape[0], like=x) * w
+    top, bottom = (cy - side * h / 2).clamp(0, h).round(), (cy + side * h / 2).clamp(0, h).round()
+    left, right = (cx - side * w / 2).clamp(0, w).round(), (cx + side * w / 2).clamp(0, w).round()
+    rows, cols = torch.arange(h, device=x.device, dtype=x.dtype), torch.arange(w, device=x.device, dtype=x.dtype)
+    inside = (((rows >= top[:, None]) & (rows < bottom[:, None]))[:, :, None] &
+              ((cols >= left[:, None]) & (cols < right[:, None]))[:, None, :])[:, None]  # (B, 1, H, W)
+    kept = 1 - (bottom - top) * (right - left) / (h * w)  # λ as the box turned out, clipped at the edges
+    return torch.where(inside, x[perm], x), _per_sample(kept, y) * y + _per_sample(1 - kept, y) * y[perm]
+
+
+AUGMENTS.register(AugmentEntry(config=Mixup, main_arg="alpha", images_only=False, apply=_mixup, mixes=True,
+                               examples=("mixup", {"mixup": 0.4})))
+AUGMENTS.register(AugmentEntry(config=CutMix, main_arg="alpha", images_only=True, apply=_cutmix, mixes=True,
+                               examples=("cutmix", {"cutmix": 0.5})))
+
 Augment = AUGMENTS.union()
 # Names of the augmentations that need (channels, height, width) samples; the compiler checks model.input.
 IMAGE_AUGMENTS = frozenset(e.name for e in AUGMENTS if e.images_only)
+# Those that mix samples and targets: only a task that trains on targets (supervised) takes them.
+MIXING_AUGMENTS = frozenset(e.name for e in AUGMENTS if e.mixes)

@@ -1,7 +1,8 @@
 """`extends: base.yaml`: a spec written as another spec plus what differs.
 
 The base (a path relative to the extending file) is loaded, its own `extends` first, and the extending file is
-merged over it: mappings key by key, anything else (a list, a number, a string) replaced whole. Every value
+merged over it: mappings key by key, anything else (a list, a number, a string) replaced whole, and so is a
+mapping that names another `type` (a schedule of another kind keeps none of the base's schedule options). Every value
 keeps the place it was written, so an error in a part that came from the base points into the base file. A file
 path in the base's `data` is relative to the base's folder, and stays so.
 """
@@ -51,30 +52,36 @@ def _load(path: Path, chain: tuple[Path, ...]) -> Document:
 
 def merged(base: Document, over: Document) -> Document:
     """`over` merged over `base`, with the spans of whichever file each value now comes from."""
-    data = {k: v for k, v in over.data.items() if k != "extends"}
-    replaced = [p for p in _leaves(data, ())]  # where `over` sets a whole value: the base's spans there go
+    replaced: list[Path_] = []  # where `over` sets a whole value: the base's spans there go
+    data = _deep_merge(base.data, {k: v for k, v in over.data.items() if k != "extends"}, (), replaced)
     keep = {p: s for p, s in base.value_spans.items() if not any(p[:len(r)] == r for r in replaced)}
     keys = {p: s for p, s in base.key_spans.items() if not any(p[:len(r)] == r and p != r for r in replaced)}
     spans = {p: s for p, s in over.value_spans.items() if p[:1] != ("extends",)}
     key_spans = {p: s for p, s in over.key_spans.items() if p[:1] != ("extends",)}
-    return Document(over.file, _deep_merge(base.data, data), over.lines, {**keep, **spans}, {**keys, **key_spans})
+    return Document(over.file, data, over.lines, {**keep, **spans}, {**keys, **key_spans})
 
 
-def _deep_merge(base: dict, over: dict) -> dict:
+def _deep_merge(base: dict, over: dict, path: Path_, replaced: list[Path_]) -> dict:
+    """Mappings merged key by key; anything else replaced whole — and a mapping whose `type` changes too
+    (`schedule: {type: constant}` over a step schedule keeps none of its step_size)."""
     out = copy.deepcopy(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+        here = path + (key,)
+        mine = out.get(key)
+        if isinstance(value, dict) and isinstance(mine, dict) and not _other_kind(mine, value):
+            out[key] = _deep_merge(mine, value, here, replaced)
         else:
             out[key] = copy.deepcopy(value)
+            replaced.append(here)
     return out
 
 
-def _leaves(data: Any, path: Path_) -> list[Path_]:
-    """The paths where `data` holds something other than a mapping (what replaces a base's value whole)."""
-    if not isinstance(data, dict):
-        return [path]
-    return [leaf for key, value in data.items() for leaf in _leaves(value, path + (key,))]
+def _other_kind(mine: dict, value: dict) -> bool:
+    """Does `value` name another kind of thing than `mine` does: another `type`, or, over a typed mapping, the
+    one-key shorthand `{adamw: {lr: 1e-3}}`?"""
+    if "type" in value:
+        return value["type"] != mine.get("type")
+    return "type" in mine and len(value) == 1 and next(iter(value)) not in mine
 
 
 def _rebase_files(doc: Document, base_dir: Path, here: Path) -> None:

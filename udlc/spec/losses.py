@@ -139,7 +139,9 @@ def _build_ce(cfg: CrossEntropy, device: Any) -> Callable[[Any, Any], Any]:
     import torch.nn.functional as F
 
     weight = torch.tensor(cfg.weight, device=device) if cfg.weight else None
-    return lambda out, y: F.cross_entropy(out.float(), y.long(), weight=weight, label_smoothing=cfg.label_smoothing)
+    # Class indices, or class probabilities (targets mixed by mixup or cutmix) as a float matrix.
+    return lambda out, y: F.cross_entropy(out.float(), y.float() if y.is_floating_point() else y.long(),
+                                          weight=weight, label_smoothing=cfg.label_smoothing)
 
 
 LOSSES.register(LossEntry(config=BCE, targets="binary", answers="sigmoid", check=_check_bce, build=_build_bce,

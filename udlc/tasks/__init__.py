@@ -45,6 +45,18 @@ def compile_doc(doc: Document, *, check_files: bool = True) -> Compiled:
     return check_task(pipeline.compile_doc(doc, check_files=check_files), check_files)
 
 
+def check_mixing(compiled: Compiled, task: Task) -> list[SpecError]:
+    """mixup and cutmix blend targets: only a task whose step takes them (supervised) may list them."""
+    from udlc.spec.augments import MIXING_AUGMENTS
+
+    if task.mixes_targets:
+        return []
+    return [SpecError(f"'{aug.type}' mixes samples and their targets, and task {task.name} does not train on "
+                      "labelled targets", path=f"data.augment[{i}]", span=compiled.doc.span(("data", "augment", i)),
+                      hint="drop it, or use an augmentation of the inputs alone (random_crop, rotate, noise, …)")
+            for i, aug in enumerate(compiled.spec.data.augment) if aug.type in MIXING_AUGMENTS]
+
+
 def check_loss(compiled: Compiled, task: Task) -> list[SpecError]:
     """`loss:` is given exactly when the task takes one; `data.nodes` only for a task that reads graphs."""
     doc, given = compiled.doc, compiled.spec.loss is not None
@@ -65,8 +77,8 @@ def check_loss(compiled: Compiled, task: Task) -> list[SpecError]:
 def check_task(compiled: Compiled, check_files: bool) -> Compiled:
     """Bind the spec's task and check that its networks and data fit it (no torch)."""
     task = make_task(compiled.spec.task, compiled.doc)
-    errors = check_loss(compiled, task) or task.check(compiled, check_files) or check_tune(
-        compiled, task, partial(_compile_with, check_files=check_files))
+    errors = (check_loss(compiled, task) or check_mixing(compiled, task) or task.check(compiled, check_files)
+              or check_tune(compiled, task, partial(_compile_with, check_files=check_files)))
     if errors:
         raise SpecErrors(errors)
     compiled.task = task

@@ -51,6 +51,7 @@ class AutoencoderOptions(StrictModel):
 @register
 class Autoencoder(Supervised):
     name = "autoencoder"
+    mixes_targets = False  # its targets are not the data's labels
     config = AutoencoderOptions
     description = "a network (or encoder and decoder) reconstructs its input (mse/mae/huber, or bce on logits)"
 

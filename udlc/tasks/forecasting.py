@@ -43,6 +43,7 @@ class ForecastingOptions(StrictModel):
 @register
 class Forecasting(Supervised):
     name = "forecasting"
+    mixes_targets = False  # a series' windows and their next values: nothing to blend them with yet
     config = ForecastingOptions
     description = "one network predicts a series' next values from its past ones; reports the last-value baseline"
 

@@ -39,6 +39,7 @@ class Task:
     config: ClassVar[type[StrictModel]]
     description: ClassVar[str] = ""
     takes_loss: ClassVar[bool] = True  # the spec's `loss:` is this task's; False: the task defines its losses
+    mixes_targets: ClassVar[bool] = False  # its step takes augmentations that mix samples and targets (mixup)
     maximized: ClassVar[frozenset[str]] = frozenset()  # values it logs itself where larger is better (elbo)
     loss_floor_zero: ClassVar[bool] = True  # a perfect model's loss is near 0 (udlc.runs.diagnosis reads it)
 

@@ -7,10 +7,12 @@ every prediction the exported model makes, is in the targets' own units.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
 from udlc.errors import SpecError, SpecErrors, did_you_mean, one_of
 from udlc.spec.base import StrictModel
+from udlc.spec.augments import MIXING_AUGMENTS
 from udlc.spec.data import IMAGE_AUGMENTS
 from udlc.spec.sources import SOURCES
 from udlc.spec.training import CLASSIFICATION_LOSSES, metric_name
@@ -26,6 +28,7 @@ class Supervised(Task):
     name = "supervised"
     config = SupervisedOptions
     description = "one network learns inputs → targets with `loss` (the default)"
+    mixes_targets = True
 
     # ---- what is trained: the graph's outputs, each with a weight in the total loss -------------------
 
@@ -199,6 +202,9 @@ class Supervised(Task):
         norm = data.target_normalization
         self.target_norm = None if norm is None else tuple(
             torch.as_tensor(a.reshape(-1), device=s.device) for a in (norm.shift, norm.scale))
+        mixing = [aug for aug in s.spec.data.augment if aug.type in MIXING_AUGMENTS]
+        self.mix = partial(mixed, mixing, data.n_classes if s.spec.loss.type == "cross_entropy" else None) \
+            if mixing else None
 
     def forward(self, s: Any, x: Any) -> tuple[Any, ...]:
         """The trained outputs for a batch of inputs."""
@@ -213,6 +219,8 @@ class Supervised(Task):
         xb, yb = batch[self.input], batch["target"]
         if s.augment is not None:
             xb = s.augment(xb, s.generator)
+        if self.mix is not None:
+            xb, yb = self.mix(xb, yb, s.generator)
         with s.autocast():
             outs = self.forward(s, xb)
             loss = self.total([self.loss_fn(out, yb) for out in outs])
@@ -261,6 +269,17 @@ class Supervised(Task):
         """Standardized regression values (outputs or targets) back in the targets' units."""
         shift, scale = self.target_norm
         return values * scale + shift
+
+
+def mixed(augments: list, classes: int | None, x: Any, y: Any, generator: Any) -> tuple[Any, Any]:
+    """mixup/cutmix on a batch: class indices become one-hot rows so that they mix (cross_entropy takes the
+    mixed rows as class probabilities); values mix as they are."""
+    import torch.nn.functional as F
+
+    from udlc.data import mix_batch
+
+    target = F.one_hot(y.long(), classes).to(x.dtype) if classes else y.to(x.dtype)
+    return mix_batch(x, target, augments, generator)
 
 
 def located(e: SpecError, doc: Any) -> SpecError:

@@ -17,7 +17,9 @@ from udlc.trainer.debug import nonfinite_report
 from udlc.trainer.logging import EpochLog
 from udlc.trainer.schedules import Plateau
 
-GRAD_NORM_SAMPLES = 8  # gradient norms measured per epoch, evenly spread: their mean is the epoch's grad_norm
+# Gradient norms measured per epoch, evenly spread (their mean is the epoch's grad_norm), and never more than
+# one step in four: a norm is a pass over every gradient, a few per cent of a small convnet's step.
+GRAD_NORM_SAMPLES = 8
 
 
 @dataclass
@@ -112,7 +114,7 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
     seen = 0
     n_batches = len(s.train)
     accum = train.grad_accum
-    every = max(1, n_batches // GRAD_NORM_SAMPLES)
+    every = max(4, -(-n_batches // GRAD_NORM_SAMPLES))  # at most 8 an epoch, and 1 step in 4
     s.grad_norms = {}
     for i, batch in enumerate(s.train.epoch_batches(s.generator)):
         s.boundary = (i + 1) % accum == 0 or i + 1 == n_batches

@@ -70,6 +70,9 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     data = task.load_data(compiled)
 
     models = build_models(compiled, device)
+    if train.memory_format == "channels_last":  # a convolution's output follows its weight's layout
+        for model in models.values():
+            model.to(memory_format=torch.channels_last)
     # Before the run folder exists: a run that cannot start leaves nothing behind.
     notes = [init_weights(models, RunFolder.open(init_from))] if init_from is not None and resume is None else []
     run = resume or RunFolder.create(out, spec.name)
