@@ -27,11 +27,18 @@ def test_committed_schema_matches_the_models() -> None:
     assert committed == build_schema(TASKS), "spec/udlc.schema.json is stale: run `make schema`"
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_example_validates_against_the_schema(example: Path) -> None:
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft202012Validator:
+    """The committed schema, itself checked against the JSON Schema meta-schema, as a validator (built once: it
+    takes about a second)."""
     schema = json.loads((ROOT / "spec" / "udlc.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
-    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(load_file(example).data))
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_example_validates_against_the_schema(example: Path, validator) -> None:
+    errors = list(validator.iter_errors(load_file(example).data))
     assert not errors, [e.message[:200] for e in errors]
 
 
