@@ -120,6 +120,14 @@ def parallel(r: Resolver, branches: Any, branches_path: Path_, opts: dict, meta:
     return r.named(r.add_node(opts["merge"], cfg, outs, path, scope), meta, scope)
 
 
+def valid_times(r: Resolver, times: Any, path: Path_, scope: Scope) -> bool:
+    """`times` of a stage or a repeat: a whole number from 1 to 1000 (else an error at it)."""
+    if type(times) is not int or not 1 <= times <= 1000:
+        r.error(f"times must be a whole number from 1 to 1000 (got {show(times)})", path + ("times",), scope=scope)
+        return False
+    return True
+
+
 def stage(r: Resolver, block: Any, block_path: Path_, opts: dict, meta: dict, path: Path_, prev: str | None,
           scope: Scope) -> str | None:
     """A block `times` times in sequence, with `args`, the first copy's overridden by `first` (a ResNet stage:
@@ -129,8 +137,7 @@ def stage(r: Resolver, block: Any, block_path: Path_, opts: dict, meta: dict, pa
     from udlc.compiler.library import library_blocks
 
     times = opts["times"]
-    if type(times) is not int or not 1 <= times <= 1000:
-        r.error(f"times must be a whole number from 1 to 1000 (got {show(times)})", path + ("times",), scope=scope)
+    if not valid_times(r, times, path, scope):
         return None
     if not isinstance(block, str) or (block not in r.model.blocks and block not in library_blocks()):
         known = [*r.model.blocks, *library_blocks()]
@@ -156,8 +163,7 @@ def stage(r: Resolver, block: Any, block_path: Path_, opts: dict, meta: dict, pa
 def repeat(r: Resolver, layers: Any, layers_path: Path_, opts: dict, meta: dict, path: Path_, prev: str | None,
            scope: Scope) -> str | None:
     times = opts["times"]
-    if type(times) is not int or not 1 <= times <= 1000:
-        r.error(f"times must be a whole number from 1 to 1000 (got {show(times)})", path + ("times",), scope=scope)
+    if not valid_times(r, times, path, scope):
         return None
     x = r.single_input(meta, prev, path, scope)
     for _ in range(times * meta.get("repeat", 1)):
