@@ -74,6 +74,28 @@ def test_a_folder_of_pictures_trains_and_predict_reads_picture_files(tmp_path: P
     right = sum(row[0].split("/")[0] == row[1] for row in rows[1:])  # bar/000.png predicted bar
     assert right >= 0.9 * 90, right
 
+    # Pictures of another size and shape: the graph resizes them as training's decoding did, so the answers
+    # agree with those for the same pictures at the trained size; and onnxruntime alone takes one as it is.
+    from PIL import Image
+
+    for picture in (tmp_path / "shapes").glob("*/*.png"):
+        target = tmp_path / "large" / picture.relative_to(tmp_path / "shapes")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(picture).resize((40, 48), Image.Resampling.BICUBIC).save(target)
+    result = invoke("predict", run / "model.onnx", tmp_path / "large")
+    assert result.returncode == 0, result.stderr
+    large = [line.split(",") for line in result.stdout.strip().splitlines()]
+    agree = sum(a[:2] == b[:2] for a, b in zip(rows[1:], large[1:]))
+    assert len(large) == len(rows) and agree >= 0.9 * 90, agree
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    picture = np.asarray(Image.open(tmp_path / "large" / "disc" / "000.png").convert("L"), np.float32)
+    probabilities = session.run(["probabilities"], {session.get_inputs()[0].name: picture[None, None]})[0]
+    assert probabilities.shape == (1, 3)
+    assert [float(p) for p in large[1 + 30][2:]] == pytest.approx(probabilities[0].tolist(), abs=1e-5)
+
 
 def test_the_cache_is_used_and_renewed_when_a_picture_changes(tmp_path: Path) -> None:
     folder = draw_shapes(tmp_path / "shapes", per_class=4)
@@ -144,3 +166,45 @@ def test_the_picture_example_checks_on_the_pictures_its_script_makes(tmp_path: P
     assert "1797 pictures" in made.stdout
     compiled = compile_spec(tmp_path / "resnet-digits.yaml")
     assert compiled.spec.data.image_size == 32 and compiled.graph.output_shapes == [(10,)]
+
+
+def identity_model(channels: int, size: tuple[int, int]):
+    """An ONNX graph that returns its (N, channels, *size) input: what a picture front feeds a network."""
+    from onnx import TensorProto, helper
+
+    shape = ["batch", channels, *size]
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize("resize", ["crop", "stretch"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_exported_graph_resizes_a_picture_as_training_decoded_it(tmp_path: Path, resize: str,
+                                                                     channels: int) -> None:
+    """Pictures of other sizes, scaled by the graph's front, come out as Pillow's decoding gives them, to a unit or
+    of 255 (Pillow rounds between its two passes); one of the trained size passes through unchanged."""
+    import onnxruntime as ort
+    from PIL import Image
+
+    from udlc.exporter.picture_front import add_picture_front
+
+    size = (24, 20)
+    proto = add_picture_front(identity_model(channels, size), size, resize)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for height, width in [(24, 20), (64, 48), (100, 37), (13, 17), (300, 410)]:
+        rows, columns = np.mgrid[0:height, 0:width]
+        smooth = np.stack([rows * 255 // height, columns * 255 // width, (rows + columns) % 40 * 6], -1)
+        noisy = np.clip(smooth + rng.normal(0, 12, smooth.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(tmp_path / "picture.png")
+        expected = decode(tmp_path / "picture.png", size, channels, resize).astype(np.float32)
+        picture = decode(tmp_path / "picture.png", None, channels)
+        assert picture.shape == (channels, height, width)
+        (got,) = session.run(None, {"x": picture[None].astype(np.float32)})
+        assert got.shape == (1, channels, *size)
+        difference = np.abs(got[0] - expected)
+        if (height, width) == size:
+            assert difference.max() == 0
+        assert difference.max() <= 1 and difference.mean() < 0.5, (height, width, difference.max())

@@ -51,15 +51,18 @@ def size_of(image_size: int | tuple[int, int]) -> tuple[int, int]:
     return (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
 
 
-def decode(path: Path, size: tuple[int, int], channels: int, resize: str) -> np.ndarray:
-    """One picture as uint8 (channels, height, width), as training and `udlc predict` both read it."""
+def decode(path: Path, size: tuple[int, int] | None, channels: int, resize: str = "crop") -> np.ndarray:
+    """One picture as uint8 (channels, height, width), as training reads it; `size` None keeps the picture's own
+    size (`udlc predict`: an exported picture model resizes in its graph, as this does)."""
     from PIL import Image, UnidentifiedImageError
 
-    height, width = size
     try:
         with Image.open(path) as picture:
             picture = picture.convert("L" if channels == 1 else "RGB")
-            if resize == "crop":  # the shorter side to fit, then the middle
+            height, width = size or (picture.height, picture.width)
+            if size is None:
+                pass
+            elif resize == "crop":  # the shorter side to fit, then the middle
                 scale = max(width / picture.width, height / picture.height)
                 fitted = (max(width, round(picture.width * scale)), max(height, round(picture.height * scale)))
                 picture = picture.resize(fitted, Image.Resampling.BILINEAR)

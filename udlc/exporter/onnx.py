@@ -105,8 +105,17 @@ def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: 
         "checkpoint": ckpt.name,
     }
     metadata.update(extra)
+    front, pictures = None, info.get("pictures")
+    if pictures:  # the graph takes a picture of any size and resizes it to the trained one
+        from udlc.exporter.picture_front import add_picture_front
+
+        def front(proto: Any) -> Any:
+            return add_picture_front(proto, tuple(pictures["size"]), pictures["resize"])
+        metadata.update(pictures=json.dumps({**pictures, "resized_in_graph": True}),
+                        input_shapes=json.dumps([[pictures["channels"], "height", "width"]]))
     return export_module(model, inputs, path, spec.export.onnx or OnnxExport(), metadata,
-                         output_names=model.output_names, symbols=symbols, checks=checks, bounds=bounds)
+                         output_names=model.output_names, symbols=symbols, checks=checks, bounds=bounds,
+                         front=front)
 
 
 def smallest_sizes(names: list[str], shapes: Any) -> dict[str, int]:
@@ -126,11 +135,12 @@ def smallest_sizes(names: list[str], shapes: Any) -> dict[str, int]:
 def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], path: Path, options: Any,
                   metadata: dict[str, str] | None = None, output_names: list[str] | None = None,
                   symbols: dict[str, int] | None = None, checks: list[dict[str, int]] | None = None,
-                  bounds: dict[str, int] | None = None) -> Path:
+                  bounds: dict[str, int] | None = None, front: Any = None) -> Path:
     """Export `model` (inputs: name and one sample's shape) with a dynamic batch axis and a dynamic axis for
     every symbolic dimension (`symbols`: each one's smallest size), checked at other sizes than traced
     (`checks`: the symbols' sizes of each parity check; default one, each symbol 5 above its traced size).
-    `output_names` names the graph's outputs in the order forward returns them (default: the exporter's)."""
+    `output_names` names the graph's outputs in the order forward returns them (default: the exporter's).
+    `front` edits the exported ModelProto before the checks (a picture model's resizing front)."""
     import onnx
     import torch
 
@@ -154,6 +164,8 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], p
                 output_names=output_names, dynamic_shapes=dynamic, verbose=False, report=False)
         program.save(str(tmp))
         proto = onnx.load(str(tmp))
+        if front is not None:
+            proto = front(proto)
         for key, value in (metadata or {}).items():
             proto.metadata_props.add(key=key, value=value)
         onnx.save(proto, str(tmp))

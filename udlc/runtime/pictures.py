@@ -1,6 +1,6 @@
 """`udlc predict MODEL.onnx picture.png` (or a folder of them): each picture decoded as the training folder's
-were (grey or RGB, resized and cropped the same way, udlc.data.image_folder.decode), then classified by the
-ONNX graph, which standardizes them itself. numpy, Pillow and onnxruntime only."""
+were (grey or RGB, udlc.data.image_folder.decode), then classified by the ONNX graph, which resizes and crops
+them as training's decoding did (udlc.exporter.picture_front) and standardizes them itself. numpy, Pillow and onnxruntime only."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from udlc.data.image_folder import SUFFIXES, decode
 from udlc.errors import SpecError, UdlcError
-from udlc.runtime.predict import Model, open_session
+from udlc.runtime.predict import Model, Predictions, open_session
 
 
 def is_picture_model(meta: dict[str, str]) -> bool:
@@ -32,14 +32,24 @@ def picture_paths(path: Path) -> list[Path]:
 
 
 def predict_pictures(model_path: Path, path: Path, device: str = "cpu") -> str:
-    """CSV: each picture's file, its class, and every class's probability."""
+    """CSV: each picture's file, its class, and every class's probability. Each picture goes in at its own size
+    (pictures of one size together): the graph resizes it as training's decoding did. A file exported before
+    the graph resized reads pictures resized here instead."""
     meta = open_session(model_path, device)[1]
     settings = json.loads(meta["pictures"])
+    size = None if settings.get("resized_in_graph") else tuple(settings["size"])
     files = picture_paths(path)
     try:
-        x = np.stack([decode(f, tuple(settings["size"]), settings["channels"], settings["resize"]) for f in files])
+        pictures = [decode(f, size, settings["channels"], settings["resize"]) for f in files]
     except SpecError as e:
         raise UdlcError(e.message) from None
-    predictions = Model(model_path, device=device).predict(x.astype(np.float32))
+    model = Model(model_path, device=device)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, picture in enumerate(pictures):
+        by_shape.setdefault(picture.shape, []).append(i)
+    probabilities = np.zeros((len(files), len(model.classes or [])), np.float32)
+    for rows in by_shape.values():
+        probabilities[rows] = model.predict(np.stack([pictures[i] for i in rows]).astype(np.float32)).probabilities
+    predictions = Predictions(model.task, probabilities.argmax(axis=1), probabilities, model.classes)
     names = [str(f.relative_to(path)) if f != path else f.name for f in files]
     return predictions.to_csv(names)
