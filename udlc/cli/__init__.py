@@ -14,9 +14,20 @@ import click
 from udlc.errors import SpecErrors, UdlcError
 
 
-def _fail(err: UdlcError) -> None:
-    click.echo(err.render(), err=True)
-    sys.exit(err.exit_code)
+def _fail(message: str, exit_code: int, partner_gone: bool = False) -> None:
+    from udlc.trainer.launch import report
+
+    if not report(message, exit_code, partner_gone):  # a process of `--devices N`: its launcher tells
+        click.echo(message, err=True)
+    sys.exit(exit_code)
+
+
+def _partner_gone(err: Exception) -> bool:
+    """Whether `err` is what a process of a run on several meets when another process has gone: torch.distributed's
+    own errors, or gloo's and NCCL's lost connections."""
+    names = {c.__name__ for c in type(err).__mro__}
+    return bool(names & {"DistBackendError", "DistNetworkError", "DistStoreError"}) or (
+        os.environ.get("WORLD_SIZE", "1") != "1" and any(w in str(err) for w in ("gloo", "NCCL", "Connection")))
 
 
 class _Group(click.Group):
@@ -27,7 +38,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except UdlcError as err:
-            _fail(err)
+            _fail(err.render(), err.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -36,9 +47,11 @@ class _Group(click.Group):
         except Exception as err:
             if os.environ.get("UDLC_TRACEBACK"):
                 raise
-            click.echo(f"udlc: internal error: {type(err).__name__}: {err} — this is a bug in udlc; "
-                       "UDLC_TRACEBACK=1 shows where", err=True)
-            sys.exit(70)
+            if _partner_gone(err):
+                _fail(f"error: process {os.environ.get('RANK', '?')} stopped: another process of the run failed or "
+                      f"was stopped ({str(err).splitlines()[0][:200]})", 1, partner_gone=True)
+            _fail(f"udlc: internal error: {type(err).__name__}: {err} — this is a bug in udlc; UDLC_TRACEBACK=1 "
+                  "shows where", 70)
 
 
 # This process is ours: skip pydantic's scan of installed packages for plugins (~30 ms of `udlc check`).
@@ -133,14 +146,31 @@ def schema() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the run folder.")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train N runs with seeds seed, seed+1, … and print each result's mean ± std over them.")
+@click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train on N processes with DistributedDataParallel (torchrun's launcher; a GPU each on CUDA). "
+                   "train.batch_size stays the global batch.")
 @_set
 def train(spec: str | None, out: str, resume: str | None, init_from: str | None, quiet: bool, seeds: int,
-          overrides: tuple[str, ...]) -> None:
+          devices: int, overrides: tuple[str, ...]) -> None:
     """Train a spec (and export it when the spec has export.onnx); prints the run folder at the end."""
+    from udlc.trainer.distributed import is_main_process, launched_processes
+
+    if devices > 1:
+        if launched_processes() > 1:
+            raise UdlcError("--devices starts processes itself: give it without torchrun, or torchrun without it")
+        from udlc.trainer.launch import launch
+
+        options = [("--out", out), ("--resume", resume), ("--init-from", init_from), ("--seeds", str(seeds))]
+        launch(devices, ["train", *([spec] if spec else []), *(x for o, v in options if v for x in (o, v)),
+                         *(["-q"] if quiet else []), *(x for o in overrides for x in ("--set", o))])
+        return
 
     def finish(run_dir: Path) -> None:
-        """Export (when the spec asks), draw curves.png, print the run folder."""
+        """Export (when the spec asks), draw curves.png, print the run folder: the main process's part."""
         from udlc.runs import RunFolder
+
+        if not is_main_process():
+            return
 
         if RunFolder.open(run_dir).compiled().spec.export.onnx is not None:
             from udlc.exporter.onnx import export_run
@@ -179,7 +209,8 @@ def train(spec: str | None, out: str, resume: str | None, init_from: str | None,
                          init_from=Path(init_from) if init_from else None)
         finish(run)
         runs.append(run)
-    click.echo("\n".join(seed_summary(runs)))
+    if is_main_process():
+        click.echo("\n".join(seed_summary(runs)))
 
 
 @main.command()

@@ -52,6 +52,7 @@ class NodeClassificationOptions(StrictModel):
 @register
 class NodeClassification(Task):
     name = "node_classification"
+    splits_batches = False  # one whole graph (or batches of graphs): not rows that processes could share
     config = NodeClassificationOptions
     description = "a graph network classifies the nodes of one graph (masks of nodes split train/val/test)"
     reads_graphs = True  # `data.nodes` (a graph's node CSV) is for these tasks alone

@@ -42,6 +42,7 @@ class Task:
     mixes_targets: ClassVar[bool] = False  # its step takes augmentations that mix samples and targets (mixup)
     maximized: ClassVar[frozenset[str]] = frozenset()  # values it logs itself where larger is better (elbo)
     loss_floor_zero: ClassVar[bool] = True  # a perfect model's loss is near 0 (udlc.runs.diagnosis reads it)
+    splits_batches: ClassVar[bool] = True  # its batches are rows that processes can share (not whole graphs)
 
     def __init__(self, options: StrictModel, where: tuple = ("task",)):
         self.options = options

@@ -126,3 +126,17 @@ def _fmt(key: str, v: Any) -> str:
     if isinstance(v, float):
         return f"{key} {v:.4f}"
     return f"{key} {v}"
+
+
+class QuietLog(EpochLog):
+    """The log of a process other than the main one of a run on several: it writes and shows nothing (the main
+    process logs the epoch's values, summed over all)."""
+
+    def __init__(self, run_dir: Path, epochs: int):
+        super().__init__(run_dir, epochs, quiet=True)
+
+    def resume(self, last_epoch: int) -> None:
+        pass
+
+    def epoch(self, row: dict[str, Any]) -> None:
+        pass

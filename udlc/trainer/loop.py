@@ -14,6 +14,7 @@ from torch import nn
 
 from udlc.runs import RunFolder, checkpoint
 from udlc.trainer.debug import nonfinite_report
+from udlc.trainer.distributed import unwrap
 from udlc.trainer.logging import EpochLog
 from udlc.trainer.schedules import Plateau
 
@@ -53,11 +54,12 @@ class Setup:
     measure: bool = False  # this step's gradient norm is sampled (a few steps an epoch: a norm costs a pass)
     grad_norms: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # the epoch's samples, by network
     on_epoch: Callable[[dict[str, Any]], None] | None = None  # sees each epoch's row (a tuner prunes by raising)
+    processes: Any = None  # udlc.trainer.distributed.Processes of a run on several processes; `train` is a Shard
+    loss_weight: float = 1.0  # this process's slice's weight in the global batch (Shard.weight)
 
     def module(self, network: str) -> nn.Module:
-        """The plain module, also under torch.compile: checkpoints hold its names, not the wrapper's."""
-        model = self.models[network]
-        return getattr(model, "_orig_mod", model)
+        """The plain module, also under torch.compile or DDP: checkpoints hold its names, not the wrapper's."""
+        return unwrap(self.models[network])
 
     def update(self, network: str | tuple[str, ...], loss: torch.Tensor, batch: Any) -> float:
         """Backpropagate one of the task's losses into `network` (or into several networks that one loss
@@ -70,7 +72,8 @@ class Setup:
         if not math.isfinite(value):
             batches = batch if isinstance(batch, dict) else {names[0]: batch}
             raise nonfinite_report(self, batches, loss, self.epoch, self.state["step"] + 1)
-        (loss / self.group if self.group > 1 else loss).backward()  # the group's mean gradient
+        factor = self.loss_weight / self.group  # the group's mean gradient, over all processes
+        (loss * factor if factor != 1 else loss).backward()
         if self.boundary:
             for name in names:
                 self.step(name)
@@ -120,7 +123,9 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
         s.boundary = (i + 1) % accum == 0 or i + 1 == n_batches
         s.group = min(accum, n_batches - i // accum * accum)
         s.measure = s.boundary and i // accum % every == 0
+        s.loss_weight = s.train.weight if s.processes is not None else 1.0
         values, size = s.task.train_step(s, batch)
+        size *= s.loss_weight > 0  # a stand-in row (Shard) counts for nothing
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + value * size
             counts[key] = counts.get(key, 0) + size
@@ -129,6 +134,10 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
             s.state["step"] += 1
         s.log.batch(i + 1, n_batches)
     seconds = time.perf_counter() - started
+    if s.processes is not None:  # the epoch's values over every process's slices
+        keys = sorted(sums)
+        totals = s.processes.sum([sums[k] for k in keys] + [counts[k] for k in keys] + [seen])
+        sums, counts, seen = dict(zip(keys, totals)), dict(zip(keys, totals[len(keys):])), int(totals[-1])
 
     row: dict[str, Any] = {"epoch": s.epoch, **{f"train_{k}": v / counts[k] for k, v in sums.items()}}
     if s.val is not None:
@@ -138,9 +147,12 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
     for name, norms in s.grad_norms.items():
         row["grad_norm" if len(s.optimizers) == 1 else f"grad_norm_{name}"] = torch.stack(norms).mean().item()
     row.update(seconds=round(seconds, 4), samples_per_s=round(seen / max(seconds, 1e-9), 1))
+    due = time.monotonic() - s.written_at >= train.checkpoint_seconds
+    if s.processes is not None:  # the main process's row and clock decide for all: they must not drift apart
+        row, due = s.processes.share((row, due))
     for plateau in s.plateaus.values():  # its scale enters the scheduler's factor from the next step on
         plateau.update(row[plateau.spec.monitor])
-    if update_best(s.state, row.get(monitor), mode, train.early_stopping):
+    if update_best(s.state, row.get(monitor), mode, train.early_stopping) and writes(s):
         s.best_state = {"models": {name: {k: v.detach().clone() for k, v in s.module(name).state_dict().items()}
                                    for name in s.models}, "epoch": s.epoch, monitor: row.get(monitor)}
     s.state["epoch"] = s.epoch
@@ -150,8 +162,7 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
     # past its checkpoint.
     s.log.epoch(row)
     s.task.after_epoch(s)
-    if s.epoch == 1 or stopping or s.epoch == train.epochs or \
-            time.monotonic() - s.written_at >= train.checkpoint_seconds:
+    if s.epoch == 1 or stopping or s.epoch == train.epochs or due:
         save_checkpoints(s)
     if s.on_epoch is not None:
         s.on_epoch(row)
@@ -191,26 +202,45 @@ def update_best(state: dict, value: float | None, mode: str, stop: Any) -> bool:
 def save_checkpoints(s: Setup) -> None:
     """checkpoints/best when it improved since the last write, then checkpoints/last: together, so that the
     best a resumed run remembers is the one on disk. Writing (a synced file, milliseconds) only every
-    train.checkpoint_seconds keeps a small model's epochs as fast as a hand-written loop's."""
+    train.checkpoint_seconds keeps a small model's epochs as fast as a hand-written loop's. On several processes
+    every process hands in its random streams and the main one writes."""
+    rng = random_streams(s)
+    if s.processes is not None:
+        rng = {**rng, "order": s.train.order.get_state(), "ranks": s.processes.gather(rng)}
+    s.written_at, s.written_epoch = time.monotonic(), s.epoch
+    if not writes(s):
+        return
     if s.best_state is not None:
         checkpoint.save(s.run.checkpoint("best"), s.best_state)
         s.best_state = None
-    checkpoint.save(s.run.checkpoint("last"), last_state(s, {name: s.module(name).state_dict() for name in s.models}))
-    s.written_at, s.written_epoch = time.monotonic(), s.epoch
+    models = {name: s.module(name).state_dict() for name in s.models}
+    checkpoint.save(s.run.checkpoint("last"), last_state(s, models, rng))
 
 
-def last_state(s: Setup, models: dict[str, Any]) -> dict[str, Any]:
-    """Everything a resume needs to continue exactly: weights, optimizers, schedules, RNGs, position."""
+def writes(s: Setup) -> bool:
+    """Whether this process writes the run folder: the main one of several, or the only one."""
+    return s.processes is None or s.processes.main
+
+
+def random_streams(s: Setup) -> dict[str, Any]:
+    """This process's random states: torch's (dropout) and the generator's (shuffling, augmentation)."""
     rng = {"torch": torch.get_rng_state(), "data": s.generator.get_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def last_state(s: Setup, models: dict[str, Any], rng: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything a resume needs to continue exactly: weights, optimizers, schedules, RNGs, position. On
+    several processes `rng` also holds the epoch order's generator ("order") and every process's streams
+    ("ranks")."""
     return {
         "models": models,
         "optimizers": {name: opt.state_dict() for name, opt in s.optimizers.items()},
         "schedulers": {name: {k: v for k, v in sch.state_dict().items() if k != "lr_lambdas"}
                        for name, sch in s.schedulers.items()},
         "plateaus": {name: p.state() for name, p in s.plateaus.items()},
-        "rng": rng,
+        "rng": rng or random_streams(s),
         "position": dict(s.state),
     }
 
@@ -225,8 +255,26 @@ def restore_last(s: Setup) -> None:
         scheduler.load_state_dict({**state["schedulers"][name], "lr_lambdas": [None] * len(scheduler.lr_lambdas)})
     for name, plateau in s.plateaus.items():
         plateau.load(state["plateaus"][name])
-    torch.set_rng_state(state["rng"]["torch"].cpu())
-    s.generator.set_state(state["rng"]["data"].cpu())
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([t.cpu() for t in state["rng"]["cuda"]])
     s.state.update(state["position"])
+    restore_streams(s, state["rng"])
+
+
+def restore_streams(s: Setup, rng: dict[str, Any]) -> None:
+    """The random states as saved, for a resume to draw what the run would have drawn. A run on several
+    processes keeps the epoch order in its own generator ("order"): a single process resumes its order from
+    there, and processes that the checkpoint has no streams for (another number of processes) start theirs
+    afresh, from the seed, their rank and the epoch."""
+    ranks = rng.get("ranks")
+    if s.processes is not None:
+        s.train.order.set_state(rng.get("order", rng["data"]).cpu())
+        if ranks is not None and len(ranks) == s.processes.world:
+            rng = ranks[s.processes.rank]
+        else:
+            seed = s.spec.seed + 1 + s.processes.rank + 7919 * s.state["epoch"]
+            torch.manual_seed(seed)
+            s.generator.manual_seed(seed)
+            return
+    torch.set_rng_state(rng["torch"].cpu())
+    s.generator.set_state(rng.get("order", rng["data"]).cpu() if s.processes is None else rng["data"].cpu())
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([t.cpu() for t in rng["cuda"]])

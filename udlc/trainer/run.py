@@ -58,14 +58,20 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     import torch
 
     from udlc.data import augment_batch
-    from udlc.trainer.logging import EpochLog
+    from udlc.trainer import distributed
+    from udlc.trainer.logging import EpochLog, QuietLog
     from udlc.trainer.loop import Setup, fit, restore_last
     from udlc.trainer.objectives import make_optimizer
     from udlc.trainer.schedules import Plateau, lr_factor
 
     spec, task = compiled.spec, compiled.task
     train = spec.train
-    device = pick_device(train.device)
+    processes = distributed.start(train.device)
+    if processes is not None and not task.splits_batches:
+        raise UdlcError(f"task {task.name} trains on one process: its batches are whole graphs, which cannot be "
+                        "split between processes — run it without torchrun or --devices")
+    main = processes is None or processes.main
+    device = pick_device(train.device, processes)
     torch.manual_seed(spec.seed)
     data = task.load_data(compiled)
 
@@ -75,12 +81,19 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
             model.to(memory_format=torch.channels_last)
     # Before the run folder exists: a run that cannot start leaves nothing behind.
     notes = [init_weights(models, RunFolder.open(init_from))] if init_from is not None and resume is None else []
-    run = resume or RunFolder.create(out, spec.name)
-    if resume is None:
+    run = resume or (RunFolder.create(out, spec.name) if main else None)
+    if resume is None and main:
         write_run_files(run, compiled, {**task.info(compiled, data),
                                         "init_from": str(init_from) if init_from is not None else None})
+    if resume is None and processes is not None:  # the main process made the folder: the others learn where
+        run = RunFolder.open(Path(processes.share(str(run.path) if main else None)))
     batch = partial(task.batches, data, device=device)
     train_batches = batch("train", batch_size=train.batch_size, shuffle=True)
+    generator = torch.Generator().manual_seed(spec.seed)
+    if processes is not None:  # the epoch order from a generator alike in all; each its own stream besides
+        train_batches = distributed.Shard(train_batches, processes, order=generator)
+        generator = torch.Generator().manual_seed(spec.seed + 1 + processes.rank)
+        torch.manual_seed(spec.seed + 1 + processes.rank)
     eval_size = train.eval_batch_size or max(train.batch_size, 256)
     val_batches = batch("val", batch_size=eval_size, shuffle=False)
     steps_per_epoch = math.ceil(len(train_batches) / train.grad_accum)
@@ -102,40 +115,47 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
                 optimizers[name], lambda step, f=factor, p=plateau: f(step) * (p.scale if p else 1.0))
     bf16, autocast = precision(train, device)
     augments = list(spec.data.augment)
-    log = EpochLog(run.path, train.epochs, quiet=quiet)
+    log = EpochLog(run.path, train.epochs, quiet=quiet) if main else QuietLog(run.path, train.epochs)
     s = Setup(spec=spec, task=task, graphs=compiled.graphs, models=models, optimizers=optimizers,
               schedulers=schedulers, plateaus=plateaus, train=train_batches, val=val_batches,
               augment=(lambda x, g: augment_batch(x, augments, g)) if augments else None,
-              generator=torch.Generator().manual_seed(spec.seed), device=device, autocast=autocast, run=run, log=log,
-              data=data, on_epoch=on_epoch)
+              generator=generator, device=device, autocast=autocast, run=run, log=log, data=data, on_epoch=on_epoch,
+              processes=processes)
     task.setup(s, data)
     if resume is not None:
         restore_last(s)
         s.written_epoch = s.state["epoch"]
         log.resume(s.state["epoch"])
         log.note(f"resuming {run} after epoch {s.state['epoch']}")
+    if processes is not None:  # after the resume: DDP starts every process from the main one's weights
+        s.models = {name: distributed.wrap(model, device) if name in optimizers else model
+                    for name, model in models.items()}
+        notes.append(f"{processes.world} processes, {train.batch_size} samples a step in all")
     if train.compile:
-        s.models = {name: torch.compile(model) for name, model in models.items()}
-    if resume is None:
+        s.models = {name: torch.compile(model) for name, model in s.models.items()}
+    if resume is None and main:
         log.tensorboard().graphs(compiled.graphs)
     params = sum(g.total_params for g in compiled.graphs.values())
     log.note(f"run {run} · {device.type}{' bf16' if bf16 else ''} · {params:,} parameters · "
              f"{task.sizes(data)} train/val/test samples · " + " · ".join(notes))
     started = time.time()
-    run.update_info(status="running", device=str(device), started=_now(started), ended=None)
+    record = run.update_info if main else (lambda **_: None)  # only the main process writes the folder
+    record(status="running", device=str(device), started=_now(started), ended=None)
     try:
         fit(s)
     except KeyboardInterrupt:  # Ctrl-C: the run stays resumable from its last checkpoint
-        run.update_info(status="stopped", **_ended(started, s))
+        record(status="stopped", **_ended(started, s))
         raise TrainingInterrupted(f"interrupted after epoch {s.state['epoch']}; the last checkpoint is kept — "
                                   f"continue with: udlc train --resume {run}") from None
     except BaseException as e:  # a diverged run is "failed"; any other error leaves it "stopped", resumable
-        run.update_info(status="failed" if isinstance(e, UdlcError) else "stopped", **_ended(started, s))
+        record(status="failed" if isinstance(e, UdlcError) else "stopped", **_ended(started, s))
         raise
     finally:
         log.close()
+    if not main:  # the test split, results and diagnosis are the main process's
+        return run.path
 
-    s.models = models  # evaluate the plain modules, not compiled wrappers
+    s.models = models  # evaluate the plain modules, not compiled or DDP wrappers
     final = run.final_checkpoint(spec)
     checkpoint.load_models(models, final, device)
     results = {"checkpoint": final.name, **test_metrics(s, data)}
@@ -185,13 +205,16 @@ def precision(train: Any, device: Any) -> tuple[bool, Any]:
     return bf16, partial(torch.autocast, device.type, dtype=torch.bfloat16) if bf16 else nullcontext
 
 
-def pick_device(choice: str):
+def pick_device(choice: str, processes: Any = None):
+    """The spec's train.device; on several processes, each its own GPU (torchrun's LOCAL_RANK)."""
     import torch
 
     if choice == "cuda" and not torch.cuda.is_available():
         raise UdlcError("train.device is 'cuda' but no CUDA device is available — use 'auto' or 'cpu'")
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and processes is not None:
+        return torch.device("cuda", processes.local_rank)
     return torch.device(choice)
 
 

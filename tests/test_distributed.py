@@ -1,0 +1,176 @@
+"""Training on two CPU processes (gloo) with `udlc train --devices 2`, torchrun's launcher: the same global batch
+trains the same weights as one process, a killed run resumes exactly (and on another number of processes), and a
+failure in one process ends all of them with one message."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import (
+    DIGITS_MLP,
+    child_env,
+    cli,
+    describe,
+    finish,
+    run_folder,
+    start_cli,
+    train_here,
+    udlc_argv,
+    write_spec,
+)
+
+pytestmark = pytest.mark.slow
+
+DETERMINISTIC = {**DIGITS_MLP, "name": "two-processes", "train": {"epochs": 3, "batch_size": 50}}  # 1437 rows:
+# the last batch (37) splits 18/19
+WITH_DROPOUT = {**DIGITS_MLP, "name": "resumable", "seed": 5, "data": {"source": "digits", "split": [0.3, 0.1, 0.6]},
+                "model": {"input": [64], "layers": [{"linear": 32}, "relu", {"dropout": 0.2}, {"linear": 10}]},
+                "optimizer": {"type": "adamw", "lr": 0.003}, "schedule": {"type": "cosine", "warmup_steps": 10},
+                "train": {"epochs": 8, "batch_size": 32, "checkpoint_seconds": 0}}
+
+
+def workers_of(launcher: subprocess.Popen) -> list[int]:
+    """The processes the launcher started (torchrun's launcher starts each in a session of its own)."""
+    found = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True).stdout.split()
+    return sorted(int(pid) for pid in found)
+
+
+def kill_all(launcher: subprocess.Popen) -> None:
+    """The launcher and its processes at once, as when the machine dies."""
+    for pid in [*workers_of(launcher), launcher.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def weights(run: Path, name: str = "last") -> dict:
+    from safetensors.torch import load_file
+
+    return {k: v for k, v in load_file(str(run / "checkpoints" / f"{name}.safetensors")).items()
+            if k.startswith("models.")}
+
+
+def test_two_processes_train_the_same_weights_as_one(tmp_path: Path) -> None:
+    import torch
+
+    write_spec(tmp_path / "spec.yaml", DETERMINISTIC)
+    together = cli("train", "spec.yaml", "--out", "two", "--devices", "2", cwd=tmp_path)
+    assert together.returncode == 0, describe(together)
+    assert "2 processes, 50 samples a step in all" in together.stdout
+    two = run_folder(together, tmp_path)
+    alone = train_here(tmp_path / "spec.yaml", tmp_path / "one")
+    a, b = weights(alone), weights(two)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5, rtol=1e-4), (key, (a[key] - b[key]).abs().max())
+    rows = [json.loads(line) for line in (two / "metrics.jsonl").read_text().splitlines()]
+    ref = [json.loads(line) for line in (alone / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]  # one row an epoch: only the main process logs
+    for mine, theirs in zip(rows, ref):  # the logged loss is over every process's slices
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
+        assert mine["val_accuracy"] == theirs["val_accuracy"]
+    assert json.loads((two / "results.json").read_text())["test_accuracy"] == \
+        json.loads((alone / "results.json").read_text())["test_accuracy"]
+    assert (two / "model.onnx").is_file() and together.stdout.count(str(two.name)) >= 1
+
+
+def _last_epoch(root: Path) -> int:
+    for path in root.glob("*/*/checkpoints/last.json"):
+        try:
+            return int(json.loads(path.read_text())["position"]["epoch"])
+        except (ValueError, KeyError):
+            return 0
+    return 0
+
+
+def test_a_killed_run_on_two_processes_resumes_exactly(tmp_path: Path, one_torch_thread) -> None:
+    """The whole launch is killed (as a machine dies) after epoch 2's checkpoint; resumed on two processes it ends
+    with the uninterrupted run's weights bit for bit (each process's dropout stream was saved), and resumed on one
+    process it finishes too, from the same checkpoint."""
+    import torch
+
+    write_spec(tmp_path / "spec.yaml", WITH_DROPOUT)
+    reference_args = ("train", "spec.yaml", "--out", "reference", "--devices", "2", "-q")
+    reference = start_cli(*reference_args, cwd=tmp_path)  # meanwhile
+    victim = subprocess.Popen(udlc_argv("train", "spec.yaml", "--out", "killed", "--devices", "2", "-q"),
+                              cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while _last_epoch(tmp_path / "killed") < 2:
+            assert victim.poll() is None, f"training ended before it could be killed: {victim.communicate()}"
+            assert time.monotonic() < deadline, "no checkpoint for epoch 2 in time"
+            time.sleep(0.05)
+        kill_all(victim)
+        victim.communicate(timeout=30)
+    finally:
+        if victim.poll() is None:
+            kill_all(victim)
+    killed_at = _last_epoch(tmp_path / "killed")
+    assert 2 <= killed_at < WITH_DROPOUT["train"]["epochs"], "killed too late to test a resume"
+    (run,) = (tmp_path / "killed" / "resumable").iterdir()
+    on_one = shutil.copytree(run, tmp_path / "copy" / run.name)
+
+    resumed = cli("train", "--resume", run, "--devices", "2", cwd=tmp_path)
+    assert resumed.returncode == 0, describe(resumed)
+    ref_run = run_folder(finish(reference, reference_args), tmp_path)
+    for name in ("last", "best"):
+        a, b = weights(ref_run, name), weights(run, name)
+        different = [k for k in a if not torch.equal(a[k], b[k])]
+        assert a.keys() == b.keys() and different == [], f"{name}: differ after resuming at {killed_at}: {different}"
+    assert json.loads((run / "results.json").read_text()) == json.loads((ref_run / "results.json").read_text())
+
+    from udlc.trainer.run import resume_run
+
+    resume_run(on_one, quiet=True)  # one process continues two processes' run
+    info = json.loads((on_one / "run.json").read_text())
+    assert info["status"] == "done" and info["epochs_done"] == WITH_DROPOUT["train"]["epochs"]
+
+
+def test_a_process_that_dies_ends_the_run_with_one_message(tmp_path: Path) -> None:
+    write_spec(tmp_path / "spec.yaml", {**DETERMINISTIC, "train": {"epochs": 400, "batch_size": 50}})
+    launch = subprocess.Popen(udlc_argv("train", "spec.yaml", "--devices", "2", "-q"), cwd=tmp_path,
+                              env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while _last_epoch(tmp_path / "runs") < 1:
+            assert launch.poll() is None and time.monotonic() < deadline, launch.communicate()
+            time.sleep(0.05)
+        workers = workers_of(launch)
+        assert len(workers) == 2, workers
+        os.kill(workers[-1], signal.SIGKILL)  # started second: rank 1
+        out, err = launch.communicate(timeout=60)
+    finally:
+        if launch.poll() is None:
+            kill_all(launch)
+    assert launch.returncode == 1, (out, err)
+    assert err.strip().splitlines() == [f"error: process 1 of 2 was killed by SIGKILL without a message (out of "
+                                        "memory? killed by hand?), and the others were stopped"], err
+    assert all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in workers)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_failure_in_the_processes_is_told_once(tmp_path: Path) -> None:
+    """A run that diverges fails in every process at the same step: one message, the first process's, with the
+    loss's place in the spec."""
+    write_spec(tmp_path / "spec.yaml", {**DETERMINISTIC, "optimizer": {"type": "sgd", "lr": 1e9}})
+    result = cli("train", "spec.yaml", "--devices", "2", "-q", cwd=tmp_path)
+    assert result.returncode == 3, describe(result)
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("process ") and lines[0].endswith("of 2 failed, and the others were stopped:"), lines
+    assert lines[1].startswith("error: the loss became nan") and sum("error:" in ln for ln in lines) == 1, lines
+    assert "Traceback" not in result.stderr and "ChildFailedError" not in result.stderr
