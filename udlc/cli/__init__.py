@@ -216,11 +216,21 @@ def train(spec: str | None, out: str, resume: str | None, init_from: str | None,
 @main.command()
 @click.argument("run", type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default RUN/model.onnx).")
-def export(run: str, output: str | None) -> None:
+@click.option("--quantize", type=click.Choice(["int8"]),
+              help="Also write an int8 model (model.int8.onnx), scored and timed beside the float one.")
+@click.option("--max-drop", type=click.FloatRange(min=0), default=0.01, show_default=True,
+              help="With --quantize: the most test accuracy the int8 model may lose (for a regression: the "
+                   "relative increase of its test MSE); more, and it is not written.")
+def export(run: str, output: str | None, quantize: str | None, max_drop: float) -> None:
     """Export a run's model to ONNX, checked against torch in onnxruntime."""
     from udlc.exporter.onnx import export_run
 
-    click.echo(str(export_run(Path(run), Path(output) if output else None)))
+    path = export_run(Path(run), Path(output) if output else None)
+    click.echo(str(path))
+    if quantize:
+        from udlc.exporter.quantize import quantize_run
+
+        click.echo("\n".join(quantize_run(Path(run), path, max_drop)))
 
 
 @main.command()

@@ -9,6 +9,7 @@ values before they are fed; the calibration reader feeds those."""
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import time
@@ -83,6 +84,7 @@ def quantize_file(source: Path, target: Path, calibration: np.ndarray) -> str:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, \
         quantize_static
 
+    logging.getLogger().setLevel(logging.ERROR)  # the quantizer's advice (pre-processing) goes to the root logger
     proto = onnx.load(str(source))
     input_name = proto.graph.input[0].name
     convolutional = any(node.op_type == "Conv" for node in proto.graph.node)
@@ -95,8 +97,10 @@ def quantize_file(source: Path, target: Path, calibration: np.ndarray) -> str:
             def get_next(self) -> dict[str, np.ndarray] | None:
                 return next(self.batches, None)
 
+        # Only the layers that do the arithmetic: the answers (softmax) stay float, not in steps of 1/255.
         quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        op_types_to_quantize=["Conv", "Gemm", "MatMul"])
     else:
         quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
     mode = "static" if convolutional else "dynamic"
@@ -114,9 +118,9 @@ def score(path: Path, name: str, x: np.ndarray, data: Any, classify: bool) -> Sc
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
+    input_name = session.get_inputs()[0].name
     output = "probabilities" if classify else "prediction"
-    predicted = np.concatenate([session.run([output], {name: x[i:i + 256].astype(np.float32)})[0]
+    predicted = np.concatenate([session.run([output], {input_name: x[i:i + 256].astype(np.float32)})[0]
                                 for i in range(0, len(x), 256)])
     y = np.asarray(data.y_test)
     if classify:
@@ -125,7 +129,7 @@ def score(path: Path, name: str, x: np.ndarray, data: Any, classify: bool) -> Sc
         if data.target_normalization is not None:
             y = data.target_normalization.invert(y)
         value = float(np.mean((predicted.reshape(len(y), -1) - y.reshape(len(y), -1)) ** 2))
-    one = {name: x[:1].astype(np.float32)}
+    one = {input_name: x[:1].astype(np.float32)}
     for _ in range(5):
         session.run([output], one)
     times = []
