@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
 
 from udlc.errors import SpecError
 from udlc.spec.loader import Document, Path_, load_file

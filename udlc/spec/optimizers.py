@@ -30,14 +30,15 @@ class _Optimizer(StrictModel):
     )
 
 
-def _torch(cls_name: str, *fields: str) -> Callable[[Any, list[dict]], Any]:
-    """A builder for torch.optim.<cls_name>, passing lr, weight_decay and the named config fields."""
+def _torch(cls_name: str, *fields: str) -> Callable[..., Any]:
+    """A builder for torch.optim.<cls_name>, passing lr, weight_decay, the named config fields and the trainer's
+    options (fused=True on CUDA)."""
 
-    def build(cfg: Any, groups: list[dict]) -> Any:
+    def build(cfg: Any, groups: list[dict], **options: Any) -> Any:
         import torch
 
         args = {f: getattr(cfg, f) for f in ("lr", "weight_decay", *fields)}
-        return getattr(torch.optim, cls_name)(groups, **args)
+        return getattr(torch.optim, cls_name)(groups, **args, **options)
 
     return build
 

@@ -59,9 +59,10 @@ class TrainSpec(StrictModel):
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
     deterministic: bool = False
     compile: bool = False
-    memory_format: Literal["contiguous", "channels_last"] = Field(
-        "contiguous", description="channels_last: convolution weights (and so their outputs) stored channels "
-                                  "last, which GPU tensor cores and oneDNN favour")
+    memory_format: Literal["auto", "contiguous", "channels_last"] = Field(
+        "auto", description="channels_last: convolution weights (and so their outputs) stored channels last, "
+                            "which GPU tensor cores and oneDNN favour; auto: channels_last on CUDA for 2-D "
+                            "convolutions, contiguous otherwise")
     freeze: list[str] = Field(default_factory=list, description=(
         "layers whose weights stay as they start (from --init-from when fine-tuning), by node name as `udlc "
         "summary` shows it; * and ? match any characters (layer1_* freezes a stage)"))

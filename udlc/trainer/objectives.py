@@ -12,6 +12,9 @@ from udlc.spec import metrics as _metrics
 from udlc.spec.losses import LOSSES
 from udlc.spec.metrics import higher_is_better
 from udlc.spec.optimizers import OPTIMIZERS
+from udlc.trainer.device import fused
+
+FUSED = ("adam", "adamw", "sgd")  # the optimizers torch has a fused CUDA step for
 
 __all__ = ["make_loss", "predictions", "compute_metrics", "higher_is_better", "make_optimizer"]
 
@@ -43,4 +46,6 @@ def make_optimizer(model: nn.Module, spec: Any) -> tuple[torch.optim.Optimizer, 
     else:
         groups = [{"params": params}]
         note = f"weight decay {spec.weight_decay:g} on all parameters" if spec.weight_decay else "no weight decay"
-    return OPTIMIZERS[spec.type].build(spec, groups), note
+    # On CUDA, one fused kernel per step where torch has one (udlc.trainer.device).
+    options = fused(params[0].device) if params and spec.type in FUSED else {}
+    return OPTIMIZERS[spec.type].build(spec, groups, **options), note

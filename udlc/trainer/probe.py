@@ -10,7 +10,8 @@ import torch
 
 from udlc.trainer.loop import Setup
 from udlc.trainer.objectives import make_optimizer
-from udlc.trainer.run import build_models, pick_device, precision
+from udlc.trainer.device import pick_device, precision
+from udlc.trainer.run import build_models
 
 
 def probe_setup(compiled: Any, data: Any) -> Setup:

@@ -7,7 +7,7 @@ import math
 import os
 import platform
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -59,6 +59,7 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
 
     from udlc.data import augment_batch
     from udlc.trainer import distributed
+    from udlc.trainer.device import channels_last, pick_device, precision, tf32
     from udlc.trainer.logging import EpochLog, QuietLog
     from udlc.trainer.loop import Setup, fit, restore_last
     from udlc.trainer.objectives import make_optimizer
@@ -76,7 +77,7 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     data = task.load_data(compiled)
 
     models = build_models(compiled, device)
-    if train.memory_format == "channels_last":  # a convolution's output follows its weight's layout
+    if channels_last(train.memory_format, device, models):  # a convolution's output follows its weight's layout
         for model in models.values():
             model.to(memory_format=torch.channels_last)
     # Before the run folder exists: a run that cannot start leaves nothing behind.
@@ -85,8 +86,8 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     if resume is None and main:
         write_run_files(run, compiled, {**task.info(compiled, data),
                                         "init_from": str(init_from) if init_from is not None else None})
-    if resume is None and processes is not None:  # the main process made the folder: the others learn where
-        run = RunFolder.open(Path(processes.share(str(run.path) if main else None)))
+    if resume is None and processes is not None:  # the main process made the folder; the others only learn
+        run = RunFolder(processes.share(str(run.path) if main else None))  # its path: it may be on its disk alone
     batch = partial(task.batches, data, device=device)
     train_batches = batch("train", batch_size=train.batch_size, shuffle=True)
     generator = torch.Generator().manual_seed(spec.seed)
@@ -142,7 +143,8 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     record = run.update_info if main else (lambda **_: None)  # only the main process writes the folder
     record(status="running", device=str(device), started=_now(started), ended=None)
     try:
-        fit(s)
+        with tf32(device):
+            fit(s)
     except KeyboardInterrupt:  # Ctrl-C: the run stays resumable from its last checkpoint
         record(status="stopped", **_ended(started, s))
         raise TrainingInterrupted(f"interrupted after epoch {s.state['epoch']}; the last checkpoint is kept — "
@@ -195,27 +197,6 @@ def _ended(started: float, s: Any) -> dict[str, Any]:
     ended = time.time()
     return {"ended": _now(ended), "seconds": round(ended - started, 3), "epochs_done": s.state["epoch"],
             "best_epoch": s.state["best_epoch"]}
-
-
-def precision(train: Any, device: Any) -> tuple[bool, Any]:
-    """Whether the run computes in bf16, and the context manager its forward passes run in."""
-    import torch
-
-    bf16 = train.precision == "bf16" or (train.precision == "auto" and device.type == "cuda")
-    return bf16, partial(torch.autocast, device.type, dtype=torch.bfloat16) if bf16 else nullcontext
-
-
-def pick_device(choice: str, processes: Any = None):
-    """The spec's train.device; on several processes, each its own GPU (torchrun's LOCAL_RANK)."""
-    import torch
-
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UdlcError("train.device is 'cuda' but no CUDA device is available — use 'auto' or 'cpu'")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and processes is not None:
-        return torch.device("cuda", processes.local_rank)
-    return torch.device(choice)
 
 
 def test_metrics(s: Any, data: Any) -> dict[str, float]:
