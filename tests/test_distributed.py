@@ -19,7 +19,9 @@ from tests.conftest import (
     child_env,
     cli,
     describe,
+    edited_spec,
     finish,
+    refused_at,
     run_folder,
     start_cli,
     train_here,
@@ -59,13 +61,16 @@ def weights(run: Path, name: str = "last") -> dict:
             if k.startswith("models.")}
 
 
-def test_two_processes_train_the_same_weights_as_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_train_the_same_weights_as_one(tmp_path: Path, strategy: str, one_torch_thread) -> None:
+    """DDP (a copy of the model each) and FSDP (a shard each) alike; an FSDP run's checkpoint holds the whole
+    state, so one process resumes it."""
     import torch
 
-    write_spec(tmp_path / "spec.yaml", DETERMINISTIC)
+    write_spec(tmp_path / "spec.yaml", {**DETERMINISTIC, "train": {**DETERMINISTIC["train"], "strategy": strategy}})
     together = cli("train", "spec.yaml", "--out", "two", "--devices", "2", cwd=tmp_path)
     assert together.returncode == 0, describe(together)
-    assert "2 processes, 50 samples a step in all" in together.stdout
+    assert f"2 processes ({strategy}), 50 samples a step in all" in together.stdout
     two = run_folder(together, tmp_path)
     alone = train_here(tmp_path / "spec.yaml", tmp_path / "one")
     a, b = weights(alone), weights(two)
@@ -81,6 +86,11 @@ def test_two_processes_train_the_same_weights_as_one(tmp_path: Path) -> None:
     assert json.loads((two / "results.json").read_text())["test_accuracy"] == \
         json.loads((alone / "results.json").read_text())["test_accuracy"]
     assert (two / "model.onnx").is_file() and together.stdout.count(str(two.name)) >= 1
+    if strategy == "fsdp":
+        from udlc.trainer.run import resume_run
+
+        resume_run(two, ["train.epochs=4"], quiet=True)
+        assert json.loads((two / "checkpoints" / "last.json").read_text())["position"]["epoch"] == 4
 
 
 def _last_epoch(root: Path) -> int:
@@ -174,3 +184,13 @@ def test_a_failure_in_the_processes_is_told_once(tmp_path: Path) -> None:
     assert lines[0].startswith("process ") and lines[0].endswith("of 2 failed, and the others were stopped:"), lines
     assert lines[1].startswith("error: the loss became nan") and sum("error:" in ln for ln in lines) == 1, lines
     assert "Traceback" not in result.stderr and "ChildFailedError" not in result.stderr
+
+
+def test_check_refuses_fsdp_where_the_task_keeps_an_unsharded_copy(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "diffusion-spirals.yaml"
+    spec = edited_spec(tmp_path / "spec.yaml", example, {"train.strategy": "fsdp"})
+    refused_at(spec, "strategy: fsdp", "moving-average copy")
+    spec = edited_spec(tmp_path / "spec.yaml", example, {"train.strategy": "fsdp", "task.diffusion.ema": 0})
+    from udlc.tasks import compile_spec
+
+    assert compile_spec(spec).spec.train.strategy == "fsdp"

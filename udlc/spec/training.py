@@ -59,6 +59,9 @@ class TrainSpec(StrictModel):
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
     deterministic: bool = False
     compile: bool = False
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="on several processes (torchrun, --devices): ddp keeps a whole copy of the model in each; "
+                           "fsdp shards parameters, gradients and optimizer state between them (FSDP2)")
     memory_format: Literal["auto", "contiguous", "channels_last"] = Field(
         "auto", description="channels_last: convolution weights (and so their outputs) stored channels last, "
                             "which GPU tensor cores and oneDNN favour; auto: channels_last on CUDA for 2-D "

@@ -57,6 +57,16 @@ def check_mixing(compiled: Compiled, task: Task) -> list[SpecError]:
             for i, aug in enumerate(compiled.spec.data.augment) if aug.type in MIXING_AUGMENTS]
 
 
+def check_strategy(compiled: Compiled, task: Task) -> list[SpecError]:
+    """FSDP shards the trained networks; a copy of one kept beside it (an EMA) would need sharding alike."""
+    if compiled.spec.train.strategy != "fsdp" or not task.shadows(compiled):
+        return []
+    return [SpecError(f"train.strategy fsdp shards the networks, and task {task.name} keeps a moving-average copy "
+                      f"({', '.join(task.shadows(compiled))}) that it does not shard", path="train.strategy",
+                      span=compiled.doc.span(("train", "strategy")),
+                      hint="use strategy: ddp (the default), or turn the moving average off (ema: 0)")]
+
+
 def check_loss(compiled: Compiled, task: Task) -> list[SpecError]:
     """`loss:` is given exactly when the task takes one; `data.nodes` only for a task that reads graphs."""
     doc, given = compiled.doc, compiled.spec.loss is not None
@@ -77,7 +87,8 @@ def check_loss(compiled: Compiled, task: Task) -> list[SpecError]:
 def check_task(compiled: Compiled, check_files: bool) -> Compiled:
     """Bind the spec's task and check that its networks and data fit it (no torch)."""
     task = make_task(compiled.spec.task, compiled.doc)
-    errors = (check_loss(compiled, task) or check_mixing(compiled, task) or task.check(compiled, check_files)
+    errors = (check_loss(compiled, task) or check_mixing(compiled, task) or check_strategy(compiled, task)
+              or task.check(compiled, check_files)
               or check_tune(compiled, task, partial(_compile_with, check_files=check_files)))
     if errors:
         raise SpecErrors(errors)

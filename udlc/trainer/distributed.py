@@ -120,6 +120,89 @@ def wrap(model: Any, device: Any) -> Any:
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+# ---- FSDP (train.strategy: fsdp) -------------------------------------------------------------------------------
+# Each layer with trainable parameters is its own FSDP2 unit (fully_shard, in place), then the whole network:
+# a process holds 1/N of every parameter, gradient and optimizer state, and gathers a layer's parameters just for
+# its forward and backward. Gradients are averaged over the processes, as DDP's. Checkpoints gather the full
+# state (torch.distributed.checkpoint.state_dict) into the main process, which writes udlc's usual safetensors
+# checkpoint, so a sharded run resumes on any number of processes, or on one, and exports as any other; set back,
+# the full state is sharded anew. (DCP's own file format keeps its metadata as a pickle, which udlc's checkpoints
+# never hold.)
+
+
+def shard(model: Any, device: Any, processes: Processes) -> None:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(device.type, (processes.world,))
+    for layer in model.children():  # a lowered network: a child module per layer
+        if any(p.requires_grad for p in layer.parameters()):
+            fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+
+
+def sharded(model: Any) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def _full() -> Any:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, cpu_offload=True)  # the whole tensors, in the main process
+
+
+def model_state(model: Any) -> dict[str, Any]:
+    """The network's whole state dict (sharded: gathered, every process taking part, the main one keeping it)."""
+    if not sharded(model):
+        return model.state_dict()
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+    return get_model_state_dict(model, options=_full())
+
+
+def optimizer_state(model: Any, optimizer: Any) -> dict[str, Any]:
+    """The optimizer's state dict in torch.optim's own form (parameters by index), gathered when sharded."""
+    if not sharded(model):
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    named = get_optimizer_state_dict(model, optimizer, options=_full())
+    if not named:  # not the main process
+        return {}
+    index = {name: i for i, name in enumerate(_names(model, optimizer))}
+    return {"state": {index[name]: value for name, value in named["state"].items()},
+            "param_groups": [{**group, "params": [index[name] for name in group["params"]]}
+                             for group in named["param_groups"]]}
+
+
+def load_state(model: Any, optimizer: Any | None, model_dict: dict[str, Any], optimizer_dict: dict | None) -> None:
+    """A whole saved state set into the network and its optimizer (sharded anew across the processes)."""
+    if not sharded(model):
+        model.load_state_dict(model_dict)
+        if optimizer is not None:
+            optimizer.load_state_dict(optimizer_dict)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, \
+        set_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(model, model_dict, options=options)
+    if optimizer is not None:
+        names = _names(model, optimizer)
+        named = {"state": {names[int(i)]: value for i, value in optimizer_dict["state"].items()},
+                 "param_groups": [{**group, "params": [names[int(i)] for i in group["params"]]}
+                                  for group in optimizer_dict["param_groups"]]}
+        set_optimizer_state_dict(model, optimizer, named, options=options)
+
+
+def _names(model: Any, optimizer: Any) -> list[str]:
+    """Each parameter's name in the order torch.optim numbers them (group after group)."""
+    name_of = {id(p): name for name, p in model.named_parameters()}
+    return [name_of[id(p)] for group in optimizer.param_groups for p in group["params"]]
+
+
 def unwrap(model: Any) -> Any:
     """The plain module inside torch.compile's and DDP's wrappers: checkpoints hold its names."""
     from torch.nn.parallel import DistributedDataParallel

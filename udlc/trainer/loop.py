@@ -14,7 +14,7 @@ from torch import nn
 
 from udlc.runs import RunFolder, checkpoint
 from udlc.trainer.debug import nonfinite_report
-from udlc.trainer.distributed import unwrap
+from udlc.trainer.distributed import load_state, model_state, optimizer_state, unwrap
 from udlc.trainer.logging import EpochLog
 from udlc.trainer.schedules import Plateau
 
@@ -86,6 +86,7 @@ class Setup:
         elif self.measure:
             norm = nn.utils.get_total_norm([p.grad for p in self.models[network].parameters() if p.grad is not None])
         if self.measure:  # the norm before clipping: what the clip threshold is compared with
+            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP's is a DTensor
             self.grad_norms.setdefault(network, []).append(norm.detach())
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -152,9 +153,11 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
         row, due = s.processes.share((row, due))
     for plateau in s.plateaus.values():  # its scale enters the scheduler's factor from the next step on
         plateau.update(row[plateau.spec.monitor])
-    if update_best(s.state, row.get(monitor), mode, train.early_stopping) and writes(s):
-        s.best_state = {"models": {name: {k: v.detach().clone() for k, v in s.module(name).state_dict().items()}
-                                   for name in s.models}, "epoch": s.epoch, monitor: row.get(monitor)}
+    if update_best(s.state, row.get(monitor), mode, train.early_stopping):
+        states = {name: model_state(s.module(name)) for name in s.models}  # sharded: every process gathers
+        if writes(s):
+            s.best_state = {"models": {name: {k: v.detach().clone() for k, v in state.items()}
+                                       for name, state in states.items()}, "epoch": s.epoch, monitor: row.get(monitor)}
     s.state["epoch"] = s.epoch
     stop = train.early_stopping
     stopping = stop is not None and s.state["bad"] >= stop.patience
@@ -208,13 +211,14 @@ def save_checkpoints(s: Setup) -> None:
     if s.processes is not None:
         rng = {**rng, "order": s.train.order.get_state(), "ranks": s.processes.gather(rng)}
     s.written_at, s.written_epoch = time.monotonic(), s.epoch
+    models = {name: model_state(s.module(name)) for name in s.models}  # sharded: every process gathers
+    optimizers = {name: optimizer_state(s.module(name), opt) for name, opt in s.optimizers.items()}
     if not writes(s):
         return
     if s.best_state is not None:
         checkpoint.save(s.run.checkpoint("best"), s.best_state)
         s.best_state = None
-    models = {name: s.module(name).state_dict() for name in s.models}
-    checkpoint.save(s.run.checkpoint("last"), last_state(s, models, rng))
+    checkpoint.save(s.run.checkpoint("last"), last_state(s, models, rng, optimizers))
 
 
 def writes(s: Setup) -> bool:
@@ -230,13 +234,14 @@ def random_streams(s: Setup) -> dict[str, Any]:
     return rng
 
 
-def last_state(s: Setup, models: dict[str, Any], rng: dict[str, Any] | None = None) -> dict[str, Any]:
+def last_state(s: Setup, models: dict[str, Any], rng: dict[str, Any] | None = None,
+               optimizers: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything a resume needs to continue exactly: weights, optimizers, schedules, RNGs, position. On
     several processes `rng` also holds the epoch order's generator ("order") and every process's streams
-    ("ranks")."""
+    ("ranks"), and `optimizers` their gathered states."""
     return {
         "models": models,
-        "optimizers": {name: opt.state_dict() for name, opt in s.optimizers.items()},
+        "optimizers": optimizers or {name: opt.state_dict() for name, opt in s.optimizers.items()},
         "schedulers": {name: {k: v for k, v in sch.state_dict().items() if k != "lr_lambdas"}
                        for name, sch in s.schedulers.items()},
         "plateaus": {name: p.state() for name, p in s.plateaus.items()},
@@ -247,10 +252,8 @@ def last_state(s: Setup, models: dict[str, Any], rng: dict[str, Any] | None = No
 
 def restore_last(s: Setup) -> None:
     state = checkpoint.load(s.run.checkpoint("last"), device=s.device)
-    for name in s.models:
-        s.module(name).load_state_dict(state["models"][name])
-        if name in s.optimizers:  # a shadow copy (an EMA) has none
-            s.optimizers[name].load_state_dict(state["optimizers"][name])
+    for name in s.models:  # a shadow copy (an EMA) has no optimizer
+        load_state(s.module(name), s.optimizers.get(name), state["models"][name], state["optimizers"].get(name))
     for name, scheduler in s.schedulers.items():
         scheduler.load_state_dict({**state["schedulers"][name], "lr_lambdas": [None] * len(scheduler.lr_lambdas)})
     for name, plateau in s.plateaus.items():

@@ -80,6 +80,10 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     if channels_last(train.memory_format, device, models):  # a convolution's output follows its weight's layout
         for model in models.values():
             model.to(memory_format=torch.channels_last)
+    fsdp = processes is not None and train.strategy == "fsdp"
+    if fsdp:  # before the optimizers: they hold the shards
+        for name in compiled.graphs:
+            distributed.shard(models[name], device, processes)
     # Before the run folder exists: a run that cannot start leaves nothing behind.
     notes = [init_weights(models, RunFolder.open(init_from))] if init_from is not None and resume is None else []
     run = resume or (RunFolder.create(out, spec.name) if main else None)
@@ -128,10 +132,11 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
         s.written_epoch = s.state["epoch"]
         log.resume(s.state["epoch"])
         log.note(f"resuming {run} after epoch {s.state['epoch']}")
-    if processes is not None:  # after the resume: DDP starts every process from the main one's weights
+    if processes is not None and not fsdp:  # after the resume: DDP starts every process from the main one's weights
         s.models = {name: distributed.wrap(model, device) if name in optimizers else model
                     for name, model in models.items()}
-        notes.append(f"{processes.world} processes, {train.batch_size} samples a step in all")
+    if processes is not None:
+        notes.append(f"{processes.world} processes ({train.strategy}), {train.batch_size} samples a step in all")
     if train.compile:
         s.models = {name: torch.compile(model) for name, model in s.models.items()}
     if resume is None and main:
@@ -157,9 +162,9 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     if not main:  # the test split, results and diagnosis are the main process's
         return run.path
 
-    s.models = models  # evaluate the plain modules, not compiled or DDP wrappers
+    s.models = build_models(compiled, device) if fsdp else models  # plain modules, not wrappers or shards
     final = run.final_checkpoint(spec)
-    checkpoint.load_models(models, final, device)
+    checkpoint.load_models(s.models, final, device)
     results = {"checkpoint": final.name, **test_metrics(s, data)}
     run.write_results(results)
     task.after_training(s, data)
