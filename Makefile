@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 UDLC   := $(VENV)/bin/udlc
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench schema clean
+.PHONY: demo test bench bench-gpu schema clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -26,6 +26,9 @@ bench: $(STAMP)
 	$(PY) bench/train_speed.py
 	$(PY) bench/lm_speed.py
 	$(PY) bench/zoo_speed.py
+
+bench-gpu: $(STAMP)  # on a machine with a CUDA GPU: udlc's default path against hand-tuned loops
+	$(PY) bench/gpu.py
 
 schema: $(STAMP)
 	$(UDLC) schema > spec/udlc.schema.json
