@@ -19,11 +19,11 @@ from tests.conftest import (
     child_env,
     cli,
     describe,
+    early_job,
     edited_spec,
-    finish,
+    job_results,
     refused_at,
     run_folder,
-    start_cli,
     train_here,
     udlc_argv,
     write_spec,
@@ -61,18 +61,37 @@ def weights(run: Path, name: str = "last") -> dict:
             if k.startswith("models.")}
 
 
+@early_job("two_processes")
+def _two_processes_job(root: Path) -> dict[str, tuple]:
+    """Launches that need no timing: started with the session, beside the in-process tests."""
+    for strategy in ("ddp", "fsdp"):
+        write_spec(root / f"{strategy}.yaml", {**DETERMINISTIC, "train": {**DETERMINISTIC["train"],
+                                                                          "strategy": strategy}})
+    write_spec(root / "diverges.yaml", {**DETERMINISTIC, "optimizer": {"type": "sgd", "lr": 1e9}})
+    write_spec(root / "dropout.yaml", WITH_DROPOUT)
+    return {"dropout": ("train", "dropout.yaml", "--out", "runs", "--devices", "2", "-q"),"ddp": ("train", "ddp.yaml", "--out", "runs", "--devices", "2"),
+            "fsdp": ("train", "fsdp.yaml", "--out", "runs", "--devices", "2"),
+            "diverges": ("train", "diverges.yaml", "--out", "runs", "--devices", "2", "-q")}
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
+    return job_results("two_processes", tmp_path_factory)
+
+
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_two_processes_train_the_same_weights_as_one(tmp_path: Path, strategy: str, one_torch_thread) -> None:
+def test_two_processes_train_the_same_weights_as_one(two_processes, tmp_path: Path, strategy: str,
+                                                      one_torch_thread) -> None:
     """DDP (a copy of the model each) and FSDP (a shard each) alike; an FSDP run's checkpoint holds the whole
     state, so one process resumes it."""
     import torch
 
-    write_spec(tmp_path / "spec.yaml", {**DETERMINISTIC, "train": {**DETERMINISTIC["train"], "strategy": strategy}})
-    together = cli("train", "spec.yaml", "--out", "two", "--devices", "2", cwd=tmp_path)
+    root, results = two_processes
+    together = results[strategy]
     assert together.returncode == 0, describe(together)
     assert f"2 processes ({strategy}), 50 samples a step in all" in together.stdout
-    two = run_folder(together, tmp_path)
-    alone = train_here(tmp_path / "spec.yaml", tmp_path / "one")
+    two = run_folder(together, root)
+    alone = train_here(root / f"{strategy}.yaml", tmp_path / "one")
     a, b = weights(alone), weights(two)
     assert a.keys() == b.keys()
     for key in a:
@@ -102,15 +121,13 @@ def _last_epoch(root: Path) -> int:
     return 0
 
 
-def test_a_killed_run_on_two_processes_resumes_exactly(tmp_path: Path, one_torch_thread) -> None:
+def test_a_killed_run_on_two_processes_resumes_exactly(two_processes, tmp_path: Path, one_torch_thread) -> None:
     """The whole launch is killed (as a machine dies) after epoch 2's checkpoint; resumed on two processes it ends
     with the uninterrupted run's weights bit for bit (each process's dropout stream was saved), and resumed on one
     process it finishes too, from the same checkpoint."""
     import torch
 
     write_spec(tmp_path / "spec.yaml", WITH_DROPOUT)
-    reference_args = ("train", "spec.yaml", "--out", "reference", "--devices", "2", "-q")
-    reference = start_cli(*reference_args, cwd=tmp_path)  # meanwhile
     victim = subprocess.Popen(udlc_argv("train", "spec.yaml", "--out", "killed", "--devices", "2", "-q"),
                               cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -131,7 +148,7 @@ def test_a_killed_run_on_two_processes_resumes_exactly(tmp_path: Path, one_torch
 
     resumed = cli("train", "--resume", run, "--devices", "2", cwd=tmp_path)
     assert resumed.returncode == 0, describe(resumed)
-    ref_run = run_folder(finish(reference, reference_args), tmp_path)
+    ref_run = run_folder(two_processes[1]["dropout"], two_processes[0])  # the same spec, uninterrupted
     for name in ("last", "best"):
         a, b = weights(ref_run, name), weights(run, name)
         different = [k for k in a if not torch.equal(a[k], b[k])]
@@ -162,7 +179,7 @@ def test_a_process_that_dies_ends_the_run_with_one_message(tmp_path: Path) -> No
         if launch.poll() is None:
             kill_all(launch)
     assert launch.returncode == 1, (out, err)
-    assert err.strip().splitlines() == [f"error: process 1 of 2 was killed by SIGKILL without a message (out of "
+    assert err.strip().splitlines() == ["error: process 1 of 2 was killed by SIGKILL without a message (out of "
                                         "memory? killed by hand?), and the others were stopped"], err
     assert all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in workers)
 
@@ -174,11 +191,10 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def test_a_failure_in_the_processes_is_told_once(tmp_path: Path) -> None:
+def test_a_failure_in_the_processes_is_told_once(two_processes) -> None:
     """A run that diverges fails in every process at the same step: one message, the first process's, with the
     loss's place in the spec."""
-    write_spec(tmp_path / "spec.yaml", {**DETERMINISTIC, "optimizer": {"type": "sgd", "lr": 1e9}})
-    result = cli("train", "spec.yaml", "--devices", "2", "-q", cwd=tmp_path)
+    result = two_processes[1]["diverges"]
     assert result.returncode == 3, describe(result)
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith("process ") and lines[0].endswith("of 2 failed, and the others were stopped:"), lines

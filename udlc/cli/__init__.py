@@ -17,9 +17,11 @@ from udlc.errors import SpecErrors, UdlcError
 def _fail(message: str, exit_code: int, partner_gone: bool = False) -> None:
     from udlc.trainer.launch import report
 
+    from udlc.trainer.distributed import leave
+
     if not report(message, exit_code, partner_gone):  # a process of `--devices N`: its launcher tells
         click.echo(message, err=True)
-    sys.exit(exit_code)
+    leave(exit_code)
 
 
 def _partner_gone(err: Exception) -> bool:
@@ -36,7 +38,12 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            if os.environ.get("WORLD_SIZE", "1") != "1":  # a process of a run on several (udlc.trainer.distributed)
+                from udlc.trainer.distributed import leave
+
+                leave(0)
+            return result
         except UdlcError as err:
             _fail(err.render(), err.exit_code)
         except KeyboardInterrupt:

@@ -234,18 +234,17 @@ def random_streams(s: Setup) -> dict[str, Any]:
     return rng
 
 
-def last_state(s: Setup, models: dict[str, Any], rng: dict[str, Any] | None = None,
-               optimizers: dict[str, Any] | None = None) -> dict[str, Any]:
+def last_state(s: Setup, models: dict[str, Any], rng: dict[str, Any], optimizers: dict[str, Any]) -> dict[str, Any]:
     """Everything a resume needs to continue exactly: weights, optimizers, schedules, RNGs, position. On
     several processes `rng` also holds the epoch order's generator ("order") and every process's streams
-    ("ranks"), and `optimizers` their gathered states."""
+    ("ranks")."""
     return {
         "models": models,
-        "optimizers": optimizers or {name: opt.state_dict() for name, opt in s.optimizers.items()},
+        "optimizers": optimizers,
         "schedulers": {name: {k: v for k, v in sch.state_dict().items() if k != "lr_lambdas"}
                        for name, sch in s.schedulers.items()},
         "plateaus": {name: p.state() for name, p in s.plateaus.items()},
-        "rng": rng or random_streams(s),
+        "rng": rng,
         "position": dict(s.state),
     }
 

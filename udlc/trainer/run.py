@@ -80,12 +80,12 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     if channels_last(train.memory_format, device, models):  # a convolution's output follows its weight's layout
         for model in models.values():
             model.to(memory_format=torch.channels_last)
+    # Before the run folder exists: a run that cannot start leaves nothing behind.
+    notes = [init_weights(models, RunFolder.open(init_from))] if init_from is not None and resume is None else []
     fsdp = processes is not None and train.strategy == "fsdp"
     if fsdp:  # before the optimizers: they hold the shards
         for name in compiled.graphs:
             distributed.shard(models[name], device, processes)
-    # Before the run folder exists: a run that cannot start leaves nothing behind.
-    notes = [init_weights(models, RunFolder.open(init_from))] if init_from is not None and resume is None else []
     run = resume or (RunFolder.create(out, spec.name) if main else None)
     if resume is None and main:
         write_run_files(run, compiled, {**task.info(compiled, data),
