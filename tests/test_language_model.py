@@ -276,3 +276,24 @@ def test_a_positions_table_bounds_the_lengths_that_runs_and_exports_pick(tmp_pat
     assert trace_sizes({"T": 2}, {"T": 10}) == {"T": 8} and check_sizes({"T": 2}, {"T": 10}) == {"T": 10}
     assert check_sizes({"T": 2}, {"T": 8}) == {"T": 7}  # no room above the traced size: one below it
     assert check_sizes({"T": 2}) == {"T": 13}
+
+
+@pytest.mark.slow
+def test_a_language_model_quantizes_dynamically_and_still_continues_the_text(alphabet_run: Path, tmp_path: Path,
+                                                                               invoke) -> None:
+    """`udlc export --quantize int8` on an attention model: dynamic quantization, scored by next-token accuracy
+    on the test text; the int8 file keeps its key/value cache and generates as the float one does."""
+    import shutil
+
+    exported(alphabet_run)
+    run = Path(shutil.copytree(alphabet_run, tmp_path / "run"))
+    result = invoke("export", run, "--quantize", "int8")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    scores = [float(line.split("next-token accuracy ")[1].split()[0]) for line in lines[1:3]]
+    assert scores[0] > 0.8 and scores[0] - scores[1] <= 0.01, lines
+    assert "dynamic int8" in lines[3]
+    result = invoke("generate", run / "model.int8.onnx", "--prompt", "uvw", "--max-new-tokens", "30",
+                    "--temperature", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "uvw" + (ALPHABET * 2)[23:53] + "\n"
