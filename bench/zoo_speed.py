@@ -3,6 +3,10 @@ hand-written PyTorch loop on the same model, data and optimizer in the same proc
 (`train.memory_format`) and, with --compile, `train.compile`; then the wall time of `udlc summary` on every zoo
 spec (the issue's goal: 0.5 s each).
 
+Whole epochs of either side swing by ±10 % on a shared machine, so each memory format is also timed in lockstep:
+one udlc run whose step runs the hand loop's step beside it on the same batch (as bench/lm_speed.py does), step
+time udlc/hand over the second epoch (the time of udlc's step, not of udlc's epoch).
+
 The data are random pictures (3x32x32, 1,000 classes so the zoo's own head fits), written to a temporary .npz;
 the spec is examples/zoo/resnet18.yaml extended to that input and data. Figures are epoch 2's training phase
 (epoch 1 warms up), udlc's from its metrics.jsonl, the loop's timed the same way.
@@ -84,6 +88,57 @@ def hand_rate(spec: Path, memory_format: str, compile_: bool) -> float:
     return rate
 
 
+def lockstep(spec: Path, memory_format: str, out: Path) -> tuple[float, float]:
+    """One udlc run whose task step also runs the hand loop's step (its own copy of the model and optimizer) on
+    the same batch, before udlc's on odd steps and after it on even ones: pairs timed under the same load. Returns
+    the ratio of median step times (udlc/hand) and the median of the pairs' ratios, over the second epoch."""
+    import torch
+    import torch.nn.functional as F
+
+    from udlc.tasks import compile_spec
+    from udlc.trainer.objectives import make_optimizer
+    from udlc.trainer.run import build_models, train_spec
+
+    compiled = compile_spec(spec)
+    task = compiled.task
+    model = build_models(compiled, torch.device("cpu"))["model"]
+    if memory_format == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, compiled.spec.optimizer)[0]
+    pairs: list[tuple[float, float]] = []
+    original = task.train_step
+
+    def hand_step(xb, yb) -> float:
+        started = time.perf_counter()
+        loss = F.cross_entropy(model(xb), yb)
+        loss.item()  # a hand loop's logging: one sync a step, as udlc's
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - started
+
+    def paired(s, batch):
+        xb, yb = batch[task.input], batch["target"]
+        first = len(pairs) % 2
+        hand = hand_step(xb, yb) if first else 0.0
+        started = time.perf_counter()
+        result = original(s, batch)
+        ours = time.perf_counter() - started
+        if not first:
+            hand = hand_step(xb, yb)
+        pairs.append((ours, hand))
+        return result
+
+    task.train_step = paired
+    try:
+        train_spec(compiled, out=out, quiet=True)
+    finally:
+        del task.train_step  # the instance attribute: the class's method again
+    warm = pairs[len(pairs) // 2:]  # the second epoch
+    return (statistics.median(u for u, _ in warm) / statistics.median(h for _, h in warm),
+            statistics.median(u / h for u, h in warm))
+
+
 def summary_seconds() -> list[tuple[str, float]]:
     times = []
     for spec in sorted(ZOO.glob("*.yaml")):
@@ -120,7 +175,10 @@ def main() -> None:
                     for run in pair if repeat % 2 == 0 else pair[::-1]:
                         run()
                 a, b = statistics.median(ours), statistics.median(theirs)
-                print(f"{memory_format:<16}{str(compile_):<9}{a:>10.1f}{b:>12.1f}{a / b:>11.3f}")
+                step = "" if compile_ else \
+                    "  step time udlc/hand in lockstep {:.3f} (median of pair ratios {:.3f})".format(
+                        *lockstep(spec, memory_format, Path(tmp) / "lockstep"))
+                print(f"{memory_format:<16}{str(compile_):<9}{a:>10.1f}{b:>12.1f}{a / b:>11.3f}{step}")
     print("\n`udlc summary` wall time per zoo spec (a fresh process each; goal 0.5 s):")
     for name, seconds in summary_seconds():
         print(f"  {name:<18}{seconds:.2f} s")

@@ -12,12 +12,11 @@ from pathlib import Path
 import click
 
 from udlc.errors import SpecErrors, UdlcError
+from udlc.trainer.distributed import is_main_process, launched_processes, leave  # torch-free
 
 
 def _fail(message: str, exit_code: int, partner_gone: bool = False) -> None:
     from udlc.trainer.launch import report
-
-    from udlc.trainer.distributed import leave
 
     if not report(message, exit_code, partner_gone):  # a process of `--devices N`: its launcher tells
         click.echo(message, err=True)
@@ -29,7 +28,7 @@ def _partner_gone(err: Exception) -> bool:
     own errors, or gloo's and NCCL's lost connections."""
     names = {c.__name__ for c in type(err).__mro__}
     return bool(names & {"DistBackendError", "DistNetworkError", "DistStoreError"}) or (
-        os.environ.get("WORLD_SIZE", "1") != "1" and any(w in str(err) for w in ("gloo", "NCCL", "Connection")))
+        launched_processes() > 1 and any(w in str(err) for w in ("gloo", "NCCL", "Connection")))
 
 
 class _Group(click.Group):
@@ -39,9 +38,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             result = super().invoke(ctx)
-            if os.environ.get("WORLD_SIZE", "1") != "1":  # a process of a run on several (udlc.trainer.distributed)
-                from udlc.trainer.distributed import leave
-
+            if launched_processes() > 1:  # a process of a run on several: see udlc.trainer.distributed.leave
                 leave(0)
             return result
         except UdlcError as err:
@@ -160,8 +157,6 @@ def schema() -> None:
 def train(spec: str | None, out: str, resume: str | None, init_from: str | None, quiet: bool, seeds: int,
           devices: int, overrides: tuple[str, ...]) -> None:
     """Train a spec (and export it when the spec has export.onnx); prints the run folder at the end."""
-    from udlc.trainer.distributed import is_main_process, launched_processes
-
     if devices > 1:
         if launched_processes() > 1:
             raise UdlcError("--devices starts processes itself: give it without torchrun, or torchrun without it")
@@ -178,7 +173,6 @@ def train(spec: str | None, out: str, resume: str | None, init_from: str | None,
 
         if not is_main_process():
             return
-
         if RunFolder.open(run_dir).compiled().spec.export.onnx is not None:
             from udlc.exporter.onnx import export_run
 
