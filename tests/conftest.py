@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,25 @@ class TrainedRun:
 
     def read_json(self, name: str) -> Any:
         return json.loads((self.run / name).read_text())
+
+
+def last_epoch(run_root: Path) -> int:
+    """The epoch of the newest checkpoints/last under `run_root` (runs/<name>/<id>/); 0 before the first."""
+    for path in run_root.glob("*/*/checkpoints/last.json"):
+        try:
+            return int(json.loads(path.read_text())["position"]["epoch"])
+        except (ValueError, KeyError):  # not there yet
+            return 0
+    return 0
+
+
+def wait_for_checkpoint(proc: subprocess.Popen, run_root: Path, epoch: int, seconds: float = 240) -> None:
+    """Until `proc`'s run under `run_root` has written the checkpoint of `epoch` (for a test to kill it then)."""
+    deadline = time.monotonic() + seconds
+    while last_epoch(run_root) < epoch:
+        assert proc.poll() is None, f"training ended before it could be killed: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no checkpoint for epoch {epoch} in time"
+        time.sleep(0.05)
 
 
 def run_folder(result: subprocess.CompletedProcess, cwd: Path) -> Path:

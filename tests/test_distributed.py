@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,12 @@ from tests.conftest import (
     early_job,
     edited_spec,
     job_results,
+    last_epoch,
     refused_at,
     run_folder,
     train_here,
     udlc_argv,
+    wait_for_checkpoint,
     write_spec,
 )
 
@@ -114,15 +115,6 @@ def test_two_processes_train_the_same_weights_as_one(two_processes, tmp_path: Pa
         assert json.loads((two / "checkpoints" / "last.json").read_text())["position"]["epoch"] == 4
 
 
-def _last_epoch(root: Path) -> int:
-    for path in root.glob("*/*/checkpoints/last.json"):
-        try:
-            return int(json.loads(path.read_text())["position"]["epoch"])
-        except (ValueError, KeyError):
-            return 0
-    return 0
-
-
 def test_a_killed_process_ends_the_run_with_one_message_and_the_run_resumes_exactly(
         two_processes, tmp_path: Path, one_torch_thread) -> None:
     """Process 1 is killed after epoch 2's checkpoint: the launcher stops process 0 too and says which died, in one
@@ -134,11 +126,7 @@ def test_a_killed_process_ends_the_run_with_one_message_and_the_run_resumes_exac
     victim = subprocess.Popen(udlc_argv("train", "spec.yaml", "--out", "killed", "--devices", "2", "-q"),
                               cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while _last_epoch(tmp_path / "killed") < 2:
-            assert victim.poll() is None, f"training ended before it could be killed: {victim.communicate()}"
-            assert time.monotonic() < deadline, "no checkpoint for epoch 2 in time"
-            time.sleep(0.05)
+        wait_for_checkpoint(victim, tmp_path / "killed", epoch=2)
         workers = workers_of(victim)
         assert len(workers) == 2, workers
         os.kill(workers[-1], signal.SIGKILL)  # started second: process 1
@@ -150,7 +138,7 @@ def test_a_killed_process_ends_the_run_with_one_message_and_the_run_resumes_exac
     assert err.strip().splitlines() == ["error: process 1 of 2 was killed by SIGKILL without a message (out of "
                                         "memory? killed by hand?), and the others were stopped"], err
     assert all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in workers)
-    killed_at = _last_epoch(tmp_path / "killed")
+    killed_at = last_epoch(tmp_path / "killed")
     assert 2 <= killed_at < WITH_DROPOUT["train"]["epochs"], "killed too late to test a resume"
     (run,) = (tmp_path / "killed" / "resumable").iterdir()
     on_one = shutil.copytree(run, tmp_path / "copy" / run.name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,12 @@ from tests.conftest import (
     cli,
     describe,
     finish,
+    last_epoch,
     read_csv,
     run_folder,
     start_cli,
     train_here,
+    wait_for_checkpoint,
     write_spec,
 )
 
@@ -39,15 +40,6 @@ RESUMABLE = {
 RESUMABLE.pop("export")
 
 
-def _last_epoch(run_root: Path) -> int:
-    for path in run_root.glob("*/*/checkpoints/last.json"):
-        try:
-            return int(json.loads(path.read_text())["position"]["epoch"])
-        except (ValueError, KeyError):  # not there yet
-            return 0
-    return 0
-
-
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     import torch
     from safetensors.torch import load_file
@@ -58,18 +50,14 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> No
     reference = start_cli(*ref_args, cwd=tmp_path)  # meanwhile, on the other core
     victim = start_cli("train", "spec.yaml", "--out", "killed", "-q", cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 240
-        while _last_epoch(tmp_path / "killed") < 2:
-            assert victim.poll() is None, f"training ended before it could be killed: {victim.communicate()}"
-            assert time.monotonic() < deadline, "no checkpoint for epoch 2 in time"
-            time.sleep(0.05)
+        wait_for_checkpoint(victim, tmp_path / "killed", epoch=2)
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=30)
     finally:
         if victim.poll() is None:
             victim.kill()
     assert victim.returncode == -signal.SIGKILL
-    killed_at = _last_epoch(tmp_path / "killed")
+    killed_at = last_epoch(tmp_path / "killed")
     assert 2 <= killed_at < epochs, "killed too late to test a resume: make the run longer"
     (run,) = (tmp_path / "killed" / "resumable").iterdir()
     assert json.loads((run / "run.json").read_text())["status"] == "running"
