@@ -187,6 +187,8 @@ def save_samples(s: Any, data: Any, draw: Any, path: Path, columns: int | None =
     finally:
         for name, model in s.models.items():
             model.train(modes[name])
+    if s.processes is not None and not s.processes.main:
+        return  # every process drew (a sharded network gathers its weights in each); the main one writes
     points = tuple(data.input_shape) == (2,)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_picture(samples, path, value_range(data), data.normalization.invert(data.x_train) if points else None,
