@@ -20,7 +20,7 @@ def pick_device(choice: str, processes: Any = None):
         raise UdlcError("train.device is 'cuda' but no CUDA device is available — use 'auto' or 'cpu'")
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and processes is not None:
+    if choice == "cuda" and processes is not None:  # udlc.trainer.distributed.start checked there is one
         return torch.device("cuda", processes.local_rank)
     return torch.device(choice)
 

@@ -92,6 +92,12 @@ def start(device_choice: str) -> Processes | None:
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = device_choice != "cpu" and torch.cuda.is_available()
+    if cuda and local_rank >= torch.cuda.device_count():
+        from udlc.errors import UdlcError
+
+        raise UdlcError(f"process {local_rank} has no GPU of its own: this machine has {torch.cuda.device_count()} "
+                        "— start as many processes as GPUs (--devices, --nproc-per-node), or train on the CPU "
+                        "(train.device: cpu)")
     if cuda:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
