@@ -151,8 +151,8 @@ def schema() -> None:
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train N runs with seeds seed, seed+1, … and print each result's mean ± std over them.")
 @click.option("--devices", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Train on N processes with DistributedDataParallel (torchrun's launcher; a GPU each on CUDA). "
-                   "train.batch_size stays the global batch.")
+              help="Train on N processes (torchrun's launcher; a GPU each on CUDA) with DDP, or FSDP under "
+                   "train.strategy: fsdp. train.batch_size stays the global batch.")
 @_set
 def train(spec: str | None, out: str, resume: str | None, init_from: str | None, quiet: bool, seeds: int,
           devices: int, overrides: tuple[str, ...]) -> None:
