@@ -1,6 +1,6 @@
 """Training on several processes with PyTorch's own engine: torchrun starts the processes (`udlc train --devices N`
 starts torchrun), each runs the same loop on its share of every batch, and DistributedDataParallel averages their
-gradients (gloo on CPU, nccl on GPU).
+gradients (gloo on CPU, nccl on GPU); with `train.strategy: fsdp`, FSDP2 shards the model between them (below).
 
 `train.batch_size` is the global batch: every process draws the same seeded order of the epoch, cuts the same
 global batches from it and takes its own contiguous slice of each, and its loss is weighted by the slice's share,
@@ -10,14 +10,15 @@ for dropout and augmentation. The epoch's logged values are summed over the proc
 process (the same weights, the same answers) and the main process's row decides best checkpoint and early
 stopping for all. Only the main process (rank 0) writes the run folder, logs and exports.
 
-`destroy_process_group()` is not called at exit: with gloo it aborts about one run in 14, and the process group
-ends with the process anyway."""
+`destroy_process_group()` is not called at exit: with gloo it aborts about one run in 14. Even without it, the
+interpreter's teardown sometimes aborts beside gloo's threads, so a process of a run on several ends with
+os._exit once its work is done (`leave`)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 
 def is_main_process() -> bool:
@@ -30,7 +31,7 @@ def launched_processes() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def leave(code: int) -> None:
+def leave(code: int) -> NoReturn:
     """End a process of a run on several now, output flushed, without the interpreter's teardown: gloo's threads
     can abort the process as it tears down (SIGABRT, "terminate called without an active exception"), which the
     launcher would take for a failure. A process on its own exits as usual."""
