@@ -240,6 +240,30 @@ def test_loader_batches_match_in_memory(tmp_path: Path) -> None:
         assert a.keys() == b.keys() == {"x", "y"} and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("world", [2, 3, 5])
+def test_processes_share_each_global_batch_and_read_only_their_rows(tmp_path: Path, world: int) -> None:
+    """Every process's shares, in memory or streamed, together are the single process's batches, row for row; the
+    counted rows add up to each batch's size, and a process with no row of a small last batch gets a stand-in
+    row that counts for nothing (11 rows, batch 4: the last batch of 3 leaves one of 5 processes without)."""
+    import torch
+
+    x, y = np.random.default_rng(0).normal(size=(11, 3)).astype(np.float32), np.arange(11)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    mem = make_batches({"x": x, "y": y}, 4, True, "cpu")
+    disk = make_batches({"x": str(tmp_path / "x.npy"), "y": str(tmp_path / "y.npy")}, 4, True, "cpu", threshold=0)
+    whole = list(mem.epoch_batches(torch.Generator().manual_seed(1)))
+    for batches in (mem, disk):
+        shares = [list(batches.epoch_shares(torch.Generator().manual_seed(1), rank, world)) for rank in range(world)]
+        for step, batch in enumerate(whole):
+            parts = [shares[rank][step] for rank in range(world)]
+            assert all(n == len(batch["y"]) for n, _, _ in parts)
+            assert sum(counted for _, counted, _ in parts) == len(batch["y"])
+            counted = [part["y"] for _, c, part in parts if c]
+            assert torch.equal(torch.cat(counted), batch["y"])  # contiguous, in rank order
+            assert all(len(part["y"]) == max(c, 1) for _, c, part in parts)
+
+
 def test_fit_chunks_equals_fit() -> None:
     x = np.random.default_rng(0).normal(3, 2, (50, 2, 3, 3)).astype(np.float32) * np.array([1, 100])[:, None, None]
     for kind in ("standard", "minmax", "none"):

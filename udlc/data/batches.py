@@ -30,6 +30,14 @@ def epoch_order(n: int, shuffle: bool, generator: Any) -> Any:
     return torch.randperm(n, generator=generator, device=device).cpu()
 
 
+def process_share(n: int, rank: int, world: int) -> tuple[int, int, int]:
+    """The rows [start, stop) of a global batch of `n` that process `rank` of `world` trains on — contiguous, the
+    shares differing by one row at most — and how many of them count. A share of none is row 0, counting for
+    nothing: every process must take part in every step (udlc.trainer.distributed)."""
+    start, stop = rank * n // world, (rank + 1) * n // world
+    return (start, stop, stop - start) if stop > start else (0, 1, 0)
+
+
 def _length(arrays: Arrays) -> int:
     lengths = {len(a) for a in arrays.values()}
     if len(lengths) != 1:
@@ -51,10 +59,16 @@ class InMemoryBatches:
         return math.ceil(self.n / self.batch_size)
 
     def epoch_batches(self, generator: Any = None) -> Iterator[dict[str, Any]]:
+        return (batch for _, _, batch in self.epoch_shares(generator, 0, 1))
+
+    def epoch_shares(self, generator: Any, rank: int, world: int) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        """Of each global batch: its size, the rows of this process's share that count, and the share itself
+        (process_share), only those rows selected."""
         order = epoch_order(self.n, self.shuffle, generator).to(self.device)
         for start in range(0, self.n, self.batch_size):
             idx = order[start:start + self.batch_size]
-            yield {k: t[idx] for k, t in self.tensors.items()}
+            first, stop, counted = process_share(len(idx), rank, world)
+            yield len(idx), counted, {k: t[idx[first:stop]] for k, t in self.tensors.items()}
 
 
 class _Rows:
@@ -108,17 +122,23 @@ class LoaderBatches:
         return math.ceil(self.n / self.batch_size)
 
     def epoch_batches(self, generator: Any = None) -> Iterator[dict[str, Any]]:
+        return (batch for _, _, batch in self.epoch_shares(generator, 0, 1))
+
+    def epoch_shares(self, generator: Any, rank: int, world: int) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        """As InMemoryBatches.epoch_shares: a process reads only its share's rows from the files."""
         import torch
         from torch.utils.data import DataLoader
 
         order = epoch_order(self.n, self.shuffle, generator).numpy()
         batches = [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        shares = [process_share(len(b), rank, world) for b in batches]
         # batch_size=None: each item already is a batch; DataLoader only adds workers and pinning
         cuda = torch.device(self.device).type == "cuda"
-        loader = DataLoader(_Rows(self.arrays, batches, self.transforms), batch_size=None, shuffle=False,
-                            num_workers=self.num_workers, pin_memory=cuda)
-        for batch in loader:
-            yield {k: t.to(self.device, non_blocking=cuda) for k, t in batch.items()}
+        loader = DataLoader(_Rows(self.arrays, [b[first:stop] for b, (first, stop, _) in zip(batches, shares)],
+                                  self.transforms), batch_size=None, shuffle=False, num_workers=self.num_workers,
+                            pin_memory=cuda)
+        for whole, (_, _, counted), batch in zip(batches, shares, loader):
+            yield len(whole), counted, {k: t.to(self.device, non_blocking=cuda) for k, t in batch.items()}
 
 
 def make_batches(arrays: Arrays, batch_size: int, shuffle: bool, device: Any = "cpu", *,

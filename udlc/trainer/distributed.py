@@ -108,11 +108,11 @@ def start(device_choice: str) -> Processes | None:
 
 class Shard:
     """A process's share of a split's batches: the global batches of an epoch in the order every process draws
-    from its own copy of `order` (a generator seeded alike everywhere), and of each this process's slice.
-    `weight` is the last slice's share of its global batch × the number of processes: a slice's mean loss times
-    it, averaged over the processes, is the global batch's mean loss. A process whose slice would be empty (a
-    last batch smaller than the number of processes) gets one row with weight 0, as DDP needs every process to
-    take part in each step."""
+    from its own copy of `order` (a generator seeded alike everywhere), and of each this process's contiguous
+    share (udlc.data.batches.process_share). `weight` is the last share's part of its global batch × the number
+    of processes: a share's mean loss times it, averaged over the processes, is the global batch's mean loss. A
+    share of no rows is one row of weight 0, as DDP needs every process to take part in each step. Batches that
+    can (in memory, streamed) select or read only the share's rows; others are cut after."""
 
     def __init__(self, batches: Any, processes: Processes, order: Any):
         self.batches, self.processes, self.order = batches, processes, order
@@ -123,14 +123,23 @@ class Shard:
 
     def epoch_batches(self, generator: Any = None) -> Iterator[dict[str, Any]]:
         """`generator` (the process's own) is not used: the order must be the same in every process."""
+        from udlc.data.batches import process_share
+
         rank, world = self.processes.rank, self.processes.world
-        for batch in self.batches.epoch_batches(self.order):
-            n = len(next(iter(batch.values())))
-            start, stop = rank * n // world, (rank + 1) * n // world
-            self.weight = (stop - start) * world / n
-            if stop == start:
-                start, stop = 0, 1
-            yield {key: value[start:stop] for key, value in batch.items()}
+        shares = getattr(self.batches, "epoch_shares", None)
+        if shares is None:  # e.g. a text's windows: the whole batch, then the share
+            shares = (_cut(batch, rank, world, process_share) for batch in self.batches.epoch_batches(self.order))
+        else:
+            shares = shares(self.order, rank, world)
+        for whole, counted, batch in shares:
+            self.weight = counted * world / whole
+            yield batch
+
+
+def _cut(batch: dict[str, Any], rank: int, world: int, process_share: Any) -> tuple[int, int, dict[str, Any]]:
+    n = len(next(iter(batch.values())))
+    start, stop, counted = process_share(n, rank, world)
+    return n, counted, {key: value[start:stop] for key, value in batch.items()}
 
 
 def wrap(model: Any, device: Any) -> Any:
