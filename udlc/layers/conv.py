@@ -39,57 +39,46 @@ def sliding_out(x: Shape, k: tuple[int, ...], s: tuple[int, ...], p: tuple[int, 
     return out
 
 
-class Conv1d(LayerConfig):
+class _Convolution(LayerConfig):
+    """What a convolution of any rank takes besides its sizes (which each rank types itself)."""
+
+    out_channels: PositiveInt
+    groups: PositiveInt = 1
+    bias: bool = True
+
+    @model_validator(mode="after")
+    def _check(self):
+        check_conv_args(self)
+        return self
+
+
+class Conv1d(_Convolution):
     type: Literal["conv1d"] = "conv1d"
     rank: ClassVar[int] = 1
-    out_channels: PositiveInt
     kernel_size: PositiveInt
     stride: PositiveInt = 1
     padding: Union[NonNegativeInt, Literal["same", "valid"]] = 0
     dilation: PositiveInt = 1
-    groups: PositiveInt = 1
-    bias: bool = True
-
-    @model_validator(mode="after")
-    def _check(self):
-        check_conv_args(self)
-        return self
 
 
-class Conv2d(LayerConfig):
+class Conv2d(_Convolution):
     type: Literal["conv2d"] = "conv2d"
     rank: ClassVar[int] = 2
-    out_channels: PositiveInt
     kernel_size: Pair
     stride: Pair = 1
     padding: Union[NonNegPair, Literal["same", "valid"]] = 0
     dilation: Pair = 1
-    groups: PositiveInt = 1
-    bias: bool = True
-
-    @model_validator(mode="after")
-    def _check(self):
-        check_conv_args(self)
-        return self
 
 
-class Conv3d(LayerConfig):
+class Conv3d(_Convolution):
     """A convolution over (channels, depth, height, width): video frames, or volumes."""
 
     type: Literal["conv3d"] = "conv3d"
     rank: ClassVar[int] = 3
-    out_channels: PositiveInt
     kernel_size: Triple
     stride: Triple = 1
     padding: Union[NonNegTriple, Literal["same", "valid"]] = 0
     dilation: Triple = 1
-    groups: PositiveInt = 1
-    bias: bool = True
-
-    @model_validator(mode="after")
-    def _check(self):
-        check_conv_args(self)
-        return self
 
 
 Conv = Union[Conv1d, Conv2d, Conv3d]
