@@ -185,3 +185,12 @@ def test_check_refuses_fsdp_where_the_task_keeps_an_unsharded_copy(tmp_path: Pat
     from udlc.tasks import compile_spec
 
     assert compile_spec(spec).spec.train.strategy == "fsdp"
+
+
+def test_a_mistake_in_the_spec_is_told_before_any_process_starts(tmp_path: Path, invoke) -> None:
+    write_spec(tmp_path / "spec.yaml", {**DETERMINISTIC, "train": {"epochs": 3, "strategy": "zero3"}})
+    result = invoke("train", "spec.yaml", "--devices", "2")
+    assert result.returncode == 2
+    assert "spec.yaml:" in result.stderr.splitlines()[0]  # file:line:col, as `udlc check` says it
+    assert "train.strategy: must be one of ddp, fsdp" in result.stderr and "process" not in result.stderr
+    assert not (tmp_path / "runs").exists()

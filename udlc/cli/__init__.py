@@ -160,8 +160,11 @@ def train(spec: str | None, out: str, resume: str | None, init_from: str | None,
     if devices > 1:
         if launched_processes() > 1:
             raise UdlcError("--devices starts processes itself: give it without torchrun, or torchrun without it")
+        from udlc.tasks import compile_spec
         from udlc.trainer.launch import launch
 
+        if spec and not resume:  # a mistake in the spec is told once, before any process starts
+            compile_spec(spec, overrides)
         options = [("--out", out), ("--resume", resume), ("--init-from", init_from), ("--seeds", str(seeds))]
         launch(devices, ["train", *([spec] if spec else []), *(x for o, v in options if v for x in (o, v)),
                          *(["-q"] if quiet else []), *(x for o in overrides for x in ("--set", o))])
