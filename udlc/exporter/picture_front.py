@@ -34,10 +34,9 @@ def add_picture_front(proto: Any, size: tuple[int, int], resize: str) -> Any:
         return PREFIX + s
 
     constants = {"size": np.array(size, np.int64)}
-    if resize == "crop":
+    if resize == "crop":  # as decode: scale = max(h/H, w/W), fitted = max(size, round(shape * scale)), the middle
         constants.update(size_f=np.array(size, np.float32), two=np.array([2, 2], np.int64),
                          axes=np.array([2, 3], np.int64))
-    if resize == "crop":  # as decode: scale = max(h/H, w/W), fitted = max(size, round(shape * scale)), the middle
         nodes = [
             helper.make_node("Shape", [name], [n("shape")], start=2, end=4),
             helper.make_node("Cast", [n("shape")], [n("shape_f")], to=TensorProto.FLOAT),
