@@ -145,9 +145,11 @@ def run_folder(result: subprocess.CompletedProcess, cwd: Path) -> Path:
 # tests (the layer exports) use the other. A job registered here under a fixture's name starts as soon
 # as collection shows a selected test needs that fixture; the fixture then just waits for it.
 
-Job = Callable[[Path], dict[str, tuple]]  # writes its files into a folder; returns {key: udlc arguments}
+# A job writes its files into a folder and returns {key: udlc arguments (a tuple)}, or {key: a whole command line
+# (a list), for a command that runs udlc itself, as torchrun does}.
+Job = Callable[[Path], dict[str, tuple | list]]
 _JOBS: dict[str, Job] = {}
-_started: dict[str, tuple[Path, dict[str, tuple[tuple, subprocess.Popen]]]] = {}
+_started: dict[str, tuple[Path, dict[str, tuple[tuple | list, subprocess.Popen]]]] = {}
 _finished: dict[str, tuple[Path, dict[str, subprocess.CompletedProcess]]] = {}
 
 
@@ -163,7 +165,10 @@ def early_job(name: str) -> Callable[[Job], Job]:
 
 def _start(name: str, root: Path) -> None:
     commands = _JOBS[name](root)
-    _started[name] = (root, {k: (args, start_cli(*args, cwd=root)) for k, args in commands.items()})
+    _started[name] = (root, {k: (args, start_cli(*args, cwd=root) if isinstance(args, tuple) else
+                                     subprocess.Popen(args, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                      text=True, env=child_env()))
+                             for k, args in commands.items()})
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,7 @@ def weights(run: Path, name: str = "last") -> dict:
 
 
 @early_job("two_processes")
-def _two_processes_job(root: Path) -> dict[str, tuple]:
+def _two_processes_job(root: Path) -> dict[str, tuple | list]:
     """Launches that need no timing: started with the session, beside the in-process tests."""
     for strategy in ("ddp", "fsdp"):  # the main process exports the gathered FSDP weights
         train = {**DETERMINISTIC["train"], "strategy": strategy}
@@ -72,8 +73,10 @@ def _two_processes_job(root: Path) -> dict[str, tuple]:
         write_spec(root / f"{strategy}.yaml", {**DETERMINISTIC, "train": train, **export})
     write_spec(root / "diverges.yaml", {**DETERMINISTIC, "optimizer": {"type": "sgd", "lr": 1e9}})
     write_spec(root / "dropout.yaml", WITH_DROPOUT)
-    return {"dropout": ("train", "dropout.yaml", "--out", "runs", "--devices", "2", "-q"),"ddp": ("train", "ddp.yaml", "--out", "runs", "--devices", "2"),
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    return {"ddp": [*torchrun, "-m", "udlc", "train", "ddp.yaml", "--out", "runs"],  # torchrun by hand
             "fsdp": ("train", "fsdp.yaml", "--out", "runs", "--devices", "2"),
+            "dropout": ("train", "dropout.yaml", "--out", "runs", "--devices", "2", "-q"),
             "diverges": ("train", "diverges.yaml", "--out", "runs", "--devices", "2", "-q")}
 
 
@@ -85,8 +88,8 @@ def two_processes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_two_processes_train_the_same_weights_as_one(two_processes, tmp_path: Path, strategy: str,
                                                       one_torch_thread) -> None:
-    """DDP (a copy of the model each) and FSDP (a shard each) alike; an FSDP run's checkpoint holds the whole
-    state, so one process resumes it."""
+    """DDP (a copy of the model each; started with torchrun by hand) and FSDP (a shard each; with --devices) alike;
+    an FSDP run's checkpoint holds the whole state, so one process resumes it."""
     import torch
 
     root, results = two_processes
