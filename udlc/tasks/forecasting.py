@@ -106,6 +106,8 @@ class Forecasting(Supervised):
         norm = data.normalization  # the baseline's last values, back in the series' units
         self.input_norm = tuple(torch.as_tensor(a.reshape(-1), device=s.device) for a in (norm.shift, norm.scale))
 
+    splits_evaluation = False  # its baseline reads the whole split itself
+
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
         row = super().evaluate(s, batches)
         baseline = self.baseline_loss(batches)

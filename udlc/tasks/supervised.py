@@ -29,6 +29,7 @@ class Supervised(Task):
     config = SupervisedOptions
     description = "one network learns inputs → targets with `loss` (the default)"
     mixes_targets = True
+    splits_evaluation = True  # evaluate below gathers every process's share of the split
 
     # ---- what is trained: the graph's outputs, each with a weight in the total loss -------------------
 
@@ -247,12 +248,15 @@ class Supervised(Task):
                 xb, yb = batch[self.input], batch["target"]
                 with s.autocast():
                     outs = self.forward(s, xb)
-                columns.append([o.float() for o in outs])
-                ys.append(yb)
+                rows = len(yb) if getattr(batches, "weight", 1.0) > 0 else 0  # a Shard's stand-in row: none
+                columns.append([o[:rows].float() for o in outs])
+                ys.append(yb[:rows])
         for model in models:
             model.train(was_training)
         outs = [torch.cat(col) for col in zip(*columns)]
         y = torch.cat(ys)
+        if getattr(batches, "processes", None) is not None:  # this process's share: the whole split, in each
+            *outs, y = batches.processes.concat([*outs, y])
         if self.target_norm is not None:
             outs, y = [self.raw(o) for o in outs], self.raw(y)
         losses = [self.loss_fn(o, y) for o in outs]

@@ -6,9 +6,11 @@ gradients (gloo on CPU, nccl on GPU); with `train.strategy: fsdp`, FSDP2 shards 
 global batches from it and takes its own contiguous slice of each, and its loss is weighted by the slice's share,
 so the averaged gradient is the global batch's mean gradient and a spec trains the same on any number of
 processes (batch norm excepted: it normalizes each process's slice). Each process has its own random stream
-for dropout and augmentation. The epoch's logged values are summed over the processes; validation runs on every
-process (the same weights, the same answers) and the main process's row decides best checkpoint and early
-stopping for all. Only the main process (rank 0) writes the run folder, logs and exports.
+for dropout and augmentation. The epoch's logged values are summed over the processes. A supervised task
+validates a share of the split in each process and gathers the outputs (its metrics, F1 and the like, need all
+of them); other tasks validate the whole split in every process (the same weights, the same answers). The main
+process's row decides best checkpoint and early stopping for all. Only the main process (rank 0) writes the run
+folder, logs and exports.
 
 `destroy_process_group()` is not called at exit: with gloo it aborts about one run in 14. Even without it, the
 interpreter's teardown sometimes aborts beside gloo's threads, so a process of a run on several ends with
@@ -71,6 +73,13 @@ class Processes:
         out: list[Any] = [None] * self.world
         dist.all_gather_object(out, value)
         return out
+
+    def concat(self, tensors: list[Any]) -> list[Any]:
+        """Each of `tensors` (rows of this process's share) joined with the other processes' in rank order."""
+        import torch
+
+        everyone = self.gather([t.cpu() for t in tensors])
+        return [torch.cat([mine[i] for mine in everyone]).to(t.device) for i, t in enumerate(tensors)]
 
     def sum(self, values: list[float]) -> list[float]:
         """Each value summed over the processes (float64, so sums of many batches keep their digits)."""

@@ -101,6 +101,8 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
         torch.manual_seed(spec.seed + 1 + processes.rank)
     eval_size = train.eval_batch_size or max(train.batch_size, 256)
     val_batches = batch("val", batch_size=eval_size, shuffle=False)
+    if processes is not None and task.splits_evaluation and val_batches is not None:  # each validates its share
+        val_batches = distributed.Shard(val_batches, processes, order=None)
     steps_per_epoch = math.ceil(len(train_batches) / train.grad_accum)
 
     optimizers, schedulers, plateaus = {}, {}, {}
