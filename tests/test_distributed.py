@@ -68,7 +68,7 @@ def weights(run: Path, name: str = "last") -> dict:
 def _two_processes_job(root: Path) -> dict[str, tuple | list]:
     """Launches that need no timing: started with the session, beside the in-process tests."""
     for strategy in ("ddp", "fsdp"):  # the main process exports the gathered FSDP weights
-        train = {**DETERMINISTIC["train"], "strategy": strategy}
+        train = {**DETERMINISTIC["train"], "strategy": strategy, "grad_accum": 2}  # gradients exchanged every 2nd
         export = {"export": DIGITS_MLP["export"]} if strategy == "fsdp" else {}
         write_spec(root / f"{strategy}.yaml", {**DETERMINISTIC, "train": train, **export})
     write_spec(root / "diverges.yaml", {**DETERMINISTIC, "optimizer": {"type": "sgd", "lr": 1e9}})
@@ -95,7 +95,7 @@ def test_two_processes_train_the_same_weights_as_one(two_processes, tmp_path: Pa
     root, results = two_processes
     together = results[strategy]
     assert together.returncode == 0, describe(together)
-    assert f"2 processes ({strategy}), 50 samples a step in all" in together.stdout
+    assert f"2 processes ({strategy}), 50 samples a batch in all" in together.stdout
     two = run_folder(together, root)
     alone = train_here(root / f"{strategy}.yaml", tmp_path / "one")
     a, b = weights(alone), weights(two)

@@ -19,6 +19,7 @@ os._exit once its work is done (`leave`)."""
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, NoReturn
 
@@ -239,6 +240,24 @@ def _names(model: Any, optimizer: Any) -> list[str]:
     """Each parameter's name in the order torch.optim numbers them (group after group)."""
     name_of = {id(p): name for name, p in model.named_parameters()}
     return [name_of[id(p)] for group in optimizer.param_groups for p in group["params"]]
+
+
+@contextmanager
+def accumulating(models: Any) -> Iterator[None]:
+    """Within it, backward keeps each process's gradients to itself: the batches of an accumulation group before
+    its last (DDP's no_sync, FSDP2's set_requires_gradient_sync(False)). Averaging is linear, so one exchange at
+    the group's last batch gives the same gradient as one after every batch."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    with ExitStack() as stack:
+        for model in models:
+            model = getattr(model, "_orig_mod", model)
+            if isinstance(model, DistributedDataParallel):
+                stack.enter_context(model.no_sync())
+            elif sharded(model):
+                model.set_requires_gradient_sync(False)
+                stack.callback(model.set_requires_gradient_sync, True)
+        yield
 
 
 def unwrap(model: Any) -> Any:

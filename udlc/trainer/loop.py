@@ -14,7 +14,7 @@ from torch import nn
 
 from udlc.runs import RunFolder, checkpoint
 from udlc.trainer.debug import nonfinite_report
-from udlc.trainer.distributed import load_state, model_state, optimizer_state, unwrap
+from udlc.trainer.distributed import accumulating, load_state, model_state, optimizer_state, unwrap
 from udlc.trainer.logging import EpochLog
 from udlc.trainer.schedules import Plateau
 
@@ -125,7 +125,11 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
         s.group = min(accum, n_batches - i // accum * accum)
         s.measure = s.boundary and i // accum % every == 0
         s.loss_weight = s.train.weight if s.processes is not None else 1.0
-        values, size = s.task.train_step(s, batch)
+        if s.processes is not None and not s.boundary:  # the processes exchange gradients at the group's end
+            with accumulating(s.models.values()):
+                values, size = s.task.train_step(s, batch)
+        else:
+            values, size = s.task.train_step(s, batch)
         size *= s.loss_weight > 0  # a stand-in row (Shard) counts for nothing
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + value * size

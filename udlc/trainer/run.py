@@ -138,7 +138,7 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
         s.models = {name: distributed.wrap(model, device) if name in optimizers else model
                     for name, model in models.items()}
     if processes is not None:
-        notes.append(f"{processes.world} processes ({train.strategy}), {train.batch_size} samples a step in all")
+        notes.append(f"{processes.world} processes ({train.strategy}), {train.batch_size} samples a batch in all")
     if train.compile:
         s.models = {name: torch.compile(model) for name, model in s.models.items()}
     if resume is None and main:
