@@ -198,3 +198,39 @@ def test_a_mistake_in_the_spec_is_told_before_any_process_starts(tmp_path: Path,
     assert "spec.yaml:" in result.stderr.splitlines()[0]  # file:line:col, as `udlc check` says it
     assert "train.strategy: must be one of ddp, fsdp" in result.stderr and "process" not in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_validation_shares_drop_stand_in_rows_and_gather_the_whole_split(tmp_path: Path, one_torch_thread) -> None:
+    """Validation batches of one row on two processes: process 0's share of each is a stand-in row, which counts
+    for nothing; gathered in rank order, both processes score the whole split as one process does. (The gather
+    is played here by hand, so that no process group is needed.)"""
+    import torch
+
+    from udlc.tasks import compile_spec
+    from udlc.trainer.distributed import Processes, Shard
+    from udlc.trainer.probe import probe_setup
+
+    compiled = compile_spec(write_spec(tmp_path / "spec.yaml", DETERMINISTIC))
+    data = compiled.task.load_data(compiled)
+    s = probe_setup(compiled, data)
+    val = compiled.task.batches(data, "val", batch_size=1, shuffle=False, device=torch.device("cpu"))
+    whole = compiled.task.evaluate(s, val)
+    shares: dict[int, list] = {}
+
+    class Played(Processes):
+        """Records each process's share; once both are known, gives the gathered whole in rank order."""
+
+        def concat(self, tensors: list) -> list:
+            shares[self.rank] = tensors
+            if len(shares) < 2:
+                return tensors
+            return [torch.cat([first, second]) for first, second in zip(shares[0], shares[1])]
+
+    for rank in (0, 1):  # the first pass records the shares
+        compiled.task.evaluate(s, Shard(val, Played(rank, 2, rank), order=None))
+    assert [len(t) for t in shares[0]] == [0, 0]  # only stand-ins in process 0
+    assert [len(t) for t in shares[1]] == [len(data.y_val)] * 2
+    for rank in (0, 1):
+        score = compiled.task.evaluate(s, Shard(val, Played(rank, 2, rank), order=None))
+        assert score["accuracy"] == whole["accuracy"]
+        assert score["loss"] == pytest.approx(whole["loss"], rel=1e-6)

@@ -8,9 +8,9 @@ from typing import Any, Iterator
 
 import torch
 
+from udlc.trainer.device import pick_device, precision
 from udlc.trainer.loop import Setup
 from udlc.trainer.objectives import make_optimizer
-from udlc.trainer.device import pick_device, precision
 from udlc.trainer.run import build_models
 
 
