@@ -297,3 +297,35 @@ def test_a_language_model_quantizes_dynamically_and_still_continues_the_text(alp
                     "--temperature", "0")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "uvw" + (ALPHABET * 2)[23:53] + "\n"
+
+
+def test_validation_shares_of_a_text_sum_to_the_whole_split(tmp_path: Path, one_torch_thread) -> None:
+    """On several processes each validates a share of the windows and the sums are added up: windows of one at a
+    time on two processes leave process 0 only stand-ins, and both score the split as one process does. (The sum
+    over processes is played here by hand, so that no process group is needed.)"""
+    import torch
+
+    from udlc.trainer.distributed import Processes, Shard
+    from udlc.trainer.probe import probe_setup
+
+    compiled = compile_spec(lm_spec(tmp_path))
+    data = compiled.task.load_data(compiled)
+    s = probe_setup(compiled, data)
+    val = compiled.task.batches(data, "val", batch_size=1, shuffle=False, device=torch.device("cpu"))
+    whole = compiled.task.evaluate(s, val)
+    sums: dict[int, list[float]] = {}
+
+    class Played(Processes):
+        """Records each process's sums; once both are known, gives their total."""
+
+        def sum(self, values: list[float]) -> list[float]:
+            sums[self.rank] = values
+            return [a + b for a, b in zip(sums[0], sums[1])] if len(sums) == 2 else values
+
+    for rank in (1, 0):  # the first pass records the sums (process 0 alone has no token to divide by)
+        compiled.task.evaluate(s, Shard(val, Played(rank, 2, rank), order=None))
+    assert sums[0][:2] == [0.0, 0]  # no nats, no tokens: only stand-ins in process 0
+    for rank in (0, 1):
+        score = compiled.task.evaluate(s, Shard(val, Played(rank, 2, rank), order=None))
+        assert score.keys() == whole.keys()
+        assert all(score[k] == pytest.approx(whole[k], rel=1e-6) for k in whole), (score, whole)

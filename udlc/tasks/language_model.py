@@ -41,6 +41,7 @@ class LanguageModel(Task):
     name = "language_model"
     config = LanguageModelOptions
     description = "one causal network learns the next token of a text (data: a text source and a tokenizer)"
+    splits_evaluation = True  # evaluate sums over a share of the windows in each process, then over all
 
     def network(self, compiled: Any) -> str:
         return next(iter(compiled.graphs))
@@ -193,11 +194,17 @@ class LanguageModel(Task):
                 with s.autocast():
                     out = model(xb)
                 out, y = out.float().flatten(0, -2), yb.flatten()
-                nats += F.cross_entropy(out, y, reduction="sum").item()  # unsmoothed: perplexity is of the data
+                # A Shard's stand-in window counts for nothing, but is scored: every process sums the same keys.
+                n = len(y) if getattr(batches, "weight", 1.0) > 0 else 0
+                nats += F.cross_entropy(out, y, reduction="sum").item() * (n > 0)  # unsmoothed: of the data
                 for k, v in compute_metrics(s.spec.metrics, out, y, "softmax").items():
-                    sums[k] = sums.get(k, 0.0) + v * len(y)
-                tokens += len(y)
+                    sums[k] = sums.get(k, 0.0) + v * n
+                tokens += n
         model.train(was_training)
+        if getattr(batches, "processes", None) is not None:  # this process's share: the sums over all of them
+            keys = sorted(sums)
+            totals = batches.processes.sum([nats, tokens, *(sums[k] for k in keys)])
+            nats, tokens, sums = totals[0], round(totals[1]), dict(zip(keys, totals[2:]))
         loss = nats / tokens
         # The windows cover all but the split's last few tokens: count the bytes they stand for at the split's
         # bytes per token (exact for the byte tokenizer, where bits per byte is the loss in bits).

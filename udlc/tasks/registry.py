@@ -43,7 +43,7 @@ class Task:
     maximized: ClassVar[frozenset[str]] = frozenset()  # values it logs itself where larger is better (elbo)
     loss_floor_zero: ClassVar[bool] = True  # a perfect model's loss is near 0 (udlc.runs.diagnosis reads it)
     splits_batches: ClassVar[bool] = True  # its batches are rows that processes can share (not whole graphs)
-    splits_evaluation: ClassVar[bool] = False  # its evaluate gathers the processes' shares of a split (Supervised)
+    splits_evaluation: ClassVar[bool] = False  # its evaluate joins the processes' shares of a split (supervised, LM)
 
     def __init__(self, options: StrictModel, where: tuple = ("task",)):
         self.options = options

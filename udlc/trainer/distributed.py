@@ -6,9 +6,10 @@ gradients (gloo on CPU, nccl on GPU); with `train.strategy: fsdp`, FSDP2 shards 
 global batches from it and takes its own contiguous slice of each, and its loss is weighted by the slice's share,
 so the averaged gradient is the global batch's mean gradient and a spec trains the same on any number of
 processes (batch norm excepted: it normalizes each process's slice). Each process has its own random stream
-for dropout and augmentation. The epoch's logged values are summed over the processes. A supervised task
-validates a share of the split in each process and gathers the outputs (its metrics, F1 and the like, need all
-of them); other tasks validate the whole split in every process (the same weights, the same answers). The main
+for dropout and augmentation. The epoch's logged values are summed over the processes. Validation is shared
+too where the task joins the shares: a supervised task gathers the outputs (its metrics, F1 and the like, need
+all of them), a language model sums its losses; other tasks validate the whole split in every process (the same
+weights, the same answers). The main
 process's row decides best checkpoint and early stopping for all. Only the main process (rank 0) writes the run
 folder, logs and exports.
 
@@ -130,6 +131,12 @@ class Shard:
 
     def __len__(self) -> int:
         return len(self.batches)
+
+    def __getattr__(self, name: str) -> Any:
+        """What the split's own batches say about themselves (its name, its sizes)."""
+        if name == "batches":  # not set yet: no recursion
+            raise AttributeError(name)
+        return getattr(self.batches, name)
 
     def epoch_batches(self, generator: Any = None) -> Iterator[dict[str, Any]]:
         """`generator` (the process's own) is not used: the order must be the same in every process."""
