@@ -187,7 +187,7 @@ def save_samples(s: Any, data: Any, draw: Any, path: Path, columns: int | None =
     finally:
         for name, model in s.models.items():
             model.train(modes[name])
-    if s.processes is not None and not s.processes.main:
+    if getattr(s, "processes", None) is not None and not s.processes.main:  # (`udlc eval` has none)
         return  # every process drew (a sharded network gathers its weights in each); the main one writes
     points = tuple(data.input_shape) == (2,)
     path.parent.mkdir(parents=True, exist_ok=True)
