@@ -9,46 +9,37 @@ from udlc.layers.conv import NonNegPair, NonNegTriple, Pair, Triple, expect_spat
 from udlc.layers.registry import LayerConfig, Shape, ShapeError, fmt, numel, register
 
 
-class _Pool1d(LayerConfig):
-    rank: ClassVar[int] = 1
+class _Pooling(LayerConfig):
+    """What a max or average pool of any rank takes besides its sizes (which each rank types itself)."""
+
     kind: ClassVar[str] = "Max"  # torch's MaxPool… or AvgPool…
+    ceil_mode: bool = False  # count a last, partial window (GoogLeNet's pools)
+
+    @model_validator(mode="after")
+    def _check(self):
+        check_pool_padding(self)
+        return self
+
+
+class _Pool1d(_Pooling):
+    rank: ClassVar[int] = 1
     kernel_size: PositiveInt
     stride: Optional[PositiveInt] = None  # None: the kernel size, as in PyTorch
     padding: NonNegativeInt = 0
-    ceil_mode: bool = False  # count a last, partial window (GoogLeNet's pools)
-
-    @model_validator(mode="after")
-    def _check(self):
-        check_pool_padding(self)
-        return self
 
 
-class _Pool2d(LayerConfig):
+class _Pool2d(_Pooling):
     rank: ClassVar[int] = 2
-    kind: ClassVar[str] = "Max"
     kernel_size: Pair
     stride: Optional[Pair] = None
     padding: NonNegPair = 0
-    ceil_mode: bool = False  # count a last, partial window (GoogLeNet's pools)
-
-    @model_validator(mode="after")
-    def _check(self):
-        check_pool_padding(self)
-        return self
 
 
-class _Pool3d(LayerConfig):
+class _Pool3d(_Pooling):
     rank: ClassVar[int] = 3
-    kind: ClassVar[str] = "Max"
     kernel_size: Triple
     stride: Optional[Triple] = None
     padding: NonNegTriple = 0
-    ceil_mode: bool = False
-
-    @model_validator(mode="after")
-    def _check(self):
-        check_pool_padding(self)
-        return self
 
 
 Pool = _Pool1d | _Pool2d | _Pool3d
