@@ -310,7 +310,7 @@ def test_large_npy_is_read_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_collate_pads_variable_length_samples_and_builds_their_masks() -> None:
-    from udlc.data import collate
+    from udlc.data.collate import collate
 
     samples = [{"tokens": np.array([5, 6, 7]), "label": np.int64(1), "frames": np.ones((1, 2), np.float32)},
                {"tokens": np.array([8]), "label": np.int64(0), "frames": np.ones((3, 2), np.float32)}]

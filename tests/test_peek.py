@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from udlc.data import DataSignature, mismatches, peek, prepare
+from udlc.data import prepare
+from udlc.data.peek import DataSignature, mismatches, peek
 from udlc.data.sources import load_arrays
 from udlc.errors import SpecError
 from udlc.spec.data import DataSpec
@@ -45,22 +46,37 @@ def test_csv_signature_matches_the_loader(tmp_path: Path) -> None:
     assert sig.feature_columns == arrays.feature_columns == ["sqft", "rooms", "age"]
     assert (sig.task, sig.text_labels, sig.target_width) == ("regression", False, 1)  # 250000.5 is no class
     sig = peek(spec(source="d.csv", target="rooms", features=["age", "sqft"]), base)
-    assert sig.feature_columns == ["age", "sqft"] and sig.task is None  # whole numbers: classes or not
+    arrays = load_arrays(spec(source="d.csv", target="rooms", features=["age", "sqft"]), base, 0)
+    assert sig.feature_columns == ["age", "sqft"]  # whole numbers, few of them: class labels, as the loader reads
+    assert (sig.task, sig.n_classes, sig.whole) == (arrays.task, 2, True) == ("classification", 2, True)
 
 
-def test_csv_reads_only_the_first_row(tmp_path: Path) -> None:
+def test_a_small_csv_is_read_whole_for_its_classes_and_widths(tmp_path: Path) -> None:
+    base = write(tmp_path, "d.csv", "color,x,kind\nred,1,dog\nblue,2,cat\ngreen,3,bird\nred,4,dog\n")
+    sig = peek(spec(source="d.csv", categorical=["color"]), base)
+    arrays = load_arrays(spec(source="d.csv", categorical=["color"]), base, 0)
+    assert sig.feature_columns == arrays.feature_columns == ["color=blue", "color=green", "color=red", "x"]
+    assert sig.sample_size == arrays.x.shape[1] == 4
+    assert sig.classes == arrays.classes == ["bird", "cat", "dog"] and sig.n_classes == 3
+
+
+def test_a_large_csv_is_read_to_its_first_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import udlc.data.peek as peek_module
+
+    monkeypatch.setattr(peek_module, "READ_WHOLE_BYTES", 10)  # this file counts as large
     # Row 3 would stop the loader; peek never gets there.
     base = write(tmp_path, "d.csv", "a,b,kind\n\n1,2,dog\n3,oops,cat\n")
     sig = peek(spec(source="d.csv"), base)
     assert (sig.task, sig.text_labels, sig.n_classes, sig.target_width) == ("classification", True, None, None)
     with pytest.raises(SpecError, match="line 4, column 'b'"):
         load_arrays(spec(source="d.csv"), base, 0)
-
-
-def test_csv_categorical_leaves_the_size_unknown(tmp_path: Path) -> None:
-    base = write(tmp_path, "d.csv", "color,x,y\nred,1,0.5\n")
-    sig = peek(spec(source="d.csv", categorical=["color"]), base)
+    base = write(tmp_path, "c.csv", "color,x,y\nred,1,0.5\n")  # one-hot widths need every row: unknown
+    sig = peek(spec(source="c.csv", categorical=["color"]), base)
     assert sig.sample_size is None and sig.feature_columns is None and sig.natural_shape is None
+
+
+def test_csv_text_cells_need_categorical(tmp_path: Path) -> None:
+    base = write(tmp_path, "d.csv", "color,x,y\nred,1,0.5\n")
     with pytest.raises(SpecError) as e:  # the same text cell without `categorical`
         peek(spec(source="d.csv"), base)
     assert "line 2, column 'color': 'red' is not a number" in e.value.message and "categorical" in e.value.hint
@@ -88,8 +104,11 @@ def test_csv_empty_cells_follow_missing(tmp_path: Path) -> None:
         peek(spec(source="d.csv"), base)
     with pytest.raises(SpecError, match="empty target cell"):
         peek(spec(source="d.csv", missing="mean"), base)
-    sig = peek(spec(source="d.csv", missing="drop"), base)  # this row would be dropped: nothing known of y
-    assert sig.sample_size == 2 and sig.task is None and sig.text_labels is None
+    with pytest.raises(SpecError) as peeked:  # its one row is dropped: refused as training refuses it
+        peek(spec(source="d.csv", missing="drop"), base)
+    with pytest.raises(SpecError) as loaded:
+        load_arrays(spec(source="d.csv", missing="drop"), base, 0)
+    assert peeked.value.message == loaded.value.message and "leaves no samples" in peeked.value.message
 
 
 def test_missing_and_unreadable_files(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from udlc.data import peek, prepare
+from udlc.data import prepare
+from udlc.data.peek import peek
 from udlc.data.peek import HEADER_READERS, builtin_signature
 from udlc.data.sources import FILE_LOADERS, load_arrays
 from udlc.errors import SpecError

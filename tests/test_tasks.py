@@ -228,16 +228,16 @@ def test_the_demo_names_a_udlc_command_that_exists() -> None:
     assert shutil.which(command) or Path(command).is_file()
 
 
-def test_a_csv_whose_classes_check_cannot_count_is_refused_by_train_at_the_last_layer(
-        tmp_path: Path, invoke) -> None:
-    """`check` reads only a CSV's head, so it cannot count classes; `train` refuses at the layer, exit 2."""
+def test_a_csv_with_text_labels_has_its_classes_counted_by_check_and_train_alike(tmp_path: Path, invoke) -> None:
+    """`check` reads a small CSV whole, so it counts the classes (and the one-hot widths) as `train` does: both
+    refuse `linear: 5` for 3 classes at that layer, exit 2."""
     rows = ["a,b,label"] + [f"{i},{i % 7},{'abc'[i % 3]}" for i in range(30)]
     (tmp_path / "three.csv").write_text("\n".join(rows) + "\n")
     spec = write_spec(tmp_path / "s.yaml", {**DIGITS_MLP, "data": {"source": "three.csv"}, "export": {},
                                             "model": {"input": [2], "layers": [{"linear": 5}]}})
-    assert invoke("check", spec).returncode == 0
-    err = assert_clean_failure(invoke("train", spec, "--out", tmp_path / "runs"), code=2)
-    assert f"s.yaml:{line_of(spec, 'linear: 5')}:" in err and "3 classes" in err
+    for command in (("check", spec), ("train", spec, "--out", tmp_path / "runs")):
+        err = assert_clean_failure(invoke(*command), code=2)
+        assert f"s.yaml:{line_of(spec, 'linear: 5')}:" in err and "3 classes" in err, err
 
 
 def test_regression_on_raw_prices_learns_and_reports_in_price_units(tmp_path: Path, one_torch_thread) -> None:

@@ -10,9 +10,10 @@ from typing import Iterable
 import numpy as np
 
 from udlc.compiler.infer import fit_sample, is_symbolic
-from udlc.data.sources import Arrays, LazyRows, is_number, load_arrays
+from udlc.data.layout import is_number
+from udlc.data.sources import Arrays, LazyRows, load_arrays
 from udlc.errors import SpecError
-from udlc.spec.data import DataSpec
+from udlc.spec.data import DataSpec, split_sizes
 
 
 # An .npy source larger than this is memory-mapped and read batch by batch, never loaded whole; its
@@ -228,8 +229,7 @@ def _targets(arrays: Arrays, task: str) -> tuple[np.ndarray, list[str] | None]:
 
 def _split(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[np.ndarray, ...]:
     """A seeded permutation cut into train/val/test; a nonzero fraction gets at least one sample."""
-    sizes = [round(n * f) if f == 0 else max(1, round(n * f)) for f in fractions[1:]]
-    n_train = n - sum(sizes)
+    n_train, *sizes = split_sizes(n, fractions)
     if n_train < 1:
         raise SpecError(f"{n} samples are too few for split {list(fractions)}", path="data.split",
                         hint="use more samples or give train a larger fraction")

@@ -1,12 +1,13 @@
 """What a data source will give the model, read from its header alone: for `udlc check`.
 
-numpy and the standard library only, never torch or scikit-learn, and never a whole data file: a CSV's
-header line and first data row, an NPY's header, an NPZ's member headers. A built-in set's signature is its
-registry entry's (spec/sources.py; tests/test_sources_registry.py holds each to what its loader gives). A
-field that cannot be known this way is None,
-and `mismatches` makes no complaint about it: training still checks everything on the real data.
+The standard library only, never numpy, torch or scikit-learn (`udlc check` runs on every save): a CSV of
+up to READ_WHOLE_BYTES is scanned whole (its classes and one-hot widths need every row), a larger one only to
+its first data row; an NPY's header; an NPZ's member headers. A built-in set's signature is its registry
+entry's (spec/sources.py; tests/test_sources_registry.py holds each to what its loader gives). A field that
+cannot be known this way is None, and `mismatches` makes no complaint about it: training still checks
+everything on the real data.
 
-The layout checks (columns, keys, shapes) are the loaders' own, from sources.py, so a bad column name
+The layout checks (columns, keys, shapes) are the loaders' own, from layout.py, so a bad column name
 or array key fails `udlc check` with the message training would give.
 """
 
@@ -17,11 +18,8 @@ import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-import numpy as np
-
-import udlc.data.sources as sources
+import udlc.data.layout as layout
 from udlc.compiler.infer import fit_sample, is_symbolic
 from udlc.errors import SpecError
 from udlc.spec.data import DataSpec
@@ -40,6 +38,15 @@ class DataSignature:
     target_width: int | None = None  # values per target sample when read as regression
     text_labels: bool | None = None  # the target holds non-numeric labels, so no regression
     feature_columns: list[str] | None = None  # CSV header names, in the order the model sees them
+    # Known when every target was read (a CSV scanned whole): how many distinct values, and whether all are
+    # whole numbers (None for text labels), so a classification loss can count their classes.
+    distinct: int | None = None
+    whole: bool | None = None
+
+
+# A CSV up to this size is read whole by `udlc check` (a few hundred ms at most); a larger one to its
+# first row, and training counts its classes.
+READ_WHOLE_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -53,9 +60,9 @@ def peek(spec: DataSpec, base_dir: Path) -> DataSignature:
     """The signature of spec's source; raises the loaders' SpecErrors for a missing or malformed file."""
     entry = SOURCES.find(spec.source)
     if isinstance(entry, BuiltinSet):
-        sources.check_builtin_options(spec)
+        layout.check_builtin_options(spec)
         return builtin_signature(entry)
-    path = sources.data_file(spec, base_dir)
+    path = layout.data_file(spec, base_dir)
     return HEADER_READERS[entry.name](path, spec)
 
 
@@ -64,38 +71,66 @@ def builtin_signature(entry: BuiltinSet) -> DataSignature:
     return DataSignature(
         entry.name, math.prod(entry.shape), entry.shape, "regression" if classes is None else "classification",
         None if classes is None else len(classes), classes, entry.target_width,
-        classes is not None and not all(sources.is_number(c) for c in classes), None)
+        classes is not None and not all(layout.is_number(c) for c in classes), None)
 
 
 def _csv(path: Path, spec: DataSpec) -> DataSignature:
     try:
+        small = path.stat().st_size <= READ_WHOLE_BYTES
+    except OSError as e:
+        raise SpecError(f"cannot read {path.name}: {e}", path="data.source") from None
+    return _csv_whole(path, spec) if small else _csv_first_row(path, spec)
+
+
+def _csv_whole(path: Path, spec: DataSpec) -> DataSignature:
+    """Every row: the one-hot widths, the classes (text labels, or whole numbers as the loss may read them)."""
+    table = layout.read_csv(path, spec)
+    if not table.rows:
+        raise layout.no_samples(path, table.dropped)
+    row, line = table.rows[0], table.lines[0]
+    for c in table.columns:  # the first row parses as training parses it: a text cell in a numeric column
+        if table.header[c] not in table.categories:
+            layout.numeric_cell(row[c], path, line, table.header[c], empty_ok=spec.missing != "error")
+    targets = table.targets(path, spec)
+    task, classes = layout.target_task(targets)
+    names = table.feature_names
+    whole, distinct = None, len(set(targets))
+    if classes is None:
+        numbers = {float(v) for v in targets}
+        whole, distinct = all(v % 1 == 0 for v in numbers), len(numbers)
+        if task == "classification":
+            classes = [str(int(v)) for v in sorted(numbers)]
+    return DataSignature(path.name, len(names), (len(names),), task, None if classes is None else len(classes),
+                         classes, None if whole is None else 1, whole is None, names, distinct, whole)
+
+
+def _csv_first_row(path: Path, spec: DataSpec) -> DataSignature:
+    try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
-            header = sources.csv_header(next(reader, None), path)
-            row = next((r for r in reader if not sources.is_blank(r)), None)
+            header = layout.csv_header(next(reader, None), path)
+            row = next((r for r in reader if not layout.is_blank(r)), None)
             line = reader.line_num
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise SpecError(f"cannot read {path.name}: {e}", path="data.source") from None
-    t, cols = sources.csv_layout(header, spec, path)
+    t, cols = layout.csv_layout(header, spec, path)
     if row is None:
         raise SpecError(f"{path.name} holds no samples", path="data.source")
-    sources.check_row_width(row, header, path, line)
-    # The first row's numeric cells parse as training would parse them: a text cell in a column not
-    # listed under `categorical` fails here, not after the model is built.
+    layout.check_row_width(row, header, path, line)
     for c in cols:
         if header[c] not in spec.categorical:
-            sources.numeric_cell(row[c], path, line, header[c], empty_ok=spec.missing != "error")
+            layout.numeric_cell(row[c], path, line, header[c], empty_ok=spec.missing != "error")
     value = row[t].strip()
-    sources.check_target_cell(value, path, line, header[t], spec)
+    layout.check_target_cell(value, path, line, header[t], spec)
     task, text = None, None
     if value:
-        text = not sources.is_number(value)
+        text = not layout.is_number(value)
         if text:
             task = "classification"
         elif float(value) % 1 != 0:
             task = "regression"  # a fractional target is never a class label
         # else whole numbers: class labels or not depends on the other rows
-    # One-hot widths need every row of the categorical columns: left unknown rather than read the file.
+    # One-hot widths need every row of the categorical columns: left unknown.
     names = None if spec.categorical else [header[c] for c in cols]
     size = None if names is None else len(names)
     return DataSignature(path.name, size, None if size is None else (size,), task, None, None,
@@ -105,37 +140,39 @@ def _csv(path: Path, spec: DataSpec) -> DataSignature:
 def _npy(path: Path, spec: DataSpec) -> DataSignature:
     try:
         with open(path, "rb") as f:
-            shape, dtype = _array_header(f)
+            header = layout.read_array_header(f)
     except (OSError, ValueError) as e:
         raise SpecError(f"cannot read {path.name}: {e}", path="data.source") from None
-    _refuse_objects(dtype, path)
-    sources.npy_target(spec, shape, path)
-    if not sources.is_numeric(dtype):
-        raise SpecError(f"{path.name}: features must be numeric, got {dtype}", path="data.source")
+    _refuse_objects(header, path)
+    shape = header.shape
+    layout.npy_target(spec, shape, path)
+    if not header.numeric:
+        raise SpecError(f"{path.name}: features must be numeric, got {header.descr}", path="data.source")
     # one numeric array: its target column is numbers, class labels or not depending on the values
     return DataSignature(path.name, shape[1] - 1, (shape[1] - 1,), None, None, None, 1, False, None)
 
 
 def _npz(path: Path, spec: DataSpec) -> DataSignature:
-    xkey, ykey = sources.npz_keys(spec)
+    xkey, ykey = layout.npz_keys(spec)
     try:
         with zipfile.ZipFile(path) as archive:
             # np.load names a member 'x.npy' as array 'x'
             members = {n.removesuffix(".npy"): n for n in archive.namelist()}
-            sources.check_npz_keys(list(members), xkey, ykey, path)
+            layout.check_npz_keys(list(members), xkey, ykey, path)
             headers = {}
             for key in (xkey, ykey):
                 with archive.open(members[key]) as f:
-                    headers[key] = _array_header(f)
+                    headers[key] = layout.read_array_header(f)
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise SpecError(f"cannot read {path.name}: {e}", path="data.source") from None
-    (x_shape, x_dtype), (y_shape, y_dtype) = headers[xkey], headers[ykey]
-    _refuse_objects(x_dtype, path)
-    _refuse_objects(y_dtype, path)
-    sources.check_npz_shapes(x_shape, y_shape, xkey, ykey, path)
-    if not sources.is_numeric(x_dtype):
-        raise SpecError(f"{path.name}: {xkey} must be numeric, got {x_dtype}", path="data.source")
-    text = not sources.is_numeric(y_dtype)
+    x, y = headers[xkey], headers[ykey]
+    _refuse_objects(x, path)
+    _refuse_objects(y, path)
+    x_shape, y_shape = x.shape, y.shape
+    layout.check_npz_shapes(x_shape, y_shape, xkey, ykey, path)
+    if not x.numeric:
+        raise SpecError(f"{path.name}: {xkey} must be numeric, got {x.descr}", path="data.source")
+    text = not y.numeric
     # mirrors sources._numeric_task: targets with more than one axis are regression targets
     task = "classification" if text else "regression" if len(y_shape) > 1 else None
     size = math.prod(x_shape[1:])
@@ -143,19 +180,10 @@ def _npz(path: Path, spec: DataSpec) -> DataSignature:
                          None if text else math.prod(y_shape[1:]), text, None)
 
 
-def _array_header(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
-    """An .npy stream's shape and dtype, from its header only."""
-    version = np.lib.format.read_magic(f)
-    # version 3.0 differs from 2.0 only in the header's text encoding (utf-8 field names)
-    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, _fortran, dtype = read(f)
-    return tuple(int(d) for d in shape), dtype
-
-
-def _refuse_objects(dtype: np.dtype, path: Path) -> None:
-    if dtype.hasobject:
+def _refuse_objects(header: layout.ArrayHeader, path: Path) -> None:
+    if header.objects:
         raise SpecError(f"cannot read {path.name}: it holds an object array", path="data.source",
-                        hint=sources.NO_OBJECTS)
+                        hint=layout.NO_OBJECTS)
 
 
 # How `udlc check` reads each file kind registered in spec/sources.py, from its header alone; the twin of
@@ -188,9 +216,24 @@ def mismatches(sig: DataSignature, input_shape: tuple[int | str, ...], output_sh
     out = tuple(output_shape) if output_shape is not None else None
     n = sig.n_classes
     if loss_type in CLASSIFICATION_LOSSES and task_override == "regression":
-        found.append(Mismatch("loss", f"{loss_type} is a classification loss but data.task is regression",
-                              "use a regression loss such as mse, or set data.task: classification"))
-    elif loss_type == "cross_entropy":
+        return found + [Mismatch("loss", f"{loss_type} is a classification loss but data.task is regression",
+                                 "use a regression loss such as mse, or set data.task: classification")]
+    if loss_type in CLASSIFICATION_LOSSES:
+        if sig.whole is not None and sig.classes is None:  # numbers that the loss makes classes of
+            if not sig.whole:
+                return found + [Mismatch("loss", f"{sig.source} has fractional targets; {loss_type} needs "
+                                                 "whole-number class labels", "use a regression loss such as mse")]
+            n = sig.distinct
+        elif sig.task == "regression" and sig.whole is None and task_override is None:
+            return found + [Mismatch("loss", f"{loss_type} is a classification loss, but {sig.source} is a "
+                                             "regression set: its targets are values, not classes",
+                                     "use a regression loss such as mse")]
+        if n is not None and n < 2:
+            shown = f" ('{sig.classes[0]}')" if sig.classes else ""
+            return found + [Mismatch("loss", f"{sig.source}'s target holds one class{shown}: there is nothing to "
+                                             "tell apart, and the loss would be 0 from the start",
+                                     "check the target column")]
+    if loss_type == "cross_entropy":
         if n is not None and out is not None and out != (n,):
             found.append(Mismatch("output", f"cross_entropy needs one logit per class: {sig.source} has {n} "
                                             f"classes but the model outputs {out}",

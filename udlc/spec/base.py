@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 
@@ -12,6 +12,9 @@ class YamlBool:
 
     def __init__(self, value: bool):
         self.value = value
+
+
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class StrictModel(BaseModel):
@@ -34,6 +37,16 @@ class StrictModel(BaseModel):
             raise PydanticCustomError("unknown_keys", "unknown keys {keys}", {"keys": unknown, "allowed": allowed})
         return {k: YamlBool(v) if isinstance(v, bool) and not _takes_bool(fields[k].annotation) else v
                 for k, v in data.items()}
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _fits_float32(cls, value: Any) -> Any:
+        # Finite is not enough: tensors and optimizers hold float32, where `lr: 1e300` overflows mid-run.
+        if any(isinstance(v, float) and abs(v) > FLOAT32_MAX for v in (value if isinstance(value, (list, tuple))
+                                                                        else (value,))):
+            raise PydanticCustomError("float32_overflow", "must fit a float32, at most 3.4e38 (got {got})",
+                                      {"got": value})
+        return value
 
 
 def _takes_bool(annotation: Any) -> bool:

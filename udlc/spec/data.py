@@ -18,6 +18,12 @@ FILE_SUFFIXES = tuple(e.name for e in SOURCES.files() if not e.folder)
 __all__ = ["BUILTIN_SOURCES", "FILE_SUFFIXES", "SEQUENCE_SOURCES", "TEXT_SOURCES", "IMAGE_AUGMENTS", "Augment", "DataSpec"]
 
 
+def split_sizes(n: int, fractions: list[float] | tuple[float, ...]) -> tuple[int, int, int]:
+    """How many of n samples go to train, validation and test: a nonzero fraction gets at least one."""
+    val, test = (round(n * f) if f == 0 else max(1, round(n * f)) for f in fractions[1:])
+    return n - val - test, val, test
+
+
 class DataSpec(StrictModel):
     source: str = Field(
         description=f"a built-in set ({', '.join(BUILTIN_SOURCES)}), a built-in text ({', '.join(TEXT_SOURCES)}), "
@@ -40,6 +46,8 @@ class DataSpec(StrictModel):
     task: Literal["classification", "regression"] | None = Field(
         None, description="inferred from the source and the loss when left out"
     )
+    split: list[float] = Field([0.8, 0.1, 0.1], min_length=3, max_length=3,
+                               description="train, validation, test fractions")
     samples: PositiveInt | None = Field(None, description="how many samples a generated source makes (default 1000)")
     noise: NonNegativeFloat | None = Field(None, description="noise level of a generated source")
     tokenizer: Literal["byte", "char", "bpe"] | None = Field(
@@ -51,14 +59,14 @@ class DataSpec(StrictModel):
     nodes: str | None = Field(None, description="a graph from CSV: the node file (one row per node, in id order: "
                               "its features and `target` column) beside `source`, the edge list (source,target"
                               "[,weight] ids); relative to the spec")
+    directed: bool = Field(False, description="a graph from CSV (`nodes`): true keeps each edge one-way, source "
+                           "to target; by default an edge joins its nodes both ways")
     image_size: PositiveInt | tuple[PositiveInt, PositiveInt] | None = Field(
         None, description="a folder of pictures: every picture resized to this (one number: square; [height, "
                           "width]); needed")
     channels: Literal[1, 3] = Field(3, description="a folder of pictures: 1 (grey) or 3 (RGB)")
     resize: Literal["crop", "stretch"] = Field(
         "crop", description="a folder of pictures: crop (scale the shorter side to fit, cut the middle) or stretch")
-    split: list[float] = Field([0.8, 0.1, 0.1], min_length=3, max_length=3,
-                               description="train, validation, test fractions")
     normalize: Literal["standard", "minmax", "none"] = "standard"
     augment: list[Augment] = Field(default_factory=list)  # type: ignore[valid-type]
 
@@ -82,6 +90,16 @@ class DataSpec(StrictModel):
     def _split_sums_to_one(cls, v: list[float]) -> list[float]:
         if any(f < 0 for f in v) or v[0] <= 0 or abs(sum(v) - 1) > 1e-6:
             raise ValueError(f"must be three fractions (train, val, test) with train > 0 that sum to 1, got {list(v)}")
+        return v
+
+    @field_validator("samples")
+    @classmethod
+    def _enough_to_split(cls, v: int | None, info: ValidationInfo) -> int | None:
+        split = info.data.get("split")  # a field above this one, so validated (or defaulted) already
+        if v is not None and split is not None and split_sizes(v, split)[0] < 1:
+            enough = next(n for n in range(v + 1, v + 10) if split_sizes(n, split)[0] >= 1)
+            raise ValueError(f"{v} samples are too few for split {list(split)}: each nonzero part takes at least "
+                             f"one, and none is left to train on; make samples at least {enough}")
         return v
 
     @field_validator("categorical")
@@ -118,6 +136,14 @@ class DataSpec(StrictModel):
         source = info.data.get("source")
         if v is not None and source is not None and not _reads(source, "nodes"):
             raise ValueError(f"applies only to a graph's edge list in CSV; {source} is none")
+        return v
+
+    @field_validator("directed")
+    @classmethod
+    def _directed_needs_an_edge_csv(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("nodes") is None:  # a field above this one, so validated already
+            raise ValueError("applies only to a graph's edge list in CSV (with `nodes:`); a .npz graph lists "
+                             "each direction it has, and a built-in graph is undirected")
         return v
 
     @field_validator("tokenizer", "max_chars", "vocab_size", "text")

@@ -105,6 +105,8 @@ class BCE(StrictModel):
 
 
 def _check_bce(cfg: Any, out: Shape, task: str | None, n_classes: int | None, target: Shape) -> Mismatch | None:
+    if (few := _one_class(n_classes)) is not None:
+        return few
     if n_classes not in (None, 2) or tuple(out) != (1,):
         return Mismatch(f"bce needs one logit for two classes: the data has {n_classes} classes, the model outputs "
                         f"{tuple(out)}", "end the model with `linear: 1`, or use cross_entropy for more classes")
@@ -127,7 +129,19 @@ class CrossEntropy(StrictModel):
     weight: list[PositiveFloat] | None = Field(None, description="one weight per class")
 
 
+def _one_class(n_classes: int | None) -> Mismatch | None:
+    if n_classes is not None and n_classes < 2:
+        return Mismatch("the target holds one class: there is nothing to tell apart, and the loss would be 0 from "
+                        "the start", "check the target column", at="loss")
+    return None
+
+
 def _check_ce(cfg: Any, out: Shape, task: str | None, n_classes: int | None, target: Shape) -> Mismatch | None:
+    if (few := _one_class(n_classes)) is not None:
+        return few
+    if cfg.weight is not None and n_classes is not None and len(cfg.weight) != n_classes:
+        return Mismatch(f"cross_entropy's weight gives {len(cfg.weight)} class weights, and the data has {n_classes} "
+                        "classes", f"give one weight per class ({n_classes})", at="loss")
     if len(out) != 1 or out[0] != n_classes:
         return Mismatch(f"cross_entropy needs one logit per class: the data has {n_classes} classes but the model "
                         f"outputs {tuple(out)}", f"end the model with `linear: {n_classes}`")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
@@ -137,8 +138,11 @@ def translate(err: dict, doc: Document, prefix: Path_ = ()) -> list[SpecError]:
         return [SpecError(f"unknown {what} '{tag}'", path=where, span=span,
                           hint=did_you_mean(tag, tags) or one_of(tags))]
     if kind == "unknown_source":
-        return [SpecError(f"unknown data source '{ctx['source']}'", path=where, span=span,
-                          hint=did_you_mean(ctx["source"], ctx["allowed"]) or f"{one_of(ctx['allowed'])}, {ctx['hint']}")]
+        source = ctx["source"]
+        hint = did_you_mean(source, ctx["allowed"]) or f"{one_of(ctx['allowed'])}, {ctx['hint']}"
+        if doc.file and not doc.file.startswith("<") and (Path(doc.file).parent / source).is_dir():
+            hint = f"{source} is a folder beside the spec: write `source: {source}/` to read its pictures"
+        return [SpecError(f"unknown data source '{source}'", path=where, span=span, hint=hint)]
     if kind in _BOUNDS:
         bound = ctx.get(_BOUND_CTX[kind])
         return [SpecError(f"{field}must be {_BOUNDS[kind]} {bound} (got {_got(err['input'])})", path=where, span=span)]

@@ -84,11 +84,28 @@ def check_loss(compiled: Compiled, task: Task) -> list[SpecError]:
     return []
 
 
+def check_metrics(compiled: Compiled) -> list[SpecError]:
+    """Each metric measures what the loss trains: classes (accuracy, f1_macro, top_k) or values (mae, rmse, r2)."""
+    from udlc.spec.losses import LOSSES
+    from udlc.spec.metrics import METRICS
+
+    loss = compiled.spec.loss
+    if loss is None:
+        return []
+    trains = "classification" if LOSSES[loss.type].classification else "regression"
+    fitting = [e.name for e in METRICS if e.task == trains]
+    words = {"classification": "classes", "regression": "values"}
+    return [SpecError(f"{m.type} measures {words[METRICS[m.type].task]}, and loss {loss.type} trains the model to "
+                      f"give {words[trains]}", path=f"metrics[{i}]", span=compiled.doc.span(("metrics", i)),
+                      hint=f"use {', '.join(fitting)}, or drop it")
+            for i, m in enumerate(compiled.spec.metrics) if METRICS[m.type].task != trains]
+
+
 def check_task(compiled: Compiled, check_files: bool) -> Compiled:
     """Bind the spec's task and check that its networks and data fit it (no torch)."""
     task = make_task(compiled.spec.task, compiled.doc)
     errors = (check_loss(compiled, task) or check_mixing(compiled, task) or check_strategy(compiled, task)
-              or task.check(compiled, check_files)
+              or task.check(compiled, check_files) or check_metrics(compiled)
               or check_tune(compiled, task, partial(_compile_with, check_files=check_files)))
     if errors:
         raise SpecErrors(errors)

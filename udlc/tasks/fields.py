@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from udlc.errors import SpecError
+from udlc.spec.data import split_sizes
 from udlc.tasks.registry import Served, Task
 
 
@@ -51,6 +52,31 @@ def check_fields(compiled: Any, graph: Any, base: tuple, fields: dict[str, str],
     return errors
 
 
+def length_bound_errors(compiled: Any, graph: Any, symbol: Any, length: int, option: str, where: tuple
+                        ) -> list[SpecError]:
+    """A task's length option (a language model's context, a text classifier's max_tokens) that a layer of the
+    network cannot take, such as a positions table with fewer rows: training would index past its end. The
+    error stands at the option where it is written, else at the layer."""
+    from udlc.layers.registry import REGISTRY
+
+    if not isinstance(symbol, str):
+        return []
+    for node in graph.nodes.values():
+        rule = REGISTRY[node.op].bounds
+        most = rule(node.config, *(graph.shape_of(i) for i in node.inputs)).get(symbol) if rule and node.shapes else None
+        if most is not None and most < length:
+            layer = node.op if node.name == node.op else f"{node.op} '{node.name}'"
+            message = f"{option} is {length} tokens, but {layer} holds positions for {most}: training would read past its end"
+            hint = f"use {option}: {most}, or give {node.op} room for {length} (max_len: {length})"
+            written = compiled.doc.data
+            for key in where:
+                written = written.get(key) if isinstance(written, dict) else None
+            if isinstance(written, dict) and option in written:
+                return [error(compiled.doc, message, where + (option,), hint)]
+            return [SpecError(message, path=node.path, span=node.span, hint=hint)]
+    return []
+
+
 def output_node(graph: Any) -> Any:
     return graph.nodes[graph.outputs[0].partition(".")[0]]
 
@@ -89,7 +115,7 @@ class FieldsTask(Task):
         self.net, graph = next(iter(compiled.graphs.items()))
         self.inputs = list(graph.inputs)
         order = rng.permutation(len(samples))
-        n_train, n_val = (int(f * len(samples)) for f in compiled.spec.data.split[:2])
+        n_train, n_val, _ = split_sizes(len(samples), compiled.spec.data.split)
         cuts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
         return {k: [samples[i] for i in idx] for k, idx in cuts.items()}
 
@@ -156,7 +182,7 @@ def sequence_pairs(compiled: Any) -> tuple[tuple[str, ...], list[tuple[Any, Any]
     them (it goes on to order the split)."""
     import numpy as np
 
-    from udlc.data.sources import DEFAULT_SAMPLES
+    from udlc.data.layout import DEFAULT_SAMPLES
     from udlc.spec.sources import SOURCES
 
     spec = compiled.spec

@@ -24,7 +24,7 @@ from pydantic import Field, PositiveInt
 
 from udlc.errors import SpecError, one_of
 from udlc.spec.base import StrictModel
-from udlc.tasks.fields import error
+from udlc.tasks.fields import error, length_bound_errors
 from udlc.tasks.registry import Served, Task, register
 from udlc.tasks.supervised import check_monitors, check_network_keys, located
 
@@ -85,6 +85,7 @@ class LanguageModel(Task):
                               where, f"write `shape: [T]` (any length), or context: {shape[0]}", key=True))
         if len(graph.outputs) != 1:
             errors.append(error(doc, f"task {self.name} trains one output", base + ("outputs",), key=True))
+        errors += length_bound_errors(compiled, graph, shape[0], self.options.context, "context", self.where)
         if errors:
             return errors
         out = graph.shape_of(graph.outputs[0])

@@ -24,7 +24,7 @@ from pydantic import Field, PositiveInt
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
-from udlc.tasks.fields import FieldsTask, error, output_node
+from udlc.tasks.fields import FieldsTask, error, length_bound_errors, output_node
 from udlc.tasks.language_model import embedding_errors
 from udlc.tasks.registry import register
 from udlc.tasks.supervised import located
@@ -55,6 +55,9 @@ class SequenceClassification(FieldsTask):
         if spec.data.text is None:
             errors.append(error(doc, f"task {self.name} reads a text column", ("data", "source"),
                                 "give a CSV and its column: `text: <column name>`"))
+        if "tokens" in graph.inputs:
+            errors += length_bound_errors(compiled, graph, graph.inputs["tokens"][0], self.options.max_tokens,
+                                          "max_tokens", self.where)
         out = graph.shape_of(graph.outputs[0]) if len(graph.outputs) == 1 else None
         node = output_node(graph)
         if not errors and (out is None or len(out) != 1):
