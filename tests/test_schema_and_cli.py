@@ -16,6 +16,7 @@ from udlc.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+SHIPPED = sorted((ROOT / "examples").rglob("*.yaml"))  # every spec a clone has, the zoo and pictures included
 
 
 def udlc(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -36,16 +37,28 @@ def validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_example_validates_against_the_schema(example: Path, validator) -> None:
+def shipped_id(path: Path) -> str:
+    return str(path.relative_to(ROOT / "examples"))
+
+
+@pytest.mark.parametrize("example", SHIPPED, ids=shipped_id)
+def test_every_shipped_spec_validates_against_the_schema(example: Path, validator) -> None:
     errors = list(validator.iter_errors(load_file(example).data))
     assert not errors, [e.message[:200] for e in errors]
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_example_starts_with_the_schema_comment(example: Path) -> None:
+@pytest.mark.parametrize("example", SHIPPED, ids=shipped_id)
+def test_every_shipped_spec_starts_with_the_schema_comment(example: Path) -> None:
     first = example.read_text().splitlines()[0]
-    assert first == "# yaml-language-server: $schema=../spec/udlc.schema.json"
+    up = "../" * len(example.relative_to(ROOT / "examples").parts)
+    assert first == f"# yaml-language-server: $schema={up}spec/udlc.schema.json"
+
+
+def test_every_shipped_spec_passes_check() -> None:
+    """What a fresh clone has: every spec under examples/, in one call (the zoo's stand-in data included)."""
+    result = udlc("check", *(str(p.relative_to(ROOT)) for p in SHIPPED))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("OK ") == len(SHIPPED)
 
 
 @pytest.mark.parametrize("bad", [
@@ -107,3 +120,12 @@ def test_summary_lists_layers_and_totals() -> None:
 def test_schema_command_prints_the_schema() -> None:
     out = udlc("schema")
     assert json.loads(out.stdout) == build_schema(TASKS)
+
+
+def test_the_schema_lets_a_spec_that_extends_another_leave_out_what_its_base_gives(validator) -> None:
+    partial = {"udlc": 1, "extends": "base.yaml", "model": {"params": {"depth": 1.1}}}
+    assert not list(validator.iter_errors(partial))
+    del partial["extends"]  # without a base, name, data and model.layers are missing
+    missing = {e.message for e in validator.iter_errors(partial)}
+    assert "'name' is a required property" in missing and "'data' is a required property" in missing
+    assert any("layers" in m for e in validator.iter_errors(partial) for m in [e.message, *(c.message for c in e.context)])

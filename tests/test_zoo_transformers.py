@@ -14,11 +14,14 @@ import pytest
 from udlc.compiler.pipeline import compile_spec
 
 ZOO = Path(__file__).resolve().parent.parent / "examples" / "zoo"
+# BERT and T5 wait in tests/specs/zoo for a task that feeds their inputs: a shipped spec passes `check`.
+WAITING = Path(__file__).resolve().parent / "specs" / "zoo"
 SEED = 0
 
 
 def zoo_graph(name: str):
-    return compile_spec(ZOO / f"{name}.yaml").graph  # the model only: bert_base has no task to check yet
+    folder = WAITING if (WAITING / f"{name}.yaml").is_file() else ZOO
+    return compile_spec(folder / f"{name}.yaml").graph  # the model only: bert_base has no task to check yet
 
 
 @pytest.mark.parametrize("name,params", [("gpt2", 124_439_808), ("bert_base", 109_482_240),

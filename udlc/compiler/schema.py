@@ -70,10 +70,24 @@ def build_schema(tasks: dict[str, Any]) -> dict[str, Any]:
     forms.append({"type": "string", "pattern": r"^\$?[A-Za-z_][A-Za-z0-9_]*$",
                   "description": "a block called with its defaults; in a block, `$param` names the layer or block"})
     defs["LayerEntry"] = {"anyOf": forms}
-    schema = _replace_markers(schema)
+    schema = _extending(_replace_markers(schema))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = SCHEMA_ID
     schema["title"] = "udlc spec"
+    return schema
+
+
+def _extending(schema: dict[str, Any]) -> dict[str, Any]:
+    """A spec with `extends` writes only what differs from its base: then no section is required, and neither
+    are a network's layers (`model: {params: {depth: 1.1}}`, as the EfficientNets write)."""
+    defs = schema["$defs"]
+    defs["ModelSpecExtended"] = {k: v for k, v in defs["ModelSpec"].items() if k != "required"}
+    model = schema["properties"]["model"]
+    extended = json.loads(json.dumps(model).replace('"#/$defs/ModelSpec"', '"#/$defs/ModelSpecExtended"'))
+    schema["properties"]["model"] = {}  # what a `model` may be is decided below, by `extends`
+    schema["if"] = {"required": ["extends"]}
+    schema["then"] = {"properties": {"model": extended}}
+    schema["else"] = {"properties": {"model": model}, "required": schema.pop("required")}
     return schema
 
 
@@ -90,10 +104,17 @@ def _replace_markers(node: Any) -> Any:
 
 
 def _with_param_items(arg: dict[str, Any]) -> list[dict[str, Any]]:
-    """For a list argument (reshape's shape), the same list whose items may be `$param` (`[$ch, 1, 1]`)."""
-    if arg.get("type") != "array" or "items" not in arg:
+    """For a list argument (reshape's shape, a kernel's [height, width]), the same list whose items may be
+    `$param` (`[$ch, 1, 1]`, `[$kh, $kw]`)."""
+    if "anyOf" in arg:
+        return [form for member in arg["anyOf"] for form in _with_param_items(member)]
+    if arg.get("type") != "array":
         return []
-    return [{**arg, "items": {"anyOf": [arg["items"], _PARAM_REF]}}]
+    if "prefixItems" in arg:
+        return [{**arg, "prefixItems": [{"anyOf": [item, _PARAM_REF]} for item in arg["prefixItems"]]}]
+    if "items" in arg:
+        return [{**arg, "items": {"anyOf": [arg["items"], _PARAM_REF]}}]
+    return []
 
 
 def _one_key(name: str, value: dict[str, Any], description: str) -> dict[str, Any]:
@@ -106,7 +127,8 @@ def _combinators() -> list[dict[str, Any]]:
     for c in COMBINATORS.values():
         items = {"layers": _LAYERS, "branches": {"type": "array", "items": _LAYERS, "minItems": 2},
                  "block": {"type": "string", "description": "the block's name"}}[c.key]
-        full = {"type": "object", "properties": {c.key: items, **c.options_schema, **_NODE_PROPS},
+        options = {k: {"anyOf": [v, _PARAM_REF]} for k, v in c.options_schema.items()}  # `times: ceil(2 * $depth)`
+        full = {"type": "object", "properties": {c.key: items, **options, **_NODE_PROPS},
                 "required": [c.key], "additionalProperties": False}
         forms.append(_one_key(c.name, {"anyOf": [items, full]} if c.bare_list else full, c.description))
     return forms
