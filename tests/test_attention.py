@@ -148,9 +148,8 @@ def test_grouped_query_attention_equals_repeating_kv_heads_by_hand() -> None:
 def test_rope_scores_depend_only_on_the_offset() -> None:
     import torch
 
-    from udlc.layers.attention import torch_modules
+    from udlc.layers.modules.attention import rotary
 
-    rotary = torch_modules()["rotary"]
     layer = build("multihead_attention", {"num_heads": 2, "rope": True}, (7, 8))
     q, k = torch.randn(1, 2, 7, 4), torch.randn(1, 2, 7, 4)
     scores = rotary(q, layer.inv_freq) @ rotary(k, layer.inv_freq).transpose(-2, -1)

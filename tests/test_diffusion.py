@@ -145,9 +145,9 @@ def test_guidance_mixes_the_conditional_and_unconditional_noise() -> None:
 def test_the_sinusoidal_embedding_is_its_formula() -> None:
     import torch
 
-    from udlc.layers.generative import torch_modules
+    from udlc.layers.modules.generative import SinusoidalEmbeddingModule
 
-    layer = torch_modules()["sinusoidal_embedding"](8, 100.0, 2.0)
+    layer = SinusoidalEmbeddingModule(8, 100.0, 2.0)
     v = torch.tensor([[3.0, -1.0]])
     out = layer(v)
     f = [2.0 * 100.0 ** (-i / 4) for i in range(4)]

@@ -101,9 +101,9 @@ def test_beta_rises_linearly_over_the_warmup_then_stays() -> None:
 def test_the_reparameterize_layer_draws_in_training_and_gives_mu_in_evaluation() -> None:
     import torch
 
-    from udlc.layers.generative import torch_modules
+    from udlc.layers.modules.generative import ReparameterizeModule
 
-    layer = torch_modules()["reparameterize"]()
+    layer = ReparameterizeModule()
     mu, logvar = torch.full((20000, 2), 3.0), torch.log(torch.full((20000, 2), 4.0))
     torch.manual_seed(0)
     z = layer(mu, logvar)

@@ -20,11 +20,7 @@ import json
 from typing import Any
 
 from udlc.compiler.graph import Graph
-
-# Layers that compute each position from that position alone, given (T, features) inputs.
-POSITIONWISE = {"linear", "rmsnorm", "dropout", "identity", "add", "multiply", "embedding", "relu", "gelu", "silu",
-                "tanh", "sigmoid", "leaky_relu", "elu"}
-POSITIONS = {"learned_positions", "sinusoidal_positions"}
+from udlc.layers import REGISTRY
 
 
 def cache_plan(graph: Graph) -> tuple[list[str], str | None]:
@@ -38,14 +34,12 @@ def cache_plan(graph: Graph) -> tuple[list[str], str | None]:
         shapes = [graph.shape_of(i) for i in node.inputs] + list(node.shapes)
         if any(s is None or not s or s[0] != t or len(s) > 2 for s in shapes):
             return [], f"layer '{node.name}' ({node.op}) changes the sequence axis"
-        cfg = node.config
-        if node.op == "multihead_attention" and getattr(cfg, "causal", False):
+        layer = REGISTRY[node.op]
+        if node.op == "multihead_attention" and getattr(node.config, "causal", False):
             cached.append(node.name)
-        elif node.op in ("concat", "split") and getattr(cfg, "dim", 0) not in (-1, 1):
-            return [], f"layer '{node.name}' ({node.op}) works along the sequence axis"
-        elif node.op == "layernorm" and cfg.dims != 1:
-            return [], f"layer '{node.name}' normalizes over the sequence axis"
-        elif node.op not in POSITIONWISE | POSITIONS | {"concat", "split", "layernorm"}:
+        elif not (layer.works_position_wise(node.config) or layer.positions_table):
+            # the registry says which layers are (udlc.layers.registry.LayerType.position_wise): a concat or
+            # split along the features, a layernorm of them, a linear, an activation, ...
             return [], f"layer '{node.name}' ({node.op}) is not computed position by position"
     if not cached:
         return [], "the network has no causal self-attention"
@@ -63,9 +57,7 @@ def cached_decoder(network: Any, graph: Graph, cached: list[str], vocab_size: in
     import torch.nn.functional as F
     from torch import nn
 
-    from udlc.layers.attention import torch_modules as attention_modules
-
-    rotary = attention_modules()["rotary"]
+    from udlc.layers.modules.attention import rotary
 
     def attend(m: Any, x: Any, past_k: Any, past_v: Any, start: Any) -> tuple[Any, Any, Any]:
         """Causal self-attention of T new positions over the P cached ones and themselves."""
@@ -110,8 +102,8 @@ def cached_decoder(network: Any, graph: Graph, cached: list[str], vocab_size: in
                     i = cached.index(node.name)
                     out, k, v = attend(module, args[0], past[2 * i], past[2 * i + 1], start)
                     presents += [k, v]
-                elif node.op in POSITIONS:
-                    table = module.table if hasattr(module, "table") else module.weight
+                elif REGISTRY[node.op].positions_table:  # the table's rows from the first new position
+                    table = getattr(module, REGISTRY[node.op].positions_table)
                     out = args[0] + table[start:start + args[0].shape[1]]
                 else:
                     out = module(*args)

@@ -120,7 +120,8 @@ for _config, _main, _samples in [
     (Hardsigmoid, None, PLAIN_SAMPLES),
     (Mish, None, PLAIN_SAMPLES),
 ]:
-    register(_config, shape=same_shape, build=build_activation, flops=elementwise_flops, main_arg=_main, samples=_samples)
+    register(_config, shape=same_shape, build=build_activation, flops=elementwise_flops, main_arg=_main,
+             position_wise=True, samples=_samples)
 
 
 def prelu_shape(cfg: PReLU, x: Shape) -> Shape:

@@ -20,23 +20,33 @@ whose keys are all padding attends to nothing and gets a zero before the output 
 SDPA gives on CPU). Each type has a `_with_weights` twin that computes the attention explicitly, not through
 SDPA, and has two named outputs: `out` (T, d) and `weights` (num_heads, T, S) — a layer's outputs are fixed
 per type, so they cannot follow a flag.
+
+The twelve types are one config, AttentionConfig, and one module (udlc.layers.modules.attention.Attention):
+each name above is a registered alias whose flags (cross, masked, biased, with weights) its name says.
 """
 
-import functools
-from typing import ClassVar, Literal
+from typing import Literal, NamedTuple
 
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, create_model, model_validator
 
 from udlc.layers.registry import LayerConfig, Shape, ShapeError, floats, fmt, register
 
-ROPE_BASE = 10000.0
+
+class Kind(NamedTuple):
+    cross: bool  # a second input, memory, gives the keys and values
+    masked: bool  # a last input, the keys' mask
+    biased: bool  # an input before the mask, a bias (heads, T, S) added to the scores
+    weights: bool  # explicit attention, with the weights as a second output
+
+
+def kind(name: str) -> Kind:
+    """What a type's name says: `masked_biased_multihead_attention_with_weights` is masked, biased and with weights."""
+    return Kind("cross" in name, name.startswith("masked_"), "biased" in name, name.endswith("_with_weights"))
 
 
 class AttentionConfig(LayerConfig):
-    cross: ClassVar[bool] = False  # a second input, memory, gives the keys and values
-    masked: ClassVar[bool] = False  # a last input, the keys' mask
-    biased: ClassVar[bool] = False  # an input before the mask, a bias (heads, T, S) added to the scores
-    weights: ClassVar[bool] = False  # explicit attention, with the weights as a second output
+    """The arguments of every attention type. Registered only through its aliases (`alias`), which pin `type`;
+    the flags follow from it."""
 
     num_heads: PositiveInt
     num_kv_heads: PositiveInt | None = Field(None, description="heads of keys and values (default num_heads); "
@@ -57,99 +67,68 @@ class AttentionConfig(LayerConfig):
     def kv_heads(self) -> int:
         return self.num_kv_heads or self.num_heads
 
+    # The flags, from the alias's `type`.
+    @property
+    def cross(self) -> bool:
+        return kind(self.type).cross
 
-class SelfAttentionConfig(AttentionConfig):
+    @property
+    def masked(self) -> bool:
+        return kind(self.type).masked
+
+    @property
+    def biased(self) -> bool:
+        return kind(self.type).biased
+
+    @property
+    def weights(self) -> bool:
+        return kind(self.type).weights
+
+
+def alias(name: str, doc: str) -> type[AttentionConfig]:
+    """The registered config of one attention type: AttentionConfig with `type` pinned to `name`, named as a
+    written class would be (MaskedCrossAttention), so that it pickles when bound to that name in this file."""
     # Only self-attention has an order between queries and keys; cross-attention has no `causal` key at all.
-    causal: bool = Field(False, description="each position attends only to itself and earlier positions")
+    # Declared before `type`, as the fields have always been ordered (the order the unknown-key hints list them).
+    fields: dict = {} if kind(name).cross else {
+        "causal": (bool, Field(False, description="each position attends only to itself and earlier positions"))}
+    fields["type"] = (Literal[name], name)
+    return create_model("".join(part.title() for part in name.split("_")), __base__=AttentionConfig, __doc__=doc,
+                        __module__=__name__, **fields)
 
 
-class MultiheadAttention(SelfAttentionConfig):
-    """Self-attention over a sequence (T, d) -> (T, d)."""
-
-    type: Literal["multihead_attention"] = "multihead_attention"
-
-
-class MaskedMultiheadAttention(SelfAttentionConfig):
-    """Self-attention over the real positions of a padded sequence: `from: [x, tokens_mask]`."""
-
-    type: Literal["masked_multihead_attention"] = "masked_multihead_attention"
-    masked: ClassVar[bool] = True
-
-
-class CrossAttention(AttentionConfig):
-    """x (T, d) attends to memory (S, e): `from: [x, memory]`; the output is (T, d)."""
-
-    type: Literal["cross_attention"] = "cross_attention"
-    cross: ClassVar[bool] = True
-
-
-class MaskedCrossAttention(AttentionConfig):
-    """x (T, d) attends to the real positions of memory (S, e): `from: [x, memory, memory_mask]`."""
-
-    type: Literal["masked_cross_attention"] = "masked_cross_attention"
-    cross: ClassVar[bool] = True
-    masked: ClassVar[bool] = True
-
-
-class BiasedMultiheadAttention(SelfAttentionConfig):
-    """Self-attention whose scores get an additive bias (num_heads, T, T): `from: [x, position_bias]`."""
-
-    type: Literal["biased_multihead_attention"] = "biased_multihead_attention"
-    biased: ClassVar[bool] = True
-
-
-class MaskedBiasedMultiheadAttention(SelfAttentionConfig):
-    """biased_multihead_attention over the real positions: `from: [x, position_bias, tokens_mask]`."""
-
-    type: Literal["masked_biased_multihead_attention"] = "masked_biased_multihead_attention"
-    biased: ClassVar[bool] = True
-    masked: ClassVar[bool] = True
-
-
-class MultiheadAttentionWithWeights(MultiheadAttention):
-    """multihead_attention with outputs `out` (T, d) and `weights` (num_heads, T, T)."""
-
-    type: Literal["multihead_attention_with_weights"] = "multihead_attention_with_weights"  # type: ignore[assignment]
-    weights: ClassVar[bool] = True
-
-
-class MaskedMultiheadAttentionWithWeights(MaskedMultiheadAttention):
-    """masked_multihead_attention with outputs `out` (T, d) and `weights` (num_heads, T, T)."""
-
-    type: Literal["masked_multihead_attention_with_weights"] = (  # type: ignore[assignment]
-        "masked_multihead_attention_with_weights")
-    weights: ClassVar[bool] = True
-
-
-class CrossAttentionWithWeights(CrossAttention):
-    """cross_attention with outputs `out` (T, d) and `weights` (num_heads, T, S)."""
-
-    type: Literal["cross_attention_with_weights"] = "cross_attention_with_weights"  # type: ignore[assignment]
-    weights: ClassVar[bool] = True
-
-
-class MaskedCrossAttentionWithWeights(MaskedCrossAttention):
-    """masked_cross_attention with outputs `out` (T, d) and `weights` (num_heads, T, S)."""
-
-    type: Literal["masked_cross_attention_with_weights"] = (  # type: ignore[assignment]
-        "masked_cross_attention_with_weights")
-    weights: ClassVar[bool] = True
-
-
-class BiasedMultiheadAttentionWithWeights(BiasedMultiheadAttention):
-    """biased_multihead_attention with outputs `out` (T, d) and `weights` (num_heads, T, T)."""
-
-    type: Literal["biased_multihead_attention_with_weights"] = (  # type: ignore[assignment]
-        "biased_multihead_attention_with_weights")
-    weights: ClassVar[bool] = True
-
-
-class MaskedBiasedMultiheadAttentionWithWeights(MaskedBiasedMultiheadAttention):
-    """masked_biased_multihead_attention with outputs `out` (T, d) and `weights` (num_heads, T, T)."""
-
-    type: Literal["masked_biased_multihead_attention_with_weights"] = (  # type: ignore[assignment]
-        "masked_biased_multihead_attention_with_weights")
-    weights: ClassVar[bool] = True
+MultiheadAttention = alias("multihead_attention", "Self-attention over a sequence (T, d) -> (T, d).")
+MaskedMultiheadAttention = alias(
+    "masked_multihead_attention",
+    "Self-attention over the real positions of a padded sequence: `from: [x, tokens_mask]`.")
+CrossAttention = alias("cross_attention",
+                       "x (T, d) attends to memory (S, e): `from: [x, memory]`; the output is (T, d).")
+MaskedCrossAttention = alias(
+    "masked_cross_attention",
+    "x (T, d) attends to the real positions of memory (S, e): `from: [x, memory, memory_mask]`.")
+BiasedMultiheadAttention = alias(
+    "biased_multihead_attention",
+    "Self-attention whose scores get an additive bias (num_heads, T, T): `from: [x, position_bias]`.")
+MaskedBiasedMultiheadAttention = alias(
+    "masked_biased_multihead_attention",
+    "biased_multihead_attention over the real positions: `from: [x, position_bias, tokens_mask]`.")
+MultiheadAttentionWithWeights = alias(
+    "multihead_attention_with_weights",
+    "multihead_attention with outputs `out` (T, d) and `weights` (num_heads, T, T).")
+MaskedMultiheadAttentionWithWeights = alias(
+    "masked_multihead_attention_with_weights",
+    "masked_multihead_attention with outputs `out` (T, d) and `weights` (num_heads, T, T).")
+CrossAttentionWithWeights = alias(
+    "cross_attention_with_weights", "cross_attention with outputs `out` (T, d) and `weights` (num_heads, T, S).")
+MaskedCrossAttentionWithWeights = alias(
+    "masked_cross_attention_with_weights",
+    "masked_cross_attention with outputs `out` (T, d) and `weights` (num_heads, T, S).")
+BiasedMultiheadAttentionWithWeights = alias(
+    "biased_multihead_attention_with_weights",
+    "biased_multihead_attention with outputs `out` (T, d) and `weights` (num_heads, T, T).")
+MaskedBiasedMultiheadAttentionWithWeights = alias(
+    "masked_biased_multihead_attention_with_weights",
+    "masked_biased_multihead_attention with outputs `out` (T, d) and `weights` (num_heads, T, T).")
 
 
 def roles(cfg: AttentionConfig, inputs: tuple) -> tuple:
@@ -222,139 +201,11 @@ def weights_outputs(cfg: AttentionConfig) -> tuple[str, ...]:
     return "out", "weights"
 
 
-@functools.cache
-def torch_modules():
-    """Modules defined on first use, so that importing this file never imports torch."""
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    from udlc.layers.sdpa_flops import count_cpu_sdpa
-
-    count_cpu_sdpa()
-
-    def rotary(t, inv_freq, start: int = 0):
-        """RoPE on (B, heads, T, head_dim): feature i and i + head_dim/2 of position p rotate by the angle
-        p * inv_freq[i], so q·k of positions m and n depends only on m - n. `start` shifts every position."""
-        positions = torch.arange(start, start + t.shape[2], device=t.device, dtype=t.dtype)
-        angles = positions[:, None] * inv_freq[None, :]
-        cos, sin = torch.cat((angles.cos(), angles.cos()), -1), torch.cat((angles.sin(), angles.sin()), -1)
-        first, second = t.chunk(2, dim=-1)
-        return t * cos + torch.cat((-second, first), -1) * sin
-
-    class Attention(nn.Module):
-        def __init__(self, d: int, e: int, cfg: AttentionConfig):
-            super().__init__()
-            self.heads, self.kv_heads, self.head_dim = cfg.num_heads, cfg.kv_heads, d // cfg.num_heads
-            self.causal, self.dropout, self.need_weights = getattr(cfg, "causal", False), cfg.dropout, cfg.weights
-            self.scale = cfg.scale  # None: SDPA's own, 1/sqrt(head_dim)
-            kv = kv_width(cfg, d)
-            self.q, self.k, self.v = nn.Linear(d, d, cfg.bias), nn.Linear(e, kv, cfg.bias), nn.Linear(e, kv, cfg.bias)
-            self.out = nn.Linear(d, d, cfg.bias)
-            inv_freq = ROPE_BASE ** (-torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim)
-            # Not persistent: computed from the config, so checkpoints need not carry it.
-            self.register_buffer("inv_freq", inv_freq if cfg.rope else None, persistent=False)
-
-        def split(self, t, heads: int):
-            return t.reshape(t.shape[0], t.shape[1], heads, self.head_dim).transpose(1, 2)
-
-        def project(self, x, memory):
-            """Queries (B, heads, T, hd), and keys and values repeated from kv_heads to heads (head i uses
-            kv head i // groups, as SDPA's enable_gqa): plain ops that every exporter and backend takes."""
-            q = self.split(self.q(x), self.heads)
-            k, v = self.split(self.k(memory), self.kv_heads), self.split(self.v(memory), self.kv_heads)
-            if self.inv_freq is not None:
-                q, k = rotary(q, self.inv_freq), rotary(k, self.inv_freq)
-            groups = self.heads // self.kv_heads
-            if groups > 1:
-                k, v = (t.repeat_interleave(groups, dim=1) for t in (k, v))
-            return q, k, v
-
-        def keep(self, mask, t: int, s: int, device, biased: bool = False):
-            """(which keys each query sees, or None for all; which queries see any key, or None for all)."""
-            keep = None
-            # Alone, SDPA's is_causal does it; but it takes no attn_mask beside it.
-            if self.causal and (mask is not None or self.need_weights or biased):
-                keep = torch.arange(t, device=device)[:, None] >= torch.arange(s, device=device)[None, :]
-            if mask is None:
-                return keep, None
-            keys = mask[:, None, None, :]
-            keep = keys if keep is None else keep & keys
-            # A query with no key at all would softmax over nothing (NaN, and NaN gradients): let it see
-            # every key, then zero its result.
-            seen = keep.any(-1, keepdim=True)
-            return keep | ~seen, seen
-
-        def attend(self, x, memory, mask=None, bias=None):
-            q, k, v = self.project(x, memory)
-            keep, seen = self.keep(mask, x.shape[1], memory.shape[1], x.device, bias is not None)
-            p = self.dropout if self.training else 0.0
-            weights = None
-            if self.need_weights:
-                scale = self.head_dim**-0.5 if self.scale is None else self.scale
-                scores = q @ k.transpose(-2, -1) * scale
-                if bias is not None:
-                    scores = scores + bias
-                if keep is not None:
-                    scores = scores.masked_fill(~keep, float("-inf"))
-                weights = scores.softmax(-1)
-                out = F.dropout(weights, p) @ v if p else weights @ v
-            else:
-                if bias is not None:  # a float attn_mask is added to the scores: the bias, -inf where hidden
-                    keep = bias if keep is None else bias.masked_fill(~keep, float("-inf"))
-                out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p, scale=self.scale,
-                                                     is_causal=self.causal and keep is None)
-            if seen is not None:
-                out = out * seen
-                weights = weights * seen if weights is not None else None
-            if bias is None:
-                out = out.transpose(1, 2).reshape(x.shape)  # the heads side by side: (B, T, d)
-            else:  # the same, but torch 2.13's ONNX export fails that reshape (as a view of other strides) after an
-                out = torch.cat(out.unbind(1), -1)  # SDPA whose float mask requires grad, as a trained bias does
-            out = self.out(out)
-            return (out, weights) if self.need_weights else out
-
-        def extra_repr(self) -> str:
-            return (f"heads={self.heads}, kv_heads={self.kv_heads}, causal={self.causal}, "
-                    f"rope={self.inv_freq is not None}, dropout={self.dropout}"
-                    + (f", scale={self.scale}" if self.scale is not None else ""))
-
-    # One forward per type, each naming its inputs (the generated forward and the exporter see them).
-    class SelfAttention(Attention):
-        def forward(self, x):
-            return self.attend(x, x)
-
-    class MaskedSelfAttention(Attention):
-        def forward(self, x, mask):
-            return self.attend(x, x, mask)
-
-    class CrossAttentionModule(Attention):
-        def forward(self, x, memory):
-            return self.attend(x, memory)
-
-    class MaskedCrossAttentionModule(Attention):
-        def forward(self, x, memory, mask):
-            return self.attend(x, memory, mask)
-
-    class BiasedSelfAttention(Attention):
-        def forward(self, x, bias):
-            return self.attend(x, x, bias=bias)
-
-    class MaskedBiasedSelfAttention(Attention):
-        def forward(self, x, bias, mask):
-            return self.attend(x, x, mask, bias)
-
-    # Keyed (cross, masked), and (cross, masked, biased) for the biased types.
-    return {(False, False): SelfAttention, (False, True): MaskedSelfAttention,
-            (True, False): CrossAttentionModule, (True, True): MaskedCrossAttentionModule,
-            (False, False, True): BiasedSelfAttention, (False, True, True): MaskedBiasedSelfAttention,
-            "rotary": rotary}
-
-
 def build_attention(cfg: AttentionConfig, *inputs: Shape):
+    from udlc.layers.modules.attention import Attention
+
     x, memory, _ = roles(cfg, inputs)
-    key = (cfg.cross, cfg.masked) + ((True,) if cfg.biased else ())
-    return torch_modules()[key](x[-1], memory[-1], cfg)
+    return Attention(x[-1], memory[-1], cfg)
 
 
 _SAMPLES = {
@@ -385,7 +236,8 @@ _SAMPLES[BiasedMultiheadAttentionWithWeights] = _SAMPLES[BiasedMultiheadAttentio
 _SAMPLES[MaskedBiasedMultiheadAttentionWithWeights] = _SAMPLES[MaskedBiasedMultiheadAttention]
 
 for _config, _samples in _SAMPLES.items():
+    _kind = kind(_config.model_fields["type"].default)
     register(_config, shape=attention_shape, build=build_attention, params=attention_params, flops=attention_flops,
-             main_arg="num_heads", arity=1 + _config.cross + _config.biased + _config.masked,
-             dtype=attention_dtype, outputs=weights_outputs if _config.weights else None, samples=_samples,
-             sample_dtypes=("float32",) * (1 + _config.cross + _config.biased) + ("bool",) if _config.masked else ())
+             main_arg="num_heads", arity=1 + _kind.cross + _kind.biased + _kind.masked,
+             dtype=attention_dtype, outputs=weights_outputs if _kind.weights else None, samples=_samples,
+             sample_dtypes=("float32",) * (1 + _kind.cross + _kind.biased) + ("bool",) if _kind.masked else ())

@@ -219,15 +219,9 @@ def channel_shuffle_shape(cfg: ChannelShuffle, x: Shape) -> Shape:
 
 
 def build_channel_shuffle(cfg: ChannelShuffle, x: Shape):
-    from torch import nn
+    from udlc.layers.modules.conv import ShuffleModule
 
-    class ShuffleModule(nn.Module):  # a reshape and a transpose: what every exporter takes
-        def forward(self, t):
-            n, c = t.shape[0], t.shape[1]
-            rest = t.shape[2:]
-            return t.reshape(n, cfg.groups, c // cfg.groups, *rest).transpose(1, 2).reshape(n, c, *rest)
-
-    return ShuffleModule()
+    return ShuffleModule(cfg.groups)
 
 
 register(ChannelShuffle, shape=channel_shuffle_shape, build=build_channel_shuffle, main_arg="groups",

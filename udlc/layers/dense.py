@@ -1,6 +1,5 @@
 """Dense layers and shape plumbing: linear, flatten, reshape, identity, split."""
 
-import functools
 from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt, model_validator
@@ -47,6 +46,7 @@ def build_linear(cfg: Linear, x: Shape):
 
 
 register(Linear, shape=linear_shape, build=build_linear, params=linear_params, flops=linear_flops, main_arg="out_features",
+         position_wise=True,
          samples=[({"out_features": 7}, ((5,),)), ({"out_features": 3, "bias": False}, ((4, 6),)),
                   ({"out_features": 5}, (("T", 6),))])
 
@@ -95,41 +95,10 @@ def reshape_shape(cfg: Reshape, x: Shape) -> Shape:
     return tuple(target)
 
 
-@functools.cache
-def torch_modules():
-    """Modules defined on first use, so that importing this file never imports torch."""
-    import torch
-    from torch import nn
-
-    class ReshapeModule(nn.Module):
-        """Keeps the spec's -1: an axis sized by a symbol (T) reshapes right whatever its size."""
-
-        def __init__(self, shape: list[int]):
-            super().__init__()
-            self.shape = tuple(shape)
-
-        def forward(self, x):
-            return x.reshape(x.shape[:1] + self.shape)
-
-        def extra_repr(self) -> str:
-            return f"shape={self.shape}"
-
-    class SplitModule(nn.Module):
-        def __init__(self, sizes: list[int], dim: int):
-            super().__init__()
-            self.sizes, self.dim = list(sizes), dim  # batched axis numbering
-
-        def forward(self, x):
-            return tuple(torch.split(x, self.sizes, dim=self.dim))
-
-        def extra_repr(self) -> str:
-            return f"sizes={self.sizes}, dim={self.dim}"
-
-    return {"reshape": ReshapeModule, "split": SplitModule}
-
-
 def build_reshape(cfg: Reshape, x: Shape):
-    return torch_modules()["reshape"](cfg.shape)
+    from udlc.layers.modules.dense import ReshapeModule
+
+    return ReshapeModule(cfg.shape)
 
 
 register(Reshape, shape=reshape_shape, build=build_reshape, main_arg="shape",
@@ -146,7 +115,7 @@ def build_identity(cfg: Identity, x: Shape):
     return nn.Identity()
 
 
-register(Identity, shape=lambda cfg, x: x, build=build_identity, samples=[({}, ((3, 4),))])
+register(Identity, shape=lambda cfg, x: x, build=build_identity, position_wise=True, samples=[({}, ((3, 4),))])
 
 
 class Split(LayerConfig):
@@ -183,8 +152,12 @@ def split_shape(cfg: Split, x: Shape) -> tuple[Shape, ...]:
 
 
 def build_split(cfg: Split, x: Shape):
-    return torch_modules()["split"](cfg.sizes, cfg.dim % len(x) + 1)  # skip the batch axis
+    from udlc.layers.modules.dense import SplitModule
+
+    return SplitModule(cfg.sizes, cfg.dim % len(x) + 1)  # skip the batch axis
 
 
+# Position-wise when it cuts a sequence's features (the last axis of (T, features)), not its positions.
 register(Split, shape=split_shape, build=build_split, main_arg="sizes", outputs=split_names,
+         position_wise=lambda cfg: cfg.dim in (-1, 1),
          samples=[({"sizes": [3, 5], "names": ["mu", "logvar"]}, ((8,),)), ({"sizes": [1, 2], "dim": 0}, ((3, 4),))])

@@ -1,6 +1,5 @@
 """Dropout: elementwise, whole-channel, and whole-sample (drop_path: stochastic depth)."""
 
-import functools
 from typing import Literal
 
 from pydantic import Field
@@ -35,39 +34,18 @@ class DropPath(LayerConfig):
     p: float = Field(0.1, ge=0, lt=1)
 
 
-@functools.cache
-def torch_modules():
-    """Modules defined on first use, so that importing this file never imports torch."""
-    import torch
-    from torch import nn
-
-    class DropPathModule(nn.Module):
-        def __init__(self, p: float):
-            super().__init__()
-            self.p = p
-
-        def forward(self, x):
-            if not self.training or self.p == 0.0:
-                return x
-            keep = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)
-            return x * keep.bernoulli_(1.0 - self.p) / (1.0 - self.p)
-
-        def extra_repr(self) -> str:
-            return f"p={self.p}"
-
-    return {"drop_path": DropPathModule}
-
-
 def build_dropout(cfg: Dropout | Dropout2d | DropPath, x: Shape):
     from torch import nn
 
     if cfg.type == "drop_path":
-        return torch_modules()["drop_path"](cfg.p)
+        from udlc.layers.modules.dropout import DropPathModule
+
+        return DropPathModule(cfg.p)
     return nn.Dropout(cfg.p) if cfg.type == "dropout" else nn.Dropout2d(cfg.p)
 
 
 # No FLOPs: dropout is the identity at inference.
-register(Dropout, shape=lambda cfg, x: x, build=build_dropout, main_arg="p",
+register(Dropout, shape=lambda cfg, x: x, build=build_dropout, main_arg="p", position_wise=True,
          samples=[({}, ((10,),)), ({"p": 0.2}, ((3, 4, 5),))])
 register(Dropout2d, shape=dropout2d_shape, build=build_dropout, main_arg="p",
          samples=[({}, ((4, 5, 5),)), ({"p": 0.1}, ((2, 3, 6),))])

@@ -1,7 +1,6 @@
 """Embeddings: token ids to vectors (`embedding`), and an image to a sequence of patch vectors (`patch_embed`,
 the stem of a Vision Transformer)."""
 
-import functools
 from typing import Annotated, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
@@ -67,7 +66,7 @@ def build_embedding(cfg: Embedding, x: Shape):
 
 
 register(Embedding, shape=embedding_shape, build=build_embedding, params=embedding_params, flops=embedding_flops,
-         main_arg="embedding_dim", dtype=token_ids, sample_dtypes=("int64",),
+         main_arg="embedding_dim", dtype=token_ids, sample_dtypes=("int64",), position_wise=True,
          samples=[({"embedding_dim": 8, "num_embeddings": 11}, (("T",),)),
                   ({"embedding_dim": 5, "num_embeddings": 3, "padding_idx": 0}, ((4, 3),))])
 
@@ -100,25 +99,10 @@ def patch_embed_flops(cfg: PatchEmbed, x: Shape) -> int:
     return 2 * numel(x) * cfg.embed_dim
 
 
-@functools.cache
-def torch_modules():
-    """Modules defined on first use, so that importing this file never imports torch."""
-    from torch import nn
-
-    class PatchEmbedModule(nn.Module):
-        def __init__(self, channels: int, embed_dim: int, patch_size: int):
-            super().__init__()
-            # kernel = stride = patch: one output position per patch, the usual ViT stem.
-            self.proj = nn.Conv2d(channels, embed_dim, patch_size, stride=patch_size)
-
-        def forward(self, x):
-            return self.proj(x).flatten(2).transpose(1, 2)  # (B, d, H/p, W/p) -> (B, N, d)
-
-    return {"patch_embed": PatchEmbedModule}
-
-
 def build_patch_embed(cfg: PatchEmbed, x: Shape):
-    return torch_modules()["patch_embed"](x[0], cfg.embed_dim, cfg.patch_size)
+    from udlc.layers.modules.embedding import PatchEmbedModule
+
+    return PatchEmbedModule(x[0], cfg.embed_dim, cfg.patch_size)
 
 
 register(PatchEmbed, shape=patch_embed_shape, build=build_patch_embed, params=patch_embed_params,

@@ -22,8 +22,6 @@ its feature maps, broadcast over height and width:
     - add: {from: step}          # after `reshape: [64, 1, 1]` of the step's features
 """
 
-import functools
-import math
 from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt
@@ -38,8 +36,11 @@ class Reparameterize(LayerConfig):
 
 
 def draw(mu, logvar, noise):
-    """The latent for standard normal `noise` shaped like mu."""
-    return mu + (0.5 * logvar).exp() * noise
+    """The latent for standard normal `noise` shaped like mu, as the layer draws it (one formula, kept with the
+    module; imported here when called, for the tasks that draw their own latents)."""
+    from udlc.layers.modules.generative import draw
+
+    return draw(mu, logvar, noise)
 
 
 class SinusoidalEmbedding(LayerConfig):
@@ -52,35 +53,6 @@ class SinusoidalEmbedding(LayerConfig):
                                                   "coordinates, whose detail lies below 1)")
 
 
-@functools.cache
-def torch_modules():
-    """Modules defined on first use, so that importing this file never imports torch."""
-    import torch
-    from torch import nn
-
-    class ReparameterizeModule(nn.Module):
-        def forward(self, mu, logvar):
-            if not self.training:
-                return mu
-            return draw(mu, logvar, torch.randn_like(mu))
-
-    class SinusoidalEmbeddingModule(nn.Module):
-        def __init__(self, dim: int, max_period: float, scale: float):
-            super().__init__()
-            half = dim // 2
-            frequencies = scale * torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64) / half)
-            self.register_buffer("frequencies", frequencies.float(), persistent=False)  # a function of the config
-
-        def forward(self, v):
-            angles = v[..., None] * self.frequencies  # (B, n, 1) * (half,) -> (B, n, half)
-            return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).flatten(1)
-
-        def extra_repr(self) -> str:
-            return f"dim={2 * self.frequencies.shape[0]}"
-
-    return {"reparameterize": ReparameterizeModule, "sinusoidal_embedding": SinusoidalEmbeddingModule}
-
-
 def reparameterize_shape(cfg: Reparameterize, mu: Shape, logvar: Shape) -> Shape:
     if mu != logvar:
         raise ShapeError(f"mu {mu} and logvar {logvar} must have the same shape",
@@ -88,7 +60,13 @@ def reparameterize_shape(cfg: Reparameterize, mu: Shape, logvar: Shape) -> Shape
     return mu
 
 
-register(Reparameterize, shape=reparameterize_shape, build=lambda cfg, mu, logvar: torch_modules()["reparameterize"](),
+def build_reparameterize(cfg: Reparameterize, mu: Shape, logvar: Shape):
+    from udlc.layers.modules.generative import ReparameterizeModule
+
+    return ReparameterizeModule()
+
+
+register(Reparameterize, shape=reparameterize_shape, build=build_reparameterize,
          flops=lambda cfg, mu, logvar: 3 * numel(mu), arity=2,
          samples=[({}, ((8,), (8,))), ({}, ((2, 4, 4), (2, 4, 4)))])
 
@@ -102,7 +80,12 @@ def sinusoidal_shape(cfg: SinusoidalEmbedding, v: Shape) -> Shape:
     return (v[0] * cfg.dim,)
 
 
-register(SinusoidalEmbedding, shape=sinusoidal_shape,
-         build=lambda cfg, v: torch_modules()["sinusoidal_embedding"](cfg.dim, cfg.max_period, cfg.scale),
+def build_sinusoidal(cfg: SinusoidalEmbedding, v: Shape):
+    from udlc.layers.modules.generative import SinusoidalEmbeddingModule
+
+    return SinusoidalEmbeddingModule(cfg.dim, cfg.max_period, cfg.scale)
+
+
+register(SinusoidalEmbedding, shape=sinusoidal_shape, build=build_sinusoidal,
          flops=lambda cfg, v: 2 * v[0] * cfg.dim, main_arg="dim",
          samples=[({"dim": 16}, ((1,),)), ({"dim": 6, "max_period": 100.0, "scale": 25.0}, ((2,),))])

@@ -1,51 +1,8 @@
 """Merges of two or more inputs: add and multiply (broadcasting as numpy does), and concat."""
 
-import functools
 from typing import Literal
 
 from udlc.layers.registry import LayerConfig, Shape, ShapeError, fmt, numel, register
-
-
-@functools.cache
-def torch_modules():
-    """The torch modules for merges, defined on first use so that importing this file never imports torch."""
-    import torch
-    from torch import nn
-
-    def aligned(xs):
-        """numpy aligns ranks at the end; the batch axis must stay first, so lower-rank inputs get their
-        new axes of size 1 after it."""
-        rank = max(x.dim() for x in xs)
-        return [x.reshape(x.shape[:1] + (1,) * (rank - x.dim()) + x.shape[1:]) if x.dim() < rank else x for x in xs]
-
-    class AddModule(nn.Module):
-        def forward(self, *xs):
-            xs = aligned(xs)
-            out = xs[0]
-            for x in xs[1:]:
-                out = out + x
-            return out
-
-    class MultiplyModule(nn.Module):
-        def forward(self, *xs):
-            xs = aligned(xs)
-            out = xs[0]
-            for x in xs[1:]:
-                out = out * x
-            return out
-
-    class ConcatModule(nn.Module):
-        def __init__(self, dim: int):
-            super().__init__()
-            self.dim = dim  # batched axis numbering
-
-        def forward(self, *xs):
-            return torch.cat(xs, dim=self.dim)
-
-        def extra_repr(self) -> str:
-            return f"dim={self.dim}"
-
-    return {"add": AddModule, "multiply": MultiplyModule, "concat": ConcatModule}
 
 
 def expect_several(xs: tuple[Shape, ...]) -> None:
@@ -85,12 +42,17 @@ def broadcast_flops(cfg: Add | Multiply, *xs: Shape) -> int:
 
 
 def build_elementwise(cfg: Add | Multiply, *xs: Shape):
-    return torch_modules()[cfg.type]()
+    from udlc.layers.modules.merge import AddModule, MultiplyModule
+
+    return AddModule() if cfg.type == "add" else MultiplyModule()
 
 
+# Each output position from the same position of every input (a sequence's features added to another's).
 register(Add, shape=broadcast_shape, build=build_elementwise, flops=broadcast_flops, arity=None,
+         position_wise=True,
          samples=[({}, ((4, 5), (4, 5))), ({}, ((3, 2, 2), (3, 2, 2), (3, 2, 2))), ({}, ((3, 4, 4), (3, 1, 1)))])
 register(Multiply, shape=broadcast_shape, build=build_elementwise, flops=broadcast_flops, arity=None,
+         position_wise=True,
          samples=[({}, ((3, 4, 4), (3, 1, 1))), ({}, ((5,), (2, 5))), ({}, ((2, 3), (2, 3), (1, 3)))])
 
 
@@ -115,8 +77,12 @@ def concat_shape(cfg: Concat, *xs: Shape) -> Shape:
 
 
 def build_concat(cfg: Concat, *xs: Shape):
-    return torch_modules()["concat"](cfg.dim % len(xs[0]) + 1)  # skip the batch axis
+    from udlc.layers.modules.merge import ConcatModule
+
+    return ConcatModule(cfg.dim % len(xs[0]) + 1)  # skip the batch axis
 
 
+# Position-wise when it joins a sequence's features (the last axis of (T, features)), not its positions.
 register(Concat, shape=concat_shape, build=build_concat, main_arg="dim", arity=None,
+         position_wise=lambda cfg: cfg.dim in (-1, 1),
          samples=[({}, ((2, 4, 4), (3, 4, 4))), ({"dim": -1}, ((5, 2), (5, 3), (5, 1))), ({"dim": 1}, ((6, 2), (6, 4)))])

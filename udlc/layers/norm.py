@@ -79,8 +79,9 @@ def build_layernorm(cfg: LayerNorm, x: Shape):
     return nn.LayerNorm(x[-cfg.dims:], eps=cfg.eps, elementwise_affine=cfg.elementwise_affine, bias=cfg.bias)
 
 
+# Position-wise when it normalizes each position's features alone (dims 1 of (T, features)).
 register(LayerNorm, shape=layernorm_shape, build=build_layernorm, params=layernorm_params, flops=norm_flops,
-         main_arg="dims",
+         main_arg="dims", position_wise=lambda cfg: cfg.dims == 1,
          samples=[({}, ((7,),)), ({"dims": 2, "bias": False}, ((3, 4, 5),)),
                   ({"eps": 1e-6, "elementwise_affine": False}, ((5, 6),)), ({}, (("T", 8),))])
 
@@ -100,11 +101,7 @@ def layernorm2d_shape(cfg: LayerNorm2d, x: Shape) -> Shape:
 
 
 def build_layernorm2d(cfg: LayerNorm2d, x: Shape):
-    from torch import nn
-
-    class ChannelsLayerNorm(nn.LayerNorm):
-        def forward(self, t):
-            return super().forward(t.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    from udlc.layers.modules.norm import ChannelsLayerNorm
 
     return ChannelsLayerNorm(x[0], eps=cfg.eps, elementwise_affine=cfg.elementwise_affine)
 
@@ -135,7 +132,7 @@ def build_rmsnorm(cfg: RMSNorm, x: Shape):
     return nn.RMSNorm(x[-1], eps=cfg.eps, elementwise_affine=cfg.elementwise_affine)
 
 
-register(RMSNorm, shape=rmsnorm_shape, build=build_rmsnorm, flops=norm_flops,
+register(RMSNorm, shape=rmsnorm_shape, build=build_rmsnorm, flops=norm_flops, position_wise=True,
          params=lambda cfg, x: x[-1] if cfg.elementwise_affine else 0,
          samples=[({}, (("T", 8),)), ({"eps": 1e-5, "elementwise_affine": False}, ((3, 4, 5),))])
 

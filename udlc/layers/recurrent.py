@@ -5,7 +5,6 @@ sequence (T, hidden_size x directions), and `h`, the final hidden state (num_lay
 hidden_size), plus `c`, the final cell state, for lstm. A spec picks one with `from: lstm.out`.
 """
 
-import functools
 from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
@@ -83,94 +82,13 @@ def recurrent_flops(cfg: _Recurrent, x: Shape) -> int:
     return directions(cfg) * sum(2 * gates * hidden * (width + hidden) * x[0] for width in layer_inputs(cfg, x))
 
 
-@functools.cache
-def torch_modules():
-    """Modules defined on first use, so that importing this file never imports torch."""
-    import torch
-    from torch import nn
-
-    # ONNX's recurrent operators order the gate blocks differently from torch: torch's blocks in ONNX's order.
-    # lstm: torch (i, f, g, o), ONNX (i, o, f, c); gru: torch (r, z, n), ONNX (z, r, h).
-    onnx_gates = {"rnn": (0,), "lstm": (0, 3, 1, 2), "gru": (1, 0, 2)}
-
-    def batch_first(base: type, kind: str) -> type:
-        class Recurrent(base):
-            """torch's layer, batch-first, returning (out, h[, c]) with the states batch-first too."""
-
-            def forward(self, x):
-                if torch.onnx.is_in_onnx_export():
-                    return self.onnx_forward(x)
-                out, state = super().forward(x)
-                states = state if isinstance(state, tuple) else (state,)
-                return (out, *(s.transpose(0, 1) for s in states))  # torch's states are (L*D, B, H)
-
-            def onnx_forward(self, x):
-                """The same computation as ONNX's own RNN/LSTM/GRU operators, one per stacked layer (in eval
-                mode, as export runs: no dropout between layers). Exported as torch's ops, T is fixed at the
-                traced length: torch.export traces their step loop (rnn: the whole graph; lstm and gru: their
-                output shapes, and the graph when stacked); these operators take any length."""
-                d, hidden = 2 if self.bidirectional else 1, self.hidden_size
-                suffixes = ("", "_reverse")[:d]
-                attrs: dict = {"hidden_size": hidden, "direction": "bidirectional" if d == 2 else "forward"}
-                if kind == "rnn":
-                    attrs["activations"] = [self.nonlinearity.title()] * d
-                if kind == "gru":
-                    attrs["linear_before_reset"] = 1  # torch's GRU: the reset gate scales (U h + b), not h
-
-                def stacked(name: str, layer: int):
-                    # slices, not chunk(): the exporter folds them into constant weights (not a Split's outputs)
-                    weights = [getattr(self, f"{name}_l{layer}{s}") for s in suffixes]
-                    return torch.stack([torch.cat([w[i * hidden:(i + 1) * hidden] for i in onnx_gates[kind]])
-                                        for w in weights])
-
-                seq = x.transpose(0, 1)  # ONNX's operators are time-major: (T, B, features)
-                length, batch = seq.shape[0], seq.shape[1]
-                n_states = 2 if kind == "lstm" else 1
-                finals: list[list] = [[] for _ in range(n_states)]
-                for layer in range(self.num_layers):
-                    bias = (torch.cat([stacked("bias_ih", layer), stacked("bias_hh", layer)], dim=1)
-                            if self.bias else None)
-                    outs = torch.onnx.ops.symbolic_multi_out(
-                        kind.upper(), [seq, stacked("weight_ih", layer), stacked("weight_hh", layer), bias], attrs,
-                        dtypes=[x.dtype] * (1 + n_states),
-                        shapes=[(length, d, batch, hidden)] + [(d, batch, hidden)] * n_states)
-                    seq = outs[0].permute(0, 2, 1, 3).flatten(2)  # (T, D, B, H) -> (T, B, D*H), forward first
-                    for final, state in zip(finals, outs[1:]):
-                        final.append(state)
-                return (seq.transpose(0, 1), *(torch.cat(f).transpose(0, 1) for f in finals))
-
-        Recurrent.__name__ = base.__name__
-        return Recurrent
-
-    class SeqPool(nn.Module):
-        """(B, T, F) -> (B, F); with a mask (B, T), True at real positions, padding takes no part."""
-
-        def __init__(self, mode: str):
-            super().__init__()
-            self.mode = mode
-
-        def forward(self, x, mask=None):
-            if mask is None:
-                return x[:, -1] if self.mode == "last" else x.mean(1) if self.mode == "mean" else x.amax(1)
-            if self.mode == "last":  # the last True position, wherever the padding lies; 0 for none
-                last = (mask * torch.arange(x.shape[1], device=x.device)).amax(1)
-                return x.gather(1, last[:, None, None].expand(-1, 1, x.shape[2])).squeeze(1)
-            keep = mask.unsqueeze(-1)
-            if self.mode == "mean":  # an all-padding sample gives 0, not 0/0
-                return (x * keep).sum(1) / keep.sum(1).clamp(min=1)
-            return torch.where(keep.any(1), x.masked_fill(~keep, float("-inf")).amax(1), 0.0)
-
-        def extra_repr(self) -> str:
-            return f"mode={self.mode!r}"
-
-    return {"rnn": batch_first(nn.RNN, "rnn"), "lstm": batch_first(nn.LSTM, "lstm"),
-            "gru": batch_first(nn.GRU, "gru"), "seq_pool": SeqPool}
-
-
 def build_recurrent(cfg: _Recurrent, x: Shape):
+    from udlc.layers.modules.recurrent import GRU, LSTM, RNN
+
     extra = {"nonlinearity": cfg.nonlinearity} if cfg.type == "rnn" else {}
-    return torch_modules()[cfg.type](x[-1], cfg.hidden_size, num_layers=cfg.num_layers, bias=cfg.bias,
-                                     batch_first=True, dropout=cfg.dropout, bidirectional=cfg.bidirectional, **extra)
+    module = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[cfg.type]
+    return module(x[-1], cfg.hidden_size, num_layers=cfg.num_layers, bias=cfg.bias,
+                  batch_first=True, dropout=cfg.dropout, bidirectional=cfg.bidirectional, **extra)
 
 
 def recurrent_samples(**extra) -> list:
@@ -224,7 +142,9 @@ def masked_dtype(cfg: MaskedSeqPool, x: str, mask: str) -> str:
 
 
 def build_seq_pool(cfg: SeqPool | MaskedSeqPool, *shapes: Shape):
-    return torch_modules()["seq_pool"](cfg.mode)
+    from udlc.layers.modules.recurrent import SeqPool as SeqPoolModule  # the config is SeqPool here
+
+    return SeqPoolModule(cfg.mode)
 
 
 register(SeqPool, shape=seq_pool_shape, build=build_seq_pool, flops=seq_pool_flops, main_arg="mode",

@@ -1,7 +1,8 @@
 """The one registry of layer types.
 
 Each layer type is kept together in its family's file: a pydantic config, a pure shape rule, parameter
-and FLOP counts, and a builder that imports torch only when called. Dispatch is a dict lookup by the
+and FLOP counts, and a builder that imports torch only when called (its modules are named classes in
+udlc.layers.modules, which only the builders import). Dispatch is a dict lookup by the
 name users write (`linear`, `conv2d`); a spec can name nothing that is not registered here.
 """
 
@@ -73,6 +74,16 @@ class LayerType:
     # (cfg, *input_shapes) -> the largest size a symbol may take here ({'T': 128} for a positions table of 128
     # rows); None where the layer takes any size. Runs at sizes of the layer's choice stay within it.
     bounds: Callable[..., dict[str, int]] | None = None
+    # Whether each position of a sequence (T, features) comes out of that position's features alone (a linear, an
+    # activation, a norm of the features): a language model made of such layers and causal self-attention decodes
+    # with a key/value cache (udlc.exporter.decoding). A rule (cfg -> bool) where the arguments decide (concat's dim).
+    position_wise: bool | Callable[[Any], bool] = False
+    # The attribute of the built module holding a table of absolute positions, row p added to position p: cached
+    # decoding adds its rows from the first new position on.
+    positions_table: str | None = None
+
+    def works_position_wise(self, cfg: Any) -> bool:
+        return self.position_wise(cfg) if callable(self.position_wise) else self.position_wise
 
 
 REGISTRY: dict[str, LayerType] = {}
@@ -92,6 +103,8 @@ def register(
     samples: list[tuple[dict, tuple[Shape, ...]]],
     sample_dtypes: tuple[str, ...] = (),
     bounds: Callable[..., dict[str, int]] | None = None,
+    position_wise: bool | Callable[[Any], bool] = False,
+    positions_table: str | None = None,
 ) -> None:
     name = config.model_fields["type"].default
     if name in REGISTRY:
@@ -104,7 +117,7 @@ def register(
     if not samples:
         raise ValueError(f"{name}: give at least one sample (arguments, input shapes) for the tests")
     REGISTRY[name] = LayerType(name, config, shape, build, params, flops, main_arg, arity, dtype, outputs,
-                               tuple(samples), tuple(sample_dtypes), bounds)
+                               tuple(samples), tuple(sample_dtypes), bounds, position_wise, positions_table)
 
 
 def random_input(shape: tuple[int, ...], dtype: str, generator: Any = None) -> Any:

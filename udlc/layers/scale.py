@@ -2,7 +2,6 @@
 before the LM head it shares with the token embedding); layer_scale: by a learned number per channel (CaiT,
 ConvNeXt)."""
 
-import functools
 from typing import Literal
 
 from pydantic import Field
@@ -17,36 +16,10 @@ class Scale(LayerConfig):
     factor: float = Field(description="the number every value is multiplied by")
 
 
-@functools.cache
-def torch_modules():
-    """Modules defined on first use, so that importing this file never imports torch."""
-    import torch
-    from torch import nn
-
-    class ScaleModule(nn.Module):
-        def __init__(self, factor: float):
-            super().__init__()
-            self.factor = factor
-
-        def forward(self, x):
-            return x * self.factor
-
-        def extra_repr(self) -> str:
-            return f"factor={self.factor}"
-
-    class LayerScaleModule(nn.Module):
-        def __init__(self, value: float, shape: tuple[int, ...]):
-            super().__init__()
-            self.gamma = nn.Parameter(torch.full(shape, value))
-
-        def forward(self, x):
-            return x * self.gamma
-
-    return {"scale": ScaleModule, "layer_scale": LayerScaleModule}
-
-
 def build_scale(cfg: Scale, x: Shape):
-    return torch_modules()["scale"](cfg.factor)
+    from udlc.layers.modules.scale import ScaleModule
+
+    return ScaleModule(cfg.factor)
 
 
 class LayerScale(LayerConfig):
@@ -75,7 +48,9 @@ def layer_scale_shape(cfg: LayerScale, x: Shape) -> Shape:
 
 
 def build_layer_scale(cfg: LayerScale, x: Shape):
-    return torch_modules()["layer_scale"](cfg.value, gamma_shape(cfg, x))
+    from udlc.layers.modules.scale import LayerScaleModule
+
+    return LayerScaleModule(cfg.value, gamma_shape(cfg, x))
 
 
 register(Scale, shape=lambda cfg, x: x, build=build_scale, flops=lambda cfg, x: numel(x), main_arg="factor",

@@ -1,7 +1,6 @@
 """Sequence plumbing: transpose, permute, select, cls_token, mean. Axes count from a sample's first axis (the
 batch axis is never named); a negative one counts from the end. A symbol (T) moves with its axis."""
 
-import functools
 from typing import Literal
 
 from pydantic import Field
@@ -103,93 +102,35 @@ def mean_flops(cfg: Mean, x: Shape) -> int:
     return numel(x)  # one addition per element (the division per output is not counted, as for pooling)
 
 
-@functools.cache
-def torch_modules():
-    """Modules defined on first use, so that importing this file never imports torch. Each takes axes in batched
-    numbering (the sample's axis + 1), fixed when built."""
-    import torch
-    from torch import nn
-
-    class TransposeModule(nn.Module):
-        def __init__(self, a: int, b: int):
-            super().__init__()
-            self.a, self.b = a, b
-
-        def forward(self, x):
-            return x.transpose(self.a, self.b)
-
-        def extra_repr(self) -> str:
-            return f"dims=({self.a}, {self.b})"
-
-    class PermuteModule(nn.Module):
-        def __init__(self, order: list[int]):
-            super().__init__()
-            self.order = [0] + list(order)  # the batch axis stays first
-
-        def forward(self, x):
-            return x.permute(self.order)
-
-        def extra_repr(self) -> str:
-            return f"dims={self.order}"
-
-    class SelectModule(nn.Module):
-        def __init__(self, dim: int, index: int):
-            super().__init__()
-            self.dim, self.index = dim, index
-
-        def forward(self, x):
-            return x.select(self.dim, self.index)
-
-        def extra_repr(self) -> str:
-            return f"dim={self.dim}, index={self.index}"
-
-    class ClsTokenModule(nn.Module):
-        def __init__(self, d: int):
-            super().__init__()
-            # Named `token` and one-dimensional, so a spec's `init` (meant for weight matrices) leaves it alone;
-            # N(0, 0.02) as BERT and ViT start theirs, on the scale of the embeddings beside it.
-            self.token = nn.Parameter(torch.randn(d) * 0.02)
-
-        def forward(self, x):
-            return torch.cat([self.token.expand(x.shape[0], 1, -1), x], dim=1)
-
-        def extra_repr(self) -> str:
-            return f"features={self.token.shape[0]}"
-
-    class MeanModule(nn.Module):
-        def __init__(self, dim: int, keepdim: bool):
-            super().__init__()
-            self.dim, self.keepdim = dim, keepdim
-
-        def forward(self, x):
-            return x.mean(dim=self.dim, keepdim=self.keepdim)
-
-        def extra_repr(self) -> str:
-            return f"dim={self.dim}, keepdim={self.keepdim}"
-
-    return {"transpose": TransposeModule, "permute": PermuteModule, "select": SelectModule,
-            "cls_token": ClsTokenModule, "mean": MeanModule}
-
-
 def build_transpose(cfg: Transpose, x: Shape):
+    from udlc.layers.modules.sequence import TransposeModule
+
     a, b = (axis("dims", d, x) + 1 for d in cfg.dims)
-    return torch_modules()["transpose"](a, b)
+    return TransposeModule(a, b)
 
 
 def build_permute(cfg: Permute, x: Shape):
-    return torch_modules()["permute"]([axis("dims", d, x) + 1 for d in cfg.dims])
+    from udlc.layers.modules.sequence import PermuteModule
+
+    return PermuteModule([axis("dims", d, x) + 1 for d in cfg.dims])
 
 
 def build_select(cfg: Select, x: Shape):
-    return torch_modules()["select"](axis("dim", cfg.dim, x) + 1, cfg.index)
+    from udlc.layers.modules.sequence import SelectModule
+
+    return SelectModule(axis("dim", cfg.dim, x) + 1, cfg.index)
 
 
 def build_cls_token(cfg: ClsToken, x: Shape):
-    return torch_modules()["cls_token"](x[-1])
+    from udlc.layers.modules.sequence import ClsTokenModule
+
+    return ClsTokenModule(x[-1])
 
 
 def build_mean(cfg: Mean, x: Shape):
-    return torch_modules()["mean"](axis("dim", cfg.dim, x) + 1, cfg.keepdim)
+    from udlc.layers.modules.sequence import MeanModule
+
+    return MeanModule(axis("dim", cfg.dim, x) + 1, cfg.keepdim)
 
 
 register(Transpose, shape=transpose_shape, build=build_transpose, main_arg="dims",
