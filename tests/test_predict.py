@@ -96,7 +96,9 @@ def predictions(digits_run: TrainedRun, inputs: dict[str, Path]) -> dict[str, li
 def test_one_row_per_sample_with_probabilities(predictions, kind: str) -> None:
     rows = predictions[kind]
     assert len(rows) == N
-    assert list(rows[0]) == ["prediction"] + [f"p_{i}" for i in range(10)]
+    keys = ["line"] if kind == "csv" else []  # a CSV's answers say which line they answer (line 1: the header)
+    assert list(rows[0]) == keys + ["prediction"] + [f"p_{i}" for i in range(10)]
+    assert [r.get("line") for r in rows] == ([str(i + 2) for i in range(N)] if keys else [None] * N)
     for row in rows:
         probs = np.array([float(row[f"p_{i}"]) for i in range(10)])
         assert (probs >= 0).all() and abs(probs.sum() - 1) < 1e-4
@@ -104,7 +106,8 @@ def test_one_row_per_sample_with_probabilities(predictions, kind: str) -> None:
 
 
 def test_formats_agree(predictions) -> None:
-    assert predictions["npy"] == predictions["npz"] == predictions["csv"]
+    csv_answers = [{k: v for k, v in row.items() if k != "line"} for row in predictions["csv"]]
+    assert predictions["npy"] == predictions["npz"] == csv_answers
 
 
 def test_predictions_match_torch_on_normalized_inputs(digits_run: TrainedRun, predictions, raw_digits) -> None:
@@ -145,8 +148,8 @@ def test_regression_gives_values_in_the_targets_units(sine_run: TrainedRun, tmp_
     result = cli("predict", sine_run.run / "model.onnx", "x.csv", cwd=tmp_path)
     assert result.returncode == 0, describe(result)
     rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["y"] and len(rows) == 1 + len(x)
-    got = np.array([float(r[0]) for r in rows[1:]])
+    assert rows[0] == ["line", "y"] and len(rows) == 1 + len(x)  # sine's target has no name: y
+    got = np.array([float(r[1]) for r in rows[1:]])
 
     network, info = torch_network(sine_run.run)
     target = Normalization.from_json(info["target_normalization"])

@@ -1,4 +1,5 @@
-"""`udlc train SPEC --seeds N`: N runs, seeds seed … seed+N-1, then each result's mean ± std over them."""
+"""`udlc train SPEC --seeds N`: N runs, train.seed seed … seed+N-1 on the same split, then each result's mean ± std
+over them."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def test_seeds_trains_one_run_per_seed_and_prints_mean_and_std(tmp_path, invoke)
     assert result.returncode == 0, describe(result)
     runs = sorted((tmp_path / "runs" / "tiny-digits").iterdir())
     assert len(runs) == 2
-    assert sorted(json.loads((r / "run.json").read_text())["seed"] for r in runs) == [5, 6]
+    infos = [json.loads((r / "run.json").read_text()) for r in runs]
+    assert sorted(i["train_seed"] for i in infos) == [5, 6] and [i["seed"] for i in infos] == [5, 5]
     assert all((r / "curves.png").is_file() for r in runs)  # each run as a plain `udlc train` leaves it
     out = result.stdout
     assert "over 2 seeds (mean ± std):" in out, out
@@ -35,5 +37,5 @@ def test_seeds_with_resume_is_refused(tmp_path, invoke):
 def test_one_seed_is_a_plain_train(tmp_path):
     from udlc.trainer.seeds import seed_overrides
 
-    assert seed_overrides(3, 1) == ["seed=3"]
-    assert seed_overrides(3, 3) == ["seed=3", "seed=4", "seed=5"]
+    assert seed_overrides(3, 1) == ["train.seed=3"]
+    assert seed_overrides(3, 3) == ["train.seed=3", "train.seed=4", "train.seed=5"]

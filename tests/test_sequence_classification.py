@@ -132,13 +132,14 @@ def test_predict_reads_the_text_column_of_a_csv(text_run: Path, tmp_path: Path, 
     from udlc.exporter.onnx import export_run
 
     model = export_run(text_run)
-    rows = [("zeta alpha", "?"), ("beta gamma delta", "?"), ("omega zeta", "?")]
+    rows = [("zeta alpha", "?"), ("beta gamma delta", "?"), ("omega zeta", "?"), ("zeta ünïcode!", "?")]
     with open(tmp_path / "new.csv", "w", newline="") as f:  # other columns, in another order: found by name
         csv.writer(f).writerows([("label", "review")] + [(y, t) for t, y in rows])
     result = invoke("predict", model, tmp_path / "new.csv", "-o", tmp_path / "out.csv")
     assert result.returncode == 0, result.stderr
     out = read_csv(tmp_path / "out.csv")
-    assert [r["prediction"] for r in out] == ["good", "bad", "good"]
+    assert [r["prediction"] for r in out][:3] == ["good", "bad", "good"]
+    assert [r["line"] for r in out] == ["2", "3", "4", "5"]  # one answer per row, the last with unseen characters
     tokenizer = tokenizer_from_json(json.loads((text_run / "run.json").read_text())["tokenizer"])
     network = trained_network(text_run)
     for (text, _), row in zip(rows, out):

@@ -242,21 +242,26 @@ def export(run: str, output: str | None, quantize: str | None, max_drop: float) 
 @click.argument("inputs", type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the CSV here instead of stdout.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def predict(model: str, inputs: str, output: str | None, device: str) -> None:
+@click.option("--id", "id_column", metavar="COLUMN",
+              help="A CSV's column whose cells name the answers (default: each row's line in the file).")
+def predict(model: str, inputs: str, output: str | None, device: str, id_column: str | None) -> None:
     """Predict with an exported MODEL.onnx on raw INPUTS (.csv, .npy, .npz; for a graph network a .npz graph
     with x, edge_index and, for several graphs, batch, or pairs to score; for a model trained on a folder of
-    pictures, a picture or a folder of them); onnxruntime only."""
+    pictures, a picture or a folder of them); onnxruntime only. A CSV gets one answer per row, first its line
+    (or its --id cell)."""
     from udlc.runtime.predict import Model, open_session, read_inputs
 
     meta = open_session(Path(model), device)[1]
     from udlc.runtime.pictures import is_picture_model, predict_pictures
 
+    if id_column is not None and (is_picture_model(meta) or Path(inputs).suffix.lower() != ".csv"):
+        raise UdlcError(f"--id names a column of a CSV file of samples; {inputs} is none — leave --id out")
     if is_picture_model(meta):  # trained on a folder of pictures: a picture file, or a folder of them
         text = predict_pictures(Path(model), Path(inputs), device)
     elif "text_column" in meta:  # a text classifier reads its CSV column itself
         from udlc.runtime.text import TextClassifier
 
-        text = TextClassifier(model, device).predict_csv(inputs).to_csv()
+        text = TextClassifier(model, device).predict_csv(inputs, id_column).to_csv()
     elif meta.get("task") in ("node_classification", "graph_classification"):  # a graph file
         from udlc.runtime.graphs import GraphClassifier
 
@@ -266,7 +271,7 @@ def predict(model: str, inputs: str, output: str | None, device: str) -> None:
 
         text = LinkScorer(model, device).score_file(inputs)
     else:
-        text = Model(model, device=device).predict(read_inputs(inputs)).to_csv()
+        text = Model(model, device=device).predict(read_inputs(inputs, id_column)).to_csv()
     if output:
         Path(output).write_text(text)
         click.echo(output)

@@ -98,7 +98,7 @@ def runs(root: str) -> None:
     """The runs under ROOT (default runs/): status, epochs, diagnosis and test results, each spec's best first."""
     from udlc.runs.listing import format_runs, list_runs
 
-    click.echo(format_runs(list_runs(Path(root))))
+    click.echo(format_runs(list_runs(Path(root)), Path(root)))
 
 
 @main.command()

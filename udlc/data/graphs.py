@@ -12,7 +12,7 @@ the graph of each node, a class id per graph.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ class GraphData:
     # link prediction (split_edges): each split's node pairs joined by an edge, and evaluation's non-edges
     pairs: dict[str, np.ndarray] | None = None
     negatives: dict[str, np.ndarray] | None = None
+    notes: list[str] = field(default_factory=list)  # what was read, in words, for the training output
 
     @property
     def n_classes(self) -> int:
@@ -48,8 +49,8 @@ class GraphData:
 
 def load_graph(spec: Any, seed: int, base_dir: Path = Path(".")) -> GraphData:
     """The spec's graph, split by node (a file's own masks, else `data.split`, seeded) and normalized with the
-    training nodes' statistics. A built-in graph's undirected edges come in both directions; a file's edges
-    are taken as they are."""
+    training nodes' statistics. A built-in graph's undirected edges come in both directions, and so do a CSV
+    edge list's unless `data.directed`; a `.npz` file's edges are taken as they are (PyG's files list both)."""
     from udlc.spec.sources import SOURCES, GraphSet
 
     entry = SOURCES.find(spec.source)
@@ -58,19 +59,33 @@ def load_graph(spec: Any, seed: int, base_dir: Path = Path(".")) -> GraphData:
                                  np.random.default_rng(seed))
         edges = np.asarray(edges, dtype=np.int64)
         edges = clean_edges(np.concatenate([edges, edges[::-1]], axis=1), len(x), entry.name)
-        classes, masks, weight = list(entry.classes), None, None
+        classes, masks, weight, notes = list(entry.classes), None, None, []
     else:
         path = Path(base_dir) / spec.source
         arrays, classes = one_graph_file(spec, Path(base_dir))
-        x, y = arrays["x"], arrays["y"]
-        edges, weight = clean_weighted_edges(arrays["edge_index"], arrays.get("edge_weight"), len(x), str(path))
+        x, y, edges, weight = arrays["x"], arrays["y"], arrays["edge_index"], arrays.get("edge_weight")
+        notes = []
+        if spec.nodes is not None:  # an edge list: a friendship, a link, a road is most often both ways
+            edges, weight, notes = edge_list_directions(edges, weight, spec.directed, Path(spec.source).name)
+        edges, weight = clean_weighted_edges(edges, weight, len(x), str(path))
         masks = file_masks(arrays, len(x), path)
     n = len(x)
     if masks is None:
         masks = {name: np.isin(np.arange(n), part) for name, part in zip(SPLITS, _split(n, tuple(spec.split), seed))}
     norm = Normalization.fit(spec.normalize, np.asarray(x, dtype=np.float32)[masks["train"]])
     return GraphData(norm.apply_normalization(x), edges, np.asarray(y, dtype=np.int64), masks, classes, norm,
-                     weight)
+                     weight, notes=notes)
+
+
+def edge_list_directions(edges: np.ndarray, weight: np.ndarray | None, directed: bool, name: str
+                         ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """A CSV edge list's edges each way unless `directed`, and a sentence that says which it was."""
+    count = f"{name}: {edges.shape[1]} edge{'s' * (edges.shape[1] != 1)}"
+    if directed:
+        return edges, weight, [f"{count}, read as directed (data.directed: true), each from source to target only"]
+    both = np.concatenate([edges, edges[::-1]], axis=1)
+    return both, None if weight is None else np.concatenate([weight, weight]), [
+        f"{count}, read as undirected (directed: true keeps them one-way)"]
 
 
 def split_edges(data: GraphData, fractions: list[float], seed: int) -> GraphData:

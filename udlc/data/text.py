@@ -4,7 +4,8 @@ Three tokenizers, each a plain-JSON description so that a run folder and an ONNX
 `udlc generate` rebuilds it with numpy alone (BPE also needs the `tokenizers` package):
 
     byte  the UTF-8 bytes, 256 ids: any text, nothing learned; bits per byte is the loss in bits
-    char  the distinct characters of the corpus, in code-point order
+    char  the distinct characters of the corpus, in code-point order, then one id for a character it never
+          held (a prompt's or a new text's), which decodes as U+FFFD
     bpe   byte-level BPE (Hugging Face `tokenizers`) trained on the training split only
 
 A corpus is split into train, validation and test as contiguous stretches in that order (windows
@@ -80,29 +81,37 @@ class ByteTokenizer(Tokenizer):
         return {"type": "byte"}
 
 
+UNKNOWN_CHAR = "\ufffd"  # what the unknown id decodes to: Unicode's replacement character
+
+
 class CharTokenizer(Tokenizer):
+    """`unknown`: the id after the characters stands for every other character. Files exported before it
+    existed have none (their JSON says nothing of it): for them an unseen character stays an error."""
+
     kind = "char"
 
-    def __init__(self, chars: str):
-        self.chars = chars
-        self.vocab_size = len(chars)
+    def __init__(self, chars: str, unknown: bool = False):
+        self.chars, self.unknown = chars, unknown
+        self.vocab_size = len(chars) + unknown
         self.index = {c: i for i, c in enumerate(chars)}
 
     @classmethod
     def fit(cls, text: str) -> CharTokenizer:
-        return cls("".join(sorted(set(text))))
+        return cls("".join(sorted(set(text))), unknown=True)
 
     def encode(self, text: str) -> np.ndarray:
-        unknown = sorted(set(text) - self.index.keys())
-        if unknown:
-            raise ValueError(f"characters the tokenizer has never seen: {''.join(unknown[:20])!r}")
-        return np.fromiter((self.index[c] for c in text), dtype=np.int64, count=len(text))
+        if not self.unknown:
+            unseen = sorted(set(text) - self.index.keys())
+            if unseen:
+                raise ValueError(f"characters the tokenizer has never seen: {''.join(unseen[:20])!r}")
+        other = len(self.chars)  # the unknown id
+        return np.fromiter((self.index.get(c, other) for c in text), dtype=np.int64, count=len(text))
 
     def decode(self, ids: Any) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
+        return "".join(self.chars[int(i)] if int(i) < len(self.chars) else UNKNOWN_CHAR for i in ids)
 
     def to_json(self) -> dict:
-        return {"type": "char", "chars": self.chars}
+        return {"type": "char", "chars": self.chars, **({"unknown": True} if self.unknown else {})}
 
 
 class BpeTokenizer(Tokenizer):
@@ -151,8 +160,9 @@ def _chunks(text: str, size: int = 1 << 16) -> list[str]:
 
 
 def fit_tokenizer(kind: str | None, train_text: str, whole_text: str, vocab_size: int | None) -> Tokenizer:
-    """byte needs nothing; char takes every character of the corpus (a character first met in the test
-    split would otherwise have no id); bpe learns its merges from the training split alone."""
+    """byte needs nothing; char takes every character of the corpus (so that the vocabulary `check` counts
+    from the whole text is the one trained; a later text's new characters take the unknown id); bpe learns
+    its merges from the training split alone."""
     if kind in (None, "byte"):
         return ByteTokenizer()
     if kind == "char":
@@ -169,7 +179,7 @@ def tokenizer_from_json(d: dict) -> Tokenizer:
     if d["type"] == "byte":
         return ByteTokenizer()
     if d["type"] == "char":
-        return CharTokenizer(d["chars"])
+        return CharTokenizer(d["chars"], unknown=bool(d.get("unknown", False)))
     if d["type"] == "bpe":
         from tokenizers import Tokenizer as HF
 

@@ -1,6 +1,6 @@
-"""What a run's curves say, in the words of the practitioner's checklist: unstable, overfitting, still improving,
-underfitting, or converged — with the evidence (epochs and values) and what to try. Plain Python over the rows
-of metrics.csv: `udlc train` prints it at the end and run.json keeps it.
+"""What a run's curves say, in the words of the practitioner's checklist: not learning (a learning rate of 0),
+unstable, overfitting, still improving, underfitting, or converged — with the evidence (epochs and values) and
+what to try. Plain Python over the rows of metrics.csv: `udlc train` prints it at the end and run.json keeps it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-SPIKE = 1.5  # a training loss this many times its best so far, after falling, is a spike
+SPIKE = 1.5  # a training loss this many times its best so far, after falling, is a spike ...
+WOBBLE = 0.1  # ... when it also rose by this share of the first epoch's loss: less is noise at a low level
 RISE = 1.10  # validation loss this much above its best at the end, while training loss fell: overfitting
 STILL = 0.05  # a relative improvement over the last third of the epochs at least this large: still improving
 BARELY = 0.7  # a final training loss above this share of the first epoch's: the model barely learned
@@ -17,7 +18,7 @@ BARELY = 0.7  # a final training loss above this share of the first epoch's: the
 
 @dataclass(frozen=True)
 class Diagnosis:
-    verdict: str  # unstable | overfitting | still improving | underfitting | converged | too short
+    verdict: str  # not learning | unstable | overfitting | still improving | underfitting | converged | too short
     evidence: str
     advice: str
 
@@ -29,32 +30,40 @@ class Diagnosis:
 
 
 def diagnose(rows: list[dict[str, Any]], floor_zero: bool = True) -> Diagnosis | None:
-    """The first verdict that fits, in this order: unstable, overfitting, still improving, underfitting,
-    converged. `rows` are metrics.csv's, one per epoch, with train_loss and (if there is a validation split)
-    val_loss; None for a task that logs no train_loss (a GAN's two losses say nothing alone). `floor_zero`:
-    a perfect model's loss is near 0 (classification, regression), so a loss stuck near its first value is
-    underfitting; a loss with a floor of its own (a VAE's nats, a denoiser's noise) is not judged so."""
+    """The first verdict that fits, in this order: not learning, unstable, overfitting, still improving,
+    underfitting, converged. `rows` are metrics.csv's, one per epoch, with train_loss, lr and (if there is a
+    validation split) val_loss; None for a task that logs no train_loss (a GAN's two losses say nothing alone).
+    `floor_zero`: a perfect model's loss is near 0 (classification, regression), so a loss stuck near its first
+    value is underfitting; a loss with a floor of its own (a VAE's nats, a denoiser's noise) is not judged so."""
     if not rows or "train_loss" not in rows[0]:
         return None
     train = [float(r["train_loss"]) for r in rows]
     val = [float(r["val_loss"]) for r in rows if r.get("val_loss") not in (None, "")]
     n = len(train)
+    lrs = [float(r["lr"]) for r in rows if r.get("lr") not in (None, "")]
+    if lrs and len(lrs) == n and max(lrs) == 0:  # the loss moves with the batches alone: nothing to read
+        return Diagnosis("not learning", f"the learning rate was 0 in every one of the {n} epochs, so the weights "
+                         "never moved", "set optimizer.lr above 0 (adam: try 0.001)")
     if n < 3:
         return Diagnosis("too short", f"{n} epoch{'s' * (n != 1)}", "train for more epochs to read the curves")
     bad = [i for i, v in enumerate(train + val) if not math.isfinite(v)]
     if bad:
         return Diagnosis("unstable", f"a loss turned non-finite at epoch {bad[0] % n + 1}",
                          "lower the learning rate, clip gradients (train.grad_clip: 1.0), check the data")
-    spikes = [i + 1 for i in range(1, n) if train[i] > SPIKE * min(train[:i]) and min(train[:i]) < train[0]]
+    spikes = [i + 1 for i in range(1, n) if train[i] > SPIKE * min(train[:i]) and min(train[:i]) < train[0]
+              and train[i] - min(train[:i]) > WOBBLE * train[0]]
     if spikes:
         return Diagnosis("unstable", f"train_loss jumped at epoch{'s' * (len(spikes) > 1)} "
                          f"{', '.join(map(str, spikes[:5]))} to over {SPIKE:g}× its best so far",
                          "lower the learning rate, add warmup, or clip gradients (train.grad_clip: 1.0)")
     if len(val) == n:
         best = min(range(n), key=val.__getitem__)
-        if best < n - 1 and val[-1] > RISE * val[best] and train[-1] < train[best]:
+        # train_loss need not end at its lowest (it wobbles): that it went below where it was at val's best is
+        # enough for the model to have learned the training set past what carries over
+        fell_to = min(train[best + 1:], default=train[best])
+        if best < n - 1 and val[-1] > RISE * val[best] and fell_to < train[best]:
             return Diagnosis("overfitting", f"val_loss was lowest at epoch {best + 1} ({val[best]:.4g}) and rose to "
-                             f"{val[-1]:.4g} while train_loss fell from {train[best]:.4g} to {train[-1]:.4g}",
+                             f"{val[-1]:.4g} while train_loss fell from {train[best]:.4g} to {fell_to:.4g}",
                              "regularize (dropout, weight decay, augmentation), get more data, or stop early "
                              "(train.early_stopping)")
     k = max(2, n // 3)

@@ -7,9 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from udlc.errors import UdlcError
+
 
 def list_runs(root: Path) -> list[dict[str, Any]]:
-    """One row per run folder below `root` (runs/<name>/<run-id>/run.json)."""
+    """One row per run folder below `root` (runs/<name>/<run-id>/run.json); a `root` that is not there is an
+    error (a mistyped folder must not read as a folder without runs)."""
+    if not Path(root).is_dir():
+        raise UdlcError(f"no folder {root} — give the folder `udlc train --out` wrote the runs to (default: runs)")
     rows = []
     for info_file in sorted(Path(root).glob("*/*/run.json")):
         folder = info_file.parent
@@ -27,9 +32,9 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["run"].split("/")[0], r["tests"].get("test_loss", loss)))
 
 
-def format_runs(rows: list[dict[str, Any]]) -> str:
+def format_runs(rows: list[dict[str, Any]], root: Path | None = None) -> str:
     if not rows:
-        return "no runs"
+        return f"no runs under {root} (it holds no <name>/<run-id>/run.json)" if root is not None else "no runs"
     lines = []
     width = max(len(r["run"]) for r in rows) + 2
     for r in rows:

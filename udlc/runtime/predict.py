@@ -6,7 +6,9 @@ input matrix: the feature columns by name, the categories to one-hot encode, the
 cells. So predict reads a file, builds that matrix, runs the graph and writes the answers; it never
 standardizes anything itself.
 
-Every mistake in an inputs file is a UdlcError that names the file.
+Every mistake in an inputs file is a UdlcError that names the file. A CSV gets one answer per row, keyed by
+the row's line in the file (or by a column the caller names, `--id`): an empty row between samples is an
+error, never skipped, so answers and rows stay aligned.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from udlc.errors import UdlcError
+from udlc.runtime.rows import column_index, read_csv_rows, refuse_blank_rows
 
 BATCH = 4096  # rows per onnxruntime call: a large file never needs all its activations at once
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -53,6 +56,9 @@ class Predictions:
     values: np.ndarray  # class indices (N,) or regressed values (N, k)
     probabilities: np.ndarray | None  # (N, classes) for classification
     classes: list[str] | None
+    keys: list[str] | None = None  # what names each sample in the CSV's first column (a CSV's lines or ids)
+    key_name: str = "line"  # that column's header
+    target: str | None = None  # a regression's target column: the name of its prediction column
 
     def labels(self) -> list[str]:
         if self.classes is None:
@@ -60,20 +66,23 @@ class Predictions:
         return [self.classes[i] for i in self.values]
 
     def to_csv(self, names: list[str] | None = None) -> str:
-        """One row per sample; `names` (the pictures' files) first where given."""
+        """One row per sample; `names` (the pictures' files) first where given, else the samples' keys."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        first = (lambda i: [names[i]]) if names is not None else (lambda i: [])
+        keys, key_name = (names, "file") if names is not None else (self.keys, self.key_name)
+        head = [key_name] if keys is not None else []
+        first = (lambda i: [keys[i]]) if keys is not None else (lambda i: [])
         if self.task == "classification":
             assert self.probabilities is not None
             classes = self.classes or [str(i) for i in range(self.probabilities.shape[1])]
-            w.writerow(["file"] * (names is not None) + ["prediction"] + [f"p_{c}" for c in classes])
+            w.writerow(head + ["prediction"] + [f"p_{c}" for c in classes])
             for i, (label, probs) in enumerate(zip(self.labels(), self.probabilities)):
                 w.writerow(first(i) + [label] + [f"{p:.6f}" for p in probs])
         else:
             values = self.values.reshape(len(self.values), -1)
-            w.writerow([f"y{i}" if values.shape[1] > 1 else "y" for i in range(values.shape[1])])
-            w.writerows([[f"{v:.6g}" for v in row] for row in values])
+            single = self.target or "y"  # named after what it predicts, where the data named it
+            w.writerow(head + [f"y{i}" if values.shape[1] > 1 else single for i in range(values.shape[1])])
+            w.writerows([first(i) + [f"{v:.6g}" for v in row] for i, row in enumerate(values)])
         return buf.getvalue()
 
 
@@ -84,8 +93,9 @@ class Inputs:
 
     source: str  # the file, named in every error
     array: np.ndarray | None = None
-    rows: list[list[str]] | None = None  # CSV: every non-blank row, the header (if any) included
+    rows: list[list[str]] | None = None  # CSV: its rows from the first to the last that holds a cell, header included
     lines: list[int] | None = None  # CSV: each row's line number in the file
+    id_column: str | None = None  # CSV: the column whose cells name the answers (else the rows' line numbers)
 
 
 class Model:
@@ -129,6 +139,7 @@ class Model:
             raise UdlcError(f"{path}: its metadata names {len(self.feature_columns)} feature columns for inputs of "
                             f"{self.per_sample} values — export it again with `udlc export RUN_FOLDER`")
         self.columns = _raw_columns(self.feature_columns, self.categories) if self.feature_columns else None
+        self.target = target_name(meta)
 
     # ---- predicting ------------------------------------------------------------------------------------
 
@@ -136,12 +147,13 @@ class Model:
         """Predictions for raw samples: an `Inputs` from read_inputs, or an array of (N, *input shape)."""
         if not isinstance(inputs, Inputs):
             inputs = Inputs("inputs", array=np.asarray(inputs))
-        x = self._from_csv(inputs) if inputs.rows is not None else self._from_array(inputs.array, inputs.source)
+        x, keys, key_name = self._from_csv(inputs) if inputs.rows is not None else (
+            self._from_array(inputs.array, inputs.source), None, "line")
         out = np.concatenate([self.session.run([self.answer], {self.input_name: x[i:i + BATCH]})[0]
                               for i in range(0, len(x), BATCH)])
         if self.task != "classification":
-            return Predictions(self.task, out, None, None)
-        return Predictions(self.task, out.argmax(axis=1), out, self.classes)
+            return Predictions(self.task, out, None, None, keys, key_name, self.target)
+        return Predictions(self.task, out.argmax(axis=1), out, self.classes, keys, key_name)
 
     def _from_array(self, x: np.ndarray, source: str) -> np.ndarray:
         """A numeric array as a float32 batch of the input shape; one sample may come without a batch axis."""
@@ -179,17 +191,27 @@ class Model:
                             "predictions for them would be meaningless — fix or drop those samples")
         return values.astype(np.float32).reshape(x.shape)
 
-    def _from_csv(self, inputs: Inputs) -> np.ndarray:
-        """CSV rows as the model's input matrix: columns matched by name when the model knows its feature
-        columns and the file has a header, by position otherwise; categories one-hot encoded; empty
-        numeric cells filled as training filled them (missing: mean)."""
+    def _from_csv(self, inputs: Inputs) -> tuple[np.ndarray, list[str], str]:
+        """CSV rows as the model's input matrix, with each row's key (its line, or its cell of the id column)
+        and the keys' name: columns matched by name when the model knows its feature columns and the file
+        has a header, by position otherwise; categories one-hot encoded; empty numeric cells filled as
+        training filled them (missing: mean)."""
         source, rows, lines = inputs.source, inputs.rows, inputs.lines
         assert rows is not None and lines is not None
         header = None
-        if self._is_header(rows[0]):
+        if inputs.id_column is not None or self._is_header(rows[0]):  # an id column is named in a header
             header, rows, lines = [c.strip() for c in rows[0]], rows[1:], lines[1:]
         if not rows:
             raise UdlcError(f"{source} has a header row but no samples — add rows of values below it")
+        refuse_blank_rows(rows, lines, source)
+        keys, key_name = [str(line) for line in lines], "line"
+        if inputs.id_column is not None:
+            assert header is not None
+            at = column_index(header, inputs.id_column, source, "--id names the answers by")
+            keys, key_name = [row[at].strip() if at < len(row) else "" for row in rows], inputs.id_column
+            if inputs.id_column not in (self.columns or []):  # not a feature: the columns by position skip it
+                header = header[:at] + header[at + 1:]
+                rows = [row[:at] + row[at + 1:] for row in rows]
         if header is not None and self.columns is not None:
             width, columns = len(header), self.columns
             index = [_column_index(header, name, source, self.columns) for name in columns]
@@ -213,7 +235,7 @@ class Model:
                 else:
                     x[r, j] = self._number(row[i], name, source, line)
                     j += 1
-        return x.reshape((len(x),) + self.input_shape)
+        return x.reshape((len(x),) + self.input_shape), keys, key_name
 
     def _is_header(self, row: list[str]) -> bool:
         """A first row is a header when it names one of the model's columns, when it holds a cell no sample
@@ -268,6 +290,20 @@ def _raw_columns(feature_columns: list[str], categories: dict[str, list[str]]) -
     return columns
 
 
+def target_name(meta: dict[str, str]) -> str | None:
+    """The column a regression predicts, where the data named it: the file's `target_column`, else its training
+    spec's `data.target` given by name (an index, or the default last column, names nothing)."""
+    if meta.get("target_column"):
+        return meta["target_column"]
+    import yaml
+
+    try:
+        target = ((yaml.safe_load(meta.get("spec") or "") or {}).get("data") or {}).get("target")
+    except (yaml.YAMLError, AttributeError):  # a spec edited by hand into something else: no name then
+        return None
+    return target if isinstance(target, str) and target.strip() else None
+
+
 def _column_index(header: list[str], name: str, source: str, columns: list[str]) -> int:
     if header.count(name) > 1:
         raise UdlcError(f"{source} has two columns named '{name}' — keep one")
@@ -291,15 +327,18 @@ def _kind(dtype: np.dtype) -> str:
 # ---- reading files ---------------------------------------------------------------------------------------
 
 
-def read_inputs(path: str | Path) -> Inputs:
-    """Raw samples from CSV (numbers, or category names in categorical columns; a header row optional),
-    NPY, or NPZ (key 'x', else the only array)."""
+def read_inputs(path: str | Path, id_column: str | None = None) -> Inputs:
+    """Raw samples from CSV (numbers, or category names in categorical columns; a header row optional, needed
+    for `id_column`, the column whose cells name the answers), NPY, or NPZ (key 'x', else the only array)."""
     path = Path(path)
     if not path.is_file():
         raise UdlcError(f"no input file at {path}")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _read_csv(path)
+        rows, lines = read_csv_rows(path)
+        return Inputs(str(path), rows=rows, lines=lines, id_column=id_column)
+    if id_column is not None:
+        raise UdlcError(f"--id names a column of a CSV file; {path} has none — leave --id out")
     if suffix not in (".npy", ".npz"):
         raise UdlcError(f"{path}: inputs must be .csv, .npy or .npz")
     try:
@@ -325,26 +364,6 @@ def _one_array(loaded: Any, path: Path) -> np.ndarray:
     if not keys:
         raise UdlcError(f"{path} holds no arrays — save the inputs in it as 'x'")
     raise UdlcError(f"{path} holds arrays {keys}: name the inputs 'x'")
-
-
-def _read_csv(path: Path) -> Inputs:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not a column name
-            reader = csv.reader(f)
-            rows, lines = [], []
-            for row in reader:
-                if row and any(c.strip() for c in row):  # blank lines, e.g. a trailing one, hold no sample
-                    rows.append(row)
-                    lines.append(reader.line_num)
-    except UnicodeDecodeError as e:
-        raise UdlcError(f"{path} is not UTF-8 text (byte {e.start}) — save the CSV as UTF-8") from None
-    except csv.Error as e:
-        raise UdlcError(f"{path} line {reader.line_num}: not a valid CSV row ({e})") from None
-    except OSError as e:
-        raise UdlcError(f"cannot read {path}: {e.strerror or e}") from None
-    if not rows:
-        raise UdlcError(f"{path} holds no rows — give a header row and one row of values per sample")
-    return Inputs(str(path), rows=rows, lines=lines)
 
 
 def _is_number(text: str) -> bool:

@@ -1,6 +1,7 @@
 """Predictions from an exported text classifier (task: sequence_classification), with onnxruntime and numpy:
 the file carries its tokenizer, the name of the text column and the token limit, so a CSV of texts is read,
-tokenized, padded with its mask and classified here."""
+tokenized, padded with its mask and classified here, one answer per row, keyed by the row's line (or an id
+column's cell)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from udlc.errors import SpecError, UdlcError
+from udlc.errors import UdlcError
 from udlc.runtime.predict import BATCH, Predictions, open_session
+from udlc.runtime.rows import column_index, read_csv_rows, refuse_blank_rows
 
 
 class TextClassifier:
@@ -28,11 +30,17 @@ class TextClassifier:
                             "with `udlc export RUN_FOLDER`") from None
         self.inputs = [i.name for i in self.session.get_inputs()]
 
-    def predict_texts(self, texts: list[str]) -> Predictions:
-        try:
-            ids = [self.tokenizer.encode(t)[:self.limit] for t in texts]
-        except ValueError as e:
-            raise UdlcError(f"a text cannot be encoded: {e}") from None
+    def predict_texts(self, texts: list[str], where: list[str] | None = None) -> Predictions:
+        """Each text's class; `where` names each text in an error (a file's line), else its position."""
+        ids = []
+        for i, text in enumerate(texts):
+            try:
+                ids.append(self.tokenizer.encode(text)[:self.limit])
+            except ValueError as e:  # a char tokenizer exported before it had an unknown id
+                at = where[i] if where else f"text {i + 1}"
+                raise UdlcError(f"{at}: {e} — this model file's tokenizer has no id for them: export the run "
+                                "again with this udlc (its char tokenizer maps them to an unknown id), or "
+                                "drop them from the text") from None
         probabilities = []
         for start in range(0, len(ids), BATCH):
             chunk = ids[start:start + BATCH]
@@ -46,14 +54,25 @@ class TextClassifier:
         p = np.concatenate(probabilities)
         return Predictions("classification", p.argmax(1), p, self.classes)
 
-    def predict_csv(self, path: str | Path) -> Predictions:
-        from udlc.data.text import read_text_csv
-
+    def predict_csv(self, path: str | Path, id_column: str | None = None) -> Predictions:
+        """A CSV with a header naming the text column (others are ignored): one answer per row, keyed by its
+        line or by its cell of `id_column`. An empty row or text cell is an error naming its line."""
         path = Path(path)
-        try:
-            texts, _ = read_text_csv(path, self.column, self.column)  # the text column read as its own label
-        except SpecError as e:
-            raise UdlcError(e.message + (f" ({e.hint})" if e.hint else "")) from None
-        if not texts:
-            raise UdlcError(f"{path.name} holds no rows to classify")
-        return self.predict_texts(texts)
+        rows, lines = read_csv_rows(path)
+        header, rows, lines = [h.strip() for h in rows[0]], rows[1:], lines[1:]
+        if not rows:
+            raise UdlcError(f"{path} has a header row but no texts — add a row per text below it")
+        refuse_blank_rows(rows, lines, str(path), "a text")
+        text_at = column_index(header, self.column, str(path), "the model reads its texts from")
+        key_at = None if id_column is None else column_index(header, id_column, str(path), "--id names the answers by")
+        texts, keys = [], []
+        for row, line in zip(rows, lines):
+            cells = [c.strip() for c in row]
+            if text_at >= len(row) or not cells[text_at]:
+                raise UdlcError(f"{path} line {line}: column '{self.column}' is empty — give the text to classify, "
+                                "or delete the line")
+            texts.append(row[text_at])
+            keys.append(str(line) if key_at is None else (cells[key_at] if key_at < len(row) else ""))
+        predictions = self.predict_texts(texts, [f"{path} line {line}" for line in lines])
+        predictions.keys, predictions.key_name = keys, id_column or "line"
+        return predictions

@@ -49,6 +49,9 @@ class EarlyStopping(StrictModel):
 
 
 class TrainSpec(StrictModel):
+    seed: int | None = Field(None, ge=0, lt=2**32, description=(
+        "the seed of the networks' initialization, the batch order, dropout and augmentation; default the spec's "
+        "`seed`, which also draws a generated data set and the split (`udlc train --seeds` varies this one)"))
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 64
     eval_batch_size: PositiveInt | None = None

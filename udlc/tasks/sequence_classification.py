@@ -65,7 +65,7 @@ class SequenceClassification(FieldsTask):
                                     path=node.path, span=node.span,
                                     hint="pool the sequence first (masked_seq_pool, select), then `linear: <classes>`"))
         if not errors and check_files:
-            from udlc.data.text import DEFAULT_BPE_VOCAB
+            from udlc.data.text import DEFAULT_BPE_VOCAB, CharTokenizer
 
             try:
                 texts, _ = self.read(compiled)
@@ -73,7 +73,8 @@ class SequenceClassification(FieldsTask):
                 return [located(e, doc)]
             vocab, why = {"byte": (256, "byte tokenizer"), "bpe": (spec.data.vocab_size or DEFAULT_BPE_VOCAB,
                                                                    "bpe tokenizer (data.vocab_size)")}.get(
-                spec.data.tokenizer or "byte", (len(set("".join(texts))), f"char tokenizer of {spec.data.source}"))
+                spec.data.tokenizer or "byte", (CharTokenizer.fit("\n".join(texts)).vocab_size,  # as training fits it
+                                             f"char tokenizer of {spec.data.source}"))
             errors += embedding_errors(graph, "tokens", vocab, why)
         return errors
 

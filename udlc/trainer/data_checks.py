@@ -52,14 +52,19 @@ def check_data(data: Any, task_name: str) -> Finding:
         problems.append(("fail", f"{leaked} of {len(rows['test'])} test rows also appear in the training split: the "
                                  "test score overstates what unseen data would get — drop the duplicates from the "
                                  "source"))
-    if getattr(data.normalization, "kind", None) == "standard":
+    kind = getattr(data.normalization, "kind", None)
+    if kind == "standard":
         notes.append("features standardized on the training split")
     else:
         live = spread[spread > 0]
         if live.size and live.max() / live.min() > SCALES:
+            # the advice answers what the spec says: minmax scales by the extremes, so one outlier squeezes a
+            # column; none leaves the raw units
+            fix = ("minmax scaling leaves them uneven (a column's outliers squeeze its other values) — use "
+                   "`normalize: standard`" if kind == "minmax" else
+                   "they are not scaled — use `normalize: standard` (the default: drop `normalize: none`)")
             problems.append(("warn", f"feature spreads range from {live.min():.3g} to {live.max():.3g} "
-                                     f"({live.max() / live.min():.0f}×) and are not standardized — drop "
-                                     "`normalize: false`"))
+                                     f"({live.max() / live.min():.0f}×): {fix}"))
     if getattr(data, "task", None) == "classification" and data.n_classes:
         counts = np.bincount(np.asarray(data.y_train).reshape(-1).astype(np.int64), minlength=data.n_classes)
         shares = counts / counts.sum()

@@ -81,8 +81,9 @@ def squashed_output(compiled: Any) -> str | None:
 
 
 def expected_loss(compiled: Any, data: Any) -> tuple[float, str] | None:
-    """What an untrained model should score: ln C for C classes (uniform guesses), ln 2 per binary target, the
-    targets' variance for a squared error (guessing the mean, in the targets' units)."""
+    """What an untrained model should score: ln C for C classes (uniform guesses), ln V for the next token of a
+    vocabulary of V, ln 2 per binary target, the targets' variance for a squared error (guessing the mean, in
+    the targets' units)."""
     import numpy as np
 
     loss = compiled.spec.loss.type
@@ -92,6 +93,9 @@ def expected_loss(compiled: Any, data: Any) -> tuple[float, str] | None:
         return None  # the spec's loss is one term of the task's (a VAE's reconstruction): no chance level to name
     if loss == "cross_entropy" and len(classes) > 1:
         return math.log(len(classes)), f"ln {len(classes)} for {len(classes)} classes"
+    vocab = info.get("vocab_size") if info.get("task") == "language_model" else None
+    if loss == "cross_entropy" and vocab and vocab > 1:  # each position guesses among the whole vocabulary
+        return math.log(vocab), f"ln {vocab} for a vocabulary of {vocab} tokens"
     if info.get("task") not in ("classification", "regression"):
         return None  # an autoencoder's bce or mse compares with its inputs, not with targets
     if loss == "bce":
@@ -297,6 +301,9 @@ def _first(s: Any, data: Any, n: int) -> Any:
     batches = s.task.batches(data, "train", batch_size=s.spec.train.batch_size, shuffle=False, device=s.device)
 
     class First:
+        def __getattr__(self, name: str) -> Any:  # the rest as the split's batches say (a text's `split`)
+            return getattr(batches, name)
+
         def __len__(self) -> int:
             return min(n, len(batches))
 

@@ -17,6 +17,7 @@ import yaml
 from udlc.errors import UdlcError
 from udlc.runs import RunFolder, checkpoint, udlc_version
 from udlc.runs.diagnosis import diagnose
+from udlc.trainer.seeds import init_seed
 
 # Overrides a resumed run accepts: anything else would change what the run is.
 RESUME_OVERRIDES = ("train.epochs",)
@@ -74,7 +75,10 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     main = processes is None or processes.main
     device = pick_device(train.device, processes)
     torch.manual_seed(spec.seed)
-    data = task.load_data(compiled)
+    data = task.load_data(compiled)  # drawn from the spec's seed: train.seed (--seeds) keeps the split
+    seed = init_seed(spec)
+    if seed != spec.seed:
+        torch.manual_seed(seed)
 
     models = build_models(compiled, device)
     if channels_last(train.memory_format, device, models):  # a convolution's output follows its weight's layout
@@ -82,6 +86,7 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
             model.to(memory_format=torch.channels_last)
     # Before the run folder exists: a run that cannot start leaves nothing behind.
     notes = [init_weights(models, RunFolder.open(init_from))] if init_from is not None and resume is None else []
+    notes += getattr(data, "notes", [])  # what the loader read, said once (an edge list's directions)
     fsdp = processes is not None and train.strategy == "fsdp"
     if fsdp:  # before the optimizers: they hold the shards
         for name in compiled.graphs:
@@ -94,11 +99,11 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
         run = RunFolder(processes.share(str(run.path) if main else None))  # its path: it may be on its disk alone
     batch = partial(task.batches, data, device=device)
     train_batches = batch("train", batch_size=train.batch_size, shuffle=True)
-    generator = torch.Generator().manual_seed(spec.seed)
+    generator = torch.Generator().manual_seed(seed)
     if processes is not None:  # the epoch order from a generator alike in all; each its own stream besides
         train_batches = distributed.Shard(train_batches, processes, order=generator)
-        generator = torch.Generator().manual_seed(spec.seed + 1 + processes.rank)
-        torch.manual_seed(spec.seed + 1 + processes.rank)
+        generator = torch.Generator().manual_seed(seed + 1 + processes.rank)
+        torch.manual_seed(seed + 1 + processes.rank)
     eval_size = train.eval_batch_size or max(train.batch_size, 256)
     val_batches = batch("val", batch_size=eval_size, shuffle=False)
     if processes is not None and task.splits_evaluation and val_batches is not None:  # each validates its share
@@ -154,6 +159,10 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
             fit(s)
     except KeyboardInterrupt:  # Ctrl-C: the run stays resumable from its last checkpoint
         record(status="stopped", **_ended(started, s))
+        if not run.has_checkpoint("last"):  # the first checkpoint comes with the first epoch's end
+            raise TrainingInterrupted(f"interrupted during epoch {s.state['epoch'] + 1}, before any epoch "
+                                      f"finished: there is no checkpoint, so nothing can be resumed — start again "
+                                      f"with: udlc train {compiled.doc.file}") from None
         raise TrainingInterrupted(f"interrupted after epoch {s.state['epoch']}; the last checkpoint is kept — "
                                   f"continue with: udlc train --resume {run}") from None
     except BaseException as e:  # a diverged run is "failed"; any other error leaves it "stopped", resumable
@@ -186,7 +195,7 @@ def build_models(compiled: Any, device: Any) -> dict[str, Any]:
     from udlc.compiler.lower import lower
     from udlc.compiler.pipeline import frozen_nodes
 
-    seed = compiled.spec.seed
+    seed = init_seed(compiled.spec)
     models = {name: lower(graph, seed=seed + i).to(device) for i, (name, graph) in enumerate(compiled.graphs.items())}
     for name, graph in compiled.graphs.items():  # train.freeze: no gradient, so no optimizer moves them
         for node in frozen_nodes(compiled.spec, graph):
@@ -247,6 +256,7 @@ def write_run_files(run: RunFolder, compiled: Any, task_info: dict[str, Any]) ->
         "status": "created",
         "spec_file": str(Path(compiled.doc.file).resolve()),
         "seed": compiled.spec.seed,
+        "train_seed": init_seed(compiled.spec),
         "versions": {"udlc": udlc_version(), "python": platform.python_version(), "torch": torch.__version__},
         **task_info,
     })

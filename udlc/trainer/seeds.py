@@ -1,18 +1,28 @@
 """`udlc train SPEC --seeds N`: how much of a result is the seed. Mean ± standard deviation over the runs of each
-final test metric (results.json) and of the best validation value of the monitored metric."""
+final test metric (results.json) and of the best validation value of the monitored metric.
+
+The runs differ in `train.seed` alone — initialization, batch order, dropout, augmentation — while the spec's
+`seed` keeps drawing the data and its split: each run is scored on the same test set, so the spread is the
+training's, not the test set's."""
 
 from __future__ import annotations
 
 import json
 import statistics
 from pathlib import Path
+from typing import Any
 
 from udlc.runs import RunFolder
 
 
 def seed_overrides(base_seed: int, n: int) -> list[str]:
-    """--set seed=… for each run: the spec's seed, then the next ones."""
-    return [f"seed={base_seed + i}" for i in range(n)]
+    """--set train.seed=… for each run: the spec's seed, then the next ones (the first run is the spec's own)."""
+    return [f"train.seed={base_seed + i}" for i in range(n)]
+
+
+def init_seed(spec: Any) -> int:
+    """The seed of a run's initialization and batch order: train.seed, else the spec's seed."""
+    return spec.train.seed if spec.train.seed is not None else spec.seed
 
 
 def seed_summary(runs: list[Path]) -> list[str]:
