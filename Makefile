@@ -18,8 +18,9 @@ demo: $(STAMP)
 	$(UDLC) summary examples/digits-cnn.yaml
 	$(PY) -m udlc.demo
 
+# Two workers (pytest-xdist): the in-process tests on both cores, beside the training subprocesses.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(PY) bench/check_speed.py

@@ -13,7 +13,9 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,12 +146,17 @@ def run_folder(result: subprocess.CompletedProcess, cwd: Path) -> Path:
 # Most of a `udlc` subprocess's time is importing torch and training on one core, while the in-process
 # tests (the layer exports) use the other. A job registered here under a fixture's name starts as soon
 # as collection shows a selected test needs that fixture; the fixture then just waits for it.
+#
+# Under pytest-xdist every worker collects every test, so a job is claimed once for the whole run (a file
+# made with O_EXCL in a folder the workers share): the worker that claims it starts it, a thread of that
+# worker writes its results when it ends, and any worker whose tests need it reads them from there.
 
 # A job writes its files into a folder and returns {key: udlc arguments (a tuple)}, or {key: a whole command line
 # (a list), for a command that runs udlc itself, as torchrun does}.
 Job = Callable[[Path], dict[str, tuple | list]]
 _JOBS: dict[str, Job] = {}
-_started: dict[str, tuple[Path, dict[str, tuple[tuple | list, subprocess.Popen]]]] = {}
+_running: list[subprocess.Popen] = []  # the processes this worker started
+_waiters: list[threading.Thread] = []
 _finished: dict[str, tuple[Path, dict[str, subprocess.CompletedProcess]]] = {}
 
 
@@ -163,37 +170,81 @@ def early_job(name: str) -> Callable[[Job], Job]:
     return register
 
 
-def _start(name: str, root: Path) -> None:
-    commands = _JOBS[name](root)
-    _started[name] = (root, {k: (args, start_cli(*args, cwd=root) if isinstance(args, tuple) else
-                                     subprocess.Popen(args, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                      text=True, env=child_env()))
-                             for k, args in commands.items()})
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's id, chosen here so that the xdist controller knows the workers' shared folder too."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        run = getattr(config.option, "testrunuid", None) or uuid.uuid4().hex
+        if hasattr(config.option, "testrunuid"):
+            config.option.testrunuid = run  # xdist hands it to every worker as PYTEST_XDIST_TESTRUNUID
+        os.environ["PYTEST_XDIST_TESTRUNUID"] = run
+
+
+def _shared_root() -> Path:
+    """The folder of this test run's jobs, the same for every xdist worker of the run."""
+    run = os.environ["PYTEST_XDIST_TESTRUNUID"]
+    root = Path(tempfile.gettempdir()) / f"udlc-test-jobs-{run}"
+    root.mkdir(exist_ok=True)
+    return root
+
+
+def _claim(name: str) -> None:
+    """Start job `name` unless a worker of this run has: its folder is the shared root's `name`."""
+    root = _shared_root()
+    try:
+        os.close(os.open(root / f"{name}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    folder = root / name
+    folder.mkdir()
+    commands = _JOBS[name](folder)
+    procs = {k: (args, start_cli(*args, cwd=folder) if isinstance(args, tuple) else
+                 subprocess.Popen(args, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=child_env()))
+             for k, args in commands.items()}
+    _running.extend(proc for _, proc in procs.values())
+
+    def wait() -> None:  # every command's outcome, written whole (renamed into place) once all have ended
+        done = {k: finish(proc, args) for k, (args, proc) in procs.items()}
+        results = {k: {"args": r.args, "returncode": r.returncode, "stdout": r.stdout, "stderr": r.stderr}
+                   for k, r in done.items()}
+        (root / f"{name}.json.part").write_text(json.dumps(results))
+        (root / f"{name}.json.part").rename(root / f"{name}.json")
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    _waiters.append(waiter)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     for item in session.items:
         for name in getattr(item, "fixturenames", ()):
-            if name in _JOBS and name not in _started:
-                _start(name, Path(tempfile.mkdtemp(prefix=f"udlc-test-{name}-")))
+            if name in _JOBS:
+                _claim(name)
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    for root, procs in _started.values():
-        for _, proc in procs.values():
-            if proc.poll() is None:  # the session ended before a fixture waited for it
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        for proc in _running:
+            if proc.poll() is None:
                 proc.kill()
-                proc.communicate()
-        shutil.rmtree(root, ignore_errors=True)
+    for waiter in _waiters:  # another worker may still need a job this one started
+        waiter.join(CLI_TIMEOUT)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller (or a run without xdist) ends last
+        shutil.rmtree(_shared_root(), ignore_errors=True)
 
 
-def job_results(name: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
-    """The folder of job `name` and its finished commands (started now if it was not started early)."""
+def job_results(name: str) -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
+    """The folder of job `name` and its finished commands (started now if no worker has started it)."""
     if name not in _finished:
-        if name not in _started:
-            _start(name, tmp_path_factory.mktemp(name))
-        root, procs = _started[name]
-        _finished[name] = (root, {k: finish(proc, args) for k, (args, proc) in procs.items()})
+        _claim(name)
+        root = _shared_root()
+        deadline = time.monotonic() + CLI_TIMEOUT
+        while not (root / f"{name}.json").is_file():
+            assert time.monotonic() < deadline, f"job {name} did not finish in {CLI_TIMEOUT} s"
+            time.sleep(0.05)
+        results = json.loads((root / f"{name}.json").read_text())
+        _finished[name] = (root / name, {k: subprocess.CompletedProcess(r["args"], r["returncode"], r["stdout"],
+                                                                        r["stderr"]) for k, r in results.items()})
     return _finished[name]
 
 
@@ -206,11 +257,11 @@ def _trained_job(root: Path) -> dict[str, tuple]:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainedRun]:
+def trained() -> dict[str, TrainedRun]:
     """Two small runs trained once per session, side by side: `digits` (classification, trained with
     --set train.epochs=2 over the file's 3) and `sine` (regression that plateaus and stops early).
     Both export model.onnx. Tests must not modify these folders: copy them first."""
-    root, results = job_results("trained", tmp_path_factory)
+    root, results = job_results("trained")
     return {k: TrainedRun(root / f"{k}.yaml", run_folder(r, root), r) for k, r in results.items()}
 
 
@@ -391,7 +442,7 @@ def _csv_job(root: Path) -> dict[str, tuple]:
 
 
 @pytest.fixture(scope="session")
-def csv_run(tmp_path_factory) -> TrainedRun:
+def csv_run() -> TrainedRun:
     """tiny-csv, trained once per session."""
-    root, results = job_results("csv_run", tmp_path_factory)
+    root, results = job_results("csv_run")
     return TrainedRun(root / "csv.yaml", run_folder(results["csv"], root), results["csv"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from udlc.data import (
     InMemoryBatches,
@@ -73,9 +74,12 @@ def test_split_sizes_and_determinism() -> None:
     assert (len(a.x_train), len(a.x_val), len(a.x_test)) == (60, 40, 0)
     assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_val, b.y_val)
     assert not np.array_equal(a.x_train, c.x_train)
-    with pytest.raises(SpecError) as e:
-        prepare(spec(source="moons", samples=2, split=[0.4, 0.3, 0.3]), (2,), Path("."), seed=0)
+    with pytest.raises(SpecError) as e:  # a file's rows are counted when it is read
+        prepare(spec(source="moons", samples=3, split=[0.4, 0.3, 0.3]).model_copy(update={"samples": 2}), (2,),
+                Path("."), seed=0)
     assert e.value.path == "data.split"
+    with pytest.raises(ValidationError, match="2 samples are too few"):  # a generated set's, when validated
+        spec(source="moons", samples=2, split=[0.4, 0.3, 0.3])
 
 
 def test_normalization_fits_train_only() -> None:

@@ -81,8 +81,8 @@ def _two_processes_job(root: Path) -> dict[str, tuple | list]:
 
 
 @pytest.fixture(scope="module")
-def two_processes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
-    return job_results("two_processes", tmp_path_factory)
+def two_processes() -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
+    return job_results("two_processes")
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])

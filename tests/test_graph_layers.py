@@ -6,9 +6,14 @@ from __future__ import annotations
 import pytest
 
 torch = pytest.importorskip("torch")
-pyg = pytest.importorskip("torch_geometric.nn")
 
 from udlc.layers import REGISTRY  # noqa: E402
+
+
+def pyg():
+    """PyG's layers, imported by the test that compares with them (about 3 s of imports, torch._dynamo
+    included): collecting the suite, in each xdist worker, does not pay for it."""
+    return pytest.importorskip("torch_geometric.nn")
 
 
 def random_graph(n: int, e: int, f: int, seed: int):
@@ -28,22 +33,22 @@ def ours(name: str, f: int, **args):
 def theirs(name: str, f: int, layer, **args):
     """PyG's layer of the same kind, holding our layer's weights."""
     if name == "gcn_conv":
-        ref = pyg.GCNConv(f, args["out_features"])
+        ref = pyg().GCNConv(f, args["out_features"])
         ref.lin.weight.data.copy_(layer.lin.weight)
         ref.bias.data.copy_(layer.bias)
     elif name == "gat_conv":
-        ref = pyg.GATConv(f, args["out_features"], heads=args.get("heads", 1), concat=args.get("concat", True),
+        ref = pyg().GATConv(f, args["out_features"], heads=args.get("heads", 1), concat=args.get("concat", True),
                           negative_slope=args.get("negative_slope", 0.2))
         for p in ("att_src", "att_dst", "bias"):
             getattr(ref, p).data.copy_(getattr(layer, p))
         ref.lin.weight.data.copy_(layer.lin.weight)
     elif name == "sage_conv":
-        ref = pyg.SAGEConv(f, args["out_features"])
+        ref = pyg().SAGEConv(f, args["out_features"])
         ref.load_state_dict(layer.state_dict())
     else:
         mlp = torch.nn.Sequential(torch.nn.Linear(f, args.get("hidden") or args["out_features"]), torch.nn.ReLU(),
                                   torch.nn.Linear(args.get("hidden") or args["out_features"], args["out_features"]))
-        ref = pyg.GINConv(mlp, eps=args.get("eps", 0.0))
+        ref = pyg().GINConv(mlp, eps=args.get("eps", 0.0))
         ref.nn.load_state_dict(layer.mlp.state_dict())  # after: GINConv re-initializes the MLP it is given
     return ref.eval()
 
@@ -117,7 +122,7 @@ def test_each_readout_gives_every_node_pygs_row_of_its_graph(name: str, theirs_n
     h = torch.randn(2, 8, 4, generator=torch.Generator().manual_seed(0))  # two samples, same graph ids
     got = pool(h, torch.stack([batch, batch]))
     for k in range(2):
-        want = getattr(pyg, theirs_name)(h[k], batch)  # (G, 4)
+        want = getattr(pyg(), theirs_name)(h[k], batch)  # (G, 4)
         assert torch.allclose(got[k], want[batch], atol=1e-6)
 
 

@@ -41,8 +41,8 @@ def _diverged_job(root: Path) -> dict[str, tuple]:
 
 
 @pytest.fixture(scope="module")
-def diverged(tmp_path_factory) -> tuple:
-    root, results = job_results("diverged", tmp_path_factory)
+def diverged() -> tuple:
+    root, results = job_results("diverged")
     runs = root / "runs" / "diverges"
     return results["train"], sorted(runs.iterdir()) if runs.is_dir() else []
 

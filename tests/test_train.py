@@ -218,9 +218,9 @@ def _bad_inputs_job(root: Path) -> dict[str, tuple]:
 
 
 @pytest.fixture(scope="module")
-def bad_inputs(tmp_path_factory) -> dict:
+def bad_inputs() -> dict:
     """Each bad command once, all started together (they spend most of their time importing)."""
-    return job_results("bad_inputs", tmp_path_factory)[1]
+    return job_results("bad_inputs")[1]
 
 
 @pytest.mark.parametrize("case,words", [
