@@ -30,6 +30,10 @@ import yaml
 CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "NO_COLOR": "1",
              "COLUMNS": "200"}
 CLI_TIMEOUT = 300
+# The tests in this process too: two xdist workers and the training subprocesses share two cores.
+for _name, _value in CHILD_ENV.items():
+    if _name.endswith("_THREADS"):
+        os.environ.setdefault(_name, _value)
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:

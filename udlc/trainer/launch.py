@@ -62,7 +62,7 @@ def first_failure(errors: Path, failed: object, devices: int) -> UdlcError:
     """The cause among the processes' failures: the earliest error a process wrote about itself; else a process
     that died without a word (a signal other than the launcher's SIGTERM, a crash); else what a process said
     when it found another gone."""
-    written = {e["rank"]: e for e in (json.loads(f.read_text()) for f in errors.glob("*.json"))}
+    written = {e["rank"]: e for e in map(_read_error, errors.glob("*.json")) if e is not None}
     own = [e for e in written.values() if not e["partner_gone"]]
     if own:
         first = min(own, key=lambda e: e["time"])
@@ -77,6 +77,14 @@ def first_failure(errors: Path, failed: object, devices: int) -> UdlcError:
     return ProcessFailed(first["message"], first["exit_code"])
 
 
+def _read_error(path: Path) -> dict | None:
+    """A process's written error; None for one cut short (the process was stopped as it wrote: it said nothing)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def report(message: str, exit_code: int, partner_gone: bool = False) -> bool:
     """In a process started by `launch`: write its error for the launcher to show, and say so (the process then
     prints nothing). False elsewhere. `partner_gone`: the error is another process's absence, not a cause."""
@@ -86,5 +94,7 @@ def report(message: str, exit_code: int, partner_gone: bool = False) -> bool:
     rank = os.environ.get("RANK", "0")
     text = json.dumps({"rank": int(rank), "time": time.time(), "message": message, "exit_code": exit_code,
                        "partner_gone": partner_gone})
-    Path(folder, f"{rank}.json").write_text(text)
+    part = Path(folder, f"{rank}.json.part")  # renamed whole into place: the launcher never reads half of it
+    part.write_text(text)
+    part.rename(part.with_suffix(""))
     return True
