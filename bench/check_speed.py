@@ -84,11 +84,15 @@ def main() -> None:
     args = ap.parse_args()
 
     examples = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*.yaml"))
+    shipped = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples").rglob("*.yaml"))
     cases = [
         ("python -c pass", [PY, "-c", "pass"]),
         ("python -c 'import yaml, click'", [PY, "-c", "import yaml, click"]),
         ("python -c 'import pydantic; from pydantic import BaseModel'",
          [PY, "-c", "import pydantic; from pydantic import BaseModel"]),
+        (FLOOR, [PY, "-c", "import pydantic, yaml, click; from pydantic import BaseModel"]),
+        (ONE, [PY, "-m", "udlc", "check", "examples/digits-cnn.yaml"]),
+        (f"{ALL}  ({len(shipped)} files)", [PY, "-m", "udlc", "check", *shipped]),
         ("python -c 'import udlc'", [PY, "-c", "import udlc"]),
         ("python -m udlc --help", [PY, "-m", "udlc", "--help"]),
         ("udlc --help  (console script)", [str(UDLC), "--help"]),
@@ -139,7 +143,25 @@ def main() -> None:
     print("compile_spec on every example (first pass, then a second pass over the same files):")
     for env in env_names:
         print(f"  [{env}] " + ", ".join(f"{k} {v:.0f}" for k, v in split[env].items()))
+    goals(results, [label for label, _ in cases])
     print(f"load average after: {os.getloadavg()}")
+
+
+FLOOR = "python -c 'import pydantic, yaml, click' (the import floor)"
+ONE = "python -m udlc check examples/digits-cnn.yaml"
+ALL = "python -m udlc check examples/**/*.yaml"
+
+
+def goals(results: dict, labels: list[str]) -> None:
+    """Issue 19's figures for `check`, with bytecode cached: one spec within 150 ms and 1.7x the import floor;
+    every shipped spec in one call within 400 ms."""
+    every = next(label for label in labels if label.startswith(ALL))
+    floor, one, whole = (results[label, "pyc cache"][0] * 1e3 for label in (FLOOR, ONE, every))
+    print()
+    print("goals (pyc cache, medians):")
+    print(f"  one spec: {one:.0f} ms (goal 150: {'met' if one <= 150 else 'not met'}); {one / floor:.2f}x the "
+          f"import floor of {floor:.0f} ms (goal 1.7x: {'met' if one <= 1.7 * floor else 'not met'})")
+    print(f"  every shipped spec in one call: {whole:.0f} ms (goal 400: {'met' if whole <= 400 else 'not met'})")
 
 
 IN_PROCESS = """

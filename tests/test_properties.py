@@ -240,3 +240,13 @@ def test_the_cli_does_not_import_torch(args: tuple[str, ...], code: int, ran: st
     assert result.returncode == code, result.stderr[-2000:]
     assert ran in modules  # the import log was read, and the command did its work
     assert not {m.split(".")[0] for m in modules} & TRAIN_ONLY, sorted(m for m in modules if m.split(".")[0] in TRAIN_ONLY)
+
+
+def test_checking_a_spec_of_samples_or_text_imports_no_numpy() -> None:
+    """`udlc check` runs on every save: a spec whose data is a built-in set, a CSV or a text needs neither numpy
+    nor torch (graph sets are generated with numpy and pictures listed with it: not yet)."""
+    specs = [f"examples/{p.name}" for p in EXAMPLES if not any(w in p.name for w in ("gcn", "gat", "gin", "links"))]
+    result, modules = udlc_imports("check", *specs, "tests/specs/good/csv-labels.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "udlc.data.peek" in modules and "udlc.data.text" in modules  # the data was read
+    assert "numpy" not in modules

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import DIGITS_MLP, assert_clean_failure, line_of, read_csv, train_here, write_spec
+from tests.conftest import (DIGITS_MLP, assert_clean_failure, edited_spec, line_of, read_csv, refused_at, train_here,
+                            write_spec)
 from udlc.errors import SpecErrors
 from udlc.tasks import TASKS, compile_spec
 
@@ -257,3 +258,28 @@ def test_regression_on_raw_prices_learns_and_reports_in_price_units(tmp_path: Pa
     assert results["test_r2"] > 0.9
     assert 5_000 < results["test_mae"] < 40_000  # dollars: the noise is 20k
     assert results["test_loss"] > 1e7  # mse in dollars squared, not in standardized units
+
+
+def test_check_counts_one_hot_columns_and_refuses_what_training_would(tmp_path: Path) -> None:
+    """Section 6 of issue 19, as a new user met it: an `input` that leaves out the one-hot width of a
+    categorical column, a target with one class, metrics of the other kind, a float32 overflow, a too-small
+    generated set, a context longer than the positions table: each refused by check at its line."""
+    import shutil
+
+    good = Path(__file__).resolve().parent / "specs" / "good"
+    shutil.copy(good / "shapes.csv", tmp_path / "shapes.csv")
+    cases = [
+        ({"model.input": [3]}, "input:", "holds 3"),
+        ({"metrics": ["r2"]}, "metrics:", "r2 measures values"),
+        ({"optimizer.lr": 1.0e300}, "lr:", "must fit a float32"),
+    ]
+    for i, (changes, marker, words) in enumerate(cases):
+        refused_at(edited_spec(tmp_path / f"s{i}.yaml", good / "csv-labels.yaml", changes), marker, words)
+    one = tmp_path / "one.csv"
+    one.write_text("colour,width,height,kind\n" + "red,1,2,tall\nblue,2,3,tall\ngreen,1,1,tall\n" * 4)
+    refused_at(edited_spec(tmp_path / "one.yaml", good / "csv-labels.yaml", {"data.source": "one.csv"}),
+               "loss:", "one class")
+    lm = Path(__file__).resolve().parent.parent / "examples" / "char-lm.yaml"
+    refused_at(edited_spec(tmp_path / "lm.yaml", lm, {"model.layers": [
+        {"embedding": {"num_embeddings": 256, "embedding_dim": 16}}, {"learned_positions": {"max_len": 64}},
+        {"linear": 256}]}), "context", "holds positions for 64")

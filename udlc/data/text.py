@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from udlc.errors import SpecError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_BPE_VOCAB = 1024
 
@@ -71,6 +72,8 @@ class ByteTokenizer(Tokenizer):
     kind, vocab_size = "byte", 256
 
     def encode(self, text: str) -> np.ndarray:
+        import numpy as np  # here, not at the top: `udlc check` reads vocabularies without numpy
+
         return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64)
 
     def decode(self, ids: Any) -> str:
@@ -105,6 +108,8 @@ class CharTokenizer(Tokenizer):
             if unseen:
                 raise ValueError(f"characters the tokenizer has never seen: {''.join(unseen[:20])!r}")
         other = len(self.chars)  # the unknown id
+        import numpy as np
+
         return np.fromiter((self.index.get(c, other) for c in text), dtype=np.int64, count=len(text))
 
     def decode(self, ids: Any) -> str:
@@ -136,6 +141,8 @@ class BpeTokenizer(Tokenizer):
 
     def encode(self, text: str) -> np.ndarray:
         ids = [i for chunk in _chunks(text) for i in self.tokenizer.encode(chunk).ids]
+        import numpy as np
+
         return np.asarray(ids, dtype=np.int64)
 
     def decode(self, ids: Any) -> str:
