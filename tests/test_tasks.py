@@ -283,3 +283,18 @@ def test_check_counts_one_hot_columns_and_refuses_what_training_would(tmp_path: 
     refused_at(edited_spec(tmp_path / "lm.yaml", lm, {"model.layers": [
         {"embedding": {"num_embeddings": 256, "embedding_dim": 16}}, {"learned_positions": {"max_len": 64}},
         {"linear": 256}]}), "context", "holds positions for 64")
+
+
+def test_a_regression_set_with_a_classification_loss_and_a_folder_without_its_slash_are_refused(
+        tmp_path: Path) -> None:
+    """diabetes' targets are whole numbers: cross_entropy once read them as 214 classes ('end the model with
+    linear: 214'); and `source: shapes` beside a folder shapes/ was an unknown source with no word of the folder."""
+    spec = edited_spec(tmp_path / "d.yaml", _mlp(tmp_path), {"data.source": "diabetes", "model.input": [10]})
+    refused_at(spec, "loss:", "regression set")
+    (tmp_path / "shapes" / "disc").mkdir(parents=True)
+    refused_at(edited_spec(tmp_path / "f.yaml", _mlp(tmp_path), {"data.source": "shapes"}), "source:",
+               "write `source: shapes/`")
+
+
+def _mlp(tmp_path: Path) -> Path:
+    return write_spec(tmp_path / "mlp.yaml", {**DIGITS_MLP, "data": {"source": "digits"}})
