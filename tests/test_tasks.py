@@ -298,3 +298,14 @@ def test_a_regression_set_with_a_classification_loss_and_a_folder_without_its_sl
 
 def _mlp(tmp_path: Path) -> Path:
     return write_spec(tmp_path / "mlp.yaml", {**DIGITS_MLP, "data": {"source": "digits"}})
+
+
+@pytest.mark.parametrize("name", sorted(__import__("udlc.tasks", fromlist=["TASKS"]).TASKS))
+def test_every_task_implements_what_the_loop_calls_on_the_base(name: str) -> None:
+    """The contract is declared on Task (udlc/tasks/registry.py); a registered task overrides every method the
+    loop, export and report call that the base cannot answer for it."""
+    from udlc.tasks import TASKS, Task
+
+    required = ("check", "logged", "served", "load_data", "info", "sizes", "batches", "train_step", "evaluate")
+    missing = [m for m in required if getattr(TASKS[name], m) is getattr(Task, m)]
+    assert not missing, f"task {name} leaves {missing} to the base"

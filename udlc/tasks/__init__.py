@@ -70,7 +70,7 @@ def check_strategy(compiled: Compiled, task: Task) -> list[SpecError]:
 def check_loss(compiled: Compiled, task: Task) -> list[SpecError]:
     """`loss:` is given exactly when the task takes one; `data.nodes` only for a task that reads graphs."""
     doc, given = compiled.doc, compiled.spec.loss is not None
-    if compiled.spec.data.nodes is not None and not getattr(task, "reads_graphs", False):
+    if compiled.spec.data.nodes is not None and not task.reads_graphs:
         return [SpecError(f"`nodes` is a graph's node file, and task {task.name} reads no graph", path="data.nodes",
                           span=doc.span(("data", "nodes"), key=True),
                           hint="drop `nodes`, or write `task: node_classification`")]

@@ -135,6 +135,9 @@ class FieldsTask(Task):
 
         self.loss_fn = LOSSES["cross_entropy"].build(s.spec.loss, s.device)
 
+    def test_outputs(self, s: Any, batch: Any) -> Any:
+        return s.models[self.net](*self.inputs_of(batch))
+
     def inputs_of(self, batch: dict) -> tuple:
         """The model's inputs from a batch. Collate builds `<field>_mask` only where it padded; a batch whose
         samples were all one length has none, and then every position is real."""

@@ -44,6 +44,7 @@ class Task:
     loss_floor_zero: ClassVar[bool] = True  # a perfect model's loss is near 0 (udlc.runs.diagnosis reads it)
     splits_batches: ClassVar[bool] = True  # its batches are rows that processes can share (not whole graphs)
     splits_evaluation: ClassVar[bool] = False  # its evaluate joins the processes' shares of a split (supervised, LM)
+    reads_graphs: ClassVar[bool] = False  # `data.nodes` (a graph's node file) is for it (check refuses it elsewhere)
 
     def __init__(self, options: StrictModel, where: tuple = ("task",)):
         self.options = options
@@ -90,6 +91,29 @@ class Task:
     # ---- train time --------------------------------------------------------------------------------
 
     def load_data(self, compiled: Any) -> Any:
+        raise NotImplementedError
+
+    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
+        """What run.json records for export and predict (classes, input names and shapes, normalization, ...).
+        Called by trainer.run when a run starts, and by doctor."""
+        raise NotImplementedError
+
+    def sizes(self, data: Any) -> str:
+        """The splits' sizes as the training output's first line shows them: `train/val/test`."""
+        raise NotImplementedError
+
+    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+        """A split's batches (an object with `epoch_batches(generator)`), or None for an empty split. Called by
+        the loop for every split, by report for the test split, by doctor and the probes for a few."""
+        raise NotImplementedError
+
+    def setup(self, s: Any, data: Any) -> None:
+        """Bind what the steps need (loss functions, target scales) once the run state `s` holds the networks and
+        optimizers; called by the loop, evaluate and the probes before the first step."""
+
+    def test_outputs(self, s: Any, batch: Any) -> Any:
+        """The served network's outputs for a batch of `batches`, for report's per-class tables: the tasks
+        that serve classes implement it."""
         raise NotImplementedError
 
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:

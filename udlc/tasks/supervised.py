@@ -212,6 +212,9 @@ class Supervised(Task):
         outs = s.models[self.net](x)
         return outs if isinstance(outs, tuple) else (outs,)
 
+    def test_outputs(self, s: Any, batch: Any) -> Any:
+        return self.forward(s, batch[self.input])[0]
+
     def trained(self) -> str | tuple[str, ...]:
         """The network (or networks) the loss trains."""
         return self.net

@@ -249,17 +249,11 @@ def test_predictions(s: Any, data: Any, answers: str) -> tuple[Any, Any]:
     batches = task.batches(data, "test", batch_size=256, shuffle=False, device=s.device)
     if batches is None:
         return None, None
-    net = task.net
-    model = s.models[net]
-    model.eval()
+    s.models[task.net].eval()
     outs, ys = [], []
     with torch.no_grad():
         for batch in batches.epoch_batches(None):
-            if hasattr(task, "inputs_of"):  # tasks fed named fields (sequence_classification)
-                out = model(*task.inputs_of(batch))
-            else:
-                out = task.forward(s, batch[task.input])[0]
-            outs.append(out.float())
+            outs.append(task.test_outputs(s, batch).float())
             ys.append(batch["target"])
     if not outs:
         return None, None
