@@ -249,3 +249,18 @@ def test_unknown_fields_raise_no_complaint() -> None:
     # bce's one logit is the model's side alone, known without the data; an unknown output is not
     assert [m.where for m in mismatches(unknown, (7,), (5,), "bce", None)] == ["output"]
     assert mismatches(unknown, (7,), None, "bce", None) == []
+
+
+def test_an_npy_header_is_read_without_numpy_and_a_forged_one_is_refused(tmp_path: Path) -> None:
+    import struct
+
+    from udlc.data.layout import read_array_header
+
+    np.save(tmp_path / "a.npy", np.zeros((3, 4), dtype=np.float32))
+    with open(tmp_path / "a.npy", "rb") as f:
+        header = read_array_header(f)
+    assert (header.shape, header.numeric, header.objects) == ((3, 4), True, False)
+    forged = b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**31) + b"{" * 64
+    (tmp_path / "b.npy").write_bytes(forged)
+    with pytest.raises(SpecError, match="too large"):
+        peek(spec(source="b.npy"), tmp_path)

@@ -296,6 +296,8 @@ def read_array_header(f: IO[bytes]) -> ArrayHeader:
     if len(raw) != struct.calcsize(size_format):
         raise ValueError("truncated .npy header")
     (length,) = struct.unpack(size_format, raw)
+    if length > 10_000:  # numpy's own limit: a larger header is no array's (and literal_eval of it could be slow)
+        raise ValueError(f"an .npy header of {length} bytes is too large")
     text = f.read(length).decode("utf-8" if major == b"\x03" else "latin1")
     try:
         header = ast.literal_eval(text)
