@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import TrainedRun, child_env, describe, finish, udlc_argv
+from tests.conftest import TrainedRun
+from tests.processes import child_env, describe, finish, udlc_argv
 from tests.conftest import CSV_HEADER, csv_rows, write_csv
 
 # What a user of onnxruntime writes, in any language: read the metadata, encode a CSV row by its feature

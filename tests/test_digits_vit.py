@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import cli, describe
+from tests.processes import cli, describe
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "examples" / "digits-vit.yaml"

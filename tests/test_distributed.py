@@ -14,21 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    DIGITS_MLP,
-    child_env,
-    cli,
-    describe,
-    early_job,
-    edited_spec,
-    job_results,
-    last_epoch,
-    refused_at,
-    run_folder,
-    train_here,
-    udlc_argv,
-    wait_for_checkpoint,
-    write_spec,
+from tests.conftest import DIGITS_MLP, edited_spec, refused_at, train_here, write_spec
+from tests.processes import (
+    child_env, cli, describe, early_job, job_results, last_epoch, run_folder, udlc_argv, wait_for_checkpoint,
 )
 
 pytestmark = pytest.mark.slow

@@ -8,15 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import (
-    DIGITS_MLP,
-    assert_clean_failure,
-    early_job,
-    job_results,
-    read_csv,
-    train_here,
-    write_spec,
-)
+from tests.conftest import DIGITS_MLP, assert_clean_failure, read_csv, train_here, write_spec
+from tests.processes import early_job, job_results
 
 # ---- the NaN stop ----------------------------------------------------------------------------------
 

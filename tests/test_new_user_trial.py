@@ -14,8 +14,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tests.conftest import (DIGITS_MLP, assert_clean_failure, describe, edited_spec, refused_at, train_here,
-                            write_csv, write_spec)
+from tests.conftest import (
+    DIGITS_MLP, assert_clean_failure, edited_spec, refused_at, train_here, write_csv, write_spec,
+)
+from tests.processes import describe
 from udlc.errors import UdlcError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import (CSV_HEADER, TrainedRun, child_env, cli, csv_rows, describe, finish, udlc_argv,
-                            write_csv)
+from tests.conftest import CSV_HEADER, TrainedRun, csv_rows, write_csv
+from tests.processes import child_env, cli, describe, finish, udlc_argv
 from udlc.errors import UdlcError
 
 N = 7  # samples to predict

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_clean_failure, describe, edited, train_here, write_spec
+from tests.conftest import assert_clean_failure, edited, train_here, write_spec
+from tests.processes import describe
 
 
 def tables(page: str, css: str) -> list[list[list[str]]]:

@@ -9,20 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    DIGITS_MLP,
-    assert_clean_failure,
-    cli,
-    describe,
-    finish,
-    last_epoch,
-    read_csv,
-    run_folder,
-    start_cli,
-    train_here,
-    wait_for_checkpoint,
-    write_spec,
-)
+from tests.conftest import DIGITS_MLP, assert_clean_failure, read_csv, train_here, write_spec
+from tests.processes import cli, describe, finish, last_epoch, run_folder, start_cli, wait_for_checkpoint
 
 # ---- resume ----------------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ import json
 import re
 import statistics
 
-from tests.conftest import DIGITS_MLP, assert_clean_failure, describe, write_spec
+from tests.conftest import DIGITS_MLP, assert_clean_failure, write_spec
+from tests.processes import describe
 
 
 def test_seeds_trains_one_run_per_seed_and_prints_mean_and_std(tmp_path, invoke):

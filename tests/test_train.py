@@ -12,18 +12,9 @@ import pytest
 import yaml
 
 from tests.conftest import (
-    DIGITS_MLP,
-    SINE_PLATEAU,
-    TrainedRun,
-    assert_clean_failure,
-    describe,
-    early_job,
-    job_results,
-    read_csv,
-    safetensors_header,
-    train_here,
-    write_spec,
+    DIGITS_MLP, SINE_PLATEAU, TrainedRun, assert_clean_failure, read_csv, safetensors_header, train_here, write_spec,
 )
+from tests.processes import describe, early_job, job_results
 
 METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds", "samples_per_s")
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import DIGITS_MLP, assert_clean_failure, describe, refused_at, train_here, write_spec
+from tests.conftest import DIGITS_MLP, assert_clean_failure, refused_at, train_here, write_spec
+from tests.processes import describe
 from udlc.errors import UdlcError
 
 # DIGITS_MLP without export (faster), two epochs, and a learning rate far too small to learn in them.

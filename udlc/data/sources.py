@@ -62,13 +62,14 @@ def _csv(path: Path, spec: DataSpec) -> Arrays:
     names = table.feature_names
     x = np.zeros((len(table.rows), len(names)), dtype=np.float32)
     empty_ok = spec.missing == "mean"
+    position = {name: {v: i for i, v in enumerate(values)} for name, values in table.categories.items()}
     for r, (row, line) in enumerate(zip(table.rows, table.lines)):
         j = 0
         for c in table.columns:
             name = table.header[c]
-            if name in table.categories:
-                x[r, j + table.categories[name].index(row[c].strip())] = 1.0
-                j += len(table.categories[name])
+            if name in position:
+                x[r, j + position[name][row[c].strip()]] = 1.0
+                j += len(position[name])
             else:
                 x[r, j] = numeric_cell(row[c], path, line, name, empty_ok)
                 j += 1

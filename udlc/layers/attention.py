@@ -67,22 +67,10 @@ class AttentionConfig(LayerConfig):
     def kv_heads(self) -> int:
         return self.num_kv_heads or self.num_heads
 
-    # The flags, from the alias's `type`.
     @property
-    def cross(self) -> bool:
-        return kind(self.type).cross
-
-    @property
-    def masked(self) -> bool:
-        return kind(self.type).masked
-
-    @property
-    def biased(self) -> bool:
-        return kind(self.type).biased
-
-    @property
-    def weights(self) -> bool:
-        return kind(self.type).weights
+    def flags(self) -> Kind:
+        """Cross, masked, biased, with weights: from the alias's `type`."""
+        return kind(self.type)
 
 
 def alias(name: str, doc: str) -> type[AttentionConfig]:
@@ -134,12 +122,12 @@ MaskedBiasedMultiheadAttentionWithWeights = alias(
 def roles(cfg: AttentionConfig, inputs: tuple) -> tuple:
     """(x, memory, mask) from a node's inputs in order; memory is x for self-attention, mask None unmasked.
     A biased type's bias, between them, is `bias_of`'s."""
-    memory = inputs[1] if cfg.cross else inputs[0]
-    return inputs[0], memory, inputs[1 + cfg.cross + cfg.biased] if cfg.masked else None
+    memory = inputs[1] if cfg.flags.cross else inputs[0]
+    return inputs[0], memory, inputs[1 + cfg.flags.cross + cfg.flags.biased] if cfg.flags.masked else None
 
 
 def bias_of(cfg: AttentionConfig, inputs: tuple):
-    return inputs[1 + cfg.cross] if cfg.biased else None
+    return inputs[1 + cfg.flags.cross] if cfg.flags.biased else None
 
 
 def attention_shape(cfg: AttentionConfig, *inputs: Shape) -> Shape | tuple[Shape, Shape]:
@@ -156,17 +144,17 @@ def attention_shape(cfg: AttentionConfig, *inputs: Shape) -> Shape | tuple[Shape
         raise ShapeError(f"rope rotates pairs of features, but each head has {d // heads} ({d} / {heads} heads)",
                          "choose num_heads so that the width per head is even")
     if mask is not None and tuple(mask) != tuple(memory[:1]):
-        keys = "memory" if cfg.cross else "sequence"
+        keys = "memory" if cfg.flags.cross else "sequence"
         raise ShapeError(f"expects a mask (length,) as long as the {keys} {fmt(memory)} but gets {fmt(mask)}",
                          f"the mask is the `_mask` of the input the {keys} was computed from")
     bias = bias_of(cfg, inputs)
     if bias is not None and tuple(bias) != (heads, x[0], memory[0]):
         # Said in the inputs' shapes: the compiler writes those back in the user's symbols (T), not a new one.
-        over = f"the input {fmt(x)}" + (f" by the memory {fmt(memory)}" if cfg.cross else "")
+        over = f"the input {fmt(x)}" + (f" by the memory {fmt(memory)}" if cfg.flags.cross else "")
         raise ShapeError(f"expects a bias of {heads} heads over the positions of {over}, but gets {fmt(bias)}",
                          f"a bias is (num_heads, T, T): compute it from the same sequence, e.g. "
                          f"`relative_position_bias: {heads}`")
-    return (x, (heads, x[0], memory[0])) if cfg.weights else x
+    return (x, (heads, x[0], memory[0])) if cfg.flags.weights else x
 
 
 def kv_width(cfg: AttentionConfig, d: int) -> int:
@@ -190,7 +178,7 @@ def attention_flops(cfg: AttentionConfig, *inputs: Shape) -> int:
 
 
 def attention_dtype(cfg: AttentionConfig, *dtypes: str) -> str:
-    *values, mask = dtypes if cfg.masked else (*dtypes, None)
+    *values, mask = dtypes if cfg.flags.masked else (*dtypes, None)
     if mask is not None and mask != "bool":
         raise ShapeError(f"expects a bool mask as its last input but gets {mask}",
                          "give the mask last, e.g. `from: [x, tokens_mask]`")

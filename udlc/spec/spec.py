@@ -46,6 +46,12 @@ class Spec(StrictModel):
         return self
 
     @property
+    def init_seed(self) -> int:
+        """The seed of a run's initialization, batch order, dropout and augmentation: train.seed, else `seed`
+        (which alone draws a generated set and the split, so `--seeds` varies the training, not the data)."""
+        return self.train.seed if self.train.seed is not None else self.seed
+
+    @property
     def networks(self) -> dict[str, ModelSpec]:
         """Every network by name; `model:` is the network named 'model'."""
         return self.models if self.models is not None else {"model": self.model}  # type: ignore[dict-item]

@@ -155,6 +155,13 @@ class LanguageModel(Task):
             "normalization": None,  # token ids are not standardized
         }
 
+    def chance_loss(self, compiled: Any, data: Any) -> tuple[float, str] | None:
+        """Each position guesses among the whole vocabulary: ln V."""
+        import math
+
+        vocab = data.tokenizer.vocab_size
+        return math.log(vocab), f"ln {vocab} for a vocabulary of {vocab} tokens"
+
     def sizes(self, data: Any) -> str:
         return "/".join(str(len(data.windows(s, self.options.context)[0])) for s in ("train", "val", "test"))
 

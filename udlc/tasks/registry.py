@@ -116,6 +116,33 @@ class Task:
         that serve classes implement it."""
         raise NotImplementedError
 
+    def chance_loss(self, compiled: Any, data: Any) -> tuple[float, str] | None:
+        """What an untrained model should score, and why (doctor's first check): ln C for C classes (uniform
+        guesses), ln 2 per binary target, the targets' variance for a squared error (guessing the mean, in the
+        targets' units); None where the task's loss has no chance level to name."""
+        import math
+
+        import numpy as np
+
+        loss = compiled.spec.loss.type
+        info = self.info(compiled, data)
+        classes = info.get("classes") or []
+        if not self.loss_floor_zero:
+            return None  # the spec's loss is one term of the task's (a VAE's reconstruction): no chance level
+        if loss == "cross_entropy" and len(classes) > 1:
+            return math.log(len(classes)), f"ln {len(classes)} for {len(classes)} classes"
+        if info.get("task") not in ("classification", "regression"):
+            return None  # an autoencoder's bce or mse compares with its inputs, not with targets
+        if loss == "bce":
+            return math.log(2), "ln 2 per binary target"
+        if loss == "mse" and hasattr(data, "y_train"):
+            y = np.asarray(data.y_train, dtype=np.float64)
+            norm = getattr(data, "target_normalization", None)
+            if norm is not None:
+                y = y * norm.scale.reshape(-1) + norm.shift.reshape(-1)
+            return float(y.reshape(len(y), -1).var(axis=0).mean()), "the targets' variance: guessing their mean"
+        return None
+
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
         """One batch: compute the losses, hand each to `s.update(network, loss, batch)`. Returns the values
         to log (averaged over the epoch, weighted by the batch size) and the batch size."""

@@ -45,7 +45,7 @@ def check_output(compiled: Any, data: Any) -> Finding:
     squashed = squashed_output(compiled)
     if squashed:
         return Finding("initial loss", "fail", squashed)
-    expected = expected_loss(compiled, data)
+    expected = compiled.task.chance_loss(compiled, data)
     if expected is None:
         return Finding("initial loss", "skip", f"no expected initial value known for {spec.loss.type} on this task")
     value, why = expected
@@ -77,35 +77,6 @@ def squashed_output(compiled: Any) -> str | None:
                         f"{loss.type} applies its own {answers} to logits: probabilities squashed twice bound the "
                         "loss away from zero and flatten its gradient — drop that layer (predict still answers "
                         "probabilities)")
-    return None
-
-
-def expected_loss(compiled: Any, data: Any) -> tuple[float, str] | None:
-    """What an untrained model should score: ln C for C classes (uniform guesses), ln V for the next token of a
-    vocabulary of V, ln 2 per binary target, the targets' variance for a squared error (guessing the mean, in
-    the targets' units)."""
-    import numpy as np
-
-    loss = compiled.spec.loss.type
-    info = compiled.task.info(compiled, data)
-    classes = info.get("classes") or []
-    if not compiled.task.loss_floor_zero:
-        return None  # the spec's loss is one term of the task's (a VAE's reconstruction): no chance level to name
-    if loss == "cross_entropy" and len(classes) > 1:
-        return math.log(len(classes)), f"ln {len(classes)} for {len(classes)} classes"
-    vocab = info.get("vocab_size") if info.get("task") == "language_model" else None
-    if loss == "cross_entropy" and vocab and vocab > 1:  # each position guesses among the whole vocabulary
-        return math.log(vocab), f"ln {vocab} for a vocabulary of {vocab} tokens"
-    if info.get("task") not in ("classification", "regression"):
-        return None  # an autoencoder's bce or mse compares with its inputs, not with targets
-    if loss == "bce":
-        return math.log(2), "ln 2 per binary target"
-    if loss == "mse" and hasattr(data, "y_train"):
-        y = np.asarray(data.y_train, dtype=np.float64)
-        norm = getattr(data, "target_normalization", None)
-        if norm is not None:
-            y = y * norm.scale.reshape(-1) + norm.shift.reshape(-1)
-        return float(y.reshape(len(y), -1).var(axis=0).mean()), "the targets' variance: guessing their mean"
     return None
 
 

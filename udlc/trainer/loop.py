@@ -17,7 +17,6 @@ from udlc.trainer.debug import nonfinite_report
 from udlc.trainer.distributed import accumulating, load_state, model_state, optimizer_state, unwrap
 from udlc.trainer.logging import EpochLog
 from udlc.trainer.schedules import Plateau
-from udlc.trainer.seeds import init_seed
 
 # Gradient norms measured per epoch, evenly spread (their mean is the epoch's grad_norm), and never more than
 # one step in four: a norm is a pass over every gradient, a few per cent of a small convnet's step.
@@ -277,7 +276,7 @@ def restore_streams(s: Setup, rng: dict[str, Any]) -> None:
         if ranks is not None and len(ranks) == s.processes.world:
             rng = ranks[s.processes.rank]
         else:
-            seed = init_seed(s.spec) + 1 + s.processes.rank + 7919 * s.state["epoch"]
+            seed = s.spec.init_seed + 1 + s.processes.rank + 7919 * s.state["epoch"]
             torch.manual_seed(seed)
             s.generator.manual_seed(seed)
             return

@@ -17,7 +17,6 @@ import yaml
 from udlc.errors import UdlcError
 from udlc.runs import RunFolder, checkpoint, udlc_version
 from udlc.runs.diagnosis import diagnose
-from udlc.trainer.seeds import init_seed
 
 # Overrides a resumed run accepts: anything else would change what the run is.
 RESUME_OVERRIDES = ("train.epochs",)
@@ -76,7 +75,7 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     device = pick_device(train.device, processes)
     torch.manual_seed(spec.seed)
     data = task.load_data(compiled)  # drawn from the spec's seed: train.seed (--seeds) keeps the split
-    seed = init_seed(spec)
+    seed = spec.init_seed
     if seed != spec.seed:
         torch.manual_seed(seed)
 
@@ -195,7 +194,7 @@ def build_models(compiled: Any, device: Any) -> dict[str, Any]:
     from udlc.compiler.lower import lower
     from udlc.compiler.pipeline import frozen_nodes
 
-    seed = init_seed(compiled.spec)
+    seed = compiled.spec.init_seed
     models = {name: lower(graph, seed=seed + i).to(device) for i, (name, graph) in enumerate(compiled.graphs.items())}
     for name, graph in compiled.graphs.items():  # train.freeze: no gradient, so no optimizer moves them
         for node in frozen_nodes(compiled.spec, graph):
@@ -256,7 +255,7 @@ def write_run_files(run: RunFolder, compiled: Any, task_info: dict[str, Any]) ->
         "status": "created",
         "spec_file": str(Path(compiled.doc.file).resolve()),
         "seed": compiled.spec.seed,
-        "train_seed": init_seed(compiled.spec),
+        "train_seed": compiled.spec.init_seed,
         "versions": {"udlc": udlc_version(), "python": platform.python_version(), "torch": torch.__version__},
         **task_info,
     })

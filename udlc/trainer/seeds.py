@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Any
 
 from udlc.runs import RunFolder
 
@@ -18,11 +17,6 @@ from udlc.runs import RunFolder
 def seed_overrides(base_seed: int, n: int) -> list[str]:
     """--set train.seed=… for each run: the spec's seed, then the next ones (the first run is the spec's own)."""
     return [f"train.seed={base_seed + i}" for i in range(n)]
-
-
-def init_seed(spec: Any) -> int:
-    """The seed of a run's initialization and batch order: train.seed, else the spec's seed."""
-    return spec.train.seed if spec.train.seed is not None else spec.seed
 
 
 def seed_summary(runs: list[Path]) -> list[str]:

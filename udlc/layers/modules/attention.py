@@ -29,9 +29,9 @@ class Attention(nn.Module):
 
     def __init__(self, d: int, e: int, cfg):
         super().__init__()
-        self.cross, self.masked, self.biased = cfg.cross, cfg.masked, cfg.biased
+        self.cross, self.masked, self.biased = cfg.flags.cross, cfg.flags.masked, cfg.flags.biased
         self.heads, self.kv_heads, self.head_dim = cfg.num_heads, cfg.kv_heads, d // cfg.num_heads
-        self.causal, self.dropout, self.need_weights = getattr(cfg, "causal", False), cfg.dropout, cfg.weights
+        self.causal, self.dropout, self.need_weights = getattr(cfg, "causal", False), cfg.dropout, cfg.flags.weights
         self.scale = cfg.scale  # None: SDPA's own, 1/sqrt(head_dim)
         kv = self.head_dim * self.kv_heads
         self.q, self.k, self.v = nn.Linear(d, d, cfg.bias), nn.Linear(e, kv, cfg.bias), nn.Linear(e, kv, cfg.bias)
