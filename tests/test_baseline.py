@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_classification_baselines_on_the_specs_split() -> None:
-    from udlc.trainer.baseline import baselines
+    from udlc.guide.baseline import baselines
 
     compiled = compile_spec(ROOT / "examples" / "digits-mlp.yaml")
     found = baselines(compiled)
@@ -26,7 +26,7 @@ def test_classification_baselines_on_the_specs_split() -> None:
 
 
 def test_regression_baselines_are_in_the_targets_units() -> None:
-    from udlc.trainer.baseline import baselines
+    from udlc.guide.baseline import baselines
 
     compiled = compile_spec(ROOT / "examples" / "sine-regression.yaml")
     found = baselines(compiled)
@@ -38,7 +38,7 @@ def test_regression_baselines_are_in_the_targets_units() -> None:
 
 
 def test_a_task_without_samples_and_targets_is_refused() -> None:
-    from udlc.trainer.baseline import baselines
+    from udlc.guide.baseline import baselines
 
     with pytest.raises(UdlcError, match="task is vae"):
         baselines(compile_spec(ROOT / "examples" / "vae-digits.yaml"))

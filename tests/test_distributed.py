@@ -196,7 +196,7 @@ def test_validation_shares_drop_stand_in_rows_and_gather_the_whole_split(tmp_pat
 
     from udlc.tasks import compile_spec
     from udlc.trainer.distributed import Processes, Shard
-    from udlc.trainer.probe import probe_setup
+    from udlc.guide.probe import probe_setup
 
     compiled = compile_spec(write_spec(tmp_path / "spec.yaml", DETERMINISTIC))
     data = compiled.task.load_data(compiled)

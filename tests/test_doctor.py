@@ -36,7 +36,7 @@ def digits(tmp_path: Path, layers: list, **sections) -> Path:
 
 
 def test_a_sound_spec_passes_every_item(tmp_path: Path) -> None:
-    from udlc.trainer.doctor import doctor
+    from udlc.guide.doctor import doctor
 
     findings = {f.item: f for f in doctor(compiled(digits(tmp_path, [{"linear": 32}, "relu", {"linear": 10}])))}
     assert list(findings) == ["data", "initial loss", "overfit one batch", "gradient flow", "learning rate"]
@@ -45,7 +45,7 @@ def test_a_sound_spec_passes_every_item(tmp_path: Path) -> None:
 
 
 def test_a_softmax_before_cross_entropy_is_named_at_its_line_and_the_batch_is_not_learned(tmp_path, invoke) -> None:
-    from udlc.trainer.doctor import check_output, overfit_one_batch
+    from udlc.guide.doctor import check_output, overfit_one_batch
 
     spec = digits(tmp_path, [{"linear": 32}, "relu", {"linear": 10}, "softmax"])
     c, data = loaded(spec)
@@ -59,7 +59,7 @@ def test_a_softmax_before_cross_entropy_is_named_at_its_line_and_the_batch_is_no
 
 
 def test_a_branch_that_leads_nowhere_gets_no_gradient_and_is_named_at_its_line(tmp_path: Path) -> None:
-    from udlc.trainer.doctor import gradient_flow
+    from udlc.guide.doctor import gradient_flow
 
     spec = digits(tmp_path, [{"linear": 32}, {"relu": {"id": "hidden"}}, {"linear": {"out_features": 16, "id": "side"}},
                              {"linear": {"out_features": 10, "from": "hidden"}}])
@@ -70,7 +70,7 @@ def test_a_branch_that_leads_nowhere_gets_no_gradient_and_is_named_at_its_line(t
 
 
 def test_gradients_vanishing_through_deep_sigmoids_are_flagged_first_layer_first(tmp_path: Path) -> None:
-    from udlc.trainer.doctor import gradient_flow
+    from udlc.guide.doctor import gradient_flow
 
     deep = [item for _ in range(10) for item in ({"linear": 32}, "sigmoid")] + [{"linear": 10}]
     flow = gradient_flow(*loaded(digits(tmp_path, deep)))
@@ -89,7 +89,7 @@ def leak_spec(tmp_path: Path, rows: np.ndarray) -> Path:
 
 
 def test_test_rows_leaked_into_the_training_split_are_counted(tmp_path: Path) -> None:
-    from udlc.trainer.data_checks import check_data
+    from udlc.guide.data_checks import check_data
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3))
@@ -104,7 +104,7 @@ def test_test_rows_leaked_into_the_training_split_are_counted(tmp_path: Path) ->
 
 
 def test_a_rare_class_and_constant_columns_are_worth_a_look(tmp_path: Path) -> None:
-    from udlc.trainer.data_checks import check_data
+    from udlc.guide.data_checks import check_data
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, 3))
@@ -120,7 +120,7 @@ def test_a_rare_class_and_constant_columns_are_worth_a_look(tmp_path: Path) -> N
 def test_lr_find_suggests_an_lr_inside_the_known_stable_range(tmp_path: Path) -> None:
     """Least squares with plain SGD on standardized features of correlation ρ: the loss's Hessian has largest
     eigenvalue 2(1+ρ), so gradient descent is stable exactly below lr = 1/(1+ρ)."""
-    from udlc.trainer.lr_find import lr_find, plot_sweep
+    from udlc.guide.lr_find import lr_find, plot_sweep
 
     rng = np.random.default_rng(0)
     rho = 0.8

@@ -306,7 +306,7 @@ def test_validation_shares_of_a_text_sum_to_the_whole_split(tmp_path: Path, one_
     import torch
 
     from udlc.trainer.distributed import Processes, Shard
-    from udlc.trainer.probe import probe_setup
+    from udlc.guide.probe import probe_setup
 
     compiled = compile_spec(lm_spec(tmp_path))
     data = compiled.task.load_data(compiled)

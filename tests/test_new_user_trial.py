@@ -146,7 +146,7 @@ def edge_list(tmp_path: Path, directed: bool | None = None):
 
 
 def test_an_edge_list_is_read_both_ways_and_says_so(tmp_path) -> None:
-    from udlc.data.graphs import load_graph
+    from udlc.data.nodes import load_graph
 
     both = load_graph(edge_list(tmp_path), 0, tmp_path)
     assert {tuple(e) for e in both.edge_index.T.tolist()} == {(0, 1), (1, 0), (1, 2), (2, 1), (2, 3), (3, 2)}
@@ -209,7 +209,7 @@ def test_a_small_wobble_at_a_low_loss_is_not_unstable_and_overfitting_shows() ->
 @pytest.mark.parametrize("kind, words", [("minmax", "use `normalize: standard`"),
                                          ("none", "drop `normalize: none`")])
 def test_doctor_advice_fits_the_normalization_the_spec_has(kind, words) -> None:
-    from udlc.trainer.data_checks import check_data
+    from udlc.guide.data_checks import check_data
 
     x = np.random.default_rng(0).normal(size=(60, 2)).astype(np.float32) * np.array([1.0, 1000.0], np.float32)
     data = SimpleNamespace(x_train=x[:50], x_val=x[50:55], x_test=x[55:], normalization=SimpleNamespace(kind=kind),
@@ -222,7 +222,7 @@ def test_doctor_advice_fits_the_normalization_the_spec_has(kind, words) -> None:
 def test_doctor_checks_a_language_models_initial_loss_against_ln_vocab(tmp_path, one_torch_thread, factor,
                                                                        status) -> None:
     from udlc.tasks import compile_spec
-    from udlc.trainer.doctor import check_output
+    from udlc.guide.doctor import check_output
 
     (tmp_path / "corpus.txt").write_text("abc\n" * 300)  # 4 characters and the unknown id: 5 tokens
     layers = [{"embedding": {"num_embeddings": 5, "embedding_dim": 8}}, {"linear": 5}]
@@ -272,7 +272,7 @@ def test_ctrl_c_in_the_first_epoch_says_nothing_can_be_resumed(tmp_path, monkeyp
 def test_seeds_keep_the_data_and_split_and_vary_the_initialization(tmp_path, one_torch_thread) -> None:
     from udlc.tasks import compile_spec
     from udlc.trainer.run import build_models
-    from udlc.trainer.seeds import seed_overrides
+    from udlc.guide.seeds import seed_overrides
 
     spec = write_spec(tmp_path / "m.yaml", {**DIGITS_MLP, "seed": 5, "export": {}},  # the seed draws the moons
                       data={"source": "moons", "samples": 200},

@@ -44,7 +44,7 @@ def self_contained(page: str) -> None:
 
 @pytest.fixture(scope="module")
 def digits_page(digits_run, tmp_path_factory) -> str:
-    from udlc.trainer.report import write_report
+    from udlc.guide.report import write_report
 
     out = write_report(digits_run.run, tmp_path_factory.mktemp("report") / "digits.html")
     assert not (digits_run.run / "report.html").exists()  # -o was honoured; the shared run is left alone
@@ -102,7 +102,7 @@ def test_digits_confusion_matrix_agrees_with_results(digits_run, digits_page):
 
 
 def test_regression_run_has_no_confusion_matrix(sine_run, tmp_path):
-    from udlc.trainer.report import build_report, write_report
+    from udlc.guide.report import build_report, write_report
 
     report = build_report(sine_run.run)
     assert report.classification is None and "not a classifier" in report.classification_note
@@ -115,7 +115,7 @@ def test_regression_run_has_no_confusion_matrix(sine_run, tmp_path):
 
 def test_a_run_with_no_epoch_yet_still_gets_a_report(digits_run, tmp_path):
     """As a run folder looks right after `udlc train` created it: run.json and spec.yaml, nothing else."""
-    from udlc.trainer.report import write_report
+    from udlc.guide.report import write_report
 
     run = tmp_path / "run"
     run.mkdir()
@@ -135,7 +135,7 @@ def test_a_run_with_no_epoch_yet_still_gets_a_report(digits_run, tmp_path):
 def test_binary_classifier_counts_a_positive_logit_as_class_one(tmp_path, one_torch_thread):
     """One sigmoid output (bce): the predicted class is logit > 0; the matrix agrees with test_accuracy."""
     from tests.conftest import CSV_HEADER, CSV_SPEC, csv_rows, write_csv
-    from udlc.trainer.report import write_report
+    from udlc.guide.report import write_report
 
     write_csv(tmp_path / "data.csv", CSV_HEADER, csv_rows())
     spec = write_spec(tmp_path / "bce.yaml", edited(CSV_SPEC, {
@@ -153,7 +153,7 @@ def test_binary_classifier_counts_a_positive_logit_as_class_one(tmp_path, one_to
 def test_text_classifier_gets_a_confusion_matrix(tmp_path, one_torch_thread):
     """task sequence_classification: padded token batches with their mask; class names from run.json."""
     from tests.test_sequence_classification import write
-    from udlc.trainer.report import write_report
+    from udlc.guide.report import write_report
 
     run = train_here(write(tmp_path, **{"train.epochs": 2}), tmp_path / "runs")
     page = write_report(run, tmp_path / "text.html").read_text()
@@ -179,7 +179,7 @@ def test_cli_refuses_a_folder_that_is_not_a_run(invoke, tmp_path):
 
 def test_output_must_be_html(digits_run, tmp_path):
     from udlc.errors import UdlcError
-    from udlc.trainer.report import write_report
+    from udlc.guide.report import write_report
 
     with pytest.raises(UdlcError, match=r"\.html"):
         write_report(digits_run.run, tmp_path / "page.png")

@@ -36,7 +36,7 @@ def test_seeds_with_resume_is_refused(tmp_path, invoke):
 
 
 def test_one_seed_is_a_plain_train(tmp_path):
-    from udlc.trainer.seeds import seed_overrides
+    from udlc.guide.seeds import seed_overrides
 
     assert seed_overrides(3, 1) == ["train.seed=3"]
     assert seed_overrides(3, 3) == ["train.seed=3", "train.seed=4", "train.seed=5"]

@@ -76,7 +76,7 @@ def test_a_good_tune_section_passes_check_without_torch_or_optuna(tmp_path, run_
 
 def test_the_default_space_is_lr_then_batch_size_then_weight_decay(tmp_path):
     from udlc.tasks import compile_spec
-    from udlc.trainer.tune import default_space, starting_point
+    from udlc.guide.tune import default_space, starting_point
 
     spec = write_spec(tmp_path / "spec.yaml", DIGITS_MLP, optimizer={"type": "adamw", "lr": 0.01})
     compiled = compile_spec(spec)
@@ -95,7 +95,7 @@ def tuned(tmp_path_factory):
     """4 trials x 2 epochs from lr 1e-5, in this process; and the starting point trained alone."""
     import torch
 
-    from udlc.trainer.tune import tune
+    from udlc.guide.tune import tune
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as one_torch_thread does, for the whole module's study
@@ -147,7 +147,7 @@ def test_pruning_stops_a_hopeless_trial_and_keeps_its_run(tmp_path, one_torch_th
     import optuna
 
     from udlc.tasks import compile_spec
-    from udlc.trainer.tune import train_trial
+    from udlc.guide.tune import train_trial
 
     study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
     for _ in range(2):  # two earlier trials that did well from the first epoch on
@@ -178,7 +178,7 @@ def test_resume_adds_trials_to_the_same_study(tuned, invoke):
 
 
 def test_resume_without_a_study_is_refused(tmp_path, invoke):
-    from udlc.trainer.tune import tune
+    from udlc.guide.tune import tune
 
     with pytest.raises(UdlcError, match="no study.db"):
         tune(None, 1, resume=tmp_path)

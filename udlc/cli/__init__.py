@@ -205,7 +205,7 @@ def train(spec: str | None, out: str, resume: str | None, init_from: str | None,
     if seeds == 1:
         finish(train_spec(compiled, out=Path(out), quiet=quiet, init_from=Path(init_from) if init_from else None))
         return
-    from udlc.trainer.seeds import seed_overrides, seed_summary
+    from udlc.guide.seeds import seed_overrides, seed_summary
 
     runs = []
     for seed in seed_overrides(compiled.spec.seed, seeds):  # each run as `--set seed=…` would train it
@@ -263,11 +263,11 @@ def predict(model: str, inputs: str, output: str | None, device: str, id_column:
 
         text = TextClassifier(model, device).predict_csv(inputs, id_column).to_csv()
     elif meta.get("task") in ("node_classification", "graph_classification"):  # a graph file
-        from udlc.runtime.graphs import GraphClassifier
+        from udlc.runtime.nodes import GraphClassifier
 
         text = GraphClassifier(model, device).predict_file(inputs).to_csv()
     elif meta.get("task") == "link_prediction":  # a graph file with the node pairs to score
-        from udlc.runtime.graphs import LinkScorer
+        from udlc.runtime.nodes import LinkScorer
 
         text = LinkScorer(model, device).score_file(inputs)
     else:

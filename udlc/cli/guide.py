@@ -30,7 +30,7 @@ def baseline(spec: str, run: str | None, overrides: tuple[str, ...]) -> None:
     """What a network must beat: the majority class (or mean target) and gradient boosting, fitted on the spec's
     training split and scored on its test split."""
     from udlc.tasks import compile_spec
-    from udlc.trainer.baseline import baselines
+    from udlc.guide.baseline import baselines
 
     rows = baselines(compile_spec(spec, overrides))
     if run:
@@ -55,7 +55,7 @@ def doctor(spec: str, fmt: str, overrides: tuple[str, ...]) -> None:
     the model overfits one batch, the gradient flow per layer, a learning-rate range test. Exit 1 if an item
     fails."""
     from udlc.tasks import compile_spec
-    from udlc.trainer.doctor import doctor as run_checklist
+    from udlc.guide.doctor import doctor as run_checklist
 
     findings = run_checklist(compile_spec(spec, overrides))
     if fmt == "json":
@@ -81,7 +81,7 @@ def lr_find(spec: str, output: str | None, start: float, end: float, steps: int,
     """The learning-rate range test: train from the spec's init while the lr grows exponentially each step, and
     suggest the lr where the smoothed loss falls fastest before it diverges."""
     from udlc.tasks import compile_spec
-    from udlc.trainer.lr_find import check_figure, lr_find as sweep_lr, plot_sweep
+    from udlc.guide.lr_find import check_figure, lr_find as sweep_lr, plot_sweep
 
     if output:  # a wrong suffix is refused before the sweep, not after
         check_figure(Path(output))
@@ -108,7 +108,7 @@ def runs(root: str) -> None:
 def report(run: str, output: str | None) -> None:
     """One self-contained HTML page about a run: its story, diagnosis, spec, layers, curves, test results, a
     classifier's confusion matrix and per-class scores, and the environment."""
-    from udlc.trainer.report import write_report
+    from udlc.guide.report import write_report
 
     click.echo(str(write_report(Path(run), Path(output) if output else None)))
 
@@ -127,7 +127,7 @@ def tune(spec: str | None, trials: int, timeout: float | None, out: str, resume:
          overrides: tuple[str, ...]) -> None:
     """Search the spec's `tune.space` with Optuna (default: lr, batch size, weight decay around the spec's), each
     trial a run pruned early when hopeless; writes best.yaml and prints the tune folder last."""
-    from udlc.trainer.tune import tune as run_tune
+    from udlc.guide.tune import tune as run_tune
 
     run_tune(Path(spec) if spec else None, trials, timeout, Path(out), Path(resume) if resume else None, overrides,
              say=click.echo)

@@ -16,7 +16,7 @@ from udlc.layers import recurrent  # noqa: F401
 from udlc.layers import embedding  # noqa: F401
 from udlc.layers import sequence  # noqa: F401
 from udlc.layers import generative  # noqa: F401
-from udlc.layers import graph  # noqa: F401
+from udlc.layers import message_passing  # noqa: F401
 from udlc.layers.registry import REGISTRY, LayerConfig, LayerType, Shape, ShapeError, register
 
 __all__ = ["REGISTRY", "LayerConfig", "LayerType", "Shape", "ShapeError", "register"]

@@ -339,6 +339,6 @@ SOURCES.register(SequenceSet(name="add", load=_add, alphabet="0123456789+", alig
                              description="two numbers of 1 to 5 digits, 'a+b' → their sum"))
 
 
-# ---- graphs: udlc.spec.graph_sets registers them (karate, sbm, trees_cycles) -----------------------------
+# ---- graphs: udlc.spec.node_sets registers them (karate, sbm, trees_cycles) -----------------------------
 
-from udlc.spec import graph_sets  # noqa: E402,F401  (after SOURCES exists: it registers into it)
+from udlc.spec import node_sets  # noqa: E402,F401  (after SOURCES exists: it registers into it)

@@ -23,7 +23,7 @@ from udlc.tasks import autoencoder  # noqa: F401
 from udlc.tasks import vae  # noqa: F401
 from udlc.tasks import gan  # noqa: F401
 from udlc.tasks import diffusion  # noqa: F401
-from udlc.tasks import graphs  # noqa: F401
+from udlc.tasks import nodes  # noqa: F401
 from udlc.tasks import link_prediction  # noqa: F401
 from udlc.tasks.registry import TASKS, Served, Task, make_task
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
 from udlc.tasks.fields import no_metrics
-from udlc.tasks.graphs import NodeClassification
+from udlc.tasks.nodes import NodeClassification
 from udlc.tasks.registry import Served, register
 
 
@@ -63,7 +63,7 @@ class LinkPrediction(NodeClassification):
         return [Served(next(iter(compiled.graphs)), 0, "node_embedding")]
 
     def read(self, spec: Any, seed: int, base_dir: Any) -> Any:
-        from udlc.data.graphs import split_edges
+        from udlc.data.nodes import split_edges
 
         return split_edges(super().read(spec, seed, base_dir), spec.split, seed)
 

@@ -1,4 +1,4 @@
-"""Modules of the graph layers (udlc.layers.graph): gcn_conv, gat_conv, sage_conv, gin_conv and the readouts.
+"""Modules of the graph layers (udlc.layers.message_passing): gcn_conv, gat_conv, sage_conv, gin_conv and the readouts.
 
 A batch of B graphs of N nodes is taken as one disjoint graph of B·N nodes, so each layer is written once, for
 one graph. Only export-friendly ops: gather, scatter_add, scatter_reduce. Each conv takes its layer's config

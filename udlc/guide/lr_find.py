@@ -47,7 +47,7 @@ def lr_find(compiled: Any, data: Any = None, start: float = 1e-7, end: float = 1
             seconds: float = 60.0) -> Sweep:
     """Sweep lr from `start` to `end` over at most `steps` steps (and `seconds`), stopping at divergence."""
     from udlc.trainer.debug import TrainingDiverged
-    from udlc.trainer.probe import endless, loss_of, probe_setup, set_lr
+    from udlc.guide.probe import endless, loss_of, probe_setup, set_lr
 
     if not 0 < start < end:
         raise UdlcError(f"the sweep runs from a smaller lr to a larger one (got {start:g} to {end:g})")

@@ -17,7 +17,7 @@ def pyg():
 
 
 def random_graph(n: int, e: int, f: int, seed: int):
-    """Node features and an edge list without self loops (as udlc.data.graphs gives them)."""
+    """Node features and an edge list without self loops (as udlc.data.nodes gives them)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, f, generator=g)
     src = torch.randint(0, n, (e,), generator=g)

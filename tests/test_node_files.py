@@ -22,7 +22,7 @@ def written(tmp_path: Path, changes: dict) -> Path:
 
 
 def karate_file(path: Path, **changes) -> Path:
-    from udlc.spec.graph_sets import KARATE_EDGES, KARATE_SIDES
+    from udlc.spec.node_sets import KARATE_EDGES, KARATE_SIDES
 
     edges = np.array(KARATE_EDGES).T
     train = np.zeros(34, bool)
@@ -62,7 +62,7 @@ def test_a_graph_file_with_its_own_masks_trains(tmp_path: Path) -> None:
 
 
 def test_a_file_of_many_graphs_is_split_into_its_graphs(tmp_path: Path) -> None:
-    from udlc.data.graph_files import graphs_of_file
+    from udlc.data.node_files import graphs_of_file
 
     x = np.arange(10, dtype=np.float32).reshape(5, 2)
     batch = np.array([0, 1, 0, 1, 1])
@@ -103,11 +103,11 @@ def test_a_weighted_graph_trains_and_its_file_weighs_edges_as_torch(tmp_path: Pa
     import torch
 
     from tests.conftest import trained_network
-    from udlc.data.graph_files import read_graph
+    from udlc.data.node_files import read_graph
     from udlc.exporter.onnx import export_run
-    from udlc.runtime.graphs import GraphClassifier
+    from udlc.runtime.nodes import GraphClassifier
 
-    from udlc.spec.graph_sets import KARATE_EDGES
+    from udlc.spec.node_sets import KARATE_EDGES
 
     edges = np.array(KARATE_EDGES).T
     edges = np.concatenate([edges, edges[::-1]], axis=1)
@@ -133,7 +133,7 @@ def test_a_weighted_graph_trains_and_its_file_weighs_edges_as_torch(tmp_path: Pa
 
 
 def csv_graph(tmp_path: Path, edge_lines: list[str] | None = None, node_cell: str = "1") -> Path:
-    from udlc.spec.graph_sets import KARATE_EDGES, KARATE_SIDES
+    from udlc.spec.node_sets import KARATE_EDGES, KARATE_SIDES
 
     rows = [",".join(node_cell if j == i == 5 else ("1" if j == i else "0") for j in range(34))
             + ("," + ("hi" if KARATE_SIDES[i] == 0 else "officer")) for i in range(34)]

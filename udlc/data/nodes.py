@@ -1,4 +1,4 @@
-"""Graphs: for node classification one graph (a built-in GraphSet or a file, udlc.data.graph_files), read as
+"""Graphs: for node classification one graph (a built-in GraphSet or a file, udlc.data.node_files), read as
 node features, an edge list without self loops, a class per node and train/val/test node masks; the whole
 graph is one batch (a batch axis of 1), and the loss counts the nodes of its split's mask. For link prediction
 the same graph with its edges split. For graph classification many small graphs (a built-in GraphListSet or a
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from udlc.data.dataset import Normalization, _split
-from udlc.data.graph_files import (SPLITS, clean_edges, clean_weighted_edges, file_masks, graphs_of_file,
+from udlc.data.node_files import (SPLITS, clean_edges, clean_weighted_edges, file_masks, graphs_of_file,
                                    one_graph_file)
 from udlc.errors import UdlcError
 

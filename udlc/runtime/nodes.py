@@ -1,5 +1,5 @@
 """`udlc predict` for a graph network: the classes of a graph's nodes, or of each graph in a file of several,
-from a `.npz` graph file (udlc.data.graphs reads and checks it), with onnxruntime and numpy only. The file's
+from a `.npz` graph file (udlc.data.nodes reads and checks it), with onnxruntime and numpy only. The file's
 graph takes the raw node features, the edge list and (to classify graphs) the batch vector, each with a batch
 axis of one disjoint graph."""
 
@@ -29,7 +29,7 @@ class GraphClassifier:
 
     def predict_file(self, graph: str | Path) -> Predictions:
         """A class per node (node_classification), or per graph in the order of their ids (graph_classification)."""
-        from udlc.data.graph_files import read_graph
+        from udlc.data.node_files import read_graph
 
         x, edges, batch, weight = read_graph(graph)
         if x.shape[1] != self.features:
@@ -61,7 +61,7 @@ class LinkScorer:
 
     def score_file(self, graph: str | Path) -> str:
         """CSV rows `source,target,probability` for the file's `pairs` (2, P)."""
-        from udlc.data.graph_files import graph_file, read_graph
+        from udlc.data.node_files import graph_file, read_graph
 
         x, edges, _, _ = read_graph(graph)
         if x.shape[1] != self.features:

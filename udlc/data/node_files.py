@@ -34,7 +34,7 @@ def read_csv_graph(edges_path: Path, nodes_path: Path, target: str | int | None)
     """A graph in two CSV files: the nodes (a header, then one row per node in id order: number columns and the
     target column, default the last, whose distinct values sorted are the classes) and the edges (a header
     `source,target` or `source,target,weight`, then a row per edge of node ids), the edges one way as the file
-    has them (udlc.data.graphs adds the other way unless `data.directed`). A bad cell is named by its file,
+    has them (udlc.data.nodes adds the other way unless `data.directed`). A bad cell is named by its file,
     line and column."""
     import csv
 

@@ -7,8 +7,8 @@ exported file takes graphs of any size. A batch of B graphs of equal size is tak
 ids offset by b·N), so every layer is written once, for one graph. Only export-friendly ops are used —
 gather, scatter_add, scatter_reduce — with self loops added as arange(N), never by masking existing ones (that
 gives a data-dependent shape, which is why PyG's own layers do not export with dynamic sizes): an edge list
-holds no self loops (udlc.data.graphs removes them). Each layer equals PyG's of the same name with the same
-weights (tests/test_graph_layers.py):
+holds no self loops (udlc.data.nodes removes them). Each layer equals PyG's of the same name with the same
+weights (tests/test_message_passing.py):
 
     - gcn_conv: 64                      # Kipf & Welling 2017; from: [x, edge_index] or [x, edge_index, weight]
     - gat_conv: {out_features: 8, heads: 8}            # Veličković et al. 2018
@@ -115,7 +115,7 @@ def graph_flops(cfg: LayerConfig, x: Shape, edges: Shape, *weight: Shape) -> int
 
 
 def build_graph_layer(cfg: LayerConfig, x: Shape, *rest: Shape):
-    from udlc.layers.modules.graph import GAT, GCN, GIN, SAGE
+    from udlc.layers.modules.message_passing import GAT, GCN, GIN, SAGE
 
     return {"gcn_conv": GCN, "gat_conv": GAT, "sage_conv": SAGE, "gin_conv": GIN}[cfg.type](x[-1], cfg)
 
@@ -171,7 +171,7 @@ def pool_dtype(cfg: GlobalPool, *dtypes: str) -> str:
 
 
 def build_pool(cfg: GlobalPool, h: Shape, batch: Shape):
-    from udlc.layers.modules.graph import Pool
+    from udlc.layers.modules.message_passing import Pool
 
     return Pool(cfg.type.split("_")[1])  # mean, max or add
 

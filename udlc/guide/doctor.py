@@ -13,9 +13,9 @@ from typing import Any, Iterator
 import torch
 
 from udlc.compiler.pipeline import frozen_nodes
-from udlc.trainer.data_checks import Finding, check_data
+from udlc.guide.data_checks import Finding, check_data
 from udlc.trainer.debug import TrainingDiverged, where_in_spec
-from udlc.trainer.probe import endless, loss_of, probe_setup
+from udlc.guide.probe import endless, loss_of, probe_setup
 
 OVERFIT_BATCH = 32  # samples in the batch the model must learn by heart
 OVERFIT_STEPS, OVERFIT_SECONDS = 300, 20.0
@@ -247,7 +247,7 @@ def gradient_flow(compiled: Any, data: Any) -> Finding:
 
 def check_lr(compiled: Any, data: Any) -> Finding:
     from udlc.errors import UdlcError
-    from udlc.trainer.lr_find import lr_find
+    from udlc.guide.lr_find import lr_find
 
     try:
         sweep = lr_find(compiled, data, seconds=20.0)

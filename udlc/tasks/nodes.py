@@ -92,7 +92,7 @@ class NodeClassification(Task):
         errors += self.check_inputs(compiled, net, graph, base)
         if errors or (is_file and not check_files):
             return errors
-        from udlc.data.graphs import graph_signature
+        from udlc.data.nodes import graph_signature
 
         try:
             features, classes, weighted = graph_signature(spec.data, compiled.base_dir,
@@ -177,7 +177,7 @@ class NodeClassification(Task):
             raise located(e, compiled.doc) from None
 
     def read(self, spec: Any, seed: int, base_dir: Any) -> Any:
-        from udlc.data.graphs import load_graph
+        from udlc.data.nodes import load_graph
 
         return load_graph(spec, seed, base_dir)
 
@@ -264,7 +264,7 @@ class GraphClassification(NodeClassification):
         return errors
 
     def read(self, spec: Any, seed: int, base_dir: Any) -> Any:
-        from udlc.data.graphs import load_graph_set
+        from udlc.data.nodes import load_graph_set
 
         return load_graph_set(spec, seed, base_dir)
 
@@ -272,7 +272,7 @@ class GraphClassification(NodeClassification):
         return "/".join(str(len(data.splits[s])) for s in ("train", "val", "test")) + " graphs"
 
     def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
-        from udlc.data.graphs import GraphBatches
+        from udlc.data.nodes import GraphBatches
 
         indices = data.splits[split]
         return GraphBatches(data, indices, batch_size, shuffle, device) if len(indices) else None

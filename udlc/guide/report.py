@@ -1,7 +1,7 @@
 """`udlc report RUN [-o FILE]`: one self-contained HTML page about a run — its story (run.json), the diagnosis
 of its curves, the spec as trained, every network's layers with shapes, parameters and FLOPs, the curves
 (inline SVG), the test results and the epochs, a classifier's confusion matrix and per-class scores on the
-test split (from the final checkpoint), and the environment. The page is drawn by udlc.trainer.report_html;
+test split (from the final checkpoint), and the environment. The page is drawn by udlc.guide.report_html;
 this module gathers what it shows, as plain data that tests can check."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from udlc.errors import UdlcError
 from udlc.runs import RunFolder
 from udlc.runs.diagnosis import diagnose
-from udlc.trainer.report_html import render
+from udlc.guide.report_html import render
 
 CLASSIFIER_TASKS = ("supervised", "auxiliary")  # tasks whose classification loss makes them classifiers
 

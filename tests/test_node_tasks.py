@@ -46,7 +46,7 @@ def test_check_refuses_what_training_would_at_its_line(tmp_path: Path, changes, 
 
 
 def test_the_built_in_graphs() -> None:
-    from udlc.data.graphs import load_graph
+    from udlc.data.nodes import load_graph
 
     karate = load_graph(compile_spec(KARATE).spec.data, 0)
     assert karate.x.shape == (34, 34) and karate.edge_index.shape == (2, 156)  # 78 friendships, both ways
@@ -61,7 +61,7 @@ def test_the_built_in_graphs() -> None:
 
 
 def test_a_bad_edge_is_named_by_its_column(tmp_path: Path) -> None:
-    from udlc.data.graph_files import clean_edges, read_graph
+    from udlc.data.node_files import clean_edges, read_graph
 
     with pytest.raises(UdlcError, match="edge 2 \\(column 2 of edge_index\\) joins nodes 1 and 9"):
         clean_edges(np.array([[0, 1, 1], [1, 2, 9]]), 5, "g.npz")
@@ -89,7 +89,7 @@ def test_karate_learns_the_split_and_the_file_agrees_with_torch(karate_run: Path
     import torch
 
     from tests.conftest import trained_network
-    from udlc.data.graphs import load_graph
+    from udlc.data.nodes import load_graph
 
     assert json.loads((karate_run / "results.json").read_text())["test_accuracy"] >= 0.8
     graph = load_graph(compile_spec(KARATE).spec.data, 0)
@@ -102,8 +102,8 @@ def test_karate_learns_the_split_and_the_file_agrees_with_torch(karate_run: Path
 
 @pytest.mark.slow
 def test_predict_classifies_each_node_whatever_their_order(karate_run: Path, invoke, tmp_path: Path) -> None:
-    from udlc.runtime.graphs import GraphClassifier
-    from udlc.spec.graph_sets import KARATE_EDGES
+    from udlc.runtime.nodes import GraphClassifier
+    from udlc.spec.node_sets import KARATE_EDGES
 
     edges = np.array(KARATE_EDGES).T
     edges = np.concatenate([edges, edges[::-1]], axis=1)
@@ -155,7 +155,7 @@ def test_trees_have_one_edge_fewer_than_nodes_and_the_others_one_cycle() -> None
 
 
 def test_a_batch_of_graphs_is_one_disjoint_graph() -> None:
-    from udlc.data.graphs import disjoint_union
+    from udlc.data.nodes import disjoint_union
 
     a = (np.ones((3, 2), np.float32), np.array([[0, 1], [1, 2]]))
     b = (np.zeros((2, 2), np.float32), np.array([[0], [1]]))
@@ -168,9 +168,9 @@ def test_a_batch_of_graphs_is_one_disjoint_graph() -> None:
 def test_graph_classification_learns_and_predicts_per_graph_whatever_the_order(tmp_path: Path) -> None:
     import json
 
-    from udlc.data.graphs import disjoint_union, load_graph_set
+    from udlc.data.nodes import disjoint_union, load_graph_set
     from udlc.exporter.onnx import export_run
-    from udlc.runtime.graphs import GraphClassifier
+    from udlc.runtime.nodes import GraphClassifier
 
     spec = written(tmp_path, {"train.epochs": 12, "data.samples": 400}, GIN)
     run = train_here(spec, tmp_path / "runs")
@@ -203,7 +203,7 @@ LINKS = ROOT / "examples" / "sbm-links.yaml"
 
 
 def test_edges_are_split_and_held_out_edges_never_pass_messages() -> None:
-    from udlc.data.graphs import load_graph, split_edges
+    from udlc.data.nodes import load_graph, split_edges
 
     spec = compile_spec(LINKS).spec
     whole = load_graph(spec.data, 0)
@@ -237,7 +237,7 @@ def test_link_prediction_ranks_held_out_edges_and_scores_pairs_from_the_file(tmp
     import torch
 
     from tests.conftest import trained_network
-    from udlc.data.graphs import load_graph, split_edges
+    from udlc.data.nodes import load_graph, split_edges
     from udlc.exporter.onnx import export_run
 
     spec = written(tmp_path, {"train.epochs": 40}, LINKS)
