@@ -139,7 +139,7 @@ def main() -> None:
         heavy = [m for m in ("torch", "numpy", "sklearn", "rich", "onnx", "onnxruntime", "safetensors") if m in seen]
         print(f"  heavy packages imported by `udlc check`: {', '.join(heavy) if heavy else 'none'}")
     print()
-    print("inside one process (median over the rounds, ms): importing udlc.cli + udlc.compiler.pipeline, then")
+    print("inside one process (median over the rounds, ms): importing udlc.cli + udlc.tasks, then")
     print("compile_spec on every example (first pass, then a second pass over the same files):")
     for env in env_names:
         print(f"  [{env}] " + ", ".join(f"{k} {v:.0f}" for k, v in split[env].items()))
@@ -167,7 +167,7 @@ def goals(results: dict, labels: list[str]) -> None:
 IN_PROCESS = """
 import json, sys, time
 t0 = time.perf_counter()
-import udlc.cli, udlc.compiler.pipeline as p
+import udlc.cli, udlc.tasks as p
 t1 = time.perf_counter()
 for f in sys.argv[1:]:
     p.compile_spec(f)

@@ -123,7 +123,7 @@ def run_lockstep(compiled, data, fused: bool, out: Path) -> list[tuple]:
     original = task.train_step
 
     def paired(s, batch):
-        xb, yb = batch[task.input], batch["target"]
+        xb, yb = batch[s.run_state.input], batch["target"]
         first = len(pairs) % 2
         if first:
             h = hand.step(xb, yb)
@@ -254,7 +254,8 @@ def main() -> None:
           f"load average before: {os.getloadavg()}", flush=True)
     compiled = udlc.load_spec(SPEC, [f"data.max_chars={args.max_chars}", f"train.epochs={args.epochs}"])
     data = compiled.task.load_data(compiled)
-    steps_per_epoch = len(compiled.task.batches(data, "train", batch_size=compiled.spec.train.batch_size,
+    state = compiled.task.start(compiled, data, torch.device("cpu"))
+    steps_per_epoch = len(compiled.task.batches(state, "train", batch_size=compiled.spec.train.batch_size,
                                                 shuffle=True, device="cpu"))
     print(f"{SPEC.relative_to(ROOT)} · max_chars {args.max_chars} · {args.epochs} epochs of {steps_per_epoch} steps "
           f"(batch {compiled.spec.train.batch_size} x context {compiled.task.options.context}) · hand-written qkv "

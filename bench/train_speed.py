@@ -3,7 +3,7 @@
 For each spec under bench/specs/ (an MLP and a CNN on `digits`, deterministic, constant schedule,
 grad_clip 1.0, no early stopping, no export), the hand-written loop uses the same data tensors
 (the task's load_data), the same model and initialization (udlc.build), the same optimizer
-(udlc.trainer.objectives.make_optimizer), the same batch order (a torch.Generator seeded with the spec
+(udlc.objectives.optimizers.make_optimizer), the same batch order (a torch.Generator seeded with the spec
 seed, one randperm per epoch, as InMemoryBatches draws it), the same loss, grad clipping and
 per-epoch validation pass (loss and the spec's metrics), and the same global RNG stream for dropout.
 
@@ -53,7 +53,7 @@ class HandLoop:
     def __init__(self, compiled, data):
         import torch
 
-        from udlc.trainer.objectives import make_optimizer
+        from udlc.objectives.optimizers import make_optimizer
 
         spec = compiled.spec
         assert spec.loss.type == "cross_entropy" and not spec.loss.weight, "this loop hand-writes cross_entropy only"
@@ -70,7 +70,8 @@ class HandLoop:
         import torch
         import torch.nn.functional as F
 
-        from udlc.trainer.objectives import compute_metrics
+        from udlc.objectives.metrics import compute_metrics
+        from udlc.spec.losses import LOSSES
 
         model, opt, cfg, spec = self.model, self.optimizer, self.cfg, self.spec
         x, y, n, bs = self.x, self.y, len(self.x), cfg.batch_size
@@ -99,7 +100,7 @@ class HandLoop:
         with torch.no_grad():
             out = torch.cat([model(self.xv[s:s + eval_bs]) for s in range(0, len(self.xv), eval_bs)])
             val_loss = F.cross_entropy(out, self.yv, label_smoothing=smoothing).item()
-            compute_metrics(spec.metrics, out, self.yv, spec.loss.type)  # the metrics udlc logs
+            compute_metrics(spec.metrics, out, self.yv, LOSSES[spec.loss.type].answers)  # the metrics udlc logs
         model.train()
         return seconds, cpu, train_loss, val_loss
 

@@ -63,7 +63,7 @@ def hand_rate(spec: Path, memory_format: str, compile_: bool) -> float:
     import torch.nn.functional as F
 
     from udlc.tasks import compile_spec
-    from udlc.trainer.objectives import make_optimizer
+    from udlc.objectives.optimizers import make_optimizer
     from udlc.trainer.run import build_models
 
     compiled = compile_spec(spec)
@@ -96,7 +96,7 @@ def lockstep(spec: Path, memory_format: str, out: Path) -> tuple[float, float]:
     import torch.nn.functional as F
 
     from udlc.tasks import compile_spec
-    from udlc.trainer.objectives import make_optimizer
+    from udlc.objectives.optimizers import make_optimizer
     from udlc.trainer.run import build_models, train_spec
 
     compiled = compile_spec(spec)
@@ -118,7 +118,7 @@ def lockstep(spec: Path, memory_format: str, out: Path) -> tuple[float, float]:
         return time.perf_counter() - started
 
     def paired(s, batch):
-        xb, yb = batch[task.input], batch["target"]
+        xb, yb = batch[s.run_state.input], batch["target"]
         first = len(pairs) % 2
         hand = hand_step(xb, yb) if first else 0.0
         started = time.perf_counter()

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from udlc.compiler.pipeline import compile_text
+from udlc.compiler.pipeline import resolve_text
 from udlc.errors import SpecErrors
 from udlc.layers import REGISTRY
 
@@ -22,7 +22,7 @@ def build(name: str, args: dict, *shapes: tuple):
 
 
 def graph(model: str):
-    return compile_text(f"udlc: 1\nname: t\ndata: {{source: digits}}\nloss: mse\nmodel:\n{model}", "t.yaml").graph
+    return resolve_text(f"udlc: 1\nname: t\ndata: {{source: digits}}\nloss: mse\nmodel:\n{model}", "t.yaml").graph
 
 
 def errors(model: str) -> list:

@@ -1,5 +1,6 @@
-"""The augmentation registry (udlc/spec/augments.py): every entry validates from each of its examples, keeps a
-batch's shape, and draws its randomness from the given generator alone."""
+"""The augmentation registry (udlc/spec/augments.py; implementations in udlc/objectives/augments.py): every entry
+validates from each of its examples, keeps a batch's shape, and draws its randomness from the given generator
+alone."""
 
 from __future__ import annotations
 

@@ -44,14 +44,18 @@ def test_check_refuses_what_training_would_at_its_line(tmp_path: Path, change, m
 
 
 def test_denoising_adds_noise_of_its_std_from_the_run_generator() -> None:
+    from types import SimpleNamespace
+
     import torch
 
-    from udlc.tasks.autoencoder import _noisy
+    from udlc.tasks.autoencoder import Autoencoder, AutoencoderOptions
 
+    task = Autoencoder(AutoencoderOptions(denoising={"noise": 0.2}))
     x = torch.zeros(2000, 64)
-    a = _noisy(0.2, None)(x, torch.Generator().manual_seed(0))
-    b = _noisy(0.2, None)(x, torch.Generator().manual_seed(0))
+    a, b = (task.corrupted(SimpleNamespace(augment=None, generator=torch.Generator().manual_seed(0)), x)
+            for _ in range(2))
     assert torch.equal(a, b) and abs(a.std().item() - 0.2) < 0.005 and abs(a.mean().item()) < 0.005
+    assert torch.equal(x, torch.zeros(2000, 64))  # the clean batch, the target, is untouched
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from udlc.data import (
     make_batches,
     prepare,
 )
-from udlc.data.sources import load_arrays
+from udlc.data.file_kinds import load_arrays
 from udlc.errors import SpecError
 from udlc.spec.data import DataSpec
 from udlc.spec.sources import SOURCES, BuiltinSet

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from udlc.data import Normalization, prepare
-from udlc.data.sources import load_arrays
+from udlc.data.file_kinds import load_arrays
 from udlc.errors import SpecError, SpecErrors
 from udlc.spec.data import DataSpec
 from udlc.spec.loader import load_text

@@ -107,6 +107,7 @@ def test_two_processes_train_the_same_weights_as_one(two_processes, tmp_path: Pa
         assert json.loads((two / "checkpoints" / "last.json").read_text())["position"]["epoch"] == 4
 
 
+@pytest.mark.long  # two processes, one killed for real, then a resume: the longer tier
 def test_a_killed_process_ends_the_run_with_one_message_and_the_run_resumes_exactly(
         two_processes, tmp_path: Path, one_torch_thread) -> None:
     """Process 1 is killed after epoch 2's checkpoint: the launcher stops process 0 too and says which died, in one
@@ -201,7 +202,7 @@ def test_validation_shares_drop_stand_in_rows_and_gather_the_whole_split(tmp_pat
     compiled = compile_spec(write_spec(tmp_path / "spec.yaml", DETERMINISTIC))
     data = compiled.task.load_data(compiled)
     s = probe_setup(compiled, data)
-    val = compiled.task.batches(data, "val", batch_size=1, shuffle=False, device=torch.device("cpu"))
+    val = compiled.task.batches(s.run_state, "val", batch_size=1, shuffle=False, device=torch.device("cpu"))
     whole = compiled.task.evaluate(s, val)
     shares: dict[int, list] = {}
 

@@ -47,7 +47,8 @@ def test_run_export_carries_metadata(digits_run: TrainedRun) -> None:
     model = onnx.load(str(path))
     assert json.loads(meta["input_names"]) == [i.name for i in model.graph.input] == ["x"]
     assert json.loads(meta["outputs"]) == [o.name for o in model.graph.output] == ["logits", "probabilities"]
-    assert meta["task"] == "classification" and meta["loss"] == "cross_entropy"
+    assert meta["served"] == "classes" and meta["task"] == "supervised" and meta["target"] == "classification"
+    assert meta["loss"] == "cross_entropy"
     assert meta["checkpoint"] in ("best", "last")
     norm = json.loads(meta["normalization"])
     assert norm["kind"] == "standard" and len(norm["shift"]) == len(norm["scale"]) == 64
@@ -100,7 +101,7 @@ def test_regression_graph_unstandardizes(sine_run: TrainedRun) -> None:
     from udlc.data import Normalization
 
     meta = metadata(sine_run.run / "model.onnx")
-    assert meta["task"] == "regression" and json.loads(meta["classes"]) is None
+    assert meta["served"] == "values" and meta["target"] == "regression" and json.loads(meta["classes"]) is None
     assert json.loads(meta["input_shapes"]) == [[1]] and json.loads(meta["outputs"]) == ["prediction"]
     raw = np.linspace(-3, 3, 7, dtype=np.float32).reshape(-1, 1)
     session = ort.InferenceSession(str(sine_run.run / "model.onnx"), providers=["CPUExecutionProvider"])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import assert_clean_failure, line_of, read_csv, train_here, write_spec
-from udlc.data.sources import load_arrays
+from udlc.data.file_kinds import load_arrays
 from udlc.errors import SpecErrors
 from udlc.spec.data import DataSpec
 from udlc.tasks import compile_spec

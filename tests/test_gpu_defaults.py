@@ -37,7 +37,7 @@ def test_optimizers_fuse_their_step_on_cuda_only(optimizer: str) -> None:
 
     from udlc.spec.optimizers import Optimizer
     from udlc.trainer.device import fused
-    from udlc.trainer.objectives import FUSED, make_optimizer
+    from udlc.objectives.optimizers import FUSED, make_optimizer
 
     assert fused(torch.device("cuda")) == {"fused": True} and fused(torch.device("cpu")) == {}
     opt, _ = make_optimizer(nn.Linear(3, 2), TypeAdapter(Optimizer).validate_python({"type": optimizer}))

@@ -311,7 +311,7 @@ def test_validation_shares_of_a_text_sum_to_the_whole_split(tmp_path: Path, one_
     compiled = compile_spec(lm_spec(tmp_path))
     data = compiled.task.load_data(compiled)
     s = probe_setup(compiled, data)
-    val = compiled.task.batches(data, "val", batch_size=1, shuffle=False, device=torch.device("cpu"))
+    val = compiled.task.batches(s.run_state, "val", batch_size=1, shuffle=False, device=torch.device("cpu"))
     whole = compiled.task.evaluate(s, val)
     sums: dict[int, list[float]] = {}
 

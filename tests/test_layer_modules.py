@@ -13,7 +13,7 @@ import pytest
 
 import udlc
 from udlc.compiler.infer import bind, bindings, within
-from udlc.compiler.pipeline import compile_spec
+from udlc.compiler.pipeline import resolve_spec
 from udlc.errors import SpecErrors
 from udlc.layers import REGISTRY
 
@@ -49,7 +49,7 @@ def test_every_example_network_pickles_and_copies(path: Path) -> None:
         # The task check refuses a few (a zoo model no task trains yet, a data folder not shipped); their networks
         # still resolve as the model alone, and it is the networks that are pickled here.
         try:
-            compiled = compile_spec(path, check_files=False)
+            compiled = resolve_spec(path, check_files=False)
         except SpecErrors as e:
             pytest.skip(f"{path.name} does not compile: {e.errors[0].message}")
     zoo = path.is_relative_to(ZOO)

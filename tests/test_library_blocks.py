@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from udlc.compiler.library import LIBRARY, library_blocks
-from udlc.compiler.pipeline import compile_text
+from udlc.compiler.pipeline import resolve_text
 from udlc.errors import SpecErrors
 
 
 def compile_model(model: str):
-    return compile_text(f"udlc: 1\nname: t\ndata: {{source: digits}}\nloss: cross_entropy\nmodel:\n{model}", "t.yaml")
+    return resolve_text(f"udlc: 1\nname: t\ndata: {{source: digits}}\nloss: cross_entropy\nmodel:\n{model}", "t.yaml")
 
 
 def test_every_library_block_is_read_and_documented() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from udlc.compiler.pipeline import apply_overrides, compile_doc
+from udlc.compiler.pipeline import apply_overrides, resolve_doc
 from udlc.errors import SpecError, SpecErrors, UdlcError
 from udlc.spec.loader import (
     MAX_BYTES,
@@ -300,7 +300,7 @@ def test_unreadable_paths(tmp_path: Path) -> None:
 def compile_with(*overrides: str):
     doc = load_file(EXAMPLE)
     apply_overrides(doc, overrides)
-    return compile_doc(doc)
+    return resolve_doc(doc)
 
 
 def test_an_override_changes_the_value() -> None:

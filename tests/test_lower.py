@@ -12,10 +12,10 @@ import torch
 import udlc
 from udlc.compiler.infer import bind
 from udlc.compiler.lower import cross_check, example_inputs, lower
-from udlc.compiler.pipeline import compile_text
+from udlc.compiler.pipeline import resolve_text
 from udlc.spec.training import Cosine, Cyclical, Linear, MultiStep, OneCycle, Step
 from udlc.runs import checkpoint
-from udlc.trainer.schedules import lr_factor
+from udlc.objectives.schedules import lr_factor
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -43,7 +43,7 @@ def test_generated_forward_reads_like_pytorch() -> None:
 
 
 def tiny(init: str = "default", extra: str = ""):
-    return compile_text(f"""
+    return resolve_text(f"""
 udlc: 1
 name: t
 data: {{source: digits}}
@@ -69,12 +69,13 @@ def test_init_options() -> None:
 def test_every_registered_init_is_accepted_and_sets_the_weights(name: str) -> None:
     """Registering an init is enough: the spec accepts its name, and lowering applies it to every weight
     matrix (biases start at zero); 'default' leaves PyTorch's own init."""
+    from udlc.compiler.lower import FILL
     from udlc.spec.inits import INITS
 
     assert INITS[name].description
     default, mine = lower(tiny("default"), seed=0), lower(tiny(name), seed=0)
     same = [torch.equal(a, b) for a, b in zip(default.parameters(), mine.parameters())]
-    if INITS[name].apply is None:
+    if FILL[name] is None:
         assert all(same)
     else:
         assert not same[0] and torch.count_nonzero(mine.linear.bias) == 0
@@ -129,7 +130,7 @@ def test_checkpoint_round_trip_keeps_nested_state(tmp_path: Path) -> None:
 
 
 def test_weight_decay_skips_biases_and_norms() -> None:
-    from udlc.trainer.objectives import make_optimizer
+    from udlc.objectives.optimizers import make_optimizer
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
     spec = SimpleNamespace(type="adamw", lr=0.1, weight_decay=0.1, decay_bias_and_norm=False, betas=(0.9, 0.99),

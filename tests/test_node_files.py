@@ -22,7 +22,7 @@ def written(tmp_path: Path, changes: dict) -> Path:
 
 
 def karate_file(path: Path, **changes) -> Path:
-    from udlc.spec.node_sets import KARATE_EDGES, KARATE_SIDES
+    from udlc.data.builtin_node_sets import KARATE_EDGES, KARATE_SIDES
 
     edges = np.array(KARATE_EDGES).T
     train = np.zeros(34, bool)
@@ -107,7 +107,7 @@ def test_a_weighted_graph_trains_and_its_file_weighs_edges_as_torch(tmp_path: Pa
     from udlc.exporter.onnx import export_run
     from udlc.runtime.nodes import GraphClassifier
 
-    from udlc.spec.node_sets import KARATE_EDGES
+    from udlc.data.builtin_node_sets import KARATE_EDGES
 
     edges = np.array(KARATE_EDGES).T
     edges = np.concatenate([edges, edges[::-1]], axis=1)
@@ -133,7 +133,7 @@ def test_a_weighted_graph_trains_and_its_file_weighs_edges_as_torch(tmp_path: Pa
 
 
 def csv_graph(tmp_path: Path, edge_lines: list[str] | None = None, node_cell: str = "1") -> Path:
-    from udlc.spec.node_sets import KARATE_EDGES, KARATE_SIDES
+    from udlc.data.builtin_node_sets import KARATE_EDGES, KARATE_SIDES
 
     rows = [",".join(node_cell if j == i == 5 else ("1" if j == i else "0") for j in range(34))
             + ("," + ("hi" if KARATE_SIDES[i] == 0 else "officer")) for i in range(34)]

@@ -103,7 +103,7 @@ def test_karate_learns_the_split_and_the_file_agrees_with_torch(karate_run: Path
 @pytest.mark.slow
 def test_predict_classifies_each_node_whatever_their_order(karate_run: Path, invoke, tmp_path: Path) -> None:
     from udlc.runtime.nodes import GraphClassifier
-    from udlc.spec.node_sets import KARATE_EDGES
+    from udlc.data.builtin_node_sets import KARATE_EDGES
 
     edges = np.array(KARATE_EDGES).T
     edges = np.concatenate([edges, edges[::-1]], axis=1)
@@ -144,9 +144,9 @@ def test_graph_classification_is_checked_at_its_lines(tmp_path: Path, changes, m
 
 
 def test_trees_have_one_edge_fewer_than_nodes_and_the_others_one_cycle() -> None:
-    from udlc.spec.sources import SOURCES
+    from udlc.data.builtin_node_sets import trees_and_cycles
 
-    graphs, y = SOURCES.find("trees_cycles").load(200, None, np.random.default_rng(0))
+    graphs, y = trees_and_cycles(200, None, np.random.default_rng(0))
     assert set(y.tolist()) == {0, 1}
     for (x, edges), label in zip(graphs, y):
         n = len(x)

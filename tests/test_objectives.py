@@ -18,7 +18,13 @@ from udlc.spec.losses import LOSSES, Loss, Mismatch
 from udlc.spec.metrics import METRICS, Metric
 from udlc.spec.optimizers import OPTIMIZERS, Optimizer, RMSprop
 from udlc.spec.training import CLASSIFICATION_LOSSES, metric_name
-from udlc.trainer.objectives import compute_metrics, higher_is_better, make_loss, make_optimizer, predictions
+from udlc.objectives import augments, implements, losses, metrics, optimizers, schedules
+from udlc.objectives.losses import make_loss
+from udlc.objectives.metrics import compute_metrics, predictions
+from udlc.objectives.optimizers import make_optimizer
+from udlc.spec.augments import AUGMENTS
+from udlc.spec.metrics import higher_is_better
+from udlc.spec.schedules import SCHEDULES
 
 CPU = torch.device("cpu")
 N_CLASSES = 3  # the tiny classification inputs below; loss examples with class weights give this many
@@ -60,12 +66,12 @@ def test_every_loss_validates_builds_and_runs(entry, example) -> None:
 
 
 def metric_inputs(task: str, gen: torch.Generator, n: int = 32):
-    """(loss type, random outputs, perfect outputs, targets) for a metric's task."""
+    """(how the loss answers, random outputs, perfect outputs, targets) for a metric's task."""
     if task == "classification":
         y = torch.randint(0, N_CLASSES, (n,), generator=gen)
-        return "cross_entropy", torch.randn(n, N_CLASSES, generator=gen), 10.0 * torch.eye(N_CLASSES)[y], y
+        return "softmax", torch.randn(n, N_CLASSES, generator=gen), 10.0 * torch.eye(N_CLASSES)[y], y
     y = torch.randn(n, 2, generator=gen)
-    return "mse", torch.randn(n, 2, generator=gen), y.clone(), y
+    return "identity", torch.randn(n, 2, generator=gen), y.clone(), y
 
 
 @pytest.mark.parametrize("entry, example", examples(METRICS))
@@ -78,9 +84,9 @@ def test_every_metric_validates_computes_and_knows_its_direction(entry, example)
     assert name == entry.logged_name(cfg)
     for split in ("train_", "val_", "test_"):
         assert higher_is_better(split + name) is entry.higher_is_better
-    loss, noise, perfect, y = metric_inputs(entry.task, torch.Generator().manual_seed(1))
-    random_score = compute_metrics([cfg], noise, y, loss)[name]
-    perfect_score = compute_metrics([cfg], perfect, y, loss)[name]
+    answers, noise, perfect, y = metric_inputs(entry.task, torch.Generator().manual_seed(1))
+    random_score = compute_metrics([cfg], noise, y, answers)[name]
+    perfect_score = compute_metrics([cfg], perfect, y, answers)[name]
     assert isinstance(random_score, float) and np.isfinite(random_score)
     # The field and the implementation agree: perfect answers never score worse than random ones.
     assert (perfect_score >= random_score) if entry.higher_is_better else (perfect_score <= random_score)
@@ -120,10 +126,41 @@ def test_higher_is_better_comes_from_the_registry() -> None:
     assert {name: higher_is_better(name) for name in expected} == expected
 
 
-def test_registries_import_without_torch() -> None:
+def test_registries_and_implementations_import_without_torch() -> None:
     code = ("import sys, udlc.spec.training, udlc.spec.losses, udlc.spec.metrics, udlc.spec.optimizers, "
-            "udlc.spec.schedules; assert 'torch' not in sys.modules")
+            "udlc.spec.schedules, udlc.objectives.losses, udlc.objectives.metrics, udlc.objectives.optimizers, "
+            "udlc.objectives.schedules, udlc.objectives.augments; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+TABLES = [(LOSSES, losses.BUILD), (METRICS, metrics.COMPUTE), (OPTIMIZERS, optimizers.BUILD),
+          (SCHEDULES, schedules.FACTOR), (AUGMENTS, augments.APPLY)]
+
+
+@pytest.mark.parametrize("registry, table", TABLES, ids=lambda x: getattr(x, "kind", ""))
+def test_every_registered_name_has_one_implementation(registry, table) -> None:
+    assert list(table) == registry.names()  # the same names, in the same order
+
+
+def test_a_forgotten_or_stray_implementation_fails_at_import() -> None:
+    table = dict(losses.BUILD)
+    del table["huber"]
+    with pytest.raises(AssertionError, match=r"loss implementations .*none for \['huber'\]"):
+        implements(LOSSES, table)
+    with pytest.raises(AssertionError, match=r"\['hinge'\] not registered"):
+        implements(LOSSES, {**losses.BUILD, "hinge": losses.BUILD["mse"]})
+
+
+def test_spec_holds_configs_only() -> None:
+    """udlc/spec has no implementations: nothing there imports torch or numpy, even inside a function."""
+    import re
+    from pathlib import Path
+
+    import udlc.spec
+
+    for path in Path(udlc.spec.__file__).parent.glob("*.py"):
+        found = re.findall(r"^\s*(?:import|from)\s+(torch|numpy)\b", path.read_text(), re.M)
+        assert not found, f"{path.name} imports {found}"
 
 
 # ---- metrics against scikit-learn ---------------------------------------------------------------
@@ -141,7 +178,7 @@ def test_classification_metrics_agree_with_sklearn(seed: int, n_classes: int) ->
     y = torch.randint(0, n_classes, (n,), generator=gen)
     ks = sorted({1, 2, 3, n_classes, n_classes + 2})
     got = compute_metrics(TypeAdapter(list[Metric]).validate_python(
-        ["accuracy", "f1_macro", *({"top_k": k} for k in ks)]), out, y, "cross_entropy")
+        ["accuracy", "f1_macro", *({"top_k": k} for k in ks)]), out, y, "softmax")
     pred = out.argmax(1).numpy()
     assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
     assert got["f1_macro"] == pytest.approx(skm.f1_score(y, pred, average="macro", zero_division=0))
@@ -157,7 +194,7 @@ def test_f1_macro_counts_classes_that_are_only_predicted() -> None:
     y, pred = [0, 0, 1, 1], [0, 2, 1, 1]
     out = 10.0 * torch.eye(3)[pred]
     got = compute_metrics(TypeAdapter(list[Metric]).validate_python(["f1_macro"]), out, torch.tensor(y),
-                          "cross_entropy")
+                          "softmax")
     assert got["f1_macro"] == pytest.approx(skm.f1_score(y, pred, average="macro", zero_division=0))
 
 
@@ -168,10 +205,10 @@ def test_binary_bce_metrics_agree_with_sklearn(seed: int) -> None:
     out = torch.randn(50, 1, generator=gen)
     y = torch.randint(0, 2, (50,), generator=gen).float()  # bce targets are floats
     got = compute_metrics(TypeAdapter(list[Metric]).validate_python(
-        ["accuracy", "f1_macro", {"top_k": 1}, {"top_k": 2}]), out, y, "bce")
+        ["accuracy", "f1_macro", {"top_k": 1}, {"top_k": 2}]), out, y, "sigmoid")
     prob = out[:, 0].sigmoid().numpy()
     pred = (out[:, 0] > 0).long().numpy()
-    assert torch.equal(predictions(out, "bce"), torch.from_numpy(pred))
+    assert torch.equal(predictions(out, LOSSES["bce"].answers), torch.from_numpy(pred))
     assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
     assert got["f1_macro"] == pytest.approx(skm.f1_score(y, pred, average="macro", zero_division=0))
     for k in (1, 2):
@@ -187,7 +224,7 @@ def test_regression_metrics_agree_with_sklearn(seed: int, outputs: int) -> None:
     out = y + torch.randn(30, outputs, generator=gen) * scale * 0.5
     if outputs == 1:
         y = y[:, 0]  # targets of shape (B,) against outputs (B, 1), as a one-value regression has them
-    got = compute_metrics(TypeAdapter(list[Metric]).validate_python(["mae", "rmse", "r2"]), out, y, "mse")
+    got = compute_metrics(TypeAdapter(list[Metric]).validate_python(["mae", "rmse", "r2"]), out, y, "identity")
     yn, on = y.double().numpy(), out.double().numpy().reshape(y.shape)
     assert got["mae"] == pytest.approx(skm.mean_absolute_error(yn, on), rel=1e-6)
     assert got["rmse"] == pytest.approx(skm.root_mean_squared_error(yn, on), rel=1e-6)
@@ -198,7 +235,7 @@ def test_r2_of_a_constant_column_follows_sklearn() -> None:
     y = torch.tensor([[1.0, 2.0], [1.0, 3.0], [1.0, 5.0]])
     metrics = TypeAdapter(list[Metric]).validate_python(["r2"])
     for out in (y.clone(), y + torch.tensor([[0.5, 0.1]])):
-        assert compute_metrics(metrics, out, y, "mse")["r2"] == pytest.approx(skm.r2_score(y.numpy(), out.numpy()))
+        assert compute_metrics(metrics, out, y, "identity")["r2"] == pytest.approx(skm.r2_score(y.numpy(), out.numpy()))
 
 
 # ---- losses against torch's modules --------------------------------------------------------------

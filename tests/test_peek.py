@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from udlc.data import prepare
-from udlc.data.peek import DataSignature, mismatches, peek
-from udlc.data.sources import load_arrays
+from udlc.data.file_kinds import peek
+from udlc.data.peek import DataSignature, mismatches
+from udlc.data.file_kinds import load_arrays
 from udlc.errors import SpecError
 from udlc.spec.data import DataSpec
 
@@ -186,7 +187,7 @@ def test_peek_loads_neither_torch_nor_sklearn(tmp_path: Path) -> None:
     write(tmp_path, "d.csv", "a,b,y\n1,2,3\n")
     code = (
         "import json, sys\nfrom pathlib import Path\n"
-        "from udlc.data.peek import peek\nfrom udlc.spec.data import DataSpec\n"
+        "from udlc.data.file_kinds import peek\nfrom udlc.spec.data import DataSpec\n"
         f"for s in ('digits', 'moons', 'd.csv'): peek(DataSpec(source=s), Path({str(tmp_path)!r}))\n"
         "print(json.dumps([m in sys.modules for m in ('torch', 'sklearn')]))\n"
     )

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import line_of, train_here
-from udlc.data.image_folder import CACHE, decode, load_pictures
+from udlc.data.image_folder import CACHE, decode, read_folder
 from udlc.errors import SpecError, SpecErrors
 from udlc.tasks import compile_spec
 
@@ -99,12 +99,12 @@ def test_a_folder_of_pictures_trains_and_predict_reads_picture_files(tmp_path: P
 
 def test_the_cache_is_used_and_renewed_when_a_picture_changes(tmp_path: Path) -> None:
     folder = draw_shapes(tmp_path / "shapes", per_class=4)
-    x, y, classes = load_pictures(folder, 16, 1, "crop")
+    x, y, classes = read_folder(folder, 16, 1, "crop")
     assert classes == list(SHAPES) and x.shape == (12, 1, 16, 16) and list(y) == [0] * 4 + [1] * 4 + [2] * 4
-    again, _, _ = load_pictures(folder, 16, 1, "crop")
+    again, _, _ = read_folder(folder, 16, 1, "crop")
     assert isinstance(again, np.memmap) and np.array_equal(again, x)  # read back from the cache
     (folder / "disc" / "000.png").write_bytes((folder / "bar" / "000.png").read_bytes())
-    changed, _, _ = load_pictures(folder, 16, 1, "crop")
+    changed, _, _ = read_folder(folder, 16, 1, "crop")
     assert np.array_equal(changed[4], x[0]) and len(list((folder / CACHE).glob("*.npy"))) == 2
 
 
@@ -125,7 +125,7 @@ def test_an_unreadable_picture_is_named(tmp_path: Path) -> None:
     folder = draw_shapes(tmp_path / "shapes", per_class=2)
     (folder / "disc" / "broken.png").write_bytes(b"not a picture")
     with pytest.raises(SpecError, match=r"cannot read the picture .*disc/broken.png"):
-        load_pictures(folder, 16, 1, "crop")
+        read_folder(folder, 16, 1, "crop")
 
 
 @pytest.mark.parametrize("change, marker, words", [

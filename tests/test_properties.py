@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from udlc.compiler.pipeline import compile_doc
+from udlc.compiler.pipeline import resolve_doc
 from udlc.errors import SpecError, SpecErrors
 from udlc.layers import REGISTRY
 from udlc.spec.loader import load_bytes, load_file, load_text
@@ -46,7 +46,7 @@ def compile_or_errors(load, source: str | bytes, file: str) -> None:
     imported: the subprocess tests at the end of this file do.)"""
     text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
     try:
-        compile_doc(load(source, file))
+        resolve_doc(load(source, file))
     except (SpecError, SpecErrors) as exc:
         check_errors(exc, len(text.splitlines()))
 

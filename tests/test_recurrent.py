@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from udlc.compiler.pipeline import compile_text
+from udlc.compiler.pipeline import resolve_text
 from udlc.errors import SpecErrors
 from udlc.layers import REGISTRY
 
 
 def graph(model: str):
-    return compile_text(f"udlc: 1\nname: t\ndata: {{source: digits}}\nloss: mse\nmodel:\n{model}", "t.yaml").graph
+    return resolve_text(f"udlc: 1\nname: t\ndata: {{source: digits}}\nloss: mse\nmodel:\n{model}", "t.yaml").graph
 
 
 def errors(model: str) -> list:

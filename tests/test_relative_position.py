@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from udlc.compiler.pipeline import compile_text
+from udlc.compiler.pipeline import resolve_text
 from udlc.errors import SpecErrors
 from udlc.layers import REGISTRY
 
@@ -25,7 +25,7 @@ def build(name: str, args: dict, *shapes: tuple):
 
 
 def graph(model: str):
-    return compile_text(f"udlc: 1\nname: t\ndata: {{source: digits}}\nloss: mse\nmodel:\n{model}", "t.yaml").graph
+    return resolve_text(f"udlc: 1\nname: t\ndata: {{source: digits}}\nloss: mse\nmodel:\n{model}", "t.yaml").graph
 
 
 def errors(model: str) -> list:

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from udlc.compiler.pipeline import compile_text
+from udlc.compiler.pipeline import resolve_text
 from udlc.errors import SpecErrors
 
 
 def graph_of(model: str, **sections: str):
     text = "udlc: 1\nname: t\ndata: {source: digits}\nloss: cross_entropy\nmodel:\n" + textwrap.indent(
         textwrap.dedent(model), "  ")
-    return compile_text(text, "t.yaml").graph
+    return resolve_text(text, "t.yaml").graph
 
 
 def errors_of(model: str) -> list[str]:

@@ -28,6 +28,7 @@ RESUMABLE = {
 RESUMABLE.pop("export")
 
 
+@pytest.mark.long  # a real SIGKILL through the CLI; tests/test_task_contract.py resumes every task in `make test`
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     import torch
     from safetensors.torch import load_file

@@ -9,9 +9,9 @@ import pytest
 import torch
 from pydantic import TypeAdapter
 
-from udlc.spec.schedules import SCHEDULES, PlateauScale, Schedule, lr_factor
+from udlc.objectives.schedules import FACTOR, PlateauScale, lr_factor
+from udlc.spec.schedules import SCHEDULES, Schedule
 from udlc.spec.training import Plateau as PlateauConfig
-from udlc.trainer.schedules import Plateau
 
 BASE = 0.1
 SCHED = TypeAdapter(Schedule)
@@ -157,8 +157,8 @@ def test_warmup_ramps_linearly_then_runs_the_schedule_over_the_rest(example, war
 # ---- plateau ------------------------------------------------------------------------------------
 
 
-def test_trainer_plateau_is_the_registry_one() -> None:
-    assert Plateau is PlateauScale
+def test_every_registered_schedule_has_one_implementation() -> None:
+    assert set(FACTOR) == set(SCHEDULES.names())
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -169,7 +169,7 @@ def test_plateau_follows_reducelronplateau(seed: int, mode: str) -> None:
     # A noisy trend with flat stretches and repeats, so that improvements and waits both happen.
     values = (torch.randn(60, generator=gen).cumsum(0) * 0.3).round(decimals=1).tolist()
     cfg = PlateauConfig(patience=2, factor=0.5, min_lr=BASE * 0.5**4)
-    ours_ = Plateau(cfg, BASE, mode)
+    ours_ = PlateauScale(cfg, BASE, mode)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=BASE)
     ref = S.ReduceLROnPlateau(opt, mode=mode, factor=0.5, patience=2, threshold=0, threshold_mode="abs",
                               min_lr=cfg.min_lr)
@@ -180,7 +180,7 @@ def test_plateau_follows_reducelronplateau(seed: int, mode: str) -> None:
 
 
 def test_plateau_waits_patience_epochs_then_cuts_down_to_min_lr() -> None:
-    p = Plateau(PlateauConfig(patience=2, factor=0.1, min_lr=BASE * 0.05), BASE, "min")
+    p = PlateauScale(PlateauConfig(patience=2, factor=0.1, min_lr=BASE * 0.05), BASE, "min")
     scales = []
     for v in [1.0, 0.9, 0.9, 0.95, 0.9, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, float("nan")]:
         p.update(v)
@@ -189,6 +189,6 @@ def test_plateau_waits_patience_epochs_then_cuts_down_to_min_lr() -> None:
     # three more waits cut again, now to min_lr / lr rather than 0.01; later cuts stay there.
     assert scales[:4] == [1.0] * 4 and scales[4] == pytest.approx(0.1) and scales[5:8] == [scales[4]] * 3
     assert scales[8] == pytest.approx(0.05) and scales[-1] == pytest.approx(0.05)
-    back = Plateau(p.spec, BASE, "min")
+    back = PlateauScale(p.spec, BASE, "min")
     back.load(p.state())
     assert back.state() == p.state()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from udlc.compiler.pipeline import compile_text
+from udlc.compiler.pipeline import resolve_text
 from udlc.errors import SpecErrors
 from udlc.layers import REGISTRY, ShapeError
 
@@ -22,7 +22,7 @@ def shape_of(name: str, args: dict, *shapes: tuple) -> tuple:
 
 
 def compile_model(model: str):
-    return compile_text(f"udlc: 1\nname: t\ndata: {{source: digits}}\nloss: mse\nmodel:\n{model}", "t.yaml")
+    return resolve_text(f"udlc: 1\nname: t\ndata: {{source: digits}}\nloss: mse\nmodel:\n{model}", "t.yaml")
 
 
 # ---- embedding ------------------------------------------------------------------------------------

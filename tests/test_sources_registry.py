@@ -1,5 +1,5 @@
 """The data-source registry (udlc/spec/sources.py): every registered set loads and is what `udlc check` says it
-is; every file kind has its readers; and a registration is all a new set needs."""
+is; every file kind has its readers; and a registration with its generator is all a new set needs."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from udlc.data import prepare
-from udlc.data.peek import peek
-from udlc.data.peek import HEADER_READERS, builtin_signature
-from udlc.data.sources import FILE_LOADERS, load_arrays
+from udlc.data.builtin_sets import GENERATORS
+from udlc.data.file_kinds import FILE_READERS, load_arrays, peek
+from udlc.data.peek import builtin_signature
 from udlc.errors import SpecError
-from udlc.spec.data import BUILTIN_SOURCES, FILE_SUFFIXES, GRAPH_SOURCES, SEQUENCE_SOURCES, TEXT_SOURCES, DataSpec
+from udlc.spec.data import BUILTIN_SOURCES, FILE_SUFFIXES, NODE_SET_SOURCES, SEQUENCE_SOURCES, TEXT_SOURCES, DataSpec
 from udlc.spec.sources import SOURCES, BuiltinSet, FileKind, SourceRegistry
 
 BUILTIN = SOURCES.builtin()
@@ -70,7 +70,7 @@ def test_bundled_class_names_are_scikit_learns(entry: BuiltinSet) -> None:
 
 def test_every_file_kind_has_a_loader_and_a_header_reader() -> None:
     kinds = {e.name for e in SOURCES.files() if not e.text}  # text (.txt) is tokenized by udlc.data.text
-    assert kinds == set(FILE_LOADERS) == set(HEADER_READERS) == set(FILE_SUFFIXES) - {".txt"} | {"/"}
+    assert kinds == set(FILE_READERS) == set(FILE_SUFFIXES) - {".txt"} | {"/"}
     for suffix in set(FILE_SUFFIXES):
         assert spec(source=f"data/d{suffix.upper()}").is_file()
     for folder in ("pictures/", "data/pictures"):  # a folder of pictures: a path with a slash, no suffix
@@ -85,7 +85,7 @@ def test_spec_names_come_from_the_registry() -> None:
         spec(source="digitz")
     (err,) = e.value.errors()
     assert err["type"] == "unknown_source" and err["ctx"]["allowed"] == [*BUILTIN_SOURCES, *TEXT_SOURCES, *SEQUENCE_SOURCES,
-                                                                  *GRAPH_SOURCES]
+                                                                  *NODE_SET_SOURCES]
     assert err["ctx"]["hint"] == "or a .csv, .npz, .npy or .txt file, or a folder of pictures written with a slash " \
                                  "(`pictures/`)"
     with pytest.raises(ValidationError, match="applies only to CSV files"):
@@ -94,12 +94,13 @@ def test_spec_names_come_from_the_registry() -> None:
         spec(source="moons", missing="drop")
 
 
-def test_a_new_set_is_one_registration() -> None:
+def test_a_new_set_is_a_registration_and_a_generator(monkeypatch: pytest.MonkeyPatch) -> None:
     def squares(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         x = rng.uniform(-1, 1, size=(n, 3))
         return x, (x**2).sum(axis=1, keepdims=True) + rng.normal(0, noise, size=(n, 1))
 
-    SOURCES.register(BuiltinSet(name="squares", load=squares, shape=(3,), classes=None, noise=0.0))
+    SOURCES.register(BuiltinSet(name="squares", shape=(3,), classes=None, noise=0.0))
+    monkeypatch.setitem(GENERATORS, "squares", squares)
     try:
         s = spec(source="squares", samples=20)
         assert not s.is_file()
@@ -112,10 +113,9 @@ def test_a_new_set_is_one_registration() -> None:
 
 def test_registration_refuses_mistakes() -> None:
     fresh = SourceRegistry()
-    ok = BuiltinSet(name="a", load=lambda n, noise, rng: None, shape=(1,), classes=None)
+    ok = BuiltinSet(name="a", shape=(1,), classes=None)
     fresh.register(ok)
-    for bad in (ok, BuiltinSet(name=".b", load=ok.load, shape=(1,), classes=None),
-                BuiltinSet(name="c", load=ok.load, shape=(1,), classes=("only",)),
+    for bad in (ok, BuiltinSet(name=".b", shape=(1,), classes=None), BuiltinSet(name="c", shape=(1,), classes=("only",)),
                 FileKind(name="tsv", keys=frozenset()), FileKind(name=".TSV", keys=frozenset())):
         with pytest.raises(ValueError):
             fresh.register(bad)

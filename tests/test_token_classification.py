@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import edited, line_of, train_here, trained_network
+from udlc.data.builtin_sets import generator
 from udlc.errors import SpecErrors
 from udlc.spec.sources import SOURCES
 from udlc.tasks import compile_spec
@@ -52,7 +53,7 @@ def test_aligned_sets_have_targets_as_long_as_their_sources() -> None:
     import numpy as np
 
     for entry in SOURCES.sequence_sets():
-        pairs = entry.load(50, np.random.default_rng(1))
+        pairs = generator(entry.name)(50, np.random.default_rng(1))
         assert entry.aligned == all(len(s) == len(t) for s, t in pairs)
 
 

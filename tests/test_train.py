@@ -28,7 +28,7 @@ def test_train_prints_the_run_folder_and_fills_it(digits_run: TrainedRun) -> Non
     for name in ("spec.yaml", "run.json", "metrics.csv", "metrics.jsonl", "results.json", "model.onnx"):
         assert (run / name).is_file(), name
     info = digits_run.read_json("run.json")
-    assert info["status"] == "done" and info["task"] == "classification"
+    assert info["status"] == "done" and info["task"] == "supervised" and info["target"] == "classification"
     assert info["classes"] == [str(i) for i in range(10)] and info["input_shapes"] == [[64]]
 
 
@@ -129,7 +129,7 @@ def test_csv_with_string_labels_trains(tmp_path: Path, one_torch_thread) -> None
         train={"epochs": 2, "batch_size": 32})
     run = train_here(spec, tmp_path / "runs")
     info = json.loads((run / "run.json").read_text())
-    assert info["classes"] == ["cat", "dog"] and info["task"] == "classification" and info["status"] == "done"
+    assert info["classes"] == ["cat", "dog"] and info["target"] == "classification" and info["status"] == "done"
     assert len(read_csv(run / "metrics.csv")) == 2
     assert np.isfinite(json.loads((run / "results.json").read_text())["test_loss"])
 

@@ -74,7 +74,8 @@ def twin_task():
 
         def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
             xb, yb = batch["x"], batch["target"]
-            values = {f"loss_{net}": s.update(net, self.loss_fn(s.models[net](xb), yb), (xb, yb)) for net in s.models}
+            loss_fn = s.run_state.loss_fn
+            values = {f"loss_{net}": s.update(net, loss_fn(s.models[net](xb), yb), (xb, yb)) for net in s.models}
             return values, len(xb)
 
         def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
@@ -85,7 +86,7 @@ def twin_task():
                 for net, model in s.models.items():
                     model.eval()
                     outs, ys = zip(*[(model(b["x"]), b["target"]) for b in batches.epoch_batches(None)])
-                    losses[f"loss_{net}"] = self.loss_fn(torch.cat(outs), torch.cat(ys)).item()
+                    losses[f"loss_{net}"] = s.run_state.loss_fn(torch.cat(outs), torch.cat(ys)).item()
                     model.train()
             return {"loss": sum(losses.values()) / len(losses), **losses}
 

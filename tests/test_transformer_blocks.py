@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from udlc.compiler.pipeline import compile_text
+from udlc.compiler.pipeline import resolve_text
 from udlc.errors import SpecErrors
 
 HEAD = "udlc: 1\nname: t\ndata: {source: digits}\nloss: mse\nmodel:\n"  # the model starts at line 6
 
 
 def graph(model: str):
-    return compile_text(HEAD + model, "t.yaml").graph
+    return resolve_text(HEAD + model, "t.yaml").graph
 
 
 def errors(model: str) -> list:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from udlc.compiler.infer import REPORT_SIZE
-from udlc.compiler.pipeline import compile_text
+from udlc.compiler.pipeline import resolve_text
 from udlc.errors import SpecErrors
 
 
 def graph(model: str):
-    return compile_text(f"udlc: 1\nname: t\ndata: {{source: digits}}\nloss: mse\nmodel:\n{model}", "t.yaml").graph
+    return resolve_text(f"udlc: 1\nname: t\ndata: {{source: digits}}\nloss: mse\nmodel:\n{model}", "t.yaml").graph
 
 
 def errors(model: str) -> list:

@@ -64,12 +64,12 @@ def terms_of(loss: str, mu, logvar, out, x):
     """VAE.terms on fixed encoder and decoder outputs."""
     import torch
 
-    from udlc.tasks.vae import VAE, VAEOptions
+    from udlc.tasks.vae import VAE, VAEOptions, VAEState
 
     task = VAE(VAEOptions())
-    task.bernoulli, task.mu_first = loss == "bce", True
+    state = VAEState(None, input="x", latent_shape=(3,), eval_generator=None, mu_first=True, bernoulli=loss == "bce")
     models = {"encoder": lambda x_: (mu, logvar), "decoder": lambda z: out}
-    s = SimpleNamespace(models=models, autocast=nullcontext)
+    s = SimpleNamespace(models=models, autocast=nullcontext, run_state=state)
     return task.terms(s, x, torch.Generator().manual_seed(0))
 
 
@@ -158,21 +158,6 @@ def test_a_run_logs_its_terms_and_leaves_a_picture_of_samples(vae_run: Path) -> 
 
 
 @pytest.mark.slow
-def test_resume_continues_exactly(tmp_path: Path, one_torch_thread) -> None:
-    from safetensors.torch import load_file
-
-    from udlc.trainer.run import resume_run
-
-    straight = train_here(small(tmp_path, {"train.epochs": 2}, "a.yaml"), tmp_path / "a")
-    short = train_here(small(tmp_path, {"train.epochs": 1}, "b.yaml"), tmp_path / "b")
-    resume_run(short, ["train.epochs=2"], quiet=True)
-    a = load_file(str(straight / "checkpoints" / "last.safetensors"))
-    b = load_file(str(short / "checkpoints" / "last.safetensors"))
-    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
-    assert read_csv(straight / "metrics.csv")[-1]["val_elbo"] == read_csv(short / "metrics.csv")[-1]["val_elbo"]
-
-
-@pytest.mark.slow
 def test_the_exported_decoder_and_encoder_answer_as_the_networks_do(vae_run: Path) -> None:
     import onnxruntime as ort
     import torch
@@ -197,7 +182,8 @@ def test_the_exported_decoder_and_encoder_answer_as_the_networks_do(vae_run: Pat
     assert samples.shape == (50, 1, 8, 8) and np.allclose(samples, expected, atol=1e-4)
     assert np.allclose(latent, mu.numpy(), atol=1e-4)
     meta = decoder.get_modelmeta().custom_metadata_map
-    assert meta["task"] == "vae" and json.loads(meta["latent_shape"]) == [8]
+    assert meta["served"] == "samples" and meta["task"] == "vae" and json.loads(meta["latent_shape"]) == [8]
+    assert encoder.get_modelmeta().custom_metadata_map["served"] == "latents"
     assert json.loads(meta["value_range"]) == [0.0, 16.0]
 
 
@@ -222,4 +208,4 @@ def test_sample_refuses_a_model_that_samples_nothing(invoke, digits_run, tmp_pat
     from tests.conftest import assert_clean_failure
 
     err = assert_clean_failure(invoke("sample", digits_run.run / "model.onnx", "-o", tmp_path / "s.png"))
-    assert "no generative model" in err
+    assert "serves class probabilities" in err and "`udlc predict`, not `udlc sample`" in err

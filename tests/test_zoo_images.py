@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from udlc.compiler.pipeline import compile_spec
+from udlc.compiler.pipeline import resolve_spec
 from udlc.errors import SpecErrors
 from udlc.tasks import compile_text
 
@@ -75,7 +75,7 @@ def test_resnet18_is_named_as_torchvisions_and_computes_as_a_hand_written_one() 
 
     from udlc.compiler.lower import lower
 
-    model = lower(compile_spec(ZOO / "resnet18.yaml").graph, seed=0).eval()
+    model = lower(resolve_spec(ZOO / "resnet18.yaml").graph, seed=0).eval()
     ours = {name.replace("_", "."): p for name, p in model.named_parameters()}
     assert set(ours) == torchvision_resnet18_keys()
     reference = reference_resnet18().eval()

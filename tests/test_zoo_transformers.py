@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from udlc.compiler.pipeline import compile_spec
+from udlc.compiler.pipeline import resolve_spec
 
 ZOO = Path(__file__).resolve().parent.parent / "examples" / "zoo"
 # BERT and T5 wait in tests/specs/zoo for a task that feeds their inputs: a shipped spec passes `check`.
@@ -33,7 +33,7 @@ def zoo_graph(name: str, depth: int | None = None):
     args = [next(iter(layer.items())) if isinstance(layer, dict) else (layer, None) for layer in layers]
     shallow = [f"model.layers[{i}].{op}.repeat={depth}" for i, (op, arg) in enumerate(args)
                if depth is not None and isinstance(arg, dict) and "repeat" in arg]
-    return compile_spec(path, shallow).graph  # the model only: bert_base has no task to check yet
+    return resolve_spec(path, shallow).graph  # the model only: bert_base has no task to check yet
 
 
 @pytest.mark.parametrize("name,params", [("gpt2", 124_439_808), ("bert_base", 109_482_240),

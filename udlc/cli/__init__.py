@@ -249,29 +249,10 @@ def predict(model: str, inputs: str, output: str | None, device: str, id_column:
     with x, edge_index and, for several graphs, batch, or pairs to score; for a model trained on a folder of
     pictures, a picture or a folder of them); onnxruntime only. A CSV gets one answer per row, first its line
     (or its --id cell)."""
-    from udlc.runtime.predict import Model, open_session, read_inputs
+    from udlc.runtime.readers import open_reader
 
-    meta = open_session(Path(model), device)[1]
-    from udlc.runtime.pictures import is_picture_model, predict_pictures
-
-    if id_column is not None and (is_picture_model(meta) or Path(inputs).suffix.lower() != ".csv"):
-        raise UdlcError(f"--id names a column of a CSV file of samples; {inputs} is none — leave --id out")
-    if is_picture_model(meta):  # trained on a folder of pictures: a picture file, or a folder of them
-        text = predict_pictures(Path(model), Path(inputs), device)
-    elif "text_column" in meta:  # a text classifier reads its CSV column itself
-        from udlc.runtime.text import TextClassifier
-
-        text = TextClassifier(model, device).predict_csv(inputs, id_column).to_csv()
-    elif meta.get("task") in ("node_classification", "graph_classification"):  # a graph file
-        from udlc.runtime.nodes import GraphClassifier
-
-        text = GraphClassifier(model, device).predict_file(inputs).to_csv()
-    elif meta.get("task") == "link_prediction":  # a graph file with the node pairs to score
-        from udlc.runtime.nodes import LinkScorer
-
-        text = LinkScorer(model, device).score_file(inputs)
-    else:
-        text = Model(model, device=device).predict(read_inputs(inputs, id_column)).to_csv()
+    # the reader of the file's served kind: samples, texts, a graph file, pictures (udlc.runtime.readers)
+    text = open_reader(model, "predict", device).answer_file(Path(inputs), id_column)
     if output:
         Path(output).write_text(text)
         click.echo(output)
@@ -297,24 +278,14 @@ def generate(model: str, prompt: str, max_new_tokens: int, temperature: float, t
     """Continue PROMPT with a language model, map it to its target with an encoder–decoder (seq2seq), or
     label its every position (token_classification): MODEL.onnx, or a run folder (exported first if need
     be). onnxruntime and numpy only."""
-    from udlc.runtime.generate import LanguageModelFile, Seq2SeqFile, TokenLabeller
-    from udlc.runtime.predict import open_session
+    from udlc.runtime.generate import Asked
+    from udlc.runtime.readers import open_reader
 
-    path = _model_file(model)
-    task = open_session(path, device)[1].get("task")
-    if task == "seq2seq":
-        click.echo(Seq2SeqFile(path, device).translate(prompt, beam))
-        return
-    if task == "token_classification":
-        click.echo(TokenLabeller(path, device).label(prompt))
-        return
-    if beam != 1:
-        raise UdlcError("--beam decodes encoder–decoder (seq2seq) models; a language model samples or is greedy")
-    out = LanguageModelFile(path, device).generate(prompt, max_new_tokens, temperature, top_k, seed,
-                                                   use_cache=not no_cache)
-    click.echo(out.prompt + out.text)
-    if stats:
-        click.echo(f"{out.tokens} tokens in {out.seconds:.2f}s: {out.tokens_per_second:.1f} tokens/s", err=True)
+    reader = open_reader(_model_file(model), "generate", device)  # a language model, seq2seq, a token labeller
+    reply = reader.answer(prompt, Asked(max_new_tokens, temperature, top_k, seed, beam, use_cache=not no_cache))
+    click.echo(reply.text)
+    if stats and reply.stats:
+        click.echo(reply.stats, err=True)
 
 
 def _model_file(model: str) -> Path:
@@ -349,10 +320,11 @@ def sample(model: str, count: int, seed: int, output: str, label: int | None, st
            sampler: str | None, device: str) -> None:
     """New samples from a generative model (a VAE's decoder, a GAN's generator, a diffusion model's denoiser):
     MODEL.onnx, or a run folder (exported first if need be). onnxruntime and numpy only."""
-    from udlc.runtime.sample import SampleFile, check_output, write_samples
+    from udlc.runtime.readers import open_reader
+    from udlc.runtime.sample import check_output, write_samples
 
     check_output(Path(output))
-    file = SampleFile(_model_file(model), device)
+    file = open_reader(_model_file(model), "sample", device)
     samples = file.sample(count, seed, label, steps, sampler)
     columns = file.classes if file.classes and label is None else None  # a column per class
     click.echo(str(write_samples(samples, Path(output), file.value_range, columns)))

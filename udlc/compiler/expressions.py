@@ -8,6 +8,7 @@ so anything else (names, attributes, subscripts, other calls, keyword arguments)
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 import re
@@ -45,12 +46,17 @@ def is_expression(text: Any) -> bool:
 
 def evaluate(text: str, params: dict[str, Any]) -> int | float:
     """The value of `text` with the block's parameter values; ExpressionError says what is wrong."""
+    return _value(_parse(text), params, text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> ast.AST:
+    """The tree of `text`, parsed once: a block called many times evaluates the same expressions again."""
     source = PARAMETER.sub(lambda m: _PREFIX + m.group(1), text)
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        return ast.parse(source.strip(), mode="eval").body
     except SyntaxError:
         raise ExpressionError(f"'{text}' is not an arithmetic expression") from None
-    return _value(tree.body, params, text)
 
 
 def _value(node: ast.AST, params: dict[str, Any], text: str) -> Any:

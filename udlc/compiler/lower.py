@@ -11,6 +11,7 @@ Each node becomes one submodule named after the node and one `call_module`, so t
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import Callable
 
 import operator
 
@@ -49,10 +50,22 @@ def lower(graph: Graph, *, seed: int | None = None) -> fx.GraphModule:
         return fx.GraphModule(root, fx_graph, class_name=_class_name(graph.name))
 
 
+# The inits' implementations, by the names udlc.spec.inits registers: each fills a weight of rank >= 2 in place;
+# None keeps PyTorch's own init.
+FILL: dict[str, Callable[[torch.Tensor], object] | None] = {
+    "default": None,
+    "kaiming": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
+    "xavier": nn.init.xavier_uniform_,
+    "normal": lambda w: nn.init.normal_(w, std=0.02),
+    "zeros": nn.init.zeros_,
+}
+assert list(FILL) == list(INITS), f"init implementations {list(FILL)} do not match the registry's {list(INITS)}"
+
+
 def apply_init(module: nn.Module, init: str) -> None:
     """Re-initialize weight matrices and kernels (rank ≥ 2) with a registered init (udlc.spec.inits); biases
     start at zero. 'default' keeps PyTorch's."""
-    fill = INITS[init].apply
+    fill = FILL[init]
     if fill is None:
         return
     for sub in module.modules():

@@ -1,5 +1,7 @@
-"""The compiler's passes in order: load, validate, resolve (shapes included). udlc.tasks adds the task check
-after them; none of it imports torch."""
+"""The compiler's passes in order: load, validate, resolve (shapes included), as `resolve_spec`, `resolve_doc`
+and `resolve_text`; none of it imports torch. The whole check, the task check included, is udlc.tasks.compile_spec
+(and compile_doc, compile_text): what `udlc check`, train and export run. These are for what needs a spec's typed
+graphs without its task (a model with no task yet, tests of layers)."""
 
 from __future__ import annotations
 
@@ -39,20 +41,20 @@ class Compiled:
         return Path(self.doc.file).parent
 
 
-def compile_spec(path: str | Path, overrides: Iterable[str] = (), *, check_files: bool = True) -> Compiled:
-    """load → validate → resolve (with shapes). Raises SpecErrors with every problem found.
-    `check_files=False` skips checking that a data file exists (exporting a run needs no data).
-    udlc.tasks.compile_spec adds the task check: use that one."""
+def resolve_spec(path: str | Path, overrides: Iterable[str] = (), *, check_files: bool = True) -> Compiled:
+    """load → validate → resolve (with shapes), without the task check. Raises SpecErrors with every problem found.
+    `check_files=False` skips checking that a data file exists (exporting a run needs no data)."""
     doc = load_spec(path)
     apply_overrides(doc, overrides)
-    return compile_doc(doc, check_files=check_files)
+    return resolve_doc(doc, check_files=check_files)
 
 
-def compile_text(text: str, file: str = "<spec>") -> Compiled:
-    return compile_doc(load_text(text, file))
+def resolve_text(text: str, file: str = "<spec>") -> Compiled:
+    return resolve_doc(load_text(text, file))
 
 
-def compile_doc(doc: Document, *, check_files: bool = True) -> Compiled:
+def resolve_doc(doc: Document, *, check_files: bool = True) -> Compiled:
+    """validate → resolve a loaded spec, without the task check."""
     errors: list[SpecError] = []
     if "extends" in doc.data:  # load_spec merges it: a spec given as text has no folder to find the base in
         errors.append(SpecError("extends names a file, and this spec was given as text, not read from a file",

@@ -13,6 +13,7 @@ import keyword
 
 from typing import Any
 
+from udlc.compiler import memo
 from udlc.compiler.blocks import Scope, call_block, merge_uses, substitute, written_key
 from udlc.compiler.combinators import COMBINATORS, Combinator
 from udlc.compiler.graph import Graph, Node
@@ -259,7 +260,7 @@ class Resolver:
         if cfg is None:
             return None
         inputs = self.inputs(meta, prev, scope)
-        if getattr(cfg, "tie", None) is not None:
+        if "tie" in lt.config.model_fields and cfg.tie is not None:  # (a getattr that misses is slow on pydantic)
             cfg = self.tied(cfg, inputs, path, scope)
             if cfg is None:
                 return None
@@ -312,7 +313,7 @@ class Resolver:
 
     def config(self, cls: type, args: dict, path: Path_, scope: Scope) -> Any:
         try:
-            return validate_model(cls, args, self.doc_of(scope), prefix=path)
+            return memo.config(cls, args, lambda: validate_model(cls, args, self.doc_of(scope), prefix=path))
         except SpecErrors as e:
             for err in e.errors:
                 self.report(err, scope)
@@ -332,7 +333,8 @@ class Resolver:
             return name  # an upstream error: leave this shape unknown rather than report a consequence
         lt = REGISTRY[op]
         try:
-            node.shapes, node.dtypes, node.params, node.flops = infer(lt, cfg, shapes, dtypes)
+            node.shapes, node.dtypes, node.params, node.flops = memo.types(
+                op, cfg, shapes, dtypes, lambda: infer(lt, cfg, shapes, dtypes))
         except ShapeError as e:
             self.error(e.message, path, hint=e.hint, scope=scope, key=True)
             return name

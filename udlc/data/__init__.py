@@ -1,10 +1,11 @@
-"""The data pipeline: sources -> (reshape, split, normalize) Dataset -> minibatches -> augmentation;
-and peek, what a source will give the model read from its header, for `udlc check`.
+"""The data pipeline: sources (built-in sets in builtin_sets, files by kind in file_kinds) -> (reshape, split,
+normalize) Dataset -> minibatches -> augmentation; and peek, what a source will give the model read from its
+header, for `udlc check`.
 
-Importing this package imports nothing else: `udlc check` reads data.peek and data.layout (the standard
-library alone), and each name below loads its module (numpy; torch and scikit-learn only inside functions)
-when it is first used. `peek` and `collate` share their modules' names, which the package's attributes
-become once those modules load: import them from udlc.data.peek and udlc.data.collate.
+Importing this package imports nothing else: `udlc check` reads data.file_kinds, data.peek and data.layout
+(the standard library alone), and each name below loads its module (numpy; torch and scikit-learn only inside
+functions) when it is first used. `collate` shares its module's name, which the package's attribute becomes
+once that module loads: import it from udlc.data.collate.
 """
 
 from importlib import import_module
@@ -16,7 +17,7 @@ _HOMES = {
     "PaddedBatches": "collate",
     "Dataset": "dataset", "Normalization": "dataset", "prepare": "dataset",
     "DataSignature": "peek", "Mismatch": "peek", "mismatches": "peek",
-    "Arrays": "sources", "load_arrays": "sources",
+    "Arrays": "arrays", "load_arrays": "file_kinds", "peek": "file_kinds",
 }
 __all__ = sorted(_HOMES)
 

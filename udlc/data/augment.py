@@ -1,12 +1,14 @@
 """Batch augmentation on the training device: the `data.augment` entries applied in order.
 
-Each augmentation's config and implementation are its entry in udlc/spec/augments.py; this applies them.
+Each augmentation's config is its entry in udlc/spec/augments.py, its implementation in
+udlc/objectives/augments.py; this applies them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from udlc.objectives.augments import APPLY
 from udlc.spec.augments import AUGMENTS
 from udlc.spec.augments import IMAGE_AUGMENTS as IMAGE_ONLY
 
@@ -21,7 +23,7 @@ def augment_batch(x: Any, augments: list, generator: Any) -> Any:
         if entry.mixes:
             continue
         _check_rank(entry, aug, x)
-        x = entry.apply(x, aug, generator)
+        x = APPLY[aug.type](x, aug, generator)
     return x
 
 
@@ -32,7 +34,7 @@ def mix_batch(x: Any, y: Any, augments: list, generator: Any) -> tuple[Any, Any]
         entry = AUGMENTS[aug.type]
         if entry.mixes:
             _check_rank(entry, aug, x)
-            x, y = entry.apply(x, y, aug, generator)
+            x, y = APPLY[aug.type](x, y, aug, generator)
     return x, y
 
 

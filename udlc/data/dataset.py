@@ -11,7 +11,8 @@ import numpy as np
 
 from udlc.compiler.infer import fit_sample, is_symbolic
 from udlc.data.layout import is_number
-from udlc.data.sources import Arrays, LazyRows, load_arrays
+from udlc.data.arrays import Arrays, LazyRows
+from udlc.data.file_kinds import load_arrays
 from udlc.errors import SpecError
 from udlc.spec.data import DataSpec, split_sizes
 

@@ -19,36 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from udlc.data.layout import picture_files, size_of
 from udlc.errors import SpecError
 
-SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 CACHE = ".udlc-cache"
 PARALLEL_FROM = 512  # pictures; fewer decode faster in this process than worker start-up takes
-
-
-def picture_files(folder: Path) -> tuple[list[str], list[Path], np.ndarray]:
-    """The class names (the subfolders, sorted), every picture file in class order, and each file's class."""
-    if not folder.is_dir():
-        raise SpecError(f"no folder at {folder}", path="data.source", hint="the path is relative to the spec")
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if len(classes) < 2:
-        raise SpecError(f"{folder} holds {len(classes)} class folder{'s' * (len(classes) != 1)}: a folder of "
-                        "pictures has one subfolder per class, two or more", path="data.source",
-                        hint=f"e.g. {folder.name}/cat/1.png, {folder.name}/dog/1.png")
-    files, labels = [], []
-    for index, name in enumerate(classes):
-        found = sorted(f for f in (folder / name).iterdir() if f.suffix.lower() in SUFFIXES and f.is_file())
-        if not found:
-            raise SpecError(f"{folder / name} holds no pictures ({', '.join(SUFFIXES)})", path="data.source",
-                            hint="remove the empty class folder, or add its pictures")
-        files += found
-        labels += [index] * len(found)
-    return classes, files, np.asarray(labels, dtype=np.int64)
-
-
-def size_of(image_size: int | tuple[int, int]) -> tuple[int, int]:
-    """(height, width)"""
-    return (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
 
 
 def decode(path: Path, size: tuple[int, int] | None, channels: int, resize: str = "crop") -> np.ndarray:
@@ -99,10 +74,11 @@ def cache_key(files: list[Path], size: tuple[int, int], channels: int, resize: s
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def load_pictures(folder: Path, image_size: int | tuple[int, int], channels: int, resize: str
+def read_folder(folder: Path, image_size: int | tuple[int, int], channels: int, resize: str
                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(x uint8 (N, C, H, W), memory-mapped from the cache when it can be; y; class names)."""
-    classes, files, labels = picture_files(folder)
+    classes, files, label_list = picture_files(folder)
+    labels = np.asarray(label_list, dtype=np.int64)
     size = size_of(image_size)
     cached = folder / CACHE / f"{cache_key(files, size, channels, resize)}.npy"
     if cached.is_file():

@@ -15,11 +15,13 @@ import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from udlc.errors import SpecError, did_you_mean
-from udlc.spec.data import DataSpec
 from udlc.spec.sources import is_folder
+
+if TYPE_CHECKING:  # annotations only: udlc.runtime reads picture folders through this module without pydantic
+    from udlc.spec.data import DataSpec
 
 DEFAULT_SAMPLES = 1000  # what a generated set makes when `samples` is left out
 # Whole-number targets with at most this many distinct values read as class labels (else as values).
@@ -305,3 +307,34 @@ def read_array_header(f: IO[bytes]) -> ArrayHeader:
     except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
         raise ValueError("malformed .npy header") from None
     return ArrayHeader(shape, descr if isinstance(descr, str) else repr(descr))
+
+
+# ---- a folder of pictures, one subfolder per class ----------------------------------------------------
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def picture_files(folder: Path) -> tuple[list[str], list[Path], list[int]]:
+    """The class names (the subfolders, sorted), every picture file in class order, and each file's class."""
+    if not folder.is_dir():
+        raise SpecError(f"no folder at {folder}", path="data.source", hint="the path is relative to the spec")
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(classes) < 2:
+        raise SpecError(f"{folder} holds {len(classes)} class folder{'s' * (len(classes) != 1)}: a folder of "
+                        "pictures has one subfolder per class, two or more", path="data.source",
+                        hint=f"e.g. {folder.name}/cat/1.png, {folder.name}/dog/1.png")
+    files: list[Path] = []
+    labels: list[int] = []
+    for index, name in enumerate(classes):
+        found = sorted(f for f in (folder / name).iterdir() if f.suffix.lower() in SUFFIXES and f.is_file())
+        if not found:
+            raise SpecError(f"{folder / name} holds no pictures ({', '.join(SUFFIXES)})", path="data.source",
+                            hint="remove the empty class folder, or add its pictures")
+        files += found
+        labels += [index] * len(found)
+    return classes, files, labels
+
+
+def size_of(image_size: int | tuple[int, int]) -> tuple[int, int]:
+    """(height, width)"""
+    return (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)

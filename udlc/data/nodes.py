@@ -1,7 +1,7 @@
-"""Graphs: for node classification one graph (a built-in GraphSet or a file, udlc.data.node_files), read as
+"""Graphs: for node classification one graph (a built-in NodeSet or a file, udlc.data.node_files), read as
 node features, an edge list without self loops, a class per node and train/val/test node masks; the whole
 graph is one batch (a batch axis of 1), and the loss counts the nodes of its split's mask. For link prediction
-the same graph with its edges split. For graph classification many small graphs (a built-in GraphListSet or a
+the same graph with its edges split. For graph classification many small graphs (a built-in NodeSetList or a
 `.npz`), split by graph, a batch of them taken as one disjoint graph. numpy only (torch when batching).
 
 A graph file holds `x` (N, F) numbers and `edge_index` (2, E) integers (row 0 the source node of each edge,
@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from udlc.data.builtin_sets import generator
 from udlc.data.dataset import Normalization, _split
 from udlc.data.node_files import (SPLITS, clean_edges, clean_weighted_edges, file_masks, graphs_of_file,
                                    one_graph_file)
-from udlc.errors import UdlcError
 
 
 @dataclass
@@ -51,12 +51,12 @@ def load_graph(spec: Any, seed: int, base_dir: Path = Path(".")) -> GraphData:
     """The spec's graph, split by node (a file's own masks, else `data.split`, seeded) and normalized with the
     training nodes' statistics. A built-in graph's undirected edges come in both directions, and so do a CSV
     edge list's unless `data.directed`; a `.npz` file's edges are taken as they are (PyG's files list both)."""
-    from udlc.spec.sources import SOURCES, GraphSet
+    from udlc.spec.sources import SOURCES, NodeSet
 
     entry = SOURCES.find(spec.source)
-    if isinstance(entry, GraphSet):
-        x, edges, y = entry.load(spec.samples or entry.nodes, spec.noise if spec.noise is not None else entry.noise,
-                                 np.random.default_rng(seed))
+    if isinstance(entry, NodeSet):
+        noise = spec.noise if spec.noise is not None else entry.noise
+        x, edges, y = generator(entry.name)(spec.samples or entry.nodes, noise, np.random.default_rng(seed))
         edges = np.asarray(edges, dtype=np.int64)
         edges = clean_edges(np.concatenate([edges, edges[::-1]], axis=1), len(x), entry.name)
         classes, masks, weight, notes = list(entry.classes), None, None, []
@@ -134,11 +134,11 @@ class GraphSetData:
 def load_graph_set(spec: Any, seed: int, base_dir: Path = Path(".")) -> GraphSetData:
     """The spec's set of graphs, split by graph (seeded), features normalized on the training graphs' nodes. A
     built-in set's undirected edges come in both directions; a file's are taken as they are."""
-    from udlc.spec.sources import SOURCES, GraphListSet
+    from udlc.spec.sources import SOURCES, NodeSetList
 
     entry = SOURCES.find(spec.source)
-    if isinstance(entry, GraphListSet):
-        graphs, y = entry.load(spec.samples or 1000, spec.noise, np.random.default_rng(seed))
+    if isinstance(entry, NodeSetList):
+        graphs, y = generator(entry.name)(spec.samples or 1000, spec.noise, np.random.default_rng(seed))
         graphs = [(x, np.concatenate([np.asarray(e), np.asarray(e)[::-1]], axis=1)) for x, e in graphs]
         classes, name = list(entry.classes), entry.name
     else:
@@ -152,33 +152,6 @@ def load_graph_set(spec: Any, seed: int, base_dir: Path = Path(".")) -> GraphSet
     cleaned = [(norm.apply_normalization(x), clean_edges(np.asarray(e, dtype=np.int64), len(x), name))
                for x, e in graphs]
     return GraphSetData(cleaned, np.asarray(y, dtype=np.int64), splits, classes, norm)
-
-
-def graph_signature(spec: Any, base_dir: Path, many: bool) -> tuple[int, list[str], bool]:
-    """What `check` needs of the spec's graph (or, `many`, graphs): features per node, the class names and
-    whether its edges have weights. A file is read and checked whole — edges, labels, masks, graph ids — so
-    that `check` refuses what training would."""
-    from udlc.spec.sources import SOURCES, GraphListSet, GraphSet
-
-    entry = SOURCES.find(spec.source)
-    if isinstance(entry, (GraphSet, GraphListSet)):
-        return entry.features, list(entry.classes), False
-    path = Path(base_dir) / spec.source
-    weighted = False
-    if many:
-        graphs, y = graphs_of_file(path)
-        features = graphs[0][0].shape[1] if graphs else 0
-        classes = [str(c) for c in range(int(y.max()) + 1)] if len(y) else []
-    else:
-        arrays, classes = one_graph_file(spec, Path(base_dir))
-        x, y = arrays["x"], arrays["y"]
-        clean_weighted_edges(arrays["edge_index"], arrays.get("edge_weight"), len(x), str(path))
-        file_masks(arrays, len(x), path)
-        weighted = "edge_weight" in arrays
-        features = x.shape[1]
-    if not len(y):
-        raise UdlcError(f"{path}: y is empty; there is nothing to learn")
-    return features, classes, weighted
 
 
 def disjoint_union(graphs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:

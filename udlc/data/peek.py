@@ -23,7 +23,7 @@ import udlc.data.layout as layout
 from udlc.compiler.infer import fit_sample, is_symbolic
 from udlc.errors import SpecError
 from udlc.spec.data import DataSpec
-from udlc.spec.sources import FOLDER, SOURCES, BuiltinSet
+from udlc.spec.sources import BuiltinSet
 from udlc.spec.training import CLASSIFICATION_LOSSES
 
 
@@ -56,16 +56,6 @@ class Mismatch:
     hint: str
 
 
-def peek(spec: DataSpec, base_dir: Path) -> DataSignature:
-    """The signature of spec's source; raises the loaders' SpecErrors for a missing or malformed file."""
-    entry = SOURCES.find(spec.source)
-    if isinstance(entry, BuiltinSet):
-        layout.check_builtin_options(spec)
-        return builtin_signature(entry)
-    path = layout.data_file(spec, base_dir)
-    return HEADER_READERS[entry.name](path, spec)
-
-
 def builtin_signature(entry: BuiltinSet) -> DataSignature:
     classes = list(entry.classes) if entry.classes is not None else None
     return DataSignature(
@@ -74,7 +64,7 @@ def builtin_signature(entry: BuiltinSet) -> DataSignature:
         classes is not None and not all(layout.is_number(c) for c in classes), None)
 
 
-def _csv(path: Path, spec: DataSpec) -> DataSignature:
+def read_csv_header(path: Path, spec: DataSpec) -> DataSignature:
     try:
         small = path.stat().st_size <= READ_WHOLE_BYTES
     except OSError as e:
@@ -137,7 +127,7 @@ def _csv_first_row(path: Path, spec: DataSpec) -> DataSignature:
                          None if text else 1, text, names)
 
 
-def _npy(path: Path, spec: DataSpec) -> DataSignature:
+def read_npy_header(path: Path, spec: DataSpec) -> DataSignature:
     try:
         with open(path, "rb") as f:
             header = layout.read_array_header(f)
@@ -152,7 +142,7 @@ def _npy(path: Path, spec: DataSpec) -> DataSignature:
     return DataSignature(path.name, shape[1] - 1, (shape[1] - 1,), None, None, None, 1, False, None)
 
 
-def _npz(path: Path, spec: DataSpec) -> DataSignature:
+def read_npz_header(path: Path, spec: DataSpec) -> DataSignature:
     xkey, ykey = layout.npz_keys(spec)
     try:
         with zipfile.ZipFile(path) as archive:
@@ -186,19 +176,12 @@ def _refuse_objects(header: layout.ArrayHeader, path: Path) -> None:
                         hint=layout.NO_OBJECTS)
 
 
-# How `udlc check` reads each file kind registered in spec/sources.py, from its header alone; the twin of
-# sources.FILE_LOADERS.
-def _pictures(path: Path, spec: DataSpec) -> DataSignature:
+def read_picture_folder(path: Path, spec: DataSpec) -> DataSignature:
     """A folder of pictures: its classes and files are listed, none decoded; a sample is the size asked for."""
-    from udlc.data.image_folder import picture_files, size_of
-
-    classes, _, _ = picture_files(path)
-    shape = (spec.channels, *size_of(spec.image_size))
+    classes, _, _ = layout.picture_files(path)
+    shape = (spec.channels, *layout.size_of(spec.image_size))
     return DataSignature(path.name + "/", sample_size=math.prod(shape), natural_shape=shape,
                          task="classification", n_classes=len(classes), classes=classes, text_labels=True)
-
-
-HEADER_READERS = {".csv": _csv, ".npz": _npz, ".npy": _npy, FOLDER: _pictures}
 
 
 def mismatches(sig: DataSignature, input_shape: tuple[int | str, ...], output_shape: tuple[int, ...] | None,

@@ -1,5 +1,5 @@
-"""Raw samples from a data source: a built-in set (its loader is its entry in spec/sources.py), or a
-CSV/NPZ/NPY file, read here.
+"""Raw samples from a data source: a built-in set (its generator is udlc.data.builtin_sets'), or a
+CSV/NPZ/NPY file or a folder of pictures, read here (each kind's entry in udlc.data.file_kinds names its loader).
 
 Everything here returns unnormalized numpy arrays; splitting, normalizing and filling missing values
 live in dataset.py. Errors are `SpecError`s without a span: the compiler attaches the position of the
@@ -14,31 +14,20 @@ from pathlib import Path
 import numpy as np
 
 from udlc.data.arrays import Arrays, LazyRows
+from udlc.data.builtin_sets import generator
 from udlc.data.layout import (DEFAULT_SAMPLES, MAX_NUMERIC_CLASSES, NO_OBJECTS, check_builtin_options,
-                              check_npz_keys, check_npz_shapes, data_file, no_samples, npy_target, npz_keys, numeric_cell,
-                              read_csv, target_task)
+                              check_npz_keys, check_npz_shapes, npy_target, npz_keys, numeric_cell, read_csv,
+                              target_task)
 from udlc.errors import SpecError
 from udlc.spec.data import DataSpec
-from udlc.spec.sources import FOLDER, SOURCES, BuiltinSet
-
-
-def load_arrays(spec: DataSpec, base_dir: Path, seed: int, lazy_bytes: int | None = None) -> Arrays:
-    """The source's raw samples. An .npy file larger than `lazy_bytes` gives x as LazyRows, not in memory."""
-    entry = SOURCES.find(spec.source)
-    if isinstance(entry, BuiltinSet):
-        return load_builtin(entry, spec, seed)
-    path = data_file(spec, base_dir)
-    arrays = FILE_LOADERS[entry.name](path, spec, lazy_bytes)  # a validated spec names a registered kind
-    if len(arrays.x) == 0:
-        raise no_samples(path, arrays.dropped_rows)
-    return arrays
+from udlc.spec.sources import BuiltinSet
 
 
 def load_builtin(entry: BuiltinSet, spec: DataSpec, seed: int) -> Arrays:
     """A registered set's samples; its names and task are the entry's, as `udlc check` reports them."""
     check_builtin_options(spec)
     noise = entry.noise if spec.noise is None else spec.noise
-    x, y = entry.load(spec.samples or DEFAULT_SAMPLES, noise, np.random.default_rng(seed))
+    x, y = generator(entry.name)(spec.samples or DEFAULT_SAMPLES, noise, np.random.default_rng(seed))
     x = np.asarray(x, dtype=np.float32)
     if entry.classes is None:
         return Arrays(x, np.asarray(y, dtype=np.float32), None, "regression", entry.name)
@@ -57,7 +46,7 @@ def _numeric_task(y: np.ndarray) -> str:
     return "classification" if whole and y.ndim == 1 and len(np.unique(y)) <= MAX_NUMERIC_CLASSES else "regression"
 
 
-def _csv(path: Path, spec: DataSpec) -> Arrays:
+def load_csv(path: Path, spec: DataSpec) -> Arrays:
     table = read_csv(path, spec)
     names = table.feature_names
     x = np.zeros((len(table.rows), len(names)), dtype=np.float32)
@@ -93,7 +82,7 @@ def _load(path: Path):
         raise SpecError(f"cannot read {path.name}: {e}", path="data.source") from None
 
 
-def _npz(path: Path, spec: DataSpec) -> Arrays:
+def load_npz(path: Path, spec: DataSpec) -> Arrays:
     xkey, ykey = npz_keys(spec)
     with _load(path) as archive:
         check_npz_keys(list(archive.files), xkey, ykey, path)
@@ -153,25 +142,14 @@ def _finish(x: np.ndarray, y: np.ndarray, path: Path, what: str) -> Arrays:
     return Arrays(x, y, None, _numeric_task(y), path.name)
 
 
-def _npy_maybe_lazy(path: Path, spec: DataSpec, lazy_bytes: int | None) -> Arrays:
+def load_npy(path: Path, spec: DataSpec, lazy_bytes: int | None) -> Arrays:
     if lazy_bytes is not None and path.stat().st_size > lazy_bytes:
         return _npy_lazy(path, spec)
     return _npy(path, spec)
 
 
-# How each file kind registered in spec/sources.py is read: (path, spec, lazy_bytes) -> Arrays; only an .npy
-# is ever memory-mapped. peek.py's HEADER_READERS is its `udlc check` twin; tests/test_sources_registry.py
-# checks both cover every registered kind.
-def _pictures(path: Path, spec: DataSpec) -> Arrays:
-    from udlc.data.image_folder import load_pictures
+def load_pictures(path: Path, spec: DataSpec) -> Arrays:
+    from udlc.data.image_folder import read_folder
 
-    x, y, classes = load_pictures(path, spec.image_size, spec.channels, spec.resize)
+    x, y, classes = read_folder(path, spec.image_size, spec.channels, spec.resize)
     return Arrays(np.asarray(x, dtype=np.float32), y, classes, "classification", path.name)
-
-
-FILE_LOADERS = {
-    ".csv": lambda path, spec, lazy_bytes: _csv(path, spec),
-    ".npz": lambda path, spec, lazy_bytes: _npz(path, spec),
-    ".npy": _npy_maybe_lazy,
-    FOLDER: lambda path, spec, lazy_bytes: _pictures(path, spec),
-}

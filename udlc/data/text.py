@@ -33,11 +33,12 @@ DEFAULT_BPE_VOCAB = 1024
 
 def read_text(source: str, max_chars: int | None, base_dir: Path) -> str:
     """The text `data.source` names: a built-in corpus or a UTF-8 file; its first `max_chars` characters."""
+    from udlc.data.builtin_sets import generator
     from udlc.spec.sources import SOURCES, TextSet
 
     entry = SOURCES.find(source)
     if isinstance(entry, TextSet):
-        text = entry.load()
+        text = generator(entry.name)()
     else:
         path = Path(base_dir) / source
         if not path.is_file():

@@ -123,21 +123,35 @@ def cached_decoder(network: Any, graph: Graph, cached: list[str], vocab_size: in
     return CachedDecoder().eval()
 
 
-def token_export(network: Any, graph: Graph, info: dict, symbols: dict[str, int], bounds: dict[str, int]
-                 ) -> tuple[Any, list[tuple], dict[str, int] | None, dict[str, str]]:
-    """What udlc.exporter.onnx.export_run exports for a run whose task reads token ids: the module, its typed
-    inputs, the sizes of one more parity check beside the default one (None: none), and the metadata
-    decoding needs. New symbols go into `symbols` with their smallest sizes, and into `bounds` with theirs."""
-    inputs = [(name, shape, graph.dtype_of(name)) for name, shape in graph.inputs.items()]
-    if "text_column" in info:  # a text classifier: `udlc predict` tokenizes the column itself
-        extra = {"tokenizer": json.dumps(info["tokenizer"]), "text_column": info["text_column"],
-                 "max_tokens": str(info["max_tokens"])}
-        return token_model(network, graph, info["vocab_size"], classes=True), inputs, None, extra
-    if "tokenizer" not in info:  # an encoder–decoder or a token labeller: `udlc generate` reads the vocabulary
-        extra = {"vocabulary": json.dumps(info["vocabulary"])}
-        if "max_target_length" in info:  # seq2seq: how long a decoded target may run
-            extra["max_target_length"] = str(info["max_target_length"])
-        return token_model(network, graph, len(info["vocabulary"])), inputs, None, extra
+def typed_inputs(graph: Graph) -> list[tuple]:
+    return [(name, shape, graph.dtype_of(name)) for name, shape in graph.inputs.items()]
+
+
+def text_classes(network: Any, graph: Graph, info: dict) -> tuple[Any, list[tuple], dict[str, str]]:
+    """A text classifier: ids and mask in, class probabilities out; `udlc predict` tokenizes the column itself."""
+    extra = {"tokenizer": json.dumps(info["tokenizer"]), "text_column": info["text_column"],
+             "max_tokens": str(info["max_tokens"])}
+    return token_model(network, graph, info["vocab_size"], classes=True), typed_inputs(graph), extra
+
+
+def decoded_text(network: Any, graph: Graph, info: dict) -> tuple[Any, list[tuple], dict[str, str]]:
+    """An encoder–decoder: `udlc generate` reads the vocabulary, and how long a decoded target may run."""
+    extra = {"vocabulary": json.dumps(info["vocabulary"]), "max_target_length": str(info["max_target_length"])}
+    return token_model(network, graph, len(info["vocabulary"])), typed_inputs(graph), extra
+
+
+def token_labels(network: Any, graph: Graph, info: dict) -> tuple[Any, list[tuple], dict[str, str]]:
+    """A token labeller: `udlc generate` reads the vocabulary."""
+    return token_model(network, graph, len(info["vocabulary"])), typed_inputs(graph), \
+        {"vocabulary": json.dumps(info["vocabulary"])}
+
+
+def next_token(network: Any, graph: Graph, info: dict, symbols: dict[str, int], bounds: dict[str, int]
+               ) -> tuple[Any, list[tuple], dict[str, int] | None, dict[str, str]]:
+    """A language model with its key/value cache where it can have one: the module, its typed inputs, the sizes
+    of one more parity check beside the default one (None: none), and the metadata decoding needs. New symbols
+    go into `symbols` with their smallest sizes, and into `bounds` with theirs."""
+    inputs = typed_inputs(graph)
     extra = {"tokenizer": json.dumps(info["tokenizer"]), "context": str(info["context"]),
              "vocab_size": str(info["vocab_size"])}
     cached, why_not = cache_plan(graph)

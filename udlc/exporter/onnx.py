@@ -47,45 +47,36 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
 
 
 def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: Path) -> Path:
+    """One served output as its file: the network wrapped as its served kind says (udlc.exporter.wrappers), the
+    common metadata and the kind's own."""
     from udlc.compiler.lower import lower
-    from udlc.data import Normalization
-    from udlc.exporter.serving import Denoise, NodeServing, serving_module
+    from udlc.exporter.wrappers import WRAPPERS, Export
     from udlc.runs import checkpoint
     from udlc.spec.training import OnnxExport
+    from udlc.tasks.served import KINDS, task_and_target
 
-    info, spec = run.info, compiled.spec
+    info, spec, kind = run.info, compiled.spec, KINDS[served.kind]
     graph = compiled.graphs[served.network]
     network = lower(graph)
     checkpoint.load_models({served.weights or served.network: network}, ckpt)
     symbols = smallest_sizes(graph.symbols, (s for n in graph.nodes.values() for s in n.shapes))
-    checks, extra, bounds = None, {}, graph.bounds
-    if info.get("normalization", {}) is None:  # token ids in: a language model or an encoder–decoder
-        from udlc.exporter.decoding import token_export
-
-        model, inputs, also, extra = token_export(network, graph, info, symbols, bounds)
-        checks = [check_sizes(symbols, bounds)] + ([{**check_sizes(symbols, bounds), **also}] if also else [])
-    elif served.answers == "denoise":  # a diffusion model's denoiser: its own named inputs, the noise out
-        model = Denoise(network)
-        inputs = [(name, shape, graph.dtype_of(name)) for name, shape in graph.inputs.items()]
-        extra["diffusion"] = json.dumps(info["diffusion"])
-    elif served.answers in ("node_softmax", "node_embedding"):  # a graph network: node features and edges in
-        model = NodeServing(network, Normalization.from_json(info["normalization"]),
-                            embed=served.answers == "node_embedding")
-        inputs = [(name, shape, graph.dtype_of(name)) for name, shape in graph.inputs.items()]
-    else:
-        (input_name, input_shape), = graph.inputs.items()  # a served network takes one input (the task checks it)
-        model = serving_module(network, served, len(graph.outputs), input_shape, info)
-        inputs = [(input_name, input_shape)]
-    if "latent_shape" in info:  # a generative task's: what `udlc sample` draws and how it pictures samples
-        shapes = json.dumps([list(shape) for _, shape, *_ in inputs])
-        extra.update(network=served.network, latent_shape=json.dumps(info["latent_shape"]),
-                     value_range=json.dumps(info["value_range"]), input_shapes=shapes, sample_shapes=shapes)
+    bounds = dict(graph.bounds)  # a wrapper may narrow them (a language model's cache shares the positions)
+    wrapped = WRAPPERS[kind.name](Export(network, graph, served, info, symbols, bounds))
+    model, inputs = wrapped.model, wrapped.inputs
+    if tuple(model.output_names[:len(kind.outputs)]) != kind.outputs:  # the registry names what readers read
+        raise ExportError(f"the {kind.name} module gives outputs {model.output_names}; its kind names "
+                          f"{list(kind.outputs)} (a bug in udlc)")
+    checks = [check_sizes(symbols, bounds)] + ([{**check_sizes(symbols, bounds), **wrapped.also}]
+                                               if wrapped.also else [])
+    target = task_and_target(info)[1]  # a run folder from before `target` wrote it in `task`
     metadata = {
         "udlc_version": udlc_version(),
         "spec_name": spec.name,
         "spec_sha256": hashlib.sha256(run.spec_file.read_bytes()).hexdigest(),
         "spec": run.spec_file.read_text(),  # the run's spec as trained: the file says how it was made
-        "task": info["task"],
+        "served": kind.name,  # what the file answers: its reader and command (udlc.tasks.served)
+        "task": compiled.task.name,
+        **({"target": target} if target is not None else {}),  # classification or regression
         "loss": spec.loss.type if spec.loss is not None else None,
         "classes": json.dumps(info["classes"]),
         "input_names": json.dumps([name for name, *_ in inputs]),
@@ -104,7 +95,11 @@ def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: 
         "pictures": json.dumps(info.get("pictures")),  # how a picture file is decoded into an input
         "checkpoint": ckpt.name,
     }
-    metadata.update(extra)
+    metadata.update(wrapped.metadata)
+    missing = [key for key in kind.metadata if key not in metadata]
+    if missing:
+        raise ExportError(f"the {kind.name} file lacks the metadata its reader needs: {', '.join(missing)} "
+                          "(a bug in udlc)")
     front, pictures = None, info.get("pictures")
     if pictures:  # the graph takes a picture of any size and resizes it to the trained one
         from udlc.exporter.picture_front import add_picture_front

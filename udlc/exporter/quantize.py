@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from udlc.errors import UdlcError
+from udlc.tasks.served import CLASSES, KINDS, NEXT_TOKEN, VALUES
 
 CALIBRATION_SAMPLES = 256  # validation samples the static quantizer's activation ranges are measured on
 LM_WINDOWS = 64  # a language model is scored on at most this many windows of its test text
@@ -84,36 +85,52 @@ def quantize_run(run_dir: Path, model: Path, max_drop: float) -> list[str]:
 
 
 def scoring_split(compiled: Any) -> TestSplit:
-    """A classifier's accuracy or a regression's MSE (in the targets' units) on raw samples; a language model's
-    next-token accuracy on windows of its context."""
-    task = compiled.task
-    if task.name == "language_model":
-        ids = np.asarray(compiled.task.load_data(compiled).ids["test"], dtype=np.int64)
-        context = task.options.context
-        n = min((len(ids) - 1) // context, LM_WINDOWS)
-        if n < 1:
-            raise UdlcError(f"--quantize int8 needs a test split of at least one window ({context + 1} tokens)")
-        windows, following = ids[:n * context].reshape(n, context), ids[1:n * context + 1].reshape(n, context)
-        return TestSplit("next-token accuracy", True, windows, "logits",
-                         lambda logits: float((logits.argmax(axis=-1) == following).mean()), windows)
-    if task.name not in ("supervised", "auxiliary"):
+    """What the run's model.onnx is scored on, by what it serves: a classifier's accuracy or a regression's MSE
+    (in the targets' units) on raw samples; a language model's next-token accuracy on windows of its context."""
+    kind = compiled.task.served(compiled)[0].kind  # model.onnx's
+    if kind not in SPLITS:
         raise UdlcError(f"--quantize int8 scores a classifier, a regression or a language model on its test split; "
-                        f"this run's task is {task.name} — export it without --quantize")
-    data = task.load_data(compiled)
-    if not len(data.x_test):
-        raise UdlcError("--quantize int8 needs a test split to check the int8 model against (data.split's third "
-                        "fraction is 0)")
-    raw = data.normalization.invert  # the file takes raw inputs
-    calibration = raw(np.asarray((data.x_val if len(data.x_val) else data.x_train)[:CALIBRATION_SAMPLES]))
-    y = np.asarray(data.y_test)
-    if data.task == "classification":
-        return TestSplit("accuracy", True, raw(np.asarray(data.x_test)), "probabilities",
-                         lambda p: float((p.argmax(axis=1) == y.reshape(-1)).mean()), calibration)
-    if data.target_normalization is not None:
-        y = data.target_normalization.invert(y)
-    y = y.reshape(len(y), -1)
-    return TestSplit("mse", False, raw(np.asarray(data.x_test)), "prediction",
-                     lambda p: float(np.mean((p.reshape(len(y), -1) - y) ** 2)), calibration)
+                        f"this run's model serves {KINDS[kind].description} — export it without --quantize")
+    return SPLITS[kind](compiled)
+
+
+def next_token_split(compiled: Any) -> TestSplit:
+    ids = np.asarray(compiled.task.load_data(compiled).ids["test"], dtype=np.int64)
+    context = compiled.task.options.context
+    n = min((len(ids) - 1) // context, LM_WINDOWS)
+    if n < 1:
+        raise UdlcError(f"--quantize int8 needs a test split of at least one window ({context + 1} tokens)")
+    windows, following = ids[:n * context].reshape(n, context), ids[1:n * context + 1].reshape(n, context)
+    return TestSplit("next-token accuracy", True, windows, "logits",
+                     lambda logits: float((logits.argmax(axis=-1) == following).mean()), windows)
+
+
+def samples_split(classify: bool) -> Callable[[Any], TestSplit]:
+    """The test split's raw samples (the file takes raw inputs) and their classes or values."""
+
+    def split(compiled: Any) -> TestSplit:
+        data = compiled.task.load_data(compiled)
+        if not len(data.x_test):
+            raise UdlcError("--quantize int8 needs a test split to check the int8 model against (data.split's third "
+                            "fraction is 0)")
+        raw = data.normalization.invert
+        calibration = raw(np.asarray((data.x_val if len(data.x_val) else data.x_train)[:CALIBRATION_SAMPLES]))
+        y = np.asarray(data.y_test)
+        if classify:
+            return TestSplit("accuracy", True, raw(np.asarray(data.x_test)), "probabilities",
+                             lambda p: float((p.argmax(axis=1) == y.reshape(-1)).mean()), calibration)
+        if data.target_normalization is not None:
+            y = data.target_normalization.invert(y)
+        y = y.reshape(len(y), -1)
+        return TestSplit("mse", False, raw(np.asarray(data.x_test)), "prediction",
+                         lambda p: float(np.mean((p.reshape(len(y), -1) - y) ** 2)), calibration)
+
+    return split
+
+
+# The served kinds whose model.onnx `--quantize int8` scores, and on what.
+SPLITS: dict[str, Callable[[Any], TestSplit]] = {NEXT_TOKEN: next_token_split, CLASSES: samples_split(classify=True),
+                                                 VALUES: samples_split(classify=False)}
 
 
 def quantize_file(source: Path, target: Path, calibration: np.ndarray) -> str:

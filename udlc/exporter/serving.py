@@ -16,22 +16,19 @@ from torch import nn
 
 from udlc.compiler.infer import bind
 from udlc.data import Normalization
-from udlc.tasks.registry import Served
 
-# The ONNX file's output names, by how the served output answers (Served.answers).
-OUTPUT_NAMES = {
-    "softmax": ["logits", "probabilities"],
-    "sigmoid": ["logits", "probabilities"],
-    "identity": ["prediction"],
-    "encode": ["latent"],  # a VAE's encoder: the latent's mean for a raw sample
-}
+# The outputs' names by what the module makes of the network's output, unless the served kind names them.
+OUTPUT_NAMES = {"softmax": ["logits", "probabilities"], "sigmoid": ["logits", "probabilities"],
+                "identity": ["prediction"]}
 
 
 class Serving(nn.Module):
-    """network((x - shift) / scale), its served output, then probabilities or un-standardized values."""
+    """network((x - shift) / scale), its served output, then probabilities or (given the targets' normalization)
+    values in the targets' units. `names`: the outputs' names (default by `answers`)."""
 
     def __init__(self, network: nn.Module, input_shape: tuple[int | str, ...], output: int | None, answers: str,
-                 normalization: Normalization, target_normalization: Normalization | None = None):
+                 normalization: Normalization, target_normalization: Normalization | None = None,
+                 names: tuple[str, ...] | None = None):
         super().__init__()
         if answers not in OUTPUT_NAMES:
             raise ValueError(f"unknown answers {answers!r}: expected one of {', '.join(OUTPUT_NAMES)}")
@@ -39,6 +36,7 @@ class Serving(nn.Module):
         self.input_shape = tuple(input_shape)  # one sample's, symbols (T) included
         self.output = output  # None: the network has one output and returns it bare
         self.answers = answers
+        self.names = list(names or OUTPUT_NAMES[answers])
         self.register_buffer("shift", torch.from_numpy(normalization.shift.copy()))
         self.register_buffer("scale", torch.from_numpy(normalization.scale.copy()))
         # Only regression values are un-standardized; runs from before target standardization have none.
@@ -49,7 +47,7 @@ class Serving(nn.Module):
 
     @property
     def output_names(self) -> list[str]:
-        return OUTPUT_NAMES[self.answers]
+        return self.names
 
     def forward(self, x: torch.Tensor) -> Any:
         # The same float32 arithmetic as Normalization.apply_normalization, so the network sees what it trained on.
@@ -77,19 +75,16 @@ class Serving(nn.Module):
 
 class Decode(nn.Module):
     """A latent in, a sample in the data's units out: a decoder or generator, then sigmoid where it gives
-    logits of values in [0, 1] ('decode_sigmoid'), then the data's normalization undone. With
-    `normalize_input`, a raw sample in (an autoencoder's reconstruction, 'reconstruct_sigmoid')."""
+    logits of values in [0, 1] (`squash`), then the data's normalization undone. With `normalize_input`, a raw
+    sample in (an autoencoder's reconstruction from logits). `names`: the output's name."""
 
     def __init__(self, network: nn.Module, output: int | None, squash: bool, normalization: Normalization,
-                 normalize_input: bool = False):
+                 normalize_input: bool = False, names: tuple[str, ...] = ("sample",)):
         super().__init__()
         self.network, self.output, self.squash, self.normalize_input = network, output, squash, normalize_input
+        self.output_names = list(names)
         self.register_buffer("shift", torch.from_numpy(normalization.shift.copy()))
         self.register_buffer("scale", torch.from_numpy(normalization.scale.copy()))
-
-    @property
-    def output_names(self) -> list[str]:
-        return ["prediction"] if self.normalize_input else ["sample"]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         out = self.network((z - self.shift) / self.scale if self.normalize_input else z)
@@ -135,15 +130,3 @@ class NodeServing(nn.Module):
     def output_names(self) -> list[str]:
         return ["embedding"] if self.embed else ["logits", "probabilities"]
 
-
-def serving_module(network: nn.Module, served: Served, n_outputs: int, input_shape: tuple[int | str, ...],
-                   info: dict[str, Any]) -> nn.Module:
-    """Wrap `network` (with `n_outputs` graph outputs) for serving, with the standardizations run.json holds."""
-    output = served.output if n_outputs > 1 else None
-    normalization = Normalization.from_json(info["normalization"])
-    if served.answers in ("decode", "decode_sigmoid", "reconstruct_sigmoid"):
-        return Decode(network, output, served.answers.endswith("sigmoid"), normalization,
-                      normalize_input=served.answers.startswith("reconstruct"))
-    target = info.get("target_normalization")  # absent in run.json of runs from before it existed
-    return Serving(network, input_shape, output, served.answers, normalization,
-                   Normalization.from_json(target) if target is not None else None)

@@ -17,10 +17,12 @@ def baselines(compiled: Any) -> dict[str, dict[str, float]]:
     from sklearn.dummy import DummyClassifier, DummyRegressor
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
+    from udlc.tasks.served import CLASSES, VALUES
     from udlc.tasks.supervised import Supervised
 
     task = compiled.task
-    if not isinstance(task, Supervised) or task.name not in ("supervised", "auxiliary"):
+    # a network of samples and targets: its model.onnx answers classes or values for samples (udlc.tasks.served)
+    if not isinstance(task, Supervised) or task.served(compiled)[0].kind not in (CLASSES, VALUES):
         raise UdlcError(f"udlc baseline compares a network with baselines on samples and targets (task "
                         f"supervised); this spec's task is {task.name}")
     data = task.load_data(compiled)

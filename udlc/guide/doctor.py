@@ -19,6 +19,7 @@ from udlc.guide.probe import endless, loss_of, probe_setup
 
 OVERFIT_BATCH = 32  # samples in the batch the model must learn by heart
 OVERFIT_STEPS, OVERFIT_SECONDS = 300, 20.0
+LR_STEPS, LR_SECONDS = 100, 20.0  # the learning-rate range test's sweep (udlc.guide.lr_find)
 FLOW_STEPS = 5  # steps of ordinary training whose gradients are measured
 # A layer's |grad|/|weight| vanishes 1000× below the largest layer's, explodes above 10 (a step outgrows the weights).
 VANISHING, EXPLODING = 1000.0, 10.0
@@ -45,12 +46,12 @@ def check_output(compiled: Any, data: Any) -> Finding:
     squashed = squashed_output(compiled)
     if squashed:
         return Finding("initial loss", "fail", squashed)
-    expected = compiled.task.chance_loss(compiled, data)
+    s = probe_setup(compiled, data)
+    expected = compiled.task.chance_loss(compiled, s.run_state)
     if expected is None:
         return Finding("initial loss", "skip", f"no expected initial value known for {spec.loss.type} on this task")
     value, why = expected
-    s = probe_setup(compiled, data)
-    measured = s.task.evaluate(s, _first(s, data, 4))["loss"]
+    measured = s.task.evaluate(s, _first(s, 4))["loss"]
     ratio = measured / value if value > 0 else math.inf
     evidence = f"initial loss {measured:.4g}, expected about {value:.4g} ({why})"
     if 0.7 <= ratio <= 1.5:
@@ -85,13 +86,13 @@ def squashed_output(compiled: Any) -> str | None:
 def overfit_one_batch(compiled: Any, data: Any) -> Finding:
     """Train on one small batch until its loss is near zero; if it will not go, say why."""
     s = probe_setup(compiled, data)
-    small = s.task.batches(data, "train", batch_size=min(OVERFIT_BATCH, compiled.spec.train.batch_size),
+    small = s.task.batches(s.run_state, "train", batch_size=min(OVERFIT_BATCH, compiled.spec.train.batch_size),
                            shuffle=False, device=s.device)
     batch = next(iter(small.epoch_batches(None)))
     frozen = [(net, node) for net, graph in compiled.graphs.items() for node in frozen_nodes(compiled.spec, graph)]
     grads = GradientRecorder(s)
     losses: list[float] = []
-    floor = loss_floor(compiled, data)
+    floor = loss_floor(compiled, s.run_state)
     started = time.perf_counter()
     try:
         for _ in range(OVERFIT_STEPS):
@@ -137,12 +138,12 @@ def overfit_one_batch(compiled: Any, data: Any) -> Finding:
                    reasons)
 
 
-def loss_floor(compiled: Any, data: Any) -> float:
+def loss_floor(compiled: Any, state: Any) -> float:
     """The least loss a perfect model scores: 0, but for cross-entropy against label-smoothed targets their
     entropy."""
     loss = compiled.spec.loss
     smoothing = getattr(loss, "label_smoothing", 0.0) or 0.0
-    classes = len(compiled.task.info(compiled, data).get("classes") or [])
+    classes = len(compiled.task.info(compiled, state).get("classes") or [])
     if not smoothing or classes < 2:
         return 0.0
     right, wrong = 1 - smoothing + smoothing / classes, smoothing / classes
@@ -250,7 +251,7 @@ def check_lr(compiled: Any, data: Any) -> Finding:
     from udlc.guide.lr_find import lr_find
 
     try:
-        sweep = lr_find(compiled, data, seconds=20.0)
+        sweep = lr_find(compiled, data, steps=LR_STEPS, seconds=LR_SECONDS)
     except UdlcError as e:
         return Finding("learning rate", "skip", str(e))
     lrs = {net: compiled.spec.optimizer_of(net).lr for net in compiled.graphs}
@@ -267,9 +268,9 @@ def check_lr(compiled: Any, data: Any) -> Finding:
                    [sweep.summary()])
 
 
-def _first(s: Any, data: Any, n: int) -> Any:
+def _first(s: Any, n: int) -> Any:
     """The first `n` training batches in order (an untrained model's loss needs no more)."""
-    batches = s.task.batches(data, "train", batch_size=s.spec.train.batch_size, shuffle=False, device=s.device)
+    batches = s.task.batches(s.run_state, "train", batch_size=s.spec.train.batch_size, shuffle=False, device=s.device)
 
     class First:
         def __getattr__(self, name: str) -> Any:  # the rest as the split's batches say (a text's `split`)

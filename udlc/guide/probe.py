@@ -10,22 +10,23 @@ import torch
 
 from udlc.trainer.device import pick_device, precision
 from udlc.trainer.loop import Setup
-from udlc.trainer.objectives import make_optimizer
+from udlc.objectives.optimizers import make_optimizer
 from udlc.trainer.run import build_models
 
 
 def probe_setup(compiled: Any, data: Any) -> Setup:
+    """`data` is what the task's load_data gave; the task's RunState is `s.run_state`."""
     spec, task = compiled.spec, compiled.task
     device = pick_device(spec.train.device)
     torch.manual_seed(spec.seed)
+    state = task.start(compiled, data, device)
     models = build_models(compiled, device)
     optimizers = {name: make_optimizer(models[name], spec.optimizer_of(name))[0] for name in compiled.graphs}
-    batches = task.batches(data, "train", batch_size=spec.train.batch_size, shuffle=True, device=device)
-    s = Setup(spec=spec, task=task, graphs=compiled.graphs, models=models, optimizers=optimizers, schedulers={},
-              plateaus={}, train=batches, val=None, augment=None, generator=torch.Generator().manual_seed(spec.seed),
-              device=device, autocast=precision(spec.train, device)[1], run=None, log=None, data=data)
-    task.setup(s, data)
-    return s
+    batches = task.batches(state, "train", batch_size=spec.train.batch_size, shuffle=True, device=device)
+    return Setup(spec=spec, task=task, graphs=compiled.graphs, models=models, optimizers=optimizers, schedulers={},
+                 plateaus={}, train=batches, val=None, augment=None,
+                 generator=torch.Generator().manual_seed(spec.seed), device=device,
+                 autocast=precision(spec.train, device)[1], run=None, log=None, run_state=state)
 
 
 def endless(s: Setup) -> Iterator[Any]:

@@ -19,8 +19,6 @@ from udlc.runs import RunFolder
 from udlc.runs.diagnosis import diagnose
 from udlc.guide.report_html import render
 
-CLASSIFIER_TASKS = ("supervised", "auxiliary")  # tasks whose classification loss makes them classifiers
-
 
 @dataclass
 class NetworkTable:
@@ -190,17 +188,12 @@ def read_results(run: RunFolder) -> dict[str, Any] | None:
 
 
 def classifier_answers(compiled: Any) -> str | None:
-    """How a classifier's outputs become classes ('softmax' or 'sigmoid'); None for any other run."""
-    from udlc.spec.losses import LOSSES
-    from udlc.spec.training import CLASSIFICATION_LOSSES
+    """How a classifier's outputs become classes ('softmax' or 'sigmoid'); None for a run whose model.onnx gives
+    no class per sample (its served kind says, udlc.tasks.served)."""
+    from udlc.tasks.served import KINDS
 
-    task, spec = compiled.task, compiled.spec
-    if task.name == "sequence_classification":
-        return "softmax"
-    loss = getattr(spec, "loss", None)
-    if task.name in CLASSIFIER_TASKS and loss is not None and loss.type in CLASSIFICATION_LOSSES:
-        return LOSSES[loss.type].answers
-    return None
+    served = compiled.task.served(compiled)[0]
+    return served.answers if KINDS[served.kind].classes_per_sample else None
 
 
 def classify(run: RunFolder, compiled: Any) -> tuple[Classification | None, str]:
@@ -243,13 +236,14 @@ def test_predictions(s: Any, data: Any, answers: str) -> tuple[Any, Any]:
     the logit is > 0); `predicted` has two axes for a multi-label model."""
     import torch
 
-    from udlc.spec.metrics import predictions
+    from udlc.objectives.metrics import predictions
 
     task = s.task
     batches = task.batches(data, "test", batch_size=256, shuffle=False, device=s.device)
     if batches is None:
         return None, None
-    s.models[task.net].eval()
+    for model in s.models.values():
+        model.eval()
     outs, ys = [], []
     with torch.no_grad():
         for batch in batches.epoch_batches(None):

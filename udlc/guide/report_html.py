@@ -6,6 +6,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from udlc.tasks.served import task_and_target
+
 EPOCH_ROWS = 20  # the epoch table shows the last this many epochs
 
 STYLE = """
@@ -70,7 +72,8 @@ def overview(report: Any) -> str:
     epochs = info.get("epochs_done")
     if epochs is None:
         epochs = len(report.rows)
-    fields = [("status", info.get("status")), ("task", info.get("task")), ("started", info.get("started")),
+    task, target = task_and_target(info)  # a run from before `target` wrote its target kind in `task`
+    fields = [("status", info.get("status")), ("task", task), ("target", target), ("started", info.get("started")),
               ("ended", info.get("ended")), ("seconds", info.get("seconds")), ("epochs done", epochs),
               ("best epoch", info.get("best_epoch")), ("seed", info.get("seed")), ("spec file", info.get("spec_file")),
               ("initialized from", info.get("init_from"))]

@@ -4,11 +4,16 @@ Each layer type is kept together in its family's file: a pydantic config, a pure
 and FLOP counts, and a builder that imports torch only when called (its modules are named classes in
 udlc.layers.modules, which only the builders import). Dispatch is a dict lookup by the
 name users write (`linear`, `conv2d`); a spec can name nothing that is not registered here.
+
+A family's file is imported when one of its names is first looked up (FAMILIES says which file registers which
+names), so `udlc check` pays only for the families a spec uses; going through every type (the schema, the
+registry-wide tests, a did-you-mean) imports them all.
 """
 
+import importlib
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Mapping
 
 from udlc.spec.base import StrictModel
 
@@ -86,7 +91,71 @@ class LayerType:
         return self.position_wise(cfg) if callable(self.position_wise) else self.position_wise
 
 
-REGISTRY: dict[str, LayerType] = {}
+# Which family file (udlc/layers/<file>.py) registers which layer types; a test holds it to what they register.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "dense": ("linear", "flatten", "reshape", "identity", "split"),
+    "conv": ("conv1d", "conv2d", "conv3d", "conv_transpose2d", "channel_shuffle"),
+    "pooling": ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "maxpool3d", "avgpool3d", "global_avgpool",
+                "global_maxpool", "adaptive_avgpool1d", "adaptive_avgpool2d"),
+    "norm": ("batchnorm1d", "batchnorm2d", "layernorm", "layernorm2d", "rmsnorm", "groupnorm"),
+    "dropout": ("dropout", "dropout2d", "drop_path"),
+    "activation": ("relu", "sigmoid", "tanh", "silu", "leaky_relu", "elu", "gelu", "relu6", "hardswish",
+                   "hardsigmoid", "mish", "prelu", "softmax", "log_softmax"),
+    "resample": ("upsample",),
+    "merge": ("add", "multiply", "concat"),
+    "attention": ("multihead_attention", "masked_multihead_attention", "cross_attention", "masked_cross_attention",
+                  "biased_multihead_attention", "masked_biased_multihead_attention",
+                  "multihead_attention_with_weights", "masked_multihead_attention_with_weights",
+                  "cross_attention_with_weights", "masked_cross_attention_with_weights",
+                  "biased_multihead_attention_with_weights", "masked_biased_multihead_attention_with_weights"),
+    "positions": ("sinusoidal_positions", "learned_positions"),
+    "relative_position": ("relative_position_bias",),
+    "scale": ("scale", "layer_scale"),
+    "recurrent": ("rnn", "lstm", "gru", "seq_pool", "masked_seq_pool"),
+    "embedding": ("embedding", "patch_embed"),
+    "sequence": ("transpose", "permute", "select", "cls_token", "mean"),
+    "generative": ("reparameterize", "sinusoidal_embedding"),
+    "message_passing": ("gcn_conv", "gat_conv", "sage_conv", "gin_conv", "global_mean_pool", "global_max_pool",
+                        "global_add_pool"),
+}
+FAMILY_OF = {name: family for family, names in FAMILIES.items() for name in names}
+
+
+class LayerRegistry(Mapping[str, LayerType]):
+    """Every layer type by name, each family's file imported on the first lookup of one of its names."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, LayerType] = {}
+
+    def __getitem__(self, name: str) -> LayerType:
+        if name not in self._types and name in FAMILY_OF:
+            importlib.import_module(f"udlc.layers.{FAMILY_OF[name]}")
+        return self._types[name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self._types or name in FAMILY_OF)
+
+    def __iter__(self) -> Iterator[str]:
+        self.load_all()
+        return iter([*FAMILY_OF, *(n for n in self._types if n not in FAMILY_OF)])
+
+    def __len__(self) -> int:
+        self.load_all()
+        return len(self._types)
+
+    def load_all(self) -> None:
+        for family in FAMILIES:
+            importlib.import_module(f"udlc.layers.{family}")
+
+    def add(self, lt: LayerType) -> None:
+        self._types[lt.name] = lt
+
+    def loaded(self) -> dict[str, LayerType]:
+        """The types registered so far, without importing any family."""
+        return dict(self._types)
+
+
+REGISTRY = LayerRegistry()
 
 
 def register(
@@ -107,7 +176,7 @@ def register(
     positions_table: str | None = None,
 ) -> None:
     name = config.model_fields["type"].default
-    if name in REGISTRY:
+    if name in REGISTRY.loaded():
         raise ValueError(f"layer type {name!r} registered twice")
     clash = set(NODE_KEYS) & set(config.model_fields)
     if clash:
@@ -116,8 +185,11 @@ def register(
         raise ValueError(f"{name}: main_arg {main_arg!r} is not a field")
     if not samples:
         raise ValueError(f"{name}: give at least one sample (arguments, input shapes) for the tests")
-    REGISTRY[name] = LayerType(name, config, shape, build, params, flops, main_arg, arity, dtype, outputs,
-                               tuple(samples), tuple(sample_dtypes), bounds, position_wise, positions_table)
+    family = config.__module__.rpartition(".")[2]
+    if FAMILY_OF.get(name) != family and config.__module__.startswith("udlc.layers."):
+        raise ValueError(f"{name}: add it to FAMILIES['{family}'] in udlc/layers/registry.py, so a lookup finds it")
+    REGISTRY.add(LayerType(name, config, shape, build, params, flops, main_arg, arity, dtype, outputs,
+                           tuple(samples), tuple(sample_dtypes), bounds, position_wise, positions_table))
 
 
 def random_input(shape: tuple[int, ...], dtype: str, generator: Any = None) -> Any:

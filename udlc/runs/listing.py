@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from udlc.errors import UdlcError
+from udlc.tasks.served import task_and_target
 
 
 def list_runs(root: Path) -> list[dict[str, Any]]:
@@ -26,7 +27,8 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
         results = json.loads(results_file.read_text()) if results_file.is_file() else {}
         tests = {k: v for k, v in results.items() if k.startswith("test_") and isinstance(v, float)}
         rows.append({"run": f"{folder.parent.name}/{folder.name}", "status": info.get("status", "?"),
-                     "task": info.get("task") or "?", "epochs": info.get("epochs_done"),
+                     "task": task_and_target(info)[0] or "?", "target": task_and_target(info)[1],
+                     "epochs": info.get("epochs_done"),
                      "verdict": (info.get("diagnosis") or {}).get("verdict", ""), "tests": tests})
     loss = float("inf")
     return sorted(rows, key=lambda r: (r["run"].split("/")[0], r["tests"].get("test_loss", loss)))

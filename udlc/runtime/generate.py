@@ -17,7 +17,27 @@ from pathlib import Path
 import numpy as np
 
 from udlc.errors import UdlcError
-from udlc.runtime.predict import open_session
+from udlc.runtime.files import Opened, damaged, opened
+from udlc.tasks.served import DECODED_TEXT, NEXT_TOKEN, TOKEN_LABELS
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What `udlc generate` was asked, for whichever reader the file has: a language model samples (or is
+    greedy at temperature 0), an encoder–decoder searches `beam` hypotheses, a token labeller labels."""
+
+    max_new_tokens: int = 200
+    temperature: float = 1.0
+    top_k: int | None = None
+    seed: int = 0
+    beam: int = 1
+    use_cache: bool = True
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str  # what the command prints
+    stats: str | None = None  # how fast, for --stats
 
 
 @dataclass
@@ -33,20 +53,19 @@ class Generated:
 
 
 class LanguageModelFile:
-    def __init__(self, path: str | Path, device: str = "cpu"):
+    serves = (NEXT_TOKEN,)
+    reads = "a language model"
+
+    def __init__(self, path: str | Path | Opened, device: str = "cpu"):
         from udlc.data.text import tokenizer_from_json
 
-        path = Path(path)
-        self.session, meta = open_session(path, device)
-        if meta.get("task") != "language_model":
-            raise UdlcError(f"{path} is not a language model (its task is {meta.get('task', 'unknown')}): "
-                            "`udlc generate` continues text; use `udlc predict` for other models")
+        file = opened(path, device, self)
+        path, self.session, meta = file.path, file.session, file.meta
         try:
             self.context = int(meta["context"])
             spec = json.loads(meta["tokenizer"])
         except (KeyError, ValueError) as e:
-            raise UdlcError(f"{path}: its udlc metadata is damaged ({type(e).__name__}: {e}) — export it again "
-                            "with `udlc export RUN_FOLDER`") from None
+            raise damaged(path, e) from None
         try:
             self.tokenizer = tokenizer_from_json(spec)
         except ImportError:
@@ -57,6 +76,15 @@ class LanguageModelFile:
         # Files with a cache take each attention layer's past keys and values: (batch, kv_heads, P, head_dim).
         self.past = {i.name: i.shape for i in inputs[1:]}
         self.cached = bool(self.past)
+
+    def answer(self, prompt: str, asked: Asked) -> Reply:
+        """`udlc generate`: the prompt and its continuation."""
+        if asked.beam != 1:
+            raise UdlcError("--beam decodes encoder–decoder (seq2seq) models; a language model samples or is greedy")
+        out = self.generate(prompt, asked.max_new_tokens, asked.temperature, asked.top_k, asked.seed,
+                            use_cache=asked.use_cache)
+        return Reply(out.prompt + out.text,
+                     f"{out.tokens} tokens in {out.seconds:.2f}s: {out.tokens_per_second:.1f} tokens/s")
 
     def run(self, window: list[int], past: list[np.ndarray] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
         """The last position's logits for the new tokens `window` after the cached `past` (none: from scratch),
@@ -117,19 +145,23 @@ def pick(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.rand
 class Seq2SeqFile:
     """An exported encoder–decoder: a source text in, its target text out, greedy or by beam search."""
 
-    def __init__(self, path: str | Path, device: str = "cpu"):
-        path = Path(path)
-        self.session, meta = open_session(path, device)
-        if meta.get("task") != "seq2seq":
-            raise UdlcError(f"{path} is not an encoder–decoder model (its task is {meta.get('task', 'unknown')})")
+    serves = (DECODED_TEXT,)
+    reads = "an encoder–decoder model"
+
+    def __init__(self, path: str | Path | Opened, device: str = "cpu"):
+        file = opened(path, device, self)
+        self.session, meta = file.session, file.meta
         try:
             self.vocabulary = json.loads(meta["vocabulary"])
             self.max_length = int(meta["max_target_length"])
         except (KeyError, ValueError) as e:
-            raise UdlcError(f"{path}: its udlc metadata is damaged ({type(e).__name__}: {e}) — export it again "
-                            "with `udlc export RUN_FOLDER`") from None
+            raise damaged(file.path, e) from None
         self.index = {t: i for i, t in enumerate(self.vocabulary)}
         self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def answer(self, prompt: str, asked: Asked) -> Reply:
+        """`udlc generate`: the prompt's target text (greedy, or the best of --beam hypotheses)."""
+        return Reply(self.translate(prompt, asked.beam))
 
     def logprobs(self, source: np.ndarray, decoded: np.ndarray) -> np.ndarray:
         """log p(next token) for each row of `decoded` (B, t), all reading the one source."""
@@ -169,16 +201,22 @@ class Seq2SeqFile:
 class TokenLabeller:
     """An exported token classifier: each position of a text gets the label with the highest logit."""
 
-    def __init__(self, path: str | Path, device: str = "cpu"):
-        path = Path(path)
-        self.session, meta = open_session(path, device)
+    serves = (TOKEN_LABELS,)
+    reads = "a token labeller"
+
+    def __init__(self, path: str | Path | Opened, device: str = "cpu"):
+        file = opened(path, device, self)
+        self.session, meta = file.session, file.meta
         try:
             self.vocabulary = json.loads(meta["vocabulary"])
         except (KeyError, ValueError) as e:
-            raise UdlcError(f"{path}: its udlc metadata is damaged ({type(e).__name__}: {e}) — export it again "
-                            "with `udlc export RUN_FOLDER`") from None
+            raise damaged(file.path, e) from None
         self.index = {t: i for i, t in enumerate(self.vocabulary)}
         self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def answer(self, prompt: str, asked: Asked) -> Reply:
+        """`udlc generate`: the label of each of the prompt's positions."""
+        return Reply(self.label(prompt))
 
     def label(self, text: str) -> str:
         unknown = sorted(set(text) - self.index.keys())

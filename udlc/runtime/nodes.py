@@ -11,21 +11,32 @@ from pathlib import Path
 import numpy as np
 
 from udlc.errors import UdlcError
-from udlc.runtime.predict import Predictions, open_session
-
-GRAPH_TASKS = ("node_classification", "graph_classification")
+from udlc.runtime.files import Opened, damaged, opened
+from udlc.runtime.predict import Predictions
+from udlc.runtime.rows import refuse_id
+from udlc.tasks.served import EDGE_PROBABILITIES, NODE_CLASSES
 
 
 class GraphClassifier:
-    def __init__(self, path: str | Path, device: str = "cpu"):
-        self.path = Path(path)
-        self.session, meta = open_session(self.path, device)
-        self.task = meta.get("task")
-        if self.task not in GRAPH_TASKS:
-            raise UdlcError(f"{self.path} classifies no graph or nodes")
-        self.classes = json.loads(meta["classes"])
-        self.features = int(json.loads(meta["input_shapes"])[0][1])
-        self.inputs = json.loads(meta["input_names"])
+    serves = (NODE_CLASSES,)
+    reads = "a graph network's classifier"
+
+    def __init__(self, path: str | Path | Opened, device: str = "cpu"):
+        file = opened(path, device, self)
+        self.path, self.session, meta = file.path, file.session, file.meta
+        try:
+            self.classes = json.loads(meta["classes"])
+            self.features = int(json.loads(meta["input_shapes"])[0][1])
+            self.inputs = json.loads(meta["input_names"])
+        except (KeyError, ValueError, TypeError, IndexError) as e:
+            raise damaged(self.path, e) from None
+        # To classify graphs the network reads which graph each node is in, and gives every node its graph's row.
+        self.per_graph = "batch" in self.inputs
+
+    def answer_file(self, inputs: Path, id_column: str | None = None) -> str:
+        """`udlc predict`: the classes of a graph file's nodes (or graphs) as CSV."""
+        refuse_id(id_column, inputs)
+        return self.predict_file(inputs).to_csv()
 
     def predict_file(self, graph: str | Path) -> Predictions:
         """A class per node (node_classification), or per graph in the order of their ids (graph_classification)."""
@@ -42,7 +53,7 @@ class GraphClassifier:
         feed = {name: feed[name] for name in self.inputs}
         _, probabilities = self.session.run(None, feed)
         rows = probabilities[0]
-        if self.task == "graph_classification":
+        if self.per_graph:
             _, first = np.unique(batch, return_index=True)  # each graph's row is at every one of its nodes
             rows = rows[first]
         return Predictions("classification", rows.argmax(axis=1), rows, self.classes)
@@ -52,12 +63,21 @@ class LinkScorer:
     """A link prediction model file: each node pair's probability of an edge, sigmoid(z_u · z_v) of the
     embeddings the file gives for the graph."""
 
-    def __init__(self, path: str | Path, device: str = "cpu"):
-        self.path = Path(path)
-        self.session, meta = open_session(self.path, device)
-        if meta.get("task") != "link_prediction":
-            raise UdlcError(f"{self.path} scores no links")
-        self.features = int(json.loads(meta["input_shapes"])[0][1])
+    serves = (EDGE_PROBABILITIES,)
+    reads = "a link prediction model"
+
+    def __init__(self, path: str | Path | Opened, device: str = "cpu"):
+        file = opened(path, device, self)
+        self.path, self.session = file.path, file.session
+        try:
+            self.features = int(json.loads(file.meta["input_shapes"])[0][1])
+        except (KeyError, ValueError, TypeError, IndexError) as e:
+            raise damaged(self.path, e) from None
+
+    def answer_file(self, inputs: Path, id_column: str | None = None) -> str:
+        """`udlc predict`: each of the graph file's `pairs` with its probability of an edge, as CSV."""
+        refuse_id(id_column, inputs)
+        return self.score_file(inputs)
 
     def score_file(self, graph: str | Path) -> str:
         """CSV rows `source,target,probability` for the file's `pairs` (2, P)."""

@@ -24,35 +24,18 @@ from typing import Any
 import numpy as np
 
 from udlc.errors import UdlcError
-from udlc.runtime.rows import column_index, read_csv_rows, refuse_blank_rows
+from udlc.runtime.files import Opened, damaged, opened
+from udlc.runtime.pictures import is_picture_model, read_pictures
+from udlc.runtime.rows import column_index, read_csv_rows, refuse_blank_rows, refuse_id
+from udlc.tasks.served import CLASSES, DECODED, LATENTS, VALUES
 
 BATCH = 4096  # rows per onnxruntime call: a large file never needs all its activations at once
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def open_session(path: Path, device: str = "cpu") -> tuple[Any, dict[str, str]]:
-    """An onnxruntime session on `path` and the file's metadata; every failure a UdlcError."""
-    try:
-        import onnxruntime as ort
-    except ImportError:  # pragma: no cover - installed with udlc[predict]
-        raise UdlcError("running a model needs onnxruntime: pip install 'udlc[predict]'") from None
-    if not path.is_file():
-        raise UdlcError(f"no model file at {path}")
-    providers = ["CPUExecutionProvider"]
-    if device == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise UdlcError("--device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
-        providers.insert(0, "CUDAExecutionProvider")
-    try:
-        session = ort.InferenceSession(str(path), providers=providers)
-    except Exception as e:
-        raise UdlcError(f"{path} is not a valid ONNX model: {str(e).splitlines()[0][:200]}") from None
-    return session, session.get_modelmeta().custom_metadata_map
-
-
 @dataclass
 class Predictions:
-    task: str
+    answers: str  # 'classification' (classes and their probabilities) or 'regression' (values)
     values: np.ndarray  # class indices (N,) or regressed values (N, k)
     probabilities: np.ndarray | None  # (N, classes) for classification
     classes: list[str] | None
@@ -72,7 +55,7 @@ class Predictions:
         keys, key_name = (names, "file") if names is not None else (self.keys, self.key_name)
         head = [key_name] if keys is not None else []
         first = (lambda i: [keys[i]]) if keys is not None else (lambda i: [])
-        if self.task == "classification":
+        if self.answers == "classification":
             assert self.probabilities is not None
             classes = self.classes or [str(i) for i in range(self.probabilities.shape[1])]
             w.writerow(head + ["prediction"] + [f"p_{c}" for c in classes])
@@ -99,15 +82,16 @@ class Inputs:
 
 
 class Model:
-    """An exported udlc model, ready to predict on raw inputs."""
+    """An exported udlc model of samples (feature rows, arrays, pictures), ready to predict on raw inputs: class
+    probabilities, values in the targets' units, an encoder's codes, or a decoder's samples for codes."""
 
-    def __init__(self, path: str | Path, device: str = "cpu"):
-        path = Path(path)
-        self.session, meta = open_session(path, device)
-        if meta.get("task") == "language_model":
-            raise UdlcError(f"{path} is a language model: it continues text with `udlc generate {path} --prompt ...`")
-        if meta.get("task") in ("vae", "gan", "diffusion") and meta.get("network") != "encoder":
-            raise UdlcError(f"{path} is a generative model: draw samples with `udlc sample {path}`")
+    serves = (CLASSES, VALUES, LATENTS, DECODED)
+    reads = "a model of samples"
+
+    def __init__(self, path: str | Path | Opened, device: str = "cpu"):
+        file = opened(path, device, self)
+        path, self.session, meta = file.path, file.session, file.meta
+        self.classifies = file.kind.name == CLASSES  # its answer: classes and their probabilities
         if "input_shapes" not in meta:
             raise UdlcError(f"{path} was not exported by udlc (its metadata has no input shape)")
         if "outputs" not in meta:
@@ -118,18 +102,16 @@ class Model:
             # per declared axis may give a symbolic one (T) any size.
             self.declared = tuple(json.loads(meta["input_shapes"])[0])
             self.input_shape = tuple(int(d) for d in json.loads(meta.get("sample_shapes", meta["input_shapes"]))[0])
-            self.task, self.loss = meta["task"], meta["loss"]
             self.classes = json.loads(meta["classes"])
             self.feature_columns: list[str] | None = json.loads(meta.get("feature_columns", "null"))
             self.categories: dict[str, list[str]] = json.loads(meta.get("categories", "{}"))
             self.fill_values: dict[str, float] = json.loads(meta.get("fill_values", "{}"))
             outputs = json.loads(meta["outputs"])
         except (KeyError, ValueError, TypeError, IndexError) as e:
-            raise UdlcError(f"{path}: its udlc metadata is damaged ({type(e).__name__}: {e}) — export it again "
-                            "with `udlc export RUN_FOLDER`") from None
+            raise damaged(path, e) from None
         # The graph's answer: probabilities for a classifier, the values themselves otherwise (a prediction,
         # an encoder's latent, a decoder's sample).
-        self.answer = "probabilities" if "probabilities" in outputs else outputs[0]
+        self.answer = "probabilities" if self.classifies else outputs[0]
         if self.answer not in [o.name for o in self.session.get_outputs()]:
             raise UdlcError(f"{path} has no output named '{self.answer}' — export it again with "
                             "`udlc export RUN_FOLDER`")
@@ -140,8 +122,24 @@ class Model:
                             f"{self.per_sample} values — export it again with `udlc export RUN_FOLDER`")
         self.columns = _raw_columns(self.feature_columns, self.categories) if self.feature_columns else None
         self.target = target_name(meta)
+        self.path, self.meta = path, meta
 
     # ---- predicting ------------------------------------------------------------------------------------
+
+    def answer_file(self, inputs: Path, id_column: str | None = None) -> str:
+        """`udlc predict`: the answers for a file of samples as CSV — one row per CSV row (keyed by its line or
+        its `id_column` cell) or array sample; for a model trained on pictures, per picture file."""
+        if not is_picture_model(self.meta):
+            return self.predict(read_inputs(inputs, id_column)).to_csv()
+        refuse_id(id_column, inputs)
+        names, pictures = read_pictures(self.meta, inputs)
+        by_shape: dict[tuple[int, ...], list[int]] = {}  # each picture at its own size: the graph resizes it
+        for i, picture in enumerate(pictures):
+            by_shape.setdefault(picture.shape, []).append(i)
+        probabilities = np.zeros((len(pictures), len(self.classes or [])), np.float32)
+        for rows in by_shape.values():
+            probabilities[rows] = self.predict(np.stack([pictures[i] for i in rows]).astype(np.float32)).probabilities
+        return Predictions("classification", probabilities.argmax(axis=1), probabilities, self.classes).to_csv(names)
 
     def predict(self, inputs: Inputs | np.ndarray) -> Predictions:
         """Predictions for raw samples: an `Inputs` from read_inputs, or an array of (N, *input shape)."""
@@ -151,9 +149,9 @@ class Model:
             self._from_array(inputs.array, inputs.source), None, "line")
         out = np.concatenate([self.session.run([self.answer], {self.input_name: x[i:i + BATCH]})[0]
                               for i in range(0, len(x), BATCH)])
-        if self.task != "classification":
-            return Predictions(self.task, out, None, None, keys, key_name, self.target)
-        return Predictions(self.task, out.argmax(axis=1), out, self.classes, keys, key_name)
+        if not self.classifies:
+            return Predictions("regression", out, None, None, keys, key_name, self.target)
+        return Predictions("classification", out.argmax(axis=1), out, self.classes, keys, key_name)
 
     def _from_array(self, x: np.ndarray, source: str) -> np.ndarray:
         """A numeric array as a float32 batch of the input shape; one sample may come without a batch axis."""

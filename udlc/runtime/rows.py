@@ -47,6 +47,12 @@ def refuse_blank_rows(rows: list[list[str]], lines: list[int], source: str, what
                             "gets one answer — fill it in, or delete the line")
 
 
+def refuse_id(id_column: str | None, inputs: Path) -> None:
+    """--id names a CSV's column: a reader of other files has none to name its answers by."""
+    if id_column is not None:
+        raise UdlcError(f"--id names a column of a CSV file of samples; {inputs} is none — leave --id out")
+
+
 def column_index(header: list[str], name: str, source: str, why: str) -> int:
     """Where a column the caller named stands in the header; one it lacks is an error saying `why` it is needed."""
     if name not in header:

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from udlc.errors import UdlcError
-from udlc.runtime.predict import BATCH, open_session
-
-SAMPLERS = ("vae", "gan", "diffusion")  # the tasks whose model.onnx `udlc sample` reads
+from udlc.runtime.files import Opened, damaged, opened
+from udlc.runtime.predict import BATCH
+from udlc.tasks.served import DENOISER, SAMPLES
 
 
 class SampleFile:
@@ -25,23 +25,24 @@ class SampleFile:
     GAN's generator is one call on latents from N(0, I); a diffusion model's denoiser is called once per step
     of the sampler (udlc.tasks.diffusion_sampling, the same code training uses in torch)."""
 
-    def __init__(self, path: str | Path, device: str = "cpu"):
-        self.path = Path(path)
-        self.session, meta = open_session(self.path, device)
-        task = meta.get("task")
-        if task not in SAMPLERS or "latent_shape" not in meta:
-            raise UdlcError(f"{self.path} is no generative model (its task is {task or 'not recorded'}): "
-                            f"`udlc sample` reads the model.onnx of a run of task {', '.join(SAMPLERS)}")
-        if meta.get("network") == "encoder":
-            raise UdlcError(f"{self.path} is a VAE's encoder; sample from the decoder beside it, model.onnx")
-        self.task = task
-        self.latent_shape = tuple(json.loads(meta["latent_shape"]))
-        self.value_range = tuple(json.loads(meta["value_range"]))
-        self.input_names = json.loads(meta["input_names"])
-        self.diffusion = json.loads(meta["diffusion"]) if task == "diffusion" else None
-        if self.diffusion is not None:
-            norm = json.loads(meta["normalization"])
-            self.shift, self.scale = (np.asarray(norm[k], np.float32).reshape(norm["shape"]) for k in ("shift", "scale"))
+    serves = (SAMPLES, DENOISER)
+    reads = "a generative model (a VAE's decoder, a GAN's generator, a diffusion model's denoiser)"
+
+    def __init__(self, path: str | Path | Opened, device: str = "cpu"):
+        file = opened(path, device, self)
+        self.path, self.session, meta, self.kind = file.path, file.session, file.meta, file.kind
+        try:
+            self.latent_shape = tuple(json.loads(meta["latent_shape"]))
+            self.value_range = tuple(json.loads(meta["value_range"]))
+            self.input_names = json.loads(meta["input_names"])
+            # A denoiser is run by the sampler its metadata names; a decoder once on latents.
+            self.diffusion = json.loads(meta["diffusion"]) if self.kind.name == DENOISER else None
+            if self.diffusion is not None:
+                norm = json.loads(meta["normalization"])
+                self.shift, self.scale = (np.asarray(norm[k], np.float32).reshape(norm["shape"])
+                                          for k in ("shift", "scale"))
+        except (KeyError, ValueError, TypeError) as e:
+            raise damaged(self.path, e) from None
 
     @property
     def classes(self) -> int | None:
@@ -54,7 +55,8 @@ class SampleFile:
         rng = np.random.default_rng(seed)
         if self.diffusion is None:
             if label is not None or steps is not None or sampler is not None:
-                raise UdlcError(f"--class, --steps and --sampler are a diffusion model's; this is a {self.task}")
+                raise UdlcError(f"--class, --steps and --sampler are a diffusion model's; this file serves "
+                                f"{self.kind.description}")
             latents = rng.standard_normal((n, *self.latent_shape), dtype=np.float32)
             parts = [self.session.run(None, {self.input_names[0]: latents[i:i + BATCH]})[0] for i in range(0, n, BATCH)]
             return np.concatenate(parts)

@@ -11,24 +11,34 @@ from pathlib import Path
 import numpy as np
 
 from udlc.errors import UdlcError
-from udlc.runtime.predict import BATCH, Predictions, open_session
-from udlc.runtime.rows import column_index, read_csv_rows, refuse_blank_rows
+from udlc.runtime.files import Opened, damaged, opened
+from udlc.runtime.predict import BATCH, Predictions
+from udlc.runtime.rows import column_index, read_csv_rows, refuse_blank_rows, refuse_id
+from udlc.tasks.served import TEXT_CLASSES
 
 
 class TextClassifier:
-    def __init__(self, path: str | Path, device: str = "cpu"):
+    serves = (TEXT_CLASSES,)
+    reads = "a text classifier"
+
+    def __init__(self, path: str | Path | Opened, device: str = "cpu"):
         from udlc.data.text import tokenizer_from_json
 
-        path = Path(path)
-        self.session, meta = open_session(path, device)
+        file = opened(path, device, self)
+        self.session, meta = file.session, file.meta
         try:
             self.column, self.limit = meta["text_column"], int(meta["max_tokens"])
             self.classes = json.loads(meta["classes"])
             self.tokenizer = tokenizer_from_json(json.loads(meta["tokenizer"]))
         except (KeyError, ValueError) as e:
-            raise UdlcError(f"{path}: its udlc metadata is damaged ({type(e).__name__}: {e}) — export it again "
-                            "with `udlc export RUN_FOLDER`") from None
+            raise damaged(file.path, e) from None
         self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def answer_file(self, inputs: Path, id_column: str | None = None) -> str:
+        """`udlc predict`: each text of a CSV's text column with its class and the classes' probabilities."""
+        if Path(inputs).suffix.lower() != ".csv":
+            refuse_id(id_column, inputs)
+        return self.predict_csv(inputs, id_column).to_csv()
 
     def predict_texts(self, texts: list[str], where: list[str] | None = None) -> Predictions:
         """Each text's class; `where` names each text in an error (a file's line), else its position."""

@@ -1,6 +1,6 @@
 """Shared pieces of the spec models: strict mappings and the one-key shorthand users write."""
 
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Callable, Iterable, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -60,16 +60,36 @@ def _takes_bool(annotation: Any) -> bool:
 
 
 def tagged(*members: type[BaseModel], main_args: dict[str, str] | None = None) -> Any:
-    """A union of configs told apart by `type`, written in any of the shorthand forms:
+    """A pydantic union of configs told apart by `type`, written in any of the shorthand forms (see `short_forms`).
+    Building it builds every member: the spec's fields use udlc.spec.registry's `ByType` instead, which builds only
+    the configs a spec names, and this union for their JSON Schema."""
+    main_args = main_args or {}
+    names = [m.model_fields["type"].default for m in members]
+    union = Annotated[Union[members], Field(discriminator="type")]  # type: ignore[valid-type]
+    return Annotated[union, BeforeValidator(short_forms(members, main_args)), _ShortForms(names, main_args)]
+
+
+def tagged_json_schema(members: Iterable[type[BaseModel]], main_args: dict[str, str], handler: Any) -> dict[str, Any]:
+    """The JSON Schema of `tagged(*members)`, shorthand forms included, from inside another type's JSON Schema
+    hook (`handler` is pydantic's GetJsonSchemaHandler there)."""
+    from pydantic import TypeAdapter
+
+    members = list(members)
+    union = Annotated[Union[tuple(members)], Field(discriminator="type")]  # type: ignore[valid-type]
+    names = [m.model_fields["type"].default for m in members]
+    return _ShortForms(names, main_args).__get_pydantic_json_schema__(TypeAdapter(union).core_schema, handler)
+
+
+def short_forms(members: Iterable[type[BaseModel]], main_args: dict[str, str]) -> Callable[[Any], Any]:
+    """What turns the shorthand forms of a config told apart by `type` into its mapping:
 
         loss: cross_entropy                          -> {type: cross_entropy}
         loss: {type: cross_entropy, label_smoothing: 0.1}
         augment: [{rotate: 10}, hflip]               -> {type: rotate, degrees: 10}, {type: hflip}
         augment: [{random_crop: {size: 8}}]          -> {type: random_crop, size: 8}
     """
-    main_args = main_args or {}
+    members = list(members)
     names = [m.model_fields["type"].default for m in members]
-
     fields = {f for m in members for f in m.model_fields if f != "type"}
 
     def expand(value: Any) -> Any:
@@ -94,8 +114,7 @@ def tagged(*members: type[BaseModel], main_args: dict[str, str] | None = None) -
             return {"type": name}  # unknown name: the union reports it with a did-you-mean
         return value
 
-    union = Annotated[Union[members], Field(discriminator="type")]  # type: ignore[valid-type]
-    return Annotated[union, BeforeValidator(expand), _ShortForms(names, main_args)]
+    return expand
 
 
 class _ShortForms:

@@ -13,7 +13,7 @@ from udlc.spec.sources import SOURCES, FileKind, is_folder
 BUILTIN_SOURCES = tuple(e.name for e in SOURCES.builtin())
 TEXT_SOURCES = tuple(e.name for e in SOURCES.corpora())
 SEQUENCE_SOURCES = tuple(e.name for e in SOURCES.sequence_sets())
-GRAPH_SOURCES = tuple(e.name for e in SOURCES.graph_sets())
+NODE_SET_SOURCES = tuple(e.name for e in SOURCES.node_sets())
 FILE_SUFFIXES = tuple(e.name for e in SOURCES.files() if not e.folder)
 __all__ = ["BUILTIN_SOURCES", "FILE_SUFFIXES", "SEQUENCE_SOURCES", "TEXT_SOURCES", "IMAGE_AUGMENTS", "Augment", "DataSpec"]
 
@@ -27,7 +27,7 @@ def split_sizes(n: int, fractions: list[float] | tuple[float, ...]) -> tuple[int
 class DataSpec(StrictModel):
     source: str = Field(
         description=f"a built-in set ({', '.join(BUILTIN_SOURCES)}), a built-in text ({', '.join(TEXT_SOURCES)}), "
-        f"a generated sequence task ({', '.join(SEQUENCE_SOURCES)}), a graph ({', '.join(GRAPH_SOURCES)}) or a "
+        f"a generated sequence task ({', '.join(SEQUENCE_SOURCES)}), a graph ({', '.join(NODE_SET_SOURCES)}) or a "
         f"file ({', '.join(FILE_SUFFIXES)}) or a folder of pictures with a subfolder per class (`pictures/`), "
         "relative to the spec"
     )
@@ -80,7 +80,7 @@ class DataSpec(StrictModel):
         raise PydanticCustomError(
             "unknown_source",
             "unknown data source '{source}'",
-            {"source": v, "allowed": [*BUILTIN_SOURCES, *TEXT_SOURCES, *SEQUENCE_SOURCES, *GRAPH_SOURCES],
+            {"source": v, "allowed": [*BUILTIN_SOURCES, *TEXT_SOURCES, *SEQUENCE_SOURCES, *NODE_SET_SOURCES],
              "hint": f"or a {_one_of_suffixes()} file, or a folder of pictures written with a slash "
                      "(`pictures/`)"},
         )

@@ -1,5 +1,5 @@
-"""Losses: each registered once with its config, what targets it takes, the output check, what predict does
-with its outputs, and its implementation (torch imported only when built)."""
+"""Losses: each registered once with its config, what targets it takes, the output check and what predict does
+with its outputs. Their implementations are in udlc.objectives.losses, under the same names."""
 
 from __future__ import annotations
 
@@ -32,8 +32,6 @@ class LossEntry(Entry):
     answers: Literal["softmax", "sigmoid", "identity"]
     # (cfg, output shape, task, n_classes, target shape) -> Mismatch or None; shapes exclude the batch axis.
     check: Callable[[Any, Shape, str | None, int | None, Shape], Mismatch | None]
-    # (cfg, torch.device) -> loss_fn(out, y) -> scalar tensor
-    build: Callable[[Any, Any], Callable[[Any, Any], Any]]
 
     @property
     def classification(self) -> bool:
@@ -41,11 +39,6 @@ class LossEntry(Entry):
 
 
 LOSSES: Registry[LossEntry] = Registry("loss")
-
-
-def like(y: Any, out: Any) -> Any:
-    """Targets of shape (B,) against outputs of shape (B, 1)."""
-    return y.unsqueeze(-1) if y.dim() == out.dim() - 1 else y
 
 
 # ---- regression ---------------------------------------------------------------------------------
@@ -61,19 +54,6 @@ def _check_real(cfg: Any, out: Shape, task: str | None, n_classes: int | None, t
     return None
 
 
-def _pointwise(name: str, **fixed: Any) -> Callable[[Any, Any], Callable[[Any, Any], Any]]:
-    """A torch.nn.functional loss of (out, y) in float32, with the targets shaped like the outputs."""
-
-    def build(cfg: Any, device: Any) -> Callable[[Any, Any], Any]:
-        import torch.nn.functional as F
-
-        fn = getattr(F, name)
-        args = {k: getattr(cfg, v) for k, v in fixed.items()}
-        return lambda out, y: fn(out.float(), like(y, out).float(), **args)
-
-    return build
-
-
 class MSE(StrictModel):
     type: Literal["mse"] = "mse"
 
@@ -87,12 +67,10 @@ class Huber(StrictModel):
     delta: PositiveFloat = 1.0
 
 
-LOSSES.register(LossEntry(config=MSE, targets="real", answers="identity", check=_check_real,
-                          build=_pointwise("mse_loss")))
-LOSSES.register(LossEntry(config=MAE, targets="real", answers="identity", check=_check_real,
-                          build=_pointwise("l1_loss")))
+LOSSES.register(LossEntry(config=MSE, targets="real", answers="identity", check=_check_real))
+LOSSES.register(LossEntry(config=MAE, targets="real", answers="identity", check=_check_real))
 LOSSES.register(LossEntry(config=Huber, main_arg="delta", targets="real", answers="identity", check=_check_real,
-                          build=_pointwise("huber_loss", delta="delta"), examples=("huber", {"huber": 2})))
+                          examples=("huber", {"huber": 2})))
 
 # ---- classification -----------------------------------------------------------------------------
 
@@ -111,14 +89,6 @@ def _check_bce(cfg: Any, out: Shape, task: str | None, n_classes: int | None, ta
         return Mismatch(f"bce needs one logit for two classes: the data has {n_classes} classes, the model outputs "
                         f"{tuple(out)}", "end the model with `linear: 1`, or use cross_entropy for more classes")
     return None
-
-
-def _build_bce(cfg: BCE, device: Any) -> Callable[[Any, Any], Any]:
-    import torch
-    import torch.nn.functional as F
-
-    pos = torch.tensor([cfg.pos_weight], device=device) if cfg.pos_weight else None
-    return lambda out, y: F.binary_cross_entropy_with_logits(out.float(), like(y, out).float(), pos_weight=pos)
 
 
 class CrossEntropy(StrictModel):
@@ -148,20 +118,10 @@ def _check_ce(cfg: Any, out: Shape, task: str | None, n_classes: int | None, tar
     return None
 
 
-def _build_ce(cfg: CrossEntropy, device: Any) -> Callable[[Any, Any], Any]:
-    import torch
-    import torch.nn.functional as F
-
-    weight = torch.tensor(cfg.weight, device=device) if cfg.weight else None
-    # Class indices, or class probabilities (targets mixed by mixup or cutmix) as a float matrix.
-    return lambda out, y: F.cross_entropy(out.float(), y.float() if y.is_floating_point() else y.long(),
-                                          weight=weight, label_smoothing=cfg.label_smoothing)
-
-
-LOSSES.register(LossEntry(config=BCE, targets="binary", answers="sigmoid", check=_check_bce, build=_build_bce,
+LOSSES.register(LossEntry(config=BCE, targets="binary", answers="sigmoid", check=_check_bce,
                           examples=("bce", {"bce": {"pos_weight": 3}})))
 LOSSES.register(LossEntry(config=CrossEntropy, main_arg="label_smoothing", targets="class", answers="softmax",
-                          check=_check_ce, build=_build_ce,
+                          check=_check_ce,
                           examples=("cross_entropy", {"cross_entropy": 0.1},
                                     {"cross_entropy": {"weight": [1, 2, 3]}})))
 

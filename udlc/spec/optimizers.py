@@ -1,10 +1,9 @@
-"""Optimizers: each registered once with its config and its torch.optim class (imported only when built).
-Which parameters get weight decay is decided once for all of them, in udlc.trainer.objectives.make_optimizer."""
+"""Optimizers: each registered once with its config. Their implementations (torch.optim's classes) are in
+udlc.objectives.optimizers, under the same names."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
 
@@ -12,14 +11,7 @@ from udlc.spec.base import StrictModel
 from udlc.spec.registry import Entry, Registry
 
 
-@dataclass(frozen=True, kw_only=True)
-class OptimizerEntry(Entry):
-    # (cfg, param groups) -> torch.optim.Optimizer; lr and weight_decay come from the config unless a group
-    # overrides them.
-    build: Callable[[Any, list[dict]], Any]
-
-
-OPTIMIZERS: Registry[OptimizerEntry] = Registry("optimizer")
+OPTIMIZERS: Registry[Entry] = Registry("optimizer")
 
 
 class _Optimizer(StrictModel):
@@ -28,19 +20,6 @@ class _Optimizer(StrictModel):
     decay_bias_and_norm: bool = Field(
         False, description="also decay biases and normalization weights (off by default, as is common)"
     )
-
-
-def _torch(cls_name: str, *fields: str) -> Callable[..., Any]:
-    """A builder for torch.optim.<cls_name>, passing lr, weight_decay, the named config fields and the trainer's
-    options (fused=True on CUDA)."""
-
-    def build(cfg: Any, groups: list[dict], **options: Any) -> Any:
-        import torch
-
-        args = {f: getattr(cfg, f) for f in ("lr", "weight_decay", *fields)}
-        return getattr(torch.optim, cls_name)(groups, **args, **options)
-
-    return build
 
 
 class SGD(_Optimizer):
@@ -77,14 +56,12 @@ class RMSprop(_Optimizer):
     centered: bool = False
 
 
-OPTIMIZERS.register(OptimizerEntry(config=SGD, main_arg="lr", build=_torch("SGD", "momentum", "nesterov", "dampening"),
-                                   examples=("sgd", {"sgd": 0.1}, {"sgd": {"momentum": 0.9, "nesterov": True}})))
-OPTIMIZERS.register(OptimizerEntry(config=Adam, main_arg="lr", build=_torch("Adam", "betas", "eps", "amsgrad"),
-                                   examples=("adam", {"adam": 3e-4})))
-OPTIMIZERS.register(OptimizerEntry(config=AdamW, main_arg="lr", build=_torch("AdamW", "betas", "eps", "amsgrad"),
-                                   examples=("adamw", {"adamw": {"lr": 1e-3, "weight_decay": 0.1}})))
-OPTIMIZERS.register(OptimizerEntry(config=RMSprop, main_arg="lr",
-                                   build=_torch("RMSprop", "alpha", "momentum", "eps", "centered"),
-                                   examples=("rmsprop", {"rmsprop": {"momentum": 0.9, "centered": True}})))
+OPTIMIZERS.register(Entry(config=SGD, main_arg="lr",
+                          examples=("sgd", {"sgd": 0.1}, {"sgd": {"momentum": 0.9, "nesterov": True}})))
+OPTIMIZERS.register(Entry(config=Adam, main_arg="lr", examples=("adam", {"adam": 3e-4})))
+OPTIMIZERS.register(Entry(config=AdamW, main_arg="lr",
+                          examples=("adamw", {"adamw": {"lr": 1e-3, "weight_decay": 0.1}})))
+OPTIMIZERS.register(Entry(config=RMSprop, main_arg="lr",
+                          examples=("rmsprop", {"rmsprop": {"momentum": 0.9, "centered": True}})))
 
 Optimizer = OPTIMIZERS.union()

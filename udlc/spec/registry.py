@@ -1,17 +1,21 @@
-"""One small registry class for the names a spec's training sections use: losses, metrics, optimizers, schedules.
+"""One small registry class for the names a spec's training sections use: losses, metrics, optimizers, schedules,
+augmentations.
 
-Each family keeps an entry per name (its pydantic config, its implementation, its metadata) and builds the
-tagged union the spec validates against from the entries, so a name registered once is everywhere: in the
-spec models, in the JSON Schema, in the trainer's dispatch and in the registry-wide tests.
+Each family keeps an entry per name (its pydantic config and the facts `udlc check` needs; the implementation is
+in udlc.objectives, under the same name) and gives the type the spec validates against (`union()`), so a name
+registered once is everywhere: in the spec models, in the JSON Schema, in the trainer's dispatch and in the
+registry-wide tests.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, Iterator, TypeVar
+from typing import Annotated, Any, Generic, Iterator, TypeVar
+
+from pydantic_core import PydanticKnownError, SchemaValidator, core_schema
 
 from udlc.errors import UdlcError, did_you_mean, one_of
-from udlc.spec.base import StrictModel, tagged
+from udlc.spec.base import StrictModel, short_forms, tagged, tagged_json_schema
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,7 +80,66 @@ class Registry(Generic[E]):
         """The entry's examples; the bare name when it gave none (every field has a default then)."""
         return entry.examples or (entry.name,)
 
+    def main_args(self) -> dict[str, str]:
+        return {e.name: e.main_arg for e in self._entries.values() if e.main_arg}
+
     def union(self) -> Any:
-        """The tagged union of every registered config, in registration order, with all shorthand forms."""
-        main_args = {e.name: e.main_arg for e in self._entries.values() if e.main_arg}
-        return tagged(*(e.config for e in self._entries.values()), main_args=main_args)
+        """The type of a spec field that names one of this family, in any shorthand form (`loss: cross_entropy`,
+        `{huber: 2}`, `{type: huber, delta: 2}`): see ByType."""
+        return Annotated[Any, ByType(self)]
+
+    def tagged(self) -> Any:
+        """The pydantic tagged union of every registered config, in registration order, with all shorthand forms:
+        what ByType validates like, and its JSON Schema. Building it builds every config."""
+        return tagged(*(e.config for e in self._entries.values()), main_args=self.main_args())
+
+
+class ByType:
+    """Validates a value by looking its `type` up in the registry and validating that config alone.
+
+    A pydantic union over every config would build every config of every family when the spec's model is first
+    used, most of `udlc check`'s time; this builds only the configs a spec names, on first use. It answers as
+    pydantic's tagged union does (the same error types, a member's errors located under its tag, the shorthand
+    forms), so the error translator and every message stay as they were; its JSON Schema is that union's.
+    """
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+        self._expand: tuple[int, Any] = (-1, None)  # (entries then, the shorthand reader over them)
+        self._validators: dict[str, SchemaValidator] = {}
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        return core_schema.no_info_plain_validator_function(self.validate)
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> Any:
+        return tagged_json_schema(self.registry_configs(), self.registry.main_args(), handler)
+
+    def registry_configs(self) -> list[type[StrictModel]]:
+        return [e.config for e in self.registry]
+
+    def validate(self, value: Any) -> Any:
+        if self._expand[0] != len(self.registry):  # made on first use, when every entry is registered
+            self._expand = (len(self.registry), short_forms(self.registry_configs(), self.registry.main_args()))
+        value = self._expand[1](value)
+        if not isinstance(value, dict):
+            raise PydanticKnownError("model_attributes_type")
+        tag = value.get("type")
+        if not isinstance(tag, str) or tag not in self.registry:
+            expected = ", ".join(f"'{name}'" for name in self.registry.names())
+            raise PydanticKnownError("union_tag_invalid",
+                                     {"discriminator": "'type'", "tag": str(tag), "expected_tags": expected})
+        return self._validator(tag).validate_python(value)
+
+    def _validator(self, tag: str) -> SchemaValidator:
+        """A tagged union of the one config: it puts the tag in an error's location, as the union of all does."""
+        if tag not in self._validators:
+            config = self.registry[tag].config
+            config.model_rebuild()  # configs defer their build to first use: this is it
+            schema = config.__pydantic_core_schema__
+            if schema["type"] == "definitions":  # a config with nested models keeps their definitions outside
+                union = core_schema.tagged_union_schema({tag: schema["schema"]}, discriminator="type")
+                schema = core_schema.definitions_schema(union, schema["definitions"])
+            else:
+                schema = core_schema.tagged_union_schema({tag: schema}, discriminator="type")
+            self._validators[tag] = SchemaValidator(schema)
+        return self._validators[tag]

@@ -1,30 +1,25 @@
 """Data sources: every name `data.source` may take, registered once.
 
-A built-in set is one function and one `SOURCES.register(BuiltinSet(...))`: the entry holds its loader and
-what `udlc check` says about it without loading it (sample shape, classes or regression width), and whether
-it is generated (reads `samples` and `noise`, with its default noise). tests/test_sources_registry.py loads
-every registered set and holds that signature to what it loads.
+A built-in set is one `SOURCES.register(...)` here, holding what `udlc check` says about it without loading it
+(sample shape, classes or regression width, the data keys it reads, its default noise), and one generator in
+udlc.data.builtin_sets under the same name. tests/test_sources_registry.py loads every registered set and holds
+this signature to what it loads.
 
-A file kind is registered here by suffix with the data keys it reads; the code that reads it (the loader and
-the header reader for `udlc check`) is the data layer's, kept in udlc/data/sources.py and peek.py under the
-same suffix, since it shares its parsing helpers with the rest of that layer.
+A file kind is registered here by suffix with the data keys it reads; how it is read (its loader, and its
+header reader for `udlc check`) is its entry in udlc.data.file_kinds under the same suffix.
 
-numpy and scikit-learn are imported inside the loaders: validating a spec needs neither.
+This module is configuration only: no numpy, no scikit-learn, no loaders.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 
 @dataclass(frozen=True, kw_only=True)
 class BuiltinSet:
     name: str
-    # (samples, noise, numpy Generator) -> (x, y) numpy arrays, x of `shape` samples and y class indices or
-    # values; a set that is not generated ignores all three (its noise is None)
-    load: Callable[[int, Any, Any], tuple[Any, Any]]
     shape: tuple[int, ...]  # one sample as loaded; peek's sample size and input hint
     classes: tuple[str, ...] | None  # class names in label order; None for a regression set
     target_width: int = 1  # values per target sample when read as regression
@@ -46,7 +41,6 @@ class TextSet:
     """A built-in text corpus, for tasks that read text (language_model): tokenized, not loaded as arrays."""
 
     name: str
-    load: Callable[[], str]
     description: str
     keys: frozenset[str] = frozenset({"tokenizer", "max_chars", "vocab_size"})
     text: bool = True
@@ -57,8 +51,6 @@ class SequenceSet:
     """A generated set of (source, target) token sequences of varying lengths, for task: seq2seq."""
 
     name: str
-    # (samples, numpy Generator) -> list of (source, target) strings over `alphabet`
-    load: Callable[[int, Any], list[tuple[str, str]]]
     alphabet: str  # the characters sources and targets are written in; their ids follow the special tokens
     description: str
     aligned: bool = True  # each target as long as its source: a label per position (task token_classification)
@@ -74,14 +66,12 @@ SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")
 
 
 @dataclass(frozen=True, kw_only=True)
-class GraphSet:
-    """A built-in graph whose nodes are classified (task: node_classification): node features, an edge list
-    and a class per node, from (samples, noise, numpy Generator)."""
+class NodeSet:
+    """A built-in node set: one graph-shaped data set whose nodes are classified (task: node_classification,
+    link_prediction): node features, an edge list and a class per node. ("Graph" alone means a network's graph
+    in udlc; data shaped as nodes and edges is a node set.)"""
 
     name: str
-    # (nodes, noise, numpy Generator) -> (x (N, F) float, edges (2, E) int, y (N,) int); each undirected edge
-    # listed once (the loader adds the other direction)
-    load: Callable[[int, Any, Any], tuple[Any, Any, Any]]
     features: int  # F: the model's input is [N, F]
     classes: tuple[str, ...]
     description: str
@@ -94,12 +84,10 @@ class GraphSet:
 
 
 @dataclass(frozen=True, kw_only=True)
-class GraphListSet:
-    """A built-in set of small graphs, each with one class (task: graph_classification)."""
+class NodeSetList:
+    """A built-in list of small node sets, each with one class (task: graph_classification)."""
 
     name: str
-    # (graphs, noise, numpy Generator) -> (list of (x (n, F), edges (2, e)), y (G,)); undirected edges once
-    load: Callable[[int, Any, Any], tuple[list[tuple[Any, Any]], Any]]
     features: int
     classes: tuple[str, ...]
     description: str
@@ -120,7 +108,7 @@ class FileKind:
 FOLDER = "/"  # the file kind of a folder of pictures, one subfolder per class: written `pictures/`
 
 
-Source = BuiltinSet | TextSet | SequenceSet | GraphSet | GraphListSet | FileKind
+Source = BuiltinSet | TextSet | SequenceSet | NodeSet | NodeSetList | FileKind
 
 
 class SourceRegistry:
@@ -141,7 +129,7 @@ class SourceRegistry:
     def find(self, source: str) -> Source | None:
         """The entry `data.source` names: a built-in set by name, else a file kind by its suffix."""
         entry = self._entries.get(source)
-        if isinstance(entry, (BuiltinSet, TextSet, SequenceSet, GraphSet, GraphListSet)):
+        if isinstance(entry, (BuiltinSet, TextSet, SequenceSet, NodeSet, NodeSetList)):
             return entry
         if is_folder(source):
             return self._entries.get(FOLDER)
@@ -161,8 +149,8 @@ class SourceRegistry:
     def sequence_sets(self) -> list[SequenceSet]:
         return [e for e in self._entries.values() if isinstance(e, SequenceSet)]
 
-    def graph_sets(self) -> list[GraphSet | GraphListSet]:
-        return [e for e in self._entries.values() if isinstance(e, (GraphSet, GraphListSet))]
+    def node_sets(self) -> list[NodeSet | NodeSetList]:
+        return [e for e in self._entries.values() if isinstance(e, (NodeSet, NodeSetList))]
 
     def is_text(self, source: str) -> bool:
         """Does `data.source` name text to tokenize (a corpus or a .txt file) rather than samples?"""
@@ -183,109 +171,25 @@ def is_folder(source: str) -> bool:
 
 # ---- scikit-learn's bundled sets ----------------------------------------------------------------------
 
-
-def _sklearn(name: str) -> Callable[[int, Any, Any], tuple[Any, Any]]:
-    """sklearn.datasets.load_<name>: the fixed set, whatever samples, noise or seed say."""
-
-    def load(n: int, noise: Any, rng: Any) -> tuple[Any, Any]:
-        from sklearn import datasets  # imported here: `udlc check` must not need scikit-learn
-
-        bunch = getattr(datasets, f"load_{name}")()
-        return bunch.data, bunch.target
-
-    return load
-
-
-SOURCES.register(BuiltinSet(name="digits", load=_sklearn("digits"), shape=(64,),
-                            classes=tuple(str(i) for i in range(10))))
-SOURCES.register(BuiltinSet(name="iris", load=_sklearn("iris"), shape=(4,),
-                            classes=("setosa", "versicolor", "virginica")))
-SOURCES.register(BuiltinSet(name="wine", load=_sklearn("wine"), shape=(13,),
-                            classes=("class_0", "class_1", "class_2")))
-SOURCES.register(BuiltinSet(name="breast_cancer", load=_sklearn("breast_cancer"), shape=(30,),
-                            classes=("malignant", "benign")))
-SOURCES.register(BuiltinSet(name="diabetes", load=_sklearn("diabetes"), shape=(10,), classes=None))
+SOURCES.register(BuiltinSet(name="digits", shape=(64,), classes=tuple(str(i) for i in range(10))))
+SOURCES.register(BuiltinSet(name="iris", shape=(4,), classes=("setosa", "versicolor", "virginica")))
+SOURCES.register(BuiltinSet(name="wine", shape=(13,), classes=("class_0", "class_1", "class_2")))
+SOURCES.register(BuiltinSet(name="breast_cancer", shape=(30,), classes=("malignant", "benign")))
+SOURCES.register(BuiltinSet(name="diabetes", shape=(10,), classes=None))
 
 # ---- generated sets ----------------------------------------------------------------------------------
 
-
-def _seed(rng: Any) -> int:
-    """scikit-learn's generators take an int seed; draw it from ours so the set follows the spec's seed."""
-    return int(rng.integers(2**31))
-
-
-def _moons(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
-    from sklearn import datasets
-
-    return datasets.make_moons(n, noise=noise, random_state=_seed(rng))
-
-
-def _circles(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
-    from sklearn import datasets
-
-    return datasets.make_circles(n, noise=noise, factor=0.5, random_state=_seed(rng))
-
-
-def _spirals(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
-    import numpy as np
-
-    y = np.arange(n) % 3
-    t = rng.uniform(0, 1, n)
-    # each arm winds 1.25 turns outward from the center, offset by a third of a turn
-    theta = y * 2 * np.pi / 3 + t * 2.5 * np.pi + rng.normal(0, noise, n)
-    return np.stack([t * np.cos(theta), t * np.sin(theta)], axis=1), y
-
-
-def _blobs(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
-    from sklearn import datasets
-
-    return datasets.make_blobs(n, centers=3, n_features=2, cluster_std=noise, random_state=_seed(rng))
-
-
-def _xor(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
-    import numpy as np
-
-    x = rng.uniform(-1, 1, size=(n, 2))
-    y = (np.sign(x[:, 0]) != np.sign(x[:, 1])).astype(np.int64)
-    return x + rng.normal(0, noise, size=x.shape), y  # labels come from the clean points
-
-
-def _sine(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
-    import numpy as np
-
-    x = rng.uniform(-math.pi, math.pi, size=(n, 1))
-    return x, np.sin(x) + rng.normal(0, noise, size=(n, 1))
-
-
-SOURCES.register(BuiltinSet(name="moons", load=_moons, shape=(2,), classes=("0", "1"), noise=0.1))
-SOURCES.register(BuiltinSet(name="circles", load=_circles, shape=(2,), classes=("0", "1"), noise=0.05))
-SOURCES.register(BuiltinSet(name="spirals", load=_spirals, shape=(2,), classes=("0", "1", "2"), noise=0.2))
-SOURCES.register(BuiltinSet(name="blobs", load=_blobs, shape=(2,), classes=("0", "1", "2"), noise=1.0))
-SOURCES.register(BuiltinSet(name="xor", load=_xor, shape=(2,), classes=("0", "1"), noise=0.05))
-SOURCES.register(BuiltinSet(name="sine", load=_sine, shape=(1,), classes=None, noise=0.1))
-
+SOURCES.register(BuiltinSet(name="moons", shape=(2,), classes=("0", "1"), noise=0.1))
+SOURCES.register(BuiltinSet(name="circles", shape=(2,), classes=("0", "1"), noise=0.05))
+SOURCES.register(BuiltinSet(name="spirals", shape=(2,), classes=("0", "1", "2"), noise=0.2))
+SOURCES.register(BuiltinSet(name="blobs", shape=(2,), classes=("0", "1", "2"), noise=1.0))
+SOURCES.register(BuiltinSet(name="xor", shape=(2,), classes=("0", "1"), noise=0.05))
+SOURCES.register(BuiltinSet(name="sine", shape=(1,), classes=None, noise=0.1))
 
 # A series set for task: forecasting. The window is fixed here, so `udlc check` knows the input and the
 # horizon from the registry alone, as for every other set.
 SERIES_CONTEXT, SERIES_HORIZON = 32, 8
-
-
-def _sine_mixture(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
-    """Each sample a window of its own sum of 2 or 3 sines (periods 6-40 steps, random phases and amplitudes)
-    plus Gaussian noise: x the first SERIES_CONTEXT values (context, 1), y the next SERIES_HORIZON."""
-    import numpy as np
-
-    t = np.arange(SERIES_CONTEXT + SERIES_HORIZON)
-    period = rng.uniform(6, 40, size=(n, 3, 1))
-    phase = rng.uniform(0, 2 * math.pi, size=(n, 3, 1))
-    amplitude = rng.uniform(0.5, 1.5, size=(n, 3, 1))
-    amplitude[:, 2] *= rng.integers(0, 2, size=(n, 1))  # the third sine in about half the samples
-    series = (amplitude * np.sin(2 * math.pi * t / period + phase)).sum(axis=1)
-    series = series + rng.normal(0, noise, size=series.shape)  # drawn last: noise 0 gives the same clean waves
-    return series[:, :SERIES_CONTEXT, None], series[:, SERIES_CONTEXT:]
-
-
-SOURCES.register(BuiltinSet(name="sine_mixture", load=_sine_mixture, shape=(SERIES_CONTEXT, 1), classes=None,
+SOURCES.register(BuiltinSet(name="sine_mixture", shape=(SERIES_CONTEXT, 1), classes=None,
                             target_width=SERIES_HORIZON, noise=0.1, series=True))
 
 # ---- files, by suffix --------------------------------------------------------------------------------
@@ -299,46 +203,27 @@ SOURCES.register(FileKind(name=FOLDER, keys=frozenset({"image_size", "channels",
 
 # ---- text corpora ------------------------------------------------------------------------------------
 
-
-def _stdlib_text() -> str:
-    """The Python standard library's own top-level modules, in name order: a corpus every install has."""
-    import sysconfig
-    from pathlib import Path
-
-    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
-    return "\n".join(f.read_text(encoding="utf-8", errors="replace") for f in files)
-
-
-SOURCES.register(TextSet(name="stdlib", load=_stdlib_text,
+SOURCES.register(TextSet(name="stdlib",
                          description="the text of the Python standard library's top-level modules (~4.7 MB)"))
 
 # ---- generated sequence tasks, for task: seq2seq --------------------------------------------------------
 
 SEQ_MIN, SEQ_MAX = 3, 10  # digits per source sequence
-
-
-def _digit_strings(n: int, rng: Any) -> list[str]:
-    lengths = rng.integers(SEQ_MIN, SEQ_MAX + 1, size=n)
-    return ["".join(map(str, rng.integers(0, 10, size=k))) for k in lengths]
-
-
-def _mapped(fn: Callable[[str], str]) -> Callable[[int, Any], list[tuple[str, str]]]:
-    return lambda n, rng: [(s, fn(s)) for s in _digit_strings(n, rng)]
-
-
-def _add(n: int, rng: Any) -> list[tuple[str, str]]:
-    a, b = (rng.integers(0, 10 ** rng.integers(1, 6, size=n)) for _ in range(2))  # 1 to 5 digits each
-    return [(f"{x}+{y}", str(x + y)) for x, y in zip(a.tolist(), b.tolist())]
-
-
-for _name, _fn, _what in (("copy", lambda s: s, "the digits again"), ("reverse", lambda s: s[::-1], "reversed"),
-                          ("sort", lambda s: "".join(sorted(s)), "in ascending order")):
-    SOURCES.register(SequenceSet(name=_name, load=_mapped(_fn), alphabet="0123456789",
+for _name, _what in (("copy", "the digits again"), ("reverse", "reversed"), ("sort", "in ascending order")):
+    SOURCES.register(SequenceSet(name=_name, alphabet="0123456789",
                                  description=f"{SEQ_MIN} to {SEQ_MAX} random digits → {_what}"))
-SOURCES.register(SequenceSet(name="add", load=_add, alphabet="0123456789+", aligned=False,
+SOURCES.register(SequenceSet(name="add", alphabet="0123456789+", aligned=False,
                              description="two numbers of 1 to 5 digits, 'a+b' → their sum"))
 
+# ---- node sets: a graph's nodes, or many small graphs ---------------------------------------------------
 
-# ---- graphs: udlc.spec.node_sets registers them (karate, sbm, trees_cycles) -----------------------------
-
-from udlc.spec import node_sets  # noqa: E402,F401  (after SOURCES exists: it registers into it)
+KARATE_MEMBERS = 34
+SBM_BLOCKS, SBM_FEATURES = 4, 8
+DEGREE_FEATURES = 5  # one-hot degree 0, 1, 2, 3, 4 or more
+SOURCES.register(NodeSet(name="karate", features=KARATE_MEMBERS, classes=("mr_hi", "officer"),
+                          description="Zachary's karate club: 34 nodes, one-hot features, the club's two sides"))
+SOURCES.register(NodeSet(name="sbm", features=SBM_FEATURES,
+                          classes=tuple(f"block_{i}" for i in range(SBM_BLOCKS)), noise=2.0, nodes=800,
+                          description="a stochastic block model: 4 communities, noisy community features"))
+SOURCES.register(NodeSetList(name="trees_cycles", features=DEGREE_FEATURES, classes=("tree", "cycle"),
+                              description="random trees of 6-20 nodes, half with one cycle; degree features"))

@@ -1,119 +1,58 @@
-"""Tasks: what training does with a spec's networks. Importing this package registers every task
-(one import line each); `compile_spec` runs the whole check pipeline, the task check included."""
+"""Tasks: what training does with a spec's networks, one file each. A task's file registers it when the task is
+first needed (TASK_FILES is the index; a test holds it to what the files register), so `udlc check` imports only
+the task a spec names; `udlc.tasks.TASKS` is every task. `compile_spec` (and compile_doc, compile_text) is the
+whole check (udlc.tasks.check). Importing this package imports nothing else, so that the runtime can read the
+served kinds (udlc.tasks.served) without pydantic; each name below loads its module when first used."""
 
 from __future__ import annotations
 
-from functools import partial
-from pathlib import Path
-from typing import Iterable
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from udlc.compiler import pipeline
-from udlc.compiler.pipeline import Compiled
-from udlc.errors import SpecError, SpecErrors
-from udlc.spec.loader import Document, load_text
-from udlc.spec.tuning import check_tune
-from udlc.tasks import supervised  # noqa: F401
-from udlc.tasks import auxiliary  # noqa: F401
-from udlc.tasks import forecasting  # noqa: F401
-from udlc.tasks import language_model  # noqa: F401
-from udlc.tasks import seq2seq  # noqa: F401
-from udlc.tasks import sequence_classification  # noqa: F401
-from udlc.tasks import token_classification  # noqa: F401
-from udlc.tasks import autoencoder  # noqa: F401
-from udlc.tasks import vae  # noqa: F401
-from udlc.tasks import gan  # noqa: F401
-from udlc.tasks import diffusion  # noqa: F401
-from udlc.tasks import nodes  # noqa: F401
-from udlc.tasks import link_prediction  # noqa: F401
-from udlc.tasks.registry import TASKS, Served, Task, make_task
+if TYPE_CHECKING:
+    from udlc.compiler.pipeline import Compiled
+    from udlc.tasks.check import compile_doc, compile_spec, compile_text
+    from udlc.tasks.registry import Served, Task
 
 __all__ = ["TASKS", "Compiled", "Served", "Task", "compile_doc", "compile_spec", "compile_text"]
 
-
-def compile_spec(path: str | Path, overrides: Iterable[str] = (), *, check_files: bool = True) -> Compiled:
-    """load → validate → resolve → task check. Raises SpecErrors with every problem found.
-    `check_files=False` skips the data file (exporting a run needs no data)."""
-    compiled = pipeline.compile_spec(path, overrides, check_files=check_files)
-    return check_task(compiled, check_files)
-
-
-def compile_text(text: str, file: str = "<spec>") -> Compiled:
-    return compile_doc(load_text(text, file))
-
-
-def compile_doc(doc: Document, *, check_files: bool = True) -> Compiled:
-    return check_task(pipeline.compile_doc(doc, check_files=check_files), check_files)
-
-
-def check_mixing(compiled: Compiled, task: Task) -> list[SpecError]:
-    """mixup and cutmix blend targets: only a task whose step takes them (supervised) may list them."""
-    from udlc.spec.augments import MIXING_AUGMENTS
-
-    if task.mixes_targets:
-        return []
-    return [SpecError(f"'{aug.type}' mixes samples and their targets, and task {task.name} does not train on "
-                      "labelled targets", path=f"data.augment[{i}]", span=compiled.doc.span(("data", "augment", i)),
-                      hint="drop it, or use an augmentation of the inputs alone (random_crop, rotate, noise, …)")
-            for i, aug in enumerate(compiled.spec.data.augment) if aug.type in MIXING_AUGMENTS]
+# Which file (udlc/tasks/<file>.py) registers which task.
+TASK_FILES = {
+    "supervised": "supervised",
+    "auxiliary": "auxiliary",
+    "forecasting": "forecasting",
+    "language_model": "language_model",
+    "seq2seq": "seq2seq",
+    "sequence_classification": "sequence_classification",
+    "token_classification": "token_classification",
+    "autoencoder": "autoencoder",
+    "vae": "vae",
+    "gan": "gan",
+    "diffusion": "diffusion",
+    "node_classification": "nodes",
+    "graph_classification": "nodes",
+    "link_prediction": "link_prediction",
+}
 
 
-def check_strategy(compiled: Compiled, task: Task) -> list[SpecError]:
-    """FSDP shards the trained networks; a copy of one kept beside it (an EMA) would need sharding alike."""
-    if compiled.spec.train.strategy != "fsdp" or not task.shadows(compiled):
-        return []
-    return [SpecError(f"train.strategy fsdp shards the networks, and task {task.name} keeps a moving-average copy "
-                      f"({', '.join(task.shadows(compiled))}) that it does not shard", path="train.strategy",
-                      span=compiled.doc.span(("train", "strategy")),
-                      hint="use strategy: ddp (the default), or turn the moving average off (ema: 0)")]
+def load_tasks(*names: str) -> dict[str, type[Task]]:
+    """Register the named tasks (every task when a name is not in the index, so that a did-you-mean sees them all);
+    the registry."""
+    files = [TASK_FILES.get(name) for name in names] if names else [None]
+    for file in dict.fromkeys(TASK_FILES.values()) if None in files else files:
+        importlib.import_module(f"udlc.tasks.{file}")
+    return importlib.import_module("udlc.tasks.registry").TASKS
 
 
-def check_loss(compiled: Compiled, task: Task) -> list[SpecError]:
-    """`loss:` is given exactly when the task takes one; `data.nodes` only for a task that reads graphs."""
-    doc, given = compiled.doc, compiled.spec.loss is not None
-    if compiled.spec.data.nodes is not None and not task.reads_graphs:
-        return [SpecError(f"`nodes` is a graph's node file, and task {task.name} reads no graph", path="data.nodes",
-                          span=doc.span(("data", "nodes"), key=True),
-                          hint="drop `nodes`, or write `task: node_classification`")]
-    if task.takes_loss and not given:
-        return [SpecError(f"task {task.name} needs a `loss`", path="loss", span=doc.span(()),
-                          hint="e.g. `loss: cross_entropy` for classes, `loss: mse` for values")]
-    if given and not task.takes_loss:
-        return [SpecError(f"task {task.name} defines its own losses; `loss` is not used", path="loss",
-                          span=doc.span(("loss",), key=True), hint=f"drop `loss` (options go under `task: {{{task.name}: "
-                          "{...}}`)")]
-    return []
+_HOMES = {"compile_spec": "check", "compile_doc": "check", "compile_text": "check", "check_task": "check",
+          "Served": "registry", "Task": "registry"}
 
 
-def check_metrics(compiled: Compiled) -> list[SpecError]:
-    """Each metric measures what the loss trains: classes (accuracy, f1_macro, top_k) or values (mae, rmse, r2)."""
-    from udlc.spec.losses import LOSSES
-    from udlc.spec.metrics import METRICS
-
-    loss = compiled.spec.loss
-    if loss is None:
-        return []
-    trains = "classification" if LOSSES[loss.type].classification else "regression"
-    fitting = [e.name for e in METRICS if e.task == trains]
-    words = {"classification": "classes", "regression": "values"}
-    return [SpecError(f"{m.type} measures {words[METRICS[m.type].task]}, and loss {loss.type} trains the model to "
-                      f"give {words[trains]}", path=f"metrics[{i}]", span=compiled.doc.span(("metrics", i)),
-                      hint=f"use {', '.join(fitting)}, or drop it")
-            for i, m in enumerate(compiled.spec.metrics) if METRICS[m.type].task != trains]
-
-
-def check_task(compiled: Compiled, check_files: bool) -> Compiled:
-    """Bind the spec's task and check that its networks and data fit it (no torch)."""
-    task = make_task(compiled.spec.task, compiled.doc)
-    errors = (check_loss(compiled, task) or check_mixing(compiled, task) or check_strategy(compiled, task)
-              or task.check(compiled, check_files) or check_metrics(compiled)
-              or check_tune(compiled, task, partial(_compile_with, check_files=check_files)))
-    if errors:
-        raise SpecErrors(errors)
-    compiled.task = task
-    return compiled
-
-
-def _compile_with(doc: Document, overrides: list[str], check_files: bool) -> Compiled:
-    """`doc` with --set overrides applied, through the whole check: how udlc.spec.tuning tries a tune's values."""
-    pipeline.apply_overrides(doc, overrides)
-    return compile_doc(doc, check_files=check_files)
+def __getattr__(name: str) -> Any:
+    if name == "TASKS":  # every task, registered on first use
+        return load_tasks()
+    if name == "Compiled":
+        return importlib.import_module("udlc.compiler.pipeline").Compiled
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"udlc.tasks.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'udlc.tasks' has no attribute {name!r}")

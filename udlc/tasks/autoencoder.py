@@ -25,6 +25,7 @@ a sample out) and encoder.onnx (a raw sample in, its code out).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, PositiveFloat
@@ -34,7 +35,8 @@ from udlc.spec.base import StrictModel
 from udlc.tasks import generative
 from udlc.tasks.fields import error
 from udlc.tasks.registry import Served, register
-from udlc.tasks.supervised import Supervised, check_monitors, check_network_keys
+from udlc.tasks.served import DECODED, LATENTS, VALUES
+from udlc.tasks.supervised import Supervised, SupervisedState, check_monitors, check_network_keys
 
 PAIR = ("encoder", "decoder")
 
@@ -48,9 +50,16 @@ class AutoencoderOptions(StrictModel):
     denoising: Denoising | None = Field(None, description="corrupt training inputs; the target stays clean")
 
 
+@dataclass
+class AutoencoderState(SupervisedState):
+    pair: bool  # an encoder and a decoder (net is the decoder), not one network
+    code_shape: tuple | None  # the decoder's input, for a pair
+
+
 @register
 class Autoencoder(Supervised):
     name = "autoencoder"
+    example = "autoencoder.yaml"  # tests/specs/contract/: what the contract test trains
     mixes_targets = False  # its targets are not the data's labels
     config = AutoencoderOptions
     description = "a network (or encoder and decoder) reconstructs its input (mse/mae/huber, or bce on logits)"
@@ -126,62 +135,61 @@ class Autoencoder(Supervised):
     def served(self, compiled: Any) -> list[Served]:
         bce = compiled.spec.loss.type == "bce"
         if "decoder" in compiled.graphs:
-            return [Served("decoder", 0, "decode_sigmoid" if bce else "decode"),
-                    Served("encoder", 0, "encode", file="encoder")]
-        return [Served(self.network(compiled), 0, "reconstruct_sigmoid" if bce else "identity")]
+            return [Served("decoder", 0, DECODED, "sigmoid" if bce else "identity"),
+                    Served("encoder", 0, LATENTS, file="encoder")]
+        return [Served(self.network(compiled), 0, VALUES, "sigmoid" if bce else "identity")]
 
     # ---- train time -----------------------------------------------------------------------------------
 
     def load_data(self, compiled: Any) -> Any:
         """The samples, split and normalized; each split's targets are its own inputs, and the target
         scale is the input's, so losses and the exported reconstruction come back in the data's units."""
-        self.pair = "decoder" in compiled.graphs
-        self.net = "decoder" if self.pair else self.network(compiled)
-        ((self.input, shape),) = compiled.graphs["encoder" if self.pair else self.net].inputs.items()
+        encoder = compiled.graphs["encoder" if "decoder" in compiled.graphs else self.network(compiled)]
+        (shape,) = encoder.inputs.values()
         data = generative.load_samples(compiled, tuple(shape))
         data.y_train, data.y_val, data.y_test = data.x_train, data.x_val, data.x_test
         data.target_normalization = data.normalization
         data.task, data.classes, data.n_classes = "regression", None, None
-        if self.pair:
-            ((_, self.code_shape),) = compiled.graphs["decoder"].inputs.items()
         return data
 
-    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
-        info = super().info(compiled, data)
-        if self.pair:  # what the exporter needs of the decoder: the code's shape, the data's range
-            info.update(latent_shape=list(self.code_shape), value_range=list(generative.value_range(data)))
+    def start(self, compiled: Any, data: Any, device: Any) -> AutoencoderState:
+        import torch
+
+        fields = vars(super().start(compiled, data, device))
+        norm = data.normalization  # its own shape: per feature (64,) or per channel (C, 1, 1)
+        # bce's loss is on values in [0, 1] and the outputs are logits: nothing to bring back to the data's units
+        fields["target_norm"] = None if compiled.spec.loss.type == "bce" else \
+            tuple(torch.as_tensor(a, device=device) for a in (norm.shift, norm.scale))
+        pair = "decoder" in compiled.graphs
+        if pair:  # the data feeds the encoder; the loss reads the decoder's output
+            ids = list(compiled.graphs["decoder"].outputs)
+            fields.update(net="decoder", input=next(iter(compiled.graphs["encoder"].inputs)), ids=ids,
+                          loss_weights=self.weights(ids))
+        code = tuple(next(iter(compiled.graphs["decoder"].inputs.values()))) if pair else None
+        return AutoencoderState(**fields, pair=pair, code_shape=code)
+
+    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+        info = super().info(compiled, state)
+        if state.pair:  # what the exporter needs of the decoder: the code's shape, the data's range
+            info.update(latent_shape=list(state.code_shape), value_range=list(generative.value_range(state.data)))
         return info
 
-    def output_ids(self, spec: Any, graph: Any) -> list[str]:
-        return list(graph.outputs) if self.pair else super().output_ids(spec, graph)
-
     def forward(self, s: Any, x: Any) -> tuple[Any, ...]:
-        if not self.pair:
+        if not s.run_state.pair:
             return super().forward(s, x)
         return (s.models["decoder"](s.models["encoder"](x)),)
 
-    def trained(self) -> str | tuple[str, ...]:
-        return PAIR if self.pair else self.net
+    def trained(self, state: AutoencoderState) -> str | tuple[str, ...]:
+        return PAIR if state.pair else state.net
 
-    def setup(self, s: Any, data: Any) -> None:
+    def corrupted(self, s: Any, x: Any) -> Any:
+        """With `denoising`, Gaussian noise from the run's generator (so resume stays exact) after any other
+        corruption; the target stays the clean batch."""
         import torch
 
-        super().setup(s, data)
-        norm = data.normalization  # its own shape: per feature (64,) or per channel (C, 1, 1)
-        bce = s.spec.loss.type == "bce"
-        # bce's loss is on values in [0, 1] and the outputs are logits: nothing to bring back to the data's units
-        self.target_norm = None if bce else tuple(torch.as_tensor(a, device=s.device) for a in (norm.shift, norm.scale))
-        if self.options.denoising and hasattr(s, "augment"):  # training (evaluating a run has no augment)
-            # Supervised.train_step corrupts the input it reads (s.augment); the target stays the clean batch.
-            s.augment = _noisy(self.options.denoising.noise, s.augment)
-
-
-def _noisy(noise: float, then: Any) -> Any:
-    """Gaussian noise from the run's generator (so resume stays exact), after any other corruption."""
-    import torch
-
-    def corrupt(x: Any, generator: Any) -> Any:
-        x = then(x, generator) if then is not None else x
-        return x + noise * torch.randn(x.shape, generator=generator, device=generator.device).to(x.device)
-
-    return corrupt
+        x = super().corrupted(s, x)
+        if self.options.denoising is None:
+            return x
+        generator = s.generator
+        noise = torch.randn(x.shape, generator=generator, device=generator.device).to(x.device)
+        return x + self.options.denoising.noise * noise

@@ -30,6 +30,7 @@ class AuxiliaryOptions(StrictModel):
 @register
 class Auxiliary(Supervised):
     name = "auxiliary"
+    example = "auxiliary.yaml"  # tests/specs/contract/: what the contract test trains
     config = AuxiliaryOptions
     description = "one network, several outputs trained on the same targets; the first is served"
 

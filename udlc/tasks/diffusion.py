@@ -29,6 +29,7 @@ sampler in numpy around it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, confloat, model_validator
@@ -36,7 +37,8 @@ from pydantic import Field, NonNegativeFloat, PositiveInt, confloat, model_valid
 from udlc.errors import SpecError
 from udlc.tasks import generative
 from udlc.tasks.fields import error, no_metrics, one_network
-from udlc.tasks.registry import Served, Task, register
+from udlc.tasks.registry import RunState, Served, Task, register
+from udlc.tasks.served import DENOISER
 from udlc.tasks.supervised import check_monitors, check_network_keys
 
 DEFAULT_DDIM_STEPS = 50
@@ -71,9 +73,22 @@ def input_path(compiled: Any, base: tuple, name: str) -> tuple:
         else base + ("input",)
 
 
+@dataclass
+class DiffusionState(RunState):
+    net: str  # the denoiser
+    inputs: list[str]  # its inputs in order: x, t and, class-conditional, label
+    conditional: bool
+    abar: Any  # the noise schedule's cumulative products ᾱ_t (numpy), as the sampler reads them
+    abar_tensor: Any  # the same on the device, for training
+    null_label: int | None  # the label that stands for "no class" (classifier-free guidance)
+    eval_generator: Any  # evaluation's own torch.Generator, reseeded each time
+    clip_bounds: tuple[Any, Any]  # each predicted x_0 stays within the data's range (normalized units)
+
+
 @register
 class Diffusion(generative.Generative, Task):
     name = "diffusion"
+    example = "diffusion.yaml"  # tests/specs/contract/: what the contract test trains
     config = DiffusionOptions
     description = "a denoiser learns the noise of x_t; samples by ddpm or ddim; EMA; classifier-free guidance"
     loss_floor_zero = False  # its loss has a floor of its own: a flat one is no underfitting
@@ -136,7 +151,7 @@ class Diffusion(generative.Generative, Task):
 
     def check_labels(self, compiled: Any, graph: Any, base: tuple) -> list[SpecError]:
         """The data has classes, and every embedding of the label has a row for each and for the null label."""
-        from udlc.data.peek import peek
+        from udlc.data.file_kinds import peek
 
         doc = compiled.doc
         classes = peek(compiled.spec.data, compiled.base_dir).n_classes
@@ -155,7 +170,7 @@ class Diffusion(generative.Generative, Task):
 
     def served(self, compiled: Any) -> list[Served]:
         net = next(iter(compiled.graphs))
-        return [Served(net, 0, "denoise", weights=f"{net}_ema" if self.options.ema else None)]
+        return [Served(net, 0, DENOISER, weights=f"{net}_ema" if self.options.ema else None)]
 
     def shadows(self, compiled: Any) -> dict[str, str]:
         net = next(iter(compiled.graphs))
@@ -166,51 +181,55 @@ class Diffusion(generative.Generative, Task):
     def load_data(self, compiled: Any) -> Any:
         import numpy as np
 
-        self.net, graph = next(iter(compiled.graphs.items()))
-        self.inputs = list(graph.inputs)
-        self.conditional = "label" in graph.inputs
+        graph = next(iter(compiled.graphs.values()))
         data = generative.load_samples(compiled, tuple(graph.inputs["x"]))
-        if self.conditional:  # one label per sample, as the model's [1] input
+        if "label" in graph.inputs:  # class-conditional: one label per sample, as the model's [1] input
             for split in ("train", "val", "test"):
                 setattr(data, f"y_{split}", np.asarray(getattr(data, f"y_{split}"), dtype=np.int64).reshape(-1, 1))
         return data
 
-    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
-        o = self.options
+    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+        o, data = self.options, state.data
         info = generative.sample_info(data, self.name, "x", tuple(data.input_shape))
         info["diffusion"] = {"steps": o.steps, "schedule": o.schedule, "sampler": o.sampler,
-                             "sample_steps": o.visits(), "guidance": o.guidance,
-                             "null_label": data.n_classes if self.conditional else None}
+                             "sample_steps": o.visits(), "guidance": o.guidance, "null_label": state.null_label}
         return info
 
-    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+    def batches(self, state: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
         from udlc.data import make_batches
 
+        data = state.data
         x = getattr(data, f"x_{split}")
         if not len(x):
             return None
-        fields = {"x": x, **({"label": getattr(data, f"y_{split}")} if self.conditional else {})}
+        fields = {"x": x, **({"label": getattr(data, f"y_{split}")} if state.conditional else {})}
         return make_batches(fields, batch_size=batch_size, shuffle=shuffle, device=device)
 
-    def setup(self, s: Any, data: Any) -> None:
+    def start(self, compiled: Any, data: Any, device: Any) -> DiffusionState:
         import torch
 
         from udlc.tasks.diffusion_sampling import alphas_cumprod
 
         o = self.options
-        self.abar = alphas_cumprod(o.schedule, o.steps)
-        self.abar_tensor = torch.as_tensor(self.abar, dtype=torch.float32, device=s.device)
-        self.null_label = data.n_classes if self.conditional else None
-        self.eval_generator = torch.Generator(device=s.device).manual_seed(s.spec.seed)
+        net, graph = next(iter(compiled.graphs.items()))
+        conditional = "label" in graph.inputs
+        abar = alphas_cumprod(o.schedule, o.steps)
         norm = data.normalization
         low, high = generative.value_range(data)  # each predicted x_0 stays within the data's range
-        self.clip_bounds = tuple(torch.as_tensor((v - norm.shift) / norm.scale, device=s.device) for v in (low, high))
+        return DiffusionState(
+            data, net=net, inputs=list(graph.inputs), conditional=conditional, abar=abar,
+            abar_tensor=torch.as_tensor(abar, dtype=torch.float32, device=device),
+            null_label=data.n_classes if conditional else None,
+            eval_generator=torch.Generator(device=device).manual_seed(compiled.spec.seed),
+            clip_bounds=tuple(torch.as_tensor((v - norm.shift) / norm.scale, device=device) for v in (low, high)))
 
     def served_model(self, s: Any) -> Any:
         """The weights evaluated and served: the moving average, where there is one."""
-        return s.models[f"{self.net}_ema"] if self.options.ema else s.models[self.net]
+        net = s.run_state.net
+        return s.models[f"{net}_ema"] if self.options.ema else s.models[net]
 
-    def noised(self, x0: Any, labels: Any, generator: Any, dropout: float) -> tuple[dict[str, Any], Any]:
+    def noised(self, st: DiffusionState, x0: Any, labels: Any, generator: Any,
+               dropout: float) -> tuple[dict[str, Any], Any]:
         """The model's inputs for a batch of clean samples (x_t at random steps, t, labels with a share
         `dropout` made null) and the noise ε it should predict."""
         import torch
@@ -218,28 +237,29 @@ class Diffusion(generative.Generative, Task):
         n, device = len(x0), x0.device
         t = torch.randint(0, self.options.steps, (n,), generator=generator, device=generator.device).to(device)
         eps = torch.randn(x0.shape, generator=generator, device=generator.device).to(device)
-        abar = self.abar_tensor[t].reshape((n,) + (1,) * (x0.dim() - 1))
+        abar = st.abar_tensor[t].reshape((n,) + (1,) * (x0.dim() - 1))
         inputs = {"x": abar.sqrt() * x0 + (1.0 - abar).sqrt() * eps, "t": t.float()[:, None]}
-        if self.conditional:
+        if st.conditional:
             drop = torch.rand((n, 1), generator=generator, device=generator.device).to(device) < dropout
-            inputs["label"] = torch.where(drop, torch.full_like(labels, self.null_label), labels)
+            inputs["label"] = torch.where(drop, torch.full_like(labels, st.null_label), labels)
         return inputs, eps
 
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
         import torch
         import torch.nn.functional as F
 
-        inputs, eps = self.noised(batch["x"], batch.get("label"), s.generator, self.options.label_dropout)
-        ordered = tuple(inputs[name] for name in self.inputs)
+        st: DiffusionState = s.run_state
+        inputs, eps = self.noised(st, batch["x"], batch.get("label"), s.generator, self.options.label_dropout)
+        ordered = tuple(inputs[name] for name in st.inputs)
         with s.autocast():
-            loss = F.mse_loss(s.models[self.net](*ordered).float(), eps)
-        value = s.update(self.net, loss, (ordered, eps))
-        if s.boundary and self.options.ema:
+            loss = F.mse_loss(s.models[st.net](*ordered).float(), eps)
+        value = s.update(st.net, loss, (ordered, eps))
+        if s.stepped and self.options.ema:
             # Warmed up as in common EMA implementations: early weights are forgotten fast.
-            step = s.state["step"]
+            step = s.step
             decay = min(self.options.ema, (1 + step) / (10 + step))
             with torch.no_grad():
-                shadow, model = s.module(f"{self.net}_ema"), s.module(self.net)
+                shadow, model = s.module(f"{st.net}_ema"), s.module(st.net)
                 for ema_p, p in zip(shadow.parameters(), model.parameters()):
                     ema_p.lerp_(p, 1.0 - decay)
                 for ema_b, b in zip(shadow.buffers(), model.buffers()):
@@ -253,13 +273,14 @@ class Diffusion(generative.Generative, Task):
         model = self.served_model(s)
         was_training = model.training
         model.eval()
-        self.eval_generator.manual_seed(s.spec.seed)  # the same steps and noise every epoch
+        st: DiffusionState = s.run_state
+        st.eval_generator.manual_seed(s.spec.seed)  # the same steps and noise every epoch
         total, seen = 0.0, 0
         with torch.no_grad():
             for batch in batches.epoch_batches(None):
-                inputs, eps = self.noised(batch["x"], batch.get("label"), self.eval_generator, 0.0)
+                inputs, eps = self.noised(st, batch["x"], batch.get("label"), st.eval_generator, 0.0)
                 with s.autocast():
-                    out = model(*(inputs[name] for name in self.inputs)).float()
+                    out = model(*(inputs[name] for name in st.inputs)).float()
                 total += F.mse_loss(out, eps, reduction="sum").item() / eps[0].numel()
                 seen += len(eps)
         model.train(was_training)
@@ -272,40 +293,40 @@ class Diffusion(generative.Generative, Task):
 
         from udlc.tasks.diffusion_sampling import guided, sample, timesteps
 
-        o, model = self.options, self.served_model(s)
+        o, model, st = self.options, self.served_model(s), s.run_state
         model.eval()
         generator = torch.Generator().manual_seed(seed)
         x = torch.randn((count, *data.input_shape), generator=generator).to(s.device)
 
         def run(x: Any, t: int, label: Any) -> Any:
             named = {"x": x, "t": torch.full((len(x), 1), float(t), device=s.device), "label": label}
-            return model(*(named[name] for name in self.inputs)).float()
+            return model(*(named[name] for name in st.inputs)).float()
 
         def denoise(x: Any, t: int) -> Any:
-            if not self.conditional:
+            if not st.conditional:
                 return run(x, t, None)
             eps = run(x, t, labels)
             if o.guidance == 1.0:
                 return eps
-            return guided(eps, run(x, t, torch.full_like(labels, self.null_label)), o.guidance)
+            return guided(eps, run(x, t, torch.full_like(labels, st.null_label)), o.guidance)
 
         def noise(x: Any) -> Any:
             return torch.randn(x.shape, generator=generator).to(s.device)
 
         def clip(x0: Any) -> Any:
-            return torch.maximum(torch.minimum(x0, self.clip_bounds[1]), self.clip_bounds[0])
+            return torch.maximum(torch.minimum(x0, st.clip_bounds[1]), st.clip_bounds[0])
 
         with torch.no_grad():
-            x = sample(x, denoise, self.abar, o.sampler, timesteps(o.steps, o.visits()), noise, clip)
+            x = sample(x, denoise, st.abar, o.sampler, timesteps(o.steps, o.visits()), noise, clip)
             return generative.raw(data, x)
 
-    def quality(self, s: Any, data: Any) -> dict[str, float]:
+    def quality(self, s: Any) -> dict[str, float]:
         """The reference classifier's view of generated samples (udlc.tasks.generative.reference_quality);
         a class-conditional model is asked for every class in turn."""
         import torch
 
-        count = generative.QUALITY_SAMPLES
-        labels = (torch.arange(count, device=s.device) % data.n_classes)[:, None] if self.conditional else None
+        count, data = generative.QUALITY_SAMPLES, s.run_state.data
+        labels = (torch.arange(count, device=s.device) % data.n_classes)[:, None] if s.run_state.conditional else None
         samples = self.generate(s, data, count, labels, seed=s.spec.seed).cpu().numpy()
         return generative.reference_quality(data, data.normalization.apply_normalization(samples),
                                             None if labels is None else labels.cpu().numpy())
@@ -318,7 +339,7 @@ class Diffusion(generative.Generative, Task):
         if not count:
             return
         labels, columns = None, None
-        if self.conditional:  # a column per class, as `udlc sample` draws them
+        if s.run_state.conditional:  # a column per class, as `udlc sample` draws them
             columns = data.n_classes
             count = 8 * columns
             labels = (torch.arange(count, device=s.device) % columns)[:, None]

@@ -4,11 +4,12 @@ is fed by name, and each must have its field's dtype and one axis."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
 
 from udlc.errors import SpecError
 from udlc.spec.data import split_sizes
-from udlc.tasks.registry import Served, Task
+from udlc.tasks.registry import RunState, Served, Task
 
 
 def error(doc: Any, message: str, path: tuple, hint: str | None = None, key: bool = False) -> SpecError:
@@ -81,11 +82,36 @@ def output_node(graph: Any) -> Any:
     return graph.nodes[graph.outputs[0].partition(".")[0]]
 
 
+@dataclass
+class Sequences:
+    """A sequence task's data: its samples (dicts of token-id arrays) by split, and what reading them found."""
+
+    splits: dict[str, list[dict]]  # train, val, test
+    vocabulary: tuple[str, ...] = ()  # a generated sequence set's tokens
+    classes: list[str] | None = None  # a text classifier's labels, in class-index order
+    tokenizer: Any = None  # a text classifier's, fitted on its training text
+
+
+@dataclass
+class FieldsState(RunState):
+    data: Sequences
+    net: str  # the one network
+    inputs: list[str]  # its inputs, fed by name from a batch's fields (inputs_of)
+    loss_fn: Callable[[Any, Any], Any]
+
+
+def inputs_of(inputs: list[str], batch: dict) -> tuple:
+    """The model's `inputs` from a batch. Collate builds `<field>_mask` only where it padded; a batch whose
+    samples were all one length has none, and then every position is real."""
+    return tuple(batch[name] if name in batch else batch[name.removesuffix("_mask")] >= 0 for name in inputs)
+
+
 class FieldsTask(Task):
     """Base of the tasks whose batches are named fields of variable-length samples: the checks they share, a
     seeded split of the samples, padded batches (udlc.data.collate) and cross-entropy."""
 
     fields: ClassVar[dict[str, str]]  # input name -> dtype
+    serves: ClassVar[str]  # the served kind of its one network's file (udlc.tasks.served)
     required: ClassVar[tuple[str, ...]]
     own_metrics: ClassVar[bool] = True  # the task logs its own metrics; the spec's `metrics` is refused
     maximized = frozenset({"token_accuracy", "exact_match"})
@@ -112,49 +138,45 @@ class FieldsTask(Task):
 
     def split(self, compiled: Any, samples: list[dict], rng: Any) -> dict[str, list[dict]]:
         """Train, validation and test samples, in a seeded random order, by the spec's fractions."""
-        self.net, graph = next(iter(compiled.graphs.items()))
-        self.inputs = list(graph.inputs)
         order = rng.permutation(len(samples))
         n_train, n_val, _ = split_sizes(len(samples), compiled.spec.data.split)
         cuts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
         return {k: [samples[i] for i in idx] for k, idx in cuts.items()}
 
     def served(self, compiled: Any) -> list[Served]:
-        return [Served(next(iter(compiled.graphs)), 0, "softmax")]
+        return [Served(next(iter(compiled.graphs)), 0, self.serves, "softmax")]
 
-    def sizes(self, data: Any) -> str:
-        return "/".join(str(len(data[k])) for k in ("train", "val", "test"))
+    def sizes(self, state: FieldsState) -> str:
+        return "/".join(str(len(state.data.splits[k])) for k in ("train", "val", "test"))
 
-    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+    def batches(self, state: FieldsState, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
         from udlc.data.collate import PaddedBatches
 
-        return PaddedBatches(data[split], batch_size, shuffle, device) if data[split] else None
+        samples = state.data.splits[split]
+        return PaddedBatches(samples, batch_size, shuffle, device) if samples else None
 
-    def setup(self, s: Any, data: Any) -> None:
-        from udlc.spec.losses import LOSSES
+    def start(self, compiled: Any, data: Sequences, device: Any) -> FieldsState:
+        from udlc.objectives.losses import make_loss
 
-        self.loss_fn = LOSSES["cross_entropy"].build(s.spec.loss, s.device)
+        net, graph = next(iter(compiled.graphs.items()))
+        return FieldsState(data, net=net, inputs=list(graph.inputs), loss_fn=make_loss(compiled.spec.loss, device))
 
     def test_outputs(self, s: Any, batch: Any) -> Any:
-        return s.models[self.net](*self.inputs_of(batch))
-
-    def inputs_of(self, batch: dict) -> tuple:
-        """The model's inputs from a batch. Collate builds `<field>_mask` only where it padded; a batch whose
-        samples were all one length has none, and then every position is real."""
-        return tuple(batch[name] if name in batch else batch[name.removesuffix("_mask")] >= 0
-                     for name in self.inputs)
+        st: FieldsState = s.run_state
+        return s.models[st.net](*inputs_of(st.inputs, batch))
 
     # ---- tasks with a label at every position (seq2seq's decoder, token_classification) ------------------
 
     def train_positions(self, s: Any, batch: dict) -> tuple[dict[str, float], int]:
         """Cross-entropy over the real target positions: padding is not learned."""
-        inputs, target = self.inputs_of(batch), batch["target"]
+        st: FieldsState = s.run_state
+        inputs, target = inputs_of(st.inputs, batch), batch["target"]
         real = batch.get("target_mask", target >= 0)
         with s.autocast():
-            loss = self.loss_fn(s.models[self.net](*inputs)[real], target[real])
-        return {"loss": s.update(self.net, loss, (inputs, target))}, len(target)
+            loss = st.loss_fn(s.models[st.net](*inputs)[real], target[real])
+        return {"loss": s.update(st.net, loss, (inputs, target))}, len(target)
 
-    def decoded(self, model: Any, batch: dict, logits: Any) -> Any:
+    def decoded(self, st: FieldsState, model: Any, batch: dict, logits: Any) -> Any:
         """Each position's predicted label, as used: the most likely one (seq2seq decodes step by step)."""
         return logits.argmax(-1)
 
@@ -163,7 +185,8 @@ class FieldsTask(Task):
         import torch
         import torch.nn.functional as F
 
-        model = s.models[self.net]
+        st: FieldsState = s.run_state
+        model = s.models[st.net]
         was_training = model.training
         model.eval()
         nats = tokens = right = exact = n = 0
@@ -171,10 +194,10 @@ class FieldsTask(Task):
             for batch in batches.epoch_batches(None):
                 target = batch["target"]
                 real = batch.get("target_mask", target >= 0)
-                logits = model(*self.inputs_of(batch)).float()
+                logits = model(*inputs_of(st.inputs, batch)).float()
                 nats += F.cross_entropy(logits[real], target[real], reduction="sum").item()
                 right += ((logits.argmax(-1) == target) & real).sum().item()
-                exact += ((self.decoded(model, batch, logits) == target) | ~real).all(-1).sum().item()
+                exact += ((self.decoded(st, model, batch, logits) == target) | ~real).all(-1).sum().item()
                 tokens, n = tokens + real.sum().item(), n + len(target)
         model.train(was_training)
         return {"loss": nats / tokens, "token_accuracy": right / tokens, "exact_match": exact / n}
@@ -186,6 +209,7 @@ def sequence_pairs(compiled: Any) -> tuple[tuple[str, ...], list[tuple[Any, Any]
     import numpy as np
 
     from udlc.data.layout import DEFAULT_SAMPLES
+    from udlc.data.builtin_sets import generator
     from udlc.spec.sources import SOURCES
 
     spec = compiled.spec
@@ -193,5 +217,5 @@ def sequence_pairs(compiled: Any) -> tuple[tuple[str, ...], list[tuple[Any, Any]
     index = {c: i for i, c in enumerate(entry.vocabulary)}
     encode = lambda text: np.array([index[c] for c in text], dtype=np.int64)  # noqa: E731
     rng = np.random.default_rng(spec.seed)
-    pairs = [(encode(s), encode(t)) for s, t in entry.load(spec.data.samples or DEFAULT_SAMPLES, rng)]
+    pairs = [(encode(s), encode(t)) for s, t in generator(entry.name)(spec.data.samples or DEFAULT_SAMPLES, rng)]
     return entry.vocabulary, pairs, rng

@@ -24,6 +24,7 @@ own units, and a symbolic context length (T) needs no per-step statistics (there
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from udlc.errors import SpecError
@@ -31,7 +32,7 @@ from udlc.spec.base import StrictModel
 from udlc.spec.sources import SOURCES, BuiltinSet
 from udlc.spec.training import CLASSIFICATION_LOSSES
 from udlc.tasks.registry import register
-from udlc.tasks.supervised import Supervised, located
+from udlc.tasks.supervised import Supervised, SupervisedState, located, raw
 
 SERIES_HINT = "use a series set (sine_mixture), or a file of windows: an .npz of x (N, context, 1) and y (N, horizon)"
 
@@ -40,9 +41,15 @@ class ForecastingOptions(StrictModel):
     type: Literal["forecasting"] = "forecasting"
 
 
+@dataclass
+class ForecastingState(SupervisedState):
+    input_norm: tuple[Any, Any]  # (shift, scale) tensors of the inputs: the baseline's last values in their units
+
+
 @register
 class Forecasting(Supervised):
     name = "forecasting"
+    example = "forecasting.yaml"  # tests/specs/contract/: what the contract test trains
     mixes_targets = False  # a series' windows and their next values: nothing to blend them with yet
     config = ForecastingOptions
     description = "one network predicts a series' next values from its past ones; reports the last-value baseline"
@@ -87,9 +94,7 @@ class Forecasting(Supervised):
         from udlc.data import prepare
 
         spec = compiled.spec
-        graph = self.graph(compiled)
-        self.net = self.network(compiled)
-        ((self.input, shape),) = graph.inputs.items()
+        (shape,) = self.graph(compiled).inputs.values()
         try:
             data = prepare(spec.data.model_copy(update={"normalize": "none"}), shape, compiled.base_dir, spec.seed,
                            "regression")
@@ -99,36 +104,36 @@ class Forecasting(Supervised):
         self.check_loaded(compiled, data)
         return data
 
-    def setup(self, s: Any, data: Any) -> None:
+    def start(self, compiled: Any, data: Any, device: Any) -> ForecastingState:
         import torch
 
-        super().setup(s, data)
         norm = data.normalization  # the baseline's last values, back in the series' units
-        self.input_norm = tuple(torch.as_tensor(a.reshape(-1), device=s.device) for a in (norm.shift, norm.scale))
+        return ForecastingState(**vars(super().start(compiled, data, device)), input_norm=tuple(
+            torch.as_tensor(a.reshape(-1), device=device) for a in (norm.shift, norm.scale)))
 
     splits_evaluation = False  # its baseline reads the whole split itself
 
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
         row = super().evaluate(s, batches)
-        baseline = self.baseline_loss(batches)
+        baseline = self.baseline_loss(s.run_state, batches)
         # a baseline of 0 (a constant series) cannot be beaten: the ratio is then undefined
         row.update(baseline_loss=baseline, relative_loss=row["loss"] / baseline if baseline > 0 else float("nan"))
         return row
 
-    def baseline_loss(self, batches: Any) -> float:
+    def baseline_loss(self, st: ForecastingState, batches: Any) -> float:
         """The spec's loss, in the targets' units, of repeating each window's last value over the horizon."""
         import torch
 
         lasts, ys = [], []
         for batch in batches.epoch_batches(None):
-            xb = batch[self.input]
+            xb = batch[st.input]
             lasts.append(xb.reshape(len(xb), -1)[:, -1:].float())
             ys.append(batch["target"])
-        shift, scale = self.input_norm
+        shift, scale = st.input_norm
         last, y = torch.cat(lasts) * scale + shift, torch.cat(ys)
-        if self.target_norm is not None:
-            y = self.raw(y)
-        return self.loss_fn(last.expand_as(y), y).item()
+        if st.target_norm is not None:
+            y = raw(st, y)
+        return st.loss_fn(last.expand_as(y), y).item()
 
 
 def share_normalization(data: Any, kind: str) -> None:

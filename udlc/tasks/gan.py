@@ -32,6 +32,7 @@ from udlc.errors import SpecError
 from udlc.tasks import generative
 from udlc.tasks.fields import error, no_metrics
 from udlc.tasks.registry import Served, Task, register
+from udlc.tasks.served import SAMPLES
 from udlc.tasks.supervised import check_monitors, check_network_keys
 
 NETWORKS = ("generator", "discriminator")
@@ -51,6 +52,7 @@ class GANOptions(generative.GenerativeOptions):
 @register
 class GAN(generative.Generative, Task):
     name = "gan"
+    example = "gan.yaml"  # tests/specs/contract/: what the contract test trains
     config = GANOptions
     description = "generator vs discriminator, one optimizer each (non_saturating, hinge, wasserstein_gp)"
     loss_floor_zero = False  # its loss has a floor of its own: a flat one is no underfitting
@@ -112,7 +114,7 @@ class GAN(generative.Generative, Task):
         return "val_frechet" if has_val else "train_g_loss"
 
     def served(self, compiled: Any) -> list[Served]:
-        return [Served("generator", 0, "decode")]
+        return [Served("generator", 0, SAMPLES)]
 
     def optimizer_steps(self, network: str, steps: int) -> int:
         return max(1, steps // self.options.d_steps) if network == "generator" else steps
@@ -120,20 +122,22 @@ class GAN(generative.Generative, Task):
     # ---- train time -----------------------------------------------------------------------------------
 
     def load_data(self, compiled: Any) -> Any:
-        ((self.input, shape),) = compiled.graphs["discriminator"].inputs.items()
-        ((_, self.latent_shape),) = compiled.graphs["generator"].inputs.items()
+        (shape,) = compiled.graphs["discriminator"].inputs.values()
         return generative.load_samples(compiled, shape)
 
-    def setup(self, s: Any, data: Any) -> None:
+    def start(self, compiled: Any, data: Any, device: Any) -> generative.GenerativeState:
         import torch
 
-        self.gp_weight = self.options.gp_weight or 10.0
-        self.eval_generator = torch.Generator(device=s.device).manual_seed(s.spec.seed)
+        return generative.GenerativeState(
+            data, input=next(iter(compiled.graphs["discriminator"].inputs)),
+            latent_shape=tuple(next(iter(compiled.graphs["generator"].inputs.values()))),
+            eval_generator=torch.Generator(device=device).manual_seed(compiled.spec.seed))
 
-    def latents(self, n: int, generator: Any, device: Any) -> Any:
+    def latents(self, s: Any, n: int, generator: Any) -> Any:
         import torch
 
-        return torch.randn((n, *self.latent_shape), generator=generator, device=generator.device).to(device)
+        shape = (n, *s.run_state.latent_shape)
+        return torch.randn(shape, generator=generator, device=generator.device).to(s.device)
 
     def d_loss(self, real: Any, fake: Any) -> Any:
         """The discriminator's loss from its scores of real and generated samples."""
@@ -155,8 +159,8 @@ class GAN(generative.Generative, Task):
 
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
         generator, discriminator = s.models["generator"], s.models["discriminator"]
-        real = batch[self.input]
-        z = self.latents(len(real), s.generator, s.device)
+        real = batch[s.run_state.input]
+        z = self.latents(s, len(real), s.generator)
         with s.autocast():
             fake = generator(z).detach()
             loss = self.d_loss(discriminator(real).float(), discriminator(fake).float())
@@ -164,11 +168,11 @@ class GAN(generative.Generative, Task):
         if self.options.loss == "wasserstein_gp":
             gp = gradient_penalty(discriminator, real, fake, s.generator)
             values["gp"] = gp.item()
-            loss = loss + self.gp_weight * gp
+            loss = loss + (self.options.gp_weight or 10.0) * gp
         reads = {"generator": (z, None), "discriminator": (real, None)}
         values["d_loss"] = s.update("discriminator", loss, reads)
-        if (s.state["step"] + 1) % self.options.d_steps == 0:
-            z = self.latents(len(real), s.generator, s.device)
+        if (s.step + 1) % self.options.d_steps == 0:
+            z = self.latents(s, len(real), s.generator)
             discriminator.requires_grad_(False)  # the generator's loss trains the generator only
             try:
                 with s.autocast():
@@ -185,13 +189,14 @@ class GAN(generative.Generative, Task):
         was_training = generator.training
         generator.eval()
         discriminator.eval()
-        self.eval_generator.manual_seed(s.spec.seed)
+        st: generative.GenerativeState = s.run_state
+        st.eval_generator.manual_seed(s.spec.seed)
         d_sum, g_sum, seen, reals, fakes = 0.0, 0.0, 0, [], []
         with torch.no_grad():
             for batch in batches.epoch_batches(None):
-                real = batch[self.input]
+                real = batch[st.input]
                 with s.autocast():
-                    fake = generator(self.latents(len(real), self.eval_generator, s.device))
+                    fake = generator(self.latents(s, len(real), st.eval_generator))
                     real_score, fake_score = discriminator(real).float(), discriminator(fake).float()
                 d_sum += self.d_loss(real_score, fake_score).item() * len(real)
                 g_sum += self.g_loss(fake_score).item() * len(real)
@@ -203,11 +208,12 @@ class GAN(generative.Generative, Task):
         frechet = generative.frechet_distance(torch.cat(reals).double().numpy(), torch.cat(fakes).double().numpy())
         return {"d_loss": d_sum / seen, "g_loss": g_sum / seen, "frechet": frechet}
 
-    def quality(self, s: Any, data: Any) -> dict[str, float]:
+    def quality(self, s: Any) -> dict[str, float]:
         import torch
 
+        data = s.run_state.data
         generator = s.models["generator"].eval()
-        z = torch.randn((generative.QUALITY_SAMPLES, *self.latent_shape),
+        z = torch.randn((generative.QUALITY_SAMPLES, *s.run_state.latent_shape),
                         generator=torch.Generator().manual_seed(s.spec.seed)).to(s.device)
         with torch.no_grad():
             samples = generator(z).float().cpu().numpy()
@@ -217,7 +223,7 @@ class GAN(generative.Generative, Task):
         def draw(z: Any) -> Any:
             return generative.raw(data, s.models["generator"](z).float())
 
-        generative.prior_picture(s, data, path, self.latent_shape, draw)
+        generative.prior_picture(s, data, path, s.run_state.latent_shape, draw)
 
 
 def gradient_penalty(critic: Any, real: Any, fake: Any, generator: Any) -> Any:

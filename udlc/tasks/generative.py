@@ -4,6 +4,7 @@ samples loaded without their labels, and the run information `udlc sample` reads
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from pydantic import Field, PositiveInt
 from udlc.errors import SpecError, did_you_mean
 from udlc.spec.base import StrictModel
 from udlc.tasks.fields import error
+from udlc.tasks.registry import RunState
 
 
 def check_networks(compiled: Any, task: str, names: tuple[str, ...]) -> list[SpecError]:
@@ -59,7 +61,8 @@ def needs_minmax(compiled: Any) -> list[SpecError]:
 def check_samples(compiled: Any, task: str, where: tuple, shape: tuple) -> list[SpecError]:
     """The data's samples against the input that reads them; no augmentation (a generative model learns
     the data as it is)."""
-    from udlc.data.peek import mismatches, peek
+    from udlc.data.file_kinds import peek
+    from udlc.data.peek import mismatches
     from udlc.tasks.supervised import located
 
     spec, doc = compiled.spec, compiled.doc
@@ -132,19 +135,27 @@ class GenerativeOptions(StrictModel):
                                                                  "many epochs, to watch progress")
 
 
+@dataclass
+class GenerativeState(RunState):
+    input: str  # the input that reads the data's samples (the encoder's, the discriminator's)
+    latent_shape: tuple  # the decoder's or generator's input
+    eval_generator: Any  # a torch.Generator of evaluation's own, reseeded each time: the training streams untouched
+
+
 class Generative:
     """What the generative tasks share at train time (options from GenerativeOptions): a split's samples under
-    the input's name (`self.input`), run information for `udlc sample` (`self.latent_shape`), and pictures —
+    the input's name (GenerativeState.input), run information for `udlc sample` (its latent_shape), and pictures —
     samples.png when training ends, samples/epoch-<N>.png every `samples_every` epochs (`picture` draws)."""
 
-    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
-        return sample_info(data, self.name, self.input, self.latent_shape)  # type: ignore[attr-defined]
+    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+        return sample_info(state.data, self.name, state.input, state.latent_shape)  # type: ignore[attr-defined]
 
-    def sizes(self, data: Any) -> str:
+    def sizes(self, state: Any) -> str:
+        data = state.data
         return f"{len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)}"
 
-    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
-        return sample_batches(data, split, self.input, batch_size, shuffle, device)  # type: ignore[attr-defined]
+    def batches(self, state: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+        return sample_batches(state.data, split, state.input, batch_size, shuffle, device)
 
     def picture(self, s: Any, data: Any, path: Path) -> None:
         raise NotImplementedError
@@ -152,10 +163,10 @@ class Generative:
     def after_epoch(self, s: Any) -> None:
         every = self.options.samples_every  # type: ignore[attr-defined]
         if every and s.epoch % every == 0:
-            self.picture(s, s.data, s.run.samples_at(s.epoch))
+            self.picture(s, s.run_state.data, s.run.samples_at(s.epoch))
 
-    def after_training(self, s: Any, data: Any) -> None:
-        self.picture(s, data, s.run.samples_file)
+    def after_training(self, s: Any) -> None:
+        self.picture(s, s.run_state.data, s.run.samples_file)
 
 
 POINTS_IN_PICTURE = 1000  # a scatter plot shows a distribution best with many points
@@ -187,7 +198,7 @@ def save_samples(s: Any, data: Any, draw: Any, path: Path, columns: int | None =
     finally:
         for name, model in s.models.items():
             model.train(modes[name])
-    if getattr(s, "processes", None) is not None and not s.processes.main:  # (`udlc eval` has none)
+    if not s.main:
         return  # every process drew (a sharded network gathers its weights in each); the main one writes
     points = tuple(data.input_shape) == (2,)
     path.parent.mkdir(parents=True, exist_ok=True)

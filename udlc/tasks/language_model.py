@@ -18,17 +18,26 @@ position, and carries its tokenizer, so `udlc generate` needs only onnxruntime a
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
 
 from pydantic import Field, PositiveInt
 
 from udlc.errors import SpecError, one_of
 from udlc.spec.base import StrictModel
 from udlc.tasks.fields import error, length_bound_errors
-from udlc.tasks.registry import Served, Task, register
+from udlc.tasks.registry import RunState, Served, Task, register
+from udlc.tasks.served import NEXT_TOKEN
 from udlc.tasks.supervised import check_monitors, check_network_keys, located
 
 MEAN_METRICS = ("accuracy", "top_k")  # averages over tokens: exact when computed batch by batch
+
+
+@dataclass
+class LanguageModelState(RunState):
+    net: str  # the one network
+    input: str  # its input: a window of token ids
+    loss_fn: Callable[[Any, Any], Any]  # cross-entropy over every position
 
 
 class LanguageModelOptions(StrictModel):
@@ -39,6 +48,7 @@ class LanguageModelOptions(StrictModel):
 @register
 class LanguageModel(Task):
     name = "language_model"
+    example = "language_model.yaml"  # tests/specs/contract/: what the contract test trains
     config = LanguageModelOptions
     description = "one causal network learns the next token of a text (data: a text source and a tokenizer)"
     splits_evaluation = True  # evaluate sums over a share of the windows in each process, then over all
@@ -120,7 +130,7 @@ class LanguageModel(Task):
         return names
 
     def served(self, compiled: Any) -> list[Served]:
-        return [Served(self.network(compiled), 0, "softmax")]
+        return [Served(self.network(compiled), 0, NEXT_TOKEN, "softmax")]
 
     # ---- train time -----------------------------------------------------------------------------------
 
@@ -128,8 +138,6 @@ class LanguageModel(Task):
         from udlc.data.text import load_text_data
 
         spec = compiled.spec
-        self.net = self.network(compiled)
-        (self.input,) = compiled.graphs[self.net].inputs
         try:
             data = load_text_data(spec.data.source, spec.data.max_chars, spec.data.tokenizer, spec.data.vocab_size,
                                   spec.data.split, compiled.base_dir)
@@ -141,8 +149,8 @@ class LanguageModel(Task):
                                     hint="give more text (max_chars), or a shorter context"), compiled.doc)
         return data
 
-    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
-        graph = compiled.graphs[self.net]
+    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+        graph, data = compiled.graphs[state.net], state.data
         return {
             "task": self.name,
             "classes": None,
@@ -155,68 +163,71 @@ class LanguageModel(Task):
             "normalization": None,  # token ids are not standardized
         }
 
-    def chance_loss(self, compiled: Any, data: Any) -> tuple[float, str] | None:
+    def chance_loss(self, compiled: Any, state: Any) -> tuple[float, str] | None:
         """Each position guesses among the whole vocabulary: ln V."""
         import math
 
-        vocab = data.tokenizer.vocab_size
+        vocab = state.data.tokenizer.vocab_size
         return math.log(vocab), f"ln {vocab} for a vocabulary of {vocab} tokens"
 
-    def sizes(self, data: Any) -> str:
-        return "/".join(str(len(data.windows(s, self.options.context)[0])) for s in ("train", "val", "test"))
+    def sizes(self, state: Any) -> str:
+        return "/".join(str(len(state.data.windows(s, self.options.context)[0])) for s in ("train", "val", "test"))
 
-    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+    def batches(self, state: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
         from udlc.data.text import WindowBatches
 
-        batches = WindowBatches(data.ids[split], self.options.context, self.input, split, batch_size, shuffle, device)
+        batches = WindowBatches(state.data.ids[split], self.options.context, state.input, split, batch_size, shuffle,
+                                device)
         return batches if batches.n else None
 
-    def setup(self, s: Any, data: Any) -> None:
-        from udlc.spec.losses import LOSSES
+    def start(self, compiled: Any, data: Any, device: Any) -> LanguageModelState:
+        from udlc.objectives.losses import make_loss
 
-        ce = LOSSES["cross_entropy"].build(s.spec.loss, s.device)
-        self.loss_fn = lambda out, y: ce(out.flatten(0, -2), y.flatten())
-        self.bytes = data.bytes
-        self.tokens = {k: len(v) for k, v in data.ids.items()}
+        net = self.network(compiled)
+        ce = make_loss(compiled.spec.loss, device)
+        return LanguageModelState(data, net=net, input=next(iter(compiled.graphs[net].inputs)),
+                                  loss_fn=lambda out, y: ce(out.flatten(0, -2), y.flatten()))
 
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
-        xb, yb = batch[self.input], batch["target"]
+        st: LanguageModelState = s.run_state
+        xb, yb = batch[st.input], batch["target"]
         with s.autocast():
-            loss = self.loss_fn(s.models[self.net](xb), yb)
-        return {"loss": s.update(self.net, loss, (xb, yb))}, len(xb)
+            loss = st.loss_fn(s.models[st.net](xb), yb)
+        return {"loss": s.update(st.net, loss, (xb, yb))}, len(xb)
 
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
         """Sums over the split's windows batch by batch: the logits of a whole split need not fit in memory."""
         import torch
         import torch.nn.functional as F
 
-        from udlc.spec.metrics import compute_metrics
+        from udlc.objectives.metrics import compute_metrics
 
-        model = s.models[self.net]
+        st: LanguageModelState = s.run_state
+        model = s.models[st.net]
         was_training = model.training
         model.eval()
         nats, tokens, sums = 0.0, 0, {}
         with torch.no_grad():
             for batch in batches.epoch_batches(None):
-                xb, yb = batch[self.input], batch["target"]
+                xb, yb = batch[st.input], batch["target"]
                 with s.autocast():
                     out = model(xb)
                 out, y = out.float().flatten(0, -2), yb.flatten()
                 # A Shard's stand-in window counts for nothing, but is scored: every process sums the same keys.
-                n = len(y) if getattr(batches, "weight", 1.0) > 0 else 0
+                n = s.counted(batches, len(y))
                 nats += F.cross_entropy(out, y, reduction="sum").item() * (n > 0)  # unsmoothed: of the data
                 for k, v in compute_metrics(s.spec.metrics, out, y, "softmax").items():
                     sums[k] = sums.get(k, 0.0) + v * n
                 tokens += n
         model.train(was_training)
-        if getattr(batches, "processes", None) is not None:  # this process's share: the sums over all of them
-            keys = sorted(sums)
-            totals = batches.processes.sum([nats, tokens, *(sums[k] for k in keys)])
-            nats, tokens, sums = totals[0], round(totals[1]), dict(zip(keys, totals[2:]))
+        keys = sorted(sums)  # a process's share of the split: the sums over all of them
+        totals = s.all_reduce_sum(batches, [nats, tokens, *(sums[k] for k in keys)])
+        nats, tokens, sums = totals[0], round(totals[1]), dict(zip(keys, totals[2:]))
         loss = nats / tokens
         # The windows cover all but the split's last few tokens: count the bytes they stand for at the split's
         # bytes per token (exact for the byte tokenizer, where bits per byte is the loss in bits).
-        split_bytes = tokens * self.bytes[batches.split] / self.tokens[batches.split]
+        split = batches.split
+        split_bytes = tokens * st.data.bytes[split] / len(st.data.ids[split])
         row = {"loss": loss, "perplexity": math.exp(min(loss, 700)),
                "bits_per_byte": nats / math.log(2) / split_bytes}
         row.update({k: v / tokens for k, v in sums.items()})

@@ -23,8 +23,9 @@ from typing import Any, Literal
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
 from udlc.tasks.fields import no_metrics
-from udlc.tasks.nodes import NodeClassification
+from udlc.tasks.nodes import NodeClassification, NodesState
 from udlc.tasks.registry import Served, register
+from udlc.tasks.served import EDGE_PROBABILITIES
 
 
 class LinkPredictionOptions(StrictModel):
@@ -34,6 +35,7 @@ class LinkPredictionOptions(StrictModel):
 @register
 class LinkPrediction(NodeClassification):
     name = "link_prediction"
+    example = "link_prediction.yaml"  # tests/specs/contract/: what the contract test trains
     config = LinkPredictionOptions
     description = "a graph network's node embeddings score node pairs: edges against sampled non-edges (AUC)"
     loss_floor_zero = False  # its loss has a floor of its own: a flat one is no underfitting
@@ -60,24 +62,25 @@ class LinkPrediction(NodeClassification):
         return "val_auc" if has_val else "train_loss"
 
     def served(self, compiled: Any) -> list[Served]:
-        return [Served(next(iter(compiled.graphs)), 0, "node_embedding")]
+        return [Served(next(iter(compiled.graphs)), 0, EDGE_PROBABILITIES)]
 
     def read(self, spec: Any, seed: int, base_dir: Any) -> Any:
         from udlc.data.nodes import split_edges
 
         return split_edges(super().read(spec, seed, base_dir), spec.split, seed)
 
-    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
-        return {**super().info(compiled, data), "classes": None}
+    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+        return {**super().info(compiled, state), "classes": None}
 
-    def sizes(self, data: Any) -> str:
-        return "/".join(str(data.pairs[s].shape[1]) for s in ("train", "val", "test")) + " edges"
+    def sizes(self, state: Any) -> str:
+        return "/".join(str(state.data.pairs[s].shape[1]) for s in ("train", "val", "test")) + " edges"
 
-    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+    def batches(self, state: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
         """The graph with its training edges, once, and the split's edges (`pairs`) and, for evaluation, its
         fixed non-edges."""
         from udlc.data import make_batches
 
+        data = state.data
         if not data.pairs[split].shape[1]:
             return None
         fields = {"x": data.x[None], "edge_index": data.edge_index[None], "pairs": data.pairs[split][None]}
@@ -85,8 +88,9 @@ class LinkPrediction(NodeClassification):
             fields["negatives"] = data.negatives[split][None]
         return make_batches(fields, batch_size=1, shuffle=False, device=device)
 
-    def setup(self, s: Any, data: Any) -> None:
-        self.nodes = len(data.x)
+    def start(self, compiled: Any, data: Any, device: Any) -> NodesState:
+        net, graph = next(iter(compiled.graphs.items()))
+        return NodesState(data, net=net, inputs=list(graph.inputs), loss_fn=None)  # its loss is its own
 
     def scores(self, s: Any, model: Any, batch: Any, negatives: Any) -> tuple[Any, Any]:
         """Logits of the split's edges and of the non-edges (dot products of the two nodes' embeddings), and
@@ -94,7 +98,7 @@ class LinkPrediction(NodeClassification):
         import torch
 
         with s.autocast():
-            z = model(*(batch[name] for name in self.inputs))[0].float()
+            z = model(*(batch[name] for name in s.run_state.inputs))[0].float()
         pairs = torch.cat([batch["pairs"][0], negatives], dim=1)
         logits = (z[pairs[0]] * z[pairs[1]]).sum(-1)
         labels = torch.cat([torch.ones(batch["pairs"].shape[2]), torch.zeros(negatives.shape[1])]).to(logits.device)
@@ -105,10 +109,11 @@ class LinkPrediction(NodeClassification):
         import torch.nn.functional as F
 
         count = batch["pairs"].shape[2]
-        negatives = torch.randint(0, self.nodes, (2, count), generator=s.generator).to(batch["pairs"].device)
-        logits, labels = self.scores(s, s.models[self.net], batch, negatives)
+        st: NodesState = s.run_state
+        negatives = torch.randint(0, len(st.data.x), (2, count), generator=s.generator).to(batch["pairs"].device)
+        logits, labels = self.scores(s, s.models[st.net], batch, negatives)
         loss = F.binary_cross_entropy_with_logits(logits, labels)
-        value = s.update(self.net, loss, (tuple(batch[n] for n in self.inputs), labels))
+        value = s.update(st.net, loss, (tuple(batch[n] for n in st.inputs), labels))
         return {"loss": value}, count
 
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
@@ -117,7 +122,7 @@ class LinkPrediction(NodeClassification):
 
         from sklearn.metrics import roc_auc_score
 
-        model = s.models[self.net]
+        model = s.models[s.run_state.net]
         was_training = model.training
         model.eval()
         with torch.no_grad():

@@ -34,15 +34,24 @@ x, edge_index and batch, and `udlc predict MODEL.onnx graphs.npz` prints a class
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
 
 from udlc.errors import SpecError, UdlcError
 from udlc.spec.base import StrictModel
 from udlc.tasks.fields import error, one_network
-from udlc.tasks.registry import Served, Task, register
+from udlc.tasks.registry import RunState, Served, Task, register
+from udlc.tasks.served import NODE_CLASSES
 from udlc.tasks.supervised import check_monitors, check_network_keys, located
 
 READOUTS = ("global_mean_pool", "global_max_pool", "global_add_pool")
+
+
+@dataclass
+class NodesState(RunState):
+    net: str  # the one graph network
+    inputs: list[str]  # its inputs, fed by name from the graph's fields
+    loss_fn: Callable[[Any, Any], Any] | None  # the spec's loss (link prediction has its own)
 
 
 class NodeClassificationOptions(StrictModel):
@@ -52,6 +61,7 @@ class NodeClassificationOptions(StrictModel):
 @register
 class NodeClassification(Task):
     name = "node_classification"
+    example = "node_classification.yaml"  # tests/specs/contract/: what the contract test trains
     splits_batches = False  # one whole graph (or batches of graphs): not rows that processes could share
     config = NodeClassificationOptions
     description = "a graph network classifies the nodes of one graph (masks of nodes split train/val/test)"
@@ -60,9 +70,9 @@ class NodeClassification(Task):
     inputs_optional = {"edge_weight": "float32"}  # read when the graph file has edge weights
 
     def source_kind(self) -> type:
-        from udlc.spec.sources import GraphSet
+        from udlc.spec.sources import NodeSet
 
-        return GraphSet
+        return NodeSet
 
     def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
         from udlc.spec.sources import SOURCES
@@ -76,15 +86,15 @@ class NodeClassification(Task):
         entry = SOURCES.find(spec.data.source)
         kind = self.source_kind()
         is_file = spec.data.source.lower().endswith(".npz") or (
-            spec.data.source.lower().endswith(".csv") and self.name != "graph_classification")
+            spec.data.source.lower().endswith(".csv") and not isinstance(self, GraphClassification))
         if is_file and spec.data.source.lower().endswith(".csv") and spec.data.nodes is None:
             errors.append(error(doc, f"{spec.data.source} as a graph is its edge list: the nodes' features and "
                                 "classes come from a node file", ("data", "source"),
                                 "name it: `nodes: nodes.csv` (one row per node, in id order)"))
         if not isinstance(entry, kind) and not is_file:
-            errors.append(error(doc, f"task {self.name} reads {'a graph' if self.name == 'node_classification' else 'graphs'}"
+            errors.append(error(doc, f"task {self.name} reads {'graphs' if isinstance(self, GraphClassification) else 'a graph'}"
                                 f"; {spec.data.source} is none", ("data", "source"), "use a .npz graph file or one of: "
-                                + ", ".join(e.name for e in SOURCES.graph_sets() if isinstance(e, kind))))
+                                + ", ".join(e.name for e in SOURCES.node_sets() if isinstance(e, kind))))
         errors += self.check_training(compiled)
         if spec.data.augment:
             errors.append(error(doc, "a graph's features are not augmented", ("data", "augment"), "drop `augment`",
@@ -92,11 +102,11 @@ class NodeClassification(Task):
         errors += self.check_inputs(compiled, net, graph, base)
         if errors or (is_file and not check_files):
             return errors
-        from udlc.data.nodes import graph_signature
+        from udlc.data.node_signature import graph_signature
 
         try:
             features, classes, weighted = graph_signature(spec.data, compiled.base_dir,
-                                                          self.name == "graph_classification")
+                                                          isinstance(self, GraphClassification))
         except UdlcError as e:
             return [error(doc, str(e), ("data", "source"))]
         if "edge_weight" in graph.inputs and not weighted:
@@ -164,13 +174,11 @@ class NodeClassification(Task):
         return ["train_loss"] + (["val_loss"] + [f"val_{metric_name(m)}" for m in spec.metrics] if has_val else [])
 
     def served(self, compiled: Any) -> list[Served]:
-        return [Served(next(iter(compiled.graphs)), 0, "node_softmax")]
+        return [Served(next(iter(compiled.graphs)), 0, NODE_CLASSES, "softmax")]
 
     # ---- train time -----------------------------------------------------------------------------------
 
     def load_data(self, compiled: Any) -> Any:
-        self.net, graph = next(iter(compiled.graphs.items()))
-        self.inputs = list(graph.inputs)
         try:
             return self.read(compiled.spec.data, compiled.spec.seed, compiled.base_dir)
         except SpecError as e:
@@ -181,8 +189,8 @@ class NodeClassification(Task):
 
         return load_graph(spec, seed, base_dir)
 
-    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
-        graph = compiled.graphs[self.net]
+    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+        graph, data = compiled.graphs[state.net], state.data
         return {
             "task": self.name,
             "classes": data.classes,
@@ -192,50 +200,54 @@ class NodeClassification(Task):
             "target_normalization": None,
         }
 
-    def sizes(self, data: Any) -> str:
-        return "/".join(str(int(data.masks[s].sum())) for s in ("train", "val", "test")) + " nodes"
+    def sizes(self, state: Any) -> str:
+        return "/".join(str(int(state.data.masks[s].sum())) for s in ("train", "val", "test")) + " nodes"
 
-    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+    def batches(self, state: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
         """The whole graph, once: a batch axis of 1, and the split's node mask."""
         from udlc.data import make_batches
 
+        data = state.data
         if not data.masks[split].any():
             return None
         fields = {"x": data.x[None], "edge_index": data.edge_index[None], "target": data.y[None],
                   "mask": data.masks[split][None]}
-        if "edge_weight" in self.inputs:
+        if "edge_weight" in state.inputs:
             fields["edge_weight"] = data.edge_weight[None]
         return make_batches(fields, batch_size=1, shuffle=False, device=device)
 
-    def setup(self, s: Any, data: Any) -> None:
-        from udlc.spec.losses import LOSSES
+    def start(self, compiled: Any, data: Any, device: Any) -> NodesState:
+        from udlc.objectives.losses import make_loss
 
-        self.loss_fn = LOSSES["cross_entropy"].build(s.spec.loss, s.device)
+        net, graph = next(iter(compiled.graphs.items()))
+        return NodesState(data, net=net, inputs=list(graph.inputs), loss_fn=make_loss(compiled.spec.loss, device))
 
     def logits(self, s: Any, model: Any, batch: Any) -> tuple[Any, Any]:
         """The masked nodes' logits (n, C) and classes (n,)."""
         with s.autocast():
-            out = model(*(batch[name] for name in self.inputs))
+            out = model(*(batch[name] for name in s.run_state.inputs))
         mask = batch["mask"][0]
         return out[0][mask].float(), batch["target"][0][mask]
 
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
-        logits, y = self.logits(s, s.models[self.net], batch)
-        value = s.update(self.net, self.loss_fn(logits, y), (tuple(batch[n] for n in self.inputs), y))
+        st: NodesState = s.run_state
+        logits, y = self.logits(s, s.models[st.net], batch)
+        value = s.update(st.net, st.loss_fn(logits, y), (tuple(batch[n] for n in st.inputs), y))
         return {"loss": value}, len(y)
 
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
         import torch
 
-        from udlc.spec.metrics import compute_metrics
+        from udlc.objectives.metrics import compute_metrics
 
-        model = s.models[self.net]
+        st: NodesState = s.run_state
+        model = s.models[st.net]
         was_training = model.training
         model.eval()
         with torch.no_grad():
             logits, y = (torch.cat(part) for part in zip(*(self.logits(s, model, b) for b in batches.epoch_batches(None))))
         model.train(was_training)
-        return {"loss": self.loss_fn(logits, y).item(), **compute_metrics(s.spec.metrics, logits, y, "softmax")}
+        return {"loss": st.loss_fn(logits, y).item(), **compute_metrics(s.spec.metrics, logits, y, "softmax")}
 
 
 class GraphClassificationOptions(StrictModel):
@@ -245,15 +257,16 @@ class GraphClassificationOptions(StrictModel):
 @register
 class GraphClassification(NodeClassification):
     name = "graph_classification"
+    example = "graph_classification.yaml"  # tests/specs/contract/: what the contract test trains
     config = GraphClassificationOptions
     description = "a graph network classifies whole graphs (batches of graphs as one disjoint graph)"
     inputs_wanted = {"x": "float32", "edge_index": "int64", "batch": "int64"}
     inputs_optional: dict[str, str] = {}
 
     def source_kind(self) -> type:
-        from udlc.spec.sources import GraphListSet
+        from udlc.spec.sources import NodeSetList
 
-        return GraphListSet
+        return NodeSetList
 
     def check_inputs(self, compiled: Any, net: str, graph: Any, base: tuple) -> list[SpecError]:
         errors = super().check_inputs(compiled, net, graph, base)
@@ -268,17 +281,17 @@ class GraphClassification(NodeClassification):
 
         return load_graph_set(spec, seed, base_dir)
 
-    def sizes(self, data: Any) -> str:
-        return "/".join(str(len(data.splits[s])) for s in ("train", "val", "test")) + " graphs"
+    def sizes(self, state: Any) -> str:
+        return "/".join(str(len(state.data.splits[s])) for s in ("train", "val", "test")) + " graphs"
 
-    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+    def batches(self, state: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
         from udlc.data.nodes import GraphBatches
 
-        indices = data.splits[split]
-        return GraphBatches(data, indices, batch_size, shuffle, device) if len(indices) else None
+        indices = state.data.splits[split]
+        return GraphBatches(state.data, indices, batch_size, shuffle, device) if len(indices) else None
 
     def logits(self, s: Any, model: Any, batch: Any) -> tuple[Any, Any]:
         """Each graph's logits, read at its first node (the readout gave every node its graph's row)."""
         with s.autocast():
-            out = model(*(batch[name] for name in self.inputs))
+            out = model(*(batch[name] for name in s.run_state.inputs))
         return out[0][batch["first"][0]].float(), batch["target"][0]

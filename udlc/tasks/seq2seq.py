@@ -22,8 +22,9 @@ from typing import Any, Literal
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
-from udlc.tasks.fields import FieldsTask, error, output_node, sequence_pairs
+from udlc.tasks.fields import FieldsTask, Sequences, error, inputs_of, output_node, sequence_pairs
 from udlc.tasks.registry import register
+from udlc.tasks.served import DECODED_TEXT
 
 FIELDS = {"source": "int64", "source_mask": "bool", "decoder": "int64", "decoder_mask": "bool"}
 PAD, BOS, EOS = 0, 1, 2  # udlc.spec.sources.SPECIAL_TOKENS
@@ -36,8 +37,10 @@ class Seq2SeqOptions(StrictModel):
 @register
 class Seq2Seq(FieldsTask):
     name = "seq2seq"
+    example = "seq2seq.yaml"  # tests/specs/contract/: what the contract test trains
     config = Seq2SeqOptions
     description = "an encoder–decoder network maps a token sequence to another (teacher forcing; greedy exact match)"
+    serves = DECODED_TEXT
     fields, required = FIELDS, ("source", "decoder")
 
     def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
@@ -75,17 +78,17 @@ class Seq2Seq(FieldsTask):
     def load_data(self, compiled: Any) -> Any:
         import numpy as np
 
-        self.vocabulary, pairs, rng = sequence_pairs(compiled)
+        vocabulary, pairs, rng = sequence_pairs(compiled)
         samples = [{"source": s, "decoder": np.concatenate([[BOS], t]), "target": np.concatenate([t, [EOS]])}
                    for s, t in pairs]
-        self.max_target = max(len(x["target"]) for x in samples)
-        return self.split(compiled, samples, rng)
+        return Sequences(self.split(compiled, samples, rng), vocabulary)
 
-    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
-        graph = compiled.graphs[self.net]
-        return {"task": self.name, "classes": None, "input_names": self.inputs,
+    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+        graph, data = compiled.graphs[state.net], state.data
+        longest = max(len(x["target"]) for samples in data.splits.values() for x in samples)
+        return {"task": self.name, "classes": None, "input_names": state.inputs,
                 "input_shapes": [list(s) for s in graph.inputs.values()],
-                "vocabulary": list(self.vocabulary), "max_target_length": self.max_target, "normalization": None}
+                "vocabulary": list(data.vocabulary), "max_target_length": longest, "normalization": None}
 
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
         return self.train_positions(s, batch)
@@ -93,10 +96,10 @@ class Seq2Seq(FieldsTask):
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
         return self.evaluate_positions(s, batches)
 
-    def decoded(self, model: Any, batch: dict, logits: Any) -> Any:
-        return self.greedy(model, batch)
+    def decoded(self, st: Any, model: Any, batch: dict, logits: Any) -> Any:
+        return self.greedy(st, model, batch)
 
-    def greedy(self, model: Any, batch: dict) -> Any:
+    def greedy(self, st: Any, model: Any, batch: dict) -> Any:
         """Each sequence decoded one token at a time from <bos>, as in use; PAD after its first <eos>, and
         as long as the batch's targets (a longer answer is wrong at its first extra token anyway)."""
         import torch
@@ -107,7 +110,7 @@ class Seq2Seq(FieldsTask):
         steps = []
         for _ in range(target.shape[1]):
             fields = {**batch, "decoder": out, "decoder_mask": torch.ones_like(out, dtype=torch.bool)}
-            token = model(*self.inputs_of(fields))[:, -1].argmax(-1)
+            token = model(*inputs_of(st.inputs, fields))[:, -1].argmax(-1)
             steps.append(torch.where(done, PAD, token))
             done |= token == EOS
             out = torch.cat([out, token[:, None]], 1)

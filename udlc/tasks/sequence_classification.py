@@ -24,9 +24,10 @@ from pydantic import Field, PositiveInt
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
-from udlc.tasks.fields import FieldsTask, error, length_bound_errors, output_node
+from udlc.tasks.fields import FieldsState, FieldsTask, Sequences, error, inputs_of, length_bound_errors, output_node
 from udlc.tasks.language_model import embedding_errors
 from udlc.tasks.registry import register
+from udlc.tasks.served import TEXT_CLASSES
 from udlc.tasks.supervised import located
 
 FIELDS = {"tokens": "int64", "tokens_mask": "bool"}
@@ -40,8 +41,10 @@ class SequenceClassificationOptions(StrictModel):
 @register
 class SequenceClassification(FieldsTask):
     name = "sequence_classification"
+    example = "sequence_classification.yaml"  # tests/specs/contract/: what the contract test trains
     config = SequenceClassificationOptions
     description = "one network gives the class of a text (a CSV's text column, tokenized)"
+    serves = TEXT_CLASSES
     fields, required, own_metrics = FIELDS, ("tokens",), False
 
     # ---- check time -----------------------------------------------------------------------------------
@@ -84,12 +87,12 @@ class SequenceClassification(FieldsTask):
 
         spec, graph = compiled.spec, next(iter(compiled.graphs.values()))
         texts, labels = read_text_csv(compiled.base_dir / spec.data.source, spec.data.text, spec.data.target)
-        self.classes = sorted(set(labels))
+        classes = sorted(set(labels))
         width, node = graph.shape_of(graph.outputs[0])[0], output_node(graph)
-        if width != len(self.classes):
-            raise SpecError(f"the model gives {width} logits but {spec.data.source} has {len(self.classes)} classes "
-                            f"({', '.join(self.classes[:8])})", path=node.path, span=node.span,
-                            hint=f"end with `linear: {len(self.classes)}`")
+        if width != len(classes):
+            raise SpecError(f"the model gives {width} logits but {spec.data.source} has {len(classes)} classes "
+                            f"({', '.join(classes[:8])})", path=node.path, span=node.span,
+                            hint=f"end with `linear: {len(classes)}`")
         return texts, labels
 
     def logged(self, spec: Any, has_val: bool) -> list[str]:
@@ -111,38 +114,42 @@ class SequenceClassification(FieldsTask):
             raise located(e, compiled.doc) from None
         cuts = self.split(compiled, list(range(len(texts))), np.random.default_rng(spec.seed))  # row numbers
         train_text = "\n".join(texts[i] for i in cuts["train"])
-        self.tokenizer = fit_tokenizer(spec.data.tokenizer, train_text, "\n".join(texts), spec.data.vocab_size)
-        index = {c: i for i, c in enumerate(self.classes)}
+        tokenizer = fit_tokenizer(spec.data.tokenizer, train_text, "\n".join(texts), spec.data.vocab_size)
+        classes = sorted(set(labels))
+        index = {c: i for i, c in enumerate(classes)}
         limit = self.options.max_tokens
 
         def sample(i: int) -> dict:
-            return {"tokens": self.tokenizer.encode(texts[i])[:limit], "target": np.int64(index[labels[i]])}
+            return {"tokens": tokenizer.encode(texts[i])[:limit], "target": np.int64(index[labels[i]])}
 
-        return {k: [sample(i) for i in idx] for k, idx in cuts.items()}
+        return Sequences({k: [sample(i) for i in idx] for k, idx in cuts.items()}, classes=classes,
+                         tokenizer=tokenizer)
 
-    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
-        graph = compiled.graphs[self.net]
-        return {"task": self.name, "classes": self.classes, "input_names": self.inputs,
+    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+        graph, tokenizer = compiled.graphs[state.net], state.data.tokenizer
+        return {"task": self.name, "classes": state.data.classes, "input_names": state.inputs,
                 "input_shapes": [list(s) for s in graph.inputs.values()], "normalization": None,
-                "tokenizer": self.tokenizer.to_json(), "vocab_size": self.tokenizer.vocab_size,
+                "tokenizer": tokenizer.to_json(), "vocab_size": tokenizer.vocab_size,
                 "text_column": compiled.spec.data.text, "max_tokens": self.options.max_tokens}
 
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
-        inputs = self.inputs_of(batch)
+        st: FieldsState = s.run_state
+        inputs = inputs_of(st.inputs, batch)
         with s.autocast():
-            loss = self.loss_fn(s.models[self.net](*inputs), batch["target"])
-        return {"loss": s.update(self.net, loss, (inputs, batch["target"]))}, len(batch["target"])
+            loss = st.loss_fn(s.models[st.net](*inputs), batch["target"])
+        return {"loss": s.update(st.net, loss, (inputs, batch["target"]))}, len(batch["target"])
 
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
         import torch
 
-        from udlc.spec.metrics import compute_metrics
+        from udlc.objectives.metrics import compute_metrics
 
-        model = s.models[self.net]
+        st: FieldsState = s.run_state
+        model = s.models[st.net]
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            pairs = [(model(*self.inputs_of(b)).float(), b["target"]) for b in batches.epoch_batches(None)]
+            pairs = [(model(*inputs_of(st.inputs, b)).float(), b["target"]) for b in batches.epoch_batches(None)]
         model.train(was_training)
         out, y = torch.cat([o for o, _ in pairs]), torch.cat([t for _, t in pairs])
-        return {"loss": self.loss_fn(out, y).item(), **compute_metrics(s.spec.metrics, out, y, "softmax")}
+        return {"loss": st.loss_fn(out, y).item(), **compute_metrics(s.spec.metrics, out, y, "softmax")}

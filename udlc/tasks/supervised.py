@@ -7,8 +7,9 @@ every prediction the exported model makes, is in the targets' own units.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from udlc.errors import SpecError, SpecErrors, did_you_mean, one_of
 from udlc.spec.base import StrictModel
@@ -16,16 +17,29 @@ from udlc.spec.augments import MIXING_AUGMENTS
 from udlc.spec.data import IMAGE_AUGMENTS
 from udlc.spec.sources import SOURCES
 from udlc.spec.training import CLASSIFICATION_LOSSES, metric_name
-from udlc.tasks.registry import Served, Task, register
+from udlc.tasks.registry import RunState, Served, Task, register
+from udlc.tasks.served import CLASSES, VALUES
 
 
 class SupervisedOptions(StrictModel):
     type: Literal["supervised"] = "supervised"
 
 
+@dataclass
+class SupervisedState(RunState):
+    net: str  # the network the data feeds
+    input: str  # its one input, as batches name it
+    ids: list[str]  # the trained outputs, as the user named them
+    loss_weights: list[float]  # each output's weight in the total loss
+    loss_fn: Callable[[Any, Any], Any]
+    target_norm: tuple[Any, Any] | None  # (shift, scale) tensors bringing standardized values back in their units
+    mix: Callable[[Any, Any, Any], tuple[Any, Any]] | None  # mixup/cutmix of a batch's inputs and targets
+
+
 @register
 class Supervised(Task):
     name = "supervised"
+    example = "supervised.yaml"  # tests/specs/contract/: what the contract test trains
     config = SupervisedOptions
     description = "one network learns inputs → targets with `loss` (the default)"
     mixes_targets = True
@@ -91,7 +105,8 @@ class Supervised(Task):
 
     def check_data(self, compiled: Any, base: tuple) -> list[SpecError]:
         """The data's header against the model's input and outputs and the loss, as training would find them."""
-        from udlc.data.peek import mismatches, peek
+        from udlc.data.file_kinds import peek
+        from udlc.data.peek import mismatches
 
         spec, doc, graph = compiled.spec, compiled.doc, self.graph(compiled)
         try:
@@ -123,7 +138,8 @@ class Supervised(Task):
     def served(self, compiled: Any) -> list[Served]:
         from udlc.spec.losses import LOSSES
 
-        return [Served(self.network(compiled), 0, LOSSES[compiled.spec.loss.type].answers)]
+        answers = LOSSES[compiled.spec.loss.type].answers  # a classification loss's softmax or sigmoid
+        return [Served(self.network(compiled), 0, VALUES if answers == "identity" else CLASSES, answers)]
 
     # ---- train time -----------------------------------------------------------------------------------
 
@@ -134,9 +150,7 @@ class Supervised(Task):
         spec = compiled.spec
         # A classification loss makes the task classification; otherwise the source's own task stands.
         kind = spec.data.task or ("classification" if spec.loss.type in CLASSIFICATION_LOSSES else None)
-        graph = self.graph(compiled)
-        self.net = self.network(compiled)  # batches and steps feed this network's one input
-        ((self.input, shape),) = graph.inputs.items()
+        (shape,) = self.graph(compiled).inputs.values()
         try:
             data = prepare(spec.data, shape, compiled.base_dir, spec.seed, kind)
         except SpecError as e:
@@ -160,12 +174,13 @@ class Supervised(Task):
         if errors:
             raise SpecErrors(errors)
 
-    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
+    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
         """What run.json records for export and predict."""
-        graph = self.graph(compiled)
+        graph, data = self.graph(compiled), state.data
         target_norm = data.target_normalization
         return {
-            "task": data.task,
+            "task": self.name,
+            "target": data.task,  # classification or regression (udlc.tasks.served.task_and_target reads old runs)
             "classes": data.classes,
             "input_names": list(graph.inputs),
             "input_shapes": [list(s) for s in graph.inputs.values()],  # as declared: symbols (T) included
@@ -179,67 +194,74 @@ class Supervised(Task):
             "pictures": pictures(compiled.spec.data),
         }
 
-    def sizes(self, data: Any) -> str:
+    def sizes(self, state: Any) -> str:
+        data = state.data
         return f"{len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)}"
 
-    def batches(self, data: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+    def batches(self, state: Any, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
         """A split's batches of named tensors: the model's input by its name, and `target`."""
         from udlc.data import make_batches
 
-        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        x, y = getattr(state.data, f"x_{split}"), getattr(state.data, f"y_{split}")
         if not len(x):
             return None
-        return make_batches({self.input: x, "target": y}, batch_size=batch_size, shuffle=shuffle, device=device)
+        return make_batches({state.input: x, "target": y}, batch_size=batch_size, shuffle=shuffle, device=device)
 
-    def setup(self, s: Any, data: Any) -> None:
-        """Bind the loss, the metrics and the target scale for this run."""
+    def start(self, compiled: Any, data: Any, device: Any) -> SupervisedState:
+        """The network the data feeds, the loss, the outputs' weights and the target scale for this run."""
         import torch
 
-        from udlc.spec.losses import LOSSES
+        from udlc.objectives.losses import make_loss
 
-        self.ids = self.output_ids(s.spec, s.graphs[self.net])
-        self.loss_weights = self.weights(self.ids)
-        self.loss_fn = LOSSES[s.spec.loss.type].build(s.spec.loss, s.device)
+        spec, net = compiled.spec, self.network(compiled)
+        ids = self.output_ids(spec, compiled.graphs[net])
         norm = data.target_normalization
-        self.target_norm = None if norm is None else tuple(
-            torch.as_tensor(a.reshape(-1), device=s.device) for a in (norm.shift, norm.scale))
-        mixing = [aug for aug in s.spec.data.augment if aug.type in MIXING_AUGMENTS]
-        self.mix = partial(mixed, mixing, data.n_classes if s.spec.loss.type == "cross_entropy" else None) \
-            if mixing else None
+        mixing = [aug for aug in spec.data.augment if aug.type in MIXING_AUGMENTS]
+        return SupervisedState(
+            data, net=net, input=next(iter(self.graph(compiled).inputs)), ids=ids, loss_weights=self.weights(ids),
+            loss_fn=make_loss(spec.loss, device),
+            target_norm=None if norm is None else tuple(
+                torch.as_tensor(a.reshape(-1), device=device) for a in (norm.shift, norm.scale)),
+            mix=partial(mixed, mixing, data.n_classes if spec.loss.type == "cross_entropy" else None)
+            if mixing else None)
 
     def forward(self, s: Any, x: Any) -> tuple[Any, ...]:
         """The trained outputs for a batch of inputs."""
-        outs = s.models[self.net](x)
+        outs = s.models[s.run_state.net](x)
         return outs if isinstance(outs, tuple) else (outs,)
 
     def test_outputs(self, s: Any, batch: Any) -> Any:
-        return self.forward(s, batch[self.input])[0]
+        return self.forward(s, batch[s.run_state.input])[0]
 
-    def trained(self) -> str | tuple[str, ...]:
+    def trained(self, state: SupervisedState) -> str | tuple[str, ...]:
         """The network (or networks) the loss trains."""
-        return self.net
+        return state.net
+
+    def corrupted(self, s: Any, x: Any) -> Any:
+        """A training batch's inputs as the network reads them: augmented (data.augment) where the spec says."""
+        return s.augment(x, s.generator) if s.augment is not None else x
 
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
-        xb, yb = batch[self.input], batch["target"]
-        if s.augment is not None:
-            xb = s.augment(xb, s.generator)
-        if self.mix is not None:
-            xb, yb = self.mix(xb, yb, s.generator)
+        st: SupervisedState = s.run_state
+        xb, yb = self.corrupted(s, batch[st.input]), batch["target"]
+        if st.mix is not None:
+            xb, yb = st.mix(xb, yb, s.generator)
         with s.autocast():
             outs = self.forward(s, xb)
-            loss = self.total([self.loss_fn(out, yb) for out in outs])
-        value = s.update(self.trained(), loss, (xb, yb))
-        if self.target_norm is not None:  # report in the targets' units, not the standardized ones
-            value = self.total([self.loss_fn(self.raw(o.detach()), self.raw(yb)) for o in outs]).item()
+            loss = self.total(st, [st.loss_fn(out, yb) for out in outs])
+        value = s.update(self.trained(st), loss, (xb, yb))
+        if st.target_norm is not None:  # report in the targets' units, not the standardized ones
+            value = self.total(st, [st.loss_fn(raw(st, o.detach()), raw(st, yb)) for o in outs]).item()
         return {"loss": value}, len(xb)
 
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
         import torch
 
         from udlc.spec.losses import LOSSES
-        from udlc.spec.metrics import compute_metrics
+        from udlc.objectives.metrics import compute_metrics
 
-        trained = self.trained()
+        st: SupervisedState = s.run_state
+        trained = self.trained(st)
         models = [s.models[n] for n in ((trained,) if isinstance(trained, str) else trained)]
         was_training = models[0].training
         for model in models:
@@ -248,34 +270,34 @@ class Supervised(Task):
         ys = []
         with torch.no_grad():
             for batch in batches.epoch_batches(None):
-                xb, yb = batch[self.input], batch["target"]
+                xb, yb = batch[st.input], batch["target"]
                 with s.autocast():
                     outs = self.forward(s, xb)
-                rows = len(yb) if getattr(batches, "weight", 1.0) > 0 else 0  # a Shard's stand-in row: none
+                rows = s.counted(batches, len(yb))
                 columns.append([o[:rows].float() for o in outs])
                 ys.append(yb[:rows])
         for model in models:
             model.train(was_training)
         outs = [torch.cat(col) for col in zip(*columns)]
         y = torch.cat(ys)
-        if getattr(batches, "processes", None) is not None:  # this process's share: the whole split, in each
-            *outs, y = batches.processes.concat([*outs, y])
-        if self.target_norm is not None:
-            outs, y = [self.raw(o) for o in outs], self.raw(y)
-        losses = [self.loss_fn(o, y) for o in outs]
-        row = {"loss": self.total(losses).item()}
+        *outs, y = s.gather(batches, [*outs, y])  # a process's share: the whole split, in each
+        if st.target_norm is not None:
+            outs, y = [raw(st, o) for o in outs], raw(st, y)
+        losses = [st.loss_fn(o, y) for o in outs]
+        row = {"loss": self.total(st, losses).item()}
         if len(outs) > 1:
-            row.update({f"{name}_loss": l.item() for name, l in zip(self.ids, losses)})
+            row.update({f"{name}_loss": l.item() for name, l in zip(st.ids, losses)})
         row.update(compute_metrics(s.spec.metrics, outs[0], y, LOSSES[s.spec.loss.type].answers))
         return row
 
-    def total(self, losses: list[Any]) -> Any:
-        return losses[0] if len(losses) == 1 else sum(w * l for w, l in zip(self.loss_weights, losses))
+    def total(self, state: SupervisedState, losses: list[Any]) -> Any:
+        return losses[0] if len(losses) == 1 else sum(w * l for w, l in zip(state.loss_weights, losses))
 
-    def raw(self, values: Any) -> Any:
-        """Standardized regression values (outputs or targets) back in the targets' units."""
-        shift, scale = self.target_norm
-        return values * scale + shift
+
+def raw(state: SupervisedState, values: Any) -> Any:
+    """Standardized regression values (outputs or targets) back in the targets' units."""
+    shift, scale = state.target_norm
+    return values * scale + shift
 
 
 def mixed(augments: list, classes: int | None, x: Any, y: Any, generator: Any) -> tuple[Any, Any]:

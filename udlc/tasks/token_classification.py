@@ -21,8 +21,9 @@ from typing import Any, Literal
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
-from udlc.tasks.fields import FieldsTask, error, output_node, sequence_pairs
+from udlc.tasks.fields import FieldsTask, Sequences, error, output_node, sequence_pairs
 from udlc.tasks.registry import register
+from udlc.tasks.served import TOKEN_LABELS
 
 FIELDS = {"tokens": "int64", "tokens_mask": "bool"}
 
@@ -34,8 +35,10 @@ class TokenClassificationOptions(StrictModel):
 @register
 class TokenClassification(FieldsTask):
     name = "token_classification"
+    example = "token_classification.yaml"  # tests/specs/contract/: what the contract test trains
     config = TokenClassificationOptions
     description = "one network labels every position of a sequence (padding masked out)"
+    serves = TOKEN_LABELS
     fields, required = FIELDS, ("tokens",)
 
     def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
@@ -68,14 +71,14 @@ class TokenClassification(FieldsTask):
         return ["train_loss"] + (["val_loss", "val_token_accuracy", "val_exact_match"] if has_val else [])
 
     def load_data(self, compiled: Any) -> Any:
-        self.vocabulary, pairs, rng = sequence_pairs(compiled)
-        return self.split(compiled, [{"tokens": s, "target": t} for s, t in pairs], rng)
+        vocabulary, pairs, rng = sequence_pairs(compiled)
+        return Sequences(self.split(compiled, [{"tokens": s, "target": t} for s, t in pairs], rng), vocabulary)
 
-    def info(self, compiled: Any, data: Any) -> dict[str, Any]:
-        graph = compiled.graphs[self.net]
-        return {"task": self.name, "classes": None, "input_names": self.inputs,
+    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+        graph = compiled.graphs[state.net]
+        return {"task": self.name, "classes": None, "input_names": state.inputs,
                 "input_shapes": [list(s) for s in graph.inputs.values()], "normalization": None,
-                "vocabulary": list(self.vocabulary)}
+                "vocabulary": list(state.data.vocabulary)}
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
         return self.train_positions(s, batch)
 

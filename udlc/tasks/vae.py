@@ -24,6 +24,7 @@ encoder as encoder.onnx (raw sample in, the latent's mean out).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt
@@ -32,9 +33,16 @@ from udlc.errors import SpecError
 from udlc.tasks import generative
 from udlc.tasks.fields import error, no_metrics
 from udlc.tasks.registry import Served, Task, register
+from udlc.tasks.served import LATENTS, SAMPLES
 from udlc.tasks.supervised import check_monitors, check_network_keys
 
 NETWORKS = ("encoder", "decoder")
+
+
+@dataclass
+class VAEState(generative.GenerativeState):
+    mu_first: bool  # the encoder gives (mu, logvar), not (logvar, mu)
+    bernoulli: bool  # bce: the decoder gives logits of values in [0, 1]
 LOSSES = ("bce", "mse")
 
 
@@ -47,6 +55,7 @@ class VAEOptions(generative.GenerativeOptions):
 @register
 class VAE(generative.Generative, Task):
     name = "vae"
+    example = "vae.yaml"  # tests/specs/contract/: what the contract test trains
     config = VAEOptions
     description = "encoder → Gaussian latent → decoder; loss = reconstruction + β·KL; samples from the prior"
     loss_floor_zero = False  # its loss has a floor of its own: a flat one is no underfitting
@@ -114,24 +123,26 @@ class VAE(generative.Generative, Task):
     def served(self, compiled: Any) -> list[Served]:
         encoder = compiled.graphs["encoder"]
         mu = [ref.partition(".")[0] for ref in encoder.outputs].index("mu")
-        decode = "decode_sigmoid" if compiled.spec.loss.type == "bce" else "decode"
-        return [Served("decoder", 0, decode), Served("encoder", mu, "encode", file="encoder")]
+        answers = "sigmoid" if compiled.spec.loss.type == "bce" else "identity"  # bce: the decoder gives logits
+        return [Served("decoder", 0, SAMPLES, answers), Served("encoder", mu, LATENTS, file="encoder")]
 
     # ---- train time -----------------------------------------------------------------------------------
 
     def load_data(self, compiled: Any) -> Any:
-        ((self.input, shape),) = compiled.graphs["encoder"].inputs.items()
-        ((_, self.latent_shape),) = compiled.graphs["decoder"].inputs.items()
-        self.mu_first = compiled.graphs["encoder"].outputs[0].partition(".")[0] == "mu"
+        (shape,) = compiled.graphs["encoder"].inputs.values()
         return generative.load_samples(compiled, shape)
 
-    def setup(self, s: Any, data: Any) -> None:
+    def start(self, compiled: Any, data: Any, device: Any) -> VAEState:
         import torch
 
-        self.bernoulli = s.spec.loss.type == "bce"
+        encoder = compiled.graphs["encoder"]
         # Evaluation draws its latents from a generator of its own: the same numbers every epoch, and the
         # training generator (and so a resumed run) untouched.
-        self.eval_generator = torch.Generator(device=s.device).manual_seed(s.spec.seed)
+        return VAEState(data, input=next(iter(encoder.inputs)),
+                        latent_shape=tuple(next(iter(compiled.graphs["decoder"].inputs.values()))),
+                        eval_generator=torch.Generator(device=device).manual_seed(compiled.spec.seed),
+                        mu_first=encoder.outputs[0].partition(".")[0] == "mu",
+                        bernoulli=compiled.spec.loss.type == "bce")
 
     def terms(self, s: Any, x: Any, generator: Any) -> tuple[Any, Any, Any, Any]:
         """Per sample: the reconstruction's negative log-likelihood and the KL, in nats; and mu, the latent drawn."""
@@ -140,15 +151,16 @@ class VAE(generative.Generative, Task):
 
         from udlc.layers.generative import draw
 
+        st: VAEState = s.run_state
         with s.autocast():
             mu, logvar = s.models["encoder"](x)
-            if not self.mu_first:
+            if not st.mu_first:
                 mu, logvar = logvar, mu
             noise = torch.randn(mu.shape, generator=generator, device=generator.device).to(mu.device)
             z = draw(mu.float(), logvar.float(), noise)
             out = s.models["decoder"](z).float()
         mu, logvar = mu.float(), logvar.float()
-        if self.bernoulli:
+        if st.bernoulli:
             nll = F.binary_cross_entropy_with_logits(out, x, reduction="none").flatten(1).sum(1)
         else:  # a Gaussian of unit variance around the output, in normalized units
             nll = 0.5 * ((out - x) ** 2 + math.log(2 * math.pi)).flatten(1).sum(1)
@@ -160,10 +172,10 @@ class VAE(generative.Generative, Task):
         return self.options.beta * (min(1.0, step / warmup) if warmup else 1.0)
 
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
-        x = batch[self.input]
+        x = batch[s.run_state.input]
         nll, kl, _, z = self.terms(s, x, s.generator)
         reconstruction, kl = nll.mean(), kl.mean()
-        loss = reconstruction + self.beta(s.state["step"]) * kl
+        loss = reconstruction + self.beta(s.step) * kl
         value = s.update(NETWORKS, loss, {"encoder": (x, None), "decoder": (z.detach(), x)})
         return {"loss": value, "reconstruction": reconstruction.item(), "kl": kl.item()}, len(x)
 
@@ -174,11 +186,12 @@ class VAE(generative.Generative, Task):
         was_training = models[0].training
         for m in models:
             m.eval()
-        self.eval_generator.manual_seed(s.spec.seed)
+        st: VAEState = s.run_state
+        st.eval_generator.manual_seed(s.spec.seed)
         sums, seen = [0.0, 0.0], 0
         with torch.no_grad():
             for batch in batches.epoch_batches(None):
-                nll, kl, _, _ = self.terms(s, batch[self.input], self.eval_generator)
+                nll, kl, _, _ = self.terms(s, batch[st.input], st.eval_generator)
                 sums[0] += nll.sum().item()
                 sums[1] += kl.sum().item()
                 seen += len(nll)
@@ -192,6 +205,6 @@ class VAE(generative.Generative, Task):
         """Decodings of draws from the prior N(0, I), as the exported decoder gives them."""
         def decode(z: Any) -> Any:
             out = s.models["decoder"](z).float()
-            return generative.raw(data, out.sigmoid() if self.bernoulli else out)
+            return generative.raw(data, out.sigmoid() if s.run_state.bernoulli else out)
 
-        generative.prior_picture(s, data, path, self.latent_shape, decode)
+        generative.prior_picture(s, data, path, s.run_state.latent_shape, decode)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from udlc.errors import UdlcError
@@ -15,19 +14,19 @@ from udlc.runs import RunFolder
 def evaluate_run(run_dir: Path) -> dict[str, float]:
     run = RunFolder.open(run_dir)
     compiled = run.compiled()  # before torch is imported: a wrong folder is reported at once
-    s, data = evaluation_setup(run, compiled)
+    s, _ = evaluation_setup(run, compiled)
 
     from udlc.trainer.run import test_metrics
 
-    metrics = test_metrics(s, data)
+    metrics = test_metrics(s)
     if not metrics:
         raise UdlcError("this run's spec has no test split (data.split's third fraction is 0)")
     return metrics
 
 
 def evaluation_setup(run: RunFolder, compiled: Any) -> tuple[Any, Any]:
-    """The run's final weights in its networks on the CPU and the task set up on its data: (s, data), what
-    test_metrics (and `udlc report`'s predictions) read."""
+    """The run's final weights in its networks on the CPU and the task started on its data: (s, the task's
+    RunState), what test_metrics (and `udlc report`'s predictions) read."""
     final = run.final_checkpoint(compiled.spec)
     if not final.with_suffix(".safetensors").is_file():
         raise UdlcError(f"{run} has no checkpoint yet (checkpoints/best or last.safetensors)")
@@ -35,14 +34,15 @@ def evaluation_setup(run: RunFolder, compiled: Any) -> tuple[Any, Any]:
     import torch
 
     from udlc.runs import checkpoint
+    from udlc.trainer.loop import Setup
     from udlc.trainer.run import build_models
 
     task = compiled.task
-    data = task.load_data(compiled)
     device = torch.device("cpu")
+    state = task.start(compiled, task.load_data(compiled), device)
     models = build_models(compiled, device)
     checkpoint.load_models(models, final, device)
-    s = SimpleNamespace(models=models, graphs=compiled.graphs, spec=compiled.spec, task=task,
-                        autocast=nullcontext, device=device)
-    task.setup(s, data)
-    return s, data
+    s = Setup(spec=compiled.spec, task=task, graphs=compiled.graphs, models=models, optimizers={}, schedulers={},
+              plateaus={}, train=None, val=None, augment=None, generator=torch.Generator(), device=device,
+              autocast=nullcontext, run=run, log=None, run_state=state)
+    return s, state

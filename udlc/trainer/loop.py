@@ -7,16 +7,19 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
 
 from udlc.runs import RunFolder, checkpoint
 from udlc.trainer.debug import nonfinite_report
-from udlc.trainer.distributed import accumulating, load_state, model_state, optimizer_state, unwrap
+from udlc.trainer.distributed import Shard, accumulating, load_state, model_state, optimizer_state, unwrap
 from udlc.trainer.logging import EpochLog
-from udlc.trainer.schedules import Plateau
+from udlc.objectives.schedules import PlateauScale
+
+if TYPE_CHECKING:
+    from udlc.tasks.registry import RunState, Task
 
 # Gradient norms measured per epoch, evenly spread (their mean is the epoch's grad_norm), and never more than
 # one step in four: a norm is a pass over every gradient, a few per cent of a small convnet's step.
@@ -25,16 +28,19 @@ GRAD_NORM_SAMPLES = 8
 
 @dataclass
 class Setup:
-    """Everything `fit` and a task's step need, built by udlc.trainer.run from the spec. Networks,
-    optimizers and schedules are keyed by network name ('model' for a spec with `model:`)."""
+    """Everything `fit` and a task's step need, built by udlc.trainer.run from the spec (and by the probes and
+    `udlc eval` for a few steps). Networks, optimizers and schedules are keyed by network name ('model' for a
+    spec with `model:`). A task's step reads its own RunState from `run_state`, and the loop's position and
+    processes through the services below (step, stepped, main, counted, gather, all_reduce_sum), not its
+    fields."""
 
     spec: Any  # the validated Spec
-    task: Any  # the udlc.tasks Task
+    task: Task
     graphs: dict[str, Any]  # the compiled Graphs, for the NaN locator's messages
     models: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR]  # none for a constant lr: nothing to step
-    plateaus: dict[str, Plateau]
+    plateaus: dict[str, PlateauScale]
     train: Any  # batches: .epoch_batches(generator), len()
     val: Any | None
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None
@@ -43,7 +49,7 @@ class Setup:
     autocast: Any  # a context manager factory: bf16 autocast on CUDA, or a no-op
     run: RunFolder
     log: EpochLog
-    data: Any = None  # what the task's load_data gave
+    run_state: RunState | None = None  # what the task's `start` built for this run
     state: dict = field(default_factory=lambda: {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "bad": 0})
     boundary: bool = True  # this batch ends a gradient-accumulation group: optimizers step after it
     group: int = 1  # micro-batches in this accumulation group (the epoch's last may be short)
@@ -56,6 +62,35 @@ class Setup:
     on_epoch: Callable[[dict[str, Any]], None] | None = None  # sees each epoch's row (a tuner prunes by raising)
     processes: Any = None  # udlc.trainer.distributed.Processes of a run on several processes; `train` is a Shard
     loss_weight: float = 1.0  # this process's slice's weight in the global batch (Shard.weight)
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps taken so far in the run (the current step's number, counting from 0)."""
+        return self.state["step"]
+
+    @property
+    def stepped(self) -> bool:
+        """Whether this batch ended an accumulation group: the optimizers stepped in its `update`."""
+        return self.boundary
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the run folder: the main one of several, or the only one."""
+        return self.processes is None or self.processes.main
+
+    def counted(self, batches: Any, rows: int) -> int:
+        """How many of a batch's `rows` count in an evaluation: all, or none for the stand-in row that a process
+        with an empty share of the split takes (it is scored, so that every process runs alike)."""
+        return rows if not isinstance(batches, Shard) or batches.weight > 0 else 0
+
+    def gather(self, batches: Any, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Rows of this process's share of `batches` (each tensor's) joined with every other process's, in
+        rank order: the whole split, in each process. As they are when the split is not shared."""
+        return batches.processes.concat(tensors) if isinstance(batches, Shard) else tensors
+
+    def all_reduce_sum(self, batches: Any, values: list[float]) -> list[float]:
+        """Each value summed over the processes that share `batches`; as they are when the split is not shared."""
+        return batches.processes.sum(values) if isinstance(batches, Shard) else values
 
     def module(self, network: str) -> nn.Module:
         """The plain module, also under torch.compile or DDP: checkpoints hold its names, not the wrapper's."""
@@ -71,15 +106,15 @@ class Setup:
         names = (network,) if isinstance(network, str) else network
         if not math.isfinite(value):
             batches = batch if isinstance(batch, dict) else {names[0]: batch}
-            raise nonfinite_report(self, batches, loss, self.epoch, self.state["step"] + 1)
+            raise nonfinite_report(self, batches, loss, self.epoch, self.step + 1)
         factor = self.loss_weight / self.group  # the group's mean gradient, over all processes
         (loss * factor if factor != 1 else loss).backward()
         if self.boundary:
             for name in names:
-                self.step(name)
+                self.step_optimizer(name)
         return value
 
-    def step(self, network: str) -> None:
+    def step_optimizer(self, network: str) -> None:
         optimizer = self.optimizers[network]
         if self.spec.train.grad_clip:
             norm = nn.utils.clip_grad_norm_(self.models[network].parameters(), self.spec.train.grad_clip)
@@ -159,7 +194,7 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
         plateau.update(row[plateau.spec.monitor])
     if update_best(s.state, row.get(monitor), mode, train.early_stopping):
         states = {name: model_state(s.module(name)) for name in s.models}  # sharded: every process gathers
-        if writes(s):
+        if s.main:
             s.best_state = {"models": {name: {k: v.detach().clone() for k, v in state.items()}
                                        for name, state in states.items()}, "epoch": s.epoch, monitor: row.get(monitor)}
     s.state["epoch"] = s.epoch
@@ -217,17 +252,12 @@ def save_checkpoints(s: Setup) -> None:
     s.written_at, s.written_epoch = time.monotonic(), s.epoch
     models = {name: model_state(s.module(name)) for name in s.models}  # sharded: every process gathers
     optimizers = {name: optimizer_state(s.module(name), opt) for name, opt in s.optimizers.items()}
-    if not writes(s):
+    if not s.main:
         return
     if s.best_state is not None:
         checkpoint.save(s.run.checkpoint("best"), s.best_state)
         s.best_state = None
     checkpoint.save(s.run.checkpoint("last"), last_state(s, models, rng, optimizers))
-
-
-def writes(s: Setup) -> bool:
-    """Whether this process writes the run folder: the main one of several, or the only one."""
-    return s.processes is None or s.processes.main
 
 
 def random_streams(s: Setup) -> dict[str, Any]:

@@ -62,8 +62,8 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     from udlc.trainer.device import channels_last, pick_device, precision, tf32
     from udlc.trainer.logging import EpochLog, QuietLog
     from udlc.trainer.loop import Setup, fit, restore_last
-    from udlc.trainer.objectives import make_optimizer
-    from udlc.trainer.schedules import Plateau, lr_factor
+    from udlc.objectives.optimizers import make_optimizer
+    from udlc.objectives.schedules import PlateauScale, lr_factor
 
     spec, task = compiled.spec, compiled.task
     train = spec.train
@@ -75,6 +75,7 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     device = pick_device(train.device, processes)
     torch.manual_seed(spec.seed)
     data = task.load_data(compiled)  # drawn from the spec's seed: train.seed (--seeds) keeps the split
+    state = task.start(compiled, data, device)  # draws no random numbers
     seed = spec.init_seed
     if seed != spec.seed:
         torch.manual_seed(seed)
@@ -92,11 +93,11 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
             distributed.shard(models[name], device, processes)
     run = resume or (RunFolder.create(out, spec.name) if main else None)
     if resume is None and main:
-        write_run_files(run, compiled, {**task.info(compiled, data),
+        write_run_files(run, compiled, {**task.info(compiled, state),
                                         "init_from": str(init_from) if init_from is not None else None})
     if resume is None and processes is not None:  # the main process made the folder; the others only learn
         run = RunFolder(processes.share(str(run.path) if main else None))  # its path: it may be on its disk alone
-    batch = partial(task.batches, data, device=device)
+    batch = partial(task.batches, state, device=device)
     train_batches = batch("train", batch_size=train.batch_size, shuffle=True)
     generator = torch.Generator().manual_seed(seed)
     if processes is not None:  # the epoch order from a generator alike in all; each its own stream besides
@@ -119,7 +120,7 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
                            task.optimizer_steps(name, steps_per_epoch * train.epochs))
         plateau = None
         if schedule.type == "plateau":
-            plateau = plateaus[name] = Plateau(schedule, opt_spec.lr,
+            plateau = plateaus[name] = PlateauScale(schedule, opt_spec.lr,
                                                "max" if task.higher_is_better(schedule.monitor) else "min")
         if schedule.type != "constant" or schedule.warmup_steps:
             schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
@@ -130,9 +131,8 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     s = Setup(spec=spec, task=task, graphs=compiled.graphs, models=models, optimizers=optimizers,
               schedulers=schedulers, plateaus=plateaus, train=train_batches, val=val_batches,
               augment=(lambda x, g: augment_batch(x, augments, g)) if augments else None,
-              generator=generator, device=device, autocast=autocast, run=run, log=log, data=data, on_epoch=on_epoch,
-              processes=processes)
-    task.setup(s, data)
+              generator=generator, device=device, autocast=autocast, run=run, log=log, run_state=state,
+              on_epoch=on_epoch, processes=processes)
     if resume is not None:
         restore_last(s)
         s.written_epoch = s.state["epoch"]
@@ -149,7 +149,7 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
         log.tensorboard().graphs(compiled.graphs)
     params = sum(g.total_params for g in compiled.graphs.values())
     log.note(f"run {run} · {device.type}{' bf16' if bf16 else ''} · {params:,} parameters · "
-             f"{task.sizes(data)} train/val/test samples · " + " · ".join(notes))
+             f"{task.sizes(state)} train/val/test samples · " + " · ".join(notes))
     started = time.time()
     record = run.update_info if main else (lambda **_: None)  # only the main process writes the folder
     record(status="running", device=str(device), started=_now(started), ended=None)
@@ -175,9 +175,9 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     s.models = build_models(compiled, device) if fsdp else models  # plain modules, not wrappers or shards
     final = run.final_checkpoint(spec)
     checkpoint.load_models(s.models, final, device)
-    results = {"checkpoint": final.name, **test_metrics(s, data)}
+    results = {"checkpoint": final.name, **test_metrics(s)}
     run.write_results(results)
-    task.after_training(s, data)
+    task.after_training(s)
     log.note("test: " + "  ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float)))
     diagnosis = diagnose(run.metrics_rows(), task.loss_floor_zero)
     if diagnosis is not None:
@@ -214,10 +214,10 @@ def _ended(started: float, s: Any) -> dict[str, Any]:
             "best_epoch": s.state["best_epoch"]}
 
 
-def test_metrics(s: Any, data: Any) -> dict[str, float]:
-    test = s.task.batches(data, "test", batch_size=256, shuffle=False, device=s.device)
+def test_metrics(s: Any) -> dict[str, float]:
+    test = s.task.batches(s.run_state, "test", batch_size=256, shuffle=False, device=s.device)
     return {} if test is None else {**{f"test_{k}": v for k, v in s.task.evaluate(s, test).items()},
-                                    **s.task.quality(s, data)}
+                                    **s.task.quality(s)}
 
 
 def init_weights(models: dict[str, Any], source: RunFolder) -> str:

@@ -1,12 +1,12 @@
-"""The built-in graphs: Zachary's karate club and a stochastic block model (task: node_classification,
-link_prediction), and random trees and one-cycle graphs (task: graph_classification). numpy only, when a
-loader runs; udlc.spec.sources imports this module to register them."""
+"""The built-in node sets' generators: Zachary's karate club and a stochastic block model (task:
+node_classification, link_prediction), and random trees and one-cycle graphs (task: graph_classification).
+Their registry entries (features, classes, defaults) are udlc.spec.sources'; numpy is imported when one runs."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from udlc.spec.sources import SOURCES, GraphListSet, GraphSet
+from udlc.spec.sources import DEGREE_FEATURES, SBM_BLOCKS, SBM_FEATURES
 
 # Zachary's karate club (1977): 34 members, 78 friendships, and the side each member took when the club split
 # (0: Mr. Hi's, 1: the officer's), as networkx's karate_club_graph() has them.
@@ -21,7 +21,8 @@ KARATE_EDGES = (
 KARATE_SIDES = (0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
 
 
-def _karate(n: int, noise: Any, rng: Any) -> tuple[Any, Any, Any]:
+
+def karate(n: int, noise: Any, rng: Any) -> tuple[Any, Any, Any]:
     """Featureless, as Kipf & Welling's demo: each member's feature vector is its one-hot id."""
     import numpy as np
 
@@ -29,10 +30,10 @@ def _karate(n: int, noise: Any, rng: Any) -> tuple[Any, Any, Any]:
     return np.eye(members), np.array(KARATE_EDGES).T, np.array(KARATE_SIDES)
 
 
-SBM_BLOCKS, SBM_FEATURES, SBM_P_IN, SBM_P_OUT = 4, 8, 0.05, 0.005
+SBM_P_IN, SBM_P_OUT = 0.05, 0.005
 
 
-def _sbm(n: int, noise: float, rng: Any) -> tuple[Any, Any, Any]:
+def sbm(n: int, noise: float, rng: Any) -> tuple[Any, Any, Any]:
     """A stochastic block model: n nodes in 4 communities, an edge within a community with probability 0.05,
     across with 0.005; 8 features per node, its community's mean vector plus Gaussian noise of std `noise`
     (at the default 2.0 the features alone leave many nodes ambiguous; their neighbours settle it)."""
@@ -48,17 +49,7 @@ def _sbm(n: int, noise: float, rng: Any) -> tuple[Any, Any, Any]:
     return x, np.stack([i[keep], j[keep]]), y
 
 
-SOURCES.register(GraphSet(name="karate", load=_karate, features=len(KARATE_SIDES), classes=("mr_hi", "officer"),
-                          description="Zachary's karate club: 34 nodes, one-hot features, the club's two sides"))
-SOURCES.register(GraphSet(name="sbm", load=_sbm, features=SBM_FEATURES,
-                          classes=tuple(f"block_{i}" for i in range(SBM_BLOCKS)), noise=2.0, nodes=800,
-                          description="a stochastic block model: 4 communities, noisy community features"))
-
-
-DEGREE_FEATURES = 5  # one-hot degree 0, 1, 2, 3, 4 or more
-
-
-def _trees_and_cycles(count: int, noise: Any, rng: Any) -> tuple[list[tuple[Any, Any]], Any]:
+def trees_and_cycles(count: int, noise: Any, rng: Any) -> tuple[list[tuple[Any, Any]], Any]:
     """Random trees of 6-20 nodes (each node joined to an earlier one), half of them with one more edge between
     two nodes not yet joined, which closes a cycle: class 0 a tree, class 1 a graph with one cycle. A node's
     features: its degree, one-hot. Degrees alone do not tell the classes apart (both kinds have nodes of every
@@ -79,6 +70,3 @@ def _trees_and_cycles(count: int, noise: Any, rng: Any) -> tuple[list[tuple[Any,
     return graphs, y
 
 
-SOURCES.register(GraphListSet(name="trees_cycles", load=_trees_and_cycles, features=DEGREE_FEATURES,
-                              classes=("tree", "cycle"),
-                              description="random trees of 6-20 nodes, half with one cycle; degree features"))
