@@ -5,14 +5,17 @@ The model-selection advice for tables: gradient boosting first, then a network."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
 
 from udlc.errors import UdlcError
 
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
-def baselines(compiled: Any) -> dict[str, dict[str, float]]:
+
+def baselines(compiled: Compiled) -> dict[str, dict[str, float]]:
     """Each baseline's test metrics: accuracy and f1_macro for classes; mse, mae and r2 for values."""
     from sklearn.dummy import DummyClassifier, DummyRegressor
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, TYPE_CHECKING
 
 import torch
 
@@ -16,6 +16,9 @@ from udlc.compiler.pipeline import frozen_nodes
 from udlc.guide.data_checks import Finding, check_data
 from udlc.trainer.debug import TrainingDiverged, where_in_spec
 from udlc.guide.probe import endless, loss_of, probe_setup
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 OVERFIT_BATCH = 32  # samples in the batch the model must learn by heart
 OVERFIT_STEPS, OVERFIT_SECONDS = 300, 20.0
@@ -26,7 +29,7 @@ VANISHING, EXPLODING = 1000.0, 10.0
 CRAWL = 1000.0  # an lr this far below the range test's suggestion barely moves the weights
 
 
-def doctor(compiled: Any) -> list[Finding]:
+def doctor(compiled: Compiled) -> list[Finding]:
     task = compiled.task
     data = task.load_data(compiled)
     findings = [check_data(data, task.name), check_output(compiled, data), overfit_one_batch(compiled, data),
@@ -37,7 +40,7 @@ def doctor(compiled: Any) -> list[Finding]:
 
 # ---- the output layer and the initial loss -------------------------------------------------------------------
 
-def check_output(compiled: Any, data: Any) -> Finding:
+def check_output(compiled: Compiled, data: Any) -> Finding:
     """A squashing layer before a loss that squashes itself, and the untrained model's loss against ln C."""
     spec = compiled.spec
     if spec.loss is None:
@@ -63,7 +66,7 @@ def check_output(compiled: Any, data: Any) -> Finding:
                                                         "into the inputs, or the loss is not what it seems"))
 
 
-def squashed_output(compiled: Any) -> str | None:
+def squashed_output(compiled: Compiled) -> str | None:
     """An output that passes through softmax or sigmoid before a loss that applies its own: the commonest
     wrong output layer (probabilities squashed twice bound the loss away from zero)."""
     from udlc.spec.losses import LOSSES
@@ -83,7 +86,7 @@ def squashed_output(compiled: Any) -> str | None:
 
 # ---- overfit one batch ---------------------------------------------------------------------------------------
 
-def overfit_one_batch(compiled: Any, data: Any) -> Finding:
+def overfit_one_batch(compiled: Compiled, data: Any) -> Finding:
     """Train on one small batch until its loss is near zero; if it will not go, say why."""
     s = probe_setup(compiled, data)
     small = s.task.batches(s.run_state, "train", batch_size=min(OVERFIT_BATCH, compiled.spec.train.batch_size),
@@ -138,7 +141,7 @@ def overfit_one_batch(compiled: Any, data: Any) -> Finding:
                    reasons)
 
 
-def loss_floor(compiled: Any, state: Any) -> float:
+def loss_floor(compiled: Compiled, state: Any) -> float:
     """The least loss a perfect model scores: 0, but for cross-entropy against label-smoothed targets their
     entropy."""
     loss = compiled.spec.loss
@@ -195,7 +198,7 @@ class GradientRecorder:
             handle.remove()
 
 
-def gradient_flow(compiled: Any, data: Any) -> Finding:
+def gradient_flow(compiled: Compiled, data: Any) -> Finding:
     s = probe_setup(compiled, data)
     grads = GradientRecorder(s)
     batches = endless(s)
@@ -246,7 +249,7 @@ def gradient_flow(compiled: Any, data: Any) -> Finding:
 
 # ---- the learning rate ---------------------------------------------------------------------------------------
 
-def check_lr(compiled: Any, data: Any) -> Finding:
+def check_lr(compiled: Compiled, data: Any) -> Finding:
     from udlc.errors import UdlcError
     from udlc.guide.lr_find import lr_find
 

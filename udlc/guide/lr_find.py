@@ -9,9 +9,12 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from udlc.errors import UdlcError
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 SMOOTHING = 0.95  # the loss's exponential moving average (bias-corrected): one batch's noise is not a trend
 # The sweep stops once the smoothed loss passes 4× its lowest value, or is clearly worse than at the start.
@@ -43,7 +46,7 @@ class Sweep:
                 "losses": self.losses, "smoothed": self.smoothed}
 
 
-def lr_find(compiled: Any, data: Any = None, start: float = 1e-7, end: float = 10.0, steps: int = 100,
+def lr_find(compiled: Compiled, data: Any = None, start: float = 1e-7, end: float = 10.0, steps: int = 100,
             seconds: float = 60.0) -> Sweep:
     """Sweep lr from `start` to `end` over at most `steps` steps (and `seconds`), stopping at divergence."""
     from udlc.trainer.debug import TrainingDiverged

@@ -4,7 +4,7 @@ learning rate (the probe, not the schedule, decides it)."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, TYPE_CHECKING
 
 import torch
 
@@ -13,8 +13,11 @@ from udlc.trainer.loop import Setup
 from udlc.objectives.optimizers import make_optimizer
 from udlc.trainer.run import build_models
 
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
-def probe_setup(compiled: Any, data: Any) -> Setup:
+
+def probe_setup(compiled: Compiled, data: Any) -> Setup:
     """`data` is what the task's load_data gave; the task's RunState is `s.run_state`."""
     spec, task = compiled.spec, compiled.task
     device = pick_device(spec.train.device)

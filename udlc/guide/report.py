@@ -12,12 +12,15 @@ import platform
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from udlc.errors import UdlcError
 from udlc.runs import RunFolder
 from udlc.runs.diagnosis import diagnose
 from udlc.guide.report_html import render
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 
 @dataclass
@@ -115,7 +118,7 @@ def build_report(run_dir: Path) -> Report:
 # ---- the pieces ----------------------------------------------------------------------------------------
 
 
-def diagnosis_of(info: dict[str, Any], rows: list[dict[str, str]], compiled: Any) -> tuple[dict | None, str]:
+def diagnosis_of(info: dict[str, Any], rows: list[dict[str, str]], compiled: Compiled) -> tuple[dict | None, str]:
     if info.get("diagnosis"):
         return info["diagnosis"], "run.json (written when training ended)"
     if not rows:
@@ -138,7 +141,7 @@ def shape_text(shape: Any, dtype: str | None = None) -> str:
     return text + ("" if dtype in (None, "float32") else f" {dtype}")
 
 
-def network_tables(compiled: Any) -> list[NetworkTable]:
+def network_tables(compiled: Compiled) -> list[NetworkTable]:
     from udlc.compiler.infer import REPORT_SIZE
 
     tables = []
@@ -187,7 +190,7 @@ def read_results(run: RunFolder) -> dict[str, Any] | None:
         return None
 
 
-def classifier_answers(compiled: Any) -> str | None:
+def classifier_answers(compiled: Compiled) -> str | None:
     """How a classifier's outputs become classes ('softmax' or 'sigmoid'); None for a run whose model.onnx gives
     no class per sample (its served kind says, udlc.tasks.served)."""
     from udlc.tasks.served import KINDS
@@ -196,7 +199,7 @@ def classifier_answers(compiled: Any) -> str | None:
     return served.answers if KINDS[served.kind].classes_per_sample else None
 
 
-def classify(run: RunFolder, compiled: Any) -> tuple[Classification | None, str]:
+def classify(run: RunFolder, compiled: Compiled) -> tuple[Classification | None, str]:
     """The confusion matrix and per-class scores on the test split, or why there are none."""
     answers = classifier_answers(compiled)
     if answers is None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TYPE_CHECKING
 
 import yaml
 
@@ -24,6 +24,9 @@ from udlc.errors import UdlcError
 from udlc.spec.extends import load_spec
 from udlc.spec.loader import Document
 from udlc.spec.tuning import Distribution, copy_doc, override, parse_path, settable, tune_metric
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 STUDY = "udlc"  # one study per tune folder
 
@@ -90,7 +93,7 @@ def tune(spec: Path | None, trials: int, timeout: float | None = None, out: Path
     return folder
 
 
-def default_space(compiled: Any) -> dict[str, Distribution]:
+def default_space(compiled: Compiled) -> dict[str, Distribution]:
     """The textbook's order: learning rate (a decade either side), batch size (half, same, double), then weight
     decay (a decade either side, or a few values from 0 when the spec has none)."""
     spec, space = compiled.spec, {}
@@ -152,7 +155,7 @@ def spec_section(spec: Any, path: tuple) -> Any:
     return node
 
 
-def train_trial(trial: Any, compiled: Any, out: Path, metric: str, maximize: bool) -> float:
+def train_trial(trial: Any, compiled: Compiled, out: Path, metric: str, maximize: bool) -> float:
     """Train one trial; the metric is reported each epoch (pruning raises TrialPruned from inside the loop), and
     the trial's value is its best over the epochs."""
     import optuna
@@ -264,7 +267,7 @@ def plot_importances(importances: dict[str, float], path: Path) -> None:
     figure.savefig(path, dpi=100)
 
 
-def absolute_paths(doc: Document, compiled: Any) -> Document:
+def absolute_paths(doc: Document, compiled: Compiled) -> Document:
     """The spec with its data file's path made absolute, so that a copy of it elsewhere still finds the data."""
     out = copy_doc(doc)
     if compiled.spec.data.is_file():

@@ -26,7 +26,7 @@ a sample out) and encoder.onnx (a raw sample in, its code out).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TYPE_CHECKING
 
 from pydantic import Field, PositiveFloat
 
@@ -37,6 +37,9 @@ from udlc.tasks.fields import error
 from udlc.tasks.registry import Served, register
 from udlc.tasks.served import DECODED, LATENTS, VALUES
 from udlc.tasks.supervised import Supervised, SupervisedState, check_monitors, check_network_keys
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 PAIR = ("encoder", "decoder")
 
@@ -66,7 +69,7 @@ class Autoencoder(Supervised):
 
     # ---- check time -----------------------------------------------------------------------------------
 
-    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+    def check(self, compiled: Compiled, check_files: bool) -> list[SpecError]:
         if compiled.spec.models is None or len(compiled.spec.models) == 1:
             return super().check(compiled, check_files)
         spec = compiled.spec
@@ -91,7 +94,7 @@ class Autoencoder(Supervised):
             errors += self.check_data(compiled, ("models", "encoder"))
         return errors
 
-    def check_loss(self, compiled: Any) -> list[SpecError]:
+    def check_loss(self, compiled: Compiled) -> list[SpecError]:
         from udlc.spec.losses import LOSSES
 
         spec, doc = compiled.spec, compiled.doc
@@ -106,7 +109,7 @@ class Autoencoder(Supervised):
                           ("loss",), "use mse, mae or huber (or bce, with data.normalize: minmax)")]
         return []
 
-    def check_reconstruction(self, compiled: Any, graph: Any, shape: tuple) -> list[SpecError]:
+    def check_reconstruction(self, compiled: Compiled, graph: Any, shape: tuple) -> list[SpecError]:
         out = graph.shape_of(graph.outputs[0])
         if out is None or tuple(out) == tuple(shape):
             return []
@@ -115,7 +118,7 @@ class Autoencoder(Supervised):
                           path=node.path, span=node.span,
                           hint="end the decoder with the input's shape (e.g. `linear: 64`, or a `reshape` back to it)")]
 
-    def check_outputs(self, compiled: Any, base: tuple) -> list[SpecError]:
+    def check_outputs(self, compiled: Compiled, base: tuple) -> list[SpecError]:
         graph = self.graph(compiled)
         errors = super().check_outputs(compiled, base) + self.check_loss(compiled)
         if errors or len(graph.inputs) != 1:
@@ -123,7 +126,7 @@ class Autoencoder(Supervised):
         (shape,) = graph.inputs.values()
         return self.check_reconstruction(compiled, graph, tuple(shape))
 
-    def check_data(self, compiled: Any, base: tuple) -> list[SpecError]:
+    def check_data(self, compiled: Compiled, base: tuple) -> list[SpecError]:
         """Only the input against the data's samples: the data's targets are not used."""
         spec, doc = compiled.spec, compiled.doc
         if spec.data.augment:  # it would change the input but not the target it must give back
@@ -132,7 +135,7 @@ class Autoencoder(Supervised):
         (shape,) = compiled.graphs[base[-1] if base[0] == "models" else "model"].inputs.values()
         return generative.check_samples(compiled, self.name, base + ("input",), tuple(shape))
 
-    def served(self, compiled: Any) -> list[Served]:
+    def served(self, compiled: Compiled) -> list[Served]:
         bce = compiled.spec.loss.type == "bce"
         if "decoder" in compiled.graphs:
             return [Served("decoder", 0, DECODED, "sigmoid" if bce else "identity"),
@@ -141,7 +144,7 @@ class Autoencoder(Supervised):
 
     # ---- train time -----------------------------------------------------------------------------------
 
-    def load_data(self, compiled: Any) -> Any:
+    def load_data(self, compiled: Compiled) -> Any:
         """The samples, split and normalized; each split's targets are its own inputs, and the target
         scale is the input's, so losses and the exported reconstruction come back in the data's units."""
         encoder = compiled.graphs["encoder" if "decoder" in compiled.graphs else self.network(compiled)]
@@ -152,7 +155,7 @@ class Autoencoder(Supervised):
         data.task, data.classes, data.n_classes = "regression", None, None
         return data
 
-    def start(self, compiled: Any, data: Any, device: Any) -> AutoencoderState:
+    def start(self, compiled: Compiled, data: Any, device: Any) -> AutoencoderState:
         import torch
 
         fields = vars(super().start(compiled, data, device))
@@ -168,7 +171,7 @@ class Autoencoder(Supervised):
         code = tuple(next(iter(compiled.graphs["decoder"].inputs.values()))) if pair else None
         return AutoencoderState(**fields, pair=pair, code_shape=code)
 
-    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+    def info(self, compiled: Compiled, state: Any) -> dict[str, Any]:
         info = super().info(compiled, state)
         if state.pair:  # what the exporter needs of the decoder: the code's shape, the data's range
             info.update(latent_shape=list(state.code_shape), value_range=list(generative.value_range(state.data)))

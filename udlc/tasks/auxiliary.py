@@ -10,7 +10,7 @@ summed with `loss_weights` (GoogLeNet's auxiliary classifiers, deep supervision)
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TYPE_CHECKING
 
 from pydantic import Field, PositiveFloat
 
@@ -19,6 +19,9 @@ from udlc.spec.base import StrictModel
 from udlc.spec.model import Name
 from udlc.tasks.registry import register
 from udlc.tasks.supervised import Supervised
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 
 class AuxiliaryOptions(StrictModel):
@@ -37,7 +40,7 @@ class Auxiliary(Supervised):
     def weights(self, ids: list[str]) -> list[float]:
         return [self.options.loss_weights.get(i, 1.0) for i in ids]
 
-    def check_outputs(self, compiled: Any, base: tuple) -> list[SpecError]:
+    def check_outputs(self, compiled: Compiled, base: tuple) -> list[SpecError]:
         doc = compiled.doc
         ids = self.output_ids(compiled.spec, self.graph(compiled))
         errors = []

@@ -30,7 +30,7 @@ sampler in numpy around it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TYPE_CHECKING
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, confloat, model_validator
 
@@ -40,6 +40,9 @@ from udlc.tasks.fields import error, no_metrics, one_network
 from udlc.tasks.registry import RunState, Served, Task, register
 from udlc.tasks.served import DENOISER
 from udlc.tasks.supervised import check_monitors, check_network_keys
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 DEFAULT_DDIM_STEPS = 50
 
@@ -67,7 +70,7 @@ class DiffusionOptions(generative.GenerativeOptions):
         return self.sample_steps or (min(DEFAULT_DDIM_STEPS, self.steps) if self.sampler == "ddim" else self.steps)
 
 
-def input_path(compiled: Any, base: tuple, name: str) -> tuple:
+def input_path(compiled: Compiled, base: tuple, name: str) -> tuple:
     """Where an input is written: `inputs: {name: ...}`, or the one `input: [...]`."""
     return base + ("inputs", name) if compiled.spec.networks[base[-1] if base[0] == "models" else "model"].inputs \
         else base + ("input",)
@@ -96,7 +99,7 @@ class Diffusion(generative.Generative, Task):
 
     # ---- check time -----------------------------------------------------------------------------------
 
-    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+    def check(self, compiled: Compiled, check_files: bool) -> list[SpecError]:
         spec = compiled.spec
         found = one_network(compiled, self.name)
         if isinstance(found, SpecError):
@@ -120,7 +123,7 @@ class Diffusion(generative.Generative, Task):
                 errors += self.check_labels(compiled, graph, base)
         return errors
 
-    def check_inputs(self, compiled: Any, graph: Any, base: tuple) -> list[SpecError]:
+    def check_inputs(self, compiled: Compiled, graph: Any, base: tuple) -> list[SpecError]:
         """Inputs x (the sample), t (the step, [1] float32), optionally label ([1] int64)."""
         doc, o = compiled.doc, self.options
         want = {"x": None, "t": ((1,), "float32"), "label": ((1,), "int64")}
@@ -149,7 +152,7 @@ class Diffusion(generative.Generative, Task):
                                         "[1], dtype: int64}`, or drop this option", key=True))
         return errors
 
-    def check_labels(self, compiled: Any, graph: Any, base: tuple) -> list[SpecError]:
+    def check_labels(self, compiled: Compiled, graph: Any, base: tuple) -> list[SpecError]:
         """The data has classes, and every embedding of the label has a row for each and for the null label."""
         from udlc.data.file_kinds import peek
 
@@ -168,17 +171,17 @@ class Diffusion(generative.Generative, Task):
     def logged(self, spec: Any, has_val: bool) -> list[str]:
         return ["train_loss"] + (["val_loss"] if has_val else [])
 
-    def served(self, compiled: Any) -> list[Served]:
+    def served(self, compiled: Compiled) -> list[Served]:
         net = next(iter(compiled.graphs))
         return [Served(net, 0, DENOISER, weights=f"{net}_ema" if self.options.ema else None)]
 
-    def shadows(self, compiled: Any) -> dict[str, str]:
+    def shadows(self, compiled: Compiled) -> dict[str, str]:
         net = next(iter(compiled.graphs))
         return {f"{net}_ema": net} if self.options.ema else {}
 
     # ---- train time -----------------------------------------------------------------------------------
 
-    def load_data(self, compiled: Any) -> Any:
+    def load_data(self, compiled: Compiled) -> Any:
         import numpy as np
 
         graph = next(iter(compiled.graphs.values()))
@@ -188,7 +191,7 @@ class Diffusion(generative.Generative, Task):
                 setattr(data, f"y_{split}", np.asarray(getattr(data, f"y_{split}"), dtype=np.int64).reshape(-1, 1))
         return data
 
-    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+    def info(self, compiled: Compiled, state: Any) -> dict[str, Any]:
         o, data = self.options, state.data
         info = generative.sample_info(data, self.name, "x", tuple(data.input_shape))
         info["diffusion"] = {"steps": o.steps, "schedule": o.schedule, "sampler": o.sampler,
@@ -205,7 +208,7 @@ class Diffusion(generative.Generative, Task):
         fields = {"x": x, **({"label": getattr(data, f"y_{split}")} if state.conditional else {})}
         return make_batches(fields, batch_size=batch_size, shuffle=shuffle, device=device)
 
-    def start(self, compiled: Any, data: Any, device: Any) -> DiffusionState:
+    def start(self, compiled: Compiled, data: Any, device: Any) -> DiffusionState:
         import torch
 
         from udlc.tasks.diffusion_sampling import alphas_cumprod

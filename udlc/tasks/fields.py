@@ -5,25 +5,28 @@ is fed by name, and each must have its field's dtype and one axis."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, TYPE_CHECKING
 
 from udlc.errors import SpecError
 from udlc.spec.data import split_sizes
 from udlc.tasks.registry import RunState, Served, Task
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 
 def error(doc: Any, message: str, path: tuple, hint: str | None = None, key: bool = False) -> SpecError:
     return SpecError(message, path=".".join(map(str, path)), span=doc.span(tuple(path), key=key), hint=hint)
 
 
-def no_metrics(compiled: Any, task: str, logs: str) -> list[SpecError]:
+def no_metrics(compiled: Compiled, task: str, logs: str) -> list[SpecError]:
     """A task that logs its own values (`logs` says which) takes no `metrics`."""
     if not compiled.spec.metrics:
         return []
     return [error(compiled.doc, f"task {task} logs its own {logs}", ("metrics",), "drop `metrics`", key=True)]
 
 
-def one_network(compiled: Any, task: str) -> tuple[str, Any, tuple] | SpecError:
+def one_network(compiled: Compiled, task: str) -> tuple[str, Any, tuple] | SpecError:
     """The spec's one network: its name, graph and where it is written; or the error of a spec with several."""
     (net, graph), *others = compiled.graphs.items()
     if others:
@@ -32,7 +35,7 @@ def one_network(compiled: Any, task: str) -> tuple[str, Any, tuple] | SpecError:
     return net, graph, ("model",) if compiled.spec.model is not None else ("models", net)
 
 
-def check_fields(compiled: Any, graph: Any, base: tuple, fields: dict[str, str], required: tuple[str, ...],
+def check_fields(compiled: Compiled, graph: Any, base: tuple, fields: dict[str, str], required: tuple[str, ...],
                  what: str) -> list[SpecError]:
     """Every input is one of `fields` (name → dtype), with that dtype and one axis; the `required` ones exist."""
     spec, doc = compiled.spec, compiled.doc
@@ -53,7 +56,7 @@ def check_fields(compiled: Any, graph: Any, base: tuple, fields: dict[str, str],
     return errors
 
 
-def length_bound_errors(compiled: Any, graph: Any, symbol: Any, length: int, option: str, where: tuple
+def length_bound_errors(compiled: Compiled, graph: Any, symbol: Any, length: int, option: str, where: tuple
                         ) -> list[SpecError]:
     """A task's length option (a language model's context, a text classifier's max_tokens) that a layer of the
     network cannot take, such as a positions table with fewer rows: training would index past its end. The
@@ -116,7 +119,7 @@ class FieldsTask(Task):
     own_metrics: ClassVar[bool] = True  # the task logs its own metrics; the spec's `metrics` is refused
     maximized = frozenset({"token_accuracy", "exact_match"})
 
-    def common_checks(self, compiled: Any, what: str) -> tuple[Any, tuple, list[SpecError]] | SpecError:
+    def common_checks(self, compiled: Compiled, what: str) -> tuple[Any, tuple, list[SpecError]] | SpecError:
         """The one network's graph, where it is written, and the errors every such task finds."""
         from udlc.tasks.supervised import check_monitors, check_network_keys
 
@@ -136,14 +139,14 @@ class FieldsTask(Task):
                                 "drop `augment`", key=True))
         return graph, base, errors + check_fields(compiled, graph, base, self.fields, self.required, what)
 
-    def split(self, compiled: Any, samples: list[dict], rng: Any) -> dict[str, list[dict]]:
+    def split(self, compiled: Compiled, samples: list[dict], rng: Any) -> dict[str, list[dict]]:
         """Train, validation and test samples, in a seeded random order, by the spec's fractions."""
         order = rng.permutation(len(samples))
         n_train, n_val, _ = split_sizes(len(samples), compiled.spec.data.split)
         cuts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
         return {k: [samples[i] for i in idx] for k, idx in cuts.items()}
 
-    def served(self, compiled: Any) -> list[Served]:
+    def served(self, compiled: Compiled) -> list[Served]:
         return [Served(next(iter(compiled.graphs)), 0, self.serves, "softmax")]
 
     def sizes(self, state: FieldsState) -> str:
@@ -155,7 +158,7 @@ class FieldsTask(Task):
         samples = state.data.splits[split]
         return PaddedBatches(samples, batch_size, shuffle, device) if samples else None
 
-    def start(self, compiled: Any, data: Sequences, device: Any) -> FieldsState:
+    def start(self, compiled: Compiled, data: Sequences, device: Any) -> FieldsState:
         from udlc.objectives.losses import make_loss
 
         net, graph = next(iter(compiled.graphs.items()))
@@ -203,7 +206,7 @@ class FieldsTask(Task):
         return {"loss": nats / tokens, "token_accuracy": right / tokens, "exact_match": exact / n}
 
 
-def sequence_pairs(compiled: Any) -> tuple[tuple[str, ...], list[tuple[Any, Any]], Any]:
+def sequence_pairs(compiled: Compiled) -> tuple[tuple[str, ...], list[tuple[Any, Any]], Any]:
     """A generated sequence set's vocabulary, its (source ids, target ids) pairs, and the generator that made
     them (it goes on to order the split)."""
     import numpy as np

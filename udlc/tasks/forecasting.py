@@ -25,7 +25,7 @@ own units, and a symbolic context length (T) needs no per-step statistics (there
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TYPE_CHECKING
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
@@ -33,6 +33,9 @@ from udlc.spec.sources import SOURCES, BuiltinSet
 from udlc.spec.training import CLASSIFICATION_LOSSES
 from udlc.tasks.registry import register
 from udlc.tasks.supervised import Supervised, SupervisedState, located, raw
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 SERIES_HINT = "use a series set (sine_mixture), or a file of windows: an .npz of x (N, context, 1) and y (N, horizon)"
 
@@ -56,11 +59,11 @@ class Forecasting(Supervised):
 
     # ---- check time -----------------------------------------------------------------------------------
 
-    def check_data(self, compiled: Any, base: tuple) -> list[SpecError]:
+    def check_data(self, compiled: Compiled, base: tuple) -> list[SpecError]:
         # What makes a spec a forecast comes first; the data's header is read only for one that is.
         return self.check_series(compiled, base) or super().check_data(compiled, base)
 
-    def check_series(self, compiled: Any, base: tuple) -> list[SpecError]:
+    def check_series(self, compiled: Compiled, base: tuple) -> list[SpecError]:
         spec, doc = compiled.spec, compiled.doc
         errors = []
         if spec.loss.type in CLASSIFICATION_LOSSES:
@@ -89,7 +92,7 @@ class Forecasting(Supervised):
 
     # ---- train time -----------------------------------------------------------------------------------
 
-    def load_data(self, compiled: Any) -> Any:
+    def load_data(self, compiled: Compiled) -> Any:
         """The windows, split, then scaled with one shift and scale for inputs and targets alike."""
         from udlc.data import prepare
 
@@ -104,7 +107,7 @@ class Forecasting(Supervised):
         self.check_loaded(compiled, data)
         return data
 
-    def start(self, compiled: Any, data: Any, device: Any) -> ForecastingState:
+    def start(self, compiled: Compiled, data: Any, device: Any) -> ForecastingState:
         import torch
 
         norm = data.normalization  # the baseline's last values, back in the series' units

@@ -24,7 +24,7 @@ model.onnx: noise in, a sample in the data's units out (`udlc sample`).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TYPE_CHECKING
 
 from pydantic import Field, PositiveFloat, PositiveInt, confloat
 
@@ -34,6 +34,9 @@ from udlc.tasks.fields import error, no_metrics
 from udlc.tasks.registry import Served, Task, register
 from udlc.tasks.served import SAMPLES
 from udlc.tasks.supervised import check_monitors, check_network_keys
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 NETWORKS = ("generator", "discriminator")
 
@@ -60,7 +63,7 @@ class GAN(generative.Generative, Task):
 
     # ---- check time -----------------------------------------------------------------------------------
 
-    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+    def check(self, compiled: Compiled, check_files: bool) -> list[SpecError]:
         spec, doc, o = compiled.spec, compiled.doc, self.options
         errors = generative.check_networks(compiled, self.name, NETWORKS)
         if errors:
@@ -88,7 +91,7 @@ class GAN(generative.Generative, Task):
                                                data_shape)
         return errors
 
-    def check_shapes(self, compiled: Any, data_shape: tuple) -> list[SpecError]:
+    def check_shapes(self, compiled: Compiled, data_shape: tuple) -> list[SpecError]:
         """The generator gives what the discriminator reads; the discriminator gives one score."""
         errors = []
         for network, want, what in (("generator", data_shape, "a sample shaped as the discriminator's input"),
@@ -113,7 +116,7 @@ class GAN(generative.Generative, Task):
     def monitor(self, has_val: bool) -> str:
         return "val_frechet" if has_val else "train_g_loss"
 
-    def served(self, compiled: Any) -> list[Served]:
+    def served(self, compiled: Compiled) -> list[Served]:
         return [Served("generator", 0, SAMPLES)]
 
     def optimizer_steps(self, network: str, steps: int) -> int:
@@ -121,11 +124,11 @@ class GAN(generative.Generative, Task):
 
     # ---- train time -----------------------------------------------------------------------------------
 
-    def load_data(self, compiled: Any) -> Any:
+    def load_data(self, compiled: Compiled) -> Any:
         (shape,) = compiled.graphs["discriminator"].inputs.values()
         return generative.load_samples(compiled, shape)
 
-    def start(self, compiled: Any, data: Any, device: Any) -> generative.GenerativeState:
+    def start(self, compiled: Compiled, data: Any, device: Any) -> generative.GenerativeState:
         import torch
 
         return generative.GenerativeState(

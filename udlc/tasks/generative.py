@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from pydantic import Field, PositiveInt
 
@@ -15,8 +15,11 @@ from udlc.spec.base import StrictModel
 from udlc.tasks.fields import error
 from udlc.tasks.registry import RunState
 
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
-def check_networks(compiled: Any, task: str, names: tuple[str, ...]) -> list[SpecError]:
+
+def check_networks(compiled: Compiled, task: str, names: tuple[str, ...]) -> list[SpecError]:
     """The spec's `models:` are exactly `names`."""
     spec, doc = compiled.spec, compiled.doc
     listing = ", ".join(names)
@@ -35,7 +38,7 @@ def check_networks(compiled: Any, task: str, names: tuple[str, ...]) -> list[Spe
     return errors
 
 
-def one_input(compiled: Any, network: str) -> tuple[str, tuple] | SpecError:
+def one_input(compiled: Compiled, network: str) -> tuple[str, tuple] | SpecError:
     """A network's one float input: its name and shape, or the error."""
     graph = compiled.graphs[network]
     base = ("models", network)
@@ -48,7 +51,7 @@ def one_input(compiled: Any, network: str) -> tuple[str, tuple] | SpecError:
     return name, tuple(shape)
 
 
-def needs_minmax(compiled: Any) -> list[SpecError]:
+def needs_minmax(compiled: Compiled) -> list[SpecError]:
     """bce reconstructs values in [0, 1]: the data must be scaled into them."""
     normalize = compiled.spec.data.normalize
     if normalize == "minmax":
@@ -58,7 +61,7 @@ def needs_minmax(compiled: Any) -> list[SpecError]:
                   ("data", "normalize") if written else ("data",), "set `data.normalize: minmax`", key=not written)]
 
 
-def check_samples(compiled: Any, task: str, where: tuple, shape: tuple) -> list[SpecError]:
+def check_samples(compiled: Compiled, task: str, where: tuple, shape: tuple) -> list[SpecError]:
     """The data's samples against the input that reads them; no augmentation (a generative model learns
     the data as it is)."""
     from udlc.data.file_kinds import peek
@@ -80,7 +83,7 @@ def check_samples(compiled: Any, task: str, where: tuple, shape: tuple) -> list[
             for m in mismatches(signature, shape, shape, "mse", "regression") if m.where == "input"]
 
 
-def load_samples(compiled: Any, shape: tuple) -> Any:
+def load_samples(compiled: Compiled, shape: tuple) -> Any:
     """The data split and normalized (spec.data.normalize) as training reads it; the labels stay unused."""
     from udlc.data import prepare
     from udlc.tasks.supervised import located
@@ -147,7 +150,7 @@ class Generative:
     the input's name (GenerativeState.input), run information for `udlc sample` (its latent_shape), and pictures —
     samples.png when training ends, samples/epoch-<N>.png every `samples_every` epochs (`picture` draws)."""
 
-    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+    def info(self, compiled: Compiled, state: Any) -> dict[str, Any]:
         return sample_info(state.data, self.name, state.input, state.latent_shape)  # type: ignore[attr-defined]
 
     def sizes(self, state: Any) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, TYPE_CHECKING
 
 from pydantic import Field, PositiveInt
 
@@ -29,6 +29,9 @@ from udlc.tasks.fields import error, length_bound_errors
 from udlc.tasks.registry import RunState, Served, Task, register
 from udlc.tasks.served import NEXT_TOKEN
 from udlc.tasks.supervised import check_monitors, check_network_keys, located
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 MEAN_METRICS = ("accuracy", "top_k")  # averages over tokens: exact when computed batch by batch
 
@@ -53,12 +56,12 @@ class LanguageModel(Task):
     description = "one causal network learns the next token of a text (data: a text source and a tokenizer)"
     splits_evaluation = True  # evaluate sums over a share of the windows in each process, then over all
 
-    def network(self, compiled: Any) -> str:
+    def network(self, compiled: Compiled) -> str:
         return next(iter(compiled.graphs))
 
     # ---- check time -----------------------------------------------------------------------------------
 
-    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+    def check(self, compiled: Compiled, check_files: bool) -> list[SpecError]:
         from udlc.spec.sources import SOURCES
 
         spec, doc = compiled.spec, compiled.doc
@@ -108,7 +111,7 @@ class LanguageModel(Task):
             return self.check_vocabulary(compiled, graph, out[1], node)
         return []
 
-    def check_vocabulary(self, compiled: Any, graph: Any, width: int, node: Any) -> list[SpecError]:
+    def check_vocabulary(self, compiled: Compiled, graph: Any, width: int, node: Any) -> list[SpecError]:
         """The output's width and every embedding of the ids against the tokenizer's vocabulary."""
         vocab, why = vocabulary_size(compiled)
         if vocab is None:
@@ -129,12 +132,12 @@ class LanguageModel(Task):
                                                                            for m in spec.metrics]
         return names
 
-    def served(self, compiled: Any) -> list[Served]:
+    def served(self, compiled: Compiled) -> list[Served]:
         return [Served(self.network(compiled), 0, NEXT_TOKEN, "softmax")]
 
     # ---- train time -----------------------------------------------------------------------------------
 
-    def load_data(self, compiled: Any) -> Any:
+    def load_data(self, compiled: Compiled) -> Any:
         from udlc.data.text import load_text_data
 
         spec = compiled.spec
@@ -149,7 +152,7 @@ class LanguageModel(Task):
                                     hint="give more text (max_chars), or a shorter context"), compiled.doc)
         return data
 
-    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+    def info(self, compiled: Compiled, state: Any) -> dict[str, Any]:
         graph, data = compiled.graphs[state.net], state.data
         return {
             "task": self.name,
@@ -163,7 +166,7 @@ class LanguageModel(Task):
             "normalization": None,  # token ids are not standardized
         }
 
-    def chance_loss(self, compiled: Any, state: Any) -> tuple[float, str] | None:
+    def chance_loss(self, compiled: Compiled, state: Any) -> tuple[float, str] | None:
         """Each position guesses among the whole vocabulary: ln V."""
         import math
 
@@ -180,7 +183,7 @@ class LanguageModel(Task):
                                 device)
         return batches if batches.n else None
 
-    def start(self, compiled: Any, data: Any, device: Any) -> LanguageModelState:
+    def start(self, compiled: Compiled, data: Any, device: Any) -> LanguageModelState:
         from udlc.objectives.losses import make_loss
 
         net = self.network(compiled)
@@ -242,7 +245,7 @@ def embedding_errors(graph: Any, ids: str, vocab: int, why: str) -> list[SpecErr
             if n.op == "embedding" and ids in n.inputs and n.config.num_embeddings < vocab]
 
 
-def vocabulary_size(compiled: Any) -> tuple[int | None, Any]:
+def vocabulary_size(compiled: Compiled) -> tuple[int | None, Any]:
     """The tokenizer's vocabulary size as check can know it, and its description (or the SpecError)."""
     from udlc.data.text import CharTokenizer, read_text
 

@@ -1,6 +1,9 @@
 """task: link_prediction — a graph network learns node embeddings whose dot products tell the graph's edges
 from node pairs that are not joined.
 
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
+
     task: link_prediction
     data: {source: sbm, split: [0.8, 0.1, 0.1]}      # the split is of edges
     model:                                           # node embeddings (N, D): no classes
@@ -18,7 +21,7 @@ embeddings; `udlc predict` on a `.npz` with `pairs` (2, P) prints each pair's pr
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TYPE_CHECKING
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
@@ -26,6 +29,9 @@ from udlc.tasks.fields import no_metrics
 from udlc.tasks.nodes import NodeClassification, NodesState
 from udlc.tasks.registry import Served, register
 from udlc.tasks.served import EDGE_PROBABILITIES
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 
 class LinkPredictionOptions(StrictModel):
@@ -43,10 +49,10 @@ class LinkPrediction(NodeClassification):
     maximized = frozenset({"auc"})
     inputs_optional: dict[str, str] = {}  # the split's message edges carry no weights
 
-    def check_training(self, compiled: Any) -> list[SpecError]:
+    def check_training(self, compiled: Compiled) -> list[SpecError]:
         return no_metrics(compiled, self.name, "loss and auc")
 
-    def check_output(self, compiled: Any, graph: Any, out: Any, classes: list[str]) -> list[SpecError]:
+    def check_output(self, compiled: Compiled, graph: Any, out: Any, classes: list[str]) -> list[SpecError]:
         """Any embedding, one row per node."""
         if out is not None and len(out) == 2 and out[0] == graph.inputs["x"][0]:
             return []
@@ -61,7 +67,7 @@ class LinkPrediction(NodeClassification):
     def monitor(self, has_val: bool) -> str:
         return "val_auc" if has_val else "train_loss"
 
-    def served(self, compiled: Any) -> list[Served]:
+    def served(self, compiled: Compiled) -> list[Served]:
         return [Served(next(iter(compiled.graphs)), 0, EDGE_PROBABILITIES)]
 
     def read(self, spec: Any, seed: int, base_dir: Any) -> Any:
@@ -69,7 +75,7 @@ class LinkPrediction(NodeClassification):
 
         return split_edges(super().read(spec, seed, base_dir), spec.split, seed)
 
-    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+    def info(self, compiled: Compiled, state: Any) -> dict[str, Any]:
         return {**super().info(compiled, state), "classes": None}
 
     def sizes(self, state: Any) -> str:
@@ -88,7 +94,7 @@ class LinkPrediction(NodeClassification):
             fields["negatives"] = data.negatives[split][None]
         return make_batches(fields, batch_size=1, shuffle=False, device=device)
 
-    def start(self, compiled: Any, data: Any, device: Any) -> NodesState:
+    def start(self, compiled: Compiled, data: Any, device: Any) -> NodesState:
         net, graph = next(iter(compiled.graphs.items()))
         return NodesState(data, net=net, inputs=list(graph.inputs), loss_fn=None)  # its loss is its own
 

@@ -35,7 +35,7 @@ x, edge_index and batch, and `udlc predict MODEL.onnx graphs.npz` prints a class
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, TYPE_CHECKING
 
 from udlc.errors import SpecError, UdlcError
 from udlc.spec.base import StrictModel
@@ -43,6 +43,9 @@ from udlc.tasks.fields import error, one_network
 from udlc.tasks.registry import RunState, Served, Task, register
 from udlc.tasks.served import NODE_CLASSES
 from udlc.tasks.supervised import check_monitors, check_network_keys, located
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 READOUTS = ("global_mean_pool", "global_max_pool", "global_add_pool")
 
@@ -74,7 +77,7 @@ class NodeClassification(Task):
 
         return NodeSet
 
-    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+    def check(self, compiled: Compiled, check_files: bool) -> list[SpecError]:
         from udlc.spec.sources import SOURCES
 
         spec, doc = compiled.spec, compiled.doc
@@ -120,7 +123,7 @@ class NodeClassification(Task):
         out = graph.shape_of(graph.outputs[0]) if len(graph.outputs) == 1 else None
         return errors + self.check_output(compiled, graph, out, classes)
 
-    def check_training(self, compiled: Any) -> list[SpecError]:
+    def check_training(self, compiled: Compiled) -> list[SpecError]:
         """The spec's loss and metrics: cross-entropy over classes."""
         from udlc.spec.metrics import METRICS
 
@@ -135,7 +138,7 @@ class NodeClassification(Task):
                                     ("metrics", i), "use accuracy, f1_macro or top_k"))
         return errors
 
-    def check_output(self, compiled: Any, graph: Any, out: Any, classes: list[str]) -> list[SpecError]:
+    def check_output(self, compiled: Compiled, graph: Any, out: Any, classes: list[str]) -> list[SpecError]:
         """A row of logits per node."""
         if out is not None and len(out) == 2 and out[1] == len(classes):
             return []
@@ -146,7 +149,7 @@ class NodeClassification(Task):
                           path=node.path, span=node.span,
                           hint=f"end with `gcn_conv: {len(classes)}` or `linear: {len(classes)}`")]
 
-    def check_inputs(self, compiled: Any, net: str, graph: Any, base: tuple) -> list[SpecError]:
+    def check_inputs(self, compiled: Compiled, net: str, graph: Any, base: tuple) -> list[SpecError]:
         doc, wanted = compiled.doc, {**self.inputs_wanted, **self.inputs_optional}
         shapes = {"x": "[N, F] float32", "edge_index": "[2, E] int64", "batch": "[N] int64",
                   "edge_weight": "[E] float32"}
@@ -173,12 +176,12 @@ class NodeClassification(Task):
 
         return ["train_loss"] + (["val_loss"] + [f"val_{metric_name(m)}" for m in spec.metrics] if has_val else [])
 
-    def served(self, compiled: Any) -> list[Served]:
+    def served(self, compiled: Compiled) -> list[Served]:
         return [Served(next(iter(compiled.graphs)), 0, NODE_CLASSES, "softmax")]
 
     # ---- train time -----------------------------------------------------------------------------------
 
-    def load_data(self, compiled: Any) -> Any:
+    def load_data(self, compiled: Compiled) -> Any:
         try:
             return self.read(compiled.spec.data, compiled.spec.seed, compiled.base_dir)
         except SpecError as e:
@@ -189,7 +192,7 @@ class NodeClassification(Task):
 
         return load_graph(spec, seed, base_dir)
 
-    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+    def info(self, compiled: Compiled, state: Any) -> dict[str, Any]:
         graph, data = compiled.graphs[state.net], state.data
         return {
             "task": self.name,
@@ -216,7 +219,7 @@ class NodeClassification(Task):
             fields["edge_weight"] = data.edge_weight[None]
         return make_batches(fields, batch_size=1, shuffle=False, device=device)
 
-    def start(self, compiled: Any, data: Any, device: Any) -> NodesState:
+    def start(self, compiled: Compiled, data: Any, device: Any) -> NodesState:
         from udlc.objectives.losses import make_loss
 
         net, graph = next(iter(compiled.graphs.items()))
@@ -268,7 +271,7 @@ class GraphClassification(NodeClassification):
 
         return NodeSetList
 
-    def check_inputs(self, compiled: Any, net: str, graph: Any, base: tuple) -> list[SpecError]:
+    def check_inputs(self, compiled: Compiled, net: str, graph: Any, base: tuple) -> list[SpecError]:
         errors = super().check_inputs(compiled, net, graph, base)
         if not errors and not any(n.op in READOUTS and "batch" in n.inputs for n in graph.nodes.values()):
             errors.append(error(compiled.doc, "the model classifies graphs, but no readout gathers a graph's nodes",

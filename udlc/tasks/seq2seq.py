@@ -18,13 +18,16 @@ time as in use, and counts the sequences that come out whole; it is logged for v
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TYPE_CHECKING
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
 from udlc.tasks.fields import FieldsTask, Sequences, error, inputs_of, output_node, sequence_pairs
 from udlc.tasks.registry import register
 from udlc.tasks.served import DECODED_TEXT
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 FIELDS = {"source": "int64", "source_mask": "bool", "decoder": "int64", "decoder_mask": "bool"}
 PAD, BOS, EOS = 0, 1, 2  # udlc.spec.sources.SPECIAL_TOKENS
@@ -43,7 +46,7 @@ class Seq2Seq(FieldsTask):
     serves = DECODED_TEXT
     fields, required = FIELDS, ("source", "decoder")
 
-    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+    def check(self, compiled: Compiled, check_files: bool) -> list[SpecError]:
         from udlc.spec.sources import SOURCES, SequenceSet
 
         spec, doc = compiled.spec, compiled.doc
@@ -75,7 +78,7 @@ class Seq2Seq(FieldsTask):
 
     # ---- train time -----------------------------------------------------------------------------------
 
-    def load_data(self, compiled: Any) -> Any:
+    def load_data(self, compiled: Compiled) -> Any:
         import numpy as np
 
         vocabulary, pairs, rng = sequence_pairs(compiled)
@@ -83,7 +86,7 @@ class Seq2Seq(FieldsTask):
                    for s, t in pairs]
         return Sequences(self.split(compiled, samples, rng), vocabulary)
 
-    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+    def info(self, compiled: Compiled, state: Any) -> dict[str, Any]:
         graph, data = compiled.graphs[state.net], state.data
         longest = max(len(x["target"]) for samples in data.splits.values() for x in samples)
         return {"task": self.name, "classes": None, "input_names": state.inputs,

@@ -18,7 +18,7 @@ text column itself.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TYPE_CHECKING
 
 from pydantic import Field, PositiveInt
 
@@ -29,6 +29,9 @@ from udlc.tasks.language_model import embedding_errors
 from udlc.tasks.registry import register
 from udlc.tasks.served import TEXT_CLASSES
 from udlc.tasks.supervised import located
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 FIELDS = {"tokens": "int64", "tokens_mask": "bool"}
 
@@ -49,7 +52,7 @@ class SequenceClassification(FieldsTask):
 
     # ---- check time -----------------------------------------------------------------------------------
 
-    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+    def check(self, compiled: Compiled, check_files: bool) -> list[SpecError]:
         spec, doc = compiled.spec, compiled.doc
         found = self.common_checks(compiled, "a text batch")
         if isinstance(found, SpecError):
@@ -81,7 +84,7 @@ class SequenceClassification(FieldsTask):
             errors += embedding_errors(graph, "tokens", vocab, why)
         return errors
 
-    def read(self, compiled: Any) -> tuple[list[str], list[str]]:
+    def read(self, compiled: Compiled) -> tuple[list[str], list[str]]:
         """The CSV's texts and labels, the labels held to the model's output width."""
         from udlc.data.text import read_text_csv
 
@@ -102,7 +105,7 @@ class SequenceClassification(FieldsTask):
 
     # ---- train time -----------------------------------------------------------------------------------
 
-    def load_data(self, compiled: Any) -> Any:
+    def load_data(self, compiled: Compiled) -> Any:
         import numpy as np
 
         from udlc.data.text import fit_tokenizer
@@ -125,7 +128,7 @@ class SequenceClassification(FieldsTask):
         return Sequences({k: [sample(i) for i in idx] for k, idx in cuts.items()}, classes=classes,
                          tokenizer=tokenizer)
 
-    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+    def info(self, compiled: Compiled, state: Any) -> dict[str, Any]:
         graph, tokenizer = compiled.graphs[state.net], state.data.tokenizer
         return {"task": self.name, "classes": state.data.classes, "input_names": state.inputs,
                 "input_shapes": [list(s) for s in graph.inputs.values()], "normalization": None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, TYPE_CHECKING
 
 from udlc.errors import SpecError, SpecErrors, did_you_mean, one_of
 from udlc.spec.base import StrictModel
@@ -19,6 +19,9 @@ from udlc.spec.sources import SOURCES
 from udlc.spec.training import CLASSIFICATION_LOSSES, metric_name
 from udlc.tasks.registry import RunState, Served, Task, register
 from udlc.tasks.served import CLASSES, VALUES
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 
 class SupervisedOptions(StrictModel):
@@ -56,15 +59,15 @@ class Supervised(Task):
         """Each output's weight in the total loss."""
         return [1.0] * len(ids)
 
-    def network(self, compiled: Any) -> str:
+    def network(self, compiled: Compiled) -> str:
         return next(iter(compiled.graphs))
 
-    def graph(self, compiled: Any) -> Any:
+    def graph(self, compiled: Compiled) -> Any:
         return next(iter(compiled.graphs.values()))
 
     # ---- check time -----------------------------------------------------------------------------------
 
-    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+    def check(self, compiled: Compiled, check_files: bool) -> list[SpecError]:
         spec, doc = compiled.spec, compiled.doc
         networks = list(compiled.graphs)
         if len(networks) != 1:
@@ -94,7 +97,7 @@ class Supervised(Task):
             errors += self.check_data(compiled, base)
         return errors
 
-    def check_outputs(self, compiled: Any, base: tuple) -> list[SpecError]:
+    def check_outputs(self, compiled: Compiled, base: tuple) -> list[SpecError]:
         graph = self.graph(compiled)
         if len(graph.outputs) == 1:
             return []
@@ -103,7 +106,7 @@ class Supervised(Task):
                           hint="name one output, or train several with "
                                "`task: {auxiliary: {loss_weights: {main: 1.0, aux: 0.3}}}`")]
 
-    def check_data(self, compiled: Any, base: tuple) -> list[SpecError]:
+    def check_data(self, compiled: Compiled, base: tuple) -> list[SpecError]:
         """The data's header against the model's input and outputs and the loss, as training would find them."""
         from udlc.data.file_kinds import peek
         from udlc.data.peek import mismatches
@@ -135,7 +138,7 @@ class Supervised(Task):
             names += ["val_loss"] + [f"val_{metric_name(m)}" for m in spec.metrics]
         return names
 
-    def served(self, compiled: Any) -> list[Served]:
+    def served(self, compiled: Compiled) -> list[Served]:
         from udlc.spec.losses import LOSSES
 
         answers = LOSSES[compiled.spec.loss.type].answers  # a classification loss's softmax or sigmoid
@@ -143,7 +146,7 @@ class Supervised(Task):
 
     # ---- train time -----------------------------------------------------------------------------------
 
-    def load_data(self, compiled: Any) -> Any:
+    def load_data(self, compiled: Compiled) -> Any:
         """The spec's data, split and normalized; a data mistake becomes a SpecError at its place in the spec."""
         from udlc.data import prepare
 
@@ -158,7 +161,7 @@ class Supervised(Task):
         self.check_loaded(compiled, data)
         return data
 
-    def check_loaded(self, compiled: Any, data: Any) -> None:
+    def check_loaded(self, compiled: Compiled, data: Any) -> None:
         """What the data's header could not tell `check` (a CSV's classes): each output against the loaded data."""
         from udlc.spec.losses import LOSSES
 
@@ -174,7 +177,7 @@ class Supervised(Task):
         if errors:
             raise SpecErrors(errors)
 
-    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+    def info(self, compiled: Compiled, state: Any) -> dict[str, Any]:
         """What run.json records for export and predict."""
         graph, data = self.graph(compiled), state.data
         target_norm = data.target_normalization
@@ -207,7 +210,7 @@ class Supervised(Task):
             return None
         return make_batches({state.input: x, "target": y}, batch_size=batch_size, shuffle=shuffle, device=device)
 
-    def start(self, compiled: Any, data: Any, device: Any) -> SupervisedState:
+    def start(self, compiled: Compiled, data: Any, device: Any) -> SupervisedState:
         """The network the data feeds, the loss, the outputs' weights and the target scale for this run."""
         import torch
 
@@ -318,7 +321,7 @@ def located(e: SpecError, doc: Any) -> SpecError:
     return e
 
 
-def check_network_keys(compiled: Any) -> list[SpecError]:
+def check_network_keys(compiled: Compiled) -> list[SpecError]:
     """`optimizers:` and `schedules:` are keyed by network name."""
     errors = []
     for section in ("optimizers", "schedules"):
@@ -330,7 +333,7 @@ def check_network_keys(compiled: Any) -> list[SpecError]:
     return errors
 
 
-def image_augments(compiled: Any, graph: Any) -> list[SpecError]:
+def image_augments(compiled: Compiled, graph: Any) -> list[SpecError]:
     spec, doc = compiled.spec, compiled.doc
     errors = []
     shapes = list(graph.inputs.values())
@@ -348,7 +351,7 @@ def image_augments(compiled: Any, graph: Any) -> list[SpecError]:
     return errors
 
 
-def check_monitors(compiled: Any, logged: list[str]) -> list[SpecError]:
+def check_monitors(compiled: Compiled, logged: list[str]) -> list[SpecError]:
     """Early stopping and plateau watch a logged value."""
     spec, doc = compiled.spec, compiled.doc
     has_val = spec.data.split[1] > 0

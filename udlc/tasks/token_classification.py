@@ -17,13 +17,16 @@ vocabulary (copy, reverse and sort label each digit with the digit the target ha
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TYPE_CHECKING
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
 from udlc.tasks.fields import FieldsTask, Sequences, error, output_node, sequence_pairs
 from udlc.tasks.registry import register
 from udlc.tasks.served import TOKEN_LABELS
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 FIELDS = {"tokens": "int64", "tokens_mask": "bool"}
 
@@ -41,7 +44,7 @@ class TokenClassification(FieldsTask):
     serves = TOKEN_LABELS
     fields, required = FIELDS, ("tokens",)
 
-    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+    def check(self, compiled: Compiled, check_files: bool) -> list[SpecError]:
         from udlc.spec.sources import SOURCES, SequenceSet
 
         spec, doc = compiled.spec, compiled.doc
@@ -70,11 +73,11 @@ class TokenClassification(FieldsTask):
     def logged(self, spec: Any, has_val: bool) -> list[str]:
         return ["train_loss"] + (["val_loss", "val_token_accuracy", "val_exact_match"] if has_val else [])
 
-    def load_data(self, compiled: Any) -> Any:
+    def load_data(self, compiled: Compiled) -> Any:
         vocabulary, pairs, rng = sequence_pairs(compiled)
         return Sequences(self.split(compiled, [{"tokens": s, "target": t} for s, t in pairs], rng), vocabulary)
 
-    def info(self, compiled: Any, state: Any) -> dict[str, Any]:
+    def info(self, compiled: Compiled, state: Any) -> dict[str, Any]:
         graph = compiled.graphs[state.net]
         return {"task": self.name, "classes": None, "input_names": state.inputs,
                 "input_shapes": [list(s) for s in graph.inputs.values()], "normalization": None,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TYPE_CHECKING
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt
 
@@ -35,6 +35,9 @@ from udlc.tasks.fields import error, no_metrics
 from udlc.tasks.registry import Served, Task, register
 from udlc.tasks.served import LATENTS, SAMPLES
 from udlc.tasks.supervised import check_monitors, check_network_keys
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 NETWORKS = ("encoder", "decoder")
 
@@ -63,7 +66,7 @@ class VAE(generative.Generative, Task):
 
     # ---- check time -----------------------------------------------------------------------------------
 
-    def check(self, compiled: Any, check_files: bool) -> list[SpecError]:
+    def check(self, compiled: Compiled, check_files: bool) -> list[SpecError]:
         spec, doc = compiled.spec, compiled.doc
         errors = generative.check_networks(compiled, self.name, NETWORKS)
         if errors:
@@ -85,7 +88,7 @@ class VAE(generative.Generative, Task):
             errors += generative.check_samples(compiled, self.name, ("models", "encoder", "input"), data_shape)
         return errors
 
-    def check_shapes(self, compiled: Any, data_shape: tuple, latent_shape: tuple) -> list[SpecError]:
+    def check_shapes(self, compiled: Compiled, data_shape: tuple, latent_shape: tuple) -> list[SpecError]:
         """The encoder's outputs are mu and logvar of one shape, the decoder's input; the decoder's one
         output has the encoder's input shape."""
         doc, encoder, decoder = compiled.doc, compiled.graphs["encoder"], compiled.graphs["decoder"]
@@ -120,7 +123,7 @@ class VAE(generative.Generative, Task):
             names += ["val_loss", "val_reconstruction", "val_kl", "val_elbo"]
         return names
 
-    def served(self, compiled: Any) -> list[Served]:
+    def served(self, compiled: Compiled) -> list[Served]:
         encoder = compiled.graphs["encoder"]
         mu = [ref.partition(".")[0] for ref in encoder.outputs].index("mu")
         answers = "sigmoid" if compiled.spec.loss.type == "bce" else "identity"  # bce: the decoder gives logits
@@ -128,11 +131,11 @@ class VAE(generative.Generative, Task):
 
     # ---- train time -----------------------------------------------------------------------------------
 
-    def load_data(self, compiled: Any) -> Any:
+    def load_data(self, compiled: Compiled) -> Any:
         (shape,) = compiled.graphs["encoder"].inputs.values()
         return generative.load_samples(compiled, shape)
 
-    def start(self, compiled: Any, data: Any, device: Any) -> VAEState:
+    def start(self, compiled: Compiled, data: Any, device: Any) -> VAEState:
         import torch
 
         encoder = compiled.graphs["encoder"]

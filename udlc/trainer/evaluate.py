@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from udlc.errors import UdlcError
 from udlc.runs import RunFolder
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 
 def evaluate_run(run_dir: Path) -> dict[str, float]:
@@ -24,7 +27,7 @@ def evaluate_run(run_dir: Path) -> dict[str, float]:
     return metrics
 
 
-def evaluation_setup(run: RunFolder, compiled: Any) -> tuple[Any, Any]:
+def evaluation_setup(run: RunFolder, compiled: Compiled) -> tuple[Any, Any]:
     """The run's final weights in its networks on the CPU and the task started on its data: (s, the task's
     RunState), what test_metrics (and `udlc report`'s predictions) read."""
     final = run.final_checkpoint(compiled.spec)

@@ -10,13 +10,16 @@ import time
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TYPE_CHECKING
 
 import yaml
 
 from udlc.errors import UdlcError
 from udlc.runs import RunFolder, checkpoint, udlc_version
 from udlc.runs.diagnosis import diagnose
+
+if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
+    from udlc.compiler.pipeline import Compiled
 
 # Overrides a resumed run accepts: anything else would change what the run is.
 RESUME_OVERRIDES = ("train.epochs",)
@@ -26,7 +29,7 @@ class TrainingInterrupted(UdlcError):
     exit_code = 130
 
 
-def train_spec(compiled: Any, out: Path = Path("runs"), resume: RunFolder | None = None, quiet: bool = False,
+def train_spec(compiled: Compiled, out: Path = Path("runs"), resume: RunFolder | None = None, quiet: bool = False,
                init_from: Path | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> Path:
     """Train a compiled spec into a new run folder under `out` (or continue `resume`); returns the folder.
     `on_epoch` sees each epoch's logged row once its checkpoints are written; an exception it raises ends the
@@ -53,7 +56,7 @@ def _deterministic(enabled: bool):
         torch.backends.cudnn.benchmark = before[1]
 
 
-def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init_from: Path | None,
+def _train(compiled: Compiled, out: Path, resume: RunFolder | None, quiet: bool, init_from: Path | None,
            on_epoch: Callable[[dict[str, Any]], None] | None) -> Path:
     import torch
 
@@ -186,7 +189,7 @@ def _train(compiled: Any, out: Path, resume: RunFolder | None, quiet: bool, init
     return run.path
 
 
-def build_models(compiled: Any, device: Any) -> dict[str, Any]:
+def build_models(compiled: Compiled, device: Any) -> dict[str, Any]:
     """The spec's networks, initialized from the seed (train.freeze's layers frozen), and the task's shadow copies
     of them (an EMA)."""
     import copy
@@ -241,7 +244,7 @@ def init_weights(models: dict[str, Any], source: RunFolder) -> str:
             + (f", kept the fresh init for {', '.join(skipped)}" if skipped else ""))
 
 
-def write_run_files(run: RunFolder, compiled: Any, task_info: dict[str, Any]) -> None:
+def write_run_files(run: RunFolder, compiled: Compiled, task_info: dict[str, Any]) -> None:
     import json
 
     import torch
