@@ -1,6 +1,6 @@
 """A spec's training, set up for a few probing steps without a run folder: what `udlc doctor` and
-`udlc lr-find` train. The networks start fresh from the spec's seed and every optimizer keeps a constant
-learning rate (the probe, not the schedule, decides it)."""
+`udlc lr-find` train. The networks start fresh as training starts them (train.seed, else seed), and every
+optimizer keeps a constant learning rate (the probe, not the schedule, decides it)."""
 
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ def probe_setup(compiled: Compiled, data: Any) -> Setup:
     """`data` is what the task's load_data gave; the task's RunState is `s.run_state`."""
     spec, task = compiled.spec, compiled.task
     device = pick_device(spec.train.device)
-    torch.manual_seed(spec.seed)
+    torch.manual_seed(spec.init_seed)  # the networks start as training starts them (train.seed, else seed)
     state = task.start(compiled, data, device)
     models = build_models(compiled, device)
     optimizers = {name: make_optimizer(models[name], spec.optimizer_of(name))[0] for name in compiled.graphs}
     batches = task.batches(state, "train", batch_size=spec.train.batch_size, shuffle=True, device=device)
     return Setup(spec=spec, task=task, graphs=compiled.graphs, models=models, optimizers=optimizers, schedulers={},
                  plateaus={}, train=batches, val=None, augment=None,
-                 generator=torch.Generator().manual_seed(spec.seed), device=device,
+                 generator=torch.Generator().manual_seed(spec.init_seed), device=device,
                  autocast=precision(spec.train, device)[1], run=None, log=None, run_state=state)
 
 

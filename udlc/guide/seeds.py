@@ -15,7 +15,8 @@ from udlc.runs import RunFolder
 
 
 def seed_overrides(base_seed: int, n: int) -> list[str]:
-    """--set train.seed=… for each run: the spec's seed, then the next ones (the first run is the spec's own)."""
+    """--set train.seed=… for each run: the spec's training seed (train.seed, else seed), then the next ones, so the
+    first run is the spec's own."""
     return [f"train.seed={base_seed + i}" for i in range(n)]
 
 
