@@ -183,3 +183,11 @@ def test_output_must_be_html(digits_run, tmp_path):
 
     with pytest.raises(UdlcError, match=r"\.html"):
         write_report(digits_run.run, tmp_path / "page.png")
+
+
+def test_every_verdict_has_its_colour() -> None:
+    from udlc.guide.report_html import STYLE
+    from udlc.runs.diagnosis import VERDICTS
+
+    for verdict in VERDICTS:
+        assert f".verdict-{verdict.replace(' ', '-')}" in STYLE, verdict

@@ -18,7 +18,7 @@ th { background: #f3f3f3; text-align: left; } td.num, th.num { text-align: right
 tr.total td { font-weight: bold; background: #fafafa; }
 pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: 0.6em; overflow-x: auto; font-size: 12.5px; }
 pre span.ln { color: #999; user-select: none; } .note { color: #666; } .verdict { font-size: 1.2em; font-weight: bold; }
-.verdict-converged { color: #1a7f37; } .verdict-overfitting, .verdict-unstable { color: #c62828; }
+.verdict-converged { color: #1a7f37; } .verdict-overfitting, .verdict-unstable, .verdict-not-learning { color: #c62828; }
 .verdict-underfitting, .verdict-still-improving, .verdict-too-short { color: #b26a00; }
 table.confusion td.diag { background: #e3f4e6; font-weight: bold; } .svg svg { max-width: 100%; height: auto; }
 """

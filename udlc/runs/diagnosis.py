@@ -12,15 +12,20 @@ from typing import Any
 SPIKE = 1.5  # a training loss this many times its best so far, after falling, is a spike ...
 WOBBLE = 0.1  # ... when it also rose by this share of the first epoch's loss: less is noise at a low level
 RISE = 1.10  # validation loss this much above its best at the end, while training loss fell: overfitting
+VERDICTS = ("not learning", "too short", "unstable", "overfitting", "still improving", "underfitting", "converged")
 STILL = 0.05  # a relative improvement over the last third of the epochs at least this large: still improving
 BARELY = 0.7  # a final training loss above this share of the first epoch's: the model barely learned
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    verdict: str  # not learning | unstable | overfitting | still improving | underfitting | converged | too short
+    verdict: str  # one of VERDICTS
     evidence: str
     advice: str
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:  # report colours each one (udlc.guide.report_html)
+            raise ValueError(f"unknown verdict {self.verdict!r}")
 
     def __str__(self) -> str:
         return f"{self.verdict}: {self.evidence} — {self.advice}"
