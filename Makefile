@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(PY) -m udlc.demo
 
 # Two workers (pytest-xdist): the in-process tests on both cores, beside the training subprocesses.
-# `make test` leaves out the longer tier (tests marked `long`: real kills, every attention variant exported);
+# `make test` leaves out the longer tier (tests marked `long`: real kills, example runs, whole-model exports);
 # `make test-all` runs everything, as CI does.
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "not long"

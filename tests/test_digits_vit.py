@@ -115,6 +115,7 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         torch.set_num_threads(before)
 
 
+@pytest.mark.long  # an example's run (8 epochs of the ViT): the longer tier; the contract test trains supervised
 def test_short_run_learns_the_digits(short_run: Path) -> None:
     rows = [json.loads(line) for line in (short_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == list(range(1, 9))
@@ -124,6 +125,7 @@ def test_short_run_learns_the_digits(short_run: Path) -> None:
     assert results["test_accuracy"] > 0.6
 
 
+@pytest.mark.long
 def test_short_run_exports_and_predicts_raw_digits(short_run: Path) -> None:
     """The export's parity gate (onnxruntime against torch) passes, and the file classifies raw pixels, given
     as images or as 64 flat features, the same way."""

@@ -208,7 +208,7 @@ def train(spec: str | None, out: str, resume: str | None, init_from: str | None,
     from udlc.guide.seeds import seed_overrides, seed_summary
 
     runs = []
-    for seed in seed_overrides(compiled.spec.seed, seeds):  # each run as `--set seed=…` would train it
+    for seed in seed_overrides(compiled.spec.init_seed, seeds):  # the first run is the spec's own
         run = train_spec(compile_spec(spec, (*overrides, seed)), out=Path(out), quiet=quiet,
                          init_from=Path(init_from) if init_from else None)
         finish(run)
@@ -225,8 +225,28 @@ def train(spec: str | None, out: str, resume: str | None, init_from: str | None,
 @click.option("--max-drop", type=click.FloatRange(min=0), default=0.01, show_default=True,
               help="With --quantize: the most test accuracy the int8 model may lose (for a regression: the "
                    "relative increase of its test MSE); more, and it is not written.")
-def export(run: str, output: str | None, quantize: str | None, max_drop: float) -> None:
-    """Export a run's model to ONNX, checked against torch in onnxruntime."""
+@click.option("--triton", "triton", metavar="REPO", type=click.Path(),
+              help="Instead, write a Triton model repository: REPO/<name>/1/model.onnx and REPO/<name>/config.pbtxt "
+                   "for each file the run exports (exported first if need be); Triton and KServe serve it.")
+@click.option("--max-batch", type=click.IntRange(min=0),
+              help="With --triton: max_batch_size, the largest batch Triton's dynamic batcher forms (default 64; "
+                   "0: no batching).")
+@click.option("--overwrite", is_flag=True, help="With --triton: replace the run's models already in REPO.")
+def export(run: str, output: str | None, quantize: str | None, max_drop: float, triton: str | None,
+           max_batch: int | None, overwrite: bool) -> None:
+    """Export a run's model to ONNX, checked against torch in onnxruntime (or, with --triton, into a Triton
+    model repository)."""
+    if triton:
+        from udlc.exporter.triton import MAX_BATCH, export_triton
+
+        if output or quantize:
+            raise UdlcError("--triton copies the run's own files (RUN/*.onnx) into REPO: -o and --quantize do not "
+                            "apply — drop them")
+        for folder in export_triton(Path(run), Path(triton), MAX_BATCH if max_batch is None else max_batch, overwrite):
+            click.echo(str(folder))
+        return
+    if overwrite or max_batch is not None:
+        raise UdlcError("--max-batch and --overwrite are options of --triton REPO — add it, or drop them")
     from udlc.exporter.onnx import export_run
 
     path = export_run(Path(run), Path(output) if output else None)
@@ -328,6 +348,74 @@ def sample(model: str, count: int, seed: int, output: str, label: int | None, st
     samples = file.sample(count, seed, label, steps, sampler)
     columns = file.classes if file.classes and label is None else None  # a column per class
     click.echo(str(write_samples(samples, Path(output), file.value_range, columns)))
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on (0.0.0.0: every one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Server processes, each with its own sessions (and its own /metrics).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="The most samples of concurrent requests run as one onnxruntime call (1: no batching).")
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="How long a request waits for others to batch with.")
+@click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=16, show_default=True)
+@click.option("--max-rows", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="The most rows, texts or samples in one request.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=16_000_000, show_default=True,
+              help="The largest picture (width × height) a request may upload.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30, show_default=True,
+              help="Seconds a request may take before it is answered 503.")
+def serve(model: str, host: str, port: int, workers: int, max_batch: int, max_wait_ms: float, max_body_mb: float,
+          max_rows: int, max_pixels: int, timeout: float) -> None:
+    """Serve MODEL.onnx, or every .onnx file of a run folder (exported first if it has none), over HTTP with
+    onnxruntime (no torch). A model is named by its spec's name (a run folder's other files add their stem:
+    tiny-vae-encoder). Errors are 4xx answers {"error": message} with udlc predict's message. SIGTERM or
+    Ctrl-C stops accepting, answers the requests in flight and exits 0.
+
+    \b
+    Routes (N: a model's name; see GET /v1/models):
+      GET  /v2/health/live, /v2/health/ready, /v2/models/N, /v2/models/N/ready
+      POST /v2/models/N/infer     Open Inference Protocol v2, JSON tensors:
+        curl -d '{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [0.5, 0.2]}]}' \\
+             localhost:8000/v2/models/N/infer
+      POST /v1/predict/N          rows as JSON, or a CSV (Accept: text/csv answers predict's CSV):
+        curl -d '{"rows": [{"color": "red", "a": 50.2, "b": -3}]}' localhost:8000/v1/predict/N
+        curl --data-binary @rows.csv -H 'Content-Type: text/csv' localhost:8000/v1/predict/N
+      POST /v1/predict/N          a picture, for a model trained on pictures:
+        curl -F picture=@cat.png localhost:8000/v1/predict/N
+      POST /v1/predict/N          texts, for a text classifier:
+        curl -d '{"texts": ["a fine film"]}' localhost:8000/v1/predict/N
+      POST /v1/sample/N           a generative model's samples, as .npy (Accept: image/png: a picture):
+        curl -d '{"n": 16, "seed": 0}' -H 'Accept: image/png' -o samples.png localhost:8000/v1/sample/N
+      GET  /v1/models             what is served, and where
+      GET  /metrics               Prometheus: requests, latency, batch sizes
+    """
+    from udlc.runtime.http.app import serve as run_server
+    from udlc.runtime.http.limits import MiB, Limits
+
+    limits = Limits(int(max_body_mb * MiB), max_rows, max_pixels, timeout)
+    run_server(_served_files(Path(model)), host, port, workers, limits, max_batch, max_wait_ms)
+
+
+def _served_files(path: Path) -> list[Path]:
+    """MODEL.onnx, or every .onnx file of a run folder; a run folder with none is exported first, in a process of
+    its own (export needs torch; the server never loads it)."""
+    if not path.is_dir():
+        return [path]
+    files = sorted(path.glob("*.onnx"))
+    if not files:
+        import subprocess
+
+        click.echo(f"exporting {path}", err=True)
+        done = subprocess.run([sys.executable, "-m", "udlc", "export", str(path)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise UdlcError(f"cannot export {path} to serve it: {done.stderr.strip() or done.stdout.strip()}")
+        files = sorted(path.glob("*.onnx"))
+    if not files:
+        raise UdlcError(f"{path} holds no .onnx file, and exporting it wrote none")
+    return files
 
 
 @main.command(name="eval")

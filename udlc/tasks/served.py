@@ -16,13 +16,14 @@ supervised run wrote the target kind in `task`, which `task_and_target` reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 from udlc.errors import UdlcError
 
 TARGETS = ("classification", "regression")  # what a supervised task's targets are
+TAKES = ("samples", "texts", "graph", "prompt", "draws")  # what a kind's HTTP route reads (ServedKind.takes)
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,18 @@ class ServedKind:
     metadata: tuple[str, ...] = ()
     # Its answers are one class per sample of a test batch: report counts a confusion matrix for it.
     classes_per_sample: bool = False
+    # What its friendly HTTP route reads (udlc.runtime.http): "samples" (rows, arrays or a picture), "texts",
+    # "graph", "prompt" or "draws"; the server mounts the forms it knows and serves the others over the Open
+    # Inference Protocol only.
+    takes: str = field(kw_only=True)
+    # Its inputs' first axis holds independent samples: `udlc serve` may run concurrent requests as one batch,
+    # and each sample's answer is the same whatever it was batched with.
+    batches: bool = field(default=False, kw_only=True)
 
     @property
     def route(self) -> str:
-        """Where `udlc serve` (a later issue) answers for a file of this kind: the CLI's verb as an HTTP path."""
+        """Where `udlc serve` answers for a file of this kind, followed by the file's name: the CLI's verb as an
+        HTTP path (`/v1/predict/tiny-digits`)."""
         return f"/v1/{self.verb}"
 
 
@@ -51,6 +60,8 @@ def register(kind: ServedKind) -> str:
         raise ValueError(f"served kind {kind.name!r} registered twice")
     if kind.verb not in ("predict", "generate", "sample"):
         raise ValueError(f"served kind {kind.name!r}: no command `udlc {kind.verb}`")
+    if kind.takes not in TAKES:
+        raise ValueError(f"served kind {kind.name!r}: its route takes {kind.takes!r}, not one of {TAKES}")
     KINDS[kind.name] = kind
     return kind.name
 
@@ -58,28 +69,31 @@ def register(kind: ServedKind) -> str:
 GENERATIVE = ("network", "latent_shape", "value_range")  # what `udlc sample` draws and how it pictures samples
 
 CLASSES = register(ServedKind("classes", "class probabilities for samples (rows, arrays or pictures)",
-                              ("logits", "probabilities"), "predict", classes_per_sample=True))
+                              ("logits", "probabilities"), "predict", classes_per_sample=True, takes="samples",
+                              batches=True))
 VALUES = register(ServedKind("values", "values in the targets' units for samples (a regression, a reconstruction)",
-                             ("prediction",), "predict"))
-LATENTS = register(ServedKind("latents", "an encoder's code for samples", ("latent",), "predict", GENERATIVE))
+                             ("prediction",), "predict", takes="samples", batches=True))
+LATENTS = register(ServedKind("latents", "an encoder's code for samples", ("latent",), "predict", GENERATIVE,
+                               takes="samples", batches=True))
 DECODED = register(ServedKind("decoded", "an autoencoder's decoder: a code in, its sample out", ("sample",),
-                              "predict", GENERATIVE))
+                              "predict", GENERATIVE, takes="samples", batches=True))
 SAMPLES = register(ServedKind("samples", "a generative model's samples (a VAE's decoder, a GAN's generator)",
-                              ("sample",), "sample", GENERATIVE))
+                              ("sample",), "sample", GENERATIVE, takes="draws"))
 DENOISER = register(ServedKind("denoiser", "a diffusion model's denoiser, sampled from", ("noise",), "sample",
-                               GENERATIVE + ("diffusion",)))
+                               GENERATIVE + ("diffusion",), takes="draws"))
 NODE_CLASSES = register(ServedKind("node_classes", "the classes of a graph's nodes, or of each graph in a file",
-                                   ("logits", "probabilities"), "predict"))
+                                   ("logits", "probabilities"), "predict", takes="graph"))
 EDGE_PROBABILITIES = register(ServedKind("edge_probabilities", "node pairs' edge probabilities, from node embeddings",
-                                         ("embedding",), "predict"))
+                                         ("embedding",), "predict", takes="graph"))
 TEXT_CLASSES = register(ServedKind("text_classes", "class probabilities for texts", ("logits", "probabilities"),
-                                   "predict", ("tokenizer", "text_column", "max_tokens"), classes_per_sample=True))
+                                   "predict", ("tokenizer", "text_column", "max_tokens"), classes_per_sample=True,
+                                   takes="texts", batches=True))
 NEXT_TOKEN = register(ServedKind("next_token", "a language model's next tokens, continuing a prompt", ("logits",),
-                                 "generate", ("tokenizer", "context", "vocab_size")))
+                                 "generate", ("tokenizer", "context", "vocab_size"), takes="prompt"))
 DECODED_TEXT = register(ServedKind("decoded_text", "an encoder–decoder's target text for a source text",
-                                   ("logits",), "generate", ("vocabulary", "max_target_length")))
+                                   ("logits",), "generate", ("vocabulary", "max_target_length"), takes="prompt"))
 TOKEN_LABELS = register(ServedKind("token_labels", "a label for every position of a text", ("logits",), "generate",
-                                   ("vocabulary",)))
+                                   ("vocabulary",), takes="prompt"))
 
 # How files exported before the `served` key said what they serve: by their task's name in `task` (a supervised
 # run's target kind there).
