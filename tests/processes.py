@@ -199,3 +199,19 @@ def job_results(name: str) -> tuple[Path, dict[str, subprocess.CompletedProcess]
         _finished[name] = (root / name, {k: subprocess.CompletedProcess(r["args"], r["returncode"], r["stdout"],
                                                                         r["stderr"]) for k, r in results.items()})
     return _finished[name]
+
+
+def wait_until_serving(server: subprocess.Popen, url: str, timeout: float = 30) -> None:
+    """Until the `udlc serve` process `server` answers ready at `url` (it fails the test if the process ends
+    or `timeout` seconds pass first, with what it printed)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None and time.monotonic() < deadline, server.stdout.read() if server.stdout else ""
+        time.sleep(0.05)

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import CSV_HEADER, TrainedRun, csv_rows, write_csv
-from tests.processes import child_env
+from tests.processes import child_env, wait_until_serving
 from tests.serve_models import picture_classifier, sampler, text_classifier, write_picture
 from udlc.errors import UdlcError
 from udlc.runtime.http.app import build_app
@@ -327,7 +327,7 @@ def test_a_bug_of_udlc_is_a_500_that_says_so_and_the_server_goes_on(client, monk
 
 
 def test_a_run_folder_serves_each_of_its_files_by_name(tmp_path: Path, files) -> None:
-    from udlc.cli import _served_files
+    from udlc.cli.serving import _served_files
 
     run = tmp_path / "run"
     run.mkdir()
@@ -342,7 +342,7 @@ def test_a_run_folder_serves_each_of_its_files_by_name(tmp_path: Path, files) ->
 
 @pytest.mark.long
 def test_a_run_folder_without_a_file_is_exported_first(tmp_path: Path, digits_run: TrainedRun) -> None:
-    from udlc.cli import _served_files
+    from udlc.cli.serving import _served_files
 
     run = shutil.copytree(digits_run.run, tmp_path / "run", ignore=shutil.ignore_patterns("*.onnx"))
     assert _served_files(run) == [run / "model.onnx"]
@@ -382,14 +382,7 @@ def test_sigterm_answers_the_request_in_flight_and_exits_0(files) -> None:
                               env=child_env())
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
-                time.sleep(0.05)
+        wait_until_serving(server, url)
         answers: list = []
         asking = threading.Thread(target=lambda: answers.append(
             httpx.post(f"{url}/v1/predict/tiny-sine", json={"rows": [[0.5]]}, timeout=10)))

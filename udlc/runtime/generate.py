@@ -1,7 +1,8 @@
 """Text from an exported language model, with onnxruntime and numpy only (no torch).
 
 The model file carries its tokenizer and its training context (udlc.exporter.onnx writes them into the
-metadata), so a prompt is encoded, continued one token at a time and decoded here. Each step runs the
+metadata), so a prompt is encoded, continued one token at a time (`LanguageModelFile.tokens`, the iterator
+`udlc generate` and `udlc serve`'s stream both consume) and decoded here. Each step runs the
 model on the last `context` tokens, or, where the file carries a key/value cache (udlc.exporter.decoding),
 on the one new token after the cached ones; the next token is drawn from the last position's logits:
 greedy at temperature 0, else from softmax(logits / temperature), optionally among the top k only.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,12 +81,29 @@ class LanguageModelFile:
 
     def answer(self, prompt: str, asked: Asked) -> Reply:
         """`udlc generate`: the prompt and its continuation."""
-        if asked.beam != 1:
-            raise UdlcError("--beam decodes encoder–decoder (seq2seq) models; a language model samples or is greedy")
+        self._check(asked)
         out = self.generate(prompt, asked.max_new_tokens, asked.temperature, asked.top_k, asked.seed,
                             use_cache=asked.use_cache)
         return Reply(out.prompt + out.text,
                      f"{out.tokens} tokens in {out.seconds:.2f}s: {out.tokens_per_second:.1f} tokens/s")
+
+    def stream(self, prompt: str, asked: Asked) -> Iterator[str]:
+        """The continuation's text piece by piece, one piece per new token (`udlc serve` sends each as it comes).
+        What is wrong in the prompt or `asked` is raised here, before the first token is made."""
+        self._check(asked)
+        return self._pieces(self.tokens(self.encode(prompt), asked))
+
+    def _check(self, asked: Asked) -> None:
+        if asked.beam != 1:
+            raise UdlcError("--beam decodes encoder–decoder (seq2seq) models; a language model samples or is greedy")
+
+    def encode(self, prompt: str) -> list[int]:
+        if not prompt:
+            raise UdlcError("the prompt is empty: a model continues text, so give it some (--prompt TEXT)")
+        try:
+            return self.tokenizer.encode(prompt).tolist()
+        except ValueError as e:
+            raise UdlcError(f"the prompt cannot be encoded: {e}") from None
 
     def run(self, window: list[int], past: list[np.ndarray] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
         """The last position's logits for the new tokens `window` after the cached `past` (none: from scratch),
@@ -98,25 +117,29 @@ class LanguageModelFile:
 
     def generate(self, prompt: str, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  seed: int = 0, use_cache: bool = True) -> Generated:
-        """Without the cache (or a file without one) each token runs the whole window of the last `context`
-        tokens. With it, the prompt's window runs once and then each token one step; when the context is
-        full, the window restarts from the last half of it (so past `context` tokens, cached and uncached
-        text may differ: they see different windows)."""
-        if not prompt:
-            raise UdlcError("the prompt is empty: a model continues text, so give it some (--prompt TEXT)")
-        try:
-            ids = self.tokenizer.encode(prompt).tolist()
-        except ValueError as e:
-            raise UdlcError(f"the prompt cannot be encoded: {e}") from None
-        rng = np.random.default_rng(seed)
-        start, made = time.perf_counter(), []
-        cache = use_cache and self.cached
+        """The continuation of `prompt` (see `tokens`)."""
+        ids = self.encode(prompt)
+        start = time.perf_counter()
+        made = list(self.tokens(ids, Asked(max_new_tokens, temperature, top_k, seed, use_cache=use_cache)))
+        seconds = time.perf_counter() - start
+        return Generated(prompt, self.tokenizer.decode(made), len(made), seconds)
+
+    def tokens(self, ids: list[int], asked: Asked) -> Iterator[int]:
+        """Each new token after the prompt's `ids`, as it is drawn: what `udlc generate` and `udlc serve` both
+        consume. Without the cache (or a file without one) each token runs the whole window of the last
+        `context` tokens. With it, the prompt's window runs once and then each token one step; when the context
+        is full, the window restarts from the last half of it (so past `context` tokens, cached and uncached
+        text may differ: they see different windows). A token is handed out before the next one's step runs."""
+        rng = np.random.default_rng(asked.seed)
+        made: list[int] = []
+        cache = asked.use_cache and self.cached
         logits, past = self.run(ids[-self.context:])
         length = min(len(ids), self.context)  # positions the cache holds
-        for step in range(max_new_tokens):
-            token = pick(logits, temperature, top_k, rng)
+        for step in range(asked.max_new_tokens):
+            token = pick(logits, asked.temperature, asked.top_k, rng)
             made.append(token)
-            if step == max_new_tokens - 1:
+            yield token
+            if step == asked.max_new_tokens - 1:
                 break
             if not cache:
                 logits, _ = self.run((ids + made)[-self.context:])
@@ -126,8 +149,26 @@ class LanguageModelFile:
             else:
                 length = self.context // 2 + 1
                 logits, past = self.run((ids + made)[-length:])
-        seconds = time.perf_counter() - start
-        return Generated(prompt, self.tokenizer.decode(made), len(made), seconds)
+
+    def _pieces(self, tokens: Iterator[int]) -> Iterator[str]:
+        """The text each token adds: the decoded text so far less what was handed out. A byte token may end in
+        half a character (decoded as U+FFFD): its text waits for the rest, so its piece is empty. The pieces
+        join to the decoded continuation for tokenizers whose text of a prefix is a prefix of the text (bytes,
+        characters, byte-level BPE); decoding the whole prefix each time keeps them so across BPE merges."""
+        made: list[int] = []
+        sent = ""
+        splits = self.tokenizer.kind != "char"  # a character token is whole (its U+FFFD: the unknown character)
+        for token in tokens:
+            made.append(token)
+            text = self.tokenizer.decode(made)
+            if splits and text.endswith("\ufffd") or not text.startswith(sent):
+                yield ""
+                continue
+            yield text[len(sent):]
+            sent = text
+        text = self.tokenizer.decode(made)
+        if len(text) > len(sent) and text.startswith(sent):  # a last half character, shown as U+FFFD
+            yield text[len(sent):]
 
 
 def pick(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from udlc.errors import UdlcError
-from udlc.runtime.http import friendly, oip
+from udlc.runtime.http import friendly, generating, oip
 from udlc.runtime.http.limits import HttpError, Limits, json_object, read_body
 from udlc.runtime.http.models import Served, open_models
 
@@ -97,6 +97,8 @@ def build_app(paths: list[Path], limits: Limits = Limits(), max_batch: int = 32,
             raise HttpError(404, f"'{served.name}' serves {served.kind.description}: this server answers for it at "
                                  f"{where}POST /v2/models/{served.name}/infer")
         with anyio.fail_after(limits.seconds):
+            if served.kind.takes == "prompt":  # `udlc generate`: tokens as server-sent events, or the text at once
+                return await generating.answer(served, request, limits, work)
             if served.kind.takes == "draws":  # `udlc sample`: a .npy file, or a PNG where asked for
                 png = friendly.PNG in request.headers.get("accept", "")
                 asked = json_object(await read_body(request, limits) or b"{}", '{"n": 16, "seed": 0}')
@@ -116,13 +118,21 @@ def build_app(paths: list[Path], limits: Limits = Limits(), max_batch: int = 32,
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    from udlc.runtime.http.page import POLICY, page
+
+    home_page = page(models).encode()  # built once: the models served do not change while the server runs
+
+    async def home(request: Request) -> Response:
+        """A page to try each model in a browser (udlc.runtime.http.page)."""
+        return Response(home_page, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": POLICY})
+
     routes = [Route("/v2/health/live", live), Route("/v2/health/ready", ready),
               Route("/v2/models/{name}", metadata), Route("/v2/models/{name}/ready", model_ready),
               Route("/v2/models/{name}/infer", infer, methods=["POST"]),
               # each kind's friendly route (ServedKind.route), for the kinds of the files served here
               *(Route(f"{route}/{{name}}", friendly_route, methods=["POST"])
                 for route in sorted({m.kind.route for m in models.values() if m.route})),
-              Route("/v1/models", listing), Route("/metrics", metrics)]
+              Route("/v1/models", listing), Route("/metrics", metrics), Route("/", home)]
 
     class Measured:
         """Logs each request on one line and counts it (by route, not path: a label per typo would grow)."""

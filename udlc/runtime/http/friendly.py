@@ -6,10 +6,14 @@ the same answers — read by the same readers, so a mistake gets the message the
   JSON rows are read as the CSV they make would be: in messages line 1 is the header, line 2 the first row;
 - a picture, for a model trained on a folder of pictures: the file as the body (Content-Type: image/…) or as
   the one file of a multipart form (`curl -F picture=@cat.png`), decoded and resized as predict does;
-- texts, for a text classifier: JSON {"texts": ["…", …]}.
+- texts, for a text classifier: JSON {"texts": ["…", …]};
+- a graph, for a graph network: JSON {"x": [[…], …], "edge_index": [[sources], [targets]]} with "batch" (to
+  classify graphs), "edge_weight" or "pairs" (to score node pairs) where the model reads them, or the .npz file
+  `udlc predict` reads, as the body or a form's one file (`curl -F graph=@graph.npz`), checked as its file is.
 
 Answers are JSON (one object per row: the class and every class's probability, or the values named as
-predict's CSV names them), or predict's own CSV where the request asks for it (Accept: text/csv).
+predict's CSV names them; a node pair's source, target and probability), or predict's own CSV where the request
+asks for it (Accept: text/csv).
 
 `POST /v1/sample/{name}` draws from a generative model as `udlc sample` does: JSON {"n", "seed", "class",
 "steps", "sampler"} (each optional, as the command's options) in, the samples as .npy bytes out, or a PNG where
@@ -29,13 +33,16 @@ import numpy as np
 from udlc.errors import SpecError, UdlcError
 from udlc.runtime.http.limits import HttpError, Limits, json_object, read_body, too_large
 from udlc.runtime.http.models import Served
+from udlc.runtime.nodes import EdgeScores
 from udlc.runtime.pictures import is_picture_model
 from udlc.runtime.predict import Inputs, Predictions
-from udlc.runtime.rows import read_csv_rows
+from udlc.runtime.rows import read_csv_rows, refuse_id
+from udlc.tasks.served import EDGE_PROBABILITIES
 
 CSV = "text/csv"
 NPY, PNG = "application/x-npy", "image/png"
 MAX_STEPS = 10_000  # a diffusion sampler's steps in one request
+GRAPH_ARRAYS = ("x", "edge_index", "batch", "edge_weight", "pairs")  # what a graph request's JSON may hold
 
 
 class _Body:
@@ -65,7 +72,8 @@ class _Upload(io.BytesIO):
         return repr(self.name)
 
 
-async def prepare(model: Served, request: Any, limits: Limits) -> tuple[Callable[[], Predictions], str | None]:
+async def prepare(model: Served, request: Any, limits: Limits
+                  ) -> tuple[Callable[[], Predictions | EdgeScores], str | None]:
     """What the request asks of the model, read and checked here, and the uploaded picture's name where it is
     one; the work itself (the readers' own code, which runs the session) is the function returned, which the app
     runs on a worker thread."""
@@ -74,6 +82,12 @@ async def prepare(model: Served, request: Any, limits: Limits) -> tuple[Callable
     if model.kind.takes == "texts":
         texts = _texts(json_object(await read_body(request, limits), '{"texts": ["…", …]}'), limits)
         return (lambda: reader.predict_texts(texts, [f"text {i + 1}" for i in range(len(texts))])), None
+    if model.kind.takes == "graph":
+        arrays, source = await _graph(request, content_type, limits, model.kind.name == EDGE_PROBABILITIES)
+        refuse_id(request.query_params.get("id"), source)  # as predict refuses --id for a graph file
+        if model.kind.name == EDGE_PROBABILITIES:
+            return (lambda: reader.scores(arrays, source)), None
+        return (lambda: reader.predict_arrays(arrays, source)), None
     if is_picture_model(model.file.meta):
         picture, name = await _picture(request, content_type, limits, model.file.meta)
         return (lambda: reader.predict(picture[None].astype(np.float32))), name
@@ -137,9 +151,16 @@ def prepare_draws(model: Served, asked: dict[str, Any], limits: Limits, png: boo
     return run
 
 
-def answer(predictions: Predictions, csv: bool, named: bool, picture_name: str | None = None) -> tuple[str, Any]:
+def answer(predictions: Predictions | EdgeScores, csv: bool, named: bool, picture_name: str | None = None
+           ) -> tuple[str, Any]:
     """(content type, body): predict's CSV, or a JSON object with an answer per row, each named by its cell of the
     id column where the request named one (`named`)."""
+    if isinstance(predictions, EdgeScores):
+        if csv:
+            return CSV, predictions.to_csv()
+        return "application/json", {"answers": [
+            {"source": int(u), "target": int(v), "probability": float(p)}
+            for u, v, p in zip(predictions.pairs[0], predictions.pairs[1], predictions.probability)]}
     if csv:
         return CSV, predictions.to_csv([picture_name] if picture_name else None)
     keys = predictions.keys if named else None
@@ -215,7 +236,7 @@ async def _picture(request: Any, content_type: str, limits: Limits, meta: dict[s
     from udlc.data.image_folder import decode
 
     if content_type == "multipart/form-data":
-        data, name = await _form_file(request, limits)
+        data, name = await _form_file(request, limits, "curl -F picture=@cat.png")
     elif content_type.startswith("image/") or content_type == "application/octet-stream":
         data, name = await read_body(request, limits), "(body)"
     else:
@@ -242,8 +263,8 @@ async def _picture(request: Any, content_type: str, limits: Limits, meta: dict[s
         raise UdlcError(e.message) from None
 
 
-async def _form_file(request: Any, limits: Limits) -> tuple[bytes, str]:
-    """The one file of a multipart form, read within the body's limit."""
+async def _form_file(request: Any, limits: Limits, example: str) -> tuple[bytes, str]:
+    """The one file of a multipart form, read within the body's limit (`example`: how to send one)."""
     from starlette.datastructures import UploadFile
     from starlette.requests import Request
 
@@ -259,7 +280,77 @@ async def _form_file(request: Any, limits: Limits) -> tuple[bytes, str]:
     try:
         files = [v for v in form.values() if isinstance(v, UploadFile)]
         if not files:
-            raise HttpError(400, "the form holds no file — send the picture as one (curl -F picture=@cat.png)")
+            raise HttpError(400, f"the form holds no file — send one ({example})")
         return await files[0].read(), files[0].filename or "(form file)"
     finally:
         await form.close()
+
+
+async def _graph(request: Any, content_type: str, limits: Limits, pairs: bool) -> tuple[dict[str, np.ndarray], Any]:
+    """A graph's arrays, from JSON lists or an uploaded .npz (the body, or a form's one file), and what names
+    them in messages; sizes are checked here, the arrays themselves by the reader (udlc.runtime.nodes), as a
+    file's are."""
+    if content_type == "multipart/form-data":
+        data, name = await _form_file(request, limits, "curl -F graph=@graph.npz")
+    else:
+        data, name = await read_body(request, limits), "the uploaded graph"
+    if data[:4] == b"PK\x03\x04" or content_type in ("application/octet-stream", "application/zip"):
+        arrays, source = _npz(data, name, limits, pairs), name
+    else:
+        keys = '{"x": [[…], …], "edge_index": [[…], […]]' + (', "pairs": [[…], […]]}' if pairs else "}")
+        arrays, source = _json_graph(json_object(data, keys), keys, pairs), "the graph"
+    x = arrays["x"]
+    if x.ndim and len(x) > limits.nodes:
+        raise too_large(f"the graph ({len(x):,} nodes)", limits.nodes, "nodes", "--max-nodes")
+    for key in ("edge_index", "pairs"):
+        count = arrays[key].shape[-1] if key in arrays and arrays[key].ndim else 0
+        if count > limits.edges:
+            raise too_large(f"the graph's {key} ({count:,})", limits.edges, "edges", "--max-edges")
+    return arrays, source
+
+
+def _npz(data: bytes, name: str, limits: Limits, pairs: bool) -> dict[str, np.ndarray]:
+    """An uploaded .npz read as `udlc predict` reads the file (udlc.data.node_files.graph_file, its messages
+    naming the upload); a compressed one may unpack to no more than the body's limit."""
+    import zipfile
+
+    from udlc.data.node_files import graph_file
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as packed:
+            unpacked = sum(info.file_size for info in packed.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        unpacked = 0  # not a zip: graph_file says so
+    if unpacked > limits.body_bytes:
+        raise too_large(f"{name} (unpacked: {unpacked:,} bytes)", limits.body_bytes, "bytes", "--max-body-mb")
+    arrays = graph_file(_Upload(data, name), ("x", "edge_index"))  # type: ignore[arg-type]
+    if pairs and "pairs" not in arrays:
+        graph_file(_Upload(data, name), ("pairs",))  # type: ignore[arg-type]  # its message: no pairs
+    return arrays
+
+
+def _json_graph(body: dict[str, Any], keys: str, pairs: bool) -> dict[str, np.ndarray]:
+    """A graph's arrays from JSON lists, typed as a file's would be: numbers of x as float32 (so a value beyond
+    float32 is inf, and refused as the file's is), node ids as integers."""
+    unknown = sorted(set(body) - set(GRAPH_ARRAYS))
+    if unknown:
+        raise HttpError(422, f"no array {unknown[0][:40]!r} — a graph holds {', '.join(GRAPH_ARRAYS)}")
+    if "x" not in body or "edge_index" not in body or (pairs and "pairs" not in body):
+        raise HttpError(400, f"send {keys}")
+    arrays = {}
+    for key, value in body.items():
+        if not isinstance(value, list):
+            raise HttpError(422, f"`{key}` is a list (of lists) of numbers, not {json.dumps(value)[:40]}")
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError, OverflowError, RecursionError):
+            raise HttpError(422, f"`{key}` is not a rectangular list of numbers (its rows differ in length)") from None
+        if array.dtype.kind == "O":
+            raise HttpError(422, f"`{key}` holds a value that is no number (null, or a whole number beyond 64 bits)")
+        if key in ("x", "edge_weight") and array.dtype.kind in "iuf":
+            with np.errstate(over="ignore"):
+                array = array.astype(np.float32)
+        elif array.size == 0:
+            array = array.astype(np.int64)  # [[], []]: no edges, or no pairs
+        arrays[key] = array
+    return arrays

@@ -1,6 +1,7 @@
 """What a request may hold and how a bad one is answered.
 
-Every request is bounded (its body's bytes, its rows or samples, a picture's pixels, its time) and every
+Every request is bounded (its body's bytes, its rows or samples, a picture's pixels, a prompt's characters
+and new tokens, a graph's nodes and edges, its time) and every
 mistake is an `HttpError`: a status and the message the CLI gives for the same mistake. The readers raise
 UdlcError for what is wrong in an input; the app answers those 422 (understood, but not something the model
 can answer), what cannot be parsed at all 400, and what is too large 413.
@@ -21,7 +22,11 @@ class Limits:
     body_bytes: int = 16 * MiB  # a request's body
     rows: int = 10_000  # rows, texts or samples (a tensor's first axis) in one request
     pixels: int = 16_000_000  # a picture's width × height, checked before it is decoded
-    seconds: float = 30.0  # a request's time, from its first byte read to its answer
+    seconds: float = 30.0  # a request's time, from its first byte read to its answer (a stream's last token)
+    prompt_chars: int = 10_000  # a generate request's prompt (a language model reads its last `context` tokens)
+    new_tokens: int = 1_024  # the tokens one generate request may ask for: each is a run of the model
+    nodes: int = 100_000  # a graph's nodes in one request
+    edges: int = 1_000_000  # a graph's edges (and node pairs to score) in one request
 
 
 class HttpError(Exception):

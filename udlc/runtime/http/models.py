@@ -17,9 +17,9 @@ from udlc.runtime.http.batching import BatchingSession
 from udlc.runtime.readers import READERS
 from udlc.tasks.served import ServedKind
 
-# The friendly routes this server mounts, by what a kind's route takes (ServedKind.takes); the other kinds are
-# served over the Open Inference Protocol only, for now.
-FRIENDLY = ("samples", "texts", "draws")
+# The friendly routes this server mounts, by what a kind's route takes (ServedKind.takes): every kind's, beside
+# the Open Inference Protocol.
+FRIENDLY = ("samples", "texts", "draws", "graph", "prompt")
 
 
 @dataclass

@@ -1,0 +1,207 @@
+"""`udlc serve`'s page (`GET /`): served with every model named and nothing fetched from elsewhere, what the
+files' metadata says escaped; and in a real headless Chromium against a real server, each form answers what the
+friendly routes answer — a picture uploaded, rows and array values typed, a text, a prompt's tokens streamed,
+samples drawn — shown on the page.
+
+The models are hand-built (tests/serve_models.py, and here a rows model whose column names and categories hold
+HTML and quotes, and a byte-level language model), served from one folder as a run's files are."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.processes import child_env, wait_until_serving
+from tests.serve_models import _save, picture_classifier, sampler, text_classifier, write_picture
+from tests.test_serve import NO_TORCH, free_port
+from udlc.runtime.http.app import build_app
+
+INSTALL = "apt-get install -y chromium chromium-driver && pip install 'selenium>=4.20'"
+COLUMN, CATEGORIES = 'size <cm> "x"', ["red", '"green" <i>']  # markup and quotes the page must escape
+
+
+def rows_model(path: Path) -> Path:
+    """A regression on rows: 'weight' (empty: its training mean), COLUMN, and 'color' one of CATEGORIES."""
+    from onnx import TensorProto, helper
+
+    columns = ["weight", COLUMN, *(f"color={c}" for c in CATEGORIES)]
+    meta = {"spec_name": "fruit <b>", "served": "values", "task": "supervised", "target": "regression",
+            "target_column": "price", "classes": "null", "input_names": json.dumps(["x"]),
+            "input_shapes": json.dumps([[4]]), "outputs": json.dumps(["prediction"]),
+            "feature_columns": json.dumps(columns), "categories": json.dumps({"color": CATEGORIES}),
+            "fill_values": json.dumps({"weight": 1.5})}
+    return _save(path, [helper.make_node("MatMul", ["x", "w"], ["prediction"])],
+                 [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                 [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, ["batch", 1])],
+                 {"w": np.array([[1.0], [10.0], [100.0], [1000.0]], np.float32)}, meta)
+
+
+def language_model(path: Path, name: str) -> Path:
+    """A byte-level language model without a cache whose likeliest next letter follows the last in the alphabet
+    ('abc' → 'abcdefgh' greedily); any other byte is followed by 'a'."""
+    from onnx import TensorProto, helper
+
+    follows = np.full(256, ord("a"))
+    follows[ord("a"):ord("z") + 1] = ord("a") + (np.arange(26) + 1) % 26
+    weights = np.zeros((256, 256), np.float32)
+    weights[np.arange(256), follows] = 10.0
+    meta = {"spec_name": name, "served": "next_token", "task": "language_model", "tokenizer": json.dumps(
+        {"type": "byte"}), "context": "16", "vocab_size": "256", "outputs": json.dumps(["logits"])}
+    return _save(path, [helper.make_node("Gather", ["w", "tokens"], ["logits"])],
+                 [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", "T"])],
+                 [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "T", 256])],
+                 {"w": weights}, meta)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """A folder `udlc serve` serves whole, as a run's: model.onnx is named by its spec ('fruit <b>'), the others
+    add their stem ('try-shapes')."""
+    import onnx
+
+    root = tmp_path_factory.mktemp("page")
+    rows_model(root / "model.onnx")
+    picture_classifier(root / "shapes.onnx", "try")
+    text_classifier(root / "reviews.onnx", "try")
+    sampler(root / "points.onnx", "try")
+    language_model(root / "letters.onnx", "try")
+    # the picture classifier as a model of arrays (a built-in data set's): its 64 values typed by position
+    grid = onnx.load(str(picture_classifier(root / "grid.onnx", "try")))
+    kept = [p for p in grid.metadata_props if p.key != "pictures"]
+    del grid.metadata_props[:]
+    grid.metadata_props.extend(kept)
+    onnx.save(grid, str(root / "grid.onnx"))
+    return root
+
+
+def test_the_page_names_each_model_escaped_and_fetches_nothing_from_elsewhere(folder) -> None:
+    from starlette.testclient import TestClient
+
+    with TestClient(build_app(sorted(folder.glob("*.onnx")))) as client:
+        reply = client.get("/")
+        names = [m["name"] for m in client.get("/v1/models").json()["models"]]
+    assert reply.status_code == 200 and reply.headers["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in reply.headers["content-security-policy"]
+    page = reply.text
+    headings = re.findall(r"<h2>(.*?)</h2>", page)
+    assert headings == ["try-grid", "try-letters", "fruit &lt;b&gt;", "try-points", "try-reviews", "try-shapes"]
+    assert names[2] == "fruit <b>"
+    assert not re.search(r"https?:|\b(src|href)\s*=\s*[\"']?\s*//", page)  # no URL of another host
+    assert "<b>" not in page and "<i>" not in page and '"green"' not in page  # the metadata's markup, escaped
+    assert 'data-column="size &lt;cm&gt; &quot;x&quot;"' in page and "&quot;green&quot; &lt;i&gt;" in page
+    # each model's form, by what its route reads (the sampler draws: no class to choose)
+    for route, takes in (("v1/predict/try-shapes", "picture"), ("v1/predict/try-reviews", "texts"),
+                         ("v1/sample/try-points", "draws"), ("v1/predict/fruit%20%3Cb%3E", "rows"),
+                         ("v1/generate/try-letters", "prompt"), ("v1/predict/try-grid", "values")):
+        assert f'data-route="{route}" data-takes="{takes}"' in page
+    numbers = re.findall(r'<input data-column="([^"]*)" inputmode="decimal" ([^>]*)>', page)
+    assert numbers == [("weight", 'placeholder="empty: the mean"'), ("size &lt;cm&gt; &quot;x&quot;", "required")]
+
+
+def _browser() -> tuple[str, str]:
+    if importlib.util.find_spec("selenium") is None:
+        pytest.skip(f"selenium is not installed: {INSTALL}")
+    found = [shutil.which(n) for n in ("chromium", "chromedriver")]
+    if not all(found):
+        pytest.skip(f"no headless browser (chromium, chromedriver) here: {INSTALL}")
+    return found[0], found[1]  # type: ignore[return-value]
+
+
+@pytest.mark.long
+def test_a_browser_uploads_a_picture_and_reads_the_class_the_server_answers(folder, tmp_path: Path) -> None:
+    """Headless Chromium against a real `udlc serve` (in an interpreter without torch): each form's answer on the
+    page is the friendly route's answer for the same input; a screenshot is saved in tmp_path."""
+    chromium, chromedriver = _browser()
+    import httpx
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", str(folder), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env())
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1000,2200"):
+        options.add_argument(flag)
+    browser = None
+    try:
+        browser = webdriver.Chrome(options=options, service=Service(chromedriver))  # starts while the server does
+        wait_until_serving(server, url)
+        browser.get(url)
+        wait = WebDriverWait(browser, 10)
+
+        def section(model: str):  # by id: a quoted name ('fruit%20%3Cb%3E') is no CSS selector
+            return browser.find_element(By.ID, f"model-{model}")
+
+        def answer(model: str, css: str):
+            box = section(model).find_element(By.CSS_SELECTOR, ".answer")
+            return wait.until(lambda _: box.find_elements(By.CSS_SELECTOR, css) or None)[0]
+
+        picture = write_picture(tmp_path / "cat.png", seed=3)
+        section("try-shapes").find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(picture))
+        shown = answer("try-shapes", ".prediction").text  # asked as soon as chosen
+        with picture.open("rb") as f:
+            (expected,) = httpx.post(f"{url}/v1/predict/try-shapes", files={"picture": f}).json()["answers"]
+        assert shown == expected["prediction"]
+        bars = section("try-shapes").find_elements(By.CSS_SELECTOR, ".bar")
+        assert [b.find_element(By.CSS_SELECTOR, ".class").text for b in bars] == ["bar", "disc", "square"]
+        assert [b.find_element(By.CSS_SELECTOR, ".p").text for b in bars] == [
+            f"{p:.3f}" for p in expected["probabilities"].values()]
+
+        fruit = section("fruit%20%3Cb%3E")
+        fruit.find_element(By.CSS_SELECTOR, 'input[data-column^="size"]').send_keys("0.5")
+        fruit.find_element(By.CSS_SELECTOR, "option:nth-child(2)").click()  # CATEGORIES[1]
+        fruit.find_element(By.CSS_SELECTOR, "button").click()
+        price = float(answer("fruit%20%3Cb%3E", "dd").text)
+        assert price == 1.5 + 10 * 0.5 + 1000  # weight filled with its mean; the second category's one-hot
+
+        values = [str(v) for v in range(0, 256, 4)]  # 64 values
+        section("try-grid").find_element(By.CSS_SELECTOR, "textarea").send_keys(", ".join(values))
+        section("try-grid").find_element(By.CSS_SELECTOR, "button").click()
+        expected = httpx.post(f"{url}/v1/predict/try-grid", json={"rows": [values]}).json()["answers"][0]
+        assert answer("try-grid", ".prediction").text == expected["prediction"]
+
+        section("try-reviews").find_element(By.CSS_SELECTOR, "textarea").send_keys("a fine film")
+        section("try-reviews").find_element(By.CSS_SELECTOR, "button").click()
+        expected = httpx.post(f"{url}/v1/predict/try-reviews", json={"texts": ["a fine film"]}).json()["answers"][0]
+        assert answer("try-reviews", ".prediction").text == expected["prediction"]
+
+        section("try-points").find_element(By.CSS_SELECTOR, "button").click()
+        drawn = answer("try-points", "img")
+        assert wait.until(lambda _: browser.execute_script("return arguments[0].naturalWidth", drawn)) > 0
+
+        letters = section("try-letters")
+        letters.find_element(By.CSS_SELECTOR, "textarea").send_keys("abc")
+        for name, value in (("max_new_tokens", "5"), ("temperature", "0")):  # greedy: one answer
+            field = letters.find_element(By.NAME, name)
+            field.clear()
+            field.send_keys(value)
+        letters.find_element(By.CSS_SELECTOR, "button").click()
+        answer("try-letters", ".done")  # the stream's last event, read from the stream
+        expected = httpx.post(f"{url}/v1/generate/try-letters?stream=false", json={
+            "prompt": "abc", "max_new_tokens": 5, "temperature": 0}).json()["text"]
+        assert letters.find_element(By.CSS_SELECTOR, ".generated").text == expected == "abcdefgh"
+
+        assert browser.save_screenshot(str(tmp_path / "page.png"))
+        assert (tmp_path / "page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]]
+        assert not errors  # no script error, nothing the page's policy refused
+    finally:
+        if browser is not None:
+            browser.quit()
+        server.terminate()
+        output, _ = server.communicate(timeout=10)
+    assert server.returncode == 0, output
+    assert "POST /v1/predict/try-shapes 200" in output and "GET / 200" in output
