@@ -378,7 +378,7 @@ def test_sigterm_answers_the_request_in_flight_and_exits_0(files) -> None:
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", str(files["tiny-sine"]), "--port", str(port),
-                               "--max-wait-ms", "500"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               "--max-wait-ms", "1000"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env=child_env())
     try:
         url = f"http://127.0.0.1:{port}"
@@ -387,7 +387,10 @@ def test_sigterm_answers_the_request_in_flight_and_exits_0(files) -> None:
         asking = threading.Thread(target=lambda: answers.append(
             httpx.post(f"{url}/v1/predict/tiny-sine", json={"rows": [[0.5]]}, timeout=10)))
         asking.start()
-        time.sleep(0.2)  # the request now waits in the batcher for others (500 ms)
+        deadline = time.monotonic() + 10
+        while in_flight(url) < 2:  # the predict request, and this /metrics one: the first waits in the batcher
+            assert time.monotonic() < deadline, "the request never reached the server"
+            time.sleep(0.01)
         server.send_signal(signal.SIGTERM)
         asking.join(10)
         output, _ = server.communicate(timeout=10)
@@ -397,3 +400,11 @@ def test_sigterm_answers_the_request_in_flight_and_exits_0(files) -> None:
     assert answers and answers[0].status_code == 200, output
     assert server.returncode == 0, output
     assert "POST /v1/predict/tiny-sine 200" in output
+
+
+def in_flight(url: str) -> float:
+    """The server's udlc_requests_in_flight gauge (its /metrics request included)."""
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith("udlc_requests_in_flight ")))

@@ -164,7 +164,12 @@ def serve(model: str, host: str, port: int, workers: int, max_batch: int, max_wa
              localhost:8000/v1/generate/N
         curl -d '{"prompt": "abc", "beam": 4}' localhost:8000/v1/generate/N
       GET  /v1/models             what is served, and where
-      GET  /metrics               Prometheus: requests, latency, batch sizes
+      GET  /openapi.json          an OpenAPI 3.1 document of these routes, from each model's metadata:
+                                  its columns and categories, request and answer schemas, examples
+        curl localhost:8000/openapi.json
+      GET  /docs                  that document as a page, with a curl line per example (GET /: a page
+                                  to try each model)
+      GET  /metrics               Prometheus: requests, in flight, latency, batch sizes
     """
     from udlc.runtime.http.app import serve as run_server
     from udlc.runtime.http.limits import MiB, Limits

@@ -1,7 +1,8 @@
 """`udlc serve`: a Starlette app on uvicorn over the torch-free readers, for one or more exported files.
 
 Routes: the Open Inference Protocol's (udlc.runtime.http.oip), each served kind's friendly route
-(udlc.runtime.http.friendly), `GET /v1/models` (what is served where) and `GET /metrics` (Prometheus).
+(udlc.runtime.http.friendly), `GET /v1/models` (what is served where), `GET /metrics` (Prometheus), `GET /` (a page
+to try the models), `GET /openapi.json` and `GET /docs` (the routes' OpenAPI document, and it as a page).
 Every answer to a bad request is a 4xx with {"error": message}; an error of udlc's own is a 500 that says so,
 logged with its traceback, and the server goes on. Each request is logged on one line: method, path, status,
 milliseconds. The work of a request (reading rows, running the session) runs on a worker thread, so requests
@@ -32,7 +33,7 @@ def build_app(paths: list[Path], limits: Limits = Limits(), max_batch: int = 32,
     """The ASGI app serving the files at `paths`, each opened now (a file that is no model fails here, before
     the server listens)."""
     import anyio.to_thread
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
@@ -43,6 +44,7 @@ def build_app(paths: list[Path], limits: Limits = Limits(), max_batch: int = 32,
     requests = Counter("udlc_requests", "Requests answered", ["method", "route", "status"], registry=registry)
     latency = Histogram("udlc_request_seconds", "Time to answer a request", ["route"], registry=registry,
                         buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+    in_flight = Gauge("udlc_requests_in_flight", "Requests being answered now (this one included)", registry=registry)
     batch_sizes = Histogram("udlc_batch_size", "Samples in each onnxruntime call", ["model"], registry=registry,
                             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096))
     models = open_models(paths, max_batch, max_wait_ms / 1000,
@@ -126,13 +128,28 @@ def build_app(paths: list[Path], limits: Limits = Limits(), max_batch: int = 32,
         """A page to try each model in a browser (udlc.runtime.http.page)."""
         return Response(home_page, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": POLICY})
 
+    from udlc.runtime.http import docs as api_page
+    from udlc.runtime.http import openapi
+
+    spec = openapi.document(models, limits)  # built once, as the page is, from the same metadata
+    spec_json, docs_page = _json(spec), api_page.docs_page(spec).encode()
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(spec_json, media_type="application/json")
+
+    async def docs(request: Request) -> Response:
+        """The document as a page (udlc.runtime.http.docs)."""
+        return Response(docs_page, media_type="text/html; charset=utf-8",
+                        headers={"Content-Security-Policy": api_page.POLICY})
+
     routes = [Route("/v2/health/live", live), Route("/v2/health/ready", ready),
               Route("/v2/models/{name}", metadata), Route("/v2/models/{name}/ready", model_ready),
               Route("/v2/models/{name}/infer", infer, methods=["POST"]),
               # each kind's friendly route (ServedKind.route), for the kinds of the files served here
               *(Route(f"{route}/{{name}}", friendly_route, methods=["POST"])
                 for route in sorted({m.kind.route for m in models.values() if m.route})),
-              Route("/v1/models", listing), Route("/metrics", metrics), Route("/", home)]
+              Route("/v1/models", listing), Route("/metrics", metrics), Route("/", home),
+              Route("/openapi.json", openapi_json), Route("/docs", docs)]
 
     class Measured:
         """Logs each request on one line and counts it (by route, not path: a label per typo would grow)."""
@@ -152,10 +169,13 @@ def build_app(paths: list[Path], limits: Limits = Limits(), max_batch: int = 32,
                     status[0] = message["status"]
                 await send(message)
 
+            in_flight.inc()
             try:
                 await self.app(scope, receive, send_seen)
             except Exception:  # answered 500 already (_internal_error): the traceback is for the log
                 log.exception("udlc: internal error in %s %s", scope["method"], scope["path"])
+            finally:
+                in_flight.dec()
             route = _route_of(scope, routes)
             seconds = time.perf_counter() - start
             requests.labels(scope["method"], route, str(status[0])).inc()

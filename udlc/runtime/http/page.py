@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from udlc.runtime.generate import Asked
 from udlc.runtime.http.models import Served
-from udlc.runtime.pictures import is_picture_model
+from udlc.runtime.http.openapi import Column, columns, form_of
 
 # What the browser may do: run the page's own inline script and style, show pictures made from answers (blob:),
 # and ask this server; nothing else, from anywhere.
@@ -46,19 +46,20 @@ def _section(model: Served) -> str:
 
 def _form(model: Served) -> str:
     """The form that asks the model's friendly route, by what the route reads."""
-    if model.route is None or model.kind.takes == "graph":  # a graph is a file of arrays: no form for it here
+    form = form_of(model)  # what the route reads: the OpenAPI document (/docs) reads it from the same helper
+    if model.route is None or form == "graph":  # a graph is a file of arrays: no form for it here
         where = f'<code>POST {_e(model.route)}</code> (a graph as JSON or an .npz file) or ' if model.route else ""
         return (f'<p class="note">Served at {where}<code>POST /v2/models/{_e(model.name)}/infer</code> '
                 '(JSON tensors).</p>')
     # the route relative to the page: a proxy may serve the server under a prefix
     route, reader = _e(quote(model.route.lstrip("/"))), model.reader
-    if model.kind.takes == "prompt":  # a language model's tokens stream in as it makes them
+    if form == "prompt":  # a language model's tokens stream in as it makes them
         asked = Asked()
         return (f'<form data-route="{route}" data-takes="prompt"><label>prompt <textarea name="prompt" rows="3" '
                 f'required></textarea></label><label>new tokens <input name="max_new_tokens" type="number" min="1" '
                 f'value="{asked.max_new_tokens}"></label><label>temperature <input name="temperature" type="number" '
                 f'min="0" step="0.1" value="{asked.temperature:g}"></label><button>Generate</button></form>')
-    if model.kind.takes == "draws":
+    if form == "draws":
         label = ""
         if reader.classes:  # a class-conditional diffusion model: a class, or every class in turn
             options = "".join(f'<option value="{i}">{i}</option>' for i in range(reader.classes))
@@ -67,16 +68,15 @@ def _form(model: Served) -> str:
         return (f'<form data-route="{route}" data-takes="draws"><label>samples <input name="n" type="number" '
                 f'min="1" value="16"></label><label>seed <input name="seed" type="number" min="0" value="0"></label>'
                 f'{label}<button>Draw samples</button></form>')
-    if model.kind.takes == "texts":
+    if form == "texts":
         return (f'<form data-route="{route}" data-takes="texts"><label>{_e(reader.column)} '
                 f'<textarea name="text" rows="3" required></textarea></label><button>Classify</button></form>')
-    if is_picture_model(model.file.meta):
+    if form == "picture":
         return (f'<form data-route="{route}" data-takes="picture"><label class="drop">'
                 '<input name="picture" type="file" accept="image/*"><img class="preview" alt="">'
                 '<span>Drop a picture here, or choose one</span></label><button>Predict</button></form>')
-    if reader.columns:  # one field per column, a categorical one a choice of its categories
-        fields = "".join(_field(column, reader.categories.get(column), column in reader.fill_values)
-                         for column in reader.columns)
+    if form == "rows":  # one field per column, a categorical one a choice of its categories
+        fields = "".join(_field(column) for column in columns(model))
         return f'<form data-route="{route}" data-takes="rows"><div class="fields">{fields}</div>' \
                '<button>Predict</button></form>'
     # a model of a built-in data set's rows or arrays: its values by position, as a CSV row gives them
@@ -84,15 +84,15 @@ def _form(model: Served) -> str:
             'commas <textarea name="values" rows="3" required></textarea></label><button>Predict</button></form>')
 
 
-def _field(column: str, categories: list[str] | None, fillable: bool) -> str:
-    if categories is not None:
-        options = "".join(f'<option value="{_e(c)}">{_e(c)}</option>' for c in categories)
-        control = f'<select data-column="{_e(column)}">{options}</select>'
-    elif fillable:  # trained with data.missing: mean — an empty cell is filled as training filled it
-        control = f'<input data-column="{_e(column)}" inputmode="decimal" placeholder="empty: the mean">'
+def _field(column: Column) -> str:
+    if column.categories is not None:
+        options = "".join(f'<option value="{_e(c)}">{_e(c)}</option>' for c in column.categories)
+        control = f'<select data-column="{_e(column.name)}">{options}</select>'
+    elif column.fillable:  # trained with data.missing: mean — an empty cell is filled as training filled it
+        control = f'<input data-column="{_e(column.name)}" inputmode="decimal" placeholder="empty: the mean">'
     else:
-        control = f'<input data-column="{_e(column)}" inputmode="decimal" required>'
-    return f'<label>{_e(column)} {control}</label>'
+        control = f'<input data-column="{_e(column.name)}" inputmode="decimal" required>'
+    return f'<label>{_e(column.name)} {control}</label>'
 
 
 _PAGE = """<!doctype html>
@@ -135,8 +135,8 @@ button { background: #2458c6; color: white; border-color: #2458c6; cursor: point
 <body>
 <h1>udlc serve</h1>
 <p class="note"><!--count--> served here, each answered as <code>udlc predict</code>, <code>generate</code> or
-<code>sample</code> answers it. The routes: <a href="v1/models">v1/models</a>; metrics at
-<a href="metrics">metrics</a>.</p>
+<code>sample</code> answers it. The routes: <a href="v1/models">v1/models</a>, each with its schema and a curl
+line at <a href="docs">docs</a> (<a href="openapi.json">openapi.json</a>); metrics at <a href="metrics">metrics</a>.</p>
 <!--models-->
 <script>
 "use strict";
