@@ -408,3 +408,27 @@ def in_flight(url: str) -> float:
 
     text = httpx.get(f"{url}/metrics", timeout=5).text
     return float(next(line.split()[1] for line in text.splitlines() if line.startswith("udlc_requests_in_flight ")))
+
+
+@pytest.mark.long  # two server processes start (each imports onnxruntime): the longer tier
+def test_several_workers_answer_alike_and_stop_on_sigterm(files) -> None:
+    """`--workers 2`: uvicorn's worker processes each build the app from the settings `serve` hands them, answer as
+    one process does, and the whole server exits 0 on SIGTERM."""
+    import httpx
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", str(files["tiny-sine"]), "--port", str(port),
+                               "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=child_env())
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_serving(server, url, timeout=60)
+        answers = [httpx.post(f"{url}/v1/predict/tiny-sine", json={"rows": [[0.5], [-1.0]]}, timeout=10).json()
+                   for _ in range(6)]
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert all(a == answers[0] for a in answers) and len(answers[0]["answers"]) == 2, answers
+    assert server.returncode == 0, output
