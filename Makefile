@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) bench/train_speed.py
 	$(PY) bench/lm_speed.py
 	$(PY) bench/zoo_speed.py
+	$(PY) bench/serve_speed.py
 
 bench-gpu: $(STAMP)  # on a machine with a CUDA GPU: udlc's default path against hand-tuned loops
 	$(PY) bench/gpu.py

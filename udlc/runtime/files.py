@@ -11,8 +11,10 @@ from udlc.errors import UdlcError
 from udlc.tasks.served import ServedKind, served_kind
 
 
-def open_session(path: Path, device: str = "cpu") -> tuple[Any, dict[str, str]]:
-    """An onnxruntime session on `path` and the file's metadata; every failure a UdlcError."""
+def open_session(path: Path, device: str = "cpu", spinning: bool = True) -> tuple[Any, dict[str, str]]:
+    """An onnxruntime session on `path` and the file's metadata; every failure a UdlcError. `spinning=False`: its
+    threads sleep between calls instead of busy-waiting for the next one — what a server wants, whose CPU the
+    requests' parsing needs (busy-waiting helps a command's back-to-back calls, such as generate's tokens)."""
     try:
         import onnxruntime as ort
     except ImportError:  # pragma: no cover - installed with udlc[predict]
@@ -24,8 +26,12 @@ def open_session(path: Path, device: str = "cpu") -> tuple[Any, dict[str, str]]:
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise UdlcError("--device cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
         providers.insert(0, "CUDAExecutionProvider")
+    options = ort.SessionOptions()
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
-        session = ort.InferenceSession(str(path), providers=providers)
+        session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as e:
         raise UdlcError(f"{path} is not a valid ONNX model: {str(e).splitlines()[0][:200]}") from None
     return session, session.get_modelmeta().custom_metadata_map
@@ -39,8 +45,8 @@ class Opened:
     kind: ServedKind  # what it serves
 
 
-def open_file(path: str | Path, device: str = "cpu") -> Opened:
-    session, meta = open_session(Path(path), device)
+def open_file(path: str | Path, device: str = "cpu", spinning: bool = True) -> Opened:
+    session, meta = open_session(Path(path), device, spinning)
     return Opened(Path(path), session, meta, served_kind(meta, path))
 
 

@@ -53,7 +53,7 @@ def open_models(paths: list[Path], max_batch: int, max_wait: float, observe: Any
     """Every file opened with its reader; `observe(model, samples)` is told each onnxruntime call's batch size."""
     models: dict[str, Served] = {}
     for path in paths:
-        file = open_file(path)
+        file = open_file(path, spinning=False)  # idle threads sleep: requests' parsing needs the CPU
         name = model_name(file)
         if name in models:
             raise UdlcError(f"{models[name].file.path} and {path} are both named '{name}' — serve them one at a "
