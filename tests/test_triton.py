@@ -180,6 +180,7 @@ def test_a_failure_while_writing_leaves_no_half_repository(digits_run: TrainedRu
 
 
 @pytest.mark.slow
+@pytest.mark.long  # trains a VAE: the longer tier; `make test` writes the digits run's repository
 @pytest.mark.usefixtures("fast_exporter", "one_torch_thread")
 def test_a_vae_gives_a_model_per_file_exported_first(tmp_path: Path) -> None:
     """A tiny VAE trained here and never exported: --triton exports it first, then writes its decoder (model.onnx)
