@@ -65,6 +65,7 @@ def ae_run(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # a quality bar on a trained run: the longer tier; the contract test trains and serves it
 def test_the_reconstruction_beats_the_mean_image_in_the_datas_units(ae_run: Path) -> None:
     import onnxruntime as ort
     from sklearn.datasets import load_digits

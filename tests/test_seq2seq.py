@@ -115,6 +115,7 @@ def test_padding_changes_nothing_for_the_real_positions(reverse_run: Path) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.long  # greedy and beam decoding at length: the longer tier; the contract test decodes greedily
 def test_decoding_runs_from_the_onnx_file_greedy_and_beam(reverse_run: Path, invoke) -> None:
     from udlc.runtime.generate import Seq2SeqFile
 
