@@ -37,7 +37,7 @@ from pydantic import Field, NonNegativeFloat, PositiveInt, confloat, model_valid
 from udlc.errors import SpecError
 from udlc.tasks import generative
 from udlc.tasks.fields import error, no_metrics, one_network
-from udlc.tasks.registry import RunState, Served, Task, register
+from udlc.tasks.registry import RunState, Served, Task, evaluating, register
 from udlc.tasks.served import DENOISER
 from udlc.tasks.supervised import check_monitors, check_network_keys
 
@@ -270,23 +270,19 @@ class Diffusion(generative.Generative, Task):
         return {"loss": value}, len(eps)
 
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
-        import torch
         import torch.nn.functional as F
 
         model = self.served_model(s)
-        was_training = model.training
-        model.eval()
         st: DiffusionState = s.run_state
         st.eval_generator.manual_seed(s.spec.seed)  # the same steps and noise every epoch
         total, seen = 0.0, 0
-        with torch.no_grad():
+        with evaluating(model):
             for batch in batches.epoch_batches(None):
                 inputs, eps = self.noised(st, batch["x"], batch.get("label"), st.eval_generator, 0.0)
                 with s.autocast():
                     out = model(*(inputs[name] for name in st.inputs)).float()
                 total += F.mse_loss(out, eps, reduction="sum").item() / eps[0].numel()
                 seen += len(eps)
-        model.train(was_training)
         return {"loss": total / seen}
 
     def generate(self, s: Any, data: Any, count: int, labels: Any = None, seed: int = 0) -> Any:

@@ -31,7 +31,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, confloat
 from udlc.errors import SpecError
 from udlc.tasks import generative
 from udlc.tasks.fields import error, no_metrics
-from udlc.tasks.registry import Served, Task, register
+from udlc.tasks.registry import Served, Task, evaluating, register
 from udlc.tasks.served import SAMPLES
 from udlc.tasks.supervised import check_monitors, check_network_keys
 
@@ -189,13 +189,10 @@ class GAN(generative.Generative, Task):
         import torch
 
         generator, discriminator = s.models["generator"], s.models["discriminator"]
-        was_training = generator.training
-        generator.eval()
-        discriminator.eval()
         st: generative.GenerativeState = s.run_state
         st.eval_generator.manual_seed(s.spec.seed)
         d_sum, g_sum, seen, reals, fakes = 0.0, 0.0, 0, [], []
-        with torch.no_grad():
+        with evaluating(generator, discriminator):
             for batch in batches.epoch_batches(None):
                 real = batch[st.input]
                 with s.autocast():
@@ -206,8 +203,6 @@ class GAN(generative.Generative, Task):
                 seen += len(real)
                 reals.append(real.float().flatten(1).cpu())
                 fakes.append(fake.float().flatten(1).cpu())
-        generator.train(was_training)
-        discriminator.train(was_training)
         frechet = generative.frechet_distance(torch.cat(reals).double().numpy(), torch.cat(fakes).double().numpy())
         return {"d_loss": d_sum / seen, "g_loss": g_sum / seen, "frechet": frechet}
 

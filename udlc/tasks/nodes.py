@@ -40,7 +40,7 @@ from typing import Any, Callable, Literal, TYPE_CHECKING
 from udlc.errors import SpecError, UdlcError
 from udlc.spec.base import StrictModel
 from udlc.tasks.fields import error, one_network
-from udlc.tasks.registry import RunState, Served, Task, register
+from udlc.tasks.registry import RunState, Served, Task, evaluating, register
 from udlc.tasks.served import NODE_CLASSES
 from udlc.tasks.supervised import check_monitors, check_network_keys, located
 
@@ -245,11 +245,8 @@ class NodeClassification(Task):
 
         st: NodesState = s.run_state
         model = s.models[st.net]
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model):
             logits, y = (torch.cat(part) for part in zip(*(self.logits(s, model, b) for b in batches.epoch_batches(None))))
-        model.train(was_training)
         return {"loss": st.loss_fn(logits, y).item(), **compute_metrics(s.spec.metrics, logits, y, "softmax")}
 
 

@@ -17,6 +17,7 @@ processes).
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol
 
@@ -61,6 +62,23 @@ class RunState:
     (an evaluation's own random generator is reseeded in place)."""
 
     data: Any
+
+
+@contextmanager
+def evaluating(*models: Any) -> Iterator[None]:
+    """The models in eval mode without gradients for an evaluation, each back in its own mode after (a task's
+    evaluate runs between training steps, and in `udlc eval` on models that were never training)."""
+    import torch
+
+    modes = [m.training for m in models]
+    for m in models:
+        m.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, mode in zip(models, modes):
+            m.train(mode)
 
 
 class Batches(Protocol):

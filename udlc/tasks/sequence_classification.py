@@ -26,7 +26,7 @@ from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
 from udlc.tasks.fields import FieldsState, FieldsTask, Sequences, error, inputs_of, length_bound_errors, output_node
 from udlc.tasks.language_model import embedding_errors
-from udlc.tasks.registry import register
+from udlc.tasks.registry import evaluating, register
 from udlc.tasks.served import TEXT_CLASSES
 from udlc.tasks.supervised import located
 
@@ -149,10 +149,7 @@ class SequenceClassification(FieldsTask):
 
         st: FieldsState = s.run_state
         model = s.models[st.net]
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model):
             pairs = [(model(*inputs_of(st.inputs, b)).float(), b["target"]) for b in batches.epoch_batches(None)]
-        model.train(was_training)
         out, y = torch.cat([o for o, _ in pairs]), torch.cat([t for _, t in pairs])
         return {"loss": st.loss_fn(out, y).item(), **compute_metrics(s.spec.metrics, out, y, "softmax")}

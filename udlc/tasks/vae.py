@@ -32,7 +32,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt
 from udlc.errors import SpecError
 from udlc.tasks import generative
 from udlc.tasks.fields import error, no_metrics
-from udlc.tasks.registry import Served, Task, register
+from udlc.tasks.registry import Served, Task, evaluating, register
 from udlc.tasks.served import LATENTS, SAMPLES
 from udlc.tasks.supervised import check_monitors, check_network_keys
 
@@ -183,23 +183,15 @@ class VAE(generative.Generative, Task):
         return {"loss": value, "reconstruction": reconstruction.item(), "kl": kl.item()}, len(x)
 
     def evaluate(self, s: Any, batches: Any) -> dict[str, float]:
-        import torch
-
-        models = [s.models[n] for n in NETWORKS]
-        was_training = models[0].training
-        for m in models:
-            m.eval()
         st: VAEState = s.run_state
         st.eval_generator.manual_seed(s.spec.seed)
         sums, seen = [0.0, 0.0], 0
-        with torch.no_grad():
+        with evaluating(*(s.models[n] for n in NETWORKS)):
             for batch in batches.epoch_batches(None):
                 nll, kl, _, _ = self.terms(s, batch[st.input], st.eval_generator)
                 sums[0] += nll.sum().item()
                 sums[1] += kl.sum().item()
                 seen += len(nll)
-        for m in models:
-            m.train(was_training)
         reconstruction, kl = sums[0] / seen, sums[1] / seen
         return {"loss": reconstruction + self.options.beta * kl, "reconstruction": reconstruction, "kl": kl,
                 "elbo": -(reconstruction + kl)}
