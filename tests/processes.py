@@ -201,6 +201,23 @@ def job_results(name: str) -> tuple[Path, dict[str, subprocess.CompletedProcess]
     return _finished[name]
 
 
+# `udlc` in an interpreter where torch cannot be imported: what the server must never need
+NO_TORCH = "import sys; sys.modules['torch'] = None; from udlc.cli import main; main()"
+
+
+def start_serve(model: Path, *options: str) -> tuple[subprocess.Popen, str]:
+    """A real `udlc serve MODEL` (torch blocked) on a free port, and its URL; it may still be starting: see
+    wait_until_serving. Its output (one line a request) is read when it ends."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", str(model), "--port", str(port), *options],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env())
+    return server, f"http://127.0.0.1:{port}"
+
+
 def wait_until_serving(server: subprocess.Popen, url: str, timeout: float = 30) -> None:
     """Until the `udlc serve` process `server` answers ready at `url` (it fails the test if the process ends
     or `timeout` seconds pass first, with what it printed)."""

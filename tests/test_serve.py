@@ -1,6 +1,6 @@
 """`udlc serve`: the Open Inference Protocol and the friendly routes answer what `udlc predict` answers, with its
 messages for bad inputs; concurrent requests are batched without changing any answer; every request is bounded;
-requests are logged and counted; a real server drains on SIGTERM and exits 0, without torch.
+requests are logged and counted. (The command, a real server and its SIGTERM: tests/test_serve_process.py.)
 
 The app is tested in process through Starlette's TestClient (and httpx's ASGI transport, for concurrency) over
 the session's trained runs and two small hand-built files (tests/serve_models.py)."""
@@ -13,19 +13,12 @@ import io
 import json
 import logging
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.conftest import CSV_HEADER, TrainedRun, csv_rows, write_csv
-from tests.processes import child_env, wait_until_serving
 from tests.serve_models import picture_classifier, sampler, text_classifier, write_picture
 from udlc.errors import UdlcError
 from udlc.runtime.http.app import build_app
@@ -346,89 +339,3 @@ def test_a_run_folder_without_a_file_is_exported_first(tmp_path: Path, digits_ru
 
     run = shutil.copytree(digits_run.run, tmp_path / "run", ignore=shutil.ignore_patterns("*.onnx"))
     assert _served_files(run) == [run / "model.onnx"]
-
-
-# ---- the command ------------------------------------------------------------------------------------------
-
-NO_TORCH = "import sys; sys.modules['torch'] = None; from udlc.cli import main; main()"
-
-
-def test_help_shows_each_route_and_loads_no_server(tmp_path: Path) -> None:
-    script = ("import sys; from click.testing import CliRunner; from udlc.cli import main; "
-              "out = CliRunner().invoke(main, ['serve', '--help']).output; "
-              "assert not [m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'torch')]; "
-              "print(out)")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=child_env(), timeout=60)
-    assert done.returncode == 0, done.stderr
-    for route in ("/v2/health/live", "/v2/models/N/infer", "/v1/predict/N", "/v1/sample/N", "/metrics",
-                  "curl -F picture=@"):
-        assert route in done.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_sigterm_answers_the_request_in_flight_and_exits_0(files) -> None:
-    """A real `udlc serve` in an interpreter where torch cannot be imported: a request waiting in the batcher when
-    SIGTERM comes is still answered, and the server exits 0."""
-    import httpx
-
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", str(files["tiny-sine"]), "--port", str(port),
-                               "--max-wait-ms", "1000"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=child_env())
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_serving(server, url)
-        answers: list = []
-        asking = threading.Thread(target=lambda: answers.append(
-            httpx.post(f"{url}/v1/predict/tiny-sine", json={"rows": [[0.5]]}, timeout=10)))
-        asking.start()
-        deadline = time.monotonic() + 10
-        while in_flight(url) < 2:  # the predict request, and this /metrics one: the first waits in the batcher
-            assert time.monotonic() < deadline, "the request never reached the server"
-            time.sleep(0.01)
-        server.send_signal(signal.SIGTERM)
-        asking.join(10)
-        output, _ = server.communicate(timeout=10)
-    finally:
-        if server.poll() is None:
-            server.kill()
-    assert answers and answers[0].status_code == 200, output
-    assert server.returncode == 0, output
-    assert "POST /v1/predict/tiny-sine 200" in output
-
-
-def in_flight(url: str) -> float:
-    """The server's udlc_requests_in_flight gauge (its /metrics request included)."""
-    import httpx
-
-    text = httpx.get(f"{url}/metrics", timeout=5).text
-    return float(next(line.split()[1] for line in text.splitlines() if line.startswith("udlc_requests_in_flight ")))
-
-
-@pytest.mark.long  # two server processes start (each imports onnxruntime): the longer tier
-def test_several_workers_answer_alike_and_stop_on_sigterm(files) -> None:
-    """`--workers 2`: uvicorn's worker processes each build the app from the settings `serve` hands them, answer as
-    one process does, and the whole server exits 0 on SIGTERM."""
-    import httpx
-
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", str(files["tiny-sine"]), "--port", str(port),
-                               "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=child_env())
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_serving(server, url, timeout=60)
-        answers = [httpx.post(f"{url}/v1/predict/tiny-sine", json={"rows": [[0.5], [-1.0]]}, timeout=10).json()
-                   for _ in range(6)]
-        server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=30)
-    finally:
-        if server.poll() is None:
-            server.kill()
-    assert all(a == answers[0] for a in answers) and len(answers[0]["answers"]) == 2, answers
-    assert server.returncode == 0, output

@@ -17,119 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.serve_models import _save
+from tests.serve_models import graph_network, language_model, seq2seq, token_labeller
 from udlc.errors import UdlcError
 from udlc.runtime.generate import Asked
 from udlc.runtime.http.app import build_app
 from udlc.runtime.http.limits import Limits
 
 LIMITS = Limits(body_bytes=64 * 1024, rows=100, seconds=10, prompt_chars=40, new_tokens=30, nodes=50, edges=200)
-CHARS = "abcdefgh "
-SEQ_VOCABULARY = ["<pad>", "<bos>", "<eos>", "a", "b", "c"]
-
-
-def _info(name: str, dims: list, kind: int | None = None):
-    from onnx import TensorProto, helper
-
-    return helper.make_tensor_value_info(name, kind or TensorProto.FLOAT, dims)
-
-
-def language_model(path: Path, context: int = 8) -> Path:
-    """Characters of CHARS, a context of 8, one cached layer: the last position's logits are
-    (E[token] + the sum of every cached key) · W, so the next token depends on all the tokens the cache holds —
-    a step that forgot the cache would answer otherwise."""
-    from onnx import TensorProto, helper
-
-    rng = np.random.default_rng(2)
-    v, d = len(CHARS), 4
-    nodes = [helper.make_node("Gather", ["E", "tokens"], ["emb"]),
-             helper.make_node("Gather", ["K", "tokens"], ["k"]),
-             helper.make_node("Unsqueeze", ["k", "one"], ["k4"]),
-             helper.make_node("Concat", ["past_key_0", "k4"], ["present_key_0"], axis=2),
-             helper.make_node("Concat", ["past_value_0", "k4"], ["present_value_0"], axis=2),
-             helper.make_node("ReduceSum", ["present_key_0", "two"], ["summed"], keepdims=0),
-             helper.make_node("Add", ["emb", "summed"], ["h"]),
-             helper.make_node("MatMul", ["h", "W"], ["logits"])]
-    past = [_info(f"past_{kv}_0", ["batch", 1, "past", d]) for kv in ("key", "value")]
-    present = [_info(f"present_{kv}_0", ["batch", 1, "length", d]) for kv in ("key", "value")]
-    meta = {"spec_name": "tiny-lm", "served": "next_token", "task": "language_model", "context": str(context),
-            "tokenizer": json.dumps({"type": "char", "chars": CHARS}), "vocab_size": str(v),
-            "kv_cache": json.dumps(["past_key_0", "past_value_0"]), "outputs": json.dumps(["logits"])}
-    weights = {"E": rng.normal(size=(v, d)).astype(np.float32), "K": rng.normal(size=(v, d)).astype(np.float32),
-               "W": rng.normal(size=(d, v)).astype(np.float32), "one": np.array([1], np.int64),
-               "two": np.array([2], np.int64)}
-    return _save(path, nodes, [_info("tokens", ["batch", "T"], TensorProto.INT64), *past],
-                 [_info("logits", ["batch", "T", v]), *present], weights, meta)
-
-
-def seq2seq(path: Path) -> Path:
-    """source, decoder (and their masks) → logits: (E[decoded token] + the mean of F[source]) · W."""
-    from onnx import TensorProto, helper
-
-    rng = np.random.default_rng(3)
-    v, d = len(SEQ_VOCABULARY), 4
-    nodes = [helper.make_node("Gather", ["E", "decoder"], ["d"]),
-             helper.make_node("Gather", ["F", "source"], ["s"]),
-             helper.make_node("ReduceMean", ["s", "one"], ["mean"], keepdims=1),
-             helper.make_node("Add", ["d", "mean"], ["h"]),
-             helper.make_node("MatMul", ["h", "W"], ["logits"])]
-    inputs = [_info("source", ["batch", "S"], TensorProto.INT64),
-              _info("source_mask", ["batch", "S"], TensorProto.BOOL),
-              _info("decoder", ["batch", "t"], TensorProto.INT64),
-              _info("decoder_mask", ["batch", "t"], TensorProto.BOOL)]
-    meta = {"spec_name": "tiny-seq2seq", "served": "decoded_text", "task": "seq2seq",
-            "vocabulary": json.dumps(SEQ_VOCABULARY), "max_target_length": "5", "outputs": json.dumps(["logits"])}
-    weights = {"E": rng.normal(size=(v, d)).astype(np.float32), "F": rng.normal(size=(v, d)).astype(np.float32),
-               "W": rng.normal(size=(d, v)).astype(np.float32), "one": np.array([1], np.int64)}
-    return _save(path, nodes, inputs, [_info("logits", ["batch", "t", v])], weights, meta)
-
-
-def token_labeller(path: Path) -> Path:
-    from onnx import TensorProto, helper
-
-    rng = np.random.default_rng(4)
-    v, d = len(SEQ_VOCABULARY), 3
-    nodes = [helper.make_node("Gather", ["E", "tokens"], ["e"]), helper.make_node("MatMul", ["e", "W"], ["logits"])]
-    meta = {"spec_name": "tiny-labels", "served": "token_labels", "task": "token_classification",
-            "vocabulary": json.dumps(SEQ_VOCABULARY), "outputs": json.dumps(["logits"])}
-    return _save(path, nodes, [_info("tokens", ["batch", "T"], TensorProto.INT64),
-                               _info("tokens_mask", ["batch", "T"], TensorProto.BOOL)],
-                 [_info("logits", ["batch", "T", v])], {"E": rng.normal(size=(v, d)).astype(np.float32),
-                                                        "W": rng.normal(size=(d, v)).astype(np.float32)}, meta)
-
-
-def graph_network(path: Path, links: bool) -> Path:
-    """x (1, N, 2), edge_index (1, 2, E) → each node's features plus the sum of its in-neighbours', times W: class
-    logits and probabilities of 'red', 'blue' (a node classifier), or embeddings (a link scorer)."""
-    from onnx import TensorProto, helper
-
-    rng = np.random.default_rng(5 + links)
-    nodes = [helper.make_node("Squeeze", ["x", "zero"], ["xs"]),
-             helper.make_node("Squeeze", ["edge_index", "zero"], ["e"]),
-             helper.make_node("Gather", ["e", "i0"], ["src"], axis=0),
-             helper.make_node("Gather", ["e", "i1"], ["dst"], axis=0),
-             helper.make_node("Gather", ["xs", "src"], ["msg"], axis=0),
-             helper.make_node("Unsqueeze", ["dst", "one"], ["dst2"]),
-             helper.make_node("Shape", ["msg"], ["msg_shape"]),
-             helper.make_node("Expand", ["dst2", "msg_shape"], ["where"]),
-             helper.make_node("ScatterElements", ["xs", "where", "msg"], ["agg"], axis=0, reduction="add"),
-             helper.make_node("MatMul", ["agg", "W"], ["out"]),
-             helper.make_node("Unsqueeze", ["out", "zero"], ["embedding" if links else "logits"])]
-    outputs = [_info("embedding", [1, "N", 3])] if links else [_info("logits", [1, "N", 2]),
-                                                                 _info("probabilities", [1, "N", 2])]
-    if not links:
-        nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1))
-    meta = {"spec_name": "tiny-links" if links else "tiny-nodes",
-            "served": "edge_probabilities" if links else "node_classes",
-            "task": "link_prediction" if links else "node_classification",
-            "input_names": json.dumps(["x", "edge_index"]), "input_shapes": json.dumps([["N", 2], [2, "E"]]),
-            "classes": json.dumps(["red", "blue"]), "outputs": json.dumps([o.name for o in outputs])}
-    weights = {"W": rng.normal(size=(2, 3 if links else 2)).astype(np.float32), "zero": np.array([0], np.int64),
-               "one": np.array([1], np.int64), "i0": np.array(0, np.int64), "i1": np.array(1, np.int64)}
-    return _save(path, nodes, [_info("x", [1, "N", 2]), _info("edge_index", [1, 2, "E"], TensorProto.INT64)],
-                 outputs, weights, meta)
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("generated")

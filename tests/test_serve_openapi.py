@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import TrainedRun
-from tests.serve_models import picture_classifier, sampler, text_classifier, write_picture
-from tests.test_serve_generate import graph_network, seq2seq, token_labeller
-from tests.test_serve_page import CATEGORIES, COLUMN, language_model, rows_model
+from tests.serve_models import (CATEGORIES, COLUMN, graph_network, letter_model, picture_classifier, rows_model,
+                                 sampler, seq2seq, text_classifier, token_labeller, write_picture)
 from udlc.runtime.http.app import build_app
 from udlc.runtime.http.limits import Limits
 
@@ -34,7 +33,7 @@ def app(tmp_path_factory, digits_run: TrainedRun, csv_run: TrainedRun):
     files = [digits_run.run / "model.onnx", csv_run.run / "model.onnx"] + [
         make(root / name / "model.onnx") for name, make in (
             ("shapes", picture_classifier), ("reviews", text_classifier), ("points", sampler), ("fruit", rows_model),
-            ("letters", lambda p: language_model(p, "letters")), ("s2s", seq2seq), ("labels", token_labeller),
+            ("letters", lambda p: letter_model(p, "letters")), ("s2s", seq2seq), ("labels", token_labeller),
             ("nodes", lambda p: graph_network(p, links=False)), ("links", lambda p: graph_network(p, links=True)))]
     return build_app(files, LIMITS, max_batch=1)
 

@@ -9,58 +9,17 @@ HTML and quotes, and a byte-level language model), served from one folder as a r
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.processes import child_env, wait_until_serving
-from tests.serve_models import _save, picture_classifier, sampler, text_classifier, write_picture
-from tests.test_serve import NO_TORCH, free_port
+from tests.processes import start_serve, wait_until_serving
+from tests.serve_models import letter_model, picture_classifier, rows_model, sampler, text_classifier, write_picture
 from udlc.runtime.http.app import build_app
 
 INSTALL = "apt-get install -y chromium chromium-driver && pip install 'selenium>=4.20'"
-COLUMN, CATEGORIES = 'size <cm> "x"', ["red", '"green" <i>']  # markup and quotes the page must escape
-
-
-def rows_model(path: Path) -> Path:
-    """A regression on rows: 'weight' (empty: its training mean), COLUMN, and 'color' one of CATEGORIES."""
-    from onnx import TensorProto, helper
-
-    columns = ["weight", COLUMN, *(f"color={c}" for c in CATEGORIES)]
-    meta = {"spec_name": "fruit <b>", "served": "values", "task": "supervised", "target": "regression",
-            "target_column": "price", "classes": "null", "input_names": json.dumps(["x"]),
-            "input_shapes": json.dumps([[4]]), "outputs": json.dumps(["prediction"]),
-            "feature_columns": json.dumps(columns), "categories": json.dumps({"color": CATEGORIES}),
-            "fill_values": json.dumps({"weight": 1.5})}
-    return _save(path, [helper.make_node("MatMul", ["x", "w"], ["prediction"])],
-                 [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-                 [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, ["batch", 1])],
-                 {"w": np.array([[1.0], [10.0], [100.0], [1000.0]], np.float32)}, meta)
-
-
-def language_model(path: Path, name: str) -> Path:
-    """A byte-level language model without a cache whose likeliest next letter follows the last in the alphabet
-    ('abc' → 'abcdefgh' greedily); any other byte is followed by 'a'."""
-    from onnx import TensorProto, helper
-
-    follows = np.full(256, ord("a"))
-    follows[ord("a"):ord("z") + 1] = ord("a") + (np.arange(26) + 1) % 26
-    weights = np.zeros((256, 256), np.float32)
-    weights[np.arange(256), follows] = 10.0
-    meta = {"spec_name": name, "served": "next_token", "task": "language_model", "tokenizer": json.dumps(
-        {"type": "byte"}), "context": "16", "vocab_size": "256", "outputs": json.dumps(["logits"])}
-    return _save(path, [helper.make_node("Gather", ["w", "tokens"], ["logits"])],
-                 [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", "T"])],
-                 [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "T", 256])],
-                 {"w": weights}, meta)
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     """A folder `udlc serve` serves whole, as a run's: model.onnx is named by its spec ('fruit <b>'), the others
@@ -72,7 +31,7 @@ def folder(tmp_path_factory) -> Path:
     picture_classifier(root / "shapes.onnx", "try")
     text_classifier(root / "reviews.onnx", "try")
     sampler(root / "points.onnx", "try")
-    language_model(root / "letters.onnx", "try")
+    letter_model(root / "letters.onnx", "try")
     # the picture classifier as a model of arrays (a built-in data set's): its 64 values typed by position
     grid = onnx.load(str(picture_classifier(root / "grid.onnx", "try")))
     kept = [p for p in grid.metadata_props if p.key != "pictures"]
@@ -126,10 +85,7 @@ def test_a_browser_uploads_a_picture_and_reads_the_class_the_server_answers(fold
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-c", NO_TORCH, "serve", str(folder), "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env())
+    server, url = start_serve(folder)  # it starts while the browser does
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
