@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 UDLC   := $(VENV)/bin/udlc
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-all bench bench-gpu schema clean
+.PHONY: demo test test-all bench bench-gpu schema docs figures clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -33,6 +33,10 @@ bench: $(STAMP)
 	$(PY) bench/lm_speed.py
 	$(PY) bench/zoo_speed.py
 	$(PY) bench/serve_speed.py
+	$(PY) bench/gan_eval_speed.py
+	$(PY) bench/dense_examples.py
+	$(PY) bench/optimizers.py
+	$(PY) bench/feedback_speed.py
 
 bench-gpu: $(STAMP)  # on a machine with a CUDA GPU: udlc's default path against hand-tuned loops
 	$(PY) bench/gpu.py
@@ -40,5 +44,15 @@ bench-gpu: $(STAMP)  # on a machine with a CUDA GPU: udlc's default path against
 schema: $(STAMP)
 	$(UDLC) schema > spec/udlc.schema.json
 
+# The docs site: the reference regenerated from the registries, then mkdocs (Material) into site/, offline and strict.
+docs: $(STAMP)
+	$(PY) tools/reference.py
+	$(PY) tools/figures.py --drawings
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# The docs' pictures: trains each family page's example (minutes); committed, so `make docs` does not retrain.
+figures: $(STAMP)
+	$(PY) tools/figures.py
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

@@ -47,8 +47,9 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log.open("w")
-        self.proc = subprocess.Popen([UDLC, "serve", str(model), "--port", str(self.port), *args],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        command = getattr(self, "command", None)
+        command = [*command, str(self.port)] if command else [UDLC, "serve", str(model), "--port", str(self.port), *args]
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
@@ -73,6 +74,35 @@ class Server:
             code = self.proc.wait()
         self.log.close()
         return code
+
+
+# The fastest any Python server on udlc serve's stack can answer here: uvicorn (httptools, uvloop, one process) and
+# Starlette, a route that reads the JSON body and answers a constant — no model, no batching, no udlc.
+CEILING_APP = """
+import json, sys
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+async def answer(request):
+    json.loads(await request.body())
+    return Response(b'{"answers": [{"prediction": "0"}]}', media_type="application/json")
+
+async def ready(request):
+    return Response(b"{}", media_type="application/json")
+
+app = Starlette(routes=[Route("/v1/predict/ceiling", answer, methods=["POST"]), Route("/v2/health/ready", ready)])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+
+class CeilingServer(Server):
+    """CEILING_APP as a subprocess: what bounds one-row requests on this machine before udlc does anything."""
+
+    def __init__(self, log: Path):
+        self.command = [sys.executable, "-c", CEILING_APP]
+        super().__init__(Path("-"), [], log)
 
 
 # ---- the client ------------------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ folder: accuracy does not matter here, the model's size does; 75k parameters, mo
                 requests/s is requests over the wall time of the point; the client's and the server's CPU time
                 over that span, per request, and the mean rows per onnxruntime call (the server's /metrics) are
                 printed beside them. Any answer but 200 counts as failed.
+  ceiling       the same client against the fastest route any Python server on this stack can have: uvicorn
+                (httptools, uvloop, one process) and Starlette reading the JSON body and answering a constant, at
+                concurrency 64: what bounds one-row requests on this machine before udlc does any work.
   memory        a fresh server (defaults) answers 20,000 requests at concurrency 8; its resident memory (VmRSS of
                 /proc/<pid>/status) after the first 1,000 and at the end (goal: within 10 %; zero failed).
 
@@ -50,7 +53,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from serve_harness import UDLC, Server, load, pct, rss_mib  # bench/serve_harness.py
+from serve_harness import CeilingServer, UDLC, Server, load, pct, rss_mib  # bench/serve_harness.py
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 8, 64)
@@ -124,6 +127,14 @@ def digits(model: Path, tmp: Path, scale: float) -> tuple[dict, dict]:
                       f"mean batch {res['mean_batch']:.1f}, failed {res['failed']}", flush=True)
         finally:
             served[(label, "exit")] = server.stop()
+    ceiling = CeilingServer(tmp / "serve-ceiling.log")
+    try:
+        n = max(int(REQUESTS[64] * scale), 128)
+        served["ceiling"] = load(f"{ceiling.url}/v1/predict/ceiling", bodies, 64, n, ceiling.pid)
+        print(f"  ceiling (uvicorn + Starlette, JSON read, constant answer) concurrency 64: "
+              f"{n / served['ceiling']['wall']:7.1f} req/s", flush=True)
+    finally:
+        ceiling.stop()
     return floor, served
 
 
@@ -335,6 +346,11 @@ def report_digits(floor: dict, served: dict, mem: dict | None) -> None:
     ratio = (b64["n"] / b64["wall"]) / floor[64]["rows_per_s"]
     print(f"  concurrency 64 with batching >= 0.5x bare batched throughput: {b64['n'] / b64['wall']:.0f} / "
           f"{floor[64]['rows_per_s']:.0f} = {ratio:.3f}x — {'met' if ratio >= 0.5 else 'NOT met'}")
+    top = served["ceiling"]["n"] / served["ceiling"]["wall"]
+    print(f"    the ceiling here, a route that only reads the JSON and answers a constant (uvicorn with httptools and "
+          f"uvloop, Starlette, one process, the same client): {top:.0f} req/s at concurrency 64 = "
+          f"{top / floor[64]['rows_per_s']:.3f}x bare batched; udlc serve reaches {b64['n'] / b64['wall'] / top:.2f} "
+          "of that ceiling")
     for label in ("batching (defaults)", "--max-batch 1"):
         p99 = pct(served[(label, 8)]["latencies"], 99) * 1e3
         print(f"  p99 at concurrency 8 <= 20 ms ({label}): {p99:.1f} ms — {'met' if p99 <= 20 else 'NOT met'}")

@@ -102,8 +102,15 @@ def test_every_optimizer_gets_every_argument_and_steps(entry, example) -> None:
         if field not in ("type", "decay_bias_and_norm"):  # the latter picks param groups (tested below)
             assert opt.defaults[field] == getattr(cfg, field), field
     before = model.weight.detach().clone()
-    model(torch.randn(4, 3)).pow(2).sum().backward()
-    opt.step()
+    x = torch.randn(4, 3)
+
+    def closure():  # every torch optimizer takes one; L-BFGS (OPTIMIZERS[...].closure) needs it
+        opt.zero_grad()
+        loss = model(x).pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
     assert not torch.equal(before, model.weight) and isinstance(note, str)
 
 

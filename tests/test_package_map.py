@@ -1,5 +1,5 @@
-"""The README's package map shows every part of the package, and nothing that is not there: a new package or
-top-level module is added to the map when it is added to udlc/."""
+"""The package map (docs/internals.md, linked from the README) shows every part of the package, and nothing that is
+not there: a new package or top-level module is added to the map when it is added to udlc/."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def mapped_parts() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("### The package map", 1)[1].split("\n#", 1)[0]
+    text = (ROOT / "docs" / "internals.md").read_text(encoding="utf-8")
+    section = text.split("## The package map", 1)[1].split("\n#", 1)[0]
     return re.findall(r"^\| `udlc/([\w.]+/?)`", section, flags=re.M)
 
 

@@ -39,7 +39,7 @@ def self_contained(page: str) -> None:
         assert bad not in page, f"the page refers outside itself: {bad!r}"
     targets = re.findall(r"""href=["']([^"']*)""", page) + re.findall(r"url\(([^)]*)\)", page)
     assert targets and all(t.startswith("#") for t in targets), [t for t in targets if not t.startswith("#")]
-    assert page.count("<svg") == 1  # the curves, inline
+    assert page.count("<svg") == 2  # inline: the curves, and the networks drawn
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,9 @@ def test_digits_page_holds_the_run(digits_run, digits_page):
         assert row[1] == node.op and int(row[4].replace(",", "")) == node.params
         assert f'id="L{node.span.line}"' in page and row[6] == str(node.span.line)
     assert by_name["total"][4] == f"{graph.total_params:,}"
+    # the network drawn (udlc draw), its boxes holding every parameter
+    drawn = page.split('<div class="svg drawing">', 1)[1].split("</svg>", 1)[0]
+    assert sum(int(n.replace(",", "")) for n in re.findall(r">([\d,]+) params</text>", drawn)) == graph.total_params
     # the epoch table has every epoch of metrics.csv; the spec is shown as trained
     (epochs,) = tables(page, "epochs")
     assert len(epochs) - 1 == info["epochs_done"] == 2
@@ -128,7 +131,7 @@ def test_a_run_with_no_epoch_yet_still_gets_a_report(digits_run, tmp_path):
     assert (run / "report.html").is_file()
     assert "No epoch has ended yet" in page and "No results.json" in page
     assert "no checkpoint yet" in page and '<table class="confusion">' not in page
-    assert "<svg" not in page and "<link" not in page
+    assert page.count("<svg") == page.count("class=\"udlc-net\"") == 1 and "<link" not in page  # no curves yet
     assert '<table class="summary">' in page  # the networks are known from the spec alone
 
 

@@ -8,18 +8,16 @@ HTML and quotes, and a byte-level language model), served from one folder as a r
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.browser import console_errors, headless_chromium
 from tests.processes import start_serve, wait_until_serving
 from tests.serve_models import letter_model, picture_classifier, rows_model, sampler, text_classifier, write_picture
 from udlc.runtime.http.app import build_app
 
-INSTALL = "apt-get install -y chromium chromium-driver && pip install 'selenium>=4.20'"
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     """A folder `udlc serve` serves whole, as a run's: model.onnx is named by its spec ('fruit <b>'), the others
@@ -65,99 +63,82 @@ def test_the_page_names_each_model_escaped_and_fetches_nothing_from_elsewhere(fo
     assert numbers == [("weight", 'placeholder="empty: the mean"'), ("size &lt;cm&gt; &quot;x&quot;", "required")]
 
 
-def _browser() -> tuple[str, str]:
-    if importlib.util.find_spec("selenium") is None:
-        pytest.skip(f"selenium is not installed: {INSTALL}")
-    found = [shutil.which(n) for n in ("chromium", "chromedriver")]
-    if not all(found):
-        pytest.skip(f"no headless browser (chromium, chromedriver) here: {INSTALL}")
-    return found[0], found[1]  # type: ignore[return-value]
-
-
 @pytest.mark.long
 def test_a_browser_uploads_a_picture_and_reads_the_class_the_server_answers(folder, tmp_path: Path) -> None:
     """Headless Chromium against a real `udlc serve` (in an interpreter without torch): each form's answer on the
     page is the friendly route's answer for the same input; a screenshot is saved in tmp_path."""
-    chromium, chromedriver = _browser()
+    server, url = start_serve(folder)  # it starts while the browser does
+    try:
+        with headless_chromium() as browser:
+            check_the_page(browser, url, server, tmp_path)
+    finally:
+        server.terminate()
+    output, _ = server.communicate(timeout=10)
+    assert server.returncode == 0, output
+    assert "POST /v1/predict/try-shapes 200" in output and "GET / 200" in output
+
+
+def check_the_page(browser, url: str, server, tmp_path: Path) -> None:
     import httpx
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    server, url = start_serve(folder)  # it starts while the browser does
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1000,2200"):
-        options.add_argument(flag)
-    browser = None
-    try:
-        browser = webdriver.Chrome(options=options, service=Service(chromedriver))  # starts while the server does
-        wait_until_serving(server, url)
-        browser.get(url)
-        wait = WebDriverWait(browser, 10)
+    wait_until_serving(server, url)
+    browser.get(url)
+    wait = WebDriverWait(browser, 10)
 
-        def section(model: str):  # by id: a quoted name ('fruit%20%3Cb%3E') is no CSS selector
-            return browser.find_element(By.ID, f"model-{model}")
+    def section(model: str):  # by id: a quoted name ('fruit%20%3Cb%3E') is no CSS selector
+        return browser.find_element(By.ID, f"model-{model}")
 
-        def answer(model: str, css: str):
-            box = section(model).find_element(By.CSS_SELECTOR, ".answer")
-            return wait.until(lambda _: box.find_elements(By.CSS_SELECTOR, css) or None)[0]
+    def answer(model: str, css: str):
+        box = section(model).find_element(By.CSS_SELECTOR, ".answer")
+        return wait.until(lambda _: box.find_elements(By.CSS_SELECTOR, css) or None)[0]
 
-        picture = write_picture(tmp_path / "cat.png", seed=3)
-        section("try-shapes").find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(picture))
-        shown = answer("try-shapes", ".prediction").text  # asked as soon as chosen
-        with picture.open("rb") as f:
-            (expected,) = httpx.post(f"{url}/v1/predict/try-shapes", files={"picture": f}).json()["answers"]
-        assert shown == expected["prediction"]
-        bars = section("try-shapes").find_elements(By.CSS_SELECTOR, ".bar")
-        assert [b.find_element(By.CSS_SELECTOR, ".class").text for b in bars] == ["bar", "disc", "square"]
-        assert [b.find_element(By.CSS_SELECTOR, ".p").text for b in bars] == [
-            f"{p:.3f}" for p in expected["probabilities"].values()]
+    picture = write_picture(tmp_path / "cat.png", seed=3)
+    section("try-shapes").find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(picture))
+    shown = answer("try-shapes", ".prediction").text  # asked as soon as chosen
+    with picture.open("rb") as f:
+        (expected,) = httpx.post(f"{url}/v1/predict/try-shapes", files={"picture": f}).json()["answers"]
+    assert shown == expected["prediction"]
+    bars = section("try-shapes").find_elements(By.CSS_SELECTOR, ".bar")
+    assert [b.find_element(By.CSS_SELECTOR, ".class").text for b in bars] == ["bar", "disc", "square"]
+    assert [b.find_element(By.CSS_SELECTOR, ".p").text for b in bars] == [
+        f"{p:.3f}" for p in expected["probabilities"].values()]
 
-        fruit = section("fruit%20%3Cb%3E")
-        fruit.find_element(By.CSS_SELECTOR, 'input[data-column^="size"]').send_keys("0.5")
-        fruit.find_element(By.CSS_SELECTOR, "option:nth-child(2)").click()  # CATEGORIES[1]
-        fruit.find_element(By.CSS_SELECTOR, "button").click()
-        price = float(answer("fruit%20%3Cb%3E", "dd").text)
-        assert price == 1.5 + 10 * 0.5 + 1000  # weight filled with its mean; the second category's one-hot
+    fruit = section("fruit%20%3Cb%3E")
+    fruit.find_element(By.CSS_SELECTOR, 'input[data-column^="size"]').send_keys("0.5")
+    fruit.find_element(By.CSS_SELECTOR, "option:nth-child(2)").click()  # CATEGORIES[1]
+    fruit.find_element(By.CSS_SELECTOR, "button").click()
+    price = float(answer("fruit%20%3Cb%3E", "dd").text)
+    assert price == 1.5 + 10 * 0.5 + 1000  # weight filled with its mean; the second category's one-hot
 
-        values = [str(v) for v in range(0, 256, 4)]  # 64 values
-        section("try-grid").find_element(By.CSS_SELECTOR, "textarea").send_keys(", ".join(values))
-        section("try-grid").find_element(By.CSS_SELECTOR, "button").click()
-        expected = httpx.post(f"{url}/v1/predict/try-grid", json={"rows": [values]}).json()["answers"][0]
-        assert answer("try-grid", ".prediction").text == expected["prediction"]
+    values = [str(v) for v in range(0, 256, 4)]  # 64 values
+    section("try-grid").find_element(By.CSS_SELECTOR, "textarea").send_keys(", ".join(values))
+    section("try-grid").find_element(By.CSS_SELECTOR, "button").click()
+    expected = httpx.post(f"{url}/v1/predict/try-grid", json={"rows": [values]}).json()["answers"][0]
+    assert answer("try-grid", ".prediction").text == expected["prediction"]
 
-        section("try-reviews").find_element(By.CSS_SELECTOR, "textarea").send_keys("a fine film")
-        section("try-reviews").find_element(By.CSS_SELECTOR, "button").click()
-        expected = httpx.post(f"{url}/v1/predict/try-reviews", json={"texts": ["a fine film"]}).json()["answers"][0]
-        assert answer("try-reviews", ".prediction").text == expected["prediction"]
+    section("try-reviews").find_element(By.CSS_SELECTOR, "textarea").send_keys("a fine film")
+    section("try-reviews").find_element(By.CSS_SELECTOR, "button").click()
+    expected = httpx.post(f"{url}/v1/predict/try-reviews", json={"texts": ["a fine film"]}).json()["answers"][0]
+    assert answer("try-reviews", ".prediction").text == expected["prediction"]
 
-        section("try-points").find_element(By.CSS_SELECTOR, "button").click()
-        drawn = answer("try-points", "img")
-        assert wait.until(lambda _: browser.execute_script("return arguments[0].naturalWidth", drawn)) > 0
+    section("try-points").find_element(By.CSS_SELECTOR, "button").click()
+    drawn = answer("try-points", "img")
+    assert wait.until(lambda _: browser.execute_script("return arguments[0].naturalWidth", drawn)) > 0
 
-        letters = section("try-letters")
-        letters.find_element(By.CSS_SELECTOR, "textarea").send_keys("abc")
-        for name, value in (("max_new_tokens", "5"), ("temperature", "0")):  # greedy: one answer
-            field = letters.find_element(By.NAME, name)
-            field.clear()
-            field.send_keys(value)
-        letters.find_element(By.CSS_SELECTOR, "button").click()
-        answer("try-letters", ".done")  # the stream's last event, read from the stream
-        expected = httpx.post(f"{url}/v1/generate/try-letters?stream=false", json={
-            "prompt": "abc", "max_new_tokens": 5, "temperature": 0}).json()["text"]
-        assert letters.find_element(By.CSS_SELECTOR, ".generated").text == expected == "abcdefgh"
+    letters = section("try-letters")
+    letters.find_element(By.CSS_SELECTOR, "textarea").send_keys("abc")
+    for name, value in (("max_new_tokens", "5"), ("temperature", "0")):  # greedy: one answer
+        field = letters.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(value)
+    letters.find_element(By.CSS_SELECTOR, "button").click()
+    answer("try-letters", ".done")  # the stream's last event, read from the stream
+    expected = httpx.post(f"{url}/v1/generate/try-letters?stream=false", json={
+        "prompt": "abc", "max_new_tokens": 5, "temperature": 0}).json()["text"]
+    assert letters.find_element(By.CSS_SELECTOR, ".generated").text == expected == "abcdefgh"
 
-        assert browser.save_screenshot(str(tmp_path / "page.png"))
-        assert (tmp_path / "page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]]
-        assert not errors  # no script error, nothing the page's policy refused
-    finally:
-        if browser is not None:
-            browser.quit()
-        server.terminate()
-        output, _ = server.communicate(timeout=10)
-    assert server.returncode == 0, output
-    assert "POST /v1/predict/try-shapes 200" in output and "GET / 200" in output
+    assert browser.save_screenshot(str(tmp_path / "page.png"))
+    assert (tmp_path / "page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not console_errors(browser)  # no script error, nothing the page's policy refused

@@ -15,7 +15,7 @@ from udlc.data.builtin_sets import GENERATORS
 from udlc.data.file_kinds import FILE_READERS, load_arrays, peek
 from udlc.data.peek import builtin_signature
 from udlc.errors import SpecError
-from udlc.spec.data import BUILTIN_SOURCES, FILE_SUFFIXES, NODE_SET_SOURCES, SEQUENCE_SOURCES, TEXT_SOURCES, DataSpec
+from udlc.spec.data import BUILTIN_SOURCES, FILE_SUFFIXES, NODE_SET_SOURCES, PICTURE_SOURCES, SEQUENCE_SOURCES, TEXT_SOURCES, DataSpec
 from udlc.spec.sources import SOURCES, BuiltinSet, FileKind, SourceRegistry
 
 BUILTIN = SOURCES.builtin()
@@ -85,7 +85,7 @@ def test_spec_names_come_from_the_registry() -> None:
         spec(source="digitz")
     (err,) = e.value.errors()
     assert err["type"] == "unknown_source" and err["ctx"]["allowed"] == [*BUILTIN_SOURCES, *TEXT_SOURCES, *SEQUENCE_SOURCES,
-                                                                  *NODE_SET_SOURCES]
+                                                                  *NODE_SET_SOURCES, *PICTURE_SOURCES]
     assert err["ctx"]["hint"] == "or a .csv, .npz, .npy or .txt file, or a folder of pictures written with a slash " \
                                  "(`pictures/`)"
     with pytest.raises(ValidationError, match="applies only to CSV files"):

@@ -181,4 +181,5 @@ def _texts(info: dict, path: Path) -> tuple[Path, int]:
 
 
 PREDICT_INPUTS = {"classes": _samples, "values": _samples, "latents": _samples, "decoded": _codes,
-                  "node_classes": _graph, "edge_probabilities": _pairs, "text_classes": _texts}
+                  "node_classes": _graph, "edge_probabilities": _pairs, "text_classes": _texts,
+                  "masks": _samples, "pictures": _samples}

@@ -114,6 +114,32 @@ def report(run: str, output: str | None) -> None:
 
 
 @main.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="model.svg", show_default=True,
+              help="The drawing: .svg, or .png (matplotlib).")
+@click.option("--expand", multiple=True, help="Draw this block or stage call open (repeatable); `all` opens every "
+                                                "one. By default a network past 40 boxes is drawn with its calls "
+                                                "collapsed.")
+@click.option("--network", help="Draw only this network of a spec with several.")
+@_set
+def draw(source: str, output: str, expand: tuple[str, ...], network: str | None, overrides: tuple[str, ...]) -> None:
+    """Draw SOURCE's networks (a spec, or a run folder) as a diagram: each layer with its output shape and parameter
+    count, blocks and stages framed or collapsed, branches side by side, skips as arcs. No torch."""
+    from udlc.guide.draw import check_request, write
+    from udlc.tasks import compile_spec
+
+    if Path(source).is_dir():
+        from udlc.runs import RunFolder
+
+        compiled = RunFolder.open(source).compiled()
+    else:
+        compiled = compile_spec(source, overrides)
+    opened = "all" if "all" in expand else (expand or None)
+    check_request(compiled, opened, network, Path(output))
+    click.echo(str(write(compiled, Path(output), opened, network)))
+
+
+@main.command()
 @click.argument("spec", required=False, type=click.Path(dir_okay=False))
 @click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True,
               help="Trials to run (more, on --resume).")

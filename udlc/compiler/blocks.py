@@ -30,6 +30,7 @@ class Scope:
     stack: tuple[str, ...] = ()  # block names being expanded, to catch recursion
     use: tuple[str, int] | None = None  # (block, line of the call) inside a block; named in its errors
     doc: Any = None  # the document these entries are written in: a library block's file, or None (the spec)
+    groups: tuple[str, ...] = ()  # the block and stage calls around these entries, outermost first (Node.groups)
 
 
 def call_block(r: Resolver, name: str, args: Any, meta: dict, path: Path_, prev: str | None,
@@ -62,7 +63,7 @@ def call_block(r: Resolver, name: str, args: Any, meta: dict, path: Path_, prev:
         # An input left unknown by an upstream error is still a name here (mapped to None), so the body's
         # `from: memory` is not reported as unknown: the nodes that read it are skipped instead.
         names = dict(zip(block.inputs, [x, *rest]))
-        inner = Scope(prefix, names, values, scope.stack + (name,), use, doc)
+        inner = Scope(prefix, names, values, scope.stack + (name,), use, doc, scope.groups + (prefix[:-1],))
         before = len(r.errors)
         layers = substitute(r, block.layers, body_path, inner)
         if len(r.errors) > before:

@@ -6,7 +6,7 @@ defaults, the JSON Schema of both) and how it expands into plain nodes while the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from udlc.compiler.blocks import Scope
@@ -151,10 +151,11 @@ def stage(r: Resolver, block: Any, block_path: Path_, opts: dict, meta: dict, pa
             return None
     x = r.single_input(meta, prev, path, scope)
     label = meta["id"] if "id" in meta else r.fresh("stage", scope)
+    inside = replace(scope, groups=scope.groups + (label,))  # the same names dict: ids made here stay visible
     for i in range(times * meta.get("repeat", 1)):
         args = {**opts["args"], **(opts["first"] if i == 0 else {})}
         where = path + ("first" if i == 0 and opts["first"] else "args",)
-        x = call_block(r, block, args, {}, where, x, scope, instance=f"{label}_{i}")
+        x = call_block(r, block, args, {}, where, x, inside, instance=f"{label}_{i}")
         if x is None:
             return None
     return r.named(x, meta, scope)

@@ -22,6 +22,11 @@ class Node:
     path: str  # the dotted spec path it came from, for messages
     span: Span | None
     init: str | None = None
+    # The block and the spec's line of the call that made this node, when a block did (Scope.use): where a
+    # message about a node of udlc's own blocks points, since users do not read those files.
+    use: tuple[str, int] | None = None
+    # The block and stage calls that made it, outermost first (`layer1`, `layer1_0`): `udlc draw` frames them.
+    groups: tuple[str, ...] = ()
     # Filled in as the graph is built; empty when an upstream error left them unknown.
     shapes: list[Shape] = field(default_factory=list)  # one per output
     dtypes: list[str] = field(default_factory=list)

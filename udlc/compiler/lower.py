@@ -58,8 +58,16 @@ FILL: dict[str, Callable[[torch.Tensor], object] | None] = {
     "xavier": nn.init.xavier_uniform_,
     "normal": lambda w: nn.init.normal_(w, std=0.02),
     "zeros": nn.init.zeros_,
+    "orthogonal": nn.init.orthogonal_,
+    "uniform": lambda w: nn.init.uniform_(w, -fan_in(w) ** -0.5, fan_in(w) ** -0.5),
 }
 assert list(FILL) == list(INITS), f"init implementations {list(FILL)} do not match the registry's {list(INITS)}"
+
+
+def fan_in(weight: torch.Tensor) -> int:
+    """The inputs each output of a weight of rank >= 2 sums over: dim 1 times the kernel's size, as torch.nn.init
+    counts them."""
+    return weight.shape[1] * weight[0][0].numel()
 
 
 def apply_init(module: nn.Module, init: str) -> None:

@@ -323,7 +323,8 @@ class Resolver:
                  init: str | None = None, meta: dict | None = None) -> str:
         name = self.fresh(op, scope, meta)
         node = Node(name, op, cfg, tuple(i for i in inputs if i is not None), dotted(path),
-                    self.doc_of(scope).span(path, key=True), init or self.model.init)
+                    self.doc_of(scope).span(path, key=True), init or self.model.init, use=scope.use,
+                    groups=scope.groups)
         self.graph.nodes[name] = node
         if None in inputs or not all(self.one_value(i, path, scope, key=True) for i in node.inputs):
             return name

@@ -25,6 +25,7 @@ class Arrays:
     target_column: str | None = None
     categories: dict[str, list[str]] = field(default_factory=dict)  # categorical column -> its one-hot order
     dropped_rows: int = 0  # rows `missing: drop` left out
+    labeled: bool = True  # False: samples alone (y zeros), for an unconditional generative task
 
 
 class LazyRows:

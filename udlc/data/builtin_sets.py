@@ -95,6 +95,47 @@ def _sine_mixture(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
 
 
 
+# ---- pictures with picture-shaped targets (spec.sources.PictureSet) ---------------------------------------
+
+
+def _shapes(n: int, noise: float, rng: Any) -> tuple[Any, Any]:
+    """(n, 1, S, S) pictures and their (n, S, S) masks: 1 to 3 filled shapes (class 1 circle, 2 square, 3 triangle),
+    each of its own brightness in [0.5, 1] and radius 3 to S/4, on a dark background with Gaussian noise of std
+    `noise` over everything, then scaled to a PNG's grey values (× 255, so that a picture file reads as these do).
+    A later shape covers an earlier one, in the mask too; the shapes differ in outline only, not in brightness,
+    so the network must see their form."""
+    import numpy as np
+
+    size = SOURCES.find("shape_masks").shape[-1]
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
+    x = np.zeros((n, 1, size, size), np.float32)
+    y = np.zeros((n, size, size), np.int64)
+    for i in range(n):
+        for _ in range(int(rng.integers(1, 4))):
+            kind = int(rng.integers(1, 4))
+            r = rng.uniform(3, size / 4)
+            cy, cx = rng.uniform(r, size - r, size=2)
+            if kind == 1:
+                inside = (rows - cy) ** 2 + (cols - cx) ** 2 <= r * r
+            elif kind == 2:
+                inside = (np.abs(rows - cy) <= r * 0.85) & (np.abs(cols - cx) <= r * 0.85)
+            else:  # apex up: the width grows from 0 at the top to 2r at the base
+                inside = (rows >= cy - r) & (rows <= cy + r) & (np.abs(cols - cx) <= (rows - (cy - r)) / 2)
+            x[i, 0][inside] = rng.uniform(0.5, 1.0)
+            y[i][inside] = kind
+    return (x + rng.normal(0, noise, size=x.shape).astype(np.float32)) * 255, y
+
+
+def _digits_2x(n: int, noise: Any, rng: Any) -> tuple[Any, Any]:
+    """scikit-learn's digits as (N, 1, 8, 8) targets, their 0..16 scaled to a PNG's grey values 0..255 (so that a
+    picture file reads as these do), each averaged over 2×2 blocks into its (N, 1, 4, 4) input."""
+    import numpy as np
+    from sklearn import datasets
+
+    y = datasets.load_digits().data.astype(np.float32).reshape(-1, 1, 8, 8) * (255 / 16)
+    return y.reshape(-1, 1, 4, 2, 4, 2).mean(axis=(3, 5)), y
+
+
 # ---- text corpora ------------------------------------------------------------------------------------
 
 
@@ -136,6 +177,7 @@ GENERATORS: dict[str, Callable[..., Any]] = {
     "stdlib": _stdlib_text,
     "copy": _mapped(lambda s: s), "reverse": _mapped(lambda s: s[::-1]),
     "sort": _mapped(lambda s: "".join(sorted(s))), "add": _add,
+    "shape_masks": _shapes, "digits_2x": _digits_2x,
     "karate": karate, "sbm": sbm, "trees_cycles": trees_and_cycles,
 }
 

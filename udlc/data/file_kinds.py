@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 import udlc.data.peek as headers
 from udlc.data.layout import check_builtin_options, data_file, no_samples
+from udlc.errors import SpecError
 from udlc.spec.data import DataSpec
 from udlc.spec.sources import FOLDER, SOURCES, BuiltinSet
 
@@ -70,16 +71,21 @@ if _kinds != set(FILE_READERS):
 
 def peek(spec: DataSpec, base_dir: Path) -> headers.DataSignature:
     """The signature of spec's source, for `udlc check`; raises the loaders' SpecErrors for a missing or
-    malformed file."""
+    malformed file, and refuses samples without labels or `normalize: symmetric` unless a generative task
+    reads them (`spec.for_generation()`), as load_arrays does."""
+    refuse_symmetric(spec)
     entry = SOURCES.find(spec.source)
     if isinstance(entry, BuiltinSet):
         check_builtin_options(spec)
         return headers.builtin_signature(entry)
-    return FILE_READERS[entry.name].peek(data_file(spec, base_dir), spec)  # a validated spec names a known kind
+    signature = FILE_READERS[entry.name].peek(data_file(spec, base_dir), spec)  # a validated spec: a known kind
+    refuse_unlabeled(spec, signature.labeled, signature.source)
+    return signature
 
 
 def load_arrays(spec: DataSpec, base_dir: Path, seed: int, lazy_bytes: int | None = None) -> Arrays:
     """The source's raw samples. An .npy file larger than `lazy_bytes` gives x as LazyRows, not in memory."""
+    refuse_symmetric(spec)
     entry = SOURCES.find(spec.source)
     if isinstance(entry, BuiltinSet):
         from udlc.data.sources import load_builtin
@@ -87,6 +93,22 @@ def load_arrays(spec: DataSpec, base_dir: Path, seed: int, lazy_bytes: int | Non
         return load_builtin(entry, spec, seed)
     path = data_file(spec, base_dir)
     arrays = FILE_READERS[entry.name].load(path, spec, lazy_bytes)
+    refuse_unlabeled(spec, arrays.labeled, arrays.name)
     if len(arrays.x) == 0:
         raise no_samples(path, arrays.dropped_rows)
     return arrays
+
+
+def refuse_symmetric(spec: DataSpec) -> None:
+    if spec.normalize == "symmetric" and not spec.generation:
+        raise SpecError("symmetric scales samples into [-1, 1] for a generative model's tanh output; this task "
+                        "reads them as inputs", path="data.normalize",
+                        hint="use `normalize: standard` (or minmax for [0, 1])")
+
+
+def refuse_unlabeled(spec: DataSpec, labeled: bool, source: str) -> None:
+    if not labeled and not spec.generation:
+        raise SpecError(f"{source} holds samples without labels; this task learns from labelled samples",
+                        path="data.source", hint="give labels (an .npz with arrays x and y; a folder of pictures "
+                        "with a subfolder per class), or train an unconditional task: gan, vae, diffusion "
+                        "(without a label input) or autoencoder")

@@ -13,7 +13,7 @@ import ast
 import csv
 import math
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -314,11 +314,21 @@ def read_array_header(f: IO[bytes]) -> ArrayHeader:
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
-def picture_files(folder: Path) -> tuple[list[str], list[Path], list[int]]:
-    """The class names (the subfolders, sorted), every picture file in class order, and each file's class."""
+def picture_files(folder: Path, labelled: bool = True) -> tuple[list[str], list[Path], list[int]]:
+    """The class names (the subfolders, sorted), every picture file in class order, and each file's class.
+    `labelled=False` (a task that needs no labels: a GAN's, an autoencoder's, or pictures matched with their
+    masks by name): every picture in the folder and its subfolders, in path order, with no classes or labels —
+    so a folder of loose pictures is a data set too."""
     if not folder.is_dir():
         raise SpecError(f"no folder at {folder}", path="data.source", hint="the path is relative to the spec")
+    if not labelled:
+        return [], unlabelled_pictures(folder), []
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes and any(f.suffix.lower() in SUFFIXES for f in folder.iterdir() if f.is_file()):
+        raise SpecError(f"{folder} holds pictures but no class folders, and this task learns classes: it reads "
+                        "one subfolder per class", path="data.source",
+                        hint=f"sort them into {folder.name}/<class>/, or learn from unlabelled pictures with a task "
+                             "that needs no labels (gan, vae, autoencoder)")
     if len(classes) < 2:
         raise SpecError(f"{folder} holds {len(classes)} class folder{'s' * (len(classes) != 1)}: a folder of "
                         "pictures has one subfolder per class, two or more", path="data.source",
@@ -333,6 +343,16 @@ def picture_files(folder: Path) -> tuple[list[str], list[Path], list[int]]:
         files += found
         labels += [index] * len(found)
     return classes, files, labels
+
+
+def unlabelled_pictures(folder: Path) -> list[Path]:
+    """Every picture file under `folder` (subfolders too, hidden ones left out), sorted by path."""
+    found = sorted(f for f in folder.rglob("*") if f.suffix.lower() in SUFFIXES and f.is_file()
+                   and not any(part.startswith(".") for part in f.relative_to(folder).parts))
+    if not found:
+        raise SpecError(f"{folder} holds no pictures ({', '.join(SUFFIXES)})", path="data.source",
+                        hint="the path is relative to the spec")
+    return found
 
 
 def size_of(image_size: int | tuple[int, int]) -> tuple[int, int]:

@@ -42,6 +42,9 @@ class DataSignature:
     # whole numbers (None for text labels), so a classification loss can count their classes.
     distinct: int | None = None
     whole: bool | None = None
+    # False for samples without labels (an .npz of `x` alone, an .npy of 3 or more axes): what an
+    # unconditional generative task learns from, and what file_kinds.peek refuses to every other task.
+    labeled: bool = True
 
 
 # A CSV up to this size is read whole by `udlc check` (a few hundred ms at most); a larger one to its
@@ -135,11 +138,34 @@ def read_npy_header(path: Path, spec: DataSpec) -> DataSignature:
         raise SpecError(f"cannot read {path.name}: {e}", path="data.source") from None
     _refuse_objects(header, path)
     shape = header.shape
+    if len(shape) >= 3:
+        return _samples_only(path, spec, header)
     layout.npy_target(spec, shape, path)
     if not header.numeric:
         raise SpecError(f"{path.name}: features must be numeric, got {header.descr}", path="data.source")
     # one numeric array: its target column is numbers, class labels or not depending on the values
     return DataSignature(path.name, shape[1] - 1, (shape[1] - 1,), None, None, None, 1, False, None)
+
+
+def samples_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The sample shape (C, H, W) of an .npy of samples without labels: (N, H, W, C) pictures, their channels
+    (1 or 3) last and not also first, are read channels first, as the convolutions take them."""
+    if len(shape) == 4 and shape[3] in (1, 3) and shape[1] not in (1, 3):
+        return (shape[3], shape[1], shape[2])
+    return tuple(shape[1:])
+
+
+def _samples_only(path: Path, spec: DataSpec, header: layout.ArrayHeader) -> DataSignature:
+    """An .npy of 3 or more axes: samples (N, ...) without labels, pictures as they are saved."""
+    for key in ("target", "features"):
+        if getattr(spec, key) is not None:
+            raise SpecError(f"{path.name} holds a {list(header.shape)} array: samples without labels, with no "
+                            f"columns to pick", path=f"data.{key}",
+                            hint=f"drop `{key}`; labelled samples go in an .npz with arrays x and y")
+    if not header.numeric:
+        raise SpecError(f"{path.name}: samples must be numeric, got {header.descr}", path="data.source")
+    shape = samples_shape(header.shape)
+    return DataSignature(path.name, math.prod(shape), shape, labeled=False)
 
 
 def read_npz_header(path: Path, spec: DataSpec) -> DataSignature:
@@ -148,15 +174,23 @@ def read_npz_header(path: Path, spec: DataSpec) -> DataSignature:
         with zipfile.ZipFile(path) as archive:
             # np.load names a member 'x.npy' as array 'x'
             members = {n.removesuffix(".npy"): n for n in archive.namelist()}
-            layout.check_npz_keys(list(members), xkey, ykey, path)
+            labeled = spec.target is not None or ykey in members  # a `y` named in the spec must be there
+            keys = (xkey, ykey) if labeled else (xkey,)
+            layout.check_npz_keys(list(members), xkey, keys[-1], path)
             headers = {}
-            for key in (xkey, ykey):
+            for key in keys:
                 with archive.open(members[key]) as f:
                     headers[key] = layout.read_array_header(f)
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise SpecError(f"cannot read {path.name}: {e}", path="data.source") from None
-    x, y = headers[xkey], headers[ykey]
+    x = headers[xkey]
     _refuse_objects(x, path)
+    if not labeled:  # `x` alone: samples without labels
+        layout.check_npz_shapes(x.shape, x.shape[:1], xkey, xkey, path)
+        if not x.numeric:
+            raise SpecError(f"{path.name}: {xkey} must be numeric, got {x.descr}", path="data.source")
+        return DataSignature(path.name, math.prod(x.shape[1:]), tuple(x.shape[1:]), labeled=False)
+    y = headers[ykey]
     _refuse_objects(y, path)
     x_shape, y_shape = x.shape, y.shape
     layout.check_npz_shapes(x_shape, y_shape, xkey, ykey, path)
@@ -177,11 +211,24 @@ def _refuse_objects(header: layout.ArrayHeader, path: Path) -> None:
 
 
 def read_picture_folder(path: Path, spec: DataSpec) -> DataSignature:
-    """A folder of pictures: its classes and files are listed, none decoded; a sample is the size asked for."""
-    classes, _, _ = layout.picture_files(path)
+    """A folder of pictures: its classes and files are listed, none decoded; a sample is the size asked for.
+    Read for a generative task, a folder without two class folders is pictures without labels."""
+    labelled = folder_labelled(path, spec)
+    classes, _, _ = layout.picture_files(path, labelled)
     shape = (spec.channels, *layout.size_of(spec.image_size))
+    if not labelled:
+        return DataSignature(path.name + "/", sample_size=math.prod(shape), natural_shape=shape, labeled=False)
     return DataSignature(path.name + "/", sample_size=math.prod(shape), natural_shape=shape,
                          task="classification", n_classes=len(classes), classes=classes, text_labels=True)
+
+
+def folder_labelled(path: Path, spec: DataSpec) -> bool:
+    """Whether a folder of pictures is read by class: always for a task that learns classes (the layout
+    check then refuses loose pictures), and for a generative task when it has class folders to read (a
+    class-conditional denoiser's labels); otherwise every picture under it, without labels."""
+    if not spec.generation or not path.is_dir():
+        return True
+    return sum(d.is_dir() and not d.name.startswith(".") for d in path.iterdir()) >= 2
 
 
 def mismatches(sig: DataSignature, input_shape: tuple[int | str, ...], output_shape: tuple[int, ...] | None,

@@ -15,6 +15,7 @@ import numpy as np
 
 from udlc.data.arrays import Arrays, LazyRows
 from udlc.data.builtin_sets import generator
+from udlc.data.peek import folder_labelled, samples_shape
 from udlc.data.layout import (DEFAULT_SAMPLES, MAX_NUMERIC_CLASSES, NO_OBJECTS, check_builtin_options,
                               check_npz_keys, check_npz_shapes, npy_target, npz_keys, numeric_cell, read_csv,
                               target_task)
@@ -85,17 +86,33 @@ def _load(path: Path):
 def load_npz(path: Path, spec: DataSpec) -> Arrays:
     xkey, ykey = npz_keys(spec)
     with _load(path) as archive:
-        check_npz_keys(list(archive.files), xkey, ykey, path)
+        labeled = spec.target is not None or ykey in archive.files  # as peek.read_npz_header decides
+        check_npz_keys(list(archive.files), xkey, ykey if labeled else xkey, path)
         try:  # an NPZ reads its arrays lazily, so a pickled one fails only here
-            x, y = archive[xkey], archive[ykey]
+            x, y = archive[xkey], archive[ykey] if labeled else None
         except ValueError as e:
             raise SpecError(f"cannot read {path.name}: {e}", path="data.source", hint=NO_OBJECTS) from None
+    if y is None:
+        check_npz_shapes(x.shape, x.shape[:1], xkey, xkey, path)
+        return unlabeled_arrays(x, path, xkey)
     check_npz_shapes(x.shape, y.shape, xkey, ykey, path)
     return _finish(x, y, path, xkey)
 
 
+def unlabeled_arrays(x: np.ndarray, path: Path, what: str) -> Arrays:
+    """Samples without labels, for an unconditional generative task (`udlc check` refuses them to the others):
+    their targets are zeros, read as values, never as classes, so no class-based measure is taken of them."""
+    arrays = _finish(x, np.zeros(len(x), np.float32), path, what)
+    arrays.task, arrays.classes, arrays.labeled = "regression", None, False
+    return arrays
+
+
 def _npy(path: Path, spec: DataSpec) -> Arrays:
     data = _load(path)
+    if data.ndim >= 3:  # samples without labels: pictures (N, C, H, W) or (N, H, W, C)
+        if samples_shape(data.shape) != data.shape[1:]:
+            data = data.transpose(0, 3, 1, 2)
+        return unlabeled_arrays(data, path, "samples")
     t = npy_target(spec, data.shape, path)
     return _finish(np.delete(data, t, axis=1), data[:, t], path, "features")
 
@@ -106,19 +123,34 @@ def _npy_lazy(path: Path, spec: DataSpec) -> Arrays:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as e:
         raise SpecError(f"cannot read {path.name}: {e}", path="data.source", hint=NO_OBJECTS) from None
-    t = npy_target(spec, data.shape, path) % data.shape[1]
     if not is_numeric(data.dtype):
         raise SpecError(f"{path.name}: features must be numeric, got {data.dtype}", path="data.source")
+    if data.ndim >= 3:  # samples without labels, read as rows of their flattened values
+        if samples_shape(data.shape) != data.shape[1:]:
+            raise SpecError(f"{path.name} holds {list(data.shape)} pictures with their channels last; an array "
+                            "this large is read from disk a few samples at a time, which needs them channels "
+                            "first", path="data.source",
+                            hint="save it as (N, C, H, W): np.save(path, x.transpose(0, 3, 1, 2))")
+        flat = data.reshape(len(data), -1)  # a view of the memmap: C order keeps each sample's values together
+        x = LazyRows(flat, np.arange(len(data)), list(range(flat.shape[1])), tuple(data.shape[1:]))
+        _check_finite(x, path, "samples")
+        return Arrays(x, np.zeros(len(data), np.float32), None, "regression", path.name,  # type: ignore[arg-type]
+                      labeled=False)
+    t = npy_target(spec, data.shape, path) % data.shape[1]
     x = LazyRows(data, np.arange(len(data)), [c for c in range(data.shape[1]) if c != t], (data.shape[1] - 1,))
-    for start, chunk in x.chunks():  # one streaming pass, as _finish checks the whole array
-        bad = ~np.isfinite(chunk).all(axis=1)
-        if bad.any():
-            raise SpecError(f"{path.name}: features sample {start + int(np.flatnonzero(bad)[0])} (counted from 0) "
-                            "holds NaN or inf (or a value too large for float32)", path="data.source",
-                            hint="fix or drop those samples; training on them fails")
+    _check_finite(x, path, "features")
     y = np.asarray(data[:, t])  # one column: small next to the samples
     y = y.astype(np.int64 if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_ else np.float32)
     return Arrays(x, y, None, _numeric_task(y), path.name)  # type: ignore[arg-type]
+
+
+def _check_finite(x: LazyRows, path: Path, what: str) -> None:
+    for start, chunk in x.chunks():  # one streaming pass, as _finish checks the whole array
+        bad = ~np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
+        if bad.any():
+            raise SpecError(f"{path.name}: {what} sample {start + int(np.flatnonzero(bad)[0])} (counted from 0) "
+                            "holds NaN or inf (or a value too large for float32)", path="data.source",
+                            hint="fix or drop those samples; training on them fails")
 
 
 def is_numeric(dtype: np.dtype) -> bool:
@@ -151,5 +183,8 @@ def load_npy(path: Path, spec: DataSpec, lazy_bytes: int | None) -> Arrays:
 def load_pictures(path: Path, spec: DataSpec) -> Arrays:
     from udlc.data.image_folder import read_folder
 
-    x, y, classes = read_folder(path, spec.image_size, spec.channels, spec.resize)
+    labelled = folder_labelled(path, spec)  # as peek.read_picture_folder decides
+    x, y, classes = read_folder(path, spec.image_size, spec.channels, spec.resize, labelled)
+    if not labelled:
+        return unlabeled_arrays(np.asarray(x, dtype=np.float32), path, "pictures")
     return Arrays(np.asarray(x, dtype=np.float32), y, classes, "classification", path.name)

@@ -1,12 +1,16 @@
 """Text for language models: read a corpus, turn it into token ids and back, cut it into windows.
 
-Three tokenizers, each a plain-JSON description so that a run folder and an ONNX file carry it and
+Four tokenizers, each a plain-JSON description so that a run folder and an ONNX file carry it and
 `udlc generate` rebuilds it with numpy alone (BPE also needs the `tokenizers` package):
 
     byte  the UTF-8 bytes, 256 ids: any text, nothing learned; bits per byte is the loss in bits
     char  the distinct characters of the corpus, in code-point order, then one id for a character it never
           held (a prompt's or a new text's), which decodes as U+FFFD
-    bpe   byte-level BPE (Hugging Face `tokenizers`) trained on the training split only
+    bpe   byte-level BPE (Hugging Face `tokenizers`) trained on the training split only; a vocab_size the
+          split cannot fill (no pairs left to merge) is refused, naming the size it can learn
+    word  the classic word language model's: words of the training split (split at whitespace, or words and
+          punctuation apart), the most frequent first, `<unk>` for every other word and `<eos>` at each line
+          end; decoded as words joined by spaces
 
 A corpus is split into train, validation and test as contiguous stretches in that order (windows
 overlapping a boundary would let a model see its test text in training), then each stretch is cut into
@@ -18,11 +22,13 @@ period shares a factor with the context would only ever be seen in some phases).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from udlc.data.tokens import Tokenizer
 from udlc.errors import SpecError
 
 if TYPE_CHECKING:
@@ -53,20 +59,6 @@ def read_text(source: str, max_chars: int | None, base_dir: Path) -> str:
     if not text:
         raise SpecError(f"{source} holds no text", path="data.source")
     return text
-
-
-class Tokenizer:
-    kind: str
-    vocab_size: int
-
-    def encode(self, text: str) -> np.ndarray:
-        raise NotImplementedError
-
-    def decode(self, ids: Any) -> str:
-        raise NotImplementedError
-
-    def to_json(self) -> dict:
-        raise NotImplementedError
 
 
 class ByteTokenizer(Tokenizer):
@@ -129,16 +121,7 @@ class BpeTokenizer(Tokenizer):
 
     @classmethod
     def fit(cls, text: str, vocab_size: int) -> BpeTokenizer:
-        from tokenizers import Tokenizer as HF, decoders, models, pre_tokenizers, trainers
-
-        tok = HF(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        # every byte is in the initial alphabet, so any text encodes, whatever the training text held
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                      show_progress=False)
-        tok.train_from_iterator(_chunks(text), trainer=trainer)
-        return cls(tok)
+        return cls(_learned_bpe(text, vocab_size))
 
     def encode(self, text: str) -> np.ndarray:
         ids = [i for chunk in _chunks(text) for i in self.tokenizer.encode(chunk).ids]
@@ -151,6 +134,21 @@ class BpeTokenizer(Tokenizer):
 
     def to_json(self) -> dict:
         return {"type": "bpe", "tokenizer": json.loads(self.tokenizer.to_str())}
+
+
+@functools.lru_cache(maxsize=4)
+def _learned_bpe(text: str, vocab_size: int) -> Any:
+    """BPE's merges learned from `text`, kept: `udlc train` learns them once for its check and its run."""
+    from tokenizers import Tokenizer as HF, decoders, models, pre_tokenizers, trainers
+
+    tok = HF(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    # every byte is in the initial alphabet, so any text encodes, whatever the training text held
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(_chunks(text), trainer=trainer)
+    return tok
 
 
 def _chunks(text: str, size: int = 1 << 16) -> list[str]:
@@ -167,14 +165,19 @@ def _chunks(text: str, size: int = 1 << 16) -> list[str]:
     return pieces
 
 
-def fit_tokenizer(kind: str | None, train_text: str, whole_text: str, vocab_size: int | None) -> Tokenizer:
+def fit_tokenizer(kind: str | None, train_text: str, whole_text: str, vocab_size: int | None,
+                  words: dict | None = None) -> Tokenizer:
     """byte needs nothing; char takes every character of the corpus (so that the vocabulary `check` counts
     from the whole text is the one trained; a later text's new characters take the unknown id); bpe learns
-    its merges from the training split alone."""
+    its merges, and word its words (`words`: WordTokenizer.fit's options), from the training split alone."""
     if kind in (None, "byte"):
         return ByteTokenizer()
     if kind == "char":
         return CharTokenizer.fit(whole_text)
+    if kind == "word":
+        from udlc.data.words import WordTokenizer
+
+        return WordTokenizer.fit(train_text, **(words or {}))
     try:
         import tokenizers  # noqa: F401
     except ImportError:
@@ -192,6 +195,10 @@ def tokenizer_from_json(d: dict) -> Tokenizer:
         from tokenizers import Tokenizer as HF
 
         return BpeTokenizer(HF.from_str(json.dumps(d["tokenizer"])))
+    if d["type"] == "word":
+        from udlc.data.words import WordTokenizer
+
+        return WordTokenizer(d["words"], lowercase=bool(d["lowercase"]), split=d["split"])
     raise ValueError(f"unknown tokenizer {d['type']!r}")
 
 
@@ -255,11 +262,63 @@ class TextData:
         return ids[:n * context].reshape(n, context), ids[1:n * context + 1].reshape(n, context)
 
 
+def word_options(data: Any) -> dict:
+    """WordTokenizer.fit's options from the `data` section."""
+    return {"min_freq": data.min_freq or 1, "max_size": data.max_size, "lowercase": bool(data.lowercase),
+            "split": data.word_split or "whitespace"}
+
+
+def bpe_shortfall(tok: Tokenizer, vocab_size: int | None, pad: bool = False) -> SpecError | None:
+    """BPE's vocab_size is the size it stops at, not one it reaches: a training split with no pairs left to
+    merge learns fewer. The network's embedding rows and output width are written in the spec, so the
+    difference would be outputs no token ever takes (a softmax over ids that cannot occur): refused, with
+    the size this text gives — unless the spec pads (`pad_vocab: true`, for a width fixed by pretrained
+    weights), where the unlearned ids are never targets and `udlc generate` never draws them."""
+    asked = vocab_size or DEFAULT_BPE_VOCAB
+    if not isinstance(tok, BpeTokenizer) or tok.vocab_size >= asked or pad:
+        return None
+    n = tok.vocab_size
+    said = f"vocab_size {asked}" if vocab_size else f"the default vocab_size {asked}"
+    return SpecError(f"BPE learns {n} tokens from the training split, fewer than {said}: the text has no more "
+                     "pairs to merge", path="data.vocab_size" if vocab_size else "data.tokenizer",
+                     hint=f"write `vocab_size: {n}` and size the embedding and the output to {n} (or give more text; "
+                          "or `pad_vocab: true` where pretrained weights fix the width)")
+
+
+def checked_vocabulary(data: Any, base_dir: Path) -> tuple[int | None, Any]:
+    """For `udlc check`: the size of a word or BPE vocabulary as training will learn it (from the training
+    split, as training does: without numpy, and learned once per process, so `udlc train` pays once), and
+    its description; or None and the SpecError. A padded BPE is as wide as asked, whatever it learns: nothing
+    to learn here (the zoo's GPT-2 checks without learning 4.7 MB of merges)."""
+    if data.tokenizer == "bpe" and data.pad_vocab:
+        asked = data.vocab_size or DEFAULT_BPE_VOCAB
+        return asked, f"bpe tokenizer padded to vocab_size {asked} (pad_vocab)"
+    try:
+        text = read_text(data.source, data.max_chars, base_dir)
+        tok = fit_tokenizer(data.tokenizer, split_text(text, data.split)[0], text, data.vocab_size,
+                            word_options(data) if data.tokenizer == "word" else None)
+    except SpecError as e:
+        return None, e
+    shortfall = bpe_shortfall(tok, data.vocab_size)
+    if shortfall is not None:
+        return None, shortfall
+    return tok.vocab_size, f"{data.tokenizer} tokenizer learned from the training split of {data.source}"
+
+
+def load_corpus(data: Any, base_dir: Path) -> TextData:
+    """The `data` section's corpus, split and tokenized (load_text_data with the section's options)."""
+    return load_text_data(data.source, data.max_chars, data.tokenizer, data.vocab_size, data.split, base_dir,
+                          word_options(data) if data.tokenizer == "word" else None, bool(data.pad_vocab))
+
+
 def load_text_data(source: str, max_chars: int | None, tokenizer: str | None, vocab_size: int | None,
-                   fractions: list[float], base_dir: Path) -> TextData:
+                   fractions: list[float], base_dir: Path, words: dict | None = None, pad: bool = False) -> TextData:
     text = read_text(source, max_chars, base_dir)
     parts = dict(zip(("train", "val", "test"), split_text(text, fractions)))
-    tok = fit_tokenizer(tokenizer, parts["train"], text, vocab_size)
+    tok = fit_tokenizer(tokenizer, parts["train"], text, vocab_size, words)
+    shortfall = bpe_shortfall(tok, vocab_size, pad)
+    if shortfall is not None:
+        raise shortfall
     return TextData(tok, {k: tok.encode(v) for k, v in parts.items()},
                     {k: len(v.encode("utf-8")) for k, v in parts.items()})
 

@@ -13,8 +13,8 @@ from typing import Any, Callable
 from udlc.data import Normalization
 from udlc.exporter import decoding
 from udlc.exporter.serving import Decode, Denoise, NodeServing, Serving
-from udlc.tasks.served import (CLASSES, DECODED, DECODED_TEXT, DENOISER, EDGE_PROBABILITIES, KINDS, LATENTS,
-                               NEXT_TOKEN, NODE_CLASSES, SAMPLES, TEXT_CLASSES, TOKEN_LABELS, VALUES)
+from udlc.tasks.served import (CLASSES, DECODED, DECODED_TEXT, DENOISER, EDGE_PROBABILITIES, KINDS, LATENTS, MASKS,
+                               NEXT_TOKEN, NODE_CLASSES, PICTURES, SAMPLES, TEXT_CLASSES, TOKEN_LABELS, VALUES)
 
 
 @dataclass
@@ -76,7 +76,12 @@ def values(e: Export) -> Wrapped:
         return Wrapped(Decode(e.network, e.output, True, e.normalization, normalize_input=True, names=names),
                        [(name, shape)])
     target = e.info.get("target_normalization")  # absent in run.json of runs from before it existed
-    return Wrapped(Serving(e.network, shape, e.output, "identity", e.normalization,
+    network = e.network
+    if e.info.get("feedback"):  # task forecasting's feedback: the horizon made by feeding predictions back
+        from udlc.tasks.feedback import Feedback
+
+        network = Feedback(e.network, e.info["feedback"])
+    return Wrapped(Serving(network, shape, e.output, "identity", e.normalization,
                            Normalization.from_json(target) if target is not None else None, names=names),
                    [(name, shape)])
 
@@ -114,6 +119,31 @@ def nodes(embed: bool) -> Callable[[Export], Wrapped]:
     return wrap
 
 
+class MaskServing(Serving):
+    """A segmentation network served: raw pictures in; each pixel's class probabilities (B, K, H, W) and its most
+    likely class (B, H, W) out, so that a caller of the file needs no argmax of its own."""
+
+    def forward(self, x: Any) -> tuple[Any, Any]:
+        _, probabilities = super().forward(x)
+        return probabilities, probabilities.argmax(dim=1)
+
+
+def masks(e: Export) -> Wrapped:
+    name, shape = e.one_input()
+    return Wrapped(MaskServing(e.network, shape, e.output, "softmax", e.normalization, names=KINDS[MASKS].outputs),
+                   [(name, shape)])
+
+
+def pictures(e: Export) -> Wrapped:
+    """Raw pictures in, pictures in the targets' units out; the targets' range lets a reader write them as PNGs."""
+    name, shape = e.one_input()
+    target = e.info.get("target_normalization")
+    return Wrapped(Serving(e.network, shape, e.output, "identity", e.normalization,
+                           Normalization.from_json(target) if target is not None else None,
+                           names=KINDS[PICTURES].outputs), [(name, shape)],
+                   {"value_range": json.dumps(e.info["value_range"])})
+
+
 # Networks on token ids (udlc.exporter.decoding).
 
 def text_classes(e: Export) -> Wrapped:
@@ -136,6 +166,7 @@ def token_labels(e: Export) -> Wrapped:
 WRAPPERS: dict[str, Callable[[Export], Wrapped]] = {
     CLASSES: classes, VALUES: values, LATENTS: latents, DECODED: decoder(DECODED), SAMPLES: decoder(SAMPLES),
     DENOISER: denoiser, NODE_CLASSES: nodes(embed=False), EDGE_PROBABILITIES: nodes(embed=True),
+    MASKS: masks, PICTURES: pictures,
     TEXT_CLASSES: text_classes, NEXT_TOKEN: next_token, DECODED_TEXT: decoded_text, TOKEN_LABELS: token_labels,
 }
 if WRAPPERS.keys() != KINDS.keys():  # a kind the exporter cannot write, or a wrapper for no kind

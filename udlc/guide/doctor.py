@@ -99,7 +99,7 @@ def overfit_one_batch(compiled: Compiled, data: Any) -> Finding:
     started = time.perf_counter()
     try:
         for _ in range(OVERFIT_STEPS):
-            values, size = s.task.train_step(s, batch)
+            values, size = s.train_step(batch)
             if not losses and "loss" not in values:
                 return Finding("overfit one batch", "skip", f"task {s.task.name} trains adversaries "
                                f"({', '.join(values)}): their losses do not go to zero on any batch")
@@ -204,7 +204,7 @@ def gradient_flow(compiled: Compiled, data: Any) -> Finding:
     batches = endless(s)
     try:
         for _ in range(FLOW_STEPS):
-            s.task.train_step(s, next(batches))
+            s.train_step(next(batches))
     except TrainingDiverged as e:
         return Finding("gradient flow", "fail", "the loss became non-finite within a few steps",
                        str(e).splitlines()[1:])

@@ -63,7 +63,7 @@ def lr_find(compiled: Compiled, data: Any = None, start: float = 1e-7, end: floa
         lr = start * (end / start) ** (i / max(steps - 1, 1))
         set_lr(s, lr)
         try:
-            values, _ = s.task.train_step(s, next(batches))
+            values, _ = s.train_step(next(batches))
         except TrainingDiverged:  # a non-finite loss: the sweep has found the end of the stable range
             sweep.diverged_at = lr
             break

@@ -67,6 +67,9 @@ class Report:
     networks_note: str  # why there are no tables (the spec no longer compiles), else ""
     rows: list[dict[str, str]]  # metrics.csv
     curves_svg: str | None
+    # The networks drawn (udlc.guide.draw): as `udlc draw` draws them, and with every block open when any is collapsed.
+    drawing_svg: str | None
+    drawing_open_svg: str | None
     curves_note: str
     results: dict[str, Any] | None
     classification: Classification | None
@@ -99,10 +102,11 @@ def build_report(run_dir: Path) -> Report:
     if not isinstance(info, dict):
         raise UdlcError(f"{run.info_file} holds no JSON object: is {run.path} a udlc run folder?")
     rows = run.metrics_rows()
-    compiled, networks, networks_note = None, [], ""
+    compiled, networks, networks_note, drawn, drawn_open = None, [], "", None, None
     try:
         compiled = run.compiled()
         networks = network_tables(compiled)
+        drawn, drawn_open = drawing(compiled)
     except UdlcError as e:
         networks_note = f"the run's spec.yaml does not compile now:\n{e.render()}"
     diagnosis, source = diagnosis_of(info, rows, compiled)
@@ -111,7 +115,7 @@ def build_report(run_dir: Path) -> Report:
     classification, why = (None, "the run's spec does not compile") if compiled is None else classify(run, compiled)
     return Report(run=run, info=info, spec_text=run.spec_file.read_text(errors="replace"), diagnosis=diagnosis,
                   diagnosis_source=source, networks=networks, networks_note=networks_note, rows=rows,
-                  curves_svg=svg, curves_note=curves_note, results=results, classification=classification,
+                  curves_svg=svg, curves_note=curves_note, drawing_svg=drawn, drawing_open_svg=drawn_open, results=results, classification=classification,
                   classification_note=why, environment=environment(info))
 
 
@@ -139,6 +143,15 @@ def shape_text(shape: Any, dtype: str | None = None) -> str:
         return "?"
     text = "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
     return text + ("" if dtype in (None, "float32") else f" {dtype}")
+
+
+def drawing(compiled: Compiled) -> tuple[str, str | None]:
+    """The networks drawn as `udlc draw` draws them, and drawn with every block open when that differs."""
+    from udlc.guide.draw import drawings, to_svg
+
+    default, opened = drawings(compiled), drawings(compiled, "all")
+    differs = any(len(a.boxes) != len(b.boxes) for a, b in zip(default, opened))
+    return to_svg(default), to_svg(opened) if differs else None
 
 
 def network_tables(compiled: Compiled) -> list[NetworkTable]:

@@ -136,6 +136,11 @@ def networks(report: Any) -> str:
     if not report.networks:
         return head + f"<pre>{e(report.networks_note)}</pre>"
     parts = [head]
+    if report.drawing_svg:
+        parts.append(f"<div class=\"svg drawing\">{report.drawing_svg}</div>")
+    if report.drawing_open_svg:
+        parts.append("<details><summary>Every block open</summary>"
+                     f"<div class=\"svg drawing\">{report.drawing_open_svg}</div></details>")
     for t in report.networks:
         rows = [[r["layer"], r["type"], r["inputs"], r["shape"], r["params"], r["flops"],
                  Markup(f"<a href=\"#L{r['line']}\">{r['line']}</a>") if isinstance(r["line"], int) else r["line"]]

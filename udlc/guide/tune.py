@@ -105,7 +105,9 @@ def default_space(compiled: Compiled) -> dict[str, Distribution]:
     space["train.batch_size"] = Distribution.model_validate(sorted({max(size // 2, 1), size, size * 2}))
     for network in compiled.graphs:
         where = f"optimizers.{network}" if network in (spec.optimizers or {}) else "optimizer"
-        decay = spec.optimizer_of(network).weight_decay
+        decay = getattr(spec.optimizer_of(network), "weight_decay", None)
+        if decay is None:  # L-BFGS has no weight decay to tune
+            continue
         space[f"{where}.weight_decay"] = Distribution.model_validate(
             {"log_uniform": [decay / 10, decay * 10]} if decay > 0 else [0.0, 1e-4, 1e-3, 1e-2])
     return space

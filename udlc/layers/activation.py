@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from udlc.layers.registry import LayerConfig, Shape, ShapeError, fmt, numel, register
+from udlc.layers.registry import ALL, EACH, LayerConfig, Shape, ShapeError, fmt, numel, register
 
 
 def same_shape(cfg: LayerConfig, x: Shape) -> Shape:
@@ -121,7 +121,7 @@ for _config, _main, _samples in [
     (Mish, None, PLAIN_SAMPLES),
 ]:
     register(_config, shape=same_shape, build=build_activation, flops=elementwise_flops, main_arg=_main,
-             position_wise=True, samples=_samples)
+             reads=EACH, samples=_samples)
 
 
 def prelu_shape(cfg: PReLU, x: Shape) -> Shape:
@@ -130,7 +130,7 @@ def prelu_shape(cfg: PReLU, x: Shape) -> Shape:
 
 
 register(PReLU, shape=prelu_shape, build=build_activation, flops=elementwise_flops, params=prelu_params,
-         main_arg="slope", samples=[({}, ((6,),)), ({"per_channel": True, "slope": 0.1}, ((3, 4, 4),))])
+         main_arg="slope", reads=EACH, samples=[({}, ((6,),)), ({"per_channel": True, "slope": 0.1}, ((3, 4, 4),))])
 
 
 class Softmax(LayerConfig):
@@ -165,5 +165,7 @@ def build_softmax(cfg: Softmax | LogSoftmax, x: Shape):
 
 
 for _config in (Softmax, LogSoftmax):
+    # Along a sample axis other than the first, each position alone; a negative dim may name the first, T.
     register(_config, shape=softmax_shape, build=build_softmax, flops=softmax_flops, main_arg="dim",
-             samples=[({}, ((10,),)), ({"dim": 0}, ((4, 5),)), ({"dim": -2}, ((2, 3, 4),))])
+             reads=lambda cfg: EACH if cfg.dim >= 1 else ALL,
+             samples=[({}, ((10,),)), ({"dim": 0}, ((4, 5),)), ({"dim": -2}, ((2, 3, 4),)), ({"dim": 1}, (("T", 5),))])

@@ -29,7 +29,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import Field, PositiveFloat, PositiveInt, create_model, model_validator
 
-from udlc.layers.registry import LayerConfig, Shape, ShapeError, floats, fmt, register
+from udlc.layers.registry import ALL, EACH, EARLIER, LayerConfig, Shape, ShapeError, floats, fmt, register
 
 
 class Kind(NamedTuple):
@@ -223,9 +223,20 @@ _SAMPLES[MaskedCrossAttentionWithWeights] = _SAMPLES[MaskedCrossAttention]
 _SAMPLES[BiasedMultiheadAttentionWithWeights] = _SAMPLES[BiasedMultiheadAttention]
 _SAMPLES[MaskedBiasedMultiheadAttentionWithWeights] = _SAMPLES[MaskedBiasedMultiheadAttention]
 
+def attention_reads(cfg: AttentionConfig) -> tuple[str, ...]:
+    """Cross-attention: position t of x with the whole memory (and its mask); self-attention: every input up to
+    position t where it is causal (a bias (heads, T, T) is no sequence of T positions: it must not depend on the
+    tokens, as relative_position_bias does not), and all of them where it is not."""
+    k = cfg.flags
+    if k.cross:
+        return (EACH,) + (ALL,) * (1 + k.biased + k.masked)
+    return (EARLIER if cfg.causal else ALL,) * (1 + k.biased + k.masked)
+
+
 for _config, _samples in _SAMPLES.items():
     _kind = kind(_config.model_fields["type"].default)
     register(_config, shape=attention_shape, build=build_attention, params=attention_params, flops=attention_flops,
              main_arg="num_heads", arity=1 + _kind.cross + _kind.biased + _kind.masked,
              dtype=attention_dtype, outputs=weights_outputs if _kind.weights else None, samples=_samples,
+             reads=attention_reads,
              sample_dtypes=("float32",) * (1 + _kind.cross + _kind.biased) + ("bool",) if _kind.masked else ())

@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from udlc.layers.registry import LayerConfig, Shape, ShapeError, fmt, numel, register
+from udlc.layers.registry import ALL, EACH, LayerConfig, Shape, ShapeError, fmt, numel, register
 
 
 class Linear(LayerConfig):
@@ -46,7 +46,7 @@ def build_linear(cfg: Linear, x: Shape):
 
 
 register(Linear, shape=linear_shape, build=build_linear, params=linear_params, flops=linear_flops, main_arg="out_features",
-         position_wise=True,
+         reads=EACH,
          samples=[({"out_features": 7}, ((5,),)), ({"out_features": 3, "bias": False}, ((4, 6),)),
                   ({"out_features": 5}, (("T", 6),))])
 
@@ -70,7 +70,9 @@ def build_flatten(cfg: Flatten, x: Shape):
     return nn.Flatten(start_dim=cfg.start_dim + 1)
 
 
+# From start_dim 1 on, a sequence (T, ...) keeps its positions: each one is flattened alone.
 register(Flatten, shape=flatten_shape, build=build_flatten, main_arg="start_dim",
+         reads=lambda cfg: EACH if cfg.start_dim >= 1 else ALL,
          samples=[({}, ((2, 3, 4),)), ({"start_dim": 1}, ((2, 3, 4),))])
 
 
@@ -115,7 +117,7 @@ def build_identity(cfg: Identity, x: Shape):
     return nn.Identity()
 
 
-register(Identity, shape=lambda cfg, x: x, build=build_identity, position_wise=True, samples=[({}, ((3, 4),))])
+register(Identity, shape=lambda cfg, x: x, build=build_identity, reads=EACH, samples=[({}, ((3, 4),))])
 
 
 class Split(LayerConfig):
@@ -159,5 +161,5 @@ def build_split(cfg: Split, x: Shape):
 
 # Position-wise when it cuts a sequence's features (the last axis of (T, features)), not its positions.
 register(Split, shape=split_shape, build=build_split, main_arg="sizes", outputs=split_names,
-         position_wise=lambda cfg: cfg.dim in (-1, 1),
+         reads=lambda cfg: EACH if cfg.dim in (-1, 1) else ALL,
          samples=[({"sizes": [3, 5], "names": ["mu", "logvar"]}, ((8,),)), ({"sizes": [1, 2], "dim": 0}, ((3, 4),))])

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from udlc.layers.registry import LayerConfig, Shape, expect_rank, register
+from udlc.layers.registry import EACH, LayerConfig, Shape, expect_rank, register
 
 
 class Dropout(LayerConfig):
@@ -45,9 +45,10 @@ def build_dropout(cfg: Dropout | Dropout2d | DropPath, x: Shape):
 
 
 # No FLOPs: dropout is the identity at inference.
-register(Dropout, shape=lambda cfg, x: x, build=build_dropout, main_arg="p", position_wise=True,
+register(Dropout, shape=lambda cfg, x: x, build=build_dropout, main_arg="p", reads=EACH,
          samples=[({}, ((10,),)), ({"p": 0.2}, ((3, 4, 5),))])
-register(Dropout2d, shape=dropout2d_shape, build=build_dropout, main_arg="p",
+# Each drops values at random, never moving one: a position's output is its own input or zero.
+register(Dropout2d, shape=dropout2d_shape, build=build_dropout, main_arg="p", reads=EACH,
          samples=[({}, ((4, 5, 5),)), ({"p": 0.1}, ((2, 3, 6),))])
-register(DropPath, shape=lambda cfg, x: x, build=build_dropout, main_arg="p",
+register(DropPath, shape=lambda cfg, x: x, build=build_dropout, main_arg="p", reads=EACH,
          samples=[({}, ((10,),)), ({"p": 0.3}, ((3, 4, 5),))])

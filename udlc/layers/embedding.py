@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from udlc.layers.registry import LayerConfig, Shape, ShapeError, expect_rank, fmt, numel, register
+from udlc.layers.registry import EACH, LayerConfig, Shape, ShapeError, expect_rank, fmt, numel, register
 
 
 class Embedding(LayerConfig):
@@ -66,7 +66,7 @@ def build_embedding(cfg: Embedding, x: Shape):
 
 
 register(Embedding, shape=embedding_shape, build=build_embedding, params=embedding_params, flops=embedding_flops,
-         main_arg="embedding_dim", dtype=token_ids, sample_dtypes=("int64",), position_wise=True,
+         main_arg="embedding_dim", dtype=token_ids, sample_dtypes=("int64",), reads=EACH,
          samples=[({"embedding_dim": 8, "num_embeddings": 11}, (("T",),)),
                   ({"embedding_dim": 5, "num_embeddings": 3, "padding_idx": 0}, ((4, 3),))])
 

@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt
 
-from udlc.layers.registry import LayerConfig, Shape, ShapeError, numel, register
+from udlc.layers.registry import EACH, LayerConfig, Shape, ShapeError, numel, register
 
 
 class Reparameterize(LayerConfig):
@@ -67,7 +67,7 @@ def build_reparameterize(cfg: Reparameterize, mu: Shape, logvar: Shape):
 
 
 register(Reparameterize, shape=reparameterize_shape, build=build_reparameterize,
-         flops=lambda cfg, mu, logvar: 3 * numel(mu), arity=2,
+         flops=lambda cfg, mu, logvar: 3 * numel(mu), arity=2, reads=EACH,
          samples=[({}, ((8,), (8,))), ({}, ((2, 4, 4), (2, 4, 4)))])
 
 

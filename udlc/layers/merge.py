@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from udlc.layers.registry import LayerConfig, Shape, ShapeError, fmt, numel, register
+from udlc.layers.registry import ALL, EACH, LayerConfig, Shape, ShapeError, fmt, numel, register
 
 
 def expect_several(xs: tuple[Shape, ...]) -> None:
@@ -49,10 +49,10 @@ def build_elementwise(cfg: Add | Multiply, *xs: Shape):
 
 # Each output position from the same position of every input (a sequence's features added to another's).
 register(Add, shape=broadcast_shape, build=build_elementwise, flops=broadcast_flops, arity=None,
-         position_wise=True,
+         reads=EACH,
          samples=[({}, ((4, 5), (4, 5))), ({}, ((3, 2, 2), (3, 2, 2), (3, 2, 2))), ({}, ((3, 4, 4), (3, 1, 1)))])
 register(Multiply, shape=broadcast_shape, build=build_elementwise, flops=broadcast_flops, arity=None,
-         position_wise=True,
+         reads=EACH,
          samples=[({}, ((3, 4, 4), (3, 1, 1))), ({}, ((5,), (2, 5))), ({}, ((2, 3), (2, 3), (1, 3)))])
 
 
@@ -84,5 +84,5 @@ def build_concat(cfg: Concat, *xs: Shape):
 
 # Position-wise when it joins a sequence's features (the last axis of (T, features)), not its positions.
 register(Concat, shape=concat_shape, build=build_concat, main_arg="dim", arity=None,
-         position_wise=lambda cfg: cfg.dim in (-1, 1),
+         reads=lambda cfg: EACH if cfg.dim in (-1, 1) else ALL,
          samples=[({}, ((2, 4, 4), (3, 4, 4))), ({"dim": -1}, ((5, 2), (5, 3), (5, 1))), ({"dim": 1}, ((6, 2), (6, 4)))])

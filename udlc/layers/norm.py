@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt
 
-from udlc.layers.registry import LayerConfig, Shape, ShapeError, expect_rank, fmt, numel, register
+from udlc.layers.registry import ALL, EACH, LayerConfig, Shape, ShapeError, expect_rank, fmt, numel, register
 
 
 def norm_flops(cfg: LayerConfig, x: Shape) -> int:
@@ -81,7 +81,7 @@ def build_layernorm(cfg: LayerNorm, x: Shape):
 
 # Position-wise when it normalizes each position's features alone (dims 1 of (T, features)).
 register(LayerNorm, shape=layernorm_shape, build=build_layernorm, params=layernorm_params, flops=norm_flops,
-         main_arg="dims", position_wise=lambda cfg: cfg.dims == 1,
+         main_arg="dims", reads=lambda cfg: EACH if cfg.dims == 1 else ALL,
          samples=[({}, ((7,),)), ({"dims": 2, "bias": False}, ((3, 4, 5),)),
                   ({"eps": 1e-6, "elementwise_affine": False}, ((5, 6),)), ({}, (("T", 8),))])
 
@@ -132,7 +132,7 @@ def build_rmsnorm(cfg: RMSNorm, x: Shape):
     return nn.RMSNorm(x[-1], eps=cfg.eps, elementwise_affine=cfg.elementwise_affine)
 
 
-register(RMSNorm, shape=rmsnorm_shape, build=build_rmsnorm, flops=norm_flops, position_wise=True,
+register(RMSNorm, shape=rmsnorm_shape, build=build_rmsnorm, flops=norm_flops, reads=EACH,
          params=lambda cfg, x: x[-1] if cfg.elementwise_affine else 0,
          samples=[({}, (("T", 8),)), ({"eps": 1e-5, "elementwise_affine": False}, ((3, 4, 5),))])
 

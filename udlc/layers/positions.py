@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from udlc.layers.registry import LayerConfig, Shape, ShapeError, fmt, numel, register
+from udlc.layers.registry import EACH, LayerConfig, Shape, ShapeError, fmt, numel, register
 
 
 class SinusoidalPositions(LayerConfig):
@@ -54,8 +54,8 @@ def build_positions(cfg: SinusoidalPositions | LearnedPositions, x: Shape):
 
 
 register(SinusoidalPositions, shape=positions_shape, build=build_positions, flops=add_flops, main_arg="max_len",
-         bounds=positions_bounds, positions_table="table",
+         bounds=positions_bounds, positions_table="table", reads=EACH,
          samples=[({}, (("T", 16),)), ({"max_len": 64}, ((10, 7),))])
 register(LearnedPositions, shape=positions_shape, build=build_positions, params=learned_params, flops=add_flops,
-         bounds=positions_bounds, positions_table="weight",
+         bounds=positions_bounds, positions_table="weight", reads=EACH,
          main_arg="max_len", samples=[({"max_len": 200}, (("T", 8),)), ({}, ((12, 5),))])

@@ -1,4 +1,5 @@
-"""Sequences: recurrent layers (rnn, lstm, gru) and sequence pooling (seq_pool, masked_seq_pool).
+"""Sequences: recurrent layers (rnn, lstm, gru; lstm_cell, gru_cell) and sequence pooling (seq_pool,
+masked_seq_pool).
 
 A sequence is (T, features) per sample, batch-first. A recurrent layer has named outputs: `out`, the whole
 sequence (T, hidden_size x directions), and `h`, the final hidden state (num_layers x directions,
@@ -9,7 +10,8 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from udlc.layers.registry import LayerConfig, Shape, ShapeError, expect_rank, floats, fmt, numel, register
+from udlc.layers.registry import (ALL, EARLIER, LayerConfig, Shape, ShapeError, expect_rank, floats, fmt, numel,
+                                  register)
 
 SEQUENCE_HINT = "give each step one axis of features: a (T,) series is `reshape: [-1, 1]`"
 
@@ -98,8 +100,66 @@ def recurrent_samples(**extra) -> list:
 
 
 for _config, _extra in ((Rnn, {"nonlinearity": "relu"}), (Lstm, {}), (Gru, {})):
+    # left to right, `out` at t has read the steps up to t; a bidirectional layer's backward half reads them all
     register(_config, shape=recurrent_shape, build=build_recurrent, params=recurrent_params, flops=recurrent_flops,
-             main_arg="hidden_size", outputs=recurrent_names, samples=recurrent_samples(**_extra))
+             main_arg="hidden_size", outputs=recurrent_names, samples=recurrent_samples(**_extra),
+             reads=lambda cfg: ALL if cfg.bidirectional else EARLIER)
+
+
+class _Cell(LayerConfig):
+    """One cell (torch's LSTMCell or GRUCell) stepped over the sequence from zero states: (T, F) -> `out`
+    (T, hidden_size), every step's h, and the final `h` (hidden_size,) [and `c`]. The same numbers as lstm or
+    gru with one layer, but the parameters are the cell's (weight_ih, not weight_ih_l0), so a torch model
+    written with cells (PyTorch's time_sequence_prediction: two LSTMCells and a linear) maps name for name;
+    stack cells with `from: <id>.out`. Each step's h is its output, so a cell network predicts at every step,
+    and task forecasting's `feedback` feeds its last prediction back as the next step's input."""
+
+    hidden_size: PositiveInt
+    bias: bool = True
+
+
+class LstmCell(_Cell):
+    type: Literal["lstm_cell"] = "lstm_cell"
+
+
+class GruCell(_Cell):
+    type: Literal["gru_cell"] = "gru_cell"
+
+
+def cell_kind(cfg: _Cell) -> str:
+    return cfg.type.removesuffix("_cell")
+
+
+def cell_names(cfg: _Cell) -> tuple[str, ...]:
+    return ("out", "h", "c") if cell_kind(cfg) == "lstm" else ("out", "h")
+
+
+def cell_shape(cfg: _Cell, x: Shape) -> tuple[Shape, ...]:
+    expect_rank(cfg.type, x, (2,), "(length, features)", SEQUENCE_HINT)
+    return ((x[0], cfg.hidden_size),) + ((cfg.hidden_size,),) * (len(cell_names(cfg)) - 1)
+
+
+def cell_params(cfg: _Cell, x: Shape) -> int:
+    gates, hidden = GATES[cell_kind(cfg)], cfg.hidden_size
+    return gates * hidden * (x[-1] + hidden) + (2 * gates * hidden if cfg.bias else 0)
+
+
+def cell_flops(cfg: _Cell, x: Shape) -> int:
+    """As recurrent_flops: the gate matmuls at every step."""
+    gates, hidden = GATES[cell_kind(cfg)], cfg.hidden_size
+    return 2 * gates * hidden * (x[-1] + hidden) * x[0]
+
+
+def build_cell(cfg: _Cell, x: Shape):
+    from udlc.layers.modules.recurrent import GRUCell, LSTMCell
+
+    return {"lstm": LSTMCell, "gru": GRUCell}[cell_kind(cfg)](x[-1], cfg.hidden_size, bias=cfg.bias)
+
+
+for _config in (LstmCell, GruCell):
+    register(_config, shape=cell_shape, build=build_cell, params=cell_params, flops=cell_flops,
+             main_arg="hidden_size", outputs=cell_names, reads=EARLIER,
+             samples=[({"hidden_size": 5}, (("T", 3),)), ({"hidden_size": 4, "bias": False}, ((6, 2),))])
 
 
 class SeqPool(LayerConfig):

@@ -25,6 +25,14 @@ Dim = int | str
 Shape = tuple[Dim, ...]
 DTYPES = ("float32", "int64", "bool")
 
+# How a layer's output at position t of a sequence reads its inputs, the position being axis 0 of a sequence
+# (T, features...) as udlc lays them out (LayerType.reads).
+EACH = "each"  # position t alone: a linear, a norm of the features, an activation, an embedding, a merge
+EARLIER = "earlier"  # positions up to t: causal self-attention, a left-to-right recurrent layer
+SHAPE = "shape"  # the input's length only, never its values: a table of relative position biases
+ALL = "all"  # any position: attention without `causal`, a convolution or pooling over T, a flatten of T
+READS = (EACH, EARLIER, SHAPE, ALL)
+
 # Keys every node accepts beside its own arguments; a config may not use these names.
 NODE_KEYS = ("id", "from", "repeat", "init")
 
@@ -79,16 +87,27 @@ class LayerType:
     # (cfg, *input_shapes) -> the largest size a symbol may take here ({'T': 128} for a positions table of 128
     # rows); None where the layer takes any size. Runs at sizes of the layer's choice stay within it.
     bounds: Callable[..., dict[str, int]] | None = None
-    # Whether each position of a sequence (T, features) comes out of that position's features alone (a linear, an
-    # activation, a norm of the features): a language model made of such layers and causal self-attention decodes
-    # with a key/value cache (udlc.exporter.decoding). A rule (cfg -> bool) where the arguments decide (concat's dim).
-    position_wise: bool | Callable[[Any], bool] = False
+    # How the output at position t of a sequence reads its inputs' positions (EACH, EARLIER, SHAPE or ALL, below):
+    # one word for every input, a tuple of one per input, or a rule (cfg -> either) where the arguments decide.
+    # ALL is the default, so that a new layer is taken for one that reads later positions until it says otherwise:
+    # a language model that wrongly passes `check` learns from the tokens it must predict, while one wrongly
+    # refused says so at its line. udlc.compiler.causality follows these words through a graph.
+    reads: str | tuple[str, ...] | Callable[[Any], str | tuple[str, ...]] = ALL
     # The attribute of the built module holding a table of absolute positions, row p added to position p: cached
     # decoding adds its rows from the first new position on.
     positions_table: str | None = None
 
+    def reads_of(self, cfg: Any, arity: int) -> tuple[str, ...]:
+        """The word for each of a node's `arity` inputs."""
+        words = self.reads(cfg) if callable(self.reads) else self.reads
+        return (words,) * arity if isinstance(words, str) else words
+
     def works_position_wise(self, cfg: Any) -> bool:
-        return self.position_wise(cfg) if callable(self.position_wise) else self.position_wise
+        """Whether each position comes out of that position's features alone (a linear, an activation, a norm of
+        the features): a language model made of such layers and causal self-attention decodes with a key/value
+        cache (udlc.exporter.decoding)."""
+        words = self.reads(cfg) if callable(self.reads) else self.reads
+        return all(w == EACH for w in ((words,) if isinstance(words, str) else words))
 
 
 # Which family file (udlc/layers/<file>.py) registers which layer types; a test holds it to what they register.
@@ -101,7 +120,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "dropout": ("dropout", "dropout2d", "drop_path"),
     "activation": ("relu", "sigmoid", "tanh", "silu", "leaky_relu", "elu", "gelu", "relu6", "hardswish",
                    "hardsigmoid", "mish", "prelu", "softmax", "log_softmax"),
-    "resample": ("upsample",),
+    "resample": ("upsample", "pixel_shuffle", "pixel_unshuffle"),
     "merge": ("add", "multiply", "concat"),
     "attention": ("multihead_attention", "masked_multihead_attention", "cross_attention", "masked_cross_attention",
                   "biased_multihead_attention", "masked_biased_multihead_attention",
@@ -111,7 +130,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "positions": ("sinusoidal_positions", "learned_positions"),
     "relative_position": ("relative_position_bias",),
     "scale": ("scale", "layer_scale"),
-    "recurrent": ("rnn", "lstm", "gru", "seq_pool", "masked_seq_pool"),
+    "recurrent": ("rnn", "lstm", "gru", "lstm_cell", "gru_cell", "seq_pool", "masked_seq_pool"),
     "embedding": ("embedding", "patch_embed"),
     "sequence": ("transpose", "permute", "select", "cls_token", "mean"),
     "generative": ("reparameterize", "sinusoidal_embedding"),
@@ -172,7 +191,7 @@ def register(
     samples: list[tuple[dict, tuple[Shape, ...]]],
     sample_dtypes: tuple[str, ...] = (),
     bounds: Callable[..., dict[str, int]] | None = None,
-    position_wise: bool | Callable[[Any], bool] = False,
+    reads: str | tuple[str, ...] | Callable[[Any], str | tuple[str, ...]] = ALL,
     positions_table: str | None = None,
 ) -> None:
     name = config.model_fields["type"].default
@@ -185,11 +204,15 @@ def register(
         raise ValueError(f"{name}: main_arg {main_arg!r} is not a field")
     if not samples:
         raise ValueError(f"{name}: give at least one sample (arguments, input shapes) for the tests")
+    if not callable(reads) and not set((reads,) if isinstance(reads, str) else reads) <= set(READS):
+        raise ValueError(f"{name}: reads {reads!r} is not one of {READS} (or a tuple of them, one per input)")
+    if isinstance(reads, tuple) and arity is not None and len(reads) != arity:
+        raise ValueError(f"{name}: reads names {len(reads)} inputs, but the layer takes {arity}")
     family = config.__module__.rpartition(".")[2]
     if FAMILY_OF.get(name) != family and config.__module__.startswith("udlc.layers."):
         raise ValueError(f"{name}: add it to FAMILIES['{family}'] in udlc/layers/registry.py, so a lookup finds it")
     REGISTRY.add(LayerType(name, config, shape, build, params, flops, main_arg, arity, dtype, outputs,
-                           tuple(samples), tuple(sample_dtypes), bounds, position_wise, positions_table))
+                           tuple(samples), tuple(sample_dtypes), bounds, reads, positions_table))
 
 
 def random_input(shape: tuple[int, ...], dtype: str, generator: Any = None) -> Any:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from udlc.layers.registry import LayerConfig, Shape, ShapeError, fmt, numel, register
+from udlc.layers.registry import EACH, LayerConfig, Shape, ShapeError, fmt, numel, register
 
 
 class Scale(LayerConfig):
@@ -53,8 +53,8 @@ def build_layer_scale(cfg: LayerScale, x: Shape):
     return LayerScaleModule(cfg.value, gamma_shape(cfg, x))
 
 
-register(Scale, shape=lambda cfg, x: x, build=build_scale, flops=lambda cfg, x: numel(x), main_arg="factor",
+register(Scale, shape=lambda cfg, x: x, build=build_scale, flops=lambda cfg, x: numel(x), main_arg="factor", reads=EACH,
          samples=[({"factor": 0.5}, (("T", 6),)), ({"factor": -3.0}, ((4,),))])
 register(LayerScale, shape=layer_scale_shape, build=build_layer_scale, flops=lambda cfg, x: numel(x),
-         params=lambda cfg, x: numel(gamma_shape(cfg, x)), main_arg="value",
+         params=lambda cfg, x: numel(gamma_shape(cfg, x)), main_arg="value", reads=EACH,
          samples=[({}, ((4, 3, 3),)), ({"value": 0.5, "axis": -1}, (("T", 6),))])

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from udlc.layers.registry import LayerConfig, Shape, ShapeError, expect_rank, fmt, numel, register
+from udlc.layers.registry import ALL, EACH, LayerConfig, Shape, ShapeError, expect_rank, fmt, numel, register
 
 
 def axis(name: str, d: int, x: Shape) -> int:
@@ -133,13 +133,21 @@ def build_mean(cfg: Mean, x: Shape):
     return MeanModule(axis("dim", cfg.dim, x) + 1, cfg.keepdim)
 
 
+# Each keeps a sequence's positions where it leaves the first axis, T, alone (a negative axis may name it).
 register(Transpose, shape=transpose_shape, build=build_transpose, main_arg="dims",
-         samples=[({"dims": [0, 1]}, (("T", 6),)), ({"dims": [-1, 0]}, ((2, 3, 4),))])
+         reads=lambda cfg: EACH if min(cfg.dims) >= 1 else ALL,
+         samples=[({"dims": [0, 1]}, (("T", 6),)), ({"dims": [-1, 0]}, ((2, 3, 4),)),
+                  ({"dims": [1, 2]}, (("T", 3, 4),))])
 register(Permute, shape=permute_shape, build=build_permute, main_arg="dims",
-         samples=[({"dims": [1, 2, 0]}, ((2, 3, 4),)), ({"dims": [1, 0]}, (("T", 5),))])
+         reads=lambda cfg: EACH if cfg.dims[0] == 0 and min(cfg.dims) >= 0 else ALL,
+         samples=[({"dims": [1, 2, 0]}, ((2, 3, 4),)), ({"dims": [1, 0]}, (("T", 5),)),
+                  ({"dims": [0, 2, 1]}, (("T", 3, 4),))])
 register(Select, shape=select_shape, build=build_select, main_arg="index",
-         samples=[({"index": 0}, (("T", 4),)), ({"index": -1}, (("T", 4),)), ({"index": 2, "dim": -1}, ((3, 5),))])
+         reads=lambda cfg: EACH if cfg.dim >= 1 else ALL,
+         samples=[({"index": 0}, (("T", 4),)), ({"index": -1}, (("T", 4),)), ({"index": 2, "dim": -1}, ((3, 5),)),
+                  ({"index": 1, "dim": 1}, (("T", 3, 4),))])
 register(ClsToken, shape=cls_token_shape, build=build_cls_token, params=lambda cfg, x: x[-1], flops=cls_token_flops,
          samples=[({}, (("T", 8),)), ({}, ((5, 3),))])
 register(Mean, shape=mean_shape, build=build_mean, flops=mean_flops, main_arg="dim",
-         samples=[({"dim": 0}, (("T", 6),)), ({"dim": -1, "keepdim": True}, ((3, 4, 5),))])
+         reads=lambda cfg: EACH if cfg.dim >= 1 else ALL,
+         samples=[({"dim": 0}, (("T", 6),)), ({"dim": -1, "keepdim": True}, ((3, 4, 5),)), ({"dim": 1}, (("T", 6),))])

@@ -16,6 +16,14 @@ def make_loss(cfg: Any, device: Any) -> LossFn:
     return BUILD[cfg.type](cfg, device)
 
 
+def wide(t: Any) -> Any:
+    """A loss's operand in float32 (bf16 autocast outputs widened), or float64 where the run is (train.precision
+    fp64): a loss never narrows what it is given."""
+    import torch
+
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def like(y: Any, out: Any) -> Any:
     """Targets of shape (B,) against outputs of shape (B, 1)."""
     return y.unsqueeze(-1) if y.dim() == out.dim() - 1 else y
@@ -30,7 +38,7 @@ def _pointwise(name: str, **fixed: str) -> Callable[[Any, Any], LossFn]:
 
         fn = getattr(F, name)
         args = {k: getattr(cfg, v) for k, v in fixed.items()}
-        return lambda out, y: fn(out.float(), like(y, out).float(), **args)
+        return lambda out, y: fn(wide(out), like(y, out).to(wide(out).dtype), **args)
 
     return build
 
@@ -40,7 +48,8 @@ def _bce(cfg: Any, device: Any) -> LossFn:
     import torch.nn.functional as F
 
     pos = torch.tensor([cfg.pos_weight], device=device) if cfg.pos_weight else None
-    return lambda out, y: F.binary_cross_entropy_with_logits(out.float(), like(y, out).float(), pos_weight=pos)
+    return lambda out, y: F.binary_cross_entropy_with_logits(
+        wide(out), like(y, out).to(wide(out).dtype), pos_weight=None if pos is None else pos.to(wide(out).dtype))
 
 
 def _cross_entropy(cfg: Any, device: Any) -> LossFn:
@@ -49,8 +58,9 @@ def _cross_entropy(cfg: Any, device: Any) -> LossFn:
 
     weight = torch.tensor(cfg.weight, device=device) if cfg.weight else None
     # Class indices, or class probabilities (targets mixed by mixup or cutmix) as a float matrix.
-    return lambda out, y: F.cross_entropy(out.float(), y.float() if y.is_floating_point() else y.long(),
-                                          weight=weight, label_smoothing=cfg.label_smoothing)
+    return lambda out, y: F.cross_entropy(wide(out), y.to(wide(out).dtype) if y.is_floating_point() else y.long(),
+                                          weight=None if weight is None else weight.to(wide(out).dtype),
+                                          label_smoothing=cfg.label_smoothing)
 
 
 BUILD: dict[str, Callable[[Any, Any], LossFn]] = dict(implements(LOSSES, {

@@ -66,6 +66,33 @@ def _f1_macro(cfg: Any, out: Any, y: Any, answers: str) -> float:
     return (2 * tp[present] / support[present]).mean().item()
 
 
+# ---- dense classification: class scores on axis 1, each pixel one sample ----------------------------
+
+
+def _pixels(out: Any, y: Any) -> tuple[Any, Any]:
+    """(predicted, true) class of every pixel, flat: the argmax over axis 1 of (B, C, ...) scores."""
+    return out.argmax(dim=1).reshape(-1), y.reshape(-1).long()
+
+
+def _pixel_accuracy(cfg: Any, out: Any, y: Any, answers: str) -> float:
+    pred, true = _pixels(class_scores(out, answers) if out.ndim == 2 else out, y)
+    return (pred == true).double().mean().item()
+
+
+def _mean_iou(cfg: Any, out: Any, y: Any, answers: str) -> float:
+    """IoU of each class that occurs in the targets or the predictions, averaged (sklearn's jaccard_score
+    with average='macro' over the flattened pixels)."""
+    pred, true = _pixels(class_scores(out, answers) if out.ndim == 2 else out, y)
+    if not len(true):
+        return math.nan
+    n = int(max(pred.max().item(), true.max().item())) + 1
+    confusion = (true * n + pred).bincount(minlength=n * n).reshape(n, n).double()
+    tp = confusion.diag()
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    present = union > 0
+    return (tp[present] / union[present]).mean().item()
+
+
 # ---- regression: outputs are values, one column per target -------------------------------------
 # Multi-output values are averaged over columns with equal weight (sklearn's 'uniform_average'), so a
 # column with a large scale does not dominate. Sums run in float64, as sklearn's do.
@@ -97,11 +124,23 @@ def _r2(cfg: Any, out: Any, y: Any, answers: str) -> float:
     return per_column.mean().item()
 
 
+def _psnr(cfg: Any, out: Any, y: Any, answers: str) -> float:
+    out, y = _columns(out, y)
+    span = cfg.data_range if cfg.data_range is not None else (y.max() - y.min()).item()
+    mse = (out - y).pow(2).mean().item()
+    if mse == 0:
+        return math.inf
+    return 10 * math.log10(span**2 / mse) if span > 0 else math.nan
+
+
 COMPUTE: dict[str, Compute] = dict(implements(METRICS, {
     "accuracy": _accuracy,
     "top_k": _top_k,
     "f1_macro": _f1_macro,
+    "pixel_accuracy": _pixel_accuracy,
+    "mean_iou": _mean_iou,
     "mae": _mae,
     "rmse": _rmse,
     "r2": _r2,
+    "psnr": _psnr,
 }))

@@ -15,11 +15,14 @@ FUSED = ("adam", "adamw", "sgd")  # the optimizers torch has a fused CUDA step f
 def make_optimizer(model: Any, spec: Any) -> tuple[Any, str]:
     """The optimizer of a model's trainable parameters, and a sentence saying which of them get weight decay."""
     params = [p for p in model.parameters() if p.requires_grad]
-    if spec.weight_decay and not spec.decay_bias_and_norm:
+    if not hasattr(spec, "weight_decay"):  # L-BFGS: no weight decay, and one parameter group is all it takes
+        groups: list[dict] = [{"params": params}]
+        note = f"no weight decay ({spec.type} has none)"
+    elif spec.weight_decay and not spec.decay_bias_and_norm:
         # Biases and normalization scales (rank < 2) are not decayed: decaying them only hurts.
         decay = [p for p in params if p.dim() >= 2]
         rest = [p for p in params if p.dim() < 2]
-        groups: list[dict] = [{"params": decay}, {"params": rest, "weight_decay": 0.0}]
+        groups = [{"params": decay}, {"params": rest, "weight_decay": 0.0}]
         note = (f"weight decay {spec.weight_decay:g} on {len(decay)} weight tensors, not on {len(rest)} biases and "
                 "norm parameters (optimizer.decay_bias_and_norm: true includes them)")
     else:
@@ -32,13 +35,13 @@ def make_optimizer(model: Any, spec: Any) -> tuple[Any, str]:
 
 
 def _torch(cls_name: str, *fields: str) -> Callable[..., Any]:
-    """A builder for torch.optim.<cls_name>, passing lr, weight_decay, the named config fields and `options`
-    (fused=True on CUDA). A param group's own lr or weight_decay overrides the config's."""
+    """A builder for torch.optim.<cls_name>, passing lr, weight_decay (where the config has one), the named config
+    fields and `options` (fused=True on CUDA). A param group's own lr or weight_decay overrides the config's."""
 
     def build(cfg: Any, groups: list[dict], **options: Any) -> Any:
         import torch
 
-        args = {f: getattr(cfg, f) for f in ("lr", "weight_decay", *fields)}
+        args = {f: getattr(cfg, f) for f in ("lr", "weight_decay", *fields) if hasattr(cfg, f)}
         return getattr(torch.optim, cls_name)(groups, **args, **options)
 
     return build
@@ -49,4 +52,10 @@ BUILD: dict[str, Callable[..., Any]] = dict(implements(OPTIMIZERS, {
     "adam": _torch("Adam", "betas", "eps", "amsgrad"),
     "adamw": _torch("AdamW", "betas", "eps", "amsgrad"),
     "rmsprop": _torch("RMSprop", "alpha", "momentum", "eps", "centered"),
+    "adadelta": _torch("Adadelta", "rho", "eps"),
+    "adagrad": _torch("Adagrad", "lr_decay", "initial_accumulator_value", "eps"),
+    "nadam": _torch("NAdam", "betas", "eps", "momentum_decay", "decoupled_weight_decay"),
+    "radam": _torch("RAdam", "betas", "eps", "decoupled_weight_decay"),
+    "lbfgs": _torch("LBFGS", "max_iter", "max_eval", "history_size", "line_search_fn", "tolerance_grad",
+                    "tolerance_change"),
 }))

@@ -29,9 +29,17 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
         rows.append({"run": f"{folder.parent.name}/{folder.name}", "status": info.get("status", "?"),
                      "task": task_and_target(info)[0] or "?", "target": task_and_target(info)[1],
                      "epochs": info.get("epochs_done"),
-                     "verdict": (info.get("diagnosis") or {}).get("verdict", ""), "tests": tests})
+                     "verdict": (info.get("diagnosis") or {}).get("verdict", ""), "tests": tests,
+                     "error": info.get("error") if info.get("status") == "failed" else None})
     loss = float("inf")
     return sorted(rows, key=lambda r: (r["run"].split("/")[0], r["tests"].get("test_loss", loss)))
+
+
+ERROR_WIDTH = 100
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def format_runs(rows: list[dict[str, Any]], root: Path | None = None) -> str:
@@ -41,6 +49,8 @@ def format_runs(rows: list[dict[str, Any]], root: Path | None = None) -> str:
     width = max(len(r["run"]) for r in rows) + 2
     for r in rows:
         tests = "  ".join(f"{k.removeprefix('test_')} {v:.4g}" for k, v in list(r["tests"].items())[:3])
+        if r.get("error"):  # a failed run has no results to show: what failed it, cut to the line
+            tests = shorten(r["error"], ERROR_WIDTH)
         lines.append(f"{r['run'].ljust(width)}{r['status']:<9}{str(r['epochs'] or '-'):>5} epochs  "
                      f"{r['verdict']:<17}{tests}")
     return "\n".join(lines)

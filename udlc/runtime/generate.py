@@ -107,13 +107,14 @@ class LanguageModelFile:
 
     def run(self, window: list[int], past: list[np.ndarray] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
         """The last position's logits for the new tokens `window` after the cached `past` (none: from scratch),
-        and the keys and values of every position so far."""
+        over the tokenizer's ids, and the keys and values of every position so far."""
         feed = {self.input_name: np.asarray([window], dtype=np.int64)}
         if self.cached:
             past = past or [np.zeros((1, shape[1], 0, shape[3]), np.float32) for shape in self.past.values()]
             feed.update(zip(self.past, past))
         logits, *present = self.session.run(None, feed)
-        return logits[0, -1].astype(np.float64), present
+        # only ids the tokenizer has: a network padded past a BPE's learned vocabulary (pad_vocab) never draws one
+        return logits[0, -1, :self.tokenizer.vocab_size].astype(np.float64), present
 
     def generate(self, prompt: str, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  seed: int = 0, use_cache: bool = True) -> Generated:
@@ -122,7 +123,7 @@ class LanguageModelFile:
         start = time.perf_counter()
         made = list(self.tokens(ids, Asked(max_new_tokens, temperature, top_k, seed, use_cache=use_cache)))
         seconds = time.perf_counter() - start
-        return Generated(prompt, self.tokenizer.decode(made), len(made), seconds)
+        return Generated(prompt, self.tokenizer.continuation(made), len(made), seconds)
 
     def tokens(self, ids: list[int], asked: Asked) -> Iterator[int]:
         """Each new token after the prompt's `ids`, as it is drawn: what `udlc generate` and `udlc serve` both
@@ -154,19 +155,20 @@ class LanguageModelFile:
         """The text each token adds: the decoded text so far less what was handed out. A byte token may end in
         half a character (decoded as U+FFFD): its text waits for the rest, so its piece is empty. The pieces
         join to the decoded continuation for tokenizers whose text of a prefix is a prefix of the text (bytes,
-        characters, byte-level BPE); decoding the whole prefix each time keeps them so across BPE merges."""
+        characters, byte-level BPE, words: each after a space); decoding the whole prefix each time keeps them
+        so across BPE merges."""
         made: list[int] = []
         sent = ""
         splits = self.tokenizer.kind != "char"  # a character token is whole (its U+FFFD: the unknown character)
         for token in tokens:
             made.append(token)
-            text = self.tokenizer.decode(made)
+            text = self.tokenizer.continuation(made)
             if splits and text.endswith("\ufffd") or not text.startswith(sent):
                 yield ""
                 continue
             yield text[len(sent):]
             sent = text
-        text = self.tokenizer.decode(made)
+        text = self.tokenizer.continuation(made)
         if len(text) > len(sent) and text.startswith(sent):  # a last half character, shown as U+FFFD
             yield text[len(sent):]
 

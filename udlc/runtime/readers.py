@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from udlc.errors import UdlcError
+from udlc.runtime.dense import DenseModel
 from udlc.runtime.files import open_file
 from udlc.runtime.generate import LanguageModelFile, Seq2SeqFile, TokenLabeller
 from udlc.runtime.nodes import GraphClassifier, LinkScorer
@@ -24,7 +25,7 @@ from udlc.runtime.sample import SampleFile
 from udlc.runtime.text import TextClassifier
 from udlc.tasks.served import KINDS
 
-READER_CLASSES = (Model, TextClassifier, GraphClassifier, LinkScorer, LanguageModelFile, Seq2SeqFile, TokenLabeller,
+READER_CLASSES = (Model, DenseModel, TextClassifier, GraphClassifier, LinkScorer, LanguageModelFile, Seq2SeqFile, TokenLabeller,
                   SampleFile)
 READERS: dict[str, type] = {}
 for _reader in READER_CLASSES:

@@ -2,18 +2,20 @@
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveInt, ValidationInfo, field_validator, model_validator
+from pydantic import (Field, NonNegativeFloat, PositiveInt, PrivateAttr, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
 from udlc.spec.augments import IMAGE_AUGMENTS, Augment
 from udlc.spec.base import StrictModel
-from udlc.spec.sources import SOURCES, FileKind, is_folder
+from udlc.spec.sources import SOURCES, BuiltinSet, FileKind, is_folder
 
 # Derived from the registries (spec/sources.py, spec/augments.py), for the code that only needs the names.
 BUILTIN_SOURCES = tuple(e.name for e in SOURCES.builtin())
 TEXT_SOURCES = tuple(e.name for e in SOURCES.corpora())
 SEQUENCE_SOURCES = tuple(e.name for e in SOURCES.sequence_sets())
 NODE_SET_SOURCES = tuple(e.name for e in SOURCES.node_sets())
+PICTURE_SOURCES = tuple(e.name for e in SOURCES.picture_sets())
 FILE_SUFFIXES = tuple(e.name for e in SOURCES.files() if not e.folder)
 __all__ = ["BUILTIN_SOURCES", "FILE_SUFFIXES", "SEQUENCE_SOURCES", "TEXT_SOURCES", "IMAGE_AUGMENTS", "Augment", "DataSpec"]
 
@@ -27,8 +29,9 @@ def split_sizes(n: int, fractions: list[float] | tuple[float, ...]) -> tuple[int
 class DataSpec(StrictModel):
     source: str = Field(
         description=f"a built-in set ({', '.join(BUILTIN_SOURCES)}), a built-in text ({', '.join(TEXT_SOURCES)}), "
-        f"a generated sequence task ({', '.join(SEQUENCE_SOURCES)}), a graph ({', '.join(NODE_SET_SOURCES)}) or a "
-        f"file ({', '.join(FILE_SUFFIXES)}) or a folder of pictures with a subfolder per class (`pictures/`), "
+        f"a generated sequence task ({', '.join(SEQUENCE_SOURCES)}), a graph ({', '.join(NODE_SET_SOURCES)}), pictures "
+        f"with picture-shaped targets ({', '.join(PICTURE_SOURCES)}) or a file ({', '.join(FILE_SUFFIXES)}) or a "
+        "folder of pictures with a subfolder per class (`pictures/`), "
         "relative to the spec"
     )
     # CSV: the target column (name or index; default the last); NPZ: the arrays' keys.
@@ -50,10 +53,25 @@ class DataSpec(StrictModel):
                                description="train, validation, test fractions")
     samples: PositiveInt | None = Field(None, description="how many samples a generated source makes (default 1000)")
     noise: NonNegativeFloat | None = Field(None, description="noise level of a generated source")
-    tokenizer: Literal["byte", "char", "bpe"] | None = Field(
+    tokenizer: Literal["byte", "char", "bpe", "word"] | None = Field(
         None, description="text sources: byte (256 ids, UTF-8 bytes), char (the text's characters) or bpe "
-        "(byte-level BPE trained on the training split; needs the `tokenizers` package); default byte")
-    vocab_size: PositiveInt | None = Field(None, description="tokenizer: bpe — its vocabulary size (default 1024)")
+        "(byte-level BPE trained on the training split; needs the `tokenizers` package) or word (the training "
+        "split's words, `<unk>` for others, `<eos>` at line ends; text sources only); default byte")
+    vocab_size: PositiveInt | None = Field(None, description="tokenizer: bpe — its vocabulary size (default 1024); "
+                                           "a size the training split cannot fill is refused with the size it can")
+    pad_vocab: bool | None = Field(None, description="tokenizer: bpe — keep vocab_size as the network's width "
+                                   "even where the training split learns fewer tokens (an architecture fixed by "
+                                   "pretrained weights): the ids past the learned ones are never targets, and "
+                                   "generation never draws them")
+    min_freq: PositiveInt | None = Field(None, description="tokenizer: word — keep words seen at least this often "
+                                         "in the training split (default 1)")
+    max_size: PositiveInt | None = Field(None, description="tokenizer: word — keep at most this many words, the "
+                                         "most frequent, beside <unk> and <eos> (default all)")
+    lowercase: bool | None = Field(None, description="tokenizer: word — lowercase the text before cutting it")
+    word_split: Literal["whitespace", "punctuation"] | None = Field(
+        None, description="tokenizer: word — how a line is cut: whitespace (default; pre-tokenized text such as "
+        "WikiText) or punctuation (words and punctuation marks apart). Named modes, not a regex: a served model "
+        "cuts every prompt, and a backtracking pattern could hang it")
     max_chars: PositiveInt | None = Field(None, description="text sources: read only the first N characters")
     text: str | None = Field(None, description="CSV: the column holding text, for task: sequence_classification")
     nodes: str | None = Field(None, description="a graph from CSV: the node file (one row per node, in id order: "
@@ -67,7 +85,12 @@ class DataSpec(StrictModel):
     channels: Literal[1, 3] = Field(3, description="a folder of pictures: 1 (grey) or 3 (RGB)")
     resize: Literal["crop", "stretch"] = Field(
         "crop", description="a folder of pictures: crop (scale the shorter side to fit, cut the middle) or stretch")
-    normalize: Literal["standard", "minmax", "none"] = "standard"
+    targets: str | None = Field(None, description="a folder of pictures, for task segmentation or image_to_image: "
+                                "the folder of their masks (grey or palette PNGs of class ids) or target pictures, "
+                                "each named as its picture (pics/a.png ↔ masks/a.png); relative to the spec")
+    normalize: Literal["standard", "minmax", "symmetric", "none"] = Field(
+        "standard", description="standard (zero mean, unit variance per feature or channel, from the training "
+        "split), minmax (into [0, 1]), symmetric (into [-1, 1], a tanh generator's range; generative tasks), none")
     augment: list[Augment] = Field(default_factory=list)  # type: ignore[valid-type]
 
     @field_validator("source")
@@ -80,7 +103,8 @@ class DataSpec(StrictModel):
         raise PydanticCustomError(
             "unknown_source",
             "unknown data source '{source}'",
-            {"source": v, "allowed": [*BUILTIN_SOURCES, *TEXT_SOURCES, *SEQUENCE_SOURCES, *NODE_SET_SOURCES],
+            {"source": v, "allowed": [*BUILTIN_SOURCES, *TEXT_SOURCES, *SEQUENCE_SOURCES, *NODE_SET_SOURCES,
+                                      *PICTURE_SOURCES],
              "hint": f"or a {_one_of_suffixes()} file, or a folder of pictures written with a slash "
                      "(`pictures/`)"},
         )
@@ -155,10 +179,29 @@ class DataSpec(StrictModel):
             where = {"max_chars": where, "text": "CSV files"}.get(info.field_name, where + " and CSV text columns")
             raise ValueError(f"applies only to {where}; {source} has no text to read this way")
         if info.field_name == "vocab_size" and v is not None and info.data.get("tokenizer") != "bpe":
-            raise ValueError("applies only to `tokenizer: bpe`; byte and char tokenizers have fixed vocabularies")
+            raise ValueError("applies only to `tokenizer: bpe`; byte and char tokenizers have fixed vocabularies"
+                             " (word's is sized with min_freq and max_size)")
+        if info.field_name == "tokenizer" and v == "word" and source is not None and not SOURCES.is_text(source):
+            raise ValueError("word applies to text sources (a language model's corpus); a CSV text column "
+                             "takes byte, char or bpe")
         return v
 
-    @field_validator("image_size", "channels", "resize")
+    @field_validator("pad_vocab")
+    @classmethod
+    def _bpe_only(cls, v: object, info: ValidationInfo) -> object:
+        if v is not None and info.data.get("tokenizer") != "bpe":
+            raise ValueError("applies only to `tokenizer: bpe`, whose vocab_size may be more than the text can "
+                             "learn")
+        return v
+
+    @field_validator("min_freq", "max_size", "lowercase", "word_split")
+    @classmethod
+    def _word_only(cls, v: object, info: ValidationInfo) -> object:
+        if v is not None and info.data.get("tokenizer") != "word":
+            raise ValueError("applies only to `tokenizer: word`")
+        return v
+
+    @field_validator("image_size", "channels", "resize", "targets")
     @classmethod
     def _pictures_only(cls, v: object, info: ValidationInfo) -> object:
         source = info.data.get("source")
@@ -167,12 +210,37 @@ class DataSpec(StrictModel):
             raise ValueError(f"applies only to a folder of pictures (`pictures/`); {source} is none")
         return v
 
+    @field_validator("normalize")
+    @classmethod
+    def _symmetric_scales_samples(cls, v: str, info: ValidationInfo) -> str:
+        source = info.data.get("source")
+        entry = SOURCES.find(source) if source is not None else None
+        samples = isinstance(entry, FileKind) and not entry.text or isinstance(entry, BuiltinSet) and not entry.series
+        if v == "symmetric" and entry is not None and (not samples or info.data.get("text") is not None):
+            raise ValueError(f"symmetric scales numeric samples into [-1, 1] for a generator's tanh output; "
+                             f"{source if info.data.get('text') is None else 'a text column'} has none to scale; use "
+                             "`normalize: standard`")
+        return v
+
     @model_validator(mode="after")
     def _pictures_have_a_size(self) -> "DataSpec":
         if is_folder(self.source) and self.image_size is None:
             raise PydanticCustomError("image_size", "a folder of pictures needs data.image_size (e.g. 32, or "
                                       "[height, width]): every picture is resized to it", {})
         return self
+
+    # Set on the copy an unconditional generative task reads (`for_generation`): samples without labels and
+    # `normalize: symmetric` are for it alone, and the data layer's check and loader refuse them to the others.
+    _generation: bool = PrivateAttr(False)
+
+    def for_generation(self) -> "DataSpec":
+        copy = self.model_copy()
+        copy._generation = True
+        return copy
+
+    @property
+    def generation(self) -> bool:
+        return self._generation
 
     def is_file(self) -> bool:
         return isinstance(SOURCES.find(self.source), FileKind)

@@ -26,3 +26,8 @@ register(InitEntry("kaiming", "He normal, for ReLU networks"))
 register(InitEntry("xavier", "Glorot uniform, for tanh and sigmoid networks"))
 register(InitEntry("normal", "normal with std 0.02, as GPT and BERT"))
 register(InitEntry("zeros", "all zeros (a residual branch that starts as the identity)"))
+register(InitEntry("orthogonal", "a (semi-)orthogonal matrix, gain 1 (torch.nn.init.orthogonal_; kernels flattened "
+                                 "to out × in·k): every singular value 1, for very deep plain stacks"))
+register(InitEntry("uniform", "U(-a, a) with a = 1/sqrt(fan_in), fan_in = inputs × kernel size: the bound torch's "
+                              "Linear and Conv give their weights, here for every layer alike (an embedding's is "
+                              "1/sqrt(its width))"))

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
-from pydantic import PositiveInt
+from pydantic import PositiveFloat, PositiveInt
 
 from udlc.errors import UdlcError, did_you_mean, one_of
 from udlc.spec.base import StrictModel
@@ -80,6 +80,24 @@ METRICS.register(MetricEntry(config=TopK, main_arg="k", higher_is_better=True, t
                              logged="top{k}_accuracy", examples=("top_k", {"top_k": 2})))
 METRICS.register(MetricEntry(config=F1Macro, higher_is_better=True, task="classification"))
 
+
+# Dense prediction (task segmentation): class scores on axis 1 — (B, C) or (B, C, H, W) against (B,) or (B, H, W)
+# labels — every pixel one sample.
+
+class PixelAccuracy(StrictModel):
+    type: Literal["pixel_accuracy"] = "pixel_accuracy"
+
+
+class MeanIoU(StrictModel):
+    """The mean over classes of |predicted ∩ true| / |predicted ∪ true|, over every pixel of the split; a class
+    absent from both the targets and the predictions is left out (scikit-learn's jaccard_score, average='macro')."""
+
+    type: Literal["mean_iou"] = "mean_iou"
+
+
+METRICS.register(MetricEntry(config=PixelAccuracy, higher_is_better=True, task="classification"))
+METRICS.register(MetricEntry(config=MeanIoU, higher_is_better=True, task="classification"))
+
 # ---- regression: outputs are values, one column per target -------------------------------------
 
 
@@ -98,5 +116,18 @@ class R2(StrictModel):
 METRICS.register(MetricEntry(config=MAEMetric, higher_is_better=False, task="regression"))
 METRICS.register(MetricEntry(config=RMSE, higher_is_better=False, task="regression"))
 METRICS.register(MetricEntry(config=R2, higher_is_better=True, task="regression"))
+
+
+class PSNR(StrictModel):
+    """Peak signal-to-noise ratio in dB, 10·log10(range² / MSE) with one MSE over every value of the split (task
+    image_to_image's pictures); `data_range` is the targets' span (16 for digits' 0..16), by default the span
+    max − min of the split's own targets."""
+
+    type: Literal["psnr"] = "psnr"
+    data_range: Optional[PositiveFloat] = None
+
+
+METRICS.register(MetricEntry(config=PSNR, main_arg="data_range", higher_is_better=True, task="regression",
+                             examples=("psnr", {"psnr": 16})))
 
 Metric = METRICS.union()

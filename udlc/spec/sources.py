@@ -95,6 +95,24 @@ class NodeSetList:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PictureSet:
+    """A built-in set of pictures with a picture-shaped target, for the dense tasks: a class mask per picture
+    (`masks`: (H, W) class ids, task segmentation) or a target picture (`pictures`: (C, H', W'), image_to_image)."""
+
+    name: str
+    shape: tuple[int, int, int]  # one input picture, (channels, height, width)
+    target: str  # 'masks' or 'pictures'
+    target_shape: tuple[int, ...]  # (H, W) for masks, (C, H', W') for pictures
+    classes: tuple[str, ...] | None  # the masks' classes, in id order
+    description: str
+    noise: float | None = None  # default noise of a generated set; None: a fixed one that reads no samples/noise
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return frozenset({"samples", "noise"}) if self.noise is not None else frozenset()
+
+
+@dataclass(frozen=True, kw_only=True)
 class FileKind:
     name: str  # the suffix, lower case: ".csv"; "/" for a folder
     keys: frozenset[str]  # data keys it reads beyond the common ones
@@ -108,7 +126,7 @@ class FileKind:
 FOLDER = "/"  # the file kind of a folder of pictures, one subfolder per class: written `pictures/`
 
 
-Source = BuiltinSet | TextSet | SequenceSet | NodeSet | NodeSetList | FileKind
+Source = BuiltinSet | TextSet | SequenceSet | NodeSet | NodeSetList | PictureSet | FileKind
 
 
 class SourceRegistry:
@@ -129,7 +147,7 @@ class SourceRegistry:
     def find(self, source: str) -> Source | None:
         """The entry `data.source` names: a built-in set by name, else a file kind by its suffix."""
         entry = self._entries.get(source)
-        if isinstance(entry, (BuiltinSet, TextSet, SequenceSet, NodeSet, NodeSetList)):
+        if isinstance(entry, (BuiltinSet, TextSet, SequenceSet, NodeSet, NodeSetList, PictureSet)):
             return entry
         if is_folder(source):
             return self._entries.get(FOLDER)
@@ -151,6 +169,9 @@ class SourceRegistry:
 
     def node_sets(self) -> list[NodeSet | NodeSetList]:
         return [e for e in self._entries.values() if isinstance(e, (NodeSet, NodeSetList))]
+
+    def picture_sets(self) -> list[PictureSet]:
+        return [e for e in self._entries.values() if isinstance(e, PictureSet)]
 
     def is_text(self, source: str) -> bool:
         """Does `data.source` name text to tokenize (a corpus or a .txt file) rather than samples?"""
@@ -199,7 +220,8 @@ SOURCES.register(FileKind(name=".csv", keys=frozenset({"target", "features", "ca
 SOURCES.register(FileKind(name=".npz", keys=frozenset({"target", "features"})))  # the arrays' keys
 SOURCES.register(FileKind(name=".npy", keys=frozenset({"target"})))  # a column index: an array has no names
 SOURCES.register(FileKind(name=".txt", keys=TextSet.keys, text=True))  # UTF-8 text, for language_model
-SOURCES.register(FileKind(name=FOLDER, keys=frozenset({"image_size", "channels", "resize"})))  # pictures/<class>/
+# pictures/<class>/, or pictures with a parallel folder of `targets` (masks, target pictures)
+SOURCES.register(FileKind(name=FOLDER, keys=frozenset({"image_size", "channels", "resize", "targets"})))
 
 # ---- text corpora ------------------------------------------------------------------------------------
 
@@ -227,3 +249,15 @@ SOURCES.register(NodeSet(name="sbm", features=SBM_FEATURES,
                           description="a stochastic block model: 4 communities, noisy community features"))
 SOURCES.register(NodeSetList(name="trees_cycles", features=DEGREE_FEATURES, classes=("tree", "cycle"),
                               description="random trees of 6-20 nodes, half with one cycle; degree features"))
+
+# ---- pictures with picture-shaped targets, for task segmentation and image_to_image ------------------------
+
+SHAPES_SIZE = 32  # the side of a `shape_masks` picture
+SOURCES.register(PictureSet(name="shape_masks", shape=(1, SHAPES_SIZE, SHAPES_SIZE), target="masks",
+                            target_shape=(SHAPES_SIZE, SHAPES_SIZE), noise=0.3,
+                            classes=("background", "circle", "square", "triangle"),
+                            description="1 to 3 filled circles, squares and triangles on noise (grey 0..255), "
+                                        "a class per pixel"))
+SOURCES.register(PictureSet(name="digits_2x", shape=(1, 4, 4), target="pictures", target_shape=(1, 8, 8),
+                            classes=None, description="scikit-learn's 8×8 digits (grey 0..255) averaged over 2×2 "
+                                                      "blocks to 4×4: the input; the 8×8 picture: the target"))

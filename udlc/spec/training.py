@@ -7,12 +7,24 @@ from this module.
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
 from udlc.spec.base import StrictModel
 from udlc.spec.losses import BCE, CLASSIFICATION_LOSSES, LOSSES, MAE, MSE, CrossEntropy, Huber, Loss
 from udlc.spec.metrics import METRICS, R2, RMSE, Accuracy, F1Macro, MAEMetric, Metric, TopK, metric_name
-from udlc.spec.optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSprop
+from udlc.spec.optimizers import (
+    LBFGS,
+    OPTIMIZERS,
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    AdamW,
+    NAdam,
+    Optimizer,
+    RAdam,
+    RMSprop,
+)
 from udlc.spec.schedules import (
     SCHEDULES,
     Constant,
@@ -32,7 +44,7 @@ __all__ = [
     "Loss", "Metric", "Optimizer", "Schedule",
     "MSE", "MAE", "Huber", "BCE", "CrossEntropy",
     "Accuracy", "TopK", "F1Macro", "MAEMetric", "RMSE", "R2",
-    "SGD", "Adam", "AdamW", "RMSprop",
+    "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "Adagrad", "NAdam", "RAdam", "LBFGS",
     "Constant", "Step", "MultiStep", "Exponential", "Cosine", "Linear", "Cyclical", "OneCycle", "Plateau",
     "EarlyStopping", "TrainSpec", "OnnxExport", "ExportSpec",
 ]
@@ -59,7 +71,9 @@ class TrainSpec(StrictModel):
     grad_accum: PositiveInt = Field(1, description="batches whose gradients are summed before one step")
     early_stopping: EarlyStopping | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
+    precision: Literal["auto", "fp32", "bf16", "fp64"] = Field("auto", description=(
+        "auto: bf16 autocast on CUDA, fp32 on CPU; fp64: the networks, their inputs and the optimizer state in "
+        "float64 (the exported ONNX stays float32, what servers and clients feed)"))
     deterministic: bool = False
     compile: bool = False
     strategy: Literal["ddp", "fsdp"] = Field(
@@ -75,6 +89,13 @@ class TrainSpec(StrictModel):
     checkpoint_seconds: NonNegativeFloat = Field(
         30, description="write checkpoints/last (and best) after the first epoch, then at most this often, and "
                         "at the end; 0: after every epoch. A killed run resumes from the last one written")
+
+    @model_validator(mode="after")
+    def _fp64_unsharded(self) -> "TrainSpec":
+        if self.precision == "fp64" and self.strategy == "fsdp":
+            raise ValueError("precision fp64 is for one process or ddp: fsdp shards the networks before they would "
+                             "be widened to float64 — use strategy: ddp, or precision: fp32")
+        return self
 
 
 class OnnxExport(StrictModel):

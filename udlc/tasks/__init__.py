@@ -32,6 +32,8 @@ TASK_FILES = {
     "node_classification": "nodes",
     "graph_classification": "nodes",
     "link_prediction": "link_prediction",
+    "segmentation": "dense",
+    "image_to_image": "dense",
 }
 
 

@@ -11,6 +11,7 @@ from udlc.compiler import pipeline
 from udlc.compiler.pipeline import Compiled
 from udlc.errors import SpecError, SpecErrors
 from udlc.spec.loader import Document, load_text
+from udlc.spec.optimizers import check_closure_optimizers
 from udlc.spec.tuning import check_tune
 from udlc.tasks import load_tasks
 from udlc.tasks.registry import Task, make_task
@@ -92,7 +93,8 @@ def check_task(compiled: Compiled, check_files: bool) -> Compiled:
     load_tasks(_task_name(compiled.spec.task))
     task = make_task(compiled.spec.task, compiled.doc)
     errors = (check_loss(compiled, task) or check_mixing(compiled, task) or check_strategy(compiled, task)
-              or task.check(compiled, check_files) or check_metrics(compiled)
+              or check_closure_optimizers(compiled.spec, compiled.doc) or task.check(compiled, check_files)
+              or check_metrics(compiled)
               or check_tune(compiled, task, partial(_compile_with, check_files=check_files)))
     if errors:
         raise SpecErrors(errors)

@@ -39,7 +39,7 @@ from udlc.tasks import generative
 from udlc.tasks.fields import error, no_metrics, one_network
 from udlc.tasks.registry import RunState, Served, Task, evaluating, register
 from udlc.tasks.served import DENOISER
-from udlc.tasks.supervised import check_monitors, check_network_keys
+from udlc.tasks.supervised import check_monitors, check_network_keys, located
 
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
     from udlc.compiler.pipeline import Compiled
@@ -157,7 +157,10 @@ class Diffusion(generative.Generative, Task):
         from udlc.data.file_kinds import peek
 
         doc = compiled.doc
-        classes = peek(compiled.spec.data, compiled.base_dir).n_classes
+        try:  # samples without labels have no classes, refused just below
+            classes = peek(compiled.spec.data.for_generation(), compiled.base_dir).n_classes
+        except SpecError as e:
+            return [located(e, doc)]
         if classes is None:
             return [error(doc, "a class-conditional denoiser reads labels, and this data has no classes",
                           base + ("inputs", "label"), "drop the `label` input, or use a classification set",
@@ -328,7 +331,7 @@ class Diffusion(generative.Generative, Task):
         labels = (torch.arange(count, device=s.device) % data.n_classes)[:, None] if s.run_state.conditional else None
         samples = self.generate(s, data, count, labels, seed=s.spec.seed).cpu().numpy()
         return generative.reference_quality(data, data.normalization.apply_normalization(samples),
-                                            None if labels is None else labels.cpu().numpy())
+                                            None if labels is None else labels.cpu().numpy(), note=s.log.note)
 
     def picture(self, s: Any, data: Any, path: Any) -> None:
         """For a class-conditional model, a column of each class."""

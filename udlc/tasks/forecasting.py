@@ -20,12 +20,25 @@ Normalization: the input and the target are the same series, so both are scaled 
 scale fitted on the training inputs — not per time step, and not the targets apart. The network then sees
 past and future on one scale: a level it reads is the level it writes, persistence is a plain copy in its
 own units, and a symbolic context length (T) needs no per-step statistics (there are none for unseen steps).
+
+Feedback (`task: {forecasting: {feedback: true}}`): the network predicts the next value at every step, its
+output shaped as its input ([T, 1] in, (T, 1) out: cells, one-way recurrent layers, a linear per step), and
+the horizon is made by feeding each prediction back as the next input (udlc.tasks.feedback), in training
+(the loss is on the fed-back predictions) and in the exported file alike:
+
+    task: {forecasting: {feedback: true}}
+    model:
+      input: [T, 1]
+      layers: [{lstm_cell: {hidden_size: 51, id: c1}}, {lstm_cell: {hidden_size: 51, from: c1.out, id: c2}},
+               {linear: {out_features: 1, from: c2.out}}]
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal, TYPE_CHECKING
+
+from pydantic import Field
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
@@ -42,11 +55,14 @@ SERIES_HINT = "use a series set (sine_mixture), or a file of windows: an .npz of
 
 class ForecastingOptions(StrictModel):
     type: Literal["forecasting"] = "forecasting"
+    feedback: bool = Field(False, description="the network predicts the next value at every step (output shaped "
+                           "as the input); the horizon is made by feeding each prediction back as the next input")
 
 
 @dataclass
 class ForecastingState(SupervisedState):
     input_norm: tuple[Any, Any]  # (shift, scale) tensors of the inputs: the baseline's last values in their units
+    horizon: int  # values per target: with feedback, how many predictions are fed back
 
 
 @register
@@ -61,7 +77,43 @@ class Forecasting(Supervised):
 
     def check_data(self, compiled: Compiled, base: tuple) -> list[SpecError]:
         # What makes a spec a forecast comes first; the data's header is read only for one that is.
-        return self.check_series(compiled, base) or super().check_data(compiled, base)
+        errors = self.check_series(compiled, base)
+        if errors or not self.options.feedback:
+            return errors or super().check_data(compiled, base)
+        return self.check_feedback_data(compiled, base)
+
+    def check_outputs(self, compiled: Compiled, base: tuple) -> list[SpecError]:
+        """A fed-back network predicts one value per step, shaped as its input: its last step is the next input."""
+        errors = super().check_outputs(compiled, base)
+        graph = self.graph(compiled)
+        if errors or not self.options.feedback or len(graph.inputs) != 1:
+            return errors
+        (shape,), out = graph.inputs.values(), graph.shape_of(graph.outputs[0])
+        if out is not None and tuple(out) == tuple(shape):
+            return []
+        node = graph.nodes[graph.outputs[0].partition(".")[0]]
+        got = f"({', '.join(map(str, out))})" if out is not None else "no tensor"
+        return [SpecError(f"with feedback the network predicts the next value at every step, so its output is "
+                          f"shaped as its input ({', '.join(map(str, shape))}); this one gives {got}",
+                          path=node.path, span=node.span,
+                          hint="keep the steps to the end and finish with one value per step: `linear: 1` "
+                               "(no seq_pool); or drop `feedback` and predict the horizon at once")]
+
+    def check_feedback_data(self, compiled: Compiled, base: tuple) -> list[SpecError]:
+        """The data's header against the input and the loss; the output is the series' own shape (above)."""
+        from udlc.data.file_kinds import peek
+        from udlc.data.peek import mismatches
+
+        spec, doc = compiled.spec, compiled.doc
+        try:
+            signature = peek(spec.data, compiled.base_dir)
+        except SpecError as e:
+            return [located(e, doc)]
+        (shape,) = self.graph(compiled).inputs.values()
+        return [SpecError(m.message, path=".".join(base + ("input",)) if m.where == "input" else "loss",
+                          span=doc.span(base + ("input",), key=True) if m.where == "input" else doc.span(("loss",)),
+                          hint=m.hint)
+                for m in mismatches(signature, shape, None, spec.loss.type, spec.data.task)]
 
     def check_series(self, compiled: Compiled, base: tuple) -> list[SpecError]:
         spec, doc = compiled.spec, compiled.doc
@@ -104,15 +156,28 @@ class Forecasting(Supervised):
         except SpecError as e:
             raise located(e, compiled.doc) from None
         share_normalization(data, spec.data.normalize)
-        self.check_loaded(compiled, data)
+        if not self.options.feedback:  # a fed-back network's output is the series' shape, checked at check time
+            self.check_loaded(compiled, data)
         return data
+
+    def info(self, compiled: Compiled, state: Any) -> dict[str, Any]:
+        """run.json's record; `feedback`: the horizon the exported file feeds back (None: predicted at once)."""
+        return {**super().info(compiled, state), "feedback": state.horizon if self.options.feedback else None}
+
+    def forward(self, s: Any, x: Any) -> tuple[Any, ...]:
+        if not self.options.feedback:
+            return super().forward(s, x)
+        from udlc.tasks.feedback import feed_back
+
+        return (feed_back(s.models[s.run_state.net], x, s.run_state.horizon),)
 
     def start(self, compiled: Compiled, data: Any, device: Any) -> ForecastingState:
         import torch
 
         norm = data.normalization  # the baseline's last values, back in the series' units
         return ForecastingState(**vars(super().start(compiled, data, device)), input_norm=tuple(
-            torch.as_tensor(a.reshape(-1), device=device) for a in (norm.shift, norm.scale)))
+            torch.as_tensor(a.reshape(-1), device=device) for a in (norm.shift, norm.scale)),
+            horizon=int(data.y_train.shape[1]) if len(data.y_train.shape) > 1 else 1)
 
     splits_evaluation = False  # its baseline reads the whole split itself
 

@@ -18,8 +18,12 @@ Losses (the score is a logit, or the critic's value for wasserstein_gp):
 Each batch of real samples takes one discriminator step; every `d_steps`-th batch also one generator step.
 The noise z ~ N(0, I) comes from the run's generator, so a resume stays exact. Evaluation reports both
 losses and `frechet`, the Fréchet distance between the split's samples and as many generated ones (in the
-data's normalized units; lower is better), which picks the best checkpoint. The generator is served as
-model.onnx: noise in, a sample in the data's units out (`udlc sample`).
+data's normalized units; lower is better), which picks the best checkpoint. Samples of more than 256 values
+(a 16x16 grey picture holds 256) are measured on a fixed seeded random projection to 256 (generative.features): the same
+in every run, so runs on one data shape compare, and an epoch's evaluation stays cheap next to its training.
+The generator is served as model.onnx: noise in, a sample in the data's units out (`udlc sample`). The data may
+be samples without labels (an .npz of `x` alone, an .npy of pictures, a folder of loose pictures), and
+`data.normalize: symmetric` scales them into [-1, 1] for a generator that ends in tanh.
 """
 
 from __future__ import annotations
@@ -203,7 +207,7 @@ class GAN(generative.Generative, Task):
                 seen += len(real)
                 reals.append(real.float().flatten(1).cpu())
                 fakes.append(fake.float().flatten(1).cpu())
-        frechet = generative.frechet_distance(torch.cat(reals).double().numpy(), torch.cat(fakes).double().numpy())
+        frechet = generative.sample_frechet(torch.cat(reals).numpy(), torch.cat(fakes).numpy())
         return {"d_loss": d_sum / seen, "g_loss": g_sum / seen, "frechet": frechet}
 
     def quality(self, s: Any) -> dict[str, float]:
@@ -215,7 +219,7 @@ class GAN(generative.Generative, Task):
                         generator=torch.Generator().manual_seed(s.spec.seed)).to(s.device)
         with torch.no_grad():
             samples = generator(z).float().cpu().numpy()
-        return generative.reference_quality(data, samples)
+        return generative.reference_quality(data, samples, note=s.log.note)
 
     def picture(self, s: Any, data: Any, path: Any) -> None:
         def draw(z: Any) -> Any:

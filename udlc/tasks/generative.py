@@ -1,5 +1,7 @@
-"""What the generative tasks (vae, gan) share: named networks checked against each other and the data,
-samples loaded without their labels, and the run information `udlc sample` reads from the exported file."""
+"""What the generative tasks (vae, gan, diffusion, autoencoder) share: named networks checked against each
+other and the data, samples loaded without their labels (files of samples alone are theirs, and `normalize:
+symmetric`), the run information `udlc sample` reads from the exported file, and the measures of generated
+samples: `frechet` on a fixed small feature space, and a reference classifier's view."""
 
 from __future__ import annotations
 
@@ -76,7 +78,7 @@ def check_samples(compiled: Compiled, task: str, where: tuple, shape: tuple) -> 
         return [error(doc, "a generative task learns from numeric samples, not a text column", ("data", "text"),
                       "drop `text`", key=True)]
     try:
-        signature = peek(spec.data, compiled.base_dir)
+        signature = peek(spec.data.for_generation(), compiled.base_dir)  # the labels stay unused
     except SpecError as e:
         return [located(e, doc)]
     return [error(doc, m.message, where, m.hint, key=True)
@@ -89,10 +91,32 @@ def load_samples(compiled: Compiled, shape: tuple) -> Any:
     from udlc.tasks.supervised import located
 
     spec = compiled.spec
+    symmetric = spec.data.normalize == "symmetric"
+    data_spec = spec.data.for_generation()
+    data_spec = data_spec.model_copy(update={"normalize": "minmax"}) if symmetric else data_spec
     try:
-        return prepare(spec.data, shape, compiled.base_dir, spec.seed)
+        data = prepare(data_spec, shape, compiled.base_dir, spec.seed)
     except SpecError as e:
         raise located(e, compiled.doc) from None
+    return stretched(data) if symmetric else data
+
+
+def stretched(data: Any) -> Any:
+    """minmax's [0, 1] samples stretched to [-1, 1] (`normalize: symmetric`, a tanh generator's range): the
+    normalization's shift moves to the middle of the range and its scale halves, so every reader of it (the
+    exported graph's un-normalizing, pictures, `udlc sample`) maps back to the data's units unchanged."""
+    from udlc.data.arrays import LazyRows
+    from udlc.data.dataset import Normalization
+
+    norm = data.normalization
+    data.normalization = Normalization("symmetric", norm.shift + norm.scale / 2, norm.scale / 2)
+    for split in ("train", "val", "test"):
+        x = getattr(data, f"x_{split}")
+        if isinstance(x, LazyRows):  # read on demand: normalized as each batch is read
+            x.transform = data.normalization.apply_normalization
+        else:
+            setattr(data, f"x_{split}", x * 2.0 - 1.0)
+    return data
 
 
 def sample_batches(data: Any, split: str, input_name: str, batch_size: int, shuffle: bool, device: Any) -> Any:
@@ -221,33 +245,71 @@ def prior_picture(s: Any, data: Any, path: Path, latent_shape: tuple, decode: An
 
 def frechet_distance(a: Any, b: Any) -> float:
     """The Fréchet distance between Gaussians fitted to two sets of vectors (n, d): |m_a - m_b|² +
-    tr(C_a + C_b - 2 (C_a C_b)^½), the measure of FID, here on the vectors themselves."""
-    import warnings
-
+    tr(C_a + C_b - 2 (C_a C_b)^½), the measure of FID. tr (C_a C_b)^½ is the sum of the square roots of the
+    eigenvalues of the symmetric C_a^½ C_b C_a^½ (the same spectrum as C_a C_b): two symmetric eigen-
+    decompositions, stable for the singular covariances of pixels that never change, where a general matrix
+    square root needs its own nudges and costs several times more."""
     import numpy as np
-    from scipy import linalg
 
+    a, b = (np.asarray(v, dtype=np.float64).reshape(len(v), -1) for v in (a, b))
     mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    with warnings.catch_warnings():  # pixels that never change make the covariances singular: expected here
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        root = linalg.sqrtm(cov_a @ cov_b)
-        if not np.isfinite(root).all():  # nudge both covariances, as FID implementations do
-            eps = np.eye(len(cov_a)) * 1e-6
-            root = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
-    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * root.real))
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    product = root_a @ cov_b @ root_a
+    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((product + product.T) / 2.0), 0.0, None)).sum()
+    distance = ((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_root
+    return max(0.0, float(distance))  # equal sets can round a hair below 0
+
+
+# Samples of more values than this are measured on a fixed random projection to this many: a 64x64 colour
+# picture has 12,288, whose covariance costs more to fit than the epoch that made them; distances between
+# two sets survive a Gaussian projection (Johnson-Lindenstrauss), and a few hundred samples fit no more.
+FEATURES = 256
+PROJECTION_SEED = 0  # the same projection in every run, so runs on one data shape compare
+
+
+def features(x: Any) -> Any:
+    """Samples (n, ...) as the vectors `frechet` and the reference classifier measure: flattened, and past
+    FEATURES values a fixed seeded Gaussian projection to FEATURES (scaled by 1/√FEATURES, so lengths keep)."""
+    import numpy as np
+
+    flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    if flat.shape[1] <= FEATURES:
+        return flat
+    return flat @ projection(flat.shape[1])
+
+
+_projections: dict[int, Any] = {}
+
+
+def projection(width: int) -> Any:
+    """The (width, FEATURES) projection: drawn once per width per process (12,288 x 256 takes 50 ms)."""
+    import numpy as np
+
+    if width not in _projections:
+        rng = np.random.default_rng(PROJECTION_SEED)
+        _projections[width] = rng.standard_normal((width, FEATURES)) / math.sqrt(FEATURES)
+    return _projections[width]
+
+
+def sample_frechet(real: Any, fake: Any) -> float:
+    """`frechet`: the Fréchet distance between real and generated samples (normalized units) in `features`."""
+    return frechet_distance(features(real), features(fake))
 
 
 QUALITY_SAMPLES = 500
 
 
-def reference_quality(data: Any, samples: Any, labels: Any = None) -> dict[str, float]:
-    """How a reference classifier (scikit-learn's logistic regression, fitted on the training split) sees
-    generated samples (normalized, as the training split): the Fréchet distance between its logits for them
-    and for the test split's samples (FID's measure in a small classifier's feature space), its own test
-    accuracy (how far to trust it), the same distance between the validation and test splits (what real
-    samples score), and, for samples asked of a class (`labels`), the share it puts in that class. Empty for data without classes or without a test split, and for 2-D points (a linear classifier
-    of points says little; their picture and `frechet` say more)."""
+def reference_quality(data: Any, samples: Any, labels: Any = None, note: Any = None) -> dict[str, float]:
+    """How a reference classifier (scikit-learn's logistic regression, fitted on the training split's
+    `features`) sees generated samples (normalized, as the training split): the Fréchet distance between its
+    logits for them and for the test split's samples (FID's measure in a small classifier's feature space), its
+    own test accuracy (how far to trust it), the same distance between the validation and test splits (what real
+    samples score), and, for samples asked of a class (`labels`), the share it puts in that class. Empty for data
+    without classes or without a test split, and for 2-D points (a linear classifier of points says little;
+    their picture and `frechet` say more); empty too, said once through `note`, when the training split holds
+    fewer than two classes: there is no classifier to fit."""
     import warnings
 
     import numpy as np
@@ -255,16 +317,22 @@ def reference_quality(data: Any, samples: Any, labels: Any = None) -> dict[str, 
 
     if data.n_classes is None or not len(data.x_test) or math.prod(data.input_shape) <= 2:
         return {}
-    flat = [np.asarray(a, dtype=np.float64).reshape(len(a), -1)
-            for a in (data.x_train, data.x_test, samples, data.x_val)]
+    y_train = np.asarray(data.y_train).reshape(-1)
+    if len(np.unique(y_train)) < 2:
+        if note is not None:
+            note("the training split holds one class: no reference classifier to fit, so no classifier_frechet "
+                 "or reference_accuracy (frechet still measures the samples)")
+        return {}
+    flat = [features(a) for a in (data.x_train, data.x_test, samples, data.x_val)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter: the fit is a measuring stick, not a result
-        classifier = LogisticRegression(max_iter=2000).fit(flat[0], np.asarray(data.y_train).reshape(-1))
+        classifier = LogisticRegression(max_iter=2000).fit(flat[0], y_train)
     real, fake = classifier.decision_function(flat[1]), classifier.decision_function(flat[2])
     out = {"test_reference_accuracy": float(classifier.score(flat[1], np.asarray(data.y_test).reshape(-1))),
            "test_classifier_frechet": frechet_distance(real, fake)}
     if len(flat[3]) > 1:  # two real sets, validation and test, for scale: what a perfect generator would score
         out["test_classifier_frechet_val"] = frechet_distance(classifier.decision_function(flat[3]), real)
     if labels is not None:
-        out["test_class_accuracy"] = float((fake.argmax(axis=1) == np.asarray(labels).reshape(-1)).mean())
+        # predict, not argmax: two classes give one decision value per sample, not one per class
+        out["test_class_accuracy"] = float((classifier.predict(flat[2]) == np.asarray(labels).reshape(-1)).mean())
     return out

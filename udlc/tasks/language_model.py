@@ -8,8 +8,9 @@
     loss: cross_entropy
 
 The network reads windows of `context` token ids and gives, at every position, logits over the
-vocabulary for the token that follows (udlc.data.text makes the windows). Causality is the model's: a
-transformer needs `causal: true` attention, a recurrent network is causal as written. Each epoch logs the
+vocabulary for the token that follows (udlc.data.text makes the windows). Causality is the model's, and
+`check` refuses a network whose logits at t see a later token (udlc.compiler.causality): a transformer needs
+`causal: true` attention (gpt_block), a left-to-right recurrent network is causal as written. Each epoch logs the
 loss in nats per token, perplexity and bits per byte (comparable across tokenizers: the split's
 total loss in bits over its UTF-8 bytes). The exported model serves logits and probabilities at every
 position, and carries its tokenizer, so `udlc generate` needs only onnxruntime and numpy.
@@ -23,6 +24,7 @@ from typing import Any, Callable, Literal, TYPE_CHECKING
 
 from pydantic import Field, PositiveInt
 
+from udlc.compiler.causality import causality_errors
 from udlc.errors import SpecError, one_of
 from udlc.spec.base import StrictModel
 from udlc.tasks.fields import error, length_bound_errors
@@ -107,9 +109,12 @@ class LanguageModel(Task):
             return [SpecError(f"a language model gives logits at every position, ({shape[0]}, vocab); this one "
                               f"gives {out}", path=node.path, span=node.span,
                               hint="keep the sequence axis to the end and finish with `linear: <vocab size>`")]
+        # Causality is the model's to keep (a transformer needs causal attention), and check holds it to it: a model
+        # whose logits at t read token t + 1 copies it in training and has nothing to copy when it generates.
+        errors = causality_errors(graph, [name], doc, "a language model predicts each token from the ones before it")
         if check_files or not spec.data.is_file():
-            return self.check_vocabulary(compiled, graph, out[1], node)
-        return []
+            errors += self.check_vocabulary(compiled, graph, out[1], node)
+        return errors
 
     def check_vocabulary(self, compiled: Compiled, graph: Any, width: int, node: Any) -> list[SpecError]:
         """The output's width and every embedding of the ids against the tokenizer's vocabulary."""
@@ -138,12 +143,11 @@ class LanguageModel(Task):
     # ---- train time -----------------------------------------------------------------------------------
 
     def load_data(self, compiled: Compiled) -> Any:
-        from udlc.data.text import load_text_data
+        from udlc.data.text import load_corpus
 
         spec = compiled.spec
         try:
-            data = load_text_data(spec.data.source, spec.data.max_chars, spec.data.tokenizer, spec.data.vocab_size,
-                                  spec.data.split, compiled.base_dir)
+            data = load_corpus(spec.data, compiled.base_dir)
         except SpecError as e:
             raise located(e, compiled.doc) from None
         if not len(data.windows("train", self.options.context)[0]):
@@ -252,10 +256,10 @@ def vocabulary_size(compiled: Compiled) -> tuple[int | None, Any]:
     data = compiled.spec.data
     if data.tokenizer in (None, "byte"):
         return 256, "byte tokenizer"
-    if data.tokenizer == "bpe":
-        from udlc.data.text import DEFAULT_BPE_VOCAB
+    if data.tokenizer in ("bpe", "word"):  # learned from the training split, as training will
+        from udlc.data.text import checked_vocabulary
 
-        return data.vocab_size or DEFAULT_BPE_VOCAB, "bpe tokenizer (data.vocab_size)"
+        return checked_vocabulary(data, compiled.base_dir)
     try:
         text = read_text(data.source, data.max_chars, compiled.base_dir)
     except SpecError as e:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TYPE_CHECKING
 
+from udlc.compiler.causality import causality_errors
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
 from udlc.tasks.fields import FieldsTask, Sequences, error, inputs_of, output_node, sequence_pairs
@@ -71,7 +72,10 @@ class Seq2Seq(FieldsTask):
             return [SpecError(f"the model gives {out[1]} logits per position but {entry.name} has {vocab} tokens "
                               f"({' '.join(entry.vocabulary)})", path=node.path, span=node.span,
                               hint=f"end with `linear: {vocab}`")]
-        return []
+        # Teacher forcing feeds the whole target: a decoder whose logits at t read decoder token t + 1 copies it in
+        # training and has nothing to copy when it decodes one token at a time. The source may be read whole.
+        return causality_errors(graph, ["decoder", "decoder_mask"], doc,
+                                "a seq2seq decoder predicts each token from the source and the tokens before it")
 
     def logged(self, spec: Any, has_val: bool) -> list[str]:
         return ["train_loss"] + (["val_loss", "val_token_accuracy", "val_exact_match"] if has_val else [])

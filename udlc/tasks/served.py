@@ -94,6 +94,10 @@ DECODED_TEXT = register(ServedKind("decoded_text", "an encoder–decoder's targe
                                    ("logits",), "generate", ("vocabulary", "max_target_length"), takes="prompt"))
 TOKEN_LABELS = register(ServedKind("token_labels", "a label for every position of a text", ("logits",), "generate",
                                    ("vocabulary",), takes="prompt"))
+MASKS = register(ServedKind("masks", "a class for every pixel of pictures (a segmentation mask)",
+                            ("probabilities", "mask"), "predict", takes="samples", batches=True))
+PICTURES = register(ServedKind("pictures", "a picture for each picture (super-resolution, denoising)", ("picture",),
+                               "predict", ("value_range",), takes="samples", batches=True))
 
 # How files exported before the `served` key said what they serve: by their task's name in `task` (a supervised
 # run's target kind there).

@@ -15,7 +15,7 @@ from udlc.errors import SpecError, SpecErrors, did_you_mean, one_of
 from udlc.spec.base import StrictModel
 from udlc.spec.augments import MIXING_AUGMENTS
 from udlc.spec.data import IMAGE_AUGMENTS
-from udlc.spec.sources import SOURCES
+from udlc.spec.sources import SOURCES, PictureSet
 from udlc.spec.training import CLASSIFICATION_LOSSES, metric_name
 from udlc.tasks.registry import RunState, Served, Task, register
 from udlc.tasks.served import CLASSES, VALUES
@@ -89,6 +89,15 @@ class Supervised(Task):
             errors.append(SpecError(f"task {self.name} reads numbers; a text column is read by task "
                                     "sequence_classification", path="data.text", span=doc.span(("data", "text"), key=True),
                                     hint="write `task: sequence_classification`, or drop `text`"))
+        dense = isinstance(SOURCES.find(spec.data.source), PictureSet)  # pictures with picture-shaped targets
+        if spec.data.targets is not None or dense:
+            where = ("data", "source") if dense else ("data", "targets")
+            errors.append(SpecError(f"{'`targets` pairs' if not dense else spec.data.source + ' pairs'} each picture "
+                                    f"with a picture-shaped target, and task {self.name} learns a class or values per "
+                                    "sample", path=".".join(where), span=doc.span(where, key=not dense),
+                                    hint="write `task: segmentation` for masks or `task: image_to_image` for target "
+                                         "pictures" + ("" if dense else ", or drop `targets` and sort the pictures "
+                                                                        "into class folders")))
         if SOURCES.is_text(spec.data.source):
             errors.append(SpecError(f"{spec.data.source} is text, and task {self.name} learns from samples",
                                     path="data.source", span=doc.span(("data", "source")),
@@ -126,6 +135,7 @@ class Supervised(Task):
                 elif m.where == "output":
                     node = graph.nodes[output]
                     path, span = tuple(node.path.split(".")), node.span
+                    m = flat_targets(m, graph.shape_of(output), signature.target_width)
                 else:
                     path = ("loss",)
                     span = doc.span(path)
@@ -295,6 +305,22 @@ class Supervised(Task):
 
     def total(self, state: SupervisedState, losses: list[Any]) -> Any:
         return losses[0] if len(losses) == 1 else sum(w * l for w, l in zip(state.loss_weights, losses))
+
+
+def flat_targets(m: Any, out: tuple | None, width: int | None) -> Any:
+    """An output that is still a picture against this task's targets, which are read flat (one row of `width`
+    values per sample): the fix is a `flatten` (no `linear` of that many values), or a dense task."""
+    import math
+
+    from udlc.data.peek import Mismatch
+
+    if out is None or len(out) < 2 or width is None:
+        return m
+    same = math.prod(d for d in out if isinstance(d, int)) == width
+    ending = "`flatten`" if same else f"`flatten`, `linear: {width}`"
+    return Mismatch(m.where, m.message, f"this task reads targets flat ({width} values): end the model with {ending}; "
+                                        "to learn picture-shaped targets as pictures, write `task: image_to_image` "
+                                        "(or `task: segmentation` for class masks)")
 
 
 def raw(state: SupervisedState, values: Any) -> Any:

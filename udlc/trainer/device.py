@@ -1,7 +1,8 @@
-"""Where a run computes and how: the device, and on CUDA the defaults a hand-tuned PyTorch loop would use —
-bf16 autocast (`train.precision: auto`), TF32 matrix products, fused Adam/AdamW/SGD steps, convolution weights
-channels-last (`train.memory_format: auto`). Pinned host memory for streamed data and whole splits resident on
-the GPU are udlc.data.batches' part; `train.compile: true` is torch.compile."""
+"""Where a run computes and how: the device, float64 where train.precision asks, and on CUDA the defaults a
+hand-tuned PyTorch loop would use — bf16 autocast (`train.precision: auto`), TF32 matrix products, fused
+Adam/AdamW/SGD steps, convolution weights channels-last (`train.memory_format: auto`). Pinned host memory for
+streamed data and whole splits resident on the GPU are udlc.data.batches' part; `train.compile: true` is
+torch.compile."""
 
 from __future__ import annotations
 
@@ -26,11 +27,30 @@ def pick_device(choice: str, processes: Any = None):
 
 
 def precision(train: Any, device: Any) -> tuple[bool, Any]:
-    """Whether the run computes in bf16, and the context manager its forward passes run in."""
+    """Whether the run computes in bf16, and the context manager its forward passes run in. fp64 needs none: its
+    networks are float64 themselves (float64, which udlc.trainer.loop.Setup applies)."""
     import torch
 
     bf16 = train.precision == "bf16" or (train.precision == "auto" and device.type == "cuda")
     return bf16, partial(torch.autocast, device.type, dtype=torch.bfloat16) if bf16 else nullcontext
+
+
+def float64(models: dict[str, Any]) -> None:
+    """train.precision fp64: each network's parameters and buffers in float64, and float inputs widened as they
+    enter it, so every batch (and a task's own draws: a GAN's latents, a diffusion's noise) reaches the network
+    in float64 without any task or data loader knowing. Integer inputs (token ids, edge indices) pass as they are.
+    Applied twice, a network is hooked once."""
+    import torch
+
+    def widen(module: Any, args: tuple) -> tuple:
+        return tuple(a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+
+    for model in models.values():
+        if getattr(model, "udlc_float64", False):
+            continue
+        model.double()
+        model.register_forward_pre_hook(widen)
+        model.udlc_float64 = True
 
 
 def channels_last(memory_format: str, device: Any, models: dict[str, Any]) -> bool:

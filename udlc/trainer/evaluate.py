@@ -44,8 +44,9 @@ def evaluation_setup(run: RunFolder, compiled: Compiled) -> tuple[Any, Any]:
     device = torch.device("cpu")
     state = task.start(compiled, task.load_data(compiled), device)
     models = build_models(compiled, device)
-    checkpoint.load_models(models, final, device)
     s = Setup(spec=compiled.spec, task=task, graphs=compiled.graphs, models=models, optimizers={}, schedulers={},
               plateaus={}, train=None, val=None, augment=None, generator=torch.Generator(), device=device,
               autocast=nullcontext, run=run, log=None, run_state=state)
+    # Loaded after Setup: an fp64 run's networks are float64 by then, and its weights load without rounding.
+    checkpoint.load_models(s.models, final, device)
     return s, state

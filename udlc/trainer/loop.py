@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from torch import nn
 
+from udlc.errors import UdlcError
 from udlc.runs import RunFolder, checkpoint
+from udlc.spec.optimizers import OPTIMIZERS
 from udlc.trainer.debug import nonfinite_report
+from udlc.trainer.device import float64
 from udlc.trainer.distributed import Shard, accumulating, load_state, model_state, optimizer_state, unwrap
 from udlc.trainer.logging import EpochLog
 from udlc.objectives.schedules import PlateauScale
@@ -62,6 +65,15 @@ class Setup:
     on_epoch: Callable[[dict[str, Any]], None] | None = None  # sees each epoch's row (a tuner prunes by raising)
     processes: Any = None  # udlc.trainer.distributed.Processes of a run on several processes; `train` is a Shard
     loss_weight: float = 1.0  # this process's slice's weight in the global batch (Shard.weight)
+    replay: tuple[Any, dict] | None = None  # the batch and the random streams before its step, for a closure
+    evaluated: float = 0.0  # the value of the loss `update` last backpropagated (what a closure returns)
+
+    def __post_init__(self) -> None:
+        # train.precision fp64: every network (and the inputs it reads) in float64, in training, validation,
+        # `udlc eval` and the probes alike. The optimizers already built keep their parameters: .double() casts
+        # each one's data in place.
+        if self.spec.train.precision == "fp64":
+            float64(self.models)
 
     @property
     def step(self) -> int:
@@ -102,7 +114,7 @@ class Setup:
         optimizers and schedules. `batch` is what the network read, (inputs, targets), or a dict of that by
         network for a loss that several networks computed (the report names the one at fault). Returns the
         loss's value; a non-finite one stops the run."""
-        value = loss.item()  # one sync per step, as a hand-written loop's logging does
+        value = self.evaluated = loss.item()  # one sync per step, as a hand-written loop's logging does
         names = (network,) if isinstance(network, str) else network
         if not math.isfinite(value):
             batches = batch if isinstance(batch, dict) else {names[0]: batch}
@@ -123,14 +135,62 @@ class Setup:
         if self.measure:  # the norm before clipping: what the clip threshold is compared with
             norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP's is a DTensor
             self.grad_norms.setdefault(network, []).append(norm.detach())
-        optimizer.step()
+        if not self.closure(network):
+            optimizer.step()
+        elif any(group["lr"] > 0 for group in optimizer.param_groups):
+            # A step of length 0 (a run resumed with more epochs starts where its schedule had ended) moves
+            # nothing, and torch's strong-Wolfe search would divide by it.
+            optimizer.step(self.reevaluation(network))
         optimizer.zero_grad(set_to_none=True)
         if network in self.schedulers:
             self.schedulers[network].step()
 
+    def closure(self, network: str) -> bool:
+        """Whether the network's optimizer re-evaluates the loss in its step (L-BFGS: optimizer.step(closure))."""
+        return network in self.optimizers and OPTIMIZERS[self.spec.optimizer_of(network).type].closure
+
+    def train_step(self, batch: Any) -> tuple[dict[str, float], int]:
+        """The task's step on one batch. Where an optimizer re-evaluates the loss, the batch and the random streams
+        are kept first, so that every re-evaluation draws what the first drew (augmentation, dropout, a
+        diffusion's noise): the line search sees one function, not a new sample each time."""
+        if any(self.closure(name) for name in self.optimizers):
+            self.replay = (batch, random_streams(self))
+        return self.task.train_step(self, batch)
+
+    def reevaluation(self, network: str) -> Callable[[], float]:
+        """The closure an L-BFGS step calls: the task's step again on the same batch and random draws, backward
+        only. Its first call answers with the evaluation `update` has just made, whose gradients are in place,
+        so a step costs what a hand-written closure loop costs."""
+        if self.replay is None:
+            raise UdlcError(f"{self.spec.optimizer_of(network).type} re-evaluates the batch in its step: call "
+                            "Setup.train_step(batch), which keeps it, rather than the task's train_step")
+        batch, streams = self.replay
+        optimizer, calls = self.optimizers[network], 0
+
+        def closure() -> float:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                return self.evaluated
+            set_streams(self, streams)
+            optimizer.zero_grad(set_to_none=True)
+            self.boundary = False  # `update` backpropagates only, and the task sees no step (an EMA waits)
+            try:
+                self.task.train_step(self, batch)
+            finally:
+                self.boundary = True
+            return self.evaluated
+
+        return closure
+
 
 def fit(s: Setup) -> None:
     train = s.spec.train
+    if s.processes is not None and any(s.closure(name) for name in s.optimizers):
+        # Each process's line search would follow its own loss and take its own number of backward passes,
+        # and DDP's gradient exchange needs every process in every one.
+        raise UdlcError("an optimizer that re-evaluates the loss (lbfgs) trains on one process — run it without "
+                        "torchrun or --devices")
     monitor, mode = monitored(s.spec, s.task, has_val=s.val is not None)
     if train.early_stopping is not None and s.state["bad"] >= train.early_stopping.patience:
         s.log.note("this run had stopped early; there is nothing left to train")
@@ -162,9 +222,9 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
         s.loss_weight = s.train.weight if s.processes is not None else 1.0
         if s.processes is not None and not s.boundary:  # the processes exchange gradients at the group's end
             with accumulating(s.models.values()):
-                values, size = s.task.train_step(s, batch)
+                values, size = s.train_step(batch)
         else:
-            values, size = s.task.train_step(s, batch)
+            values, size = s.train_step(batch)
         size *= s.loss_weight > 0  # a stand-in row (Shard) counts for nothing
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + value * size
@@ -268,6 +328,14 @@ def random_streams(s: Setup) -> dict[str, Any]:
     return rng
 
 
+def set_streams(s: Setup, rng: dict[str, Any]) -> None:
+    """This process's random states back as random_streams took them."""
+    torch.set_rng_state(rng["torch"])
+    s.generator.set_state(rng["data"])
+    if "cuda" in rng:
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
 def last_state(s: Setup, models: dict[str, Any], rng: dict[str, Any], optimizers: dict[str, Any]) -> dict[str, Any]:
     """Everything a resume needs to continue exactly: weights, optimizers, schedules, RNGs, position. On
     several processes `rng` also holds the epoch order's generator ("order") and every process's streams
@@ -286,13 +354,27 @@ def last_state(s: Setup, models: dict[str, Any], rng: dict[str, Any], optimizers
 def restore_last(s: Setup) -> None:
     state = checkpoint.load(s.run.checkpoint("last"), device=s.device)
     for name in s.models:  # a shadow copy (an EMA) has no optimizer
-        load_state(s.module(name), s.optimizers.get(name), state["models"][name], state["optimizers"].get(name))
+        load_state(s.module(name), s.optimizers.get(name), state["models"][name],
+                   owned(state["optimizers"].get(name)))
     for name, scheduler in s.schedulers.items():
         scheduler.load_state_dict({**state["schedulers"][name], "lr_lambdas": [None] * len(scheduler.lr_lambdas)})
     for name, plateau in s.plateaus.items():
         plateau.load(state["plateaus"][name])
     s.state.update(state["position"])
     restore_streams(s, state["rng"])
+
+
+def owned(state: Any) -> Any:
+    """An optimizer's loaded state with each tensor in memory of its own. Loaded tensors are views into the
+    file's buffer at any offset, and a dot product's rounding depends on its operands' alignment: L-BFGS's
+    history, left there, would steer a resumed run off the uninterrupted one's path."""
+    if isinstance(state, torch.Tensor):
+        return state.clone()
+    if isinstance(state, dict):
+        return {k: owned(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [owned(v) for v in state]
+    return state
 
 
 def restore_streams(s: Setup, rng: dict[str, Any]) -> None:

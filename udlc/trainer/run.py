@@ -8,6 +8,7 @@ import os
 import platform
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, TYPE_CHECKING
@@ -33,9 +34,73 @@ def train_spec(compiled: Compiled, out: Path = Path("runs"), resume: RunFolder |
                init_from: Path | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> Path:
     """Train a compiled spec into a new run folder under `out` (or continue `resume`); returns the folder.
     `on_epoch` sees each epoch's logged row once its checkpoints are written; an exception it raises ends the
-    run there ("stopped", resumable), as a tuner's pruning does."""
-    with _deterministic(compiled.spec.train.deterministic):
-        return _train(compiled, out, resume, quiet, init_from, on_epoch)
+    run there ("stopped", resumable), as a tuner's pruning does. So do Ctrl-C and SIGTERM; any other error
+    ends it "failed", its one-line message in run.json's `error`."""
+    ending = Ending()
+    with _deterministic(compiled.spec.train.deterministic), _sigterm_interrupts():
+        try:
+            return _train(compiled, out, resume, quiet, init_from, on_epoch, ending)
+        except BaseException as e:
+            ending.record(e)
+            raise
+
+
+@dataclass
+class Ending:
+    """What a run that ends badly writes to run.json: filled in by _train as the run takes shape (the folder
+    on the main process only; the loop's Setup once it exists)."""
+
+    run: RunFolder | None = None
+    started: float | None = None
+    setup: Any = None
+    stopped_by: BaseException | None = None  # what on_epoch raised: the caller's stop, not an error
+
+    def record(self, e: BaseException) -> None:
+        if self.run is None:
+            return  # no folder yet (or not the main process): a run that cannot start leaves nothing behind
+        stopped = isinstance(e, (KeyboardInterrupt, TrainingInterrupted)) or e is self.stopped_by
+        ended = time.time()
+        fields: dict[str, Any] = {"ended": _now(ended), "status": "stopped" if stopped else "failed",
+                                  "error": None if stopped else one_line(e)}
+        if self.started is not None:
+            fields["seconds"] = round(ended - self.started, 3)
+        if self.setup is not None:
+            fields.update(epochs_done=self.setup.state["epoch"], best_epoch=self.setup.state["best_epoch"])
+        try:
+            self.run.update_info(**fields)
+        except OSError:
+            pass  # the folder went away (a full disk, a removed tree): the error itself still reaches the user
+
+
+def one_line(e: BaseException) -> str:
+    """An error as run.json and `udlc runs` show it: a UdlcError's own words, others with their type."""
+    text = str(e).strip().splitlines()
+    first = text[0] if text else ""
+    return first if isinstance(e, UdlcError) and first else f"{type(e).__name__}: {first}".rstrip(": ")
+
+
+@contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (a scheduler's or `kill`'s stop) ends a run as Ctrl-C does: recorded "stopped", resumable.
+    Only in a lone process's main thread: signal handlers belong there, and under torchrun or --devices the
+    launcher's SIGTERM stops the other processes after one failed, which its own report explains."""
+    import signal
+    import threading
+
+    from udlc.trainer.distributed import launched_processes
+
+    if threading.current_thread() is not threading.main_thread() or launched_processes() > 1:
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 @contextmanager
@@ -57,7 +122,7 @@ def _deterministic(enabled: bool):
 
 
 def _train(compiled: Compiled, out: Path, resume: RunFolder | None, quiet: bool, init_from: Path | None,
-           on_epoch: Callable[[dict[str, Any]], None] | None) -> Path:
+           on_epoch: Callable[[dict[str, Any]], None] | None, ending: Ending) -> Path:
     import torch
 
     from udlc.data import augment_batch
@@ -98,6 +163,9 @@ def _train(compiled: Compiled, out: Path, resume: RunFolder | None, quiet: bool,
     if resume is None and main:
         write_run_files(run, compiled, {**task.info(compiled, state),
                                         "init_from": str(init_from) if init_from is not None else None})
+    ending.run = run if main else None
+    if on_epoch is not None:
+        on_epoch = _marking_stops(on_epoch, ending)
     if resume is None and processes is not None:  # the main process made the folder; the others only learn
         run = RunFolder(processes.share(str(run.path) if main else None))  # its path: it may be on its disk alone
     batch = partial(task.batches, state, device=device)
@@ -136,6 +204,7 @@ def _train(compiled: Compiled, out: Path, resume: RunFolder | None, quiet: bool,
               augment=(lambda x, g: augment_batch(x, augments, g)) if augments else None,
               generator=generator, device=device, autocast=autocast, run=run, log=log, run_state=state,
               on_epoch=on_epoch, processes=processes)
+    ending.setup = s
     if resume is not None:
         restore_last(s)
         s.written_epoch = s.state["epoch"]
@@ -151,25 +220,23 @@ def _train(compiled: Compiled, out: Path, resume: RunFolder | None, quiet: bool,
     if resume is None and main:
         log.tensorboard().graphs(compiled.graphs)
     params = sum(g.total_params for g in compiled.graphs.values())
-    log.note(f"run {run} · {device.type}{' bf16' if bf16 else ''} · {params:,} parameters · "
+    arithmetic = " bf16" if bf16 else " fp64" if train.precision == "fp64" else ""
+    log.note(f"run {run} · {device.type}{arithmetic} · {params:,} parameters · "
              f"{task.sizes(state)} train/val/test samples · " + " · ".join(notes))
     started = time.time()
-    record = run.update_info if main else (lambda **_: None)  # only the main process writes the folder
-    record(status="running", device=str(device), started=_now(started), ended=None)
+    ending.started = started
+    if main:
+        run.update_info(status="running", device=str(device), started=_now(started), ended=None, error=None)
     try:
         with tf32(device):
             fit(s)
-    except KeyboardInterrupt:  # Ctrl-C: the run stays resumable from its last checkpoint
-        record(status="stopped", **_ended(started, s))
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run stays resumable from its last checkpoint
         if not run.has_checkpoint("last"):  # the first checkpoint comes with the first epoch's end
             raise TrainingInterrupted(f"interrupted during epoch {s.state['epoch'] + 1}, before any epoch "
                                       f"finished: there is no checkpoint, so nothing can be resumed — start again "
                                       f"with: udlc train {compiled.doc.file}") from None
         raise TrainingInterrupted(f"interrupted after epoch {s.state['epoch']}; the last checkpoint is kept — "
                                   f"continue with: udlc train --resume {run}") from None
-    except BaseException as e:  # a diverged run is "failed"; any other error leaves it "stopped", resumable
-        record(status="failed" if isinstance(e, UdlcError) else "stopped", **_ended(started, s))
-        raise
     finally:
         log.close()
     if not main:  # the test split, results and diagnosis are the main process's
@@ -187,6 +254,17 @@ def _train(compiled: Compiled, out: Path, resume: RunFolder | None, quiet: bool,
         log.note(f"diagnosis: {diagnosis}")
     run.update_info(status="done", diagnosis=diagnosis.to_json() if diagnosis else None, **_ended(started, s))
     return run.path
+
+
+def _marking_stops(on_epoch: Callable[[dict[str, Any]], None], ending: Ending) -> Callable[[dict[str, Any]], None]:
+    """on_epoch, with what it raises noted as the caller's stop (a tuner's pruning), not the run's failure."""
+    def marked(row: dict[str, Any]) -> None:
+        try:
+            on_epoch(row)
+        except BaseException as e:
+            ending.stopped_by = e
+            raise
+    return marked
 
 
 def build_models(compiled: Compiled, device: Any) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Modules of the recurrent layers (udlc.layers.recurrent): torch's RNN, LSTM and GRU made batch-first with
-batch-first states, exported as ONNX's own recurrent operators; and sequence pooling."""
+batch-first states, and torch's LSTMCell and GRUCell stepped over a sequence, all exported as ONNX's own
+recurrent operators; and sequence pooling."""
 
 import torch
 from torch import nn
@@ -27,36 +28,42 @@ class BatchFirst:
         export runs: no dropout between layers). Exported as torch's ops, T is fixed at the traced length:
         torch.export traces their step loop (rnn: the whole graph; lstm and gru: their output shapes, and the
         graph when stacked); these operators take any length."""
-        kind = self.kind
-        d, hidden = 2 if self.bidirectional else 1, self.hidden_size
-        suffixes = ("", "_reverse")[:d]
-        attrs: dict = {"hidden_size": hidden, "direction": "bidirectional" if d == 2 else "forward"}
-        if kind == "rnn":
-            attrs["activations"] = [self.nonlinearity.title()] * d
-        if kind == "gru":
-            attrs["linear_before_reset"] = 1  # torch's GRU: the reset gate scales (U h + b), not h
-
-        def stacked(name: str, layer: int):
-            # slices, not chunk(): the exporter folds them into constant weights (not a Split's outputs)
-            weights = [getattr(self, f"{name}_l{layer}{s}") for s in suffixes]
-            return torch.stack([torch.cat([w[i * hidden:(i + 1) * hidden] for i in ONNX_GATES[kind]])
-                                for w in weights])
-
-        seq = x.transpose(0, 1)  # ONNX's operators are time-major: (T, B, features)
-        length, batch = seq.shape[0], seq.shape[1]
-        n_states = 2 if kind == "lstm" else 1
-        finals: list[list] = [[] for _ in range(n_states)]
+        d = 2 if self.bidirectional else 1
+        seq, finals = x.transpose(0, 1), []  # ONNX's operators are time-major: (T, B, features)
         for layer in range(self.num_layers):
-            bias = (torch.cat([stacked("bias_ih", layer), stacked("bias_hh", layer)], dim=1)
-                    if self.bias else None)
-            outs = torch.onnx.ops.symbolic_multi_out(
-                kind.upper(), [seq, stacked("weight_ih", layer), stacked("weight_hh", layer), bias], attrs,
-                dtypes=[x.dtype] * (1 + n_states),
-                shapes=[(length, d, batch, hidden)] + [(d, batch, hidden)] * n_states)
-            seq = outs[0].permute(0, 2, 1, 3).flatten(2)  # (T, D, B, H) -> (T, B, D*H), forward first
-            for final, state in zip(finals, outs[1:]):
-                final.append(state)
-        return (seq.transpose(0, 1), *(torch.cat(f).transpose(0, 1) for f in finals))
+            weights = [[getattr(self, f"{name}_l{layer}{s}") if self.bias or name.startswith("weight") else None
+                        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                       for s in ("", "_reverse")[:d]]
+            seq, states = onnx_recurrent(self.kind, seq, weights, self.hidden_size,
+                                         getattr(self, "nonlinearity", "tanh"))
+            finals.append(states)
+        # each state over the layers: (L*D, B, H), batch-first as forward gives it
+        return (seq.transpose(0, 1), *(torch.cat(f).transpose(0, 1) for f in zip(*finals)))
+
+
+def onnx_recurrent(kind: str, seq, weights: list, hidden: int, nonlinearity: str = "tanh"):
+    """One layer as ONNX's own RNN/LSTM/GRU operator: `seq` time-major (T, B, features), `weights` one
+    [weight_ih, weight_hh, bias_ih, bias_hh] per direction (biases None without them). Returns the output
+    (T, B, D*H), forward first, and the final states, each (D, B, H)."""
+    d = len(weights)
+    attrs: dict = {"hidden_size": hidden, "direction": "bidirectional" if d == 2 else "forward"}
+    if kind == "rnn":
+        attrs["activations"] = [nonlinearity.title()] * d
+    if kind == "gru":
+        attrs["linear_before_reset"] = 1  # torch's GRU: the reset gate scales (U h + b), not h
+
+    def stacked(at: int):
+        # slices, not chunk(): the exporter folds them into constant weights (not a Split's outputs)
+        return torch.stack([torch.cat([w[at][i * hidden:(i + 1) * hidden] for i in ONNX_GATES[kind]])
+                            for w in weights])
+
+    length, batch = seq.shape[0], seq.shape[1]
+    n_states = 2 if kind == "lstm" else 1
+    bias = torch.cat([stacked(2), stacked(3)], dim=1) if weights[0][2] is not None else None
+    outs = torch.onnx.ops.symbolic_multi_out(
+        kind.upper(), [seq, stacked(0), stacked(1), bias], attrs, dtypes=[seq.dtype] * (1 + n_states),
+        shapes=[(length, d, batch, hidden)] + [(d, batch, hidden)] * n_states)
+    return outs[0].permute(0, 2, 1, 3).flatten(2), list(outs[1:])  # (T, D, B, H) -> (T, B, D*H)
 
 
 # Named as torch's own, so that a printed network reads as torch's layers; their parameters are torch's.
@@ -74,6 +81,44 @@ class LSTM(BatchFirst, nn.LSTM):
 
 class GRU(BatchFirst, nn.GRU):
     """torch's GRU, batch-first: (out, h)."""
+
+    kind = "gru"
+
+
+class CellSteps:
+    """Mixed into torch's cell: the cell applied step by step over a batch-first sequence (B, T, F) from zero
+    states (tests/test_cells_feedback.py holds it to torch's cell called step by step), returning (out, h[, c]): every step's h (B, T, H) and the final states (B, H). Its parameters are the
+    cell's own (weight_ih, weight_hh, bias_ih, bias_hh), so a torch LSTMCell's or GRUCell's weights load as
+    they are. Under ONNX export it runs as ONNX's LSTM/GRU operator over the whole sequence: the same
+    computation, for any length (a traced step loop would fix T at the traced length)."""
+
+    kind: str  # lstm or gru
+
+    def forward(self, x):
+        if torch.onnx.is_in_onnx_export():
+            weights = [[self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh] if self.bias
+                       else [self.weight_ih, self.weight_hh, None, None]]
+            seq, states = onnx_recurrent(self.kind, x.transpose(0, 1), weights, self.hidden_size)
+            return (seq.transpose(0, 1), *(s[0] for s in states))
+        # torch's fused one-layer kernel with the cell's weights: the cell's arithmetic at every step, without a
+        # Python call per step (the feedback loop runs the sequence `horizon` times per batch)
+        params = [self.weight_ih, self.weight_hh] + ([self.bias_ih, self.bias_hh] if self.bias else [])
+        h = x.new_zeros(1, x.shape[0], self.hidden_size)
+        if self.kind == "lstm":
+            out, h, c = torch.lstm(x, [h, h], params, self.bias, 1, 0.0, self.training, False, True)
+            return out, h[0], c[0]
+        out, h = torch.gru(x, h, params, self.bias, 1, 0.0, self.training, False, True)
+        return out, h[0]
+
+
+class LSTMCell(CellSteps, nn.LSTMCell):
+    """torch's LSTMCell stepped over a sequence: (out, h, c)."""
+
+    kind = "lstm"
+
+
+class GRUCell(CellSteps, nn.GRUCell):
+    """torch's GRUCell stepped over a sequence: (out, h)."""
 
     kind = "gru"
 
