@@ -89,7 +89,7 @@ def refused(text: str) -> str:
      "accuracy does not measure masks", "pixel_accuracy, mean_iou"),
     ({"samples: 16}": "samples: 16, augment: [hflip]}"}, "spec.yaml:4:42", "takes no augmentation",
      "drop `augment`"),
-    ({"source: shape_masks": "source: digits_2x"}, "spec.yaml:4:16", "digits_2x gives pictures",
+    ({"source: shape_masks, samples: 16": "source: digits_2x"}, "spec.yaml:4:16", "digits_2x gives pictures",
      "`task: image_to_image` learns pictures"),
     ({"source: shape_masks, samples: 16": "source: digits"}, "spec.yaml:4:16", "learns masks for pictures",
      "data.source: shape_masks"),

@@ -132,7 +132,7 @@ GIN = ROOT / "examples" / "graphs-gin.yaml"
 @pytest.mark.parametrize("changes, marker, words", [
     ({"model.layers": [{"gin_conv": {"out_features": 2, "from": ["x", "edge_index"]}}]}, "layers:", "no readout"),
     ({"model.inputs.batch": {"shape": ["N", 1], "dtype": "int64"}}, "- global_add_pool", "batch vector (N,)"),
-    ({"data.source": "karate"}, "source: karate", "trees_cycles"),
+    ({"data": {"source": "karate", "split": [0.7, 0.15, 0.15], "normalize": "none"}}, "source: karate", "trees_cycles"),
 ])
 def test_graph_classification_is_checked_at_its_lines(tmp_path: Path, changes, marker, words) -> None:
     spec = written(tmp_path, changes, GIN)

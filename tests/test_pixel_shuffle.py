@@ -4,6 +4,7 @@ that upsamples with them (the registry-wide tests build, run and export their sa
 import pytest
 import torch
 
+from tests.fast_export import fast_exporter  # noqa: F401  (a fixture)
 from udlc.compiler.infer import infer
 from udlc.layers.registry import REGISTRY, ShapeError
 
@@ -49,3 +50,70 @@ def test_a_spec_upsamples_with_pixel_shuffle() -> None:
                     "    - pixel_shuffle: 4\n    - flatten\n    - linear: 10\nloss: cross_entropy\n")
     graph = next(iter(compiled.graphs.values()))
     assert graph.shape_of("pixel_shuffle") == (1, 16, 16)
+
+
+UNET = """udlc: 1
+name: sym-unet
+seed: 0
+task: segmentation
+data: {source: masks.npz, split: [0.6, 0.2, 0.2]}
+model:
+  input: [1, H, W]
+  layers:
+    - conv2d: {out_channels: 8, kernel_size: 3, padding: 1, id: skip}
+    - pixel_unshuffle: 2
+    - conv2d: {out_channels: 16, kernel_size: 3, padding: 1}
+    - maxpool2d: 2
+    - upsample: 2
+    - conv2d: {out_channels: 32, kernel_size: 3, padding: 1}
+    - pixel_shuffle: 2
+    - concat: {from: skip}
+    - conv2d: {out_channels: 3, kernel_size: 1}
+loss: cross_entropy
+metrics: [mean_iou]
+optimizer: {adam: 0.01}
+train: {epochs: 1, batch_size: 16, checkpoint_seconds: 0}
+"""
+
+
+def write_masks(folder, size: int) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(folder / "masks.npz", x=rng.random((40, 1, size, size), np.float32),
+             y=rng.integers(0, 3, (40, size, size)))
+
+
+@pytest.mark.usefixtures("fast_exporter")
+def test_a_network_that_halves_symbolic_sizes_checks_trains_and_serves_any_multiple(tmp_path, invoke) -> None:
+    """pixel_unshuffle and pooling name H/2 and H/4, pixel_shuffle and upsample bring H back: the spec's input stays
+    [1, H, W], the export takes any multiple of 4, and check and predict refuse a size that is not one."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from udlc.compiler.pipeline import resolve_text
+    from udlc.tasks import compile_spec
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(UNET)
+    write_masks(tmp_path, 16)
+    graph = resolve_text(UNET, str(spec)).graph
+    assert graph.shape_of("pixel_unshuffle") == (32, "H/2", "W/2") and graph.shape_of("maxpool2d") == (16, "H/4", "W/4")
+    assert graph.shape_of("pixel_shuffle") == (8, "H", "W")
+    compile_spec(spec)
+    result = invoke("train", spec, "--out", tmp_path / "runs")
+    assert result.returncode == 0, result.stderr
+    run = next((tmp_path / "runs" / "sym-unet").iterdir())
+    assert invoke("export", run).returncode == 0
+    session = ort.InferenceSession(str(run / "model.onnx"))
+    assert session.get_inputs()[0].shape == ["batch", 1, "H", "W"]
+    for h, w in ((16, 16), (12, 28), (40, 8)):
+        probabilities, mask = session.run(None, {"x": np.zeros((2, 1, h, w), np.float32)})
+        assert probabilities.shape == (2, 3, h, w) and mask.shape == (2, h, w)
+    np.save(tmp_path / "odd.npy", np.zeros((1, 1, 18, 16), np.float32))
+    refused = invoke("predict", run / "model.onnx", tmp_path / "odd.npy")
+    assert refused.returncode != 0 and "H in multiples of 4" in refused.stderr
+    write_masks(tmp_path, 18)  # 18 is even but no multiple of 4: check refuses it at the input's line
+    out = invoke("check", spec)
+    assert out.returncode == 2 and "s.yaml:7:3" in out.stdout + out.stderr
+    assert "must be a multiple of 4" in out.stdout + out.stderr

@@ -29,8 +29,9 @@ def spec(**kw) -> DataSpec:
 @pytest.mark.parametrize("entry", BUILTIN, ids=lambda e: e.name)
 def test_every_set_loads_as_its_signature_says(entry: BuiltinSet) -> None:
     # Enough samples that a generated set shows every class.
-    sig = peek(spec(source=entry.name, samples=300), HERE)
-    arrays = load_arrays(spec(source=entry.name, samples=300), HERE, seed=0)
+    count = {"samples": 300} if entry.generated else {}
+    sig = peek(spec(source=entry.name, **count), HERE)
+    arrays = load_arrays(spec(source=entry.name, **count), HERE, seed=0)
     assert sig == builtin_signature(entry)
     assert arrays.x.dtype == np.float32 and np.isfinite(arrays.x).all()
     assert sig.natural_shape == arrays.x.shape[1:] and sig.sample_size == math.prod(arrays.x.shape[1:])
@@ -48,7 +49,8 @@ def test_every_set_loads_as_its_signature_says(entry: BuiltinSet) -> None:
 
 @pytest.mark.parametrize("entry", BUILTIN, ids=lambda e: e.name)
 def test_samples_noise_and_seed(entry: BuiltinSet) -> None:
-    a, b, c = (load_arrays(spec(source=entry.name, samples=50), HERE, seed) for seed in (1, 1, 2))
+    count = {"samples": 50} if entry.generated else {}  # a fixed set takes no count (check refuses one)
+    a, b, c = (load_arrays(spec(source=entry.name, **count), HERE, seed) for seed in (1, 1, 2))
     assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
     if not entry.generated:  # a fixed set is the same whatever the seed
         assert entry.keys == frozenset() and np.array_equal(a.x, c.x)
@@ -92,6 +94,11 @@ def test_spec_names_come_from_the_registry() -> None:
         spec(source="d.npz", categorical=["color"])
     with pytest.raises(ValidationError, match="applies only to CSV files"):
         spec(source="moons", missing="drop")
+    # a file is read as it is: how many samples to generate, and their noise, are the generated sets' alone
+    for key in ("samples", "noise"):
+        with pytest.raises(ValidationError, match=f"applies only to a set udlc generates .*leave `{key}` out"):
+            spec(source="d.npz", **{key: 3 if key == "noise" else 300})
+        assert getattr(spec(source="moons", **{key: 300}), key) == 300
 
 
 def test_a_new_set_is_a_registration_and_a_generator(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,12 +41,27 @@ def test_a_convolution_without_padding_names_the_shorter_length() -> None:
 
 @pytest.mark.parametrize("layers,words", [
     ("[flatten]", "depends on T"),
-    ("[{conv1d: {out_channels: 2, kernel_size: 3, stride: 2}}]", "depends on T"),
     ("[{linear: 3}]", "parameter count depends on T"),  # a linear over (8, T) shapes its weights by T
 ])
 def test_what_a_symbol_cannot_pass_through_is_refused_naming_the_symbol(layers: str, words: str) -> None:
     (err,) = errors(f"  input: [8, T]\n  layers: {layers}\n")
     assert words in err.message and err.span.line == 7
+
+
+def test_halvings_and_multiples_are_named_and_make_the_symbol_a_multiple() -> None:
+    from udlc.compiler.infer import bind, steps
+
+    g = graph("""
+  input: [4, T]
+  layers: [{conv1d: {out_channels: 8, kernel_size: 3, stride: 2}}, {maxpool1d: 2}, {upsample: 4}, global_avgpool,
+           {linear: 2}]
+""")
+    shapes = [n.shape for n in g.nodes.values()]
+    assert shapes[:3] == [(8, "T/2-1"), (8, "T/4-1"), (8, "T-4")]
+    assert steps(shapes[:3]) == {"T": 4}
+    assert bind((8, "T/4-1"), {"T": 36}) == (8, 8)
+    with pytest.raises(Exception, match="T must be a multiple of 4"):
+        bind((8, "T/4-1"), {"T": 34})
 
 
 def test_shape_errors_speak_of_symbols_not_of_the_sizes_they_were_checked_at() -> None:

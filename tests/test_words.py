@@ -223,3 +223,23 @@ def test_pad_vocab_keeps_a_width_pretrained_weights_fix_and_generation_never_dra
     model.context, model.tokenizer = 8, BpeTokenizer.fit(split_text(corpus, [0.8, 0.1, 0.1])[0], 2000)
     logits, _ = model.run([1, 2])
     assert len(logits) == learned and int(np.argmax(logits)) == 7
+
+
+def test_learned_bpe_merges_are_kept_on_disk_and_a_broken_file_is_learned_again(tmp_path, monkeypatch) -> None:
+    """`udlc check` learns a corpus's merges once: later processes read them from the cache folder."""
+    from udlc.data import text
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    corpus = "the cat sat on the mat, the cat ate the rat\n" * 200
+    text._learned_bpe.cache_clear()
+    first = text._learned_bpe(corpus, 300)
+    (kept,) = (tmp_path / "udlc").glob("bpe-*.json")
+    text._learned_bpe.cache_clear()
+    monkeypatch.setattr(text, "_learn_bpe", lambda *a: pytest.fail("learned again instead of reading the cache"))
+    assert text._learned_bpe(corpus, 300).to_str() == first.to_str()
+    kept.write_text("{broken")
+    text._learned_bpe.cache_clear()
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert text._learned_bpe(corpus, 300).to_str() == first.to_str()
+    text._learned_bpe.cache_clear()

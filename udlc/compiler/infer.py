@@ -1,26 +1,55 @@
 """Type inference for one node: its output dtype(s) and shape(s), parameters and FLOPs.
 
-Shapes may hold named symbols (`T`, `N`, and offsets of them such as `T-2`). Layer shape rules only
-know sizes, so a node whose inputs hold symbols is evaluated twice, at two bindings of every symbol,
-and each output dimension is named from the two results: the same size both times is a size; the
-symbol's size plus a constant both times is that symbol plus the constant; anything else (a strided
-convolution over T, a flatten of (T, 64)) is an error that says which symbol it depends on. The same
-two bindings check that the layer's parameter count does not depend on a symbol.
+Shapes may hold named symbols (`T`, `N`, `H`) and dimensions made from one of them: an offset (`T-2`, after an
+unpadded convolution), a multiple or a fraction (`2*H` after a pixel shuffle, `H/2` after a pooling or a pixel
+unshuffle, `3*H/2+1`). Layer shape rules only know sizes, so a node whose inputs hold symbols is evaluated twice,
+at two bindings of every symbol, and each output dimension is named from the two results: the same size both times
+is a size; a multiple of one symbol's size by a fraction whose denominator divides STEP_MAX, plus a whole number,
+(up to MULTIPLE_MAX times) is that; anything else (a flatten of (T, 64)) is an error that says which symbol it depends on. Both bindings are
+multiples of STEP_MAX, so a halving or a pixel unshuffle of any depth up to it stays exact. The same two bindings
+check that the layer's parameter count does not depend on a symbol.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Iterable
 
 from udlc.layers.registry import LayerType, Shape, ShapeError, fmt
 
-_DIM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)([+-]\d+)?$")
-# Every symbol is evaluated at REPORT_SIZE (FLOPs are reported there) and at its own prime from PROBES,
-# distinct per symbol, so an offset names exactly one symbol.
+# k*S/d+c: a symbol S times a fraction k/d, plus an offset c (each part optional: `T`, `T-2`, `2*H`, `H/2+1`).
+_DIM = re.compile(r"^(?:(\d+)\*)?([A-Za-z_][A-Za-z0-9_]*)(?:/(\d+))?([+-]\d+)?$")
+STEP_MAX = 16  # the largest denominator a dimension is named with: four halvings (a U-Net's depth)
+MULTIPLE_MAX = 4  # the largest multiple: a pixel shuffle by 4; a flatten of (8, T) has no name
+# Every symbol is evaluated at REPORT_SIZE (FLOPs are reported there) and at its own size from PROBES: multiples of
+# STEP_MAX whose distances from REPORT_SIZE are STEP_MAX times distinct odd primes, so that a dimension whose sizes
+# fit a small multiple of one symbol cannot fit another's too.
 REPORT_SIZE = 32
-PROBES = (61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137)
+PROBES = tuple(REPORT_SIZE + STEP_MAX * p for p in (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59))
+
+
+def parse_dim(d: str) -> tuple[int, str, int, int]:
+    """A symbolic dimension's (multiplier, symbol, divisor, offset): `3*H/2+1` -> (3, 'H', 2, 1)."""
+    k, base, div, offset = _DIM.match(d).groups()  # type: ignore[union-attr]
+    return int(k or 1), base, int(div or 1), int(offset or 0)
+
+
+def dim_text(k: int, base: str, div: int, offset: int) -> str:
+    g = math.gcd(k, div)
+    k, div = k // g, div // g
+    return f"{f'{k}*' if k != 1 else ''}{base}{f'/{div}' if div != 1 else ''}{f'{offset:+d}' if offset else ''}"
+
+
+def steps(shapes: Iterable[Shape]) -> dict[str, int]:
+    """The multiple each symbol's size must be for every dimension of `shapes` to be whole (2 for `H/2`)."""
+    out: dict[str, int] = {}
+    for shape in shapes:
+        for d in shape:
+            if isinstance(d, str):
+                _, base, div, _ = parse_dim(d)
+                out[base] = math.lcm(out.get(base, 1), div)
+    return out
 
 
 def is_symbolic(shape: Shape) -> bool:
@@ -32,19 +61,23 @@ def symbols(shape: Shape) -> list[str]:
     found = []
     for d in shape:
         if isinstance(d, str):
-            base = _DIM.match(d).group(1)  # type: ignore[union-attr]
+            base = parse_dim(d)[1]
             if base not in found:
                 found.append(base)
     return found
 
 
 def bind(shape: Shape, binding: dict[str, int]) -> tuple[int, ...]:
-    """The shape with every symbol replaced by its size."""
+    """The shape with every symbol replaced by its size; ShapeError where a fraction of it is not whole (`H/2`
+    at an odd H)."""
     out = []
     for d in shape:
         if isinstance(d, str):
-            base, offset = _DIM.match(d).groups()  # type: ignore[union-attr]
-            d = binding[base] + int(offset or 0)
+            k, base, div, offset = parse_dim(d)
+            if binding[base] * k % div:
+                raise ShapeError(f"{base} = {binding[base]} makes {d} a fraction: {base} must be a multiple of "
+                                 f"{div // math.gcd(k, div)}")
+            d = binding[base] * k // div + offset
         out.append(d)
     return tuple(out)
 
@@ -67,13 +100,17 @@ def name_dims(a: tuple[int, ...], b: tuple[int, ...], bind_a: dict[str, int], bi
         if da == db:
             out.append(da)
             continue
-        named = next((s for s in bind_a if da - bind_a[s] == db - bind_b[s]), None)
-        if named is None:
+        named = []
+        for s in bind_a:  # the sizes' slope against each symbol: k/d with d dividing STEP_MAX, and a whole offset
+            k, rest = divmod((db - da) * STEP_MAX, bind_b[s] - bind_a[s])
+            offset = da - bind_a[s] * k / STEP_MAX
+            if not rest and 0 < k <= MULTIPLE_MAX * STEP_MAX and offset == int(offset):
+                named.append((abs(offset), k, dim_text(k, s, STEP_MAX, int(offset))))
+        if not named:
             raise ShapeError(f"axis {i} of the output depends on {' or '.join(bind_a)} in a way that has no name "
-                             f"(a stride or a flatten over a variable size)",
-                             "give that axis a fixed size in the input, or keep it out of strides and flattens")
-        offset = da - bind_a[named]
-        out.append(named if offset == 0 else f"{named}{offset:+d}")
+                             f"(a flatten over a variable size, or a stride that does not divide it)",
+                             "give that axis a fixed size in the input, or keep it out of flattens")
+        out.append(min(named)[2])  # the simplest reading: no offset before one, a small multiple before a large
     return tuple(out)
 
 

@@ -232,17 +232,25 @@ def folder_labelled(path: Path, spec: DataSpec) -> bool:
 
 
 def mismatches(sig: DataSignature, input_shape: tuple[int | str, ...], output_shape: tuple[int, ...] | None,
-               loss_type: str, task_override: str | None) -> list[Mismatch]:
+               loss_type: str, task_override: str | None, steps: dict[str, int] | None = None) -> list[Mismatch]:
     """What training would refuse about this model and loss on this data, as far as the signature tells.
 
-    Mirrors prepare()'s reshape check and trainer.run.check_outputs; None fields raise no complaint.
+    Mirrors prepare()'s reshape check and trainer.run.check_outputs; None fields raise no complaint. `steps`: the
+    multiple each input symbol's size must be (udlc.compiler.infer.steps of the network's shapes).
     """
     found: list[Mismatch] = []
-    if sig.sample_size is not None and fit_sample(input_shape, sig.natural_shape, sig.sample_size) is None:
+    fitted = None if sig.sample_size is None else fit_sample(input_shape, sig.natural_shape, sig.sample_size)
+    if sig.sample_size is not None and fitted is None:
         natural = list(sig.natural_shape or (sig.sample_size,))
         want = math.prod(input_shape) if not is_symbolic(input_shape) else "a different number"
         found.append(Mismatch("input", f"{sig.source} gives samples of {sig.sample_size} values, but model.input "
                                        f"[{', '.join(map(str, input_shape))}] holds {want}", f"e.g. input: {natural}"))
+    for d, n in zip(input_shape, fitted or ()):
+        step = (steps or {}).get(d, 1) if isinstance(d, str) else 1
+        if n % step:
+            found.append(Mismatch("input", f"the network divides {d} by {step} (its layers halve it), so {d} must be "
+                                           f"a multiple of {step}, but {sig.source} makes it {n}",
+                                  f"pad or crop the samples to a multiple of {step}, or halve {d} fewer times"))
     out = tuple(output_shape) if output_shape is not None else None
     n = sig.n_classes
     if loss_type in CLASSIFICATION_LOSSES and task_override == "regression":

@@ -23,7 +23,9 @@ period shares a factor with the context would only ever be seen in some phases).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,7 +140,35 @@ class BpeTokenizer(Tokenizer):
 
 @functools.lru_cache(maxsize=4)
 def _learned_bpe(text: str, vocab_size: int) -> Any:
-    """BPE's merges learned from `text`, kept: `udlc train` learns them once for its check and its run."""
+    """BPE's merges learned from `text`, kept: `udlc train` learns them once for its check and its run, and they are
+    kept on disk (the user's cache folder, keyed by the text, the size and the tokenizers version: learning is
+    deterministic), so that `udlc check` does not learn a corpus again on every run."""
+    import tokenizers
+    from tokenizers import Tokenizer as HF
+
+    key = hashlib.sha256(f"{vocab_size}\0{tokenizers.__version__}\0".encode() + text.encode()).hexdigest()[:32]
+    cached = cache_folder() / f"bpe-{key}.json"
+    try:
+        return HF.from_str(cached.read_text(encoding="utf-8"))
+    except Exception:  # none yet, or unreadable (tokenizers raises its own error for a broken file): learn again
+        pass
+    tok = _learn_bpe(text, vocab_size)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        part = cached.with_name(f".{cached.name}.{os.getpid()}")
+        part.write_text(tok.to_str(), encoding="utf-8")
+        os.replace(part, cached)  # whole or not at all, whoever else writes it
+    except OSError:  # a read-only home: learning each time is only slower
+        pass
+    return tok
+
+
+def cache_folder() -> Path:
+    """Where udlc keeps what it can learn again (XDG_CACHE_HOME, else ~/.cache, then udlc/)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "udlc"
+
+
+def _learn_bpe(text: str, vocab_size: int) -> Any:
     from tokenizers import Tokenizer as HF, decoders, models, pre_tokenizers, trainers
 
     tok = HF(models.BPE())

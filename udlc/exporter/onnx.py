@@ -49,6 +49,7 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
 def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: Path) -> Path:
     """One served output as its file: the network wrapped as its served kind says (udlc.exporter.wrappers), the
     common metadata and the kind's own."""
+    from udlc.compiler.infer import steps as infer_steps
     from udlc.compiler.lower import lower
     from udlc.exporter.wrappers import WRAPPERS, Export
     from udlc.runs import checkpoint
@@ -59,14 +60,15 @@ def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: 
     graph = compiled.graphs[served.network]
     network = lower(graph)
     checkpoint.load_models({served.weights or served.network: network}, ckpt)
-    symbols = smallest_sizes(graph.symbols, (s for n in graph.nodes.values() for s in n.shapes))
+    shapes = [s for n in graph.nodes.values() for s in n.shapes]
+    symbols, steps = smallest_sizes(graph.symbols, shapes), infer_steps(shapes)
     bounds = dict(graph.bounds)  # a wrapper may narrow them (a language model's cache shares the positions)
     wrapped = WRAPPERS[kind.name](Export(network, graph, served, info, symbols, bounds))
     model, inputs = wrapped.model, wrapped.inputs
     if tuple(model.output_names[:len(kind.outputs)]) != kind.outputs:  # the registry names what readers read
         raise ExportError(f"the {kind.name} module gives outputs {model.output_names}; its kind names "
                           f"{list(kind.outputs)} (a bug in udlc)")
-    checks = [check_sizes(symbols, bounds)] + ([{**check_sizes(symbols, bounds), **wrapped.also}]
+    checks = [check_sizes(symbols, bounds, steps)] + ([{**check_sizes(symbols, bounds, steps), **wrapped.also}]
                                                if wrapped.also else [])
     target = task_and_target(info)[1]  # a run folder from before `target` wrote it in `task`
     metadata = {
@@ -80,7 +82,8 @@ def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: 
         "loss": spec.loss.type if spec.loss is not None else None,
         "classes": json.dumps(info["classes"]),
         "input_names": json.dumps([name for name, *_ in inputs]),
-        "input_shapes": json.dumps(info["input_shapes"]),  # symbolic axes (T) take any size
+        "input_shapes": json.dumps(info["input_shapes"]),  # symbolic axes (T) take any size …
+        "symbol_steps": json.dumps({s: n for s, n in steps.items() if n > 1}),  # … or any multiple of this
         "sample_shapes": json.dumps(info.get("sample_shapes", info["input_shapes"])),  # the sizes trained on
         # How a CSV row becomes the input matrix (udlc.runtime.predict does it; so can any other caller):
         # the columns by name in the model's order, one-hot ones as 'column=value'; each categorical
@@ -110,40 +113,45 @@ def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: 
                         input_shapes=json.dumps([[pictures["channels"], "height", "width"]]))
     return export_module(model, inputs, path, spec.export.onnx or OnnxExport(), metadata,
                          output_names=model.output_names, symbols=symbols, checks=checks, bounds=bounds,
-                         front=front)
+                         front=front, steps=steps)
 
 
 def smallest_sizes(names: list[str], shapes: Any) -> dict[str, int]:
     """Each symbol's smallest size for which every one of `shapes` keeps a size of at least 1 (a convolution
-    without padding turns T into T-2: T >= 3); 2 at least, as torch.export takes sizes 0 and 1 for constants."""
-    from udlc.compiler.infer import symbols
+    without padding turns T into T-2: T >= 3) and is whole (`H/2`: H even); 2 at least, as torch.export takes sizes
+    0 and 1 for constants."""
+    from udlc.compiler.infer import parse_dim, steps
 
+    shapes = list(shapes)
     low = {s: 2 for s in names}
     for shape in shapes:
         for d in shape:
             if isinstance(d, str) and d not in low:
-                (base,) = symbols((d,))
-                low[base] = max(low.get(base, 2), 1 - int(d[len(base):]))
-    return low
+                k, base, div, offset = parse_dim(d)
+                low[base] = max(low.get(base, 2), -(-(1 - offset) * div // k))
+    return {s: -(-size // step) * step for s, size in low.items() for step in [steps(shapes).get(s, 1)]}
 
 
 def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], path: Path, options: Any,
                   metadata: dict[str, str] | None = None, output_names: list[str] | None = None,
                   symbols: dict[str, int] | None = None, checks: list[dict[str, int]] | None = None,
-                  bounds: dict[str, int] | None = None, front: Any = None) -> Path:
+                  bounds: dict[str, int] | None = None, front: Any = None,
+                  steps: dict[str, int] | None = None) -> Path:
     """Export `model` (inputs: name and one sample's shape) with a dynamic batch axis and a dynamic axis for
     every symbolic dimension (`symbols`: each one's smallest size), checked at other sizes than traced
     (`checks`: the symbols' sizes of each parity check; default one, each symbol 5 above its traced size).
     `output_names` names the graph's outputs in the order forward returns them (default: the exporter's).
-    `front` edits the exported ModelProto before the checks (a picture model's resizing front)."""
+    `front` edits the exported ModelProto before the checks (a picture model's resizing front). `steps`: the
+    multiple a symbol's size must be (2 where the graph halves it: the axis is exported as 2 times a dynamic size)."""
     import onnx
     import torch
 
     model = model.eval()
     symbols = symbols or {}
-    args = sample_inputs(model, inputs, EXPORT_BATCH, seed=0, binding=trace_sizes(symbols, bounds))
+    steps = steps or {}
+    args = sample_inputs(model, inputs, EXPORT_BATCH, seed=0, binding=trace_sizes(symbols, bounds, steps))
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    dims = {s: torch.export.Dim(s, min=low, max=(bounds or {}).get(s, 1 << 16)) for s, low in symbols.items()}
+    dims = {s: _dynamic(s, low, (bounds or {}).get(s, 1 << 16), steps.get(s, 1)) for s, low in symbols.items()}
     dynamic = tuple({0: batch, **{i + 1: dims[d] for i, d in enumerate(shape) if isinstance(d, str)}}
                     for _, shape, _ in typed(inputs))
     if _takes_varargs(model):  # forward(self, *xs), as the merges: one structured argument
@@ -159,13 +167,18 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], p
                 output_names=output_names, dynamic_shapes=dynamic, verbose=False, report=False)
         program.save(str(tmp))
         proto = onnx.load(str(tmp))
+        for s, step in steps.items():  # `4*H_over_4`, torch.export's name for a multiple: H, as the spec writes it
+            for value in (*proto.graph.input, *proto.graph.output):
+                for dim in value.type.tensor_type.shape.dim:
+                    if dim.dim_param == f"{step}*{s}_over_{step}":
+                        dim.dim_param = s
         if front is not None:
             proto = front(proto)
         for key, value in (metadata or {}).items():
             proto.metadata_props.add(key=key, value=value)
         onnx.save(proto, str(tmp))
         onnx.checker.check_model(str(tmp), full_check=True)
-        for binding in checks or [check_sizes(symbols, bounds)]:
+        for binding in checks or [check_sizes(symbols, bounds, steps)]:
             check_parity(model, inputs, tmp, options.atol, options.rtol, binding)
     except ExportError:
         tmp.unlink(missing_ok=True)
@@ -177,21 +190,39 @@ def export_module(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], p
     return path
 
 
-def trace_sizes(symbols: dict[str, int], bounds: dict[str, int] | None = None) -> dict[str, int]:
-    """8 for each symbol (or its smallest size, if larger), within its bound (Graph.bounds)."""
-    bounds = bounds or {}
-    return {s: min(max(low, 8), bounds.get(s, 1 << 16)) for s, low in symbols.items()}
+def _dynamic(name: str, low: int, high: int, step: int) -> Any:
+    """torch.export's dynamic size of a symbol, `step` times a dynamic whole number where the graph divides it."""
+    import torch
+
+    if step == 1:
+        return torch.export.Dim(name, min=low, max=high)
+    return step * torch.export.Dim(f"{name}_over_{step}", min=-(-low // step), max=high // step)
 
 
-def check_sizes(symbols: dict[str, int], bounds: dict[str, int] | None = None) -> dict[str, int]:
+def trace_sizes(symbols: dict[str, int], bounds: dict[str, int] | None = None,
+                steps: dict[str, int] | None = None) -> dict[str, int]:
+    """8 for each symbol (or its smallest size, if larger), within its bound (Graph.bounds), rounded to its step
+    (steps: the multiple a symbol's size must be, where the graph halves it)."""
+    bounds, steps = bounds or {}, steps or {}
+    return {s: _multiple(min(max(low, 8), bounds.get(s, 1 << 16)), steps.get(s, 1)) for s, low in symbols.items()}
+
+
+def check_sizes(symbols: dict[str, int], bounds: dict[str, int] | None = None,
+                steps: dict[str, int] | None = None) -> dict[str, int]:
     """Sizes other than the traced ones: a graph that baked a traced length in fails the parity gate. Where a
     bound leaves no room above the traced size, one below it (if the smallest size allows)."""
-    bounds, traced = bounds or {}, trace_sizes(symbols, bounds)
+    bounds, steps, traced = bounds or {}, steps or {}, trace_sizes(symbols, bounds, steps)
     sizes = {}
     for s, low in symbols.items():
-        size = min(traced[s] + 5, bounds.get(s, 1 << 16))
-        sizes[s] = size if size != traced[s] else max(low, traced[s] - 1)
+        step = steps.get(s, 1)
+        size = _multiple(min(traced[s] + 5 + step - 1, bounds.get(s, 1 << 16)), step)
+        sizes[s] = size if size != traced[s] else max(low, traced[s] - step)
     return sizes
+
+
+def _multiple(size: int, step: int) -> int:
+    """The largest multiple of step up to size (step itself at least)."""
+    return max(size // step * step, step)
 
 
 def sample_inputs(model: Any, inputs: list[tuple[str, tuple[int | str, ...]]], batch: int, seed: int,

@@ -101,6 +101,8 @@ class Model:
             # A flat row (a CSV line) takes the shape the data had in training; an array with a sample axis
             # per declared axis may give a symbolic one (T) any size.
             self.declared = tuple(json.loads(meta["input_shapes"])[0])
+            # The multiple a symbol's size must be where the graph halves it (H: 4 after two poolings).
+            self.steps: dict[str, int] = json.loads(meta.get("symbol_steps", "{}"))
             self.input_shape = tuple(int(d) for d in json.loads(meta.get("sample_shapes", meta["input_shapes"]))[0])
             self.classes = json.loads(meta["classes"])
             self.feature_columns: list[str] | None = json.loads(meta.get("feature_columns", "null"))
@@ -161,6 +163,11 @@ class Model:
         if x.size == 0:
             raise UdlcError(f"{source} holds no samples (an array of shape {x.shape})")
         if self._fits_declared(x):
+            for d, n in zip(self.declared, x.shape[1:]):
+                if isinstance(d, str) and n % self.steps.get(d, 1):
+                    raise UdlcError(f"{source}: samples of shape {x.shape[1:]} give {d} = {n}, but this network "
+                                    f"takes {d} in multiples of {self.steps[d]} (it halves that axis) — pad or crop "
+                                    f"the samples to a multiple of {self.steps[d]}")
             return self._finite(x, source)
         if x.ndim <= len(self.input_shape) and x.size == self.per_sample:
             x = x.reshape((1,) + self.input_shape)  # e.g. (4,) for a 4-feature model: one sample

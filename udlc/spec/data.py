@@ -126,6 +126,16 @@ class DataSpec(StrictModel):
                              f"one, and none is left to train on; make samples at least {enough}")
         return v
 
+    @field_validator("samples", "noise")
+    @classmethod
+    def _generated_only(cls, v: object, info: ValidationInfo) -> object:
+        source = info.data.get("source")
+        if v is not None and source is not None and not _reads(source, info.field_name):
+            generated = ", ".join(e.name for e in SOURCES if info.field_name in e.keys)
+            raise ValueError(f"applies only to a set udlc generates ({generated}); {source} is read as it is — "
+                             f"leave `{info.field_name}` out")
+        return v
+
     @field_validator("categorical")
     @classmethod
     def _categorical_features(cls, v: list[str], info: ValidationInfo) -> list[str]:

@@ -109,6 +109,15 @@ class _Dense(Supervised):
             where = base + (("inputs", name) if next(iter(spec.networks.values())).inputs else ("input",))
             return [error(doc, f"{sig.source} gives pictures of {list(sig.shape)}, but the model's input is "
                                f"{list(shape)}", where, f"e.g. `input: {list(sig.shape)}`", key=True)]
+        from udlc.compiler.infer import steps
+
+        for symbol, step in steps(s for node in graph.nodes.values() for s in node.shapes).items():
+            if binding.get(symbol, 0) % step:
+                where = base + (("inputs", name) if next(iter(spec.networks.values())).inputs else ("input",))
+                return [error(doc, f"the network divides {symbol} by {step} (its layers halve it), so {symbol} must "
+                                   f"be a multiple of {step}, but {sig.source} gives pictures of {list(sig.shape)}",
+                              where, f"pad or crop the pictures to a multiple of {step}, or halve {symbol} fewer times",
+                              key=True)]
         out = bind(graph.shape_of(graph.outputs[0]), binding)
         problem = self.output_problem(sig, out)
         if problem is None:

@@ -117,6 +117,7 @@ class Supervised(Task):
 
     def check_data(self, compiled: Compiled, base: tuple) -> list[SpecError]:
         """The data's header against the model's input and outputs and the loss, as training would find them."""
+        from udlc.compiler.infer import steps as infer_steps
         from udlc.data.file_kinds import peek
         from udlc.data.peek import mismatches
 
@@ -128,7 +129,8 @@ class Supervised(Task):
         (shape,) = graph.inputs.values()
         errors = []
         for output in graph.outputs:
-            for m in mismatches(signature, shape, graph.shape_of(output), spec.loss.type, spec.data.task):
+            for m in mismatches(signature, shape, graph.shape_of(output), spec.loss.type, spec.data.task,
+                                infer_steps(s for node in graph.nodes.values() for s in node.shapes)):
                 if m.where == "input":
                     path = base + ("input",)
                     span = doc.span(path, key=True)
