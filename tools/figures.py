@@ -3,7 +3,8 @@
 `python tools/figures.py --drawings` draws each family page's example network with `udlc draw` (no torch, a
 second): `make docs` runs it and tests/test_docs.py holds the committed drawings to it. `python tools/figures.py
 [NAME...]` trains the examples and copies what their run folders draw (curves.png, a generative model's
-samples.png): minutes on a CPU, so `make figures` runs it by hand when an example changes."""
+samples.png), and takes a picture of `udlc serve`'s page answering the picture ResNet (headless Chromium, where
+installed): minutes on a CPU, so `make figures` runs it by hand when an example changes."""
 
 from __future__ import annotations
 
@@ -40,6 +41,51 @@ def drawings() -> dict[str, str]:
     return {f"{Path(spec).stem}-network.svg": to_svg(draw(compile_spec(ROOT / spec))) for spec in DRAWN}
 
 
+def serve_page(udlc: Path, target: Path) -> None:
+    """examples/pictures/resnet-digits.yaml trained and served; its page in headless Chromium with a digit
+    picture dropped on it and the classes' probabilities drawn, saved as `target`."""
+    import socket
+    import time
+    import urllib.request
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with tempfile.TemporaryDirectory() as out:
+        spec = ROOT / "examples" / "pictures" / "resnet-digits.yaml"
+        done = subprocess.run([str(udlc), "train", str(spec), "--out", out], check=True,
+                              capture_output=True, text=True)
+        run = Path(done.stdout.strip().splitlines()[-1])
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = subprocess.Popen([str(udlc), "serve", str(run / "model.onnx"), "--port", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        options = webdriver.ChromeOptions()
+        options.binary_location = shutil.which("chromium") or ""  # Debian's: selenium fetches nothing
+        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=900,760"):
+            options.add_argument(flag)
+        browser = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+        try:
+            for _ in range(300):  # until the server answers
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            browser.get(f"http://127.0.0.1:{port}/")
+            picture = ROOT / "examples" / "pictures" / "digit-pictures" / "7" / "0007.png"
+            browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(picture))
+            WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".answer .bar"))
+            browser.save_screenshot(str(target))
+        finally:
+            browser.quit()
+            server.terminate()
+            server.wait()
+
+
 def main(names: list[str]) -> None:
     if names[:1] == ["--drawings"]:  # into docs/images/, or the folder named after it
         out = Path(names[1]) if len(names) > 1 else IMAGES
@@ -49,6 +95,9 @@ def main(names: list[str]) -> None:
         return
     IMAGES.mkdir(parents=True, exist_ok=True)
     udlc = Path(sys.executable).with_name("udlc")
+    if not names or "serve-page" in names:
+        serve_page(udlc, IMAGES / "serve-page.png")
+        print(f"udlc serve's page: {(IMAGES / 'serve-page.png').relative_to(ROOT)}")
     for spec, files in FIGURES.items():
         if names and not any(n in spec for n in names):
             continue
