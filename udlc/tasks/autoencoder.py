@@ -33,10 +33,11 @@ from pydantic import Field, PositiveFloat
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
 from udlc.tasks import generative
+from udlc.tasks.checks import check_sections
 from udlc.tasks.fields import error
 from udlc.tasks.registry import Served, register
 from udlc.tasks.served import DECODED, LATENTS, VALUES
-from udlc.tasks.supervised import Supervised, SupervisedState, check_monitors, check_network_keys
+from udlc.tasks.supervised import Supervised, SupervisedState
 
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
     from udlc.compiler.pipeline import Compiled
@@ -76,7 +77,7 @@ class Autoencoder(Supervised):
         errors = generative.check_networks(compiled, self.name, PAIR)
         if errors:
             return errors
-        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        errors = check_sections(compiled, self)
         errors += self.check_loss(compiled)
         found = [generative.one_input(compiled, n) for n in PAIR]
         errors += [f for f in found if isinstance(f, SpecError)]

@@ -27,11 +27,11 @@ from typing import Any, ClassVar, Literal, TYPE_CHECKING
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
+from udlc.tasks.checks import check_sections, located
 from udlc.tasks.fields import error, one_network, output_node
 from udlc.tasks.registry import Served, register
 from udlc.tasks.served import MASKS, PICTURES
-from udlc.tasks.supervised import (Supervised, SupervisedState, check_monitors, check_network_keys, located,
-                                   pictures)
+from udlc.tasks.supervised import Supervised, SupervisedState, pictures
 
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
     from udlc.compiler.pipeline import Compiled
@@ -64,7 +64,7 @@ class _Dense(Supervised):
         if isinstance(found, SpecError):
             return [found]
         _, graph, base = found
-        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        errors = check_sections(compiled, self)
         errors += self.check_outputs(compiled, base)
         if spec.loss.type not in self.losses:
             errors.append(error(doc, f"task {self.name} learns with {' or '.join(self.losses)}, not {spec.loss.type}",

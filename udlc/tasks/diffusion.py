@@ -36,10 +36,10 @@ from pydantic import Field, NonNegativeFloat, PositiveInt, confloat, model_valid
 
 from udlc.errors import SpecError
 from udlc.tasks import generative
+from udlc.tasks.checks import check_sections, located
 from udlc.tasks.fields import error, no_metrics, one_network
 from udlc.tasks.registry import RunState, Served, Task, evaluating, register
 from udlc.tasks.served import DENOISER
-from udlc.tasks.supervised import check_monitors, check_network_keys, located
 
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
     from udlc.compiler.pipeline import Compiled
@@ -105,7 +105,7 @@ class Diffusion(generative.Generative, Task):
         if isinstance(found, SpecError):
             return [found]
         _, graph, base = found
-        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        errors = check_sections(compiled, self)
         errors += no_metrics(compiled, self.name, "loss (the noise's mean squared error)")
         errors += self.check_inputs(compiled, graph, base)
         if errors:

@@ -121,14 +121,14 @@ class FieldsTask(Task):
 
     def common_checks(self, compiled: Compiled, what: str) -> tuple[Any, tuple, list[SpecError]] | SpecError:
         """The one network's graph, where it is written, and the errors every such task finds."""
-        from udlc.tasks.supervised import check_monitors, check_network_keys
+        from udlc.tasks.checks import check_sections
 
         spec, doc = compiled.spec, compiled.doc
         found = one_network(compiled, self.name)
         if isinstance(found, SpecError):
             return found
         _, graph, base = found
-        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        errors = check_sections(compiled, self)
         if spec.loss.type != "cross_entropy" or spec.loss.weight:
             errors.append(error(doc, f"task {self.name} learns with cross_entropy (no class weights)", ("loss",),
                                 "write `loss: cross_entropy`"))

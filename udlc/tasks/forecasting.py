@@ -44,8 +44,9 @@ from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
 from udlc.spec.sources import SOURCES, BuiltinSet
 from udlc.spec.training import CLASSIFICATION_LOSSES
+from udlc.tasks.checks import located
 from udlc.tasks.registry import register
-from udlc.tasks.supervised import Supervised, SupervisedState, located, raw
+from udlc.tasks.supervised import Supervised, SupervisedState, raw
 
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
     from udlc.compiler.pipeline import Compiled

@@ -34,10 +34,10 @@ from pydantic import Field, PositiveFloat, PositiveInt, confloat
 
 from udlc.errors import SpecError
 from udlc.tasks import generative
+from udlc.tasks.checks import check_sections
 from udlc.tasks.fields import error, no_metrics
 from udlc.tasks.registry import Served, Task, evaluating, register
 from udlc.tasks.served import SAMPLES
-from udlc.tasks.supervised import check_monitors, check_network_keys
 
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
     from udlc.compiler.pipeline import Compiled
@@ -72,7 +72,7 @@ class GAN(generative.Generative, Task):
         errors = generative.check_networks(compiled, self.name, NETWORKS)
         if errors:
             return errors
-        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        errors = check_sections(compiled, self)
         if o.label_smoothing and o.loss != "non_saturating":
             errors.append(error(doc, f"label smoothing is for the non_saturating loss, not {o.loss}",
                                 self.where + ("label_smoothing",), "drop `label_smoothing`", key=True))

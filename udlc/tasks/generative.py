@@ -68,7 +68,7 @@ def check_samples(compiled: Compiled, task: str, where: tuple, shape: tuple) -> 
     the data as it is)."""
     from udlc.data.file_kinds import peek
     from udlc.data.peek import mismatches
-    from udlc.tasks.supervised import located
+    from udlc.tasks.checks import located
 
     spec, doc = compiled.spec, compiled.doc
     if spec.data.augment:
@@ -88,7 +88,7 @@ def check_samples(compiled: Compiled, task: str, where: tuple, shape: tuple) -> 
 def load_samples(compiled: Compiled, shape: tuple) -> Any:
     """The data split and normalized (spec.data.normalize) as training reads it; the labels stay unused."""
     from udlc.data import prepare
-    from udlc.tasks.supervised import located
+    from udlc.tasks.checks import located
 
     spec = compiled.spec
     symmetric = spec.data.normalize == "symmetric"

@@ -27,10 +27,10 @@ from pydantic import Field, PositiveInt
 from udlc.compiler.causality import causality_errors
 from udlc.errors import SpecError, one_of
 from udlc.spec.base import StrictModel
+from udlc.tasks.checks import check_sections, located
 from udlc.tasks.fields import error, length_bound_errors
 from udlc.tasks.registry import RunState, Served, Task, register
 from udlc.tasks.served import NEXT_TOKEN
-from udlc.tasks.supervised import check_monitors, check_network_keys, located
 
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
     from udlc.compiler.pipeline import Compiled
@@ -73,7 +73,7 @@ class LanguageModel(Task):
                         "give one network under `model:`", key=True)]
         base = ("model",) if spec.model is not None else ("models", networks[0])
         graph = compiled.graphs[networks[0]]
-        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        errors = check_sections(compiled, self)
         if not SOURCES.is_text(spec.data.source):
             errors.append(error(doc, f"task {self.name} reads text, but {spec.data.source} holds samples",
                               ("data", "source"), "use `source: stdlib` or a .txt file"))

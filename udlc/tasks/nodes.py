@@ -39,10 +39,10 @@ from typing import Any, Callable, Literal, TYPE_CHECKING
 
 from udlc.errors import SpecError, UdlcError
 from udlc.spec.base import StrictModel
+from udlc.tasks.checks import check_sections, located
 from udlc.tasks.fields import error, one_network
 from udlc.tasks.registry import RunState, Served, Task, evaluating, register
 from udlc.tasks.served import NODE_CLASSES
-from udlc.tasks.supervised import check_monitors, check_network_keys, located
 
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
     from udlc.compiler.pipeline import Compiled
@@ -85,7 +85,7 @@ class NodeClassification(Task):
         if isinstance(found, SpecError):
             return [found]
         net, graph, base = found
-        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        errors = check_sections(compiled, self)
         entry = SOURCES.find(spec.data.source)
         kind = self.source_kind()
         is_file = spec.data.source.lower().endswith(".npz") or (

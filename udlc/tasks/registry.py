@@ -124,7 +124,7 @@ class Task:
 
     def logged(self, spec: Spec, has_val: bool) -> list[str]:
         """The names of the values each epoch's row holds: check time, where early stopping and plateau name one
-        to watch (udlc.tasks.supervised.check_monitors) and udlc.spec.tuning a tune's metric."""
+        to watch (udlc.tasks.checks.check_monitors) and udlc.spec.tuning a tune's metric."""
         raise NotImplementedError
 
     def served(self, compiled: Compiled) -> list[Served]:

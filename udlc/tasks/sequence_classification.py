@@ -24,11 +24,11 @@ from pydantic import Field, PositiveInt
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
+from udlc.tasks.checks import located
 from udlc.tasks.fields import FieldsState, FieldsTask, Sequences, error, inputs_of, length_bound_errors, output_node
 from udlc.tasks.language_model import embedding_errors
 from udlc.tasks.registry import evaluating, register
 from udlc.tasks.served import TEXT_CLASSES
-from udlc.tasks.supervised import located
 
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
     from udlc.compiler.pipeline import Compiled

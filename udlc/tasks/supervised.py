@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Literal, TYPE_CHECKING
 
-from udlc.errors import SpecError, SpecErrors, did_you_mean, one_of
+from udlc.errors import SpecError, SpecErrors
 from udlc.spec.base import StrictModel
 from udlc.spec.augments import MIXING_AUGMENTS
 from udlc.spec.data import IMAGE_AUGMENTS
 from udlc.spec.sources import SOURCES, PictureSet
 from udlc.spec.training import CLASSIFICATION_LOSSES, metric_name
+from udlc.tasks.checks import check_sections, located
 from udlc.tasks.registry import RunState, Served, Task, register
 from udlc.tasks.served import CLASSES, VALUES
 
@@ -82,9 +83,8 @@ class Supervised(Task):
                 f"task {self.name} feeds the data to one input, but this model has {len(graph.inputs)}: "
                 f"{', '.join(graph.inputs)}", path=".".join(base + ("inputs",)), span=doc.span(base + ("inputs",), key=True),
                 hint="give one `input: [shape]`"))
-        errors += check_network_keys(compiled)
+        errors += check_sections(compiled, self)
         errors += image_augments(compiled, graph)
-        errors += check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
         if spec.data.text is not None:
             errors.append(SpecError(f"task {self.name} reads numbers; a text column is read by task "
                                     "sequence_classification", path="data.text", span=doc.span(("data", "text"), key=True),
@@ -342,25 +342,6 @@ def mixed(augments: list, classes: int | None, x: Any, y: Any, generator: Any) -
     return mix_batch(x, target, augments, generator)
 
 
-def located(e: SpecError, doc: Any) -> SpecError:
-    """A data error carries the spec path it is about (data.source, model.input); point it at that line."""
-    if e.span is None and e.path:
-        e.span = doc.span(tuple(int(p) if p.isdigit() else p for p in e.path.split(".")))
-    return e
-
-
-def check_network_keys(compiled: Compiled) -> list[SpecError]:
-    """`optimizers:` and `schedules:` are keyed by network name."""
-    errors = []
-    for section in ("optimizers", "schedules"):
-        for key in getattr(compiled.spec, section) or {}:
-            if key not in compiled.graphs:
-                errors.append(SpecError(f"no network named '{key}'", path=f"{section}.{key}",
-                                        span=compiled.doc.span((section, key), key=True),
-                                        hint=did_you_mean(key, compiled.graphs) or one_of(compiled.graphs)))
-    return errors
-
-
 def image_augments(compiled: Compiled, graph: Any) -> list[SpecError]:
     spec, doc = compiled.spec, compiled.doc
     errors = []
@@ -376,30 +357,6 @@ def image_augments(compiled: Compiled, graph: Any) -> list[SpecError]:
                                     path=f"data.augment[{i}]", span=doc.span(("data", "augment", i)),
                                     hint="crops keep the image size so the model's input shape holds; "
                                          "drop `size` or set it to the image size"))
-    return errors
-
-
-def check_monitors(compiled: Compiled, logged: list[str]) -> list[SpecError]:
-    """Early stopping and plateau watch a logged value."""
-    spec, doc = compiled.spec, compiled.doc
-    has_val = spec.data.split[1] > 0
-    watchers = []
-    if spec.train.early_stopping is not None:
-        watchers.append((("train", "early_stopping", "monitor"), spec.train.early_stopping.monitor))
-    for network in compiled.graphs:
-        schedule = spec.schedule_of(network)
-        if schedule.type == "plateau":
-            where = ("schedules", network, "monitor") if network in (spec.schedules or {}) else ("schedule", "monitor")
-            watchers.append((where, schedule.monitor))
-    errors = []
-    for path, name in dict.fromkeys(watchers):
-        if name in logged:
-            continue
-        if name.startswith("val_") and not has_val:
-            hint = "data.split has no validation part: give it one, or monitor train_loss"
-        else:
-            hint = did_you_mean(name, logged) or one_of(logged)
-        errors.append(SpecError(f"'{name}' is not logged", path=".".join(path), span=doc.span(path), hint=hint))
     return errors
 
 

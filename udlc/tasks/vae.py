@@ -31,10 +31,10 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt
 
 from udlc.errors import SpecError
 from udlc.tasks import generative
+from udlc.tasks.checks import check_sections
 from udlc.tasks.fields import error, no_metrics
 from udlc.tasks.registry import Served, Task, evaluating, register
 from udlc.tasks.served import LATENTS, SAMPLES
-from udlc.tasks.supervised import check_monitors, check_network_keys
 
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
     from udlc.compiler.pipeline import Compiled
@@ -71,7 +71,7 @@ class VAE(generative.Generative, Task):
         errors = generative.check_networks(compiled, self.name, NETWORKS)
         if errors:
             return errors
-        errors = check_network_keys(compiled) + check_monitors(compiled, self.logged(spec, spec.data.split[1] > 0))
+        errors = check_sections(compiled, self)
         if spec.loss.type not in LOSSES or getattr(spec.loss, "pos_weight", None):
             errors.append(error(doc, f"a VAE reconstructs with bce (values in [0, 1]) or mse, not {spec.loss.type}",
                                 ("loss",), "write `loss: bce` with `data.normalize: minmax`, or `loss: mse`"))

@@ -1,0 +1,62 @@
+"""Checks every task shares, at `udlc check` time (no torch): the spec's sections keyed by network, the values
+early stopping and plateau watch, and pointing a data error at its line."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from udlc.errors import SpecError, did_you_mean, one_of
+
+if TYPE_CHECKING:
+    from udlc.compiler.pipeline import Compiled
+    from udlc.tasks.registry import Task
+
+
+def check_sections(compiled: Compiled, task: Task) -> list[SpecError]:
+    """What every task checks of the training sections: `optimizers:`/`schedules:` name its networks, and what
+    early stopping and a plateau schedule watch is a value it logs."""
+    spec = compiled.spec
+    return check_network_keys(compiled) + check_monitors(compiled, task.logged(spec, spec.data.split[1] > 0))
+
+
+def located(e: SpecError, doc: Any) -> SpecError:
+    """A data error carries the spec path it is about (data.source, model.input); point it at that line."""
+    if e.span is None and e.path:
+        e.span = doc.span(tuple(int(p) if p.isdigit() else p for p in e.path.split(".")))
+    return e
+
+
+def check_network_keys(compiled: Compiled) -> list[SpecError]:
+    """`optimizers:` and `schedules:` are keyed by network name."""
+    errors = []
+    for section in ("optimizers", "schedules"):
+        for key in getattr(compiled.spec, section) or {}:
+            if key not in compiled.graphs:
+                errors.append(SpecError(f"no network named '{key}'", path=f"{section}.{key}",
+                                        span=compiled.doc.span((section, key), key=True),
+                                        hint=did_you_mean(key, compiled.graphs) or one_of(compiled.graphs)))
+    return errors
+
+
+def check_monitors(compiled: Compiled, logged: list[str]) -> list[SpecError]:
+    """Early stopping and plateau watch a logged value."""
+    spec, doc = compiled.spec, compiled.doc
+    has_val = spec.data.split[1] > 0
+    watchers = []
+    if spec.train.early_stopping is not None:
+        watchers.append((("train", "early_stopping", "monitor"), spec.train.early_stopping.monitor))
+    for network in compiled.graphs:
+        schedule = spec.schedule_of(network)
+        if schedule.type == "plateau":
+            where = ("schedules", network, "monitor") if network in (spec.schedules or {}) else ("schedule", "monitor")
+            watchers.append((where, schedule.monitor))
+    errors = []
+    for path, name in dict.fromkeys(watchers):
+        if name in logged:
+            continue
+        if name.startswith("val_") and not has_val:
+            hint = "data.split has no validation part: give it one, or monitor train_loss"
+        else:
+            hint = did_you_mean(name, logged) or one_of(logged)
+        errors.append(SpecError(f"'{name}' is not logged", path=".".join(path), span=doc.span(path), hint=hint))
+    return errors
