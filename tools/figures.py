@@ -30,7 +30,8 @@ FIGURES = {
 
 DRAWN = ("examples/digits-mlp.yaml", "examples/digits-cnn.yaml", "examples/zoo/resnet18.yaml",
          "examples/text-lines.yaml", "examples/digits-vit.yaml", "examples/vae-digits.yaml",
-         "examples/karate-gcn.yaml", "examples/shapes-unet.yaml")
+         "examples/karate-gcn.yaml", "examples/shapes-unet.yaml", "examples/audio/vowels-cnn.yaml",
+         "examples/transfer/stdlib-finetune.yaml")
 
 
 def drawings() -> dict[str, str]:

@@ -25,15 +25,21 @@ def build(spec: "Compiled | str | Path") -> Any:
     """The spec's network as a torch.fx.GraphModule, initialized as training initializes it; for a spec
     with several networks (`models:`), a dict of them by name."""
     from udlc.compiler.lower import lower
+    from udlc.errors import UdlcError
+    from udlc.spec.model import tree_model
 
     compiled = spec if not isinstance(spec, (str, Path)) else load_spec(spec)
+    if tree_model(compiled.spec) is not None:  # trees are fitted by train, not built from layers
+        raise UdlcError(f"{compiled.spec.name}'s model is gradient_boosting: there is no network to build — train it "
+                        "with udlc.train (its model.onnx holds the fitted trees)")
     models = {name: lower(graph, seed=compiled.spec.seed + i) for i, (name, graph) in enumerate(compiled.graphs.items())}
     return next(iter(models.values())) if compiled.spec.model is not None else models
 
 
 def train(spec: "Compiled | str | Path", out: str | Path = "runs", overrides: Iterable[str] = (), **kw: Any) -> Path:
     """Train a spec, and export it when the spec has `export.onnx`; returns the run folder.
-    Keywords: quiet, init_from (a run folder whose weights start this run where names and shapes match)."""
+    Keywords: quiet, init_from (a run folder, a .safetensors or torch state-dict file, or a Hugging Face
+    folder, whose weights start this run where names and shapes match; a spec's `init:` also names a map)."""
     from udlc.trainer.run import train_spec
 
     compiled = spec if not isinstance(spec, (str, Path)) else load_spec(spec, overrides)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from udlc.compiler.finetune import parameter_counts
 from udlc.compiler.infer import REPORT_SIZE
 from udlc.layers.registry import fmt
 from udlc.tasks import Compiled
@@ -61,3 +62,9 @@ def print_summary(compiled: Compiled) -> None:
         at = f" (at {', '.join(f'{s} = {REPORT_SIZE}' for s in g.symbols)})" if g.symbols else ""
         print(f"parameters: {g.total_params:,} ({human(g.total_params * 4)}B as float32) · "
               f"FLOPs per sample: {human(g.total_flops)}{at}")
+        trainable, frozen = parameter_counts(compiled.spec, g)  # train.freeze, or the base under LoRA
+        lora = compiled.spec.lora
+        print(f"trainable: {trainable:,} · frozen: {frozen:,}"
+              + (f" (LoRA rank {lora.rank}: the adapters and lora.also_train train, the base is frozen)" if lora else
+                 " (train.freeze; train.unfreeze releases layers later)" if compiled.spec.train.unfreeze else
+                 " (train.freeze)" if frozen else ""))

@@ -83,12 +83,29 @@ def check(specs: tuple[str, ...], fmt: str, only_udlc: bool, overrides: tuple[st
     Exit 2 if any has errors."""
     from udlc.spec.loader import is_udlc_spec
     from udlc.tasks import compile_spec
+    from udlc.tasks.check import data_listing
 
     if only_udlc:
         specs = tuple(path for path in specs if is_udlc_spec(path))
 
     results, failed = [], False
     for path in specs:
+        if str(path).endswith(".map.yaml"):  # a weight mapping (udlc.weights): its rules, not a spec
+            from udlc.weights import Mapping
+
+            try:
+                rules = len(Mapping.load(path).rules)
+            except UdlcError as e:
+                failed = True
+                results.append({"file": path, "ok": False,
+                                "errors": e.to_json() if isinstance(e, SpecErrors) else [e.to_json()]})
+                if fmt == "text":
+                    click.echo(e.render(), err=True)
+            else:
+                results.append({"file": path, "ok": True, "mapping": True, "rules": rules})
+                if fmt == "text":
+                    click.echo(f"OK {path}  (weight mapping: {rules} rules)")
+            continue
         try:
             compiled = compile_spec(path, overrides)
         except UdlcError as e:
@@ -100,13 +117,20 @@ def check(specs: tuple[str, ...], fmt: str, only_udlc: bool, overrides: tuple[st
         else:
             graphs = compiled.graphs.values()
             layers, params = sum(len(g.nodes) for g in graphs), sum(g.total_params for g in graphs)
+            listing = data_listing(compiled)  # sound clips' classes, counts and lengths; a picture folder's classes
+            trees = _trees(compiled)  # a gradient_boosting model: no layers, its settings instead
             results.append({"file": path, "ok": True, "name": compiled.spec.name, "task": compiled.task.name,
-                            "layers": layers, "params": params, "flops": sum(g.total_flops for g in graphs),
+                            "model": "gradient_boosting" if trees else "network",
+                            **({"gradient_boosting": trees[1]} if trees else {}), "layers": layers, "params": params, "flops": sum(g.total_flops for g in graphs),
                             "networks": {name: {"output_shapes": [list(s or ()) for s in g.output_shapes]}
                                          for name, g in compiled.graphs.items()},
-                            "output_shapes": [list(s or ()) for g in graphs for s in g.output_shapes]})
+                            "output_shapes": [list(s or ()) for g in graphs for s in g.output_shapes],
+                            "listing": listing})
             if fmt == "text":
-                click.echo(f"OK {path}  ({compiled.spec.name}: {layers} layers, {params:,} parameters)")
+                what = trees[0] if trees else f"{layers} layers, {params:,} parameters"
+                click.echo(f"OK {path}  ({compiled.spec.name}: {what})")
+                if listing:
+                    click.echo(f"  {listing}")
     if fmt == "json":
         click.echo(json.dumps(results, indent=2))
     sys.exit(2 if failed else 0)
@@ -122,12 +146,35 @@ def summary(spec: str, with_torch: bool, overrides: tuple[str, ...]) -> None:
     from udlc.tasks import compile_spec
 
     compiled = compile_spec(spec, overrides)
+    trees = _trees(compiled)
+    if trees:  # no layers to tabulate: what is fitted, with every setting (the written ones and the defaults)
+        click.echo(f"{compiled.spec.name}: {trees[0]}\nsettings: "
+                   + ", ".join(f"{k} {json.dumps(v)}" for k, v in trees[1].items())
+                   + "\nno layers: the trees are grown by `udlc train` (run.json's `iterations` counts them)")
+        return
     print_summary(compiled)
     if with_torch:
         from udlc.compiler.lower import cross_check
 
         for name, graph in compiled.graphs.items():
             click.echo((f"{name}: " if len(compiled.graphs) > 1 else "") + cross_check(graph))
+
+
+def _trees(compiled) -> tuple[str, dict] | None:
+    """A gradient_boosting model in words ("gradient-boosted trees (classes, log_loss): max_iter 10") and all its
+    settings; None for a network. Check time: no torch, no scikit-learn."""
+    from udlc.spec.model import tree_model
+    from udlc.tasks.boosting import TREE_LOSSES
+
+    settings = tree_model(compiled.spec)
+    if settings is None:
+        return None
+    loss = compiled.spec.loss.type
+    kind = "classes" if loss == "cross_entropy" else "values"
+    written = ", ".join(f"{k} {json.dumps(getattr(settings, k))}" for k in type(settings).model_fields
+                        if k in settings.model_fields_set)
+    return (f"gradient-boosted trees ({kind}, {TREE_LOSSES[loss]}){': ' + written if written else ''}",
+            settings.model_dump())
 
 
 @main.command()
@@ -145,8 +192,12 @@ def schema() -> None:
               help="Root folder for run folders (runs/<name>/<run-id>/).")
 @click.option("--resume", type=click.Path(),
               help="Continue a stopped or killed run from its last checkpoint (--set train.epochs=N extends it).")
-@click.option("--init-from", type=click.Path(file_okay=False),
-              help="Start from another run's weights where network, tensor name and shape match.")
+@click.option("--init-from", type=click.Path(),
+              help="Start from weights: a udlc run, a .safetensors file, a torch state dict or a Hugging Face "
+                   "folder (the spec's `init.from`); without --map, where tensor name and shape match.")
+@click.option("--map", "map_", metavar="NAME|FILE",
+              help="With --init-from: the mapping of its tensor names to the network's (a shipped mapping's name, "
+                   "e.g. gpt2, or a .map.yaml file).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the run folder.")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train N runs with seeds seed, seed+1, … and print each result's mean ± std over them.")
@@ -154,9 +205,11 @@ def schema() -> None:
               help="Train on N processes (torchrun's launcher; a GPU each on CUDA) with DDP, or FSDP under "
                    "train.strategy: fsdp. train.batch_size stays the global batch.")
 @_set
-def train(spec: str | None, out: str, resume: str | None, init_from: str | None, quiet: bool, seeds: int,
-          devices: int, overrides: tuple[str, ...]) -> None:
+def train(spec: str | None, out: str, resume: str | None, init_from: str | None, map_: str | None, quiet: bool,
+          seeds: int, devices: int, overrides: tuple[str, ...]) -> None:
     """Train a spec (and export it when the spec has export.onnx); prints the run folder at the end."""
+    if map_ and not init_from:
+        raise UdlcError("--map says how --init-from's tensors map to the network: give --init-from too")
     if devices > 1:
         if launched_processes() > 1:
             raise UdlcError("--devices starts processes itself: give it without torchrun, or torchrun without it")
@@ -165,7 +218,8 @@ def train(spec: str | None, out: str, resume: str | None, init_from: str | None,
 
         if spec and not resume:  # a mistake in the spec is told once, before any process starts
             compile_spec(spec, overrides)
-        options = [("--out", out), ("--resume", resume), ("--init-from", init_from), ("--seeds", str(seeds))]
+        options = [("--out", out), ("--resume", resume), ("--init-from", init_from), ("--map", map_),
+                   ("--seeds", str(seeds))]
         launch(devices, ["train", *([spec] if spec else []), *(x for o, v in options if v for x in (o, v)),
                          *(["-q"] if quiet else []), *(x for o in overrides for x in ("--set", o))])
         return
@@ -201,6 +255,11 @@ def train(spec: str | None, out: str, resume: str | None, init_from: str | None,
     from udlc.tasks import compile_spec
     from udlc.trainer.run import train_spec
 
+    if init_from:  # as the spec's `init:`, so it is checked as the file's would be and the run's spec.yaml says it
+        where = {"from": str(Path(init_from).resolve()), "map": map_ if not map_ or Path(map_).name == map_
+                 and not map_.endswith((".yaml", ".yml")) else str(Path(map_).resolve())}
+        overrides = (*overrides, *(f"init.{key}={json.dumps(value)}" for key, value in where.items()))
+        init_from = None
     compiled = compile_spec(spec, overrides)
     if seeds == 1:
         finish(train_spec(compiled, out=Path(out), quiet=quiet, init_from=Path(init_from) if init_from else None))
@@ -232,10 +291,25 @@ def train(spec: str | None, out: str, resume: str | None, init_from: str | None,
               help="With --triton: max_batch_size, the largest batch Triton's dynamic batcher forms (default 64; "
                    "0: no batching).")
 @click.option("--overwrite", is_flag=True, help="With --triton: replace the run's models already in REPO.")
+@_set
 def export(run: str, output: str | None, quantize: str | None, max_drop: float, triton: str | None,
-           max_batch: int | None, overwrite: bool) -> None:
+           max_batch: int | None, overwrite: bool, overrides: tuple[str, ...]) -> None:
     """Export a run's model to ONNX, checked against torch in onnxruntime (or, with --triton, into a Triton
-    model repository)."""
+    model repository). RUN may also be a spec (.yaml): exported as initialized, with the weights its `init:` loads
+    and nothing trained (default output SPEC.onnx), e.g. a spec written by `udlc import`."""
+    if Path(run).suffix in (".yaml", ".yml"):
+        if quantize or triton or overwrite or max_batch is not None:
+            raise UdlcError("a spec is exported as initialized: --quantize and --triton take a run folder (they "
+                            "score on its test split or copy its files) — train it, or drop them")
+        from udlc.exporter.initialized import export_spec
+
+        path, notes = export_spec(Path(run), Path(output) if output else None, overrides)
+        for note in notes:
+            click.echo(note, err=True)
+        click.echo(str(path))
+        return
+    if overrides:
+        raise UdlcError("--set changes a spec: a run folder is exported as it was trained — drop --set")
     if triton:
         from udlc.exporter.triton import MAX_BATCH, export_triton
 
@@ -267,4 +341,4 @@ def eval_(run: str) -> None:
         click.echo(f"{key} {value:.4f}")
 
 
-from udlc.cli import guide, serving  # noqa: E402,F401  (they register their commands on `main`)
+from udlc.cli import guide, serving, weights  # noqa: E402,F401  (they register their commands on `main`)

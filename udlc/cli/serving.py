@@ -23,8 +23,9 @@ from udlc.errors import UdlcError
 def predict(model: str, inputs: str, output: str | None, device: str, id_column: str | None) -> None:
     """Predict with an exported MODEL.onnx on raw INPUTS (.csv, .npy, .npz; for a graph network a .npz graph
     with x, edge_index and, for several graphs, batch, or pairs to score; for a model trained on a folder of
-    pictures, a picture or a folder of them); onnxruntime only. A CSV gets one answer per row, first its line
-    (or its --id cell)."""
+    pictures, a picture or a folder of them; on sound clips, a WAV, FLAC or OGG file or a folder of them, decoded
+    as training decoded them); onnxruntime only. A CSV gets one answer per row, first its line (or its --id cell);
+    pictures and sound files one per file, first its path."""
     from udlc.runtime.readers import open_reader
 
     # the reader of the file's served kind: samples, texts, a graph file, pictures (udlc.runtime.readers)
@@ -150,6 +151,8 @@ def serve(model: str, host: str, port: int, workers: int, max_batch: int, max_wa
         curl --data-binary @rows.csv -H 'Content-Type: text/csv' localhost:8000/v1/predict/N
       POST /v1/predict/N          a picture, for a model trained on pictures:
         curl -F picture=@cat.png localhost:8000/v1/predict/N
+      POST /v1/predict/N          a sound file (WAV, FLAC, OGG), for a model trained on sound clips:
+        curl -F sound=@clip.wav localhost:8000/v1/predict/N
       POST /v1/predict/N          texts, for a text classifier:
         curl -d '{"texts": ["a fine film"]}' localhost:8000/v1/predict/N
       POST /v1/predict/N          a graph, for a graph network: JSON arrays, or predict's .npz file:

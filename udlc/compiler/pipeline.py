@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from udlc.compiler.finetune import check_finetune
 from udlc.compiler.graph import Graph
 from udlc.compiler.resolve import resolve
 from udlc.errors import SpecError, SpecErrors, Span, did_you_mean
@@ -27,6 +28,7 @@ class Compiled:
     spec: Spec
     graphs: dict[str, Graph]  # one typed graph per network, by name ('model' for `model:`)
     task: Any = None  # the bound udlc.tasks Task, set by the task check
+    listing: str | None = None  # what the task check read of the data's files, for `udlc check` to print
 
     @property
     def graph(self) -> Graph:
@@ -81,7 +83,7 @@ def resolve_doc(doc: Document, *, check_files: bool = True) -> Compiled:
             errors.append(SpecError(f"data {'folder' if folder else 'file'} not found: {source}", path="data.source",
                                     span=doc.span(("data", "source")), hint="the path is relative to the spec file"))
     if spec is not None and len(graphs) == len(networks):
-        errors += check_freeze(spec, graphs, doc)
+        errors += check_freeze(spec, graphs, doc) + check_finetune(spec, graphs, doc)
     if errors:
         raise SpecErrors(errors)
     assert spec is not None

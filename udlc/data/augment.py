@@ -39,5 +39,8 @@ def mix_batch(x: Any, y: Any, augments: list, generator: Any) -> tuple[Any, Any]
 
 
 def _check_rank(entry: Any, aug: Any, x: Any) -> None:
+    if entry.text_only:  # check refuses them on every task but sequence_classification, which applies them itself
+        raise ValueError(f"augment '{aug.type}' changes a text column's words or token ids (udlc.data.text_augment), "
+                         "not a batch of tensors")
     if entry.images_only and x.dim() != 4:
         raise ValueError(f"augment '{aug.type}' needs image batches (B, C, H, W), got {tuple(x.shape)}")

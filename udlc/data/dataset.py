@@ -120,14 +120,18 @@ class Dataset:
         return tuple(self.y_train.shape[1:])
 
 
-def prepare(spec: DataSpec, input_shape: tuple[int | str, ...], base_dir: Path, seed: int,
+def prepare(spec: DataSpec, input_shape: tuple[int | str, ...] | None, base_dir: Path, seed: int,
             task: str | None = None) -> Dataset:
     """Load, reshape to (N, *input_shape), split by spec.split, and normalize with train statistics.
 
     `task` is the resolved task (from the spec or the loss); None means the source's natural one.
-    Regression targets are standardized with train statistics too, unless normalize is 'none'.
+    Regression targets are standardized with train statistics too, unless normalize is 'none'. An input_shape of
+    None takes each sample as one flat row (a model without a declared input: gradient-boosted trees).
+    `data.fraction`/`limit` keep a subset of the training split (subset_of), the other splits whole.
     """
     arrays = load_arrays(spec, Path(base_dir), seed, lazy_bytes=LAZY_NPY_BYTES)
+    if input_shape is None:
+        input_shape = (math.prod(arrays.x.shape[1:]),)
     train, val, test = _split(len(arrays.x), spec.split, seed)
     fill_values = _fill_missing(arrays, train) if spec.missing == "mean" else {}
     x = _reshape(arrays, input_shape)
@@ -135,6 +139,8 @@ def prepare(spec: DataSpec, input_shape: tuple[int | str, ...], base_dir: Path, 
     input_shape = tuple(x.shape[1:])  # the symbols (T) bound to the data's sizes
     task = task or spec.task or arrays.task
     y, classes = _targets(arrays, task)
+    if spec.fraction is not None or spec.limit is not None:
+        train = subset_of(train, y[train] if task == "classification" else None, spec, seed)
     if isinstance(x, LazyRows):  # statistics in one streaming pass; each split normalizes as it is read
         norm = Normalization.fit_chunks(spec.normalize, (c for _, c in x.subset(train).chunks()), input_shape, axis)
         xs = [x.subset(idx, norm.apply_normalization) for idx in (train, val, test)]
@@ -237,3 +243,25 @@ def _split(n: int, fractions: tuple[float, float, float], seed: int) -> tuple[np
     # its own stream, so a generated source and its split do not share random numbers
     perm = np.random.default_rng([seed, 1]).permutation(n)
     return perm[:n_train], perm[n_train:n_train + sizes[0]], perm[n_train + sizes[0]:]
+
+
+def subset_of(train: np.ndarray, labels: np.ndarray | None, spec: DataSpec, seed: int) -> np.ndarray:
+    """The training split's indices that `data.fraction` or `data.limit` keeps: drawn from the spec's seed (its own
+    stream, so the split itself is unchanged), in proportion to each class where `labels` are given (the largest
+    remainders round up), in the split's order. The same seed keeps the same samples."""
+    n = len(train)
+    if spec.limit is not None and spec.limit > n:
+        raise SpecError(f"limit {spec.limit} is more than the training split's {n} samples", path="data.limit",
+                        hint=f"give at most {n}, or leave `limit` out to train on them all")
+    keep = spec.limit if spec.limit is not None else max(1, round(n * spec.fraction))
+    rng = np.random.default_rng([seed, 2])
+    if labels is None:
+        chosen = rng.permutation(n)[:keep]
+    else:
+        values, counts = np.unique(labels, return_counts=True)
+        quota = keep * counts / n
+        take = np.floor(quota).astype(np.int64)
+        order = np.lexsort((rng.random(len(values)), -(quota - take)))  # largest remainder first, ties at random
+        take[order[:keep - take.sum()]] += 1
+        chosen = np.concatenate([rng.permutation(np.flatnonzero(labels == v))[:k] for v, k in zip(values, take)])
+    return train[np.sort(chosen)]

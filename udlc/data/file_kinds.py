@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+import udlc.data.audio_headers as audio_headers
 import udlc.data.peek as headers
 from udlc.data.layout import check_builtin_options, data_file, no_samples
 from udlc.errors import SpecError
@@ -78,7 +79,11 @@ def peek(spec: DataSpec, base_dir: Path) -> headers.DataSignature:
     if isinstance(entry, BuiltinSet):
         check_builtin_options(spec)
         return headers.builtin_signature(entry)
-    signature = FILE_READERS[entry.name].peek(data_file(spec, base_dir), spec)  # a validated spec: a known kind
+    path = data_file(spec, base_dir)
+    if spec.sound:  # sound clips, a folder of them or a CSV naming them: read as sound, whatever the kind
+        signature = audio_headers.read_sound(path, spec, base_dir)
+    else:
+        signature = FILE_READERS[entry.name].peek(path, spec)  # a validated spec: a known kind
     refuse_unlabeled(spec, signature.labeled, signature.source)
     return signature
 
@@ -92,7 +97,12 @@ def load_arrays(spec: DataSpec, base_dir: Path, seed: int, lazy_bytes: int | Non
 
         return load_builtin(entry, spec, seed)
     path = data_file(spec, base_dir)
-    arrays = FILE_READERS[entry.name].load(path, spec, lazy_bytes)
+    if spec.sound:
+        from udlc.data.audio import load_sound
+
+        arrays = load_sound(path, spec, base_dir, seed)
+    else:
+        arrays = FILE_READERS[entry.name].load(path, spec, lazy_bytes)
     refuse_unlabeled(spec, arrays.labeled, arrays.name)
     if len(arrays.x) == 0:
         raise no_samples(path, arrays.dropped_rows)

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from udlc.errors import SpecError, did_you_mean
-from udlc.spec.sources import is_folder
+from udlc.spec.sources import GENERATED_SAMPLES, is_folder
 
 if TYPE_CHECKING:  # annotations only: udlc.runtime reads picture folders through this module without pydantic
     from udlc.spec.data import DataSpec
 
-DEFAULT_SAMPLES = 1000  # what a generated set makes when `samples` is left out
+# What a generated set makes when `samples` is left out: the registry's number (pydantic-free, as this module must
+# be), which data.limit's check counts a generated set's training split by.
+DEFAULT_SAMPLES = GENERATED_SAMPLES
 # Whole-number targets with at most this many distinct values read as class labels (else as values).
 MAX_NUMERIC_CLASSES = 50
 

@@ -45,6 +45,8 @@ class DataSignature:
     # False for samples without labels (an .npz of `x` alone, an .npy of 3 or more axes): what an
     # unconditional generative task learns from, and what file_kinds.peek refuses to every other task.
     labeled: bool = True
+    # What `udlc check` can say of the source beyond its shape (sound clips: classes, counts, lengths).
+    listing: str | None = None
 
 
 # A CSV up to this size is read whole by `udlc check` (a few hundred ms at most); a larger one to its

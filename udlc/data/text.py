@@ -119,7 +119,8 @@ class BpeTokenizer(Tokenizer):
 
     def __init__(self, tokenizer: Any):
         self.tokenizer = tokenizer
-        self.vocab_size = tokenizer.get_vocab_size()
+        # the ids' range, not their count: a published tokenizer.json (data.tokenizer_file) may leave ids unused
+        self.vocab_size = max(tokenizer.get_vocab(with_added_tokens=True).values(), default=-1) + 1
 
     @classmethod
     def fit(cls, text: str, vocab_size: int) -> BpeTokenizer:
@@ -229,6 +230,10 @@ def tokenizer_from_json(d: dict) -> Tokenizer:
         from udlc.data.words import WordTokenizer
 
         return WordTokenizer(d["words"], lowercase=bool(d["lowercase"]), split=d["split"])
+    if d["type"] == "special":  # a base tokenizer's ids, then [MASK], <eos>, ... (udlc.data.specials)
+        from udlc.data.tokens import SpecialTokenizer
+
+        return SpecialTokenizer(tokenizer_from_json(d["base"]), tuple(d["specials"]))
     raise ValueError(f"unknown tokenizer {d['type']!r}")
 
 
@@ -320,6 +325,10 @@ def checked_vocabulary(data: Any, base_dir: Path) -> tuple[int | None, Any]:
     split, as training does: without numpy, and learned once per process, so `udlc train` pays once), and
     its description; or None and the SpecError. A padded BPE is as wide as asked, whatever it learns: nothing
     to learn here (the zoo's GPT-2 checks without learning 4.7 MB of merges)."""
+    if getattr(data, "tokenizer_file", None) is not None:  # a published tokenizer: nothing learned, its size read
+        from udlc.data.tokenizer_file import file_vocabulary
+
+        return file_vocabulary(data, base_dir)
     if data.tokenizer == "bpe" and data.pad_vocab:
         asked = data.vocab_size or DEFAULT_BPE_VOCAB
         return asked, f"bpe tokenizer padded to vocab_size {asked} (pad_vocab)"
@@ -337,16 +346,23 @@ def checked_vocabulary(data: Any, base_dir: Path) -> tuple[int | None, Any]:
 
 def load_corpus(data: Any, base_dir: Path) -> TextData:
     """The `data` section's corpus, split and tokenized (load_text_data with the section's options)."""
+    given = None
+    if getattr(data, "tokenizer_file", None) is not None:  # a published tokenizer, read: nothing learned
+        from udlc.data.tokenizer_file import file_tokenizer
+
+        given = BpeTokenizer(file_tokenizer(data, base_dir))
     return load_text_data(data.source, data.max_chars, data.tokenizer, data.vocab_size, data.split, base_dir,
-                          word_options(data) if data.tokenizer == "word" else None, bool(data.pad_vocab))
+                          word_options(data) if data.tokenizer == "word" else None, bool(data.pad_vocab), given)
 
 
 def load_text_data(source: str, max_chars: int | None, tokenizer: str | None, vocab_size: int | None,
-                   fractions: list[float], base_dir: Path, words: dict | None = None, pad: bool = False) -> TextData:
+                   fractions: list[float], base_dir: Path, words: dict | None = None, pad: bool = False,
+                   given: Tokenizer | None = None) -> TextData:
+    """`given`: a tokenizer to read the text with (data.tokenizer_file's), where none is learned."""
     text = read_text(source, max_chars, base_dir)
     parts = dict(zip(("train", "val", "test"), split_text(text, fractions)))
-    tok = fit_tokenizer(tokenizer, parts["train"], text, vocab_size, words)
-    shortfall = bpe_shortfall(tok, vocab_size, pad)
+    tok = given or fit_tokenizer(tokenizer, parts["train"], text, vocab_size, words)
+    shortfall = None if given else bpe_shortfall(tok, vocab_size, pad)
     if shortfall is not None:
         raise shortfall
     return TextData(tok, {k: tok.encode(v) for k, v in parts.items()},

@@ -137,7 +137,9 @@ def text_classes(network: Any, graph: Graph, info: dict) -> tuple[Any, list[tupl
 def decoded_text(network: Any, graph: Graph, info: dict) -> tuple[Any, list[tuple], dict[str, str]]:
     """An encoder–decoder: `udlc generate` reads the vocabulary, and how long a decoded target may run."""
     extra = {"vocabulary": json.dumps(info["vocabulary"]), "max_target_length": str(info["max_target_length"])}
-    return token_model(network, graph, len(info["vocabulary"])), typed_inputs(graph), extra
+    if info.get("tokenizer"):  # text to text: a tokenizer's ids, <bos> and <eos> among its specials
+        extra["tokenizer"] = json.dumps(info["tokenizer"])
+    return token_model(network, graph, info.get("vocab_size") or len(info["vocabulary"])), typed_inputs(graph), extra
 
 
 def token_labels(network: Any, graph: Graph, info: dict) -> tuple[Any, list[tuple], dict[str, str]]:
@@ -197,8 +199,10 @@ def token_model(network: Any, graph: Graph, vocab_size: int, classes: bool = Fal
                 if graph.dtype_of(name) == "bool":
                     real = torch.randint(1, shape[1] + 1, (batch, 1), generator=generator)
                     xs.append(torch.arange(shape[1])[None, :] < real)
-                else:
-                    xs.append(torch.randint(0, vocab_size, shape, generator=generator))
+                else:  # ids an embedding of fewer rows reads (BERT's two token types) stay within its rows
+                    rows = [n.config.num_embeddings for n in graph.nodes.values() if n.op == "embedding"
+                            and name in n.inputs and getattr(n.config, "num_embeddings", None)]
+                    xs.append(torch.randint(0, min([vocab_size, *rows]), shape, generator=generator))
             return tuple(xs)
 
     return TokenModel().eval()

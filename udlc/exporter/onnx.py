@@ -6,7 +6,6 @@ previous model.onnx intact."""
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
@@ -20,13 +19,12 @@ from typing import Any
 import numpy as np
 
 from udlc.errors import UdlcError
-from udlc.runs import RunFolder, udlc_version
+from udlc.exporter.metadata import ExportError, common_metadata  # noqa: F401 (ExportError: callers import it here)
+from udlc.runs import RunFolder
+from udlc.spec.model import tree_model
 
 EXPORT_BATCH, CHECK_BATCH = 2, 3
 
-
-class ExportError(UdlcError):
-    exit_code = 4
 
 
 def export_run(run_dir: Path, output: Path | None = None) -> Path:
@@ -36,6 +34,10 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
     (or `output`); a task that serves several networks writes the others beside it (encoder.onnx)."""
     run = RunFolder.open(run_dir)
     compiled = run.compiled()  # before torch is imported: a wrong folder is reported at once
+    if tree_model(compiled.spec) is not None:  # no network: the fitted trees' own file (udlc.exporter.trees)
+        from udlc.exporter.trees import export_trees
+
+        return export_trees(run, compiled, Path(output) if output else run.onnx_file)
     ckpt = run.final_checkpoint(compiled.spec)
     if not ckpt.with_suffix(".safetensors").is_file():
         raise UdlcError(f"{run} has no checkpoint yet (checkpoints/best or last.safetensors) — "
@@ -46,20 +48,27 @@ def export_run(run_dir: Path, output: Path | None = None) -> Path:
     return paths[0]
 
 
-def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: Path) -> Path:
+def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path | None, path: Path,
+                  network: Any = None) -> Path:
     """One served output as its file: the network wrapped as its served kind says (udlc.exporter.wrappers), the
-    common metadata and the kind's own."""
+    common metadata and the kind's own. `network`: already built with its weights (a spec exported as initialized,
+    udlc.exporter.initialized, whose `run` is a stand-in with the run's info and spec file, and ckpt None)."""
     from udlc.compiler.infer import steps as infer_steps
     from udlc.compiler.lower import lower
     from udlc.exporter.wrappers import WRAPPERS, Export
     from udlc.runs import checkpoint
     from udlc.spec.training import OnnxExport
-    from udlc.tasks.served import KINDS, task_and_target
+    from udlc.tasks.served import KINDS
 
     info, spec, kind = run.info, compiled.spec, KINDS[served.kind]
     graph = compiled.graphs[served.network]
-    network = lower(graph)
-    checkpoint.load_models({served.weights or served.network: network}, ckpt)
+    if network is None and spec.lora is not None:  # the base rebuilt, the adapters over it, merged: one plain file
+        from udlc.runs.adapters import adapted_network
+
+        network = adapted_network(compiled, info, served.network, served.weights or served.network, ckpt)
+    if network is None:
+        network = lower(graph)
+        checkpoint.load_models({served.weights or served.network: network}, ckpt)
     shapes = [s for n in graph.nodes.values() for s in n.shapes]
     symbols, steps = smallest_sizes(graph.symbols, shapes), infer_steps(shapes)
     bounds = dict(graph.bounds)  # a wrapper may narrow them (a language model's cache shares the positions)
@@ -70,45 +79,23 @@ def export_served(run: RunFolder, compiled: Any, served: Any, ckpt: Path, path: 
                           f"{list(kind.outputs)} (a bug in udlc)")
     checks = [check_sizes(symbols, bounds, steps)] + ([{**check_sizes(symbols, bounds, steps), **wrapped.also}]
                                                if wrapped.also else [])
-    target = task_and_target(info)[1]  # a run folder from before `target` wrote it in `task`
-    metadata = {
-        "udlc_version": udlc_version(),
-        "spec_name": spec.name,
-        "spec_sha256": hashlib.sha256(run.spec_file.read_bytes()).hexdigest(),
-        "spec": run.spec_file.read_text(),  # the run's spec as trained: the file says how it was made
-        "served": kind.name,  # what the file answers: its reader and command (udlc.tasks.served)
-        "task": compiled.task.name,
-        **({"target": target} if target is not None else {}),  # classification or regression
-        "loss": spec.loss.type if spec.loss is not None else None,
-        "classes": json.dumps(info["classes"]),
-        "input_names": json.dumps([name for name, *_ in inputs]),
-        "input_shapes": json.dumps(info["input_shapes"]),  # symbolic axes (T) take any size …
-        "symbol_steps": json.dumps({s: n for s, n in steps.items() if n > 1}),  # … or any multiple of this
-        "sample_shapes": json.dumps(info.get("sample_shapes", info["input_shapes"])),  # the sizes trained on
-        # How a CSV row becomes the input matrix (udlc.runtime.predict does it; so can any other caller):
-        # the columns by name in the model's order, one-hot ones as 'column=value'; each categorical
-        # column's values in one-hot order; what fills an empty numeric cell (missing: mean).
-        "feature_columns": json.dumps(info.get("feature_columns")),
-        "categories": json.dumps(info.get("categories") or {}),
-        "fill_values": json.dumps(info.get("fill_values") or {}),
-        "outputs": json.dumps(model.output_names),
-        # For information only: the graph applies both already, so applying them again would be wrong.
-        "normalization": json.dumps(info["normalization"]),
-        "target_normalization": json.dumps(info.get("target_normalization")),
-        "pictures": json.dumps(info.get("pictures")),  # how a picture file is decoded into an input
-        "checkpoint": ckpt.name,
-    }
+    metadata = common_metadata(run, compiled, kind.name, [name for name, *_ in inputs], model.output_names,
+                               ckpt.name if ckpt is not None else "initialized",  # as the spec's init: loads it
+                               steps)
     metadata.update(wrapped.metadata)
     missing = [key for key in kind.metadata if key not in metadata]
     if missing:
         raise ExportError(f"the {kind.name} file lacks the metadata its reader needs: {', '.join(missing)} "
                           "(a bug in udlc)")
-    front, pictures = None, info.get("pictures")
+    if spec.data.sound:  # a folder of sound clips is no folder of pictures (runs whose info says so all the same)
+        metadata["pictures"] = json.dumps(None)
+    front, pictures = None, info.get("pictures") if not spec.data.sound else None
     if pictures:  # the graph takes a picture of any size and resizes it to the trained one
         from udlc.exporter.picture_front import add_picture_front
 
-        def front(proto: Any) -> Any:
+        def picture_front(proto: Any) -> Any:
             return add_picture_front(proto, tuple(pictures["size"]), pictures["resize"])
+        front = picture_front
         metadata.update(pictures=json.dumps({**pictures, "resized_in_graph": True}),
                         input_shapes=json.dumps([[pictures["channels"], "height", "width"]]))
     return export_module(model, inputs, path, spec.export.onnx or OnnxExport(), metadata,

@@ -87,6 +87,9 @@ def quantize_run(run_dir: Path, model: Path, max_drop: float) -> list[str]:
 def scoring_split(compiled: Any) -> TestSplit:
     """What the run's model.onnx is scored on, by what it serves: a classifier's accuracy or a regression's MSE
     (in the targets' units) on raw samples; a language model's next-token accuracy on windows of its context."""
+    if not compiled.graphs:  # gradient_boosting: thresholds and leaf values, no weight matrices to quantize
+        raise UdlcError("--quantize int8 stores a network's weights in 8 bits; a gradient_boosting model's trees "
+                        "have none (their thresholds and leaf values stay float32) — export it without --quantize")
     kind = compiled.task.served(compiled)[0].kind  # model.onnx's
     if kind not in SPLITS:
         raise UdlcError(f"--quantize int8 scores a classifier, a regression or a language model on its test split; "

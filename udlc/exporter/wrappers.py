@@ -13,8 +13,8 @@ from typing import Any, Callable
 from udlc.data import Normalization
 from udlc.exporter import decoding
 from udlc.exporter.serving import Decode, Denoise, NodeServing, Serving
-from udlc.tasks.served import (CLASSES, DECODED, DECODED_TEXT, DENOISER, EDGE_PROBABILITIES, KINDS, LATENTS, MASKS,
-                               NEXT_TOKEN, NODE_CLASSES, PICTURES, SAMPLES, TEXT_CLASSES, TOKEN_LABELS, VALUES)
+from udlc.tasks.served import (CLASSES, DECODED, DECODED_TEXT, DENOISER, EDGE_PROBABILITIES, FILL_MASK, KINDS, LATENTS,
+                               MASKS, NEXT_TOKEN, NODE_CLASSES, PICTURES, SAMPLES, TEXT_CLASSES, TOKEN_LABELS, VALUES)
 
 
 @dataclass
@@ -163,11 +163,21 @@ def token_labels(e: Export) -> Wrapped:
     return Wrapped(*decoding.token_labels(e.network, e.graph, e.info))
 
 
+def fill_mask(e: Export) -> Wrapped:
+    """A masked language model: ids (and token types) in, each position's logits and token probabilities out;
+    `udlc generate` fills a prompt's [MASK]s with the tokenizer the file carries."""
+    extra = {"tokenizer": json.dumps(e.info["tokenizer"]), "context": str(e.info["context"]),
+             "mask_token": e.info["mask_token"]}
+    return Wrapped(decoding.token_model(e.network, e.graph, e.info["vocab_size"], classes=True),
+                   decoding.typed_inputs(e.graph), extra)
+
+
 WRAPPERS: dict[str, Callable[[Export], Wrapped]] = {
     CLASSES: classes, VALUES: values, LATENTS: latents, DECODED: decoder(DECODED), SAMPLES: decoder(SAMPLES),
     DENOISER: denoiser, NODE_CLASSES: nodes(embed=False), EDGE_PROBABILITIES: nodes(embed=True),
     MASKS: masks, PICTURES: pictures,
     TEXT_CLASSES: text_classes, NEXT_TOKEN: next_token, DECODED_TEXT: decoded_text, TOKEN_LABELS: token_labels,
+    FILL_MASK: fill_mask,
 }
 if WRAPPERS.keys() != KINDS.keys():  # a kind the exporter cannot write, or a wrapper for no kind
     raise RuntimeError(f"export wrappers and served kinds differ: {sorted(WRAPPERS.keys() ^ KINDS.keys())}")

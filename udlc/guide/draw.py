@@ -169,6 +169,7 @@ def edge_path(d: Drawing, a: str, b: str) -> list[tuple[float, float]]:
 
 def drawings(compiled: Compiled, expand: Iterable[str] | str | None = None,
              network: str | None = None) -> list[Drawing]:
+    has_networks(compiled)
     names = [network] if network else list(compiled.graphs)
     several = len(compiled.graphs) > 1
     return [layout(compiled.graphs[n], f"{compiled.spec.name} · {n}" if several else compiled.spec.name, expand)
@@ -270,10 +271,21 @@ def to_png(parts: list[Drawing], path: Path, dpi: int = 100) -> None:
     plt.close(fig)
 
 
+def has_networks(compiled: Compiled) -> None:
+    """A UdlcError for a model with no layers to draw (gradient_boosting), saying where its settings are shown."""
+    from udlc.errors import UdlcError
+    from udlc.spec.model import tree_model
+
+    if tree_model(compiled.spec) is not None:
+        raise UdlcError(f"{compiled.spec.name}: model gradient_boosting has no network to draw — `udlc summary "
+                        "SPEC` lists its settings, and `udlc report RUN` a trained run's curves and per-class scores")
+
+
 def check_request(compiled: Compiled, expand: Iterable[str] | str | None, network: str | None, out: Path) -> None:
     """A UdlcError, with what would do, for a network, a call to open or a file suffix the spec does not have."""
     from udlc.errors import UdlcError, did_you_mean, one_of
 
+    has_networks(compiled)
     if network is not None and network not in compiled.graphs:
         hint = did_you_mean(network, compiled.graphs) or one_of(compiled.graphs)
         raise UdlcError(f"no network {network!r} in {compiled.spec.name} — {hint}")

@@ -28,6 +28,7 @@ class Sweep:
     smoothed: list[float] = field(default_factory=list)
     diverged_at: float | None = None  # the lr where the loss blew up (None: it never did within the range)
     suggestion: float | None = None
+    highest_stable: float | None = None  # the lr where the smoothed loss was lowest: past it, the loss climbs
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -38,11 +39,12 @@ class Sweep:
         low = min(self.smoothed)
         where = (f"the loss diverged from lr {self.diverged_at:.1e}" if self.diverged_at is not None
                  else f"it did not diverge up to {self.lrs[-1]:.1e}")
-        return (f"suggested lr {self.suggestion:.1e} (steepest descent of the smoothed loss; lowest loss "
-                f"{low:.4g} at lr {self.lrs[self.smoothed.index(low)]:.1e}; {where}) — set optimizer.lr")
+        return (f"suggested lr {self.suggestion:.1e} (steepest descent of the smoothed loss; {where}); highest "
+                f"stable lr {self.highest_stable:.1e} (the lowest loss, {low:.4g}: above it the loss climbs) — set "
+                "optimizer.lr between them")
 
     def to_json(self) -> dict[str, Any]:
-        return {"suggestion": self.suggestion, "diverged_at": self.diverged_at, "lrs": self.lrs,
+        return {"suggestion": self.suggestion, "highest_stable": self.highest_stable, "diverged_at": self.diverged_at, "lrs": self.lrs,
                 "losses": self.losses, "smoothed": self.smoothed}
 
 
@@ -87,6 +89,7 @@ def lr_find(compiled: Compiled, data: Any = None, start: float = 1e-7, end: floa
         raise UdlcError(f"the loss diverged within {len(sweep.lrs)} steps from lr {start:g}: start the sweep "
                         "lower, or look for the fault with `udlc doctor`")
     sweep.suggestion = steepest(sweep.lrs, sweep.smoothed)
+    sweep.highest_stable = sweep.lrs[sweep.smoothed.index(min(sweep.smoothed))]
     return sweep
 
 

@@ -10,6 +10,7 @@ import torch
 
 from udlc.trainer.device import pick_device, precision
 from udlc.trainer.loop import Setup
+from udlc.objectives.finetune import held
 from udlc.objectives.optimizers import make_optimizer
 from udlc.trainer.run import build_models
 
@@ -24,7 +25,9 @@ def probe_setup(compiled: Compiled, data: Any) -> Setup:
     torch.manual_seed(spec.init_seed)  # the networks start as training starts them (train.seed, else seed)
     state = task.start(compiled, data, device)
     models = build_models(compiled, device)
-    optimizers = {name: make_optimizer(models[name], spec.optimizer_of(name))[0] for name in compiled.graphs}
+    # the same param groups as training: optimizer.groups, layer_decay, layers train.unfreeze releases later
+    optimizers = {name: make_optimizer(models[name], spec.optimizer_of(name), graph, held(models[name], spec, graph))[0]
+                  for name, graph in compiled.graphs.items()}
     batches = task.batches(state, "train", batch_size=spec.train.batch_size, shuffle=True, device=device)
     return Setup(spec=spec, task=task, graphs=compiled.graphs, models=models, optimizers=optimizers, schedulers={},
                  plateaus={}, train=batches, val=None, augment=None,

@@ -17,6 +17,7 @@ from typing import Any, TYPE_CHECKING
 from udlc.errors import UdlcError
 from udlc.runs import RunFolder
 from udlc.runs.diagnosis import diagnose
+from udlc.spec.model import tree_model
 from udlc.guide.report_html import render
 
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
@@ -107,6 +108,7 @@ def build_report(run_dir: Path) -> Report:
         compiled = run.compiled()
         networks = network_tables(compiled)
         drawn, drawn_open = drawing(compiled)
+        networks_note = trees_note(compiled, info) if tree_model(compiled.spec) is not None else ""
     except UdlcError as e:
         networks_note = f"the run's spec.yaml does not compile now:\n{e.render()}"
     diagnosis, source = diagnosis_of(info, rows, compiled)
@@ -145,13 +147,24 @@ def shape_text(shape: Any, dtype: str | None = None) -> str:
     return text + ("" if dtype in (None, "float32") else f" {dtype}")
 
 
-def drawing(compiled: Compiled) -> tuple[str, str | None]:
-    """The networks drawn as `udlc draw` draws them, and drawn with every block open when that differs."""
+def drawing(compiled: Compiled) -> tuple[str | None, str | None]:
+    """The networks drawn as `udlc draw` draws them, and drawn with every block open when that differs; none for
+    a model with no network (gradient_boosting)."""
     from udlc.guide.draw import drawings, to_svg
 
+    if tree_model(compiled.spec) is not None:
+        return None, None
     default, opened = drawings(compiled), drawings(compiled, "all")
     differs = any(len(a.boxes) != len(b.boxes) for a, b in zip(default, opened))
     return to_svg(default), to_svg(opened) if differs else None
+
+
+def trees_note(compiled: Compiled, info: dict[str, Any]) -> str:
+    """What the Networks section says of a gradient_boosting run: its trees, in place of a table of layers."""
+    settings = tree_model(compiled.spec)
+    grown = f"{info['iterations']} boosting iterations fitted" if info.get("iterations") else "not fitted yet"
+    return (f"No network: gradient-boosted trees (scikit-learn's HistGradientBoosting, loss {compiled.spec.loss.type}), "
+            f"{grown}.\nsettings: " + ", ".join(f"{k} {json.dumps(v)}" for k, v in settings.model_dump().items()))
 
 
 def network_tables(compiled: Compiled) -> list[NetworkTable]:
@@ -218,18 +231,28 @@ def classify(run: RunFolder, compiled: Compiled) -> tuple[Classification | None,
     if answers is None:
         return None, (f"not a classifier (task {compiled.task.name}, loss "
                       f"{getattr(getattr(compiled.spec, 'loss', None), 'type', 'none')}): no confusion matrix")
-    final = run.final_checkpoint(compiled.spec)
-    if not final.with_suffix(".safetensors").is_file():
-        return None, "the run has no checkpoint yet, so there are no predictions to count"
     if compiled.spec.data.split[2] <= 0:
         return None, "the spec has no test split (data.split's third fraction is 0)"
-    from udlc.trainer.evaluate import evaluation_setup
+    if tree_model(compiled.spec) is not None:  # the fitted trees answer, as `udlc eval` scores them
+        from udlc.trainer.evaluate import tree_answers
 
-    try:
-        s, data = evaluation_setup(run, compiled)
-        predicted, truth = test_predictions(s, data, answers)
-    except UdlcError as e:  # the data moved or changed since training
-        return None, f"the test split cannot be predicted now: {e}"
+        try:
+            probabilities, truth, _ = tree_answers(run, compiled)
+        except UdlcError as e:  # not fitted yet, or the data moved or changed since
+            return None, f"the test split cannot be predicted now: {e}"
+        predicted, checkpoint = probabilities.argmax(axis=1), "trees"
+    else:
+        final = run.final_checkpoint(compiled.spec)
+        if not final.with_suffix(".safetensors").is_file():
+            return None, "the run has no checkpoint yet, so there are no predictions to count"
+        from udlc.trainer.evaluate import evaluation_setup
+
+        try:
+            s, data = evaluation_setup(run, compiled)
+            predicted, truth = test_predictions(s, data, answers)
+        except UdlcError as e:  # the data moved or changed since training
+            return None, f"the test split cannot be predicted now: {e}"
+        checkpoint = final.name
     if predicted is None:
         return None, "the test split is empty"
     if predicted.ndim != 1:
@@ -243,7 +266,7 @@ def classify(run: RunFolder, compiled: Compiled) -> tuple[Classification | None,
     matrix = confusion_matrix(truth, predicted, labels=labels)
     p, r, f, support = precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0)
     return Classification(classes, matrix.tolist(), p.tolist(), r.tolist(), f.tolist(),
-                          [int(x) for x in support], final.name), ""
+                          [int(x) for x in support], checkpoint), ""
 
 
 def test_predictions(s: Any, data: Any, answers: str) -> tuple[Any, Any]:

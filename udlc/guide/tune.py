@@ -13,6 +13,7 @@ folder's trials/, its metric reported every epoch so that a MedianPruner can sto
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ import yaml
 from udlc.errors import UdlcError
 from udlc.spec.extends import load_spec
 from udlc.spec.loader import Document
-from udlc.spec.tuning import Distribution, copy_doc, override, parse_path, settable, tune_metric
+from udlc.spec.tuning import Distribution, copy_doc, fill_tuple, override, parse_path, settable, tune_metric
 
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
     from udlc.compiler.pipeline import Compiled
@@ -51,10 +52,16 @@ def tune(spec: Path | None, trials: int, timeout: float | None = None, out: Path
     doc = load_spec(spec)
     apply_overrides(doc, overrides)
     compiled = compile_doc(doc)  # checks the tune section too
+    if not compiled.graphs:  # model: gradient_boosting — no epochs to prune, no lr to search
+        raise UdlcError(f"{spec}: udlc tune trains networks epoch by epoch; try gradient_boosting's settings with "
+                        "`udlc train --set model.gradient_boosting.learning_rate=0.05` and compare the runs "
+                        "(`udlc runs`, `udlc baseline`)")
     whole = absolute_paths(doc, compiled)
     base = settable(whole, compiled.spec)  # what each trial starts from
     space = dict(compiled.spec.tune.space) if compiled.spec.tune and compiled.spec.tune.space else {}
     space = space or default_space(compiled)
+    for key in space:
+        fill_tuple(base.data, parse_path(key), compiled.spec)
     metric = tune_metric(compiled, compiled.task)
     maximize = compiled.task.higher_is_better(metric)
     if resume is None:
@@ -79,6 +86,7 @@ def tune(spec: Path | None, trials: int, timeout: float | None = None, out: Path
 
     def objective(trial: Any) -> float:
         values = {key: suggest(trial, key, entry) for key, entry in space.items()}
+        trial.set_user_attr("values", values)  # as the spec takes them: a tuple as a list, not its JSON text
         trial_doc = settable(base, compiled.spec)
         apply_overrides(trial_doc, [override(k, v) for k, v in values.items()])
         return train_trial(trial, compile_doc(trial_doc), folder / "trials", metric, maximize)
@@ -115,6 +123,8 @@ def default_space(compiled: Compiled) -> dict[str, Distribution]:
 
 def suggest(trial: Any, key: str, entry: Distribution) -> Any:
     if entry.choices is not None:
+        if any(isinstance(c, list) for c in entry.choices):  # optuna's choices are scalars: a tuple as its JSON
+            return json.loads(trial.suggest_categorical(key, [json.dumps(c) for c in entry.choices]))
         return trial.suggest_categorical(key, entry.choices)
     low, high = entry.bounds
     if entry.kind == "int":
@@ -137,6 +147,7 @@ def starting_point(data: dict, space: dict[str, Distribution], spec: Any) -> dic
                 node = getattr(spec_section(spec, path[:-1]), part, None)
             else:
                 return None
+        node = list(node) if isinstance(node, tuple) else node  # a default tuple, as the file would write it
         if entry.choices is not None:
             inside = node in entry.choices
         else:
@@ -144,7 +155,7 @@ def starting_point(data: dict, space: dict[str, Distribution], spec: Any) -> dic
             inside = number and entry.bounds[0] <= node <= entry.bounds[1]
         if not inside:
             return None
-        start[key] = node
+        start[key] = json.dumps(node) if isinstance(node, list) else node  # a tuple is a choice by its JSON
     return start
 
 
@@ -220,7 +231,8 @@ def finish(study: Any, folder: Path, whole: Document, spec: Any, metric: str, ma
                         f"udlc tune --resume {folder} --trials N")
     best = study.best_trial
     best_doc = settable(whole, spec)
-    apply_overrides(best_doc, [override(k, v) for k, v in best.params.items()])
+    values = best.user_attrs.get("values", best.params)
+    apply_overrides(best_doc, [override(k, v) for k, v in values.items()])
     if "tune" in whole.data:
         best_doc.data["tune"] = whole.data["tune"]
     (folder / "best.yaml").write_text(f"# udlc tune: trial {best.number} of {folder}, {metric} {best.value:.6g}\n"
@@ -236,7 +248,7 @@ def finish(study: Any, folder: Path, whole: Document, spec: Any, metric: str, ma
         plot_importances(optuna.importance.get_param_importances(study, evaluator=evaluator),
                          folder / "importances.png")
         say(f"importances {folder / 'importances.png'}")
-    shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
+    shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
     say(f"best trial {best.number}: {metric} {best.value:.4f}  {shown}  run {best.user_attrs.get('run', '?')}")
     say(f"best spec {folder / 'best.yaml'}")
     say(str(folder))

@@ -53,7 +53,12 @@ class AttentionConfig(LayerConfig):
                                              "fewer is grouped-query attention, and they must divide num_heads")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the attention weights, in training only")
     bias: bool = Field(True, description="biases in the query, key, value and output projections")
-    rope: bool = Field(False, description="rotary position embedding of queries and keys (base 10000)")
+    rope: bool = Field(False, description="rotary position embedding of queries and keys: feature i and i + "
+                       "head_dim/2 rotate together (LLaMA's rotate_half)")
+    rope_base: PositiveFloat | None = Field(None, description="with rope: the base (theta) of the rotation's "
+                                            "frequencies (default 10000; LLaMA 3 and Qwen2 take larger ones)")
+    out_bias: bool | None = Field(None, description="a bias in the output projection (default: `bias`; Qwen2 has "
+                                  "biases in the query, key and value projections only)")
     scale: PositiveFloat | None = Field(None, description="the factor on the scores q·k before the softmax "
                                         "(default 1/sqrt(width per head); T5 takes 1, its initialization folds it in)")
 
@@ -61,6 +66,8 @@ class AttentionConfig(LayerConfig):
     def _kv_heads_divide(self) -> "AttentionConfig":
         if self.num_kv_heads is not None and self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_kv_heads {self.num_kv_heads} must divide num_heads {self.num_heads}")
+        if self.rope_base is not None and not self.rope:
+            raise ValueError("rope_base is the base of rotary positions: it applies only with rope: true")
         return self
 
     @property
@@ -165,7 +172,8 @@ def attention_params(cfg: AttentionConfig, *inputs: Shape) -> int:
     x, memory, _ = roles(cfg, inputs)
     d, kv = x[-1], kv_width(cfg, x[-1])
     weights = 2 * d * d + 2 * memory[-1] * kv  # query and output projections; key and value ones
-    return weights + (2 * d + 2 * kv if cfg.bias else 0)
+    out_bias = cfg.bias if cfg.out_bias is None else cfg.out_bias
+    return weights + (d + 2 * kv if cfg.bias else 0) + (d if out_bias else 0)
 
 
 def attention_flops(cfg: AttentionConfig, *inputs: Shape) -> int:
@@ -200,6 +208,8 @@ _SAMPLES = {
     MultiheadAttention: [
         ({"num_heads": 2}, (("T", 16),)),
         ({"num_heads": 4, "num_kv_heads": 2, "causal": True, "rope": True, "bias": False}, (("T", 16),)),
+        ({"num_heads": 4, "num_kv_heads": 2, "causal": True, "rope": True, "rope_base": 1e6, "out_bias": False},
+         (("T", 16),)),
         ({"num_heads": 4, "num_kv_heads": 1, "dropout": 0.1}, ((5, 8),))],
     MaskedMultiheadAttention: [
         ({"num_heads": 2}, (("T", 8), ("T",))),

@@ -136,6 +136,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "generative": ("reparameterize", "sinusoidal_embedding"),
     "message_passing": ("gcn_conv", "gat_conv", "sage_conv", "gin_conv", "global_mean_pool", "global_max_pool",
                         "global_add_pool"),
+    "audio": ("spectrogram", "mel_spectrogram", "log_mel_spectrogram", "mfcc", "time_mask", "freq_mask"),
 }
 FAMILY_OF = {name: family for family, names in FAMILIES.items() for name in names}
 

@@ -13,6 +13,8 @@ import math
 from typing import Any, Callable
 
 from udlc.objectives import implements
+from udlc.objectives.audio_augments import APPLY_AUDIO, noise_at_snr
+from udlc.objectives.text_augments import TEXT_APPLY
 from udlc.spec.augments import (
     AUGMENTS,
     Brightness,
@@ -25,6 +27,7 @@ from udlc.spec.augments import (
     RandomCrop,
     RandomResizedCrop,
     Rotate,
+    VFlip,
 )
 
 
@@ -62,6 +65,13 @@ def _hflip(x: Any, aug: HFlip, generator: Any) -> Any:
 
     flip = _rand(generator, x.shape[0], like=x) < aug.p
     return torch.where(_per_sample(flip, x), x.flip(-1), x)
+
+
+def _vflip(x: Any, aug: VFlip, generator: Any) -> Any:
+    import torch
+
+    flip = _rand(generator, x.shape[0], like=x) < aug.p
+    return torch.where(_per_sample(flip, x), x.flip(-2), x)
 
 
 def _rotate(x: Any, aug: Rotate, generator: Any) -> Any:
@@ -106,6 +116,8 @@ def _contrast(x: Any, aug: Contrast, generator: Any) -> Any:
 def _noise(x: Any, aug: Noise, generator: Any) -> Any:
     import torch
 
+    if aug.snr is not None:
+        return noise_at_snr(x, aug.snr, generator)
     noise = torch.randn(x.shape, generator=generator, device=generator.device)
     return x + noise.to(x.device, x.dtype) * aug.std
 
@@ -119,7 +131,21 @@ def _color_jitter(x: Any, aug: ColorJitter, generator: Any) -> Any:
         factor = _per_sample(1 + (_rand(generator, x.shape[0], like=x) * 2 - 1) * aug.saturation, x)
         grey = x.mean(dim=1, keepdim=True)
         x = grey + (x - grey) * factor
+    if aug.hue and x.shape[1] == 3:
+        x = _turn_hue(x, (_rand(generator, x.shape[0], like=x) * 2 - 1) * aug.hue * 2 * math.pi)
     return x
+
+
+def _turn_hue(x: Any, angles: Any) -> Any:
+    """Each picture's colours turned by its angle around the grey axis (1, 1, 1): Rodrigues' rotation, which keeps
+    every pixel's grey level and the distance of its colour from grey; a third of a turn cycles R -> G -> B."""
+    import torch
+
+    k = torch.full((3,), 3 ** -0.5, device=x.device, dtype=x.dtype)
+    cross = torch.tensor([[0.0, -1, 1], [1, 0, -1], [-1, 1, 0]], device=x.device, dtype=x.dtype) * 3 ** -0.5
+    cos, sin = angles.cos()[:, None, None], angles.sin()[:, None, None]
+    rotation = cos * torch.eye(3, device=x.device, dtype=x.dtype) + sin * cross + (1 - cos) * torch.outer(k, k)
+    return torch.einsum("bij,bjhw->bihw", rotation, x)
 
 
 def _partners(x: Any, alpha: float, generator: Any) -> tuple[Any, Any]:
@@ -159,6 +185,7 @@ def _cutmix(x: Any, y: Any, aug: CutMix, generator: Any) -> tuple[Any, Any]:
 APPLY: dict[str, Callable[..., Any]] = dict(implements(AUGMENTS, {
     "random_crop": _random_crop,
     "hflip": _hflip,
+    "vflip": _vflip,
     "rotate": _rotate,
     "random_resized_crop": _random_resized_crop,
     "brightness": _brightness,
@@ -167,4 +194,6 @@ APPLY: dict[str, Callable[..., Any]] = dict(implements(AUGMENTS, {
     "color_jitter": _color_jitter,
     "mixup": _mixup,
     "cutmix": _cutmix,
+    **APPLY_AUDIO,  # waveforms (B, channels, samples)
+    **TEXT_APPLY,  # applied to a text column's words or ids by udlc.data.text_augment, not to batches
 }))

@@ -78,10 +78,12 @@ def load(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
 
 
 def load_models(models: dict[str, torch.nn.Module], path: Path, device: str | torch.device = "cpu") -> None:
-    """Load each network's weights from a checkpoint's `models` entry."""
-    saved = load(path, device)["models"]
+    """Load each network's weights from a checkpoint's `models` entry. One with a `base` (LoRA's) holds the
+    adapters only: they go over the base weights the models hold already."""
+    state = load(path, device)
+    saved = state["models"]
     for name, model in models.items():
-        model.load_state_dict(saved[name])
+        model.load_state_dict({**model.state_dict(), **saved[name]} if "base" in state else saved[name])
 
 
 def _atomic(target: Path, write, sync: bool) -> None:

@@ -197,14 +197,34 @@ class Seq2SeqFile:
         try:
             self.vocabulary = json.loads(meta["vocabulary"])
             self.max_length = int(meta["max_target_length"])
+            tokenizer = json.loads(meta["tokenizer"]) if "tokenizer" in meta else None
         except (KeyError, ValueError) as e:
             raise damaged(file.path, e) from None
+        self.tokenizer = None
+        if tokenizer is not None:  # text to text (a CSV's columns, span corruption): <bos>, <eos> are specials
+            from udlc.data.text import tokenizer_from_json
+
+            self.tokenizer = tokenizer_from_json(tokenizer)
         self.index = {t: i for i, t in enumerate(self.vocabulary)}
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def answer(self, prompt: str, asked: Asked) -> Reply:
         """`udlc generate`: the prompt's target text (greedy, or the best of --beam hypotheses)."""
         return Reply(self.translate(prompt, asked.beam))
+
+    def encode(self, text: str) -> tuple[np.ndarray, int, int]:
+        """A source text's ids, and the ids of <bos> and <eos>."""
+        if self.tokenizer is not None:
+            if not text:
+                raise UdlcError("the source '' cannot be encoded: it is empty")
+            eos = self.tokenizer.id("<eos>")
+            return np.append(self.tokenizer.encode(text), eos), self.tokenizer.id("<bos>"), eos
+        unknown = sorted(set(text) - self.index.keys())
+        if unknown or not text:
+            raise UdlcError(f"the source {text!r} cannot be encoded: " + (
+                f"{''.join(unknown)!r} is not in the vocabulary ({' '.join(self.vocabulary[3:])})" if unknown
+                else "it is empty"))
+        return np.array([self.index[c] for c in text], dtype=np.int64), self.index["<bos>"], self.index["<eos>"]
 
     def logprobs(self, source: np.ndarray, decoded: np.ndarray) -> np.ndarray:
         """log p(next token) for each row of `decoded` (B, t), all reading the one source."""
@@ -213,19 +233,15 @@ class Seq2SeqFile:
                   "decoder": decoded, "decoder_mask": np.ones(decoded.shape, bool)}
         (logits,) = self.session.run(["logits"], {name: fields[name] for name in self.inputs})
         z = logits[:, -1].astype(np.float64)
+        if self.tokenizer is not None:  # only ids the tokenizer has: a padded BPE's width past them is never drawn
+            z = z[:, :self.tokenizer.vocab_size]
         z -= z.max(-1, keepdims=True)
         return z - np.log(np.exp(z).sum(-1, keepdims=True))
 
     def translate(self, text: str, beam: int = 1) -> str:
         """The most likely target: greedy (beam 1), or the best of `beam` hypotheses kept at each step, by
         total log-probability; a hypothesis ends at <eos>, and none runs past twice the longest target."""
-        unknown = sorted(set(text) - self.index.keys())
-        if unknown or not text:
-            raise UdlcError(f"the source {text!r} cannot be encoded: " + (
-                f"{''.join(unknown)!r} is not in the vocabulary ({' '.join(self.vocabulary[3:])})" if unknown
-                else "it is empty"))
-        source = np.array([self.index[c] for c in text], dtype=np.int64)
-        bos, eos = self.index["<bos>"], self.index["<eos>"]
+        source, bos, eos = self.encode(text)
         live, done = [(0.0, [bos])], []
         for _ in range(2 * self.max_length):
             scores = self.logprobs(source, np.array([seq for _, seq in live], dtype=np.int64))
@@ -238,6 +254,8 @@ class Seq2SeqFile:
             if not live or (done and max(s for s, _ in done) >= live[0][0]):
                 break  # log-probabilities only fall: no live hypothesis can overtake the best finished one
         best = max(done or live, key=lambda h: h[0])[1]
+        if self.tokenizer is not None:
+            return self.tokenizer.decode([t for t in best[1:] if t != eos])
         return "".join(self.vocabulary[t] for t in best[1:] if t != eos)
 
 

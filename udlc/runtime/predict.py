@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from udlc.errors import UdlcError
+from udlc.runtime.audio import is_sound_model, read_clips
 from udlc.runtime.files import Opened, damaged, opened
 from udlc.runtime.pictures import is_picture_model, read_pictures
 from udlc.runtime.rows import column_index, read_csv_rows, refuse_blank_rows, refuse_id
@@ -130,7 +131,12 @@ class Model:
 
     def answer_file(self, inputs: Path, id_column: str | None = None) -> str:
         """`udlc predict`: the answers for a file of samples as CSV — one row per CSV row (keyed by its line or
-        its `id_column` cell) or array sample; for a model trained on pictures, per picture file."""
+        its `id_column` cell) or array sample; for a model trained on pictures, per picture file; on sound clips,
+        per sound file."""
+        if is_sound_model(self.meta) and inputs.suffix.lower() not in (".npy", ".npz"):  # arrays: waveforms
+            refuse_id(id_column, inputs)
+            names, clips = read_clips(self.meta, inputs)
+            return self.predict(clips).to_csv(names)
         if not is_picture_model(self.meta):
             return self.predict(read_inputs(inputs, id_column)).to_csv()
         refuse_id(id_column, inputs)

@@ -18,6 +18,7 @@ from typing import Any
 from udlc.errors import UdlcError
 from udlc.runtime.dense import DenseModel
 from udlc.runtime.files import open_file
+from udlc.runtime.fill_mask import FillMaskFile
 from udlc.runtime.generate import LanguageModelFile, Seq2SeqFile, TokenLabeller
 from udlc.runtime.nodes import GraphClassifier, LinkScorer
 from udlc.runtime.predict import Model
@@ -26,7 +27,7 @@ from udlc.runtime.text import TextClassifier
 from udlc.tasks.served import KINDS
 
 READER_CLASSES = (Model, DenseModel, TextClassifier, GraphClassifier, LinkScorer, LanguageModelFile, Seq2SeqFile, TokenLabeller,
-                  SampleFile)
+                  FillMaskFile, SampleFile)
 READERS: dict[str, type] = {}
 for _reader in READER_CLASSES:
     for _kind in _reader.serves:

@@ -30,6 +30,9 @@ class TextClassifier:
             self.column, self.limit = meta["text_column"], int(meta["max_tokens"])
             self.classes = json.loads(meta["classes"])
             self.tokenizer = tokenizer_from_json(json.loads(meta["tokenizer"]))
+            # sentence pairs (udlc.data.pairs): the tokenizer has [SEP], and the two columns are a JSON list
+            pairs = "[SEP]" in getattr(self.tokenizer, "specials", ()) and self.column.startswith("[")
+            self.columns = json.loads(self.column) if pairs else [self.column]
         except (KeyError, ValueError) as e:
             raise damaged(file.path, e) from None
         self.inputs = [i.name for i in self.session.get_inputs()]
@@ -40,12 +43,24 @@ class TextClassifier:
             refuse_id(id_column, inputs)
         return self.predict_csv(inputs, id_column).to_csv()
 
-    def predict_texts(self, texts: list[str], where: list[str] | None = None) -> Predictions:
-        """Each text's class; `where` names each text in an error (a file's line), else its position."""
+    def encode(self, text: str | list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """A text's ids and token types; a sentence pair's as `[CLS] first [SEP] second [SEP]`, types 0 then 1."""
+        if len(self.columns) == 2:
+            from udlc.data.pairs import encode_pair
+
+            if isinstance(text, str) or len(text) != 2:
+                raise UdlcError(f"the model reads pairs of texts ({' and '.join(self.columns)}), not one text: "
+                                "give a CSV with both columns")
+            return encode_pair(self.tokenizer, text[0], text[1], self.limit)
+        ids = self.tokenizer.encode(text)[:self.limit]
+        return ids, np.zeros_like(ids)
+
+    def predict_texts(self, texts: list[str] | list[list[str]], where: list[str] | None = None) -> Predictions:
+        """Each text's (or pair's) class; `where` names each text in an error (a file's line), else its position."""
         ids = []
         for i, text in enumerate(texts):
             try:
-                ids.append(self.tokenizer.encode(text)[:self.limit])
+                ids.append(self.encode(text))
             except ValueError as e:  # a char tokenizer exported before it had an unknown id
                 at = where[i] if where else f"text {i + 1}"
                 raise UdlcError(f"{at}: {e} — this model file's tokenizer has no id for them: export the run "
@@ -54,12 +69,13 @@ class TextClassifier:
         probabilities = []
         for start in range(0, len(ids), BATCH):
             chunk = ids[start:start + BATCH]
-            longest = max(1, max(len(i) for i in chunk))
+            longest = max(1, max(len(i) for i, _ in chunk))
             tokens = np.zeros((len(chunk), longest), np.int64)
+            types = np.zeros((len(chunk), longest), np.int64)
             mask = np.zeros((len(chunk), longest), bool)
-            for row, i in enumerate(chunk):
-                tokens[row, :len(i)], mask[row, :len(i)] = i, True
-            feed = {"tokens": tokens, "tokens_mask": mask}
+            for row, (i, t) in enumerate(chunk):
+                tokens[row, :len(i)], types[row, :len(i)], mask[row, :len(i)] = i, t, True
+            feed = {"tokens": tokens, "tokens_mask": mask, "token_types": types}
             probabilities.append(self.session.run(["probabilities"], {n: feed[n] for n in self.inputs})[0])
         p = np.concatenate(probabilities)
         return Predictions("classification", p.argmax(1), p, self.classes)
@@ -73,15 +89,16 @@ class TextClassifier:
         if not rows:
             raise UdlcError(f"{path} has a header row but no texts — add a row per text below it")
         refuse_blank_rows(rows, lines, str(path), "a text")
-        text_at = column_index(header, self.column, str(path), "the model reads its texts from")
+        text_ats = [column_index(header, c, str(path), "the model reads its texts from") for c in self.columns]
         key_at = None if id_column is None else column_index(header, id_column, str(path), "--id names the answers by")
         texts, keys = [], []
         for row, line in zip(rows, lines):
             cells = [c.strip() for c in row]
-            if text_at >= len(row) or not cells[text_at]:
-                raise UdlcError(f"{path} line {line}: column '{self.column}' is empty — give the text to classify, "
-                                "or delete the line")
-            texts.append(row[text_at])
+            for column, text_at in zip(self.columns, text_ats):
+                if text_at >= len(row) or not cells[text_at]:
+                    raise UdlcError(f"{path} line {line}: column '{column}' is empty — give the text to classify, "
+                                    "or delete the line")
+            texts.append([row[a] for a in text_ats] if len(text_ats) == 2 else row[text_ats[0]])
             keys.append(str(line) if key_at is None else (cells[key_at] if key_at < len(row) else ""))
         predictions = self.predict_texts(texts, [f"{path} line {line}" for line in lines])
         predictions.keys, predictions.key_name = keys, id_column or "line"

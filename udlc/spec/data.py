@@ -2,13 +2,13 @@
 
 from typing import Literal
 
-from pydantic import (Field, NonNegativeFloat, PositiveInt, PrivateAttr, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (Field, NonNegativeFloat, PositiveFloat, PositiveInt, PrivateAttr, ValidationInfo,
+                      field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
-from udlc.spec.augments import IMAGE_AUGMENTS, Augment
+from udlc.spec.augments import AUDIO_AUGMENTS, IMAGE_AUGMENTS, Augment
 from udlc.spec.base import StrictModel
-from udlc.spec.sources import SOURCES, BuiltinSet, FileKind, is_folder
+from udlc.spec.sources import GENERATED_SAMPLES, SOURCES, BuiltinSet, FileKind, is_folder
 
 # Derived from the registries (spec/sources.py, spec/augments.py), for the code that only needs the names.
 BUILTIN_SOURCES = tuple(e.name for e in SOURCES.builtin())
@@ -18,6 +18,8 @@ NODE_SET_SOURCES = tuple(e.name for e in SOURCES.node_sets())
 PICTURE_SOURCES = tuple(e.name for e in SOURCES.picture_sets())
 FILE_SUFFIXES = tuple(e.name for e in SOURCES.files() if not e.folder)
 __all__ = ["BUILTIN_SOURCES", "FILE_SUFFIXES", "SEQUENCE_SOURCES", "TEXT_SOURCES", "IMAGE_AUGMENTS", "Augment", "DataSpec"]
+
+
 
 
 def split_sizes(n: int, fractions: list[float] | tuple[float, ...]) -> tuple[int, int, int]:
@@ -73,7 +75,19 @@ class DataSpec(StrictModel):
         "WikiText) or punctuation (words and punctuation marks apart). Named modes, not a regex: a served model "
         "cuts every prompt, and a backtracking pattern could hang it")
     max_chars: PositiveInt | None = Field(None, description="text sources: read only the first N characters")
-    text: str | None = Field(None, description="CSV: the column holding text, for task: sequence_classification")
+    text: str | list[str] | None = Field(
+        None, description="CSV: the column holding text (task sequence_classification; seq2seq: the source column); "
+        "two columns, [first, second], for sentence pairs: read as [CLS] first [SEP] second [SEP], token types 0 and 1")
+    tokenizer_from: str | None = Field(
+        None, min_length=1, description="a CSV text column: read it with the tokenizer another spec (a path relative to "
+        "this one; a language model's, say) learns — from its corpus, split, tokenizer and vocab_size, as that spec "
+        "learns it — so that a network pretrained by that spec reads these rows in the ids it learned; `tokenizer` "
+        "names the same kind, and the vocabulary size is that spec's")
+    tokenizer_file: str | None = Field(
+        None, min_length=1, description="a text corpus with `tokenizer: bpe`: read it with a Hugging Face "
+        "tokenizer.json (a path relative to this spec; a published model folder's own), nothing learned, so that "
+        "pretrained weights read, and `udlc generate` encodes prompts in, the model's own ids; the vocabulary size is "
+        "the file's (`pad_vocab: true` with `vocab_size` for a wider network)")
     nodes: str | None = Field(None, description="a graph from CSV: the node file (one row per node, in id order: "
                               "its features and `target` column) beside `source`, the edge list (source,target"
                               "[,weight] ids); relative to the spec")
@@ -88,10 +102,52 @@ class DataSpec(StrictModel):
     targets: str | None = Field(None, description="a folder of pictures, for task segmentation or image_to_image: "
                                 "the folder of their masks (grey or palette PNGs of class ids) or target pictures, "
                                 "each named as its picture (pics/a.png ↔ masks/a.png); relative to the spec")
+    sample_rate: PositiveInt | None = Field(
+        None, description="sound clips — a folder of WAV, FLAC or OGG files with a subfolder per class (`clips/`), "
+        "or a CSV whose `audio` column names them: every clip resampled to this many samples a second and mixed "
+        "to mono; the model's input is [1, sample_rate × duration]")
+    duration: PositiveFloat | None = Field(None, description="sound clips: every clip cut or padded with silence "
+                                           "to this many seconds; needed with sample_rate")
+    crop: Literal["center", "start", "random"] | None = Field(
+        None, description="sound clips: where a longer clip is cut and a shorter one padded — center (default), "
+        "start, or random: each training clip at a window drawn once from the seed (validation, test and "
+        "predict take the centre; `time_shift` moves clips anew at every step)")
+    audio: str | None = Field(None, description="a CSV of sound clips: the column holding each clip's file path "
+                              "(relative to the CSV); `target` names the label column")
     normalize: Literal["standard", "minmax", "symmetric", "none"] = Field(
         "standard", description="standard (zero mean, unit variance per feature or channel, from the training "
         "split), minmax (into [0, 1]), symmetric (into [-1, 1], a tanh generator's range; generative tasks), none")
     augment: list[Augment] = Field(default_factory=list)  # type: ignore[valid-type]
+    fraction: float | None = Field(
+        None, gt=0, le=1, description="train on this fraction of the training split, drawn from the seed (in "
+        "proportion to each class where the targets are classes); validation and test stay whole: the guide's "
+        "'scale up gradually'")
+    limit: PositiveInt | None = Field(None, description="train on at most this many samples of the training split, "
+                                      "drawn as for `fraction`")
+
+    @field_validator("fraction", "limit")
+    @classmethod
+    def _subset_of_rows(cls, v: object, info: ValidationInfo) -> object:
+        """Only the sources read as samples split three ways (udlc.data.prepare) draw a subset of their training
+        split; the others (texts, graphs, picture pairs) split their own way."""
+        source = info.data.get("source")
+        if v is None or source is None:
+            return v
+        if info.field_name == "limit" and info.data.get("fraction") is not None:
+            raise ValueError("give `fraction` or `limit`, not both — drop one")
+        entry = SOURCES.find(source)
+        other = next((k for k in ("text", "nodes", "targets") if info.data.get(k) is not None), None)
+        if other is not None or not isinstance(entry, (BuiltinSet, FileKind)) or getattr(entry, "text", False):
+            what = f"data.{other}" if other is not None else source
+            raise ValueError(f"applies to samples split into train, validation and test (tables, arrays, pictures); "
+                             f"{what} is split its own way — leave `{info.field_name}` out")
+        split = info.data.get("split")
+        if info.field_name == "limit" and isinstance(entry, BuiltinSet) and entry.generated and split is not None:
+            n_train = split_sizes(info.data.get("samples") or GENERATED_SAMPLES, split)[0]
+            if v > n_train:
+                raise ValueError(f"{v} is more than the training split's {n_train} samples — give at most {n_train}, "
+                                 "or leave `limit` out to train on them all")
+        return v
 
     @field_validator("source")
     @classmethod
@@ -196,6 +252,50 @@ class DataSpec(StrictModel):
                              "takes byte, char or bpe")
         return v
 
+    @field_validator("text")
+    @classmethod
+    def _one_or_two_columns(cls, v: object) -> object:
+        if isinstance(v, list) and (len(v) != 2 or v[0] == v[1]):
+            raise ValueError(f"names one text column, or two for sentence pairs ([first, second]), not {v}")
+        return v
+
+    @field_validator("tokenizer_from")
+    @classmethod
+    def _one_text_column(cls, v: object, info: ValidationInfo) -> object:
+        """Another spec's vocabulary, for one CSV text column; what that spec holds is checked with the files
+        (udlc.data.text.borrowed_data)."""
+        if v is None:
+            return v
+        text = info.data.get("text")
+        if text is None or isinstance(text, list):
+            raise ValueError("applies to one CSV text column (`text: <column>`), read with another spec's tokenizer; "
+                             "sentence pairs add [CLS] and [SEP] ids of their own — leave it out")
+        if info.data.get("tokenizer") is None:
+            raise ValueError("give `tokenizer:` too, the kind the spec it names learns (e.g. `tokenizer: bpe`)")
+        if info.data.get("vocab_size") is not None:
+            raise ValueError("the vocabulary is the named spec's, vocab_size and all — drop `vocab_size` here")
+        return v
+
+    @field_validator("tokenizer_file")
+    @classmethod
+    def _a_corpus_bpe(cls, v: object, info: ValidationInfo) -> object:
+        """A published BPE for a language model's corpus; the file itself is checked with the files
+        (udlc.data.tokenizer_file)."""
+        if v is None:
+            return v
+        source = info.data.get("source")
+        if source is not None and not SOURCES.is_text(source):
+            raise ValueError(f"applies to a text corpus (a built-in one or a .txt file) read by a language model; "
+                             f"{source} is none")
+        if info.data.get("tokenizer") != "bpe":
+            raise ValueError("give `tokenizer: bpe` too: the file's BPE is the tokenizer")
+        if info.data.get("tokenizer_from") is not None:
+            raise ValueError("the tokenizer is the file's; drop `tokenizer_from` (or this)")
+        if info.data.get("vocab_size") is not None and not info.data.get("pad_vocab"):
+            raise ValueError("the vocabulary is the file's — drop `vocab_size` (or add `pad_vocab: true` for a "
+                             "network wider than the file)")
+        return v
+
     @field_validator("pad_vocab")
     @classmethod
     def _bpe_only(cls, v: object, info: ValidationInfo) -> object:
@@ -232,11 +332,55 @@ class DataSpec(StrictModel):
                              "`normalize: standard`")
         return v
 
+    @field_validator("sample_rate", "duration", "crop", "audio")
+    @classmethod
+    def _sound_only(cls, v: object, info: ValidationInfo) -> object:
+        source = info.data.get("source")
+        if v is not None and source is not None and not _reads(source, info.field_name):
+            raise ValueError(f"applies only to sound clips (a folder of them, `clips/`, or a CSV with an `audio` "
+                             f"column); {source} is none — leave `{info.field_name}` out")
+        if info.field_name == "sample_rate" and v is not None and info.data.get("image_size") is not None:
+            raise ValueError("a folder holds pictures (image_size) or sound clips (sample_rate), not both — drop "
+                             "one")
+        return v
+
+    @model_validator(mode="after")
+    def _sound_settings(self) -> "DataSpec":
+        sound = {k: getattr(self, k) for k in ("sample_rate", "duration", "crop", "audio") if getattr(self, k)}
+        if sound and (self.sample_rate is None or self.duration is None):
+            missing = "sample_rate" if self.sample_rate is None else "duration"
+            raise PydanticCustomError("sound", f"sound clips need data.{missing} too (e.g. sample_rate: 16000, "
+                                      "duration: 1.0): every clip is resampled to the one and cut to the other", {})
+        if sound and round(self.sample_rate * self.duration) < 1:
+            raise PydanticCustomError("sound", f"duration {self.duration} s at {self.sample_rate} Hz is less than "
+                                      "one sample; give a longer duration", {})
+        if sound and not is_folder(self.source) and self.audio is None:
+            raise PydanticCustomError("sound", "a CSV of sound clips names the column of their files: add "
+                                      "`audio: <column>` (and `target: <label column>`)", {})
+        refused = [(i, aug) for i, aug in enumerate(self.augment) if aug.type in AUDIO_AUGMENTS and not sound]
+        if refused:
+            from pydantic import ValidationError
+            from pydantic_core import InitErrorDetails
+
+            # at each refused entry's own line, not at `data:`
+            raise ValidationError.from_exception_data("DataSpec", [InitErrorDetails(
+                type=PydanticCustomError("audio_augment", f"'{aug.type}' changes sound waveforms, but {self.source} "
+                                         "is not sound clips — drop it, or read sound clips (a folder of WAV, FLAC "
+                                         "or OGG files with sample_rate and duration)", {}),
+                loc=("augment", i), input=aug.type) for i, aug in refused])
+        return self
+
+    @property
+    def sound(self) -> bool:
+        """Sound clips: a folder of them, or a CSV naming them (`audio`)."""
+        return self.sample_rate is not None
+
     @model_validator(mode="after")
     def _pictures_have_a_size(self) -> "DataSpec":
-        if is_folder(self.source) and self.image_size is None:
-            raise PydanticCustomError("image_size", "a folder of pictures needs data.image_size (e.g. 32, or "
-                                      "[height, width]): every picture is resized to it", {})
+        if is_folder(self.source) and self.image_size is None and self.sample_rate is None:
+            raise PydanticCustomError("image_size", "a folder needs data.image_size (pictures, e.g. 32, or [height, "
+                                      "width]: every picture is resized to it) or data.sample_rate and duration "
+                                      "(sound clips)", {})
         return self
 
     # Set on the copy an unconditional generative task reads (`for_generation`): samples without labels and

@@ -16,7 +16,7 @@ from udlc.errors import SpecError
 from udlc.spec.loader import Document, Path_, load_file
 
 MAX_CHAIN = 8  # a spec built on a spec built on … this many: a loop, or a family past reading
-FILE_KEYS = ("source", "nodes")  # data keys that may name a file
+FILE_KEYS = ("source", "nodes", "tokenizer_from", "tokenizer_file")  # data keys that may name a file
 
 
 def load_spec(path: str | Path) -> Document:

@@ -88,3 +88,44 @@ class ModelSpec(StrictModel):
         given = self.inputs if self.inputs is not None else {"x": self.input}
         return {name: (tuple(v.shape), v.dtype) if isinstance(v, TensorInput) else (tuple(v), "float32")
                 for name, v in given.items()}
+
+
+# ---- a model that is not a network: gradient-boosted trees (udlc.tasks.boosting checks it, trainer.trees fits it) ---
+
+class GradientBoosting(StrictModel):
+    """scikit-learn's HistGradientBoostingClassifier/Regressor, fitted on the spec's training split; `loss:`
+    picks which (cross_entropy: classes, by log loss; mse or mae: values). Defaults are scikit-learn's."""
+
+    max_iter: PositiveInt = Field(100, description="boosting iterations: trees per class (one for values)")
+    learning_rate: float = Field(0.1, gt=0, description="shrinkage of each tree's contribution")
+    max_depth: PositiveInt | None = Field(None, description="each tree's depth limit (default none)")
+    max_leaf_nodes: int | None = Field(31, ge=2, description="each tree's leaf limit (null: none)")
+    min_samples_leaf: PositiveInt = Field(20, description="training samples a leaf holds at least")
+    l2_regularization: float = Field(0.0, ge=0, description="L2 penalty on the leaves' values")
+    max_features: float = Field(1.0, gt=0, le=1, description="fraction of the features each split considers")
+    max_bins: int = Field(255, ge=2, le=255, description="bins each feature is cut into before fitting")
+    early_stopping: bool = Field(False, description="stop adding trees when the validation split's loss has not "
+                                 "improved by `tol` for `n_iter_no_change` iterations (needs a validation split)")
+    n_iter_no_change: PositiveInt = Field(10, description="early_stopping: iterations without improvement")
+    tol: float = Field(1e-7, ge=0, description="early_stopping: the improvement that counts")
+
+
+class TreeModelSpec(StrictModel):
+    """`model: {gradient_boosting: {...}}`: the whole model, with no layers; it reads flat rows of features."""
+
+    gradient_boosting: GradientBoosting = Field(description="its settings; `{}` for scikit-learn's defaults")
+
+
+def model_kind(value: Any) -> str:
+    """Which model a `model:` mapping writes: the tree ensemble when it names `gradient_boosting`, else a network
+    (pydantic's discriminator for Spec.model)."""
+    if isinstance(value, dict):
+        return "trees" if "gradient_boosting" in value else "network"
+    return "trees" if isinstance(value, TreeModelSpec) else "network"
+
+
+def tree_model(spec: Any) -> GradientBoosting | None:
+    """The spec's gradient-boosting settings, or None for a network: the one test of which kind of model a spec
+    trains (check, train and export each dispatch on it)."""
+    model = getattr(spec, "model", None)
+    return model.gradient_boosting if isinstance(model, TreeModelSpec) else None

@@ -10,6 +10,7 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
+from udlc.spec.finetune import ParamGroup
 from udlc.spec.registry import Entry, Registry
 
 
@@ -33,6 +34,14 @@ class _Optimizer(StrictModel):
     decay_bias_and_norm: bool = Field(
         False, description="also decay biases and normalization weights (off by default, as is common)"
     )
+    groups: list[ParamGroup] = Field(default_factory=list, description=(
+        "learning rates and weight decays of their own for the layers each group's patterns name (`match`); "
+        "the first group naming a layer sets it, the others keep this optimizer's"))
+    layer_decay: float | None = Field(None, gt=0, lt=1, description=(
+        "layer-wise learning-rate decay: the network's layers with weights, in node order, where each top-level "
+        "layer is one layer and each use of a block one layer (a block with repeat: 4 is four, a stage of blocks "
+        "one); the last layer trains at the lr (its group's, where one names it), each earlier one at "
+        "layer_decay times the one after it"))
 
 
 class SGD(_Optimizer):
@@ -51,7 +60,7 @@ class SGD(_Optimizer):
 
 class Adam(_Optimizer):
     type: Literal["adam"] = "adam"
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[Beta, Beta] = (0.9, 0.999)
     eps: PositiveFloat = 1e-8
     amsgrad: bool = False
 

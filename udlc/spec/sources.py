@@ -25,6 +25,7 @@ class BuiltinSet:
     target_width: int = 1  # values per target sample when read as regression
     noise: float | None = None  # default noise of a generated set; None: a fixed set that reads no samples/noise
     series: bool = False  # x is a window of one series' past values (context, 1), y its next target_width ones
+    count: int | None = None  # a fixed set's samples (check counts its training split for data.limit); None: generated
 
     @property
     def generated(self) -> bool:
@@ -192,13 +193,15 @@ def is_folder(source: str) -> bool:
 
 # ---- scikit-learn's bundled sets ----------------------------------------------------------------------
 
-SOURCES.register(BuiltinSet(name="digits", shape=(64,), classes=tuple(str(i) for i in range(10))))
-SOURCES.register(BuiltinSet(name="iris", shape=(4,), classes=("setosa", "versicolor", "virginica")))
-SOURCES.register(BuiltinSet(name="wine", shape=(13,), classes=("class_0", "class_1", "class_2")))
-SOURCES.register(BuiltinSet(name="breast_cancer", shape=(30,), classes=("malignant", "benign")))
-SOURCES.register(BuiltinSet(name="diabetes", shape=(10,), classes=None))
+SOURCES.register(BuiltinSet(name="digits", shape=(64,), classes=tuple(str(i) for i in range(10)), count=1797))
+SOURCES.register(BuiltinSet(name="iris", shape=(4,), classes=("setosa", "versicolor", "virginica"), count=150))
+SOURCES.register(BuiltinSet(name="wine", shape=(13,), classes=("class_0", "class_1", "class_2"), count=178))
+SOURCES.register(BuiltinSet(name="breast_cancer", shape=(30,), classes=("malignant", "benign"), count=569))
+SOURCES.register(BuiltinSet(name="diabetes", shape=(10,), classes=None, count=442))
 
 # ---- generated sets ----------------------------------------------------------------------------------
+
+GENERATED_SAMPLES = 1000  # what a generated set makes when `samples` is left out (udlc.data.layout makes them)
 
 SOURCES.register(BuiltinSet(name="moons", shape=(2,), classes=("0", "1"), noise=0.1))
 SOURCES.register(BuiltinSet(name="circles", shape=(2,), classes=("0", "1"), noise=0.05))
@@ -215,13 +218,18 @@ SOURCES.register(BuiltinSet(name="sine_mixture", shape=(SERIES_CONTEXT, 1), clas
 
 # ---- files, by suffix --------------------------------------------------------------------------------
 
+# What sound clips are read with: a folder of them (clips/<class>/), or a CSV whose `audio` column names them.
+SOUND_KEYS = frozenset({"sample_rate", "duration", "crop", "audio"})
+
 SOURCES.register(FileKind(name=".csv", keys=frozenset({"target", "features", "categorical", "missing", "text",
-                                                        "tokenizer", "vocab_size", "nodes"})))
+                                                        "tokenizer", "vocab_size", "nodes", *SOUND_KEYS})))
 SOURCES.register(FileKind(name=".npz", keys=frozenset({"target", "features"})))  # the arrays' keys
 SOURCES.register(FileKind(name=".npy", keys=frozenset({"target"})))  # a column index: an array has no names
 SOURCES.register(FileKind(name=".txt", keys=TextSet.keys, text=True))  # UTF-8 text, for language_model
-# pictures/<class>/, or pictures with a parallel folder of `targets` (masks, target pictures)
-SOURCES.register(FileKind(name=FOLDER, keys=frozenset({"image_size", "channels", "resize", "targets"})))
+# pictures/<class>/, or pictures with a parallel folder of `targets` (masks, target pictures); or sound clips/<class>/
+# (WAV, FLAC, OGG) read at `sample_rate` (udlc.data.audio)
+SOURCES.register(FileKind(name=FOLDER, keys=frozenset({"image_size", "channels", "resize", "targets",
+                                                       *SOUND_KEYS} - {"audio"})))
 
 # ---- text corpora ------------------------------------------------------------------------------------
 

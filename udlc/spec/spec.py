@@ -2,11 +2,13 @@
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, WithJsonSchema, model_validator
+from pydantic import Discriminator, Field, Tag, WithJsonSchema, field_validator, model_validator
 
 from udlc.spec.base import StrictModel
 from udlc.spec.data import DataSpec
-from udlc.spec.model import ModelSpec, Name
+from udlc.spec.finetune import LoraSpec
+from udlc.spec.init import InitSpec
+from udlc.spec.model import ModelSpec, Name, TreeModelSpec, model_kind
 from udlc.spec.training import Adam, Constant, ExportSpec, Loss, Metric, Optimizer, Schedule, TrainSpec
 from udlc.spec.tuning import TuneSpec
 
@@ -24,8 +26,13 @@ class Spec(StrictModel):
     seed: int = Field(0, ge=0, lt=2**32)
     task: TaskEntry = Field("supervised", description="what training does; default: supervised")
     data: DataSpec
-    model: ModelSpec | None = Field(None, description="the network, when the task trains one")
+    model: Annotated[Annotated[ModelSpec, Tag("network")] | Annotated[TreeModelSpec, Tag("trees")],
+                     Discriminator(model_kind)] | None = Field(
+        None, description="the network, when the task trains one; or `{gradient_boosting: {...}}`, boosted trees "
+                          "on rows of features (task supervised)")
     models: dict[Name, ModelSpec] | None = Field(None, min_length=1, description="several named networks")
+    init: InitSpec | None = Field(None, description="the weights the networks start from (a file, a Hugging Face "
+                                                   "folder or a udlc run) and the mapping of their names")
     loss: Loss | None = Field(None, description="what the network learns to minimize, for the tasks that "  # type: ignore[valid-type]
                                 "take one (a GAN's and a diffusion model's losses are task options)")
     metrics: list[Metric] = Field(default_factory=list)  # type: ignore[valid-type]
@@ -36,8 +43,20 @@ class Spec(StrictModel):
     schedules: dict[Name, Schedule] | None = Field(  # type: ignore[valid-type]
         None, description="per network; a network without one follows `schedule`")
     train: TrainSpec = Field(default_factory=TrainSpec)
+    lora: LoraSpec | None = Field(None, description="low-rank adapters: the base network frozen, only the adapters "
+                                                    "trained, merged into the exported file")
     export: ExportSpec = Field(default_factory=ExportSpec)
     tune: TuneSpec | None = Field(None, description="what `udlc tune` searches over; `udlc train` ignores it")
+
+    @field_validator("model")
+    @classmethod
+    def _trees_are_supervised(cls, v: Any, info: Any) -> Any:
+        # Here, not in each task's check: every other task's check expects networks to check.
+        task = _task_name(info.data.get("task", "supervised"))  # declared above `model`, so validated already
+        if isinstance(v, TreeModelSpec) and isinstance(task, str) and task != "supervised":
+            raise ValueError(f"gradient_boosting learns targets from rows of features (task supervised); task {task} "
+                             "trains networks — drop `task`, or give the network's `layers`")
+        return v
 
     @model_validator(mode="after")
     def _one_kind_of_model(self) -> "Spec":
@@ -53,7 +72,9 @@ class Spec(StrictModel):
 
     @property
     def networks(self) -> dict[str, ModelSpec]:
-        """Every network by name; `model:` is the network named 'model'."""
+        """Every network by name; `model:` is the network named 'model' (none when it is a tree ensemble)."""
+        if isinstance(self.model, TreeModelSpec):
+            return {}
         return self.models if self.models is not None else {"model": self.model}  # type: ignore[dict-item]
 
     def optimizer_of(self, network: str) -> Any:
@@ -61,3 +82,11 @@ class Spec(StrictModel):
 
     def schedule_of(self, network: str) -> Any:
         return (self.schedules or {}).get(network, self.schedule)
+
+
+def _task_name(task: Any) -> Any:
+    """The name `task:` gives (`name`, `{type: name, ...}`, `{name: {...}}`); anything else as it is, for the task
+    check to report."""
+    if isinstance(task, dict):
+        return task.get("type", next(iter(task)) if len(task) == 1 else None)
+    return task

@@ -46,7 +46,7 @@ __all__ = [
     "Accuracy", "TopK", "F1Macro", "MAEMetric", "RMSE", "R2",
     "SGD", "Adam", "AdamW", "RMSprop", "Adadelta", "Adagrad", "NAdam", "RAdam", "LBFGS",
     "Constant", "Step", "MultiStep", "Exponential", "Cosine", "Linear", "Cyclical", "OneCycle", "Plateau",
-    "EarlyStopping", "TrainSpec", "OnnxExport", "ExportSpec",
+    "EarlyStopping", "Unfreeze", "TrainSpec", "OnnxExport", "ExportSpec",
 ]
 
 # ---- train and export ---------------------------------------------------------------------------
@@ -58,6 +58,12 @@ class EarlyStopping(StrictModel):
     patience: PositiveInt = 5
     min_delta: NonNegativeFloat = 0.0
     restore_best: bool = True
+
+
+class Unfreeze(StrictModel):
+    epoch: int = Field(ge=2, description="the first epoch (counting from 1) in which these layers train")
+    layers: list[str] = Field(min_length=1, description="layers of train.freeze, by node name as `udlc summary` "
+                                                        "shows it; * and ? match any characters")
 
 
 class TrainSpec(StrictModel):
@@ -86,6 +92,10 @@ class TrainSpec(StrictModel):
     freeze: list[str] = Field(default_factory=list, description=(
         "layers whose weights stay as they start (from --init-from when fine-tuning), by node name as `udlc "
         "summary` shows it; * and ? match any characters (layer1_* freezes a stage)"))
+    unfreeze: list[Unfreeze] = Field(default_factory=list, description=(
+        "gradual unfreezing: layers of train.freeze that train from a later epoch on, as [{epoch: 3, layers: "
+        "[layer4_*]}, {epoch: 5, layers: [layer3_*]}] (the optimizer holds them from the start, without a "
+        "gradient until then, so a resumed run unfreezes exactly as an uninterrupted one)"))
     checkpoint_seconds: NonNegativeFloat = Field(
         30, description="write checkpoints/last (and best) after the first epoch, then at most this often, and "
                         "at the end; 0: after every epoch. A killed run resumes from the last one written")

@@ -7,6 +7,8 @@
         optimizer.weight_decay: {uniform: [0, 0.1]}
         train.batch_size: [32, 64, 128]          # a list: one of these
         model.blocks.conv_bn.params.ch: {int: [16, 64], step: 16}
+        optimizer.betas: [[0.9, 0.999], [0.5, 0.999]]   # whole tuples as choices
+        optimizer.betas[0]: {uniform: [0.5, 0.95]}       # or one element, left at its default in the file
 
 `udlc check` validates each entry by applying its ends (or each choice) to the spec and checking the result,
 so a tune never starts a trial that `check` would refuse alone. `udlc train` ignores the section.
@@ -28,12 +30,15 @@ from udlc.spec.base import StrictModel
 from udlc.spec.loader import Document, Path_, dotted
 
 Scalar = bool | int | float | str | None  # what optuna's categorical choices may be
+# A choice may also be a tuple (Adam's betas): the study sees it as its JSON text, the trial as the list.
+Choice = Scalar | list[Scalar]  # type: ignore[valid-type]
 
 
 _PAIR = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
 _ENTRY_SCHEMA = {"anyOf": [
-    {"type": "array", "items": {"type": ["boolean", "integer", "number", "string", "null"]}, "minItems": 1,
-     "description": "one of these values"},
+    {"type": "array", "minItems": 1, "description": "one of these values (a value may be a list: a tuple)",
+     "items": {"anyOf": [{"type": ["boolean", "integer", "number", "string", "null"]},
+                         {"type": "array", "items": {"type": ["boolean", "integer", "number", "string", "null"]}}]}},
     {"type": "object", "additionalProperties": False, "properties": {
         "uniform": _PAIR, "log_uniform": _PAIR, "int": {**_PAIR, "items": {"type": "integer"}},
         "step": {"type": "number", "exclusiveMinimum": 0}, "choices": {"type": "array", "minItems": 1}}},
@@ -44,7 +49,7 @@ class Distribution(StrictModel):
     """A list of choices, or one of `uniform`, `log_uniform` (low > 0) or `int`, each as [low, high]; `step`
     puts a range's values on a grid. A list is written as is (`[32, 64]`), read as {choices: [32, 64]}."""
 
-    choices: list[Scalar] | None = Field(None, min_length=1)  # type: ignore[valid-type]
+    choices: list[Choice] | None = Field(None, min_length=1)  # type: ignore[valid-type]
     uniform: tuple[float, float] | None = None
     log_uniform: tuple[float, float] | None = None
     int_: tuple[int, int] | None = Field(None, alias="int")
@@ -156,6 +161,23 @@ def override(key: str, value: Any) -> str:
     return f"{key}={json.dumps(value)}"
 
 
+def fill_tuple(data: dict, path: Path_, spec: Any) -> None:
+    """Write into `data` (settable's copy) the validated `spec`'s value of a tuple the file leaves at its default,
+    where `path` indexes into it (`optimizer.betas[0]`), so that one element can be set alone."""
+    node: Any = data
+    for i, part in enumerate(path[:-1]):
+        if isinstance(node, dict) and isinstance(part, str) and part not in node and isinstance(path[i + 1], int):
+            default = spec
+            for step in path[: i + 1]:
+                default = getattr(default, str(step), None) if not isinstance(default, dict) else default.get(step)
+            if isinstance(default, (tuple, list)):
+                node[part] = list(default)
+        node = node.get(part) if isinstance(node, dict) else (
+            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+        if node is None:
+            return
+
+
 def missing_part(data: dict, path: Path_) -> str | None:
     """Where `path` leaves the spec, or None when it can be set: every part but the last must exist; the last
     may be a new key of a mapping (`optimizer.weight_decay` when the spec leaves it at its default)."""
@@ -198,6 +220,7 @@ def check_tune(compiled: Any, task: Any, compile_with: Callable[[Document, list[
     base = settable(doc, spec)
     for key, choices in spec.tune.space.items():
         where, path = ("tune", "space", key), parse_path(key)
+        fill_tuple(base.data, path, spec)
         missing = missing_part(base.data, path) if path and path[0] not in ("tune", "udlc") else key
         if missing is not None:
             errors.append(SpecError(f"there is no {missing} in this spec to tune", path=dotted(where),

@@ -25,6 +25,8 @@ TASK_FILES = {
     "seq2seq": "seq2seq",
     "sequence_classification": "sequence_classification",
     "token_classification": "token_classification",
+    "masked_language_model": "masked_lm",
+    "span_corruption": "span_corruption",
     "autoencoder": "autoencoder",
     "vae": "vae",
     "gan": "gan",

@@ -15,6 +15,7 @@ from udlc.spec.optimizers import check_closure_optimizers
 from udlc.spec.tuning import check_tune
 from udlc.tasks import load_tasks
 from udlc.tasks.registry import Task, make_task
+from udlc.weights import check_init
 
 
 def compile_spec(path: str | Path, overrides: Iterable[str] = (), *, check_files: bool = True) -> Compiled:
@@ -42,6 +43,20 @@ def check_mixing(compiled: Compiled, task: Task) -> list[SpecError]:
                       "labelled targets", path=f"data.augment[{i}]", span=compiled.doc.span(("data", "augment", i)),
                       hint="drop it, or use an augmentation of the inputs alone (random_crop, rotate, noise, …)")
             for i, aug in enumerate(compiled.spec.data.augment) if aug.type in MIXING_AUGMENTS]
+
+
+def check_text_augments(compiled: Compiled) -> list[SpecError]:
+    """The text augmentations change a CSV's text column (`data.text`): data without one has no words to change."""
+    from udlc.spec.augments import AUGMENTS
+
+    data = compiled.spec.data
+    if data.text is not None:
+        return []
+    return [SpecError(f"'{aug.type}' changes a text column's words, and {data.source} has no text column",
+                      path=f"data.augment[{i}]", span=compiled.doc.span(("data", "augment", i)),
+                      hint="drop it; text augmentations are for task: sequence_classification on a CSV's text "
+                           "column (`text: <column>`)")
+            for i, aug in enumerate(data.augment) if AUGMENTS[aug.type].text_only]
 
 
 def check_strategy(compiled: Compiled, task: Task) -> list[SpecError]:
@@ -92,14 +107,44 @@ def check_task(compiled: Compiled, check_files: bool) -> Compiled:
     """Bind the spec's task and check that its networks and data fit it (no torch)."""
     load_tasks(_task_name(compiled.spec.task))
     task = make_task(compiled.spec.task, compiled.doc)
-    errors = (check_loss(compiled, task) or check_mixing(compiled, task) or check_strategy(compiled, task)
+    errors = (check_loss(compiled, task) or check_mixing(compiled, task) or check_text_augments(compiled)
+              or check_strategy(compiled, task)
               or check_closure_optimizers(compiled.spec, compiled.doc) or task.check(compiled, check_files)
-              or check_metrics(compiled)
+              or check_metrics(compiled) or (check_init(compiled) if check_files else [])
               or check_tune(compiled, task, partial(_compile_with, check_files=check_files)))
     if errors:
         raise SpecErrors(errors)
     compiled.task = task
     return compiled
+
+
+def data_listing(compiled: Compiled) -> str | None:
+    """What `udlc check` says of the data beyond its shape: for sound clips (a folder, or a CSV naming them) their
+    classes, file counts and spread of lengths, read from the files' headers (udlc.data.audio_headers); for a
+    folder of pictures a supervised task classifies, its classes and file counts, from the folder's listing alone.
+    None for other data. Called on a spec that passed the task check, so the data reads as the check read it."""
+    from udlc.data.layout import data_file, picture_files
+    from udlc.spec.sources import is_folder
+
+    data = compiled.spec.data
+    if compiled.listing is not None:  # the task check has read it already
+        return compiled.listing
+    if not data.is_file():
+        return None
+    try:
+        path = data_file(data, compiled.base_dir)
+        if data.sound:
+            from udlc.data.audio_headers import read_sound
+
+            return read_sound(path, data, compiled.base_dir).listing
+        if not is_folder(data.source) or getattr(compiled.task, "name", None) != "supervised":
+            return None
+        classes, files, labels = picture_files(path)
+    except SpecError:  # a generative task's folder of loose pictures, read otherwise: nothing more to say
+        return None
+    counts = [labels.count(i) for i in range(len(classes))]
+    shown = ", ".join(f"{c} {n}" for c, n in zip(classes[:8], counts)) + (" …" if len(classes) > 8 else "")
+    return f"{path.name}/: {len(files)} pictures in {len(classes)} classes ({shown})"
 
 
 def _task_name(raw: Any) -> str:

@@ -16,7 +16,32 @@ def check_sections(compiled: Compiled, task: Task) -> list[SpecError]:
     """What every task checks of the training sections: `optimizers:`/`schedules:` name its networks, and what
     early stopping and a plateau schedule watch is a value it logs."""
     spec = compiled.spec
-    return check_network_keys(compiled) + check_monitors(compiled, task.logged(spec, spec.data.split[1] > 0))
+    return (check_subsets(compiled, task) + check_network_keys(compiled)
+            + check_monitors(compiled, task.logged(spec, spec.data.split[1] > 0)))
+
+
+def check_subsets(compiled: Compiled, task: Task) -> list[SpecError]:
+    """data.fraction and limit draw a subset of the training split where udlc.data.prepare splits the data (the
+    task's `draws_subsets`); a task that splits its data its own way would leave them unused."""
+    from udlc.spec.data import split_sizes
+    from udlc.spec.sources import SOURCES, BuiltinSet
+
+    data = compiled.spec.data
+    key = "fraction" if data.fraction is not None else "limit" if data.limit is not None else None
+    if key is None:
+        return []
+    where = ("data", key)
+    if not task.draws_subsets:
+        return [SpecError(f"task {task.name} splits its data its own way and draws no subset of its training split",
+                          path=".".join(where), span=compiled.doc.span(where), hint=f"leave `{key}` out")]
+    entry = SOURCES.find(data.source)
+    if key == "limit" and isinstance(entry, BuiltinSet) and entry.count is not None:  # a fixed set: counted here
+        n = split_sizes(entry.count, data.split)[0]  # as udlc.data.prepare splits it (the generated sets: DataSpec)
+        if data.limit > n:
+            return [SpecError(f"limit {data.limit} is more than the training split's {n} samples",
+                              path=".".join(where), span=compiled.doc.span(where),
+                              hint=f"give at most {n}, or leave `limit` out to train on them all")]
+    return []
 
 
 def located(e: SpecError, doc: Any) -> SpecError:

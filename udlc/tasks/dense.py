@@ -55,6 +55,7 @@ class _Dense(Supervised):
     answers: ClassVar[str]  # what the export makes of the output (softmax: per-pixel probabilities)
     sources: ClassVar[str]  # the data it reads, for messages
     mixes_targets = False  # mixup would blend masks into fractions of classes
+    draws_subsets = False  # picture pairs are split by udlc.data.dense, which draws no subset
 
     # ---- check time -----------------------------------------------------------------------------------
 

@@ -19,6 +19,15 @@ def error(doc: Any, message: str, path: tuple, hint: str | None = None, key: boo
     return SpecError(message, path=".".join(map(str, path)), span=doc.span(tuple(path), key=key), hint=hint)
 
 
+def tokenizer_file_errors(compiled: Any, task: str) -> list[SpecError]:
+    """A task that adds special tokens of its own ([MASK], sentinels: udlc.data.specials) builds its tokenizer from
+    the corpus; a published tokenizer.json (data.tokenizer_file) is read by language_model alone."""
+    if getattr(compiled.spec.data, "tokenizer_file", None) is None:
+        return []
+    return [error(compiled.doc, f"task {task} adds its special tokens to a tokenizer it learns; tokenizer_file is "
+                  "read by language_model", ("data", "tokenizer_file"), "leave it out", key=True)]
+
+
 def no_metrics(compiled: Compiled, task: str, logs: str) -> list[SpecError]:
     """A task that logs its own values (`logs` says which) takes no `metrics`."""
     if not compiled.spec.metrics:
@@ -93,6 +102,7 @@ class Sequences:
     vocabulary: tuple[str, ...] = ()  # a generated sequence set's tokens
     classes: list[str] | None = None  # a text classifier's labels, in class-index order
     tokenizer: Any = None  # a text classifier's, fitted on its training text
+    augment: Any = None  # a text classifier's udlc.data.text_augment.TextAugmenter, when the spec augments
 
 
 @dataclass
@@ -118,6 +128,9 @@ class FieldsTask(Task):
     required: ClassVar[tuple[str, ...]]
     own_metrics: ClassVar[bool] = True  # the task logs its own metrics; the spec's `metrics` is refused
     maximized = frozenset({"token_accuracy", "exact_match"})
+    # It takes the text augmentations (udlc.spec.text_augments) and checks them itself; the others take none:
+    # moving or dropping words would leave a label per position (or a target sequence) no longer matching.
+    augments_text: ClassVar[bool] = False
 
     def common_checks(self, compiled: Compiled, what: str) -> tuple[Any, tuple, list[SpecError]] | SpecError:
         """The one network's graph, where it is written, and the errors every such task finds."""
@@ -134,7 +147,7 @@ class FieldsTask(Task):
                                 "write `loss: cross_entropy`"))
         if self.own_metrics:
             errors += no_metrics(compiled, self.name, "metrics (token_accuracy, exact_match)")
-        if spec.data.augment:
+        if spec.data.augment and not self.augments_text:
             errors.append(error(doc, f"task {self.name} takes no augmentation", ("data", "augment"),
                                 "drop `augment`", key=True))
         return graph, base, errors + check_fields(compiled, graph, base, self.fields, self.required, what)

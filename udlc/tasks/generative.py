@@ -174,6 +174,8 @@ class Generative:
     the input's name (GenerativeState.input), run information for `udlc sample` (its latent_shape), and pictures —
     samples.png when training ends, samples/epoch-<N>.png every `samples_every` epochs (`picture` draws)."""
 
+    draws_subsets = True  # their samples come from udlc.data.prepare (before Task in the MRO, so this one counts)
+
     def info(self, compiled: Compiled, state: Any) -> dict[str, Any]:
         return sample_info(state.data, self.name, state.input, state.latent_shape)  # type: ignore[attr-defined]
 

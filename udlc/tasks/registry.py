@@ -106,6 +106,9 @@ class Task:
     splits_batches: ClassVar[bool] = True  # its batches are rows that processes can share (not whole graphs)
     splits_evaluation: ClassVar[bool] = False  # its evaluate joins the processes' shares of a split (supervised, LM)
     reads_graphs: ClassVar[bool] = False  # `data.nodes` (a graph's node file) is for it (check refuses it elsewhere)
+    # Its data goes through udlc.data.prepare, which draws data.fraction/limit's subset of the training split; the
+    # others split texts, graphs and picture pairs their own way, and check refuses the two (checks.check_subsets).
+    draws_subsets: ClassVar[bool] = False
 
     # A small spec that trains this task in seconds: tests/test_task_contract.py runs every registered task
     # from it (check, train, resume, export, parity, its runtime's answer, doctor). Relative to tests/specs/contract/.

@@ -33,7 +33,7 @@ from udlc.tasks.served import TEXT_CLASSES
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
     from udlc.compiler.pipeline import Compiled
 
-FIELDS = {"tokens": "int64", "tokens_mask": "bool"}
+FIELDS = {"tokens": "int64", "tokens_mask": "bool", "token_types": "int64"}  # types: a sentence pair's 0, 1
 
 
 class SequenceClassificationOptions(StrictModel):
@@ -49,6 +49,7 @@ class SequenceClassification(FieldsTask):
     description = "one network gives the class of a text (a CSV's text column, tokenized)"
     serves = TEXT_CLASSES
     fields, required, own_metrics = FIELDS, ("tokens",), False
+    augments_text = True  # data.augment's text augmentations (udlc.data.text_augment), checked below
 
     # ---- check time -----------------------------------------------------------------------------------
 
@@ -61,6 +62,9 @@ class SequenceClassification(FieldsTask):
         if spec.data.text is None:
             errors.append(error(doc, f"task {self.name} reads a text column", ("data", "source"),
                                 "give a CSV and its column: `text: <column name>`"))
+        elif isinstance(spec.data.text, list) and spec.data.augment:
+            errors.append(error(doc, "text augmentations change one text, and these rows are sentence pairs",
+                                ("data", "augment"), "drop `augment`, or read one text column", key=True))
         if "tokens" in graph.inputs:
             errors += length_bound_errors(compiled, graph, graph.inputs["tokens"][0], self.options.max_tokens,
                                           "max_tokens", self.where)
@@ -77,11 +81,29 @@ class SequenceClassification(FieldsTask):
                 texts, _ = self.read(compiled)
             except SpecError as e:
                 return [located(e, doc)]
-            vocab, why = {"byte": (256, "byte tokenizer"), "bpe": (spec.data.vocab_size or DEFAULT_BPE_VOCAB,
+            if isinstance(spec.data.text, list):  # sentence pairs: [CLS], [SEP], [MASK] after the tokenizer's ids
+                from udlc.data.specials import BERT_SPECIALS, texts_vocabulary
+
+                vocab, why = texts_vocabulary(spec.data, [t for pair in texts for t in pair], BERT_SPECIALS)
+                errors += embedding_errors(graph, "token_types", 2, "sentence pair's two segments (token types 0, 1)")
+            elif spec.data.tokenizer_from is not None:  # another spec's vocabulary (udlc.data.tokenizer_from)
+                from udlc.data.tokenizer_from import borrowed_vocabulary
+
+                try:
+                    vocab, why = borrowed_vocabulary(spec.data, compiled.base_dir)
+                except SpecError as e:
+                    return [located(e, doc)]
+            else:
+                vocab, why = {"byte": (256, "byte tokenizer"), "bpe": (spec.data.vocab_size or DEFAULT_BPE_VOCAB,
                                                                    "bpe tokenizer (data.vocab_size)")}.get(
                 spec.data.tokenizer or "byte", (CharTokenizer.fit("\n".join(texts)).vocab_size,  # as training fits it
                                              f"char tokenizer of {spec.data.source}"))
             errors += embedding_errors(graph, "tokens", vocab, why)
+        if spec.data.augment:
+            from udlc.data.text_augment import text_augment_errors
+
+            known = vocab if check_files and not errors else None
+            errors += text_augment_errors(compiled, spec.data.tokenizer or "byte", known, check_files)
         return errors
 
     def read(self, compiled: Compiled) -> tuple[list[str], list[str]]:
@@ -89,7 +111,12 @@ class SequenceClassification(FieldsTask):
         from udlc.data.text import read_text_csv
 
         spec, graph = compiled.spec, next(iter(compiled.graphs.values()))
-        texts, labels = read_text_csv(compiled.base_dir / spec.data.source, spec.data.text, spec.data.target)
+        if isinstance(spec.data.text, list):  # sentence pairs: each text a (first, second) pair
+            from udlc.data.pairs import read_pair_csv
+
+            texts, labels = read_pair_csv(compiled.base_dir / spec.data.source, spec.data.text, spec.data.target)
+        else:
+            texts, labels = read_text_csv(compiled.base_dir / spec.data.source, spec.data.text, spec.data.target)
         classes = sorted(set(labels))
         width, node = graph.shape_of(graph.outputs[0])[0], output_node(graph)
         if width != len(classes):
@@ -116,24 +143,80 @@ class SequenceClassification(FieldsTask):
         except SpecError as e:
             raise located(e, compiled.doc) from None
         cuts = self.split(compiled, list(range(len(texts))), np.random.default_rng(spec.seed))  # row numbers
+        if isinstance(spec.data.text, list):
+            return self.load_pairs(compiled, texts, labels, cuts)
         train_text = "\n".join(texts[i] for i in cuts["train"])
-        tokenizer = fit_tokenizer(spec.data.tokenizer, train_text, "\n".join(texts), spec.data.vocab_size)
+        if spec.data.tokenizer_from is not None:  # the ids a network pretrained by that spec learned
+            from udlc.data.tokenizer_from import borrowed_tokenizer
+
+            try:
+                tokenizer = borrowed_tokenizer(spec.data, compiled.base_dir)
+            except SpecError as e:
+                raise located(e, compiled.doc) from None
+        else:
+            tokenizer = fit_tokenizer(spec.data.tokenizer, train_text, "\n".join(texts), spec.data.vocab_size)
         classes = sorted(set(labels))
         index = {c: i for i, c in enumerate(classes)}
         limit = self.options.max_tokens
 
-        def sample(i: int) -> dict:
-            return {"tokens": tokenizer.encode(texts[i])[:limit], "target": np.int64(index[labels[i]])}
+        def encode(text: str) -> Any:
+            return tokenizer.encode(text)[:limit]
 
-        return Sequences({k: [sample(i) for i in idx] for k, idx in cuts.items()}, classes=classes,
+        rows = {k: [(texts[i], np.int64(index[labels[i]])) for i in idx] for k, idx in cuts.items()}
+        augment = self.augmenter(compiled, rows, encode, tokenizer) if spec.data.augment else None
+        return Sequences({k: [{"tokens": encode(t), "target": y} for t, y in part] for k, part in rows.items()},
+                         classes=classes, tokenizer=tokenizer, augment=augment)
+
+    def load_pairs(self, compiled: Compiled, pairs: list, labels: list[str], cuts: dict) -> Sequences:
+        """Sentence pairs as BERT reads them (udlc.data.pairs): ids and token types, the tokenizer fitted on the
+        training rows' texts with [CLS], [SEP] and [MASK] after its ids."""
+        import numpy as np
+
+        from udlc.data.pairs import encode_pair
+        from udlc.data.specials import BERT_SPECIALS, fit_with_specials
+
+        try:
+            tokenizer = fit_with_specials(compiled.spec.data, "\n".join(t for i in cuts["train"] for t in pairs[i]),
+                                          "\n".join(t for pair in pairs for t in pair), BERT_SPECIALS)
+        except SpecError as e:
+            raise located(e, compiled.doc) from None
+        index = {c: i for i, c in enumerate(sorted(set(labels)))}
+
+        def sample(i: int) -> dict:
+            ids, types = encode_pair(tokenizer, *pairs[i], self.options.max_tokens)
+            return {"tokens": ids, "token_types": types, "target": np.int64(index[labels[i]])}
+
+        return Sequences({k: [sample(i) for i in idx] for k, idx in cuts.items()}, classes=sorted(index),
                          tokenizer=tokenizer)
+
+    def augmenter(self, compiled: Compiled, rows: dict[str, list], encode: Any, tokenizer: Any) -> Any:
+        """The text augmentations of the training rows (udlc.data.text_augment); back-translation's paraphrases
+        are added to `rows["train"]` here, once."""
+        from udlc.data.text_augment import TextAugmenter, back_translated, mask_id
+
+        augments, base = compiled.spec.data.augment, compiled.base_dir
+        paraphrases, cached = back_translated(augments, [t for t, _ in rows["train"]], base)
+        rows["train"] += [(p, y) for p, (_, y) in zip(paraphrases, rows["train"])]
+        texts, targets = [t for t, _ in rows["train"]], [y for _, y in rows["train"]]
+        return TextAugmenter(texts, targets, augments, base, encode, mask_id(augments, tokenizer), cached)
+
+    def batches(self, state: FieldsState, split: str, *, batch_size: int, shuffle: bool, device: Any) -> Any:
+        """The shuffled training batches augmented anew each epoch where the spec augments; every other
+        split (and the training split read in order, as an evaluation reads it) as written."""
+        if split == "train" and shuffle and state.data.augment is not None:
+            from udlc.data.text_augment import AugmentedTexts
+
+            return AugmentedTexts(state.data.augment, batch_size, shuffle, device)
+        return super().batches(state, split, batch_size=batch_size, shuffle=shuffle, device=device)
 
     def info(self, compiled: Compiled, state: Any) -> dict[str, Any]:
         graph, tokenizer = compiled.graphs[state.net], state.data.tokenizer
         return {"task": self.name, "classes": state.data.classes, "input_names": state.inputs,
                 "input_shapes": [list(s) for s in graph.inputs.values()], "normalization": None,
                 "tokenizer": tokenizer.to_json(), "vocab_size": tokenizer.vocab_size,
-                "text_column": compiled.spec.data.text, "max_tokens": self.options.max_tokens}
+                "text_column": text_column(compiled.spec.data.text), "max_tokens": self.options.max_tokens,
+                **({"back_translation": str(augment.translations)}
+                   if (augment := state.data.augment) is not None and augment.translations else {})}
 
     def train_step(self, s: Any, batch: Any) -> tuple[dict[str, float], int]:
         st: FieldsState = s.run_state
@@ -153,3 +236,11 @@ class SequenceClassification(FieldsTask):
             pairs = [(model(*inputs_of(st.inputs, b)).float(), b["target"]) for b in batches.epoch_batches(None)]
         out, y = torch.cat([o for o, _ in pairs]), torch.cat([t for _, t in pairs])
         return {"loss": st.loss_fn(out, y).item(), **compute_metrics(s.spec.metrics, out, y, "softmax")}
+
+
+def text_column(text: str | list[str]) -> str:
+    """The text column as the model file names it: a sentence pair's two as a JSON list (the file's tokenizer, with
+    [CLS] and [SEP], says it reads pairs)."""
+    import json
+
+    return json.dumps(text) if isinstance(text, list) else text

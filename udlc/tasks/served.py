@@ -94,6 +94,9 @@ DECODED_TEXT = register(ServedKind("decoded_text", "an encoder–decoder's targe
                                    ("logits",), "generate", ("vocabulary", "max_target_length"), takes="prompt"))
 TOKEN_LABELS = register(ServedKind("token_labels", "a label for every position of a text", ("logits",), "generate",
                                    ("vocabulary",), takes="prompt"))
+FILL_MASK = register(ServedKind("fill_mask", "a masked language model's tokens for the [MASK]s of a text",
+                                ("logits", "probabilities"), "generate", ("tokenizer", "context", "mask_token"),
+                                takes="prompt"))
 MASKS = register(ServedKind("masks", "a class for every pixel of pictures (a segmentation mask)",
                             ("probabilities", "mask"), "predict", takes="samples", batches=True))
 PICTURES = register(ServedKind("pictures", "a picture for each picture (super-resolution, denoising)", ("picture",),

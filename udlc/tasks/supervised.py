@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Literal, TYPE_CHECKING
 
-from udlc.errors import SpecError, SpecErrors
+from udlc.errors import SpecError, SpecErrors, UdlcError
 from udlc.spec.base import StrictModel
 from udlc.spec.augments import MIXING_AUGMENTS
 from udlc.spec.data import IMAGE_AUGMENTS
+from udlc.spec.model import tree_model
 from udlc.spec.sources import SOURCES, PictureSet
 from udlc.spec.training import CLASSIFICATION_LOSSES, metric_name
-from udlc.tasks.checks import check_sections, located
+from udlc.tasks.checks import check_sections, check_subsets, located
 from udlc.tasks.registry import RunState, Served, Task, register
 from udlc.tasks.served import CLASSES, VALUES
 
@@ -48,6 +49,7 @@ class Supervised(Task):
     description = "one network learns inputs → targets with `loss` (the default)"
     mixes_targets = True
     splits_evaluation = True  # evaluate below gathers every process's share of the split
+    draws_subsets = True  # and so do autoencoder, auxiliary and forecasting (segmentation's pairs do not)
 
     # ---- what is trained: the graph's outputs, each with a weight in the total loss -------------------
 
@@ -61,7 +63,7 @@ class Supervised(Task):
         return [1.0] * len(ids)
 
     def network(self, compiled: Compiled) -> str:
-        return next(iter(compiled.graphs))
+        return next(iter(compiled.graphs), "model")  # `model:` names no graph when it is a tree ensemble
 
     def graph(self, compiled: Compiled) -> Any:
         return next(iter(compiled.graphs.values()))
@@ -70,6 +72,10 @@ class Supervised(Task):
 
     def check(self, compiled: Compiled, check_files: bool) -> list[SpecError]:
         spec, doc = compiled.spec, compiled.doc
+        if tree_model(spec) is not None:  # no network: gradient-boosted trees (udlc.tasks.boosting)
+            from udlc.tasks.boosting import check_boosting
+
+            return check_boosting(compiled, check_files) + check_subsets(compiled, self)  # a fixed set's limit
         networks = list(compiled.graphs)
         if len(networks) != 1:
             return [SpecError(f"task {self.name} trains one network, but `models` names {len(networks)}: "
@@ -126,6 +132,7 @@ class Supervised(Task):
             signature = peek(spec.data, compiled.base_dir)
         except SpecError as e:
             return [located(e, doc)]
+        compiled.listing = signature.listing  # what `udlc check` prints of the data, read once
         (shape,) = graph.inputs.values()
         errors = []
         for output in graph.outputs:
@@ -163,6 +170,10 @@ class Supervised(Task):
         from udlc.data import prepare
 
         spec = compiled.spec
+        if tree_model(spec) is not None:  # rows as the data has them: a tree ensemble declares no input
+            from udlc.tasks.boosting import load_rows
+
+            return load_rows(compiled)
         # A classification loss makes the task classification; otherwise the source's own task stands.
         kind = spec.data.task or ("classification" if spec.loss.type in CLASSIFICATION_LOSSES else None)
         (shape,) = self.graph(compiled).inputs.values()
@@ -225,6 +236,10 @@ class Supervised(Task):
     def start(self, compiled: Compiled, data: Any, device: Any) -> SupervisedState:
         """The network the data feeds, the loss, the outputs' weights and the target scale for this run."""
         import torch
+
+        if tree_model(compiled.spec) is not None:  # what steps through batches (doctor, lr-find, eval) has no network
+            raise UdlcError("this spec's model is gradient_boosting, which has no network to step through: train it "
+                            "with `udlc train`, compare it with `udlc baseline`, and read its run's results.json")
 
         from udlc.objectives.losses import make_loss
 
@@ -364,7 +379,7 @@ def pictures(data: Any) -> dict[str, Any] | None:
     """How a folder source decodes its pictures (what `udlc predict` does to a picture file); None for others."""
     from udlc.spec.sources import is_folder
 
-    if not is_folder(data.source):
+    if not is_folder(data.source) or data.sound:  # a folder of sound clips: udlc.data.audio.settings says how
         return None
     size = [data.image_size] * 2 if isinstance(data.image_size, int) else list(data.image_size)
     return {"size": size, "channels": data.channels, "resize": data.resize}

@@ -19,6 +19,7 @@ from udlc.trainer.debug import nonfinite_report
 from udlc.trainer.device import float64
 from udlc.trainer.distributed import Shard, accumulating, load_state, model_state, optimizer_state, unwrap
 from udlc.trainer.logging import EpochLog
+from udlc.objectives.finetune import base_entry, over_base, release_layers, saved_state
 from udlc.objectives.schedules import PlateauScale
 
 if TYPE_CHECKING:
@@ -198,6 +199,7 @@ def fit(s: Setup) -> None:
     s.log.start()
     while s.state["epoch"] < train.epochs:
         s.epoch = s.state["epoch"] + 1
+        release_layers(s)  # train.unfreeze: requires_grad as this epoch trains, from the epoch alone (so on resume)
         if not train_epoch(s, monitor, mode):
             break
 
@@ -253,10 +255,11 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
     for plateau in s.plateaus.values():  # its scale enters the scheduler's factor from the next step on
         plateau.update(row[plateau.spec.monitor])
     if update_best(s.state, row.get(monitor), mode, train.early_stopping):
-        states = {name: model_state(s.module(name)) for name in s.models}  # sharded: every process gathers
+        states = {name: saved_state(s.module(name), model_state(s.module(name))) for name in s.models}  # all gather
         if s.main:
             s.best_state = {"models": {name: {k: v.detach().clone() for k, v in state.items()}
-                                       for name, state in states.items()}, "epoch": s.epoch, monitor: row.get(monitor)}
+                                       for name, state in states.items()}, "epoch": s.epoch, monitor: row.get(monitor),
+                            **base_entry(s)}
     s.state["epoch"] = s.epoch
     stop = train.early_stopping
     stopping = stop is not None and s.state["bad"] >= stop.patience
@@ -310,7 +313,7 @@ def save_checkpoints(s: Setup) -> None:
     if s.processes is not None:
         rng = {**rng, "order": s.train.order.get_state(), "ranks": s.processes.gather(rng)}
     s.written_at, s.written_epoch = time.monotonic(), s.epoch
-    models = {name: model_state(s.module(name)) for name in s.models}  # sharded: every process gathers
+    models = {name: saved_state(s.module(name), model_state(s.module(name))) for name in s.models}  # all gather
     optimizers = {name: optimizer_state(s.module(name), opt) for name, opt in s.optimizers.items()}
     if not s.main:
         return
@@ -348,13 +351,14 @@ def last_state(s: Setup, models: dict[str, Any], rng: dict[str, Any], optimizers
         "plateaus": {name: p.state() for name, p in s.plateaus.items()},
         "rng": rng,
         "position": dict(s.state),
+        **base_entry(s),  # with LoRA: where the base weights, left out of `models`, come from
     }
 
 
 def restore_last(s: Setup) -> None:
     state = checkpoint.load(s.run.checkpoint("last"), device=s.device)
     for name in s.models:  # a shadow copy (an EMA) has no optimizer
-        load_state(s.module(name), s.optimizers.get(name), state["models"][name],
+        load_state(s.module(name), s.optimizers.get(name), over_base(s.module(name), state, name),
                    owned(state["optimizers"].get(name)))
     for name, scheduler in s.schedulers.items():
         scheduler.load_state_dict({**state["schedulers"][name], "lr_lambdas": [None] * len(scheduler.lr_lambdas)})

@@ -17,7 +17,10 @@ import yaml
 
 from udlc.errors import UdlcError
 from udlc.runs import RunFolder, checkpoint, udlc_version
+from udlc.runs.adapters import load_base
 from udlc.runs.diagnosis import diagnose
+from udlc.spec.augments import AUGMENT_PATHS
+from udlc.spec.model import tree_model
 
 if TYPE_CHECKING:  # annotations only: the check path imports no more than it needs
     from udlc.compiler.pipeline import Compiled
@@ -39,6 +42,10 @@ def train_spec(compiled: Compiled, out: Path = Path("runs"), resume: RunFolder |
     ending = Ending()
     with _deterministic(compiled.spec.train.deterministic), _sigterm_interrupts():
         try:
+            if tree_model(compiled.spec) is not None:  # no network: fitted by udlc.trainer.trees, not by the loop
+                from udlc.trainer.trees import train_trees
+
+                return train_trees(compiled, out, resume, quiet, init_from, on_epoch, ending, write_run_files)
             return _train(compiled, out, resume, quiet, init_from, on_epoch, ending)
         except BaseException as e:
             ending.record(e)
@@ -130,6 +137,7 @@ def _train(compiled: Compiled, out: Path, resume: RunFolder | None, quiet: bool,
     from udlc.trainer.device import channels_last, pick_device, precision, tf32
     from udlc.trainer.logging import EpochLog, QuietLog
     from udlc.trainer.loop import Setup, fit, restore_last
+    from udlc.objectives.finetune import held
     from udlc.objectives.optimizers import make_optimizer
     from udlc.objectives.schedules import PlateauScale, lr_factor
 
@@ -139,6 +147,9 @@ def _train(compiled: Compiled, out: Path, resume: RunFolder | None, quiet: bool,
     if processes is not None and not task.splits_batches:
         raise UdlcError(f"task {task.name} trains on one process: its batches are whole graphs, which cannot be "
                         "split between processes — run it without torchrun or --devices")
+    if processes is not None and train.unfreeze:  # DDP and FSDP fix the trained parameters when they wrap
+        raise UdlcError("train.unfreeze changes which layers train during the run, and DDP and FSDP fix that when "
+                        "they start — run it without torchrun or --devices, or each stage as a run (--init-from)")
     main = processes is None or processes.main
     device = pick_device(train.device, processes)
     torch.manual_seed(spec.seed)
@@ -153,7 +164,10 @@ def _train(compiled: Compiled, out: Path, resume: RunFolder | None, quiet: bool,
         for model in models.values():
             model.to(memory_format=torch.channels_last)
     # Before the run folder exists: a run that cannot start leaves nothing behind.
-    notes = [init_weights(models, RunFolder.open(init_from))] if init_from is not None and resume is None else []
+    start = start_weights(models, compiled, init_from) if resume is None else None
+    notes = [start.text] if start is not None else []
+    if resume is not None and spec.lora is not None:  # LoRA's checkpoints leave the base out: load it as it first was
+        notes += [note for note in [load_base(models, compiled, resume.info)] if note]
     notes += getattr(data, "notes", [])  # what the loader read, said once (an edge list's directions)
     fsdp = processes is not None and train.strategy == "fsdp"
     if fsdp:  # before the optimizers: they hold the shards
@@ -162,7 +176,8 @@ def _train(compiled: Compiled, out: Path, resume: RunFolder | None, quiet: bool,
     run = resume or (RunFolder.create(out, spec.name) if main else None)
     if resume is None and main:
         write_run_files(run, compiled, {**task.info(compiled, state),
-                                        "init_from": str(init_from) if init_from is not None else None})
+                                        "init_from": str(start.source.path.resolve()) if start else None,
+                                        "init_sha256": start.sha256 if start else None})
     ending.run = run if main else None
     if on_epoch is not None:
         on_epoch = _marking_stops(on_epoch, ending)
@@ -185,7 +200,9 @@ def _train(compiled: Compiled, out: Path, resume: RunFolder | None, quiet: bool,
     for name in compiled.graphs:
         model = models[name]
         opt_spec, schedule = spec.optimizer_of(name), spec.schedule_of(name)
-        optimizers[name], decay_note = make_optimizer(model, opt_spec)
+        # Held from the start: what train.unfreeze releases later (no gradient until then), LoRA's adapters only.
+        optimizers[name], decay_note = make_optimizer(model, opt_spec, compiled.graphs[name],
+                                                      held(model, spec, compiled.graphs[name]))
         notes.append(decay_note if len(models) == 1 else f"{name}: {decay_note}")
         factor = lr_factor(schedule, opt_spec.lr, task.optimizer_steps(name, steps_per_epoch),
                            task.optimizer_steps(name, steps_per_epoch * train.epochs))
@@ -268,18 +285,18 @@ def _marking_stops(on_epoch: Callable[[dict[str, Any]], None], ending: Ending) -
 
 
 def build_models(compiled: Compiled, device: Any) -> dict[str, Any]:
-    """The spec's networks, initialized from the seed (train.freeze's layers frozen), and the task's shadow copies
-    of them (an EMA)."""
+    """The spec's networks, initialized from the seed (train.freeze's layers frozen; with `lora`, adapters on a
+    frozen base), and the task's shadow copies of them (an EMA)."""
     import copy
 
     from udlc.compiler.lower import lower
-    from udlc.compiler.pipeline import frozen_nodes
+    from udlc.objectives.finetune import put_adapters, set_trainable
 
     seed = compiled.spec.init_seed
     models = {name: lower(graph, seed=seed + i).to(device) for i, (name, graph) in enumerate(compiled.graphs.items())}
-    for name, graph in compiled.graphs.items():  # train.freeze: no gradient, so no optimizer moves them
-        for node in frozen_nodes(compiled.spec, graph):
-            getattr(models[name], node).requires_grad_(False)
+    for i, (name, graph) in enumerate(compiled.graphs.items()):  # frozen: no gradient, so no optimizer moves them
+        put_adapters(models[name], compiled.spec, graph, seed + i)
+        set_trainable(models[name], compiled.spec, graph, epoch=1)  # the loop releases train.unfreeze's later
     for shadow, source in compiled.task.shadows(compiled).items():
         models[shadow] = copy.deepcopy(models[source]).requires_grad_(False)
     return models
@@ -301,25 +318,43 @@ def test_metrics(s: Any) -> dict[str, float]:
                                     **s.task.quality(s)}
 
 
-def init_weights(models: dict[str, Any], source: RunFolder) -> str:
-    """Start from another run's final weights wherever a network, a tensor name and its shape match."""
-    saved = checkpoint.load(source.final_checkpoint(source.compiled().spec))["models"]
-    loaded, skipped = [], []
-    for network, model in models.items():
-        theirs = saved.get(network, {})
-        state = model.state_dict()
-        for key, tensor in state.items():
-            other = theirs.get(key)
-            if other is not None and other.shape == tensor.shape:
-                state[key] = other.to(tensor.device, tensor.dtype)
-                loaded.append(key)
-            else:
-                skipped.append(key if other is None else f"{key} {tuple(other.shape)}→{tuple(tensor.shape)}")
-        model.load_state_dict(state)
-    if not loaded:
-        raise UdlcError(f"--init-from {source}: none of its tensors matches this spec's networks by name and shape")
-    return (f"initialized from {source}: loaded {len(loaded)} of {len(loaded) + len(skipped)} tensors"
-            + (f", kept the fresh init for {', '.join(skipped)}" if skipped else ""))
+def init_weights(models: dict[str, Any], source: RunFolder | Path) -> str:
+    """Start from a udlc run's final weights (every network by name) or a weights file or Hugging Face folder
+    (names as they are), wherever a tensor name and its shape match; the report's line."""
+    from udlc.weights import load_into
+
+    return load_into(models, _weights_source(source)).text
+
+
+def start_weights(models: dict[str, Any], compiled: Compiled, init_from: Path | None) -> Any:
+    """The weights a new run starts from: `init_from` (the API's, a run or a file, names as they are) or the spec's
+    `init:` (its mapping); None when neither. Returns udlc.weights' LoadReport (its text is the log line)."""
+    from udlc.weights import load_init, load_into
+
+    if init_from is not None:
+        report = load_into(models, _weights_source(init_from))
+    elif compiled.spec.init is not None:
+        path = compiled.base_dir / compiled.spec.init.from_
+        checkpoint = _weights_source(path).files[0] if (path / "run.json").is_file() else None
+        networks = models if checkpoint is not None else {n: models[n] for n in compiled.graphs}
+        report = load_init(networks, compiled.spec.init, compiled.base_dir, compiled.doc, checkpoint)
+    else:
+        return None
+    if report.source.kind != "run":  # a moving-average copy starts as its network does (a run holds its own)
+        for shadow, network in compiled.task.shadows(compiled).items():
+            models[shadow].load_state_dict(models[network].state_dict())
+    return report
+
+
+def _weights_source(path: RunFolder | Path) -> Any:
+    """A run folder's final checkpoint (best, unless its early stopping keeps the last), or any other source."""
+    from udlc.weights import open_source
+
+    if isinstance(path, RunFolder) or (Path(path) / "run.json").is_file():
+        run = path if isinstance(path, RunFolder) else RunFolder.open(path)
+        final = run.final_checkpoint(run.compiled().spec).with_suffix(".safetensors")
+        return open_source(run.path, final)
+    return open_source(path)
 
 
 def write_run_files(run: RunFolder, compiled: Compiled, task_info: dict[str, Any]) -> None:
@@ -330,6 +365,21 @@ def write_run_files(run: RunFolder, compiled: Compiled, task_info: dict[str, Any
     spec_data = json.loads(json.dumps(compiled.doc.data))  # a deep copy
     if compiled.spec.data.is_file():
         spec_data["data"]["source"] = str((compiled.base_dir / compiled.spec.data.source).resolve())
+    for key in ("tokenizer_from", "tokenizer_file"):  # relative to the spec, and the run's copy sits elsewhere
+        if getattr(compiled.spec.data, key) is not None:
+            spec_data["data"][key] = str((compiled.base_dir / getattr(compiled.spec.data, key)).resolve())
+    if compiled.spec.init is not None:  # the run's spec.yaml sits elsewhere: paths relative to the spec made absolute
+        from udlc.weights import find_map
+
+        spec_data["init"]["from"] = str((compiled.base_dir / compiled.spec.init.from_).resolve())
+        if compiled.spec.init.map is not None:
+            spec_data["init"]["map"] = str(find_map(compiled.spec.init.map, compiled.base_dir).resolve())
+    for i, aug in enumerate(compiled.spec.data.augment):  # a synonyms file, a model or background folder
+        paths = {f: str((compiled.base_dir / getattr(aug, f)).resolve()) for f in AUGMENT_PATHS
+                 if isinstance(getattr(aug, f, None), str)}
+        if paths:
+            spec_data["data"]["augment"][i] = {aug.type: {**aug.model_dump(mode="json", exclude_defaults=True,
+                                                                            exclude={"type"}), **paths}}
     run.write_spec(yaml.safe_dump(spec_data, sort_keys=False))
     run.write_info({
         "name": compiled.spec.name,

@@ -35,8 +35,10 @@ class Attention(nn.Module):
         self.scale = cfg.scale  # None: SDPA's own, 1/sqrt(head_dim)
         kv = self.head_dim * self.kv_heads
         self.q, self.k, self.v = nn.Linear(d, d, cfg.bias), nn.Linear(e, kv, cfg.bias), nn.Linear(e, kv, cfg.bias)
-        self.out = nn.Linear(d, d, cfg.bias)
-        inv_freq = ROPE_BASE ** (-torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim)
+        self.out = nn.Linear(d, d, cfg.bias if cfg.out_bias is None else cfg.out_bias)
+        base = ROPE_BASE if cfg.rope_base is None else cfg.rope_base
+        # As LLaMA's: 1 / base^(2i / head_dim), computed in float32 from an int64 range.
+        inv_freq = 1.0 / base ** (torch.arange(0, self.head_dim, 2, dtype=torch.int64).float() / self.head_dim)
         # Not persistent: computed from the config, so checkpoints need not carry it.
         self.register_buffer("inv_freq", inv_freq if cfg.rope else None, persistent=False)
 

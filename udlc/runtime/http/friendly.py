@@ -6,6 +6,9 @@ the same answers — read by the same readers, so a mistake gets the message the
   JSON rows are read as the CSV they make would be: in messages line 1 is the header, line 2 the first row;
 - a picture, for a model trained on a folder of pictures: the file as the body (Content-Type: image/…) or as
   the one file of a multipart form (`curl -F picture=@cat.png`), decoded and resized as predict does;
+- a sound file (WAV, FLAC, OGG), for a model trained on sound clips: the file as the body (Content-Type: audio/…,
+  or any body that starts as one of them does) or as a form's one file (`curl -F sound=@clip.wav`), decoded as
+  predict decodes it; such a model still takes rows of waveform values as JSON or CSV;
 - texts, for a text classifier: JSON {"texts": ["…", …]};
 - a graph, for a graph network: JSON {"x": [[…], …], "edge_index": [[sources], [targets]]} with "batch" (to
   classify graphs), "edge_weight" or "pairs" (to score node pairs) where the model reads them, or the .npz file
@@ -31,6 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from udlc.errors import SpecError, UdlcError
+from udlc.runtime.audio import ClipTooLong, is_sound_model, read_upload
 from udlc.runtime.http.limits import HttpError, Limits, json_object, read_body, too_large
 from udlc.runtime.http.models import Served
 from udlc.runtime.nodes import EdgeScores
@@ -43,6 +47,7 @@ CSV = "text/csv"
 NPY, PNG = "application/x-npy", "image/png"
 MAX_STEPS = 10_000  # a diffusion sampler's steps in one request
 GRAPH_ARRAYS = ("x", "edge_index", "batch", "edge_weight", "pairs")  # what a graph request's JSON may hold
+SOUND_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"ID3")  # how WAV, FLAC and Ogg files begin
 
 
 class _Body:
@@ -91,7 +96,17 @@ async def prepare(model: Served, request: Any, limits: Limits
     if is_picture_model(model.file.meta):
         picture, name = await _picture(request, content_type, limits, model.file.meta)
         return (lambda: reader.predict(picture[None].astype(np.float32))), name
+    sound = is_sound_model(model.file.meta)
+    if sound and content_type == "multipart/form-data":
+        data, name = await _form_file(request, limits, "curl -F sound=@clip.wav")
+        return _sound(model, data, name, limits), name
     body = await read_body(request, limits)
+    if sound and (content_type.startswith("audio/") or content_type == "application/octet-stream"
+                  or body.startswith(SOUND_MAGIC)):  # curl --data-binary @clip.wav sends a form's content type
+        return _sound(model, body, "(body)", limits), "(body)"
+    if sound and content_type != CSV and not body.lstrip().startswith(b"{"):  # rows of waveforms are JSON or CSV
+        raise HttpError(415, "send the sound file as the body (Content-Type: audio/wav, …) or as a form's file "
+                             "(curl -F sound=@clip.wav), or waveforms as JSON rows of values")
     id_column = request.query_params.get("id")
     if content_type == CSV:
         rows, lines = read_csv_rows(_Body(body, "the CSV body"))  # type: ignore[arg-type]
@@ -261,6 +276,24 @@ async def _picture(request: Any, content_type: str, limits: Limits, meta: dict[s
         return decode(upload, size, settings["channels"], settings["resize"]), name  # type: ignore[arg-type]
     except SpecError as e:
         raise UdlcError(e.message) from None
+
+
+def _sound(model: Served, data: bytes, name: str, limits: Limits) -> Callable[[], Predictions]:
+    """The uploaded sound file decoded as `udlc predict` decodes a file (udlc.runtime.audio), on the worker thread:
+    resampling a long clip takes a while. It may decode to as many values as a 16-bit WAV within the body's limit
+    holds, so a small compressed file cannot unpack to an hour of sound."""
+    most = limits.body_bytes // 2
+
+    def run() -> Predictions:
+        try:
+            clip = read_upload(model.file.meta, data, name, most)
+        except ClipTooLong as e:
+            raise too_large(f"the sound file {name} ({e.seconds:.1f} s: {e.values:,} values decoded)", most,
+                            "values (a 16-bit WAV of the body's limit)", "--max-body-mb",
+                            "send a shorter clip") from None
+        return model.reader.predict(clip)
+
+    return run
 
 
 async def _form_file(request: Any, limits: Limits, example: str) -> tuple[bytes, str]:

@@ -3,11 +3,11 @@ served files' metadata (Starlette, unlike FastAPI, writes none), and a page that
 
 Per model: its friendly route with the body its kind reads — rows whose properties are the file's feature columns
 (a categorical column's categories as an enum, a column trained with `missing: mean` nullable), or values by
-position where the file names no columns, a CSV body, texts, a picture upload, a prompt and generate's options
-bounded as this server bounds them, sample's options, a graph — what it answers (classes with their probabilities,
-values named as predict names them, …) and an example request made from the metadata; and the Open Inference
-Protocol's routes with the graph's own inputs (names, datatypes, shapes). udlc.runtime.http.docs shows it as a
-page (`/docs`).
+position where the file names no columns, a CSV body, texts, a picture or sound file upload, a prompt and
+generate's options bounded as this server bounds them, sample's options, a graph — what it answers (classes with
+their probabilities, values named as predict names them, …) and an example request made from the metadata; and
+the Open Inference Protocol's routes with the graph's own inputs (names, datatypes, shapes).
+udlc.runtime.http.docs shows it as a page (`/docs`).
 
 `form_of` and `columns` say what a model's friendly route reads: the page at `/` builds its forms from them too.
 """
@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from udlc.runtime.generate import Asked
+from udlc.runtime.audio import is_sound_model
 from udlc.runtime.http import oip
 from udlc.runtime.http.friendly import CSV, MAX_STEPS, NPY, PNG
 from udlc.runtime.http.generating import EVENTS, MAX_BEAM
@@ -43,13 +44,16 @@ class Column:
 
 def form_of(model: Served) -> str | None:
     """What the model's friendly route reads: "rows" (keyed by column), "values" (by position: the file names no
-    columns), "picture", "texts", "prompt", "draws" or "graph"; None where this server mounts no friendly route."""
+    columns), "picture", "sound", "texts", "prompt", "draws" or "graph"; None where this server mounts no friendly
+    route."""
     if model.route is None:
         return None
     if model.kind.takes != "samples":
         return model.kind.takes
     if is_picture_model(model.file.meta):
         return "picture"
+    if is_sound_model(model.file.meta):
+        return "sound"
     return "rows" if model.reader.columns else "values"
 
 
@@ -163,6 +167,15 @@ def _friendly(model: Served, form: str, limits: Limits) -> dict[str, Any]:
         return _op(summary, body, {JSON: _answers(model, picture=True), **csv_answer},
                    f"A picture, decoded and resized to {size['size'][0]}×{size['size'][1]} ({size['channels']} "
                    f"channel(s)) as `udlc predict` does; at most {limits.pixels:,} pixels.")
+    if form == "sound":
+        clip = json.loads(model.file.meta["audio"])
+        upload = {"type": "string", "contentMediaType": "audio/*"}
+        body = {"multipart/form-data": {"schema": _object(sound=upload), "example": {"sound": "clip.wav"}},
+                "audio/*": {"schema": upload}}
+        return _op(summary, body, {JSON: _answers(model, picture=True), **csv_answer},
+                   f"A sound file (WAV, FLAC, OGG), decoded as `udlc predict` does: mixed to mono, resampled to "
+                   f"{clip['sample_rate']} Hz and cut or padded ({clip['crop']}) to {clip['duration']:g} s; at most "
+                   f"{limits.body_bytes // 2:,} values (frames × channels) decoded.")
     if form == "texts":
         texts = {**rows, "items": {"type": "string", "minLength": 1}}
         body = {JSON: {"schema": _object(texts=texts), "example": {"texts": ["an example text"]}}}

@@ -1,8 +1,8 @@
 """`GET /`: a page to try each served model in a browser. Per model, what its friendly route reads — a form of
-its feature columns, a drop zone for a picture, a box for a text, a prompt whose continuation streams in token by
-token, a button that draws samples — sent by the page's script to that route, and the answer shown: class
-probabilities as bars, values as a list, samples as the PNG the route draws. A graph model (its input is a file
-of arrays) is listed with its routes.
+its feature columns, a drop zone for a picture or a sound file, a box for a text, a prompt whose continuation
+streams in token by token, a button that draws samples — sent by the page's script to that route, and the answer
+shown: class probabilities as bars, values as a list, samples as the PNG the route draws. A graph model (its
+input is a file of arrays) is listed with its routes.
 
 The page is one HTML string, built once from the files' metadata when the app is built (the models served do not
 change while it runs): its style and script are inline, nothing is built or fetched from elsewhere, and its
@@ -75,6 +75,11 @@ def _form(model: Served) -> str:
         return (f'<form data-route="{route}" data-takes="picture"><label class="drop">'
                 '<input name="picture" type="file" accept="image/*"><img class="preview" alt="">'
                 '<span>Drop a picture here, or choose one</span></label><button>Predict</button></form>')
+    if form == "sound":  # the picture's drop zone, without its preview
+        return (f'<form data-route="{route}" data-takes="sound"><label class="drop">'
+                '<input name="sound" type="file" accept="audio/*,.wav,.flac,.ogg">'
+                '<span>Drop a sound file (WAV, FLAC, OGG) here, or choose one</span></label>'
+                '<button>Predict</button></form>')
     if form == "rows":  # one field per column, a categorical one a choice of its categories
         fields = "".join(_field(column) for column in columns(model))
         return f'<form data-route="{route}" data-takes="rows"><div class="fields">{fields}</div>' \
@@ -153,11 +158,11 @@ const whole = (form, name) => parseInt(form.querySelector(`[name=${name}]`).valu
 // The request a form makes of its model's route, by what the route reads.
 function request(form) {
   const takes = form.dataset.takes, field = name => form.querySelector(`[name=${name}]`);
-  if (takes === "picture") {
-    const file = field("picture").files[0];
-    if (!file) throw new Error("choose a picture first");
+  if (takes === "picture" || takes === "sound") {
+    const file = field(takes).files[0];
+    if (!file) throw new Error(takes === "sound" ? "choose a sound file first" : "choose a picture first");
     const data = new FormData();
-    data.append("picture", file);
+    data.append(takes, file);
     return {body: data};
   }
   if (takes === "texts") return asJson({texts: [field("text").value]});
@@ -265,13 +270,15 @@ async function ask(form) {
 for (const form of document.querySelectorAll("form[data-route]")) {
   form.addEventListener("submit", event => { event.preventDefault(); ask(form); });
 }
-// A picture is asked about as soon as it is chosen or dropped; the drop zone shows it.
+// A picture or sound file is asked about as soon as it is chosen or dropped; the drop zone shows a picture.
 for (const zone of document.querySelectorAll(".drop")) {
   const input = zone.querySelector("input"), preview = zone.querySelector(".preview");
   input.addEventListener("change", () => {
     if (!input.files.length) return;
-    if (preview.src) URL.revokeObjectURL(preview.src);
-    preview.src = URL.createObjectURL(input.files[0]);
+    if (preview) {
+      if (preview.src) URL.revokeObjectURL(preview.src);
+      preview.src = URL.createObjectURL(input.files[0]);
+    }
     zone.closest("form").requestSubmit();
   });
   zone.addEventListener("dragover", event => { event.preventDefault(); zone.classList.add("over"); });
