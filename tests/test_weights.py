@@ -237,16 +237,18 @@ def test_a_wrong_init_is_refused_at_its_line(tmp_path: Path, init: dict, key: st
     assert e.span.line == line_of(spec, f"{key}:") and words in e.message, e.headline()
 
 
-def test_a_shape_that_does_not_fit_is_refused_at_the_rules_line_when_training_starts(tmp_path: Path,
-                                                                                      one_torch_thread) -> None:
-    """The network's tensor shapes come from the built modules: checked when loading (before the run folder is
-    made), at the rule's line."""
+def test_a_shape_that_does_not_fit_is_refused_at_the_rules_line_by_check_and_when_training_starts(
+        tmp_path: Path, one_torch_thread) -> None:
+    """`udlc check` refuses it from the layer registry's `tensors` rules (tests/test_layer_tensors.py); loading checks
+    it again against the built modules (before the run folder is made), at the same rule's line."""
     from udlc.compiler.lower import lower
+    from udlc.compiler.pipeline import resolve_spec
     from udlc.trainer.run import start_weights
 
     spec = spec_with_map(tmp_path, '  - {from: "net.0.weight", to: "linear_1.weight"}\n')
-    assert not check_errors(spec)
-    compiled = compile_spec(spec)
+    (checked,) = check_errors(spec)
+    assert checked.span.line == 3 and "linear_1.weight is (10, 32) in network model" in checked.message
+    compiled = resolve_spec(spec)
     with pytest.raises(SpecErrors) as info:
         start_weights({"model": lower(compiled.graph, seed=0)}, compiled, None)
     (e,) = info.value.errors

@@ -90,7 +90,7 @@ def loaded(name: str, reference, folder: Path):
     return ours
 
 
-@pytest.mark.slow
+@pytest.mark.long  # full-width reference models from transformers: seconds each (CI runs this tier)
 def test_gpt2_logits_equal_transformers_gpt2(tmp_path: Path) -> None:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -107,7 +107,7 @@ def test_gpt2_logits_equal_transformers_gpt2(tmp_path: Path) -> None:
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
 
 
-@pytest.mark.slow
+@pytest.mark.long  # full-width reference models from transformers: seconds each (CI runs this tier)
 def test_bert_base_logits_equal_transformers_bert_for_masked_lm(tmp_path: Path) -> None:
     import torch
     from transformers import BertConfig, BertForMaskedLM
@@ -124,7 +124,7 @@ def test_bert_base_logits_equal_transformers_bert_for_masked_lm(tmp_path: Path) 
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
 
 
-@pytest.mark.slow
+@pytest.mark.long  # full-width reference models from transformers: seconds each (CI runs this tier)
 def test_vit_b_16_logits_equal_transformers_vit(tmp_path: Path) -> None:
     import torch
     from transformers import ViTConfig, ViTForImageClassification
@@ -139,7 +139,7 @@ def test_vit_b_16_logits_equal_transformers_vit(tmp_path: Path) -> None:
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
 
 
-@pytest.mark.slow
+@pytest.mark.long  # full-width reference models from transformers: seconds each (CI runs this tier)
 def test_vit_b_16_loads_timm_names_through_its_timm_mapping(tmp_path: Path) -> None:
     """timm's names for the same ViT (timm is not installed here): transformers' weights renamed as timm's own
     conversion does (one `attn.qkv`: q, k, v stacked along dim 0), saved, loaded through vit_b_16.timm.map.yaml."""
@@ -188,7 +188,7 @@ def test_t5_small_count_is_t5s_architecture_term_by_term() -> None:
     assert [n.op for n in graph.nodes.values()].count("relative_position_bias") == 2
 
 
-@pytest.mark.slow
+@pytest.mark.long  # full-width reference models from transformers: seconds each (CI runs this tier)
 def test_t5_small_logits_equal_transformers_t5(tmp_path: Path) -> None:
     import torch
     from transformers import T5Config, T5ForConditionalGeneration

@@ -33,19 +33,10 @@ def encode_pair(tokenizer: Any, first: str, second: str, limit: int) -> tuple[np
 def read_pair_csv(path: Path, columns: list[str], target: str | int | None) -> tuple[list[tuple[str, str]], list[str]]:
     """A CSV's two text columns as pairs and its label column (by name; default the last column). A missing
     column or an empty cell is a SpecError naming the column, or the file's line."""
-    import csv
-
+    from udlc.data.text import csv_table
     from udlc.errors import did_you_mean
 
-    if not path.is_file():
-        raise SpecError(f"no file {path.name} (looked in {path.parent.resolve()})", path="data.source",
-                        hint="paths are relative to the spec's folder")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [(reader.line_num, row) for reader in [csv.reader(f)] for row in reader if any(c.strip() for c in row)]
-    if not rows:
-        raise SpecError(f"{path.name} is empty; a CSV needs a header row", path="data.source")
-    (_, header), body = rows[0], rows[1:]
-    header = [h.strip() for h in header]
+    header, body = csv_table(path)
     wanted = [("text", i, name) for i, name in enumerate(columns)] + [("target", None, header[-1] if target is None
                                                                         else target)]
     at = []

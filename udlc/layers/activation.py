@@ -130,7 +130,8 @@ def prelu_shape(cfg: PReLU, x: Shape) -> Shape:
 
 
 register(PReLU, shape=prelu_shape, build=build_activation, flops=elementwise_flops, params=prelu_params,
-         main_arg="slope", reads=EACH, samples=[({}, ((6,),)), ({"per_channel": True, "slope": 0.1}, ((3, 4, 4),))])
+         main_arg="slope", reads=EACH, tensors=lambda cfg, x: {"weight": (prelu_params(cfg, x),)},
+         samples=[({}, ((6,),)), ({"per_channel": True, "slope": 0.1}, ((3, 4, 4),))])
 
 
 class Softmax(LayerConfig):

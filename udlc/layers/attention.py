@@ -176,6 +176,20 @@ def attention_params(cfg: AttentionConfig, *inputs: Shape) -> int:
     return weights + (d + 2 * kv if cfg.bias else 0) + (d if out_bias else 0)
 
 
+def attention_tensors(cfg: AttentionConfig, *inputs: Shape) -> dict[str, tuple[int, ...]]:
+    x, memory, _ = roles(cfg, inputs)
+    d, kv = x[-1], kv_width(cfg, x[-1])
+    out_bias = cfg.bias if cfg.out_bias is None else cfg.out_bias
+    rows = {"q": (d, d, cfg.bias), "k": (kv, memory[-1], cfg.bias), "v": (kv, memory[-1], cfg.bias),
+            "out": (d, d, out_bias)}
+    tensors = {}
+    for name, (out, into, bias) in rows.items():
+        tensors[f"{name}.weight"] = (out, into)
+        if bias:
+            tensors[f"{name}.bias"] = (out,)
+    return tensors
+
+
 def attention_flops(cfg: AttentionConfig, *inputs: Shape) -> int:
     # The four projections (linear: 2 per multiply-add), then scores q·k and weights·v: each T x S x d
     # multiply-adds over all heads — what FlopCounterMode counts for SDPA (torch counts causal attention in
@@ -248,5 +262,5 @@ for _config, _samples in _SAMPLES.items():
     register(_config, shape=attention_shape, build=build_attention, params=attention_params, flops=attention_flops,
              main_arg="num_heads", arity=1 + _kind.cross + _kind.biased + _kind.masked,
              dtype=attention_dtype, outputs=weights_outputs if _kind.weights else None, samples=_samples,
-             reads=attention_reads,
+             reads=attention_reads, tensors=attention_tensors,
              sample_dtypes=("float32",) * (1 + _kind.cross + _kind.biased) + ("bool",) if _kind.masked else ())

@@ -180,6 +180,17 @@ def bins(cfg: Transform) -> int:
     return cfg.n_mfcc if isinstance(cfg, Mfcc) else cfg.n_mels
 
 
+def transform_tensors(cfg: Transform, x: Shape) -> dict[str, tuple[int, ...]]:
+    """The fixed bases the module saves as buffers: the DFT's cosines and sines, the mel bank, the DCT."""
+    freqs = cfg.n_fft // 2 + 1
+    tensors = {"basis": (2 * freqs, 1, cfg.n_fft)}
+    if not isinstance(cfg, Spectrogram):
+        tensors["mel"] = (cfg.n_mels, freqs)
+    if isinstance(cfg, Mfcc):
+        tensors["dct"] = (cfg.n_mfcc, cfg.n_mels)
+    return tensors
+
+
 def frames(cfg: Transform, x: Shape) -> int:
     expect_rank("", x, (2,), "a waveform (channels, samples)",
                 "add `reshape: [1, -1]` before it" if len(x) == 1 else None)
@@ -219,21 +230,25 @@ def build_transform(cfg: Transform, x: Shape):
 # The registry's tests run a symbolic length (T) at sizes of their choice, down to 9 samples: those samples take
 # hop 1, so that their frames (T - n_fft + 1, or T + 1 centred) have a name at every size.
 _TONE = ((1, 1600),)
-register(Spectrogram, shape=transform_shape, build=build_transform, flops=transform_flops, main_arg="n_fft",
+register(Spectrogram, shape=transform_shape, build=build_transform, flops=transform_flops, tensors=transform_tensors,
+         main_arg="n_fft",
          samples=[({"n_fft": 64, "hop_length": 16}, _TONE),
                   ({"n_fft": 32, "hop_length": 8, "win_length": 24, "window": "hamming", "power": 1.0,
                     "pad_mode": "constant"}, ((2, 300),)),
                   ({"n_fft": 4, "hop_length": 1, "center": False, "window": "rectangular"}, ((1, "T"),)),
                   ({"n_fft": 8, "hop_length": 1}, ((1, "T"),))])
-register(MelSpectrogram, shape=transform_shape, build=build_transform, flops=transform_flops, main_arg="n_mels",
+register(MelSpectrogram, shape=transform_shape, build=build_transform, flops=transform_flops, tensors=transform_tensors,
+         main_arg="n_mels",
          samples=[({"sample_rate": 8000, "n_fft": 256, "hop_length": 64, "n_mels": 20}, _TONE),
                   ({"sample_rate": 16000, "n_fft": 128, "n_mels": 8, "f_min": 100, "f_max": 6000, "htk": True,
                     "norm": None, "center": False, "window": "blackman", "power": 1.0}, ((2, 700),))])
-register(LogMelSpectrogram, shape=transform_shape, build=build_transform, flops=transform_flops, main_arg="n_mels",
+register(LogMelSpectrogram, shape=transform_shape, build=build_transform, flops=transform_flops,
+         tensors=transform_tensors, main_arg="n_mels",
          samples=[({"sample_rate": 8000, "n_fft": 256, "hop_length": 64, "n_mels": 20}, _TONE),
                   ({"sample_rate": 16000, "n_fft": 200, "hop_length": 80, "n_mels": 16, "top_db": None,
                     "pad_mode": "constant"}, ((1, 900),))])
-register(Mfcc, shape=transform_shape, build=build_transform, flops=transform_flops, main_arg="n_mfcc",
+register(Mfcc, shape=transform_shape, build=build_transform, flops=transform_flops, tensors=transform_tensors,
+         main_arg="n_mfcc",
          samples=[({"sample_rate": 8000, "n_fft": 256, "hop_length": 64, "n_mels": 20, "n_mfcc": 13}, _TONE),
                   ({"sample_rate": 16000, "n_fft": 200, "hop_length": 100, "n_mels": 24, "top_db": 60}, ((1, 1000),))])
 

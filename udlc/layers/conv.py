@@ -121,6 +121,11 @@ def conv_flops(cfg: Conv, x: Shape) -> int:
     return 2 * numel(conv_shape(cfg, x)) * (x[0] // cfg.groups) * numel(k)
 
 
+def conv_tensors(cfg: Conv, x: Shape) -> dict[str, tuple[int, ...]]:
+    k = per_axis(cfg.kernel_size, cfg.rank)
+    return {"weight": (cfg.out_channels, x[0] // cfg.groups, *k), **({"bias": (cfg.out_channels,)} if cfg.bias else {})}
+
+
 def build_conv(cfg: Conv, x: Shape):
     from torch import nn
 
@@ -130,15 +135,18 @@ def build_conv(cfg: Conv, x: Shape):
 
 
 register(Conv1d, shape=conv_shape, build=build_conv, params=conv_params, flops=conv_flops, main_arg="out_channels",
+         tensors=conv_tensors,
          samples=[({"out_channels": 8, "kernel_size": 3}, ((4, 16),)), ({"out_channels": 4, "kernel_size": 3}, ((2, "T"),)),
                   ({"out_channels": 6, "kernel_size": 5, "stride": 2, "padding": 2, "groups": 2, "bias": False}, ((4, 21),)),
                   ({"out_channels": 4, "kernel_size": 4, "padding": "same", "dilation": 2}, ((3, 10),))])
 register(Conv2d, shape=conv_shape, build=build_conv, params=conv_params, flops=conv_flops, main_arg="out_channels",
+         tensors=conv_tensors,
          samples=[({"out_channels": 8, "kernel_size": 3, "padding": 1}, ((3, 8, 8),)),
                   ({"out_channels": 6, "kernel_size": [3, 1], "stride": 2, "padding": [1, 0], "bias": False}, ((2, 9, 7),)),
                   ({"out_channels": 8, "kernel_size": 3, "padding": "same", "groups": 4}, ((4, 6, 5),)),
                   ({"out_channels": 2, "kernel_size": 2, "padding": "valid", "dilation": [2, 1]}, ((3, 7, 7),))])
 register(Conv3d, shape=conv_shape, build=build_conv, params=conv_params, flops=conv_flops, main_arg="out_channels",
+         tensors=conv_tensors,
          samples=[({"out_channels": 4, "kernel_size": 3, "padding": 1}, ((2, 4, 6, 6),)),
                   ({"out_channels": 4, "kernel_size": [1, 3, 3], "stride": [1, 2, 2], "groups": 2, "bias": False},
                    ((2, 3, 7, 7),))])
@@ -187,6 +195,11 @@ def conv_transpose_flops(cfg: ConvTranspose2d, x: Shape) -> int:
     return 2 * numel(x) * (cfg.out_channels // cfg.groups) * numel(per_axis(cfg.kernel_size, 2))
 
 
+def conv_transpose_tensors(cfg: ConvTranspose2d, x: Shape) -> dict[str, tuple[int, ...]]:
+    return {"weight": (x[0], cfg.out_channels // cfg.groups, *per_axis(cfg.kernel_size, 2)),
+            **({"bias": (cfg.out_channels,)} if cfg.bias else {})}
+
+
 def build_conv_transpose(cfg: ConvTranspose2d, x: Shape):
     from torch import nn
 
@@ -195,7 +208,7 @@ def build_conv_transpose(cfg: ConvTranspose2d, x: Shape):
 
 
 register(ConvTranspose2d, shape=conv_transpose_shape, build=build_conv_transpose, params=conv_transpose_params,
-         flops=conv_transpose_flops, main_arg="out_channels",
+         flops=conv_transpose_flops, main_arg="out_channels", tensors=conv_transpose_tensors,
          samples=[({"out_channels": 4, "kernel_size": 2, "stride": 2}, ((6, 5, 5),)),
                   ({"out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1, "groups": 2,
                     "bias": False}, ((4, 4, 3),)),

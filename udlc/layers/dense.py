@@ -45,8 +45,12 @@ def build_linear(cfg: Linear, x: Shape):
     return nn.Linear(x[-1], cfg.out_features, bias=cfg.bias)
 
 
+def linear_tensors(cfg: Linear, x: Shape) -> dict[str, tuple[int, ...]]:
+    return {"weight": (cfg.out_features, x[-1]), **({"bias": (cfg.out_features,)} if cfg.bias else {})}
+
+
 register(Linear, shape=linear_shape, build=build_linear, params=linear_params, flops=linear_flops, main_arg="out_features",
-         reads=EACH,
+         reads=EACH, tensors=linear_tensors,
          samples=[({"out_features": 7}, ((5,),)), ({"out_features": 3, "bias": False}, ((4, 6),)),
                   ({"out_features": 5}, (("T", 6),))])
 

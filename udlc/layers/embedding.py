@@ -67,6 +67,7 @@ def build_embedding(cfg: Embedding, x: Shape):
 
 register(Embedding, shape=embedding_shape, build=build_embedding, params=embedding_params, flops=embedding_flops,
          main_arg="embedding_dim", dtype=token_ids, sample_dtypes=("int64",), reads=EACH,
+         tensors=lambda cfg, x: {"weight": (cfg.num_embeddings, cfg.embedding_dim)},
          samples=[({"embedding_dim": 8, "num_embeddings": 11}, (("T",),)),
                   ({"embedding_dim": 5, "num_embeddings": 3, "padding_idx": 0}, ((4, 3),))])
 
@@ -107,5 +108,7 @@ def build_patch_embed(cfg: PatchEmbed, x: Shape):
 
 register(PatchEmbed, shape=patch_embed_shape, build=build_patch_embed, params=patch_embed_params,
          flops=patch_embed_flops, main_arg="embed_dim",
+         tensors=lambda cfg, x: {"proj.weight": (cfg.embed_dim, x[0], cfg.patch_size, cfg.patch_size),
+                                 "proj.bias": (cfg.embed_dim,)},
          samples=[({"embed_dim": 16, "patch_size": 2}, ((3, 8, 8),)),
                   ({"embed_dim": 5, "patch_size": 3}, ((2, 12, 6),))])

@@ -100,6 +100,21 @@ def graph_params(cfg: LayerConfig, x: Shape, *rest: Shape) -> int:
     return f * hidden + hidden + hidden * out + out + cfg.train_eps
 
 
+def graph_tensors(cfg: LayerConfig, x: Shape, *rest: Shape) -> dict[str, tuple[int, ...]]:
+    f, out = x[-1], cfg.out_features
+    bias = {"bias": (width(cfg),)} if getattr(cfg, "bias", False) else {}
+    if isinstance(cfg, GCNConv):
+        return {**bias, "lin.weight": (out, f)}
+    if isinstance(cfg, GATConv):
+        return {"att_src": (1, cfg.heads, out), "att_dst": (1, cfg.heads, out), **bias,
+                "lin.weight": (cfg.heads * out, f)}
+    if isinstance(cfg, SAGEConv):
+        return {"lin_l.weight": (out, f), **({"lin_l.bias": (out,)} if cfg.bias else {}), "lin_r.weight": (out, f)}
+    hidden = cfg.hidden or out  # gin_conv: eps is a buffer unless train_eps makes it a parameter; either is saved
+    return {"eps": (1,), "mlp.0.weight": (hidden, f), "mlp.0.bias": (hidden,), "mlp.2.weight": (out, hidden),
+            "mlp.2.bias": (out,)}
+
+
 def graph_flops(cfg: LayerConfig, x: Shape, edges: Shape, *weight: Shape) -> int:
     """The node transforms' matmuls (a multiply-add counting 2), as FlopCounterMode counts a layer with
     matmuls; the messages along edges are gathers and sums it does not count."""
@@ -128,6 +143,7 @@ for _config, _extra in ((GCNConv, [({"out_features": 4, "bias": False}, GRAPH)])
                         (GINConv, [({"out_features": 4, "hidden": 7, "train_eps": True}, GRAPH)])):
     register(_config, shape=graph_shape, build=build_graph_layer, params=graph_params, flops=graph_flops,
              main_arg="out_features", arity=None, dtype=graph_dtype, sample_dtypes=("float32", "int64"),
+             tensors=graph_tensors,
              samples=[({"out_features": 5}, GRAPH)] + _extra)
 
 

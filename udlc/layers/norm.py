@@ -38,6 +38,11 @@ def batchnorm_params(cfg: BatchNorm1d | BatchNorm2d, x: Shape) -> int:
     return 2 * x[0] if cfg.affine else 0  # weight and bias; the running statistics are buffers
 
 
+def batchnorm_tensors(cfg: BatchNorm1d | BatchNorm2d, x: Shape) -> dict[str, tuple[int, ...]]:
+    affine = {"weight": (x[0],), "bias": (x[0],)} if cfg.affine else {}
+    return {**affine, "running_mean": (x[0],), "running_var": (x[0],), "num_batches_tracked": ()}
+
+
 def build_batchnorm(cfg: BatchNorm1d | BatchNorm2d, x: Shape):
     from torch import nn
 
@@ -46,8 +51,10 @@ def build_batchnorm(cfg: BatchNorm1d | BatchNorm2d, x: Shape):
 
 
 register(BatchNorm1d, shape=batchnorm_shape, build=build_batchnorm, params=batchnorm_params, flops=norm_flops,
+         tensors=batchnorm_tensors,
          samples=[({}, ((6,),)), ({"eps": 1e-3, "momentum": 0.01, "affine": False}, ((4, 9),))])
 register(BatchNorm2d, shape=batchnorm_shape, build=build_batchnorm, params=batchnorm_params, flops=norm_flops,
+         tensors=batchnorm_tensors,
          samples=[({}, ((3, 5, 5),)), ({"eps": 1e-3, "affine": False}, ((2, 4, 6),))])
 
 
@@ -82,6 +89,8 @@ def build_layernorm(cfg: LayerNorm, x: Shape):
 # Position-wise when it normalizes each position's features alone (dims 1 of (T, features)).
 register(LayerNorm, shape=layernorm_shape, build=build_layernorm, params=layernorm_params, flops=norm_flops,
          main_arg="dims", reads=lambda cfg: EACH if cfg.dims == 1 else ALL,
+         tensors=lambda cfg, x: ({"weight": x[-cfg.dims:], **({"bias": x[-cfg.dims:]} if cfg.bias else {})}
+                                 if cfg.elementwise_affine else {}),
          samples=[({}, ((7,),)), ({"dims": 2, "bias": False}, ((3, 4, 5),)),
                   ({"eps": 1e-6, "elementwise_affine": False}, ((5, 6),)), ({}, (("T", 8),))])
 
@@ -108,6 +117,7 @@ def build_layernorm2d(cfg: LayerNorm2d, x: Shape):
 
 register(LayerNorm2d, shape=layernorm2d_shape, build=build_layernorm2d, flops=norm_flops,
          params=lambda cfg, x: 2 * x[0] if cfg.elementwise_affine else 0,
+         tensors=lambda cfg, x: {"weight": (x[0],), "bias": (x[0],)} if cfg.elementwise_affine else {},
          samples=[({}, ((4, 3, 5),)), ({"eps": 1e-5, "elementwise_affine": False}, ((2, 4, 4),))])
 
 
@@ -134,6 +144,7 @@ def build_rmsnorm(cfg: RMSNorm, x: Shape):
 
 register(RMSNorm, shape=rmsnorm_shape, build=build_rmsnorm, flops=norm_flops, reads=EACH,
          params=lambda cfg, x: x[-1] if cfg.elementwise_affine else 0,
+         tensors=lambda cfg, x: {"weight": (x[-1],)} if cfg.elementwise_affine else {},
          samples=[({}, (("T", 8),)), ({"eps": 1e-5, "elementwise_affine": False}, ((3, 4, 5),))])
 
 
@@ -164,5 +175,5 @@ def build_groupnorm(cfg: GroupNorm, x: Shape):
 
 
 register(GroupNorm, shape=groupnorm_shape, build=build_groupnorm, params=groupnorm_params, flops=norm_flops,
-         main_arg="num_groups",
+         main_arg="num_groups", tensors=lambda cfg, x: {"weight": (x[0],), "bias": (x[0],)} if cfg.affine else {},
          samples=[({"num_groups": 2}, ((4, 5, 5),)), ({"num_groups": 3, "eps": 1e-3, "affine": False}, ((6, 7),))])

@@ -58,4 +58,5 @@ register(SinusoidalPositions, shape=positions_shape, build=build_positions, flop
          samples=[({}, (("T", 16),)), ({"max_len": 64}, ((10, 7),))])
 register(LearnedPositions, shape=positions_shape, build=build_positions, params=learned_params, flops=add_flops,
          bounds=positions_bounds, positions_table="weight", reads=EACH,
+         tensors=lambda cfg, x: {"weight": (cfg.max_len, x[-1])},
          main_arg="max_len", samples=[({"max_len": 200}, (("T", 8),)), ({}, ((12, 5),))])

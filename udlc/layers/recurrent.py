@@ -84,6 +84,17 @@ def recurrent_flops(cfg: _Recurrent, x: Shape) -> int:
     return directions(cfg) * sum(2 * gates * hidden * (width + hidden) * x[0] for width in layer_inputs(cfg, x))
 
 
+def recurrent_tensors(cfg: _Recurrent, x: Shape) -> dict[str, tuple[int, ...]]:
+    rows, hidden = GATES[cfg.type] * cfg.hidden_size, cfg.hidden_size
+    tensors = {}
+    for layer, width in enumerate(layer_inputs(cfg, x)):
+        for suffix in ("", "_reverse")[: directions(cfg)]:
+            tensors |= {f"weight_ih_l{layer}{suffix}": (rows, width), f"weight_hh_l{layer}{suffix}": (rows, hidden)}
+            if cfg.bias:
+                tensors |= {f"bias_ih_l{layer}{suffix}": (rows,), f"bias_hh_l{layer}{suffix}": (rows,)}
+    return tensors
+
+
 def build_recurrent(cfg: _Recurrent, x: Shape):
     from udlc.layers.modules.recurrent import GRU, LSTM, RNN
 
@@ -103,6 +114,7 @@ for _config, _extra in ((Rnn, {"nonlinearity": "relu"}), (Lstm, {}), (Gru, {})):
     # left to right, `out` at t has read the steps up to t; a bidirectional layer's backward half reads them all
     register(_config, shape=recurrent_shape, build=build_recurrent, params=recurrent_params, flops=recurrent_flops,
              main_arg="hidden_size", outputs=recurrent_names, samples=recurrent_samples(**_extra),
+             tensors=recurrent_tensors,
              reads=lambda cfg: ALL if cfg.bidirectional else EARLIER)
 
 
@@ -150,6 +162,12 @@ def cell_flops(cfg: _Cell, x: Shape) -> int:
     return 2 * gates * hidden * (x[-1] + hidden) * x[0]
 
 
+def cell_tensors(cfg: _Cell, x: Shape) -> dict[str, tuple[int, ...]]:
+    rows = GATES[cell_kind(cfg)] * cfg.hidden_size
+    biases = {"bias_ih": (rows,), "bias_hh": (rows,)} if cfg.bias else {}
+    return {"weight_ih": (rows, x[-1]), "weight_hh": (rows, cfg.hidden_size), **biases}
+
+
 def build_cell(cfg: _Cell, x: Shape):
     from udlc.layers.modules.recurrent import GRUCell, LSTMCell
 
@@ -158,7 +176,7 @@ def build_cell(cfg: _Cell, x: Shape):
 
 for _config in (LstmCell, GruCell):
     register(_config, shape=cell_shape, build=build_cell, params=cell_params, flops=cell_flops,
-             main_arg="hidden_size", outputs=cell_names, reads=EARLIER,
+             main_arg="hidden_size", outputs=cell_names, reads=EARLIER, tensors=cell_tensors,
              samples=[({"hidden_size": 5}, (("T", 3),)), ({"hidden_size": 4, "bias": False}, ((6, 2),))])
 
 

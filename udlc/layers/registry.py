@@ -96,6 +96,10 @@ class LayerType:
     # The attribute of the built module holding a table of absolute positions, row p added to position p: cached
     # decoding adds its rows from the first new position on.
     positions_table: str | None = None
+    # (cfg, *input_shapes) -> {state-dict name within the node's module: shape} for every parameter and persistent
+    # buffer the built module has, so `udlc check` knows a network's tensors without torch (udlc.compiler.tensors);
+    # None for a layer whose module holds none.
+    tensors: Callable[..., dict[str, tuple[int, ...]]] | None = None
 
     def reads_of(self, cfg: Any, arity: int) -> tuple[str, ...]:
         """The word for each of a node's `arity` inputs."""
@@ -194,6 +198,7 @@ def register(
     bounds: Callable[..., dict[str, int]] | None = None,
     reads: str | tuple[str, ...] | Callable[[Any], str | tuple[str, ...]] = ALL,
     positions_table: str | None = None,
+    tensors: Callable[..., dict[str, tuple[int, ...]]] | None = None,
 ) -> None:
     name = config.model_fields["type"].default
     if name in REGISTRY.loaded():
@@ -213,7 +218,7 @@ def register(
     if FAMILY_OF.get(name) != family and config.__module__.startswith("udlc.layers."):
         raise ValueError(f"{name}: add it to FAMILIES['{family}'] in udlc/layers/registry.py, so a lookup finds it")
     REGISTRY.add(LayerType(name, config, shape, build, params, flops, main_arg, arity, dtype, outputs,
-                           tuple(samples), tuple(sample_dtypes), bounds, reads, positions_table))
+                           tuple(samples), tuple(sample_dtypes), bounds, reads, positions_table, tensors))
 
 
 def random_input(shape: tuple[int, ...], dtype: str, generator: Any = None) -> Any:

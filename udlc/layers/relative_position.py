@@ -78,6 +78,7 @@ def build_bias(cfg: RelativePositionBias, x: Shape):
 
 register(RelativePositionBias, shape=bias_shape, build=build_bias, params=bias_params, flops=bias_flops,
          main_arg="num_heads", dtype=any_dtype, sample_dtypes=("int64",), reads=SHAPE,
+         tensors=lambda cfg, x: {"weight": (cfg.num_buckets, cfg.num_heads)},
          samples=[({"num_heads": 2, "num_buckets": 8, "max_distance": 6}, (("T",),)),
                   ({"num_heads": 3, "num_buckets": 6, "max_distance": 5, "bidirectional": False}, (("T",),)),
                   ({"num_heads": 4}, ((7, 5),))])

@@ -57,4 +57,5 @@ register(Scale, shape=lambda cfg, x: x, build=build_scale, flops=lambda cfg, x: 
          samples=[({"factor": 0.5}, (("T", 6),)), ({"factor": -3.0}, ((4,),))])
 register(LayerScale, shape=layer_scale_shape, build=build_layer_scale, flops=lambda cfg, x: numel(x),
          params=lambda cfg, x: numel(gamma_shape(cfg, x)), main_arg="value", reads=EACH,
+         tensors=lambda cfg, x: {"gamma": gamma_shape(cfg, x)},
          samples=[({}, ((4, 3, 3),)), ({"value": 0.5, "axis": -1}, (("T", 6),))])

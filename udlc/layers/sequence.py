@@ -147,6 +147,7 @@ register(Select, shape=select_shape, build=build_select, main_arg="index",
          samples=[({"index": 0}, (("T", 4),)), ({"index": -1}, (("T", 4),)), ({"index": 2, "dim": -1}, ((3, 5),)),
                   ({"index": 1, "dim": 1}, (("T", 3, 4),))])
 register(ClsToken, shape=cls_token_shape, build=build_cls_token, params=lambda cfg, x: x[-1], flops=cls_token_flops,
+         tensors=lambda cfg, x: {"token": (x[-1],)},
          samples=[({}, (("T", 8),)), ({}, ((5, 3),))])
 register(Mean, shape=mean_shape, build=build_mean, flops=mean_flops, main_arg="dim",
          reads=lambda cfg: EACH if cfg.dim >= 1 else ALL,

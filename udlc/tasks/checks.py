@@ -85,3 +85,19 @@ def check_monitors(compiled: Compiled, logged: list[str]) -> list[SpecError]:
             hint = did_you_mean(name, logged) or one_of(logged)
         errors.append(SpecError(f"'{name}' is not logged", path=".".join(path), span=doc.span(path), hint=hint))
     return errors
+
+
+def windows_corpus(compiled: Any, specials: Any, context: int) -> Any:
+    """A corpus tokenized with a task's special tokens (udlc.data.specials), long enough for one window of
+    `context` tokens and the next; its errors at the spec's lines."""
+    from udlc.data.specials import load_special_corpus
+
+    try:
+        data = load_special_corpus(compiled.spec.data, compiled.base_dir, specials)
+    except SpecError as e:
+        raise located(e, compiled.doc) from None
+    if len(data.ids["train"]) <= context:
+        raise located(SpecError(f"the training text holds {len(data.ids['train'])} tokens, fewer than one window of "
+                                f"context {context} + 1", path="data.source",
+                                hint="give more text (max_chars), or a shorter context"), compiled.doc)
+    return data

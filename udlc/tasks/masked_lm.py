@@ -30,7 +30,7 @@ from pydantic import Field, PositiveInt
 from udlc.data.specials import BERT_SPECIALS
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
-from udlc.tasks.checks import check_sections, located
+from udlc.tasks.checks import check_sections, located, windows_corpus
 from udlc.tasks.fields import (check_fields, error, inputs_of, length_bound_errors, no_metrics, one_network,
                                output_node, tokenizer_file_errors)
 from udlc.tasks.language_model import embedding_errors
@@ -128,17 +128,7 @@ class MaskedLanguageModel(Task):
     # ---- train time -----------------------------------------------------------------------------------
 
     def load_data(self, compiled: Compiled) -> Any:
-        from udlc.data.specials import load_special_corpus
-
-        try:
-            data = load_special_corpus(compiled.spec.data, compiled.base_dir, BERT_SPECIALS)
-        except SpecError as e:
-            raise located(e, compiled.doc) from None
-        if len(data.ids["train"]) <= self.options.context:
-            raise located(SpecError(f"the training text holds {len(data.ids['train'])} tokens, fewer than one window "
-                                    f"of context {self.options.context} + 1", path="data.source",
-                                    hint="give more text (max_chars), or a shorter context"), compiled.doc)
-        return data
+        return windows_corpus(compiled, BERT_SPECIALS, self.options.context)
 
     def start(self, compiled: Compiled, data: Any, device: Any) -> MaskedState:
         from udlc.objectives.losses import make_loss

@@ -29,7 +29,7 @@ from pydantic import Field, PositiveInt
 from udlc.data.specials import SENTINELS, SPAN_SPECIALS
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
-from udlc.tasks.checks import located
+from udlc.tasks.checks import located, windows_corpus
 from udlc.tasks.fields import error, length_bound_errors, output_node, tokenizer_file_errors
 from udlc.tasks.language_model import embedding_errors
 from udlc.tasks.registry import register
@@ -107,17 +107,7 @@ class SpanCorruption(Seq2Seq):
     # ---- train time -----------------------------------------------------------------------------------
 
     def load_data(self, compiled: Compiled) -> Any:
-        from udlc.data.specials import load_special_corpus
-
-        try:
-            data = load_special_corpus(compiled.spec.data, compiled.base_dir, SPAN_SPECIALS)
-        except SpecError as e:
-            raise located(e, compiled.doc) from None
-        if len(data.ids["train"]) <= self.options.context:
-            raise located(SpecError(f"the training text holds {len(data.ids['train'])} tokens, fewer than one window "
-                                    f"of context {self.options.context} + 1", path="data.source",
-                                    hint="give more text (max_chars), or a shorter context"), compiled.doc)
-        return data
+        return windows_corpus(compiled, SPAN_SPECIALS, self.options.context)
 
     def start(self, compiled: Compiled, data: Any, device: Any) -> SpanState:
         from udlc.objectives.losses import make_loss

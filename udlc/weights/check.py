@@ -1,7 +1,8 @@
 """`init:` at `udlc check` time (no torch, no numpy): the weights exist, the mapping reads, every rule matches a
-tensor of the file's header and writes into a node of the network. The network's exact tensor names and shapes
-come from torch (the built modules), so the last step — each target a tensor of that shape — is checked when
-training starts, with the same errors at the same lines (udlc.weights.load)."""
+tensor of the file's header and writes into a tensor of the network, of the file tensor's shape (after transpose,
+split and reshape). The network's tensor names and shapes come from the layer registry's `tensors` rules
+(udlc.compiler.tensors); loading (udlc.weights.load) checks them again against the built modules, with the same
+errors at the same lines."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from udlc.errors import SpecError, SpecErrors, UdlcError, did_you_mean
 from udlc.weights.files import Names, Source, open_source, read_names
-from udlc.weights.mapping import Mapping, Plan, apply
+from udlc.weights.mapping import Mapping, Plan, apply, check_targets
 
 if TYPE_CHECKING:
     from udlc.compiler.pipeline import Compiled
@@ -101,12 +102,30 @@ def check_init(compiled: Compiled) -> list[SpecError]:
         for network in targets:
             file_names = run_names(names, network) if source.kind == "run" else names
             plan = apply(mapping, file_names)
-            errors += _against_nodes(plan, mapping, set(compiled.graphs[network].nodes), network, file_names, doc)
+            nodes = set(compiled.graphs[network].nodes)
+            errors += _against_nodes(plan, mapping, nodes, network, file_names, doc)
+            errors += _against_tensors(plan, mapping, nodes, compiled.graphs[network], network)
         return errors
     except SpecErrors as e:
         return list(e.errors)
     except UdlcError as e:
         return [SpecError(str(e), path="init.from", span=doc.span(("init", "from")))]
+
+
+def _against_tensors(plan: Plan, mapping: Mapping, nodes: set[str], graph: Any, network: str) -> list[SpecError]:
+    """A strict map's targets in existing nodes: each a tensor of the network, of the shape its rule gives (the
+    errors loading gives). A network with a layer type whose tensors are unknown is left to loading."""
+    from udlc.compiler.tensors import network_tensors  # the layer registry: not for `udlc import`, which reads JSON
+
+    expected = network_tensors(graph) if mapping.strict else None
+    if expected is None:
+        return []
+    known = Plan(assignments={t: a for t, a in plan.assignments.items() if t.split(".", 1)[0] in nodes})
+    try:
+        check_targets(known, mapping, expected, network)
+    except SpecErrors as e:
+        return list(e.errors)
+    return []
 
 
 def _against_nodes(plan: Plan, mapping: Mapping, nodes: set[str], network: str, names: Names, doc: Any
