@@ -284,6 +284,15 @@ def test_the_vowel_example_checks_with_its_shipped_clips() -> None:
     assert tuple(spectrogram.shapes[0]) == (1, 40, 63)  # 0.5 s at 8 kHz, hop 64: 1 + 4000 // 64 frames
 
 
+def test_check_refuses_a_mel_layer_whose_sample_rate_is_not_the_datas(tmp_path: Path) -> None:
+    from tests.conftest import refused_at
+
+    spec = tmp_path / "vowels.yaml"
+    spec.write_text(EXAMPLE.read_text().replace("source: vowels/", f"source: {EXAMPLE.parent / 'vowels'}/")
+                    .replace("log_mel_spectrogram: {sample_rate: 8000", "log_mel_spectrogram: {sample_rate: 16000"))
+    refused_at(spec, "log_mel_spectrogram", "data.sample_rate reads the clips at 8000 Hz")
+
+
 @pytest.fixture(scope="module")
 def vowel_run(tmp_path_factory) -> Path:
     """The example trained for one step (16 of its clips, one batch), on a copy of its clips: training caches the

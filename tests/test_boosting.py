@@ -339,3 +339,16 @@ def test_train_seeds_runs_each_seed(iris_csv, tmp_path):
     assert [json.loads((r / "run.json").read_text())["status"] for r in runs] == ["done"] * 3
     losses = {json.loads((r / "results.json").read_text())["test_loss"] for r in runs}
     assert len(losses) == 3  # three random states, three ensembles
+
+
+def test_seeds_say_when_the_trees_draw_nothing_at_random(iris_csv, tmp_path):
+    """With every feature considered at every split, scikit-learn's fit is the same for any seed: the summary says
+    so rather than show a spread of zero as if it were measured."""
+    from udlc.guide.seeds import seed_summary
+
+    spec = iris_csv.parent / "all-features.yaml"
+    spec.write_text(spec_text("{source: iris.csv, target: species}", settings=SETTINGS))
+    code, out = cli("train", spec, "--out", tmp_path, "--seeds", "2", "-q")
+    assert code == 0, out
+    lines = seed_summary(sorted((tmp_path / "trees").iterdir()))
+    assert any("draws nothing at random" in line for line in lines), lines

@@ -134,7 +134,7 @@ def test_check_finds_the_shape_without_torch_and_loading_agrees(tmp_path: Path, 
     from udlc.compiler.lower import lower
     from udlc.compiler.pipeline import resolve_spec
     from udlc.errors import SpecErrors
-    from udlc.trainer.run import start_weights
+    from udlc.trainer.starting import start_weights
 
     spec = spec_with_map(tmp_path, '  - {from: "net.0.{param}", to: "linear_1.{param}"}\n')
     code = ("import sys; from udlc.compiler.pipeline import resolve_spec; from udlc.weights import check_init; "

@@ -181,7 +181,7 @@ def test_init_from_loads_matching_tensors_and_names_the_rest(tmp_path: Path, dig
 
     from udlc.compiler.lower import lower
     from udlc.runs import RunFolder, checkpoint
-    from udlc.trainer.run import init_weights
+    from udlc.trainer.starting import init_weights
 
     wider = {"input": [64], "layers": [{"linear": 32}, "relu", {"linear": 16}, "relu", {"linear": 10}]}
     compiled = compile_spec(write_spec(tmp_path / "s.yaml", {**DIGITS_MLP, "model": wider}))

@@ -243,7 +243,7 @@ def test_a_shape_that_does_not_fit_is_refused_at_the_rules_line_by_check_and_whe
     it again against the built modules (before the run folder is made), at the same rule's line."""
     from udlc.compiler.lower import lower
     from udlc.compiler.pipeline import resolve_spec
-    from udlc.trainer.run import start_weights
+    from udlc.trainer.starting import start_weights
 
     spec = spec_with_map(tmp_path, '  - {from: "net.0.weight", to: "linear_1.weight"}\n')
     (checked,) = check_errors(spec)
@@ -275,7 +275,7 @@ def test_a_spec_with_init_trains_and_records_the_weights(tmp_path: Path, one_tor
 
     # That run folder is itself a source: `init: {from: RUN}` checks from its checkpoint's header and loads by name.
     from udlc.compiler.lower import lower
-    from udlc.trainer.run import start_weights
+    from udlc.trainer.starting import start_weights
 
     again = write_spec(tmp_path / "again.yaml", DIGITS_MLP, init={"from": str(run)})
     assert not check_errors(again)

@@ -33,7 +33,7 @@ def encode_pair(tokenizer: Any, first: str, second: str, limit: int) -> tuple[np
 def read_pair_csv(path: Path, columns: list[str], target: str | int | None) -> tuple[list[tuple[str, str]], list[str]]:
     """A CSV's two text columns as pairs and its label column (by name; default the last column). A missing
     column or an empty cell is a SpecError naming the column, or the file's line."""
-    from udlc.data.text import csv_table
+    from udlc.data.csv_table import csv_table
     from udlc.errors import did_you_mean
 
     header, body = csv_table(path)

@@ -372,6 +372,7 @@ def load_text_data(source: str, max_chars: int | None, tokenizer: str | None, vo
 def read_text_csv(path: Path, text: str, target: str | int | None) -> tuple[list[str], list[str]]:
     """A CSV's text column and its label column (by name; the target defaults to the last column). A
     missing column or an empty cell is a SpecError naming the column, or the file's line."""
+    from udlc.data.csv_table import csv_table
     from udlc.errors import did_you_mean
 
     header, body = csv_table(path)
@@ -391,20 +392,3 @@ def read_text_csv(path: Path, text: str, target: str | int | None) -> tuple[list
         texts.append(cells[0])
         labels.append(cells[1].strip())
     return texts, labels
-
-
-def csv_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """A CSV's header (stripped) and its other non-blank rows with their line numbers; a missing or empty file is a
-    SpecError at data.source."""
-    import csv
-
-    if not path.is_file():
-        raise SpecError(f"no file {path.name} (looked in {path.parent.resolve()})", path="data.source",
-                        hint="paths are relative to the spec's folder")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [(reader.line_num, row) for reader in [csv.reader(f)] for row in reader if any(c.strip() for c in row)]
-    if not rows:
-        raise SpecError(f"{path.name} is empty; a CSV needs a header row", path="data.source")
-    (_, header), body = rows[0], rows[1:]
-    header = [h.strip() for h in header]
-    return header, body

@@ -12,6 +12,7 @@ import statistics
 from pathlib import Path
 
 from udlc.runs import RunFolder
+from udlc.spec.model import tree_model
 
 
 def seed_overrides(base_seed: int, n: int) -> list[str]:
@@ -38,6 +39,10 @@ def seed_summary(runs: list[Path]) -> list[str]:
             if isinstance(value, float):
                 values.setdefault(name, []).append(value)
     lines = [f"over {len(runs)} seeds (mean ± std):"]
+    trees = tree_model(spec) if runs else None
+    if trees is not None and trees.max_features == 1.0:  # scikit-learn's fit draws nothing at random then
+        lines.append("  (gradient boosting with max_features 1 draws nothing at random: the seeds give one result; "
+                     "set max_features below 1 to see the spread)")
     width = max((len(n) for n in values), default=0)
     for name, xs in values.items():
         std = statistics.stdev(xs) if len(xs) > 1 else 0.0

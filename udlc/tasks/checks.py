@@ -16,8 +16,21 @@ def check_sections(compiled: Compiled, task: Task) -> list[SpecError]:
     """What every task checks of the training sections: `optimizers:`/`schedules:` name its networks, and what
     early stopping and a plateau schedule watch is a value it logs."""
     spec = compiled.spec
-    return (check_subsets(compiled, task) + check_network_keys(compiled)
+    return (check_subsets(compiled, task) + check_network_keys(compiled) + check_sample_rates(compiled)
             + check_monitors(compiled, task.logged(spec, spec.data.split[1] > 0)))
+
+
+def check_sample_rates(compiled: Compiled) -> list[SpecError]:
+    """A layer that takes the clips' sample rate (the mel scale's) says the rate the data reads them at: another
+    number would train without a word on filters placed at the wrong frequencies."""
+    data = compiled.spec.data
+    if not data.sound:
+        return []
+    return [SpecError(f"{node.op} places its filters for {node.config.sample_rate} Hz, but data.sample_rate reads the "
+                      f"clips at {data.sample_rate} Hz", path=f"{node.path}.sample_rate", span=node.span,
+                      hint=f"write sample_rate: {data.sample_rate}")
+            for graph in compiled.graphs.values() for node in graph.nodes.values()
+            if getattr(node.config, "sample_rate", None) not in (None, data.sample_rate)]
 
 
 def check_subsets(compiled: Compiled, task: Task) -> list[SpecError]:

@@ -29,12 +29,11 @@ TINY = float(np.finfo(np.float32).tiny)  # the least probability a log is taken 
 
 
 def train_trees(compiled: Compiled, out: Path, resume: RunFolder | None, quiet: bool, init_from: Path | None,
-                on_epoch: Callable[[dict[str, Any]], None] | None, ending: Any,
-                write_run_files: Callable[[RunFolder, Any, dict[str, Any]], None]) -> Path:
+                on_epoch: Callable[[dict[str, Any]], None] | None, ending: Any) -> Path:
     """Fit the spec's trees into a new run folder under `out`; returns the folder. `ending` (trainer.run.Ending)
-    records a failure in run.json as for a network's run; `write_run_files` (trainer.run's) writes spec.yaml and
-    run.json as for any run."""
+    records a failure in run.json as for a network's run; spec.yaml and run.json are written as for any run."""
     from udlc.tasks.boosting import info
+    from udlc.trainer.starting import write_run_files
 
     spec, task = compiled.spec, compiled.task
     if resume is not None:
