@@ -244,7 +244,7 @@ def test_masks_draw_the_same_after_reseeding_and_resuming() -> None:
     x = torch.randn(16, 1, 8, 40)
     torch.manual_seed(7)
     first = module(x)
-    state = torch.get_rng_state()  # what a checkpoint keeps (udlc.trainer.loop)
+    state = torch.get_rng_state()  # what a checkpoint keeps (udlc.trainer.resume)
     second = module(x)
     torch.manual_seed(7)
     assert torch.equal(module(x), first)

@@ -114,16 +114,16 @@ def test_checkpoints_are_written_after_the_first_epoch_then_by_elapsed_time_and_
         tmp_path: Path, monkeypatch, one_torch_thread) -> None:
     """A synced checkpoint costs milliseconds, a small model's epoch not many more: `last` (and `best`, when it
     improved) is written after epoch 1, then once checkpoint_seconds have passed, and after the last epoch."""
-    import udlc.trainer.loop as loop
+    import udlc.trainer.resume as resume  # the loop's checkpoints are written there
 
     written: list[tuple[str, int]] = []
-    real_save = loop.checkpoint.save
+    real_save = resume.checkpoint.save
 
     def counting(path, state):
         written.append((path.name, state["position"]["epoch"] if "position" in state else state["epoch"]))
         real_save(path, state)
 
-    monkeypatch.setattr(loop.checkpoint, "save", counting)
+    monkeypatch.setattr(resume.checkpoint, "save", counting)
     spec = write_spec(tmp_path / "spec.yaml", {**DIGITS_MLP, "export": {}},
                       train={"epochs": 5, "batch_size": 256, "checkpoint_seconds": 3600})
     run = train_here(spec, tmp_path / "runs")

@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from udlc.data.layout import class_files
 from udlc.errors import SpecError
 
 if TYPE_CHECKING:  # the runtime's readers import this module (through udlc.data.audio): no pydantic there
@@ -33,20 +34,7 @@ def clip_files(folder: Path) -> tuple[list[str], list[Path], list[int]]:
     if not folder.is_dir():
         raise SpecError(f"no folder at {folder}", path="data.source", hint="the path is relative to the spec")
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if len(classes) < 2:
-        raise SpecError(f"{folder} holds {len(classes)} class folder{'s' * (len(classes) != 1)}: a folder of sound "
-                        "clips has one subfolder per class, two or more", path="data.source",
-                        hint=f"e.g. {folder.name}/yes/1.wav, {folder.name}/no/1.wav")
-    files: list[Path] = []
-    labels: list[int] = []
-    for index, name in enumerate(classes):
-        found = sorted(f for f in (folder / name).iterdir() if f.suffix.lower() in SOUND_SUFFIXES and f.is_file())
-        if not found:
-            raise SpecError(f"{folder / name} holds no sound files ({', '.join(SOUND_SUFFIXES)})", path="data.source",
-                            hint="remove the empty class folder, or add its clips")
-        files += found
-        labels += [index] * len(found)
-    return classes, files, labels
+    return class_files(folder, classes, SOUND_SUFFIXES, "sound clips", ("yes/1.wav", "no/1.wav"))
 
 
 def sound_files_under(folder: Path, what: str = "data.source") -> list[Path]:

@@ -331,17 +331,24 @@ def picture_files(folder: Path, labelled: bool = True) -> tuple[list[str], list[
                         "one subfolder per class", path="data.source",
                         hint=f"sort them into {folder.name}/<class>/, or learn from unlabelled pictures with a task "
                              "that needs no labels (gan, vae, autoencoder)")
+    return class_files(folder, classes, SUFFIXES, "pictures", ("cat/1.png", "dog/1.png"))
+
+
+def class_files(folder: Path, classes: list[str], suffixes: tuple[str, ...], noun: str, example: tuple[str, str]
+                ) -> tuple[list[str], list[Path], list[int]]:
+    """A folder of `noun` (pictures, sound clips) with one subfolder per class, two or more: the classes, every
+    file with one of `suffixes` in class order, and each file's class."""
     if len(classes) < 2:
         raise SpecError(f"{folder} holds {len(classes)} class folder{'s' * (len(classes) != 1)}: a folder of "
-                        "pictures has one subfolder per class, two or more", path="data.source",
-                        hint=f"e.g. {folder.name}/cat/1.png, {folder.name}/dog/1.png")
+                        f"{noun} has one subfolder per class, two or more", path="data.source",
+                        hint=f"e.g. {folder.name}/{example[0]}, {folder.name}/{example[1]}")
     files: list[Path] = []
     labels: list[int] = []
     for index, name in enumerate(classes):
-        found = sorted(f for f in (folder / name).iterdir() if f.suffix.lower() in SUFFIXES and f.is_file())
+        found = sorted(f for f in (folder / name).iterdir() if f.suffix.lower() in suffixes and f.is_file())
         if not found:
-            raise SpecError(f"{folder / name} holds no pictures ({', '.join(SUFFIXES)})", path="data.source",
-                            hint="remove the empty class folder, or add its pictures")
+            raise SpecError(f"{folder / name} holds no {noun} ({', '.join(suffixes)})", path="data.source",
+                            hint=f"remove the empty class folder, or add its {noun}")
         files += found
         labels += [index] * len(found)
     return classes, files, labels

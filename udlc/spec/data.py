@@ -6,8 +6,9 @@ from pydantic import (Field, NonNegativeFloat, PositiveFloat, PositiveInt, Priva
                       field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
-from udlc.spec.augments import AUDIO_AUGMENTS, IMAGE_AUGMENTS, Augment
+from udlc.spec.augments import IMAGE_AUGMENTS, Augment
 from udlc.spec.base import StrictModel
+from udlc.spec.sound import sound_field, sound_settings
 from udlc.spec.sources import GENERATED_SAMPLES, SOURCES, BuiltinSet, FileKind, is_folder
 
 # Derived from the registries (spec/sources.py, spec/augments.py), for the code that only needs the names.
@@ -335,39 +336,11 @@ class DataSpec(StrictModel):
     @field_validator("sample_rate", "duration", "crop", "audio")
     @classmethod
     def _sound_only(cls, v: object, info: ValidationInfo) -> object:
-        source = info.data.get("source")
-        if v is not None and source is not None and not _reads(source, info.field_name):
-            raise ValueError(f"applies only to sound clips (a folder of them, `clips/`, or a CSV with an `audio` "
-                             f"column); {source} is none — leave `{info.field_name}` out")
-        if info.field_name == "sample_rate" and v is not None and info.data.get("image_size") is not None:
-            raise ValueError("a folder holds pictures (image_size) or sound clips (sample_rate), not both — drop "
-                             "one")
-        return v
+        return sound_field(v, info.field_name, info.data, _reads)
 
     @model_validator(mode="after")
     def _sound_settings(self) -> "DataSpec":
-        sound = {k: getattr(self, k) for k in ("sample_rate", "duration", "crop", "audio") if getattr(self, k)}
-        if sound and (self.sample_rate is None or self.duration is None):
-            missing = "sample_rate" if self.sample_rate is None else "duration"
-            raise PydanticCustomError("sound", f"sound clips need data.{missing} too (e.g. sample_rate: 16000, "
-                                      "duration: 1.0): every clip is resampled to the one and cut to the other", {})
-        if sound and round(self.sample_rate * self.duration) < 1:
-            raise PydanticCustomError("sound", f"duration {self.duration} s at {self.sample_rate} Hz is less than "
-                                      "one sample; give a longer duration", {})
-        if sound and not is_folder(self.source) and self.audio is None:
-            raise PydanticCustomError("sound", "a CSV of sound clips names the column of their files: add "
-                                      "`audio: <column>` (and `target: <label column>`)", {})
-        refused = [(i, aug) for i, aug in enumerate(self.augment) if aug.type in AUDIO_AUGMENTS and not sound]
-        if refused:
-            from pydantic import ValidationError
-            from pydantic_core import InitErrorDetails
-
-            # at each refused entry's own line, not at `data:`
-            raise ValidationError.from_exception_data("DataSpec", [InitErrorDetails(
-                type=PydanticCustomError("audio_augment", f"'{aug.type}' changes sound waveforms, but {self.source} "
-                                         "is not sound clips — drop it, or read sound clips (a folder of WAV, FLAC "
-                                         "or OGG files with sample_rate and duration)", {}),
-                loc=("augment", i), input=aug.type) for i, aug in refused])
+        sound_settings(self)
         return self
 
     @property

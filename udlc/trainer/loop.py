@@ -1,6 +1,6 @@
 """The training loop, top to bottom, the same for every task. The task contributes its step and its
 evaluation; everything else (checkpoints, early stopping, logging, the NaN locator) is a small function
-this loop calls."""
+this loop calls (what a checkpoint holds and how a resume restores it: udlc.trainer.resume)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import torch
 from torch import nn
 
 from udlc.errors import UdlcError
-from udlc.runs import RunFolder, checkpoint
+from udlc.runs import RunFolder
 from udlc.spec.optimizers import OPTIMIZERS
 from udlc.trainer.debug import nonfinite_report
 from udlc.trainer.device import float64
-from udlc.trainer.distributed import Shard, accumulating, load_state, model_state, optimizer_state, unwrap
+from udlc.trainer.distributed import Shard, accumulating, unwrap
 from udlc.trainer.logging import EpochLog
-from udlc.objectives.finetune import base_entry, over_base, release_layers, saved_state
+from udlc.trainer.resume import random_streams, save_checkpoints, saved_models, set_streams
+from udlc.objectives.finetune import base_entry, release_layers
 from udlc.objectives.schedules import PlateauScale
 
 if TYPE_CHECKING:
@@ -255,7 +256,7 @@ def train_epoch(s: Setup, monitor: str, mode: str) -> bool:
     for plateau in s.plateaus.values():  # its scale enters the scheduler's factor from the next step on
         plateau.update(row[plateau.spec.monitor])
     if update_best(s.state, row.get(monitor), mode, train.early_stopping):
-        states = {name: saved_state(s.module(name), model_state(s.module(name))) for name in s.models}  # all gather
+        states = saved_models(s)  # sharded: every process gathers
         if s.main:
             s.best_state = {"models": {name: {k: v.detach().clone() for k, v in state.items()}
                                        for name, state in states.items()}, "epoch": s.epoch, monitor: row.get(monitor),
@@ -302,101 +303,3 @@ def update_best(state: dict, value: float | None, mode: str, stop: Any) -> bool:
         return True
     state["bad"] += 1
     return False
-
-
-def save_checkpoints(s: Setup) -> None:
-    """checkpoints/best when it improved since the last write, then checkpoints/last: together, so that the
-    best a resumed run remembers is the one on disk. Writing (a synced file, milliseconds) only every
-    train.checkpoint_seconds keeps a small model's epochs as fast as a hand-written loop's. On several processes
-    every process hands in its random streams and the main one writes."""
-    rng = random_streams(s)
-    if s.processes is not None:
-        rng = {**rng, "order": s.train.order.get_state(), "ranks": s.processes.gather(rng)}
-    s.written_at, s.written_epoch = time.monotonic(), s.epoch
-    models = {name: saved_state(s.module(name), model_state(s.module(name))) for name in s.models}  # all gather
-    optimizers = {name: optimizer_state(s.module(name), opt) for name, opt in s.optimizers.items()}
-    if not s.main:
-        return
-    if s.best_state is not None:
-        checkpoint.save(s.run.checkpoint("best"), s.best_state)
-        s.best_state = None
-    checkpoint.save(s.run.checkpoint("last"), last_state(s, models, rng, optimizers))
-
-
-def random_streams(s: Setup) -> dict[str, Any]:
-    """This process's random states: torch's (dropout) and the generator's (shuffling, augmentation)."""
-    rng = {"torch": torch.get_rng_state(), "data": s.generator.get_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    return rng
-
-
-def set_streams(s: Setup, rng: dict[str, Any]) -> None:
-    """This process's random states back as random_streams took them."""
-    torch.set_rng_state(rng["torch"])
-    s.generator.set_state(rng["data"])
-    if "cuda" in rng:
-        torch.cuda.set_rng_state_all(rng["cuda"])
-
-
-def last_state(s: Setup, models: dict[str, Any], rng: dict[str, Any], optimizers: dict[str, Any]) -> dict[str, Any]:
-    """Everything a resume needs to continue exactly: weights, optimizers, schedules, RNGs, position. On
-    several processes `rng` also holds the epoch order's generator ("order") and every process's streams
-    ("ranks")."""
-    return {
-        "models": models,
-        "optimizers": optimizers,
-        "schedulers": {name: {k: v for k, v in sch.state_dict().items() if k != "lr_lambdas"}
-                       for name, sch in s.schedulers.items()},
-        "plateaus": {name: p.state() for name, p in s.plateaus.items()},
-        "rng": rng,
-        "position": dict(s.state),
-        **base_entry(s),  # with LoRA: where the base weights, left out of `models`, come from
-    }
-
-
-def restore_last(s: Setup) -> None:
-    state = checkpoint.load(s.run.checkpoint("last"), device=s.device)
-    for name in s.models:  # a shadow copy (an EMA) has no optimizer
-        load_state(s.module(name), s.optimizers.get(name), over_base(s.module(name), state, name),
-                   owned(state["optimizers"].get(name)))
-    for name, scheduler in s.schedulers.items():
-        scheduler.load_state_dict({**state["schedulers"][name], "lr_lambdas": [None] * len(scheduler.lr_lambdas)})
-    for name, plateau in s.plateaus.items():
-        plateau.load(state["plateaus"][name])
-    s.state.update(state["position"])
-    restore_streams(s, state["rng"])
-
-
-def owned(state: Any) -> Any:
-    """An optimizer's loaded state with each tensor in memory of its own. Loaded tensors are views into the
-    file's buffer at any offset, and a dot product's rounding depends on its operands' alignment: L-BFGS's
-    history, left there, would steer a resumed run off the uninterrupted one's path."""
-    if isinstance(state, torch.Tensor):
-        return state.clone()
-    if isinstance(state, dict):
-        return {k: owned(v) for k, v in state.items()}
-    if isinstance(state, list):
-        return [owned(v) for v in state]
-    return state
-
-
-def restore_streams(s: Setup, rng: dict[str, Any]) -> None:
-    """The random states as saved, for a resume to draw what the run would have drawn. A run on several
-    processes keeps the epoch order in its own generator ("order"): a single process resumes its order from
-    there, and processes that the checkpoint has no streams for (another number of processes) start theirs
-    afresh, from the seed, their rank and the epoch."""
-    ranks = rng.get("ranks")
-    if s.processes is not None:
-        s.train.order.set_state(rng.get("order", rng["data"]).cpu())
-        if ranks is not None and len(ranks) == s.processes.world:
-            rng = ranks[s.processes.rank]
-        else:
-            seed = s.spec.init_seed + 1 + s.processes.rank + 7919 * s.state["epoch"]
-            torch.manual_seed(seed)
-            s.generator.manual_seed(seed)
-            return
-    torch.set_rng_state(rng["torch"].cpu())
-    s.generator.set_state(rng.get("order", rng["data"]).cpu() if s.processes is None else rng["data"].cpu())
-    if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([t.cpu() for t in rng["cuda"]])

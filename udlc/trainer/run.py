@@ -135,7 +135,8 @@ def _train(compiled: Compiled, out: Path, resume: RunFolder | None, quiet: bool,
     from udlc.trainer import distributed
     from udlc.trainer.device import channels_last, pick_device, precision, tf32
     from udlc.trainer.logging import EpochLog, QuietLog
-    from udlc.trainer.loop import Setup, fit, restore_last
+    from udlc.trainer.loop import Setup, fit
+    from udlc.trainer.resume import restore_last
     from udlc.objectives.finetune import held
     from udlc.objectives.optimizers import make_optimizer
     from udlc.objectives.schedules import PlateauScale, lr_factor
