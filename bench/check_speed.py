@@ -91,6 +91,8 @@ def main() -> None:
         ("python -c 'import pydantic; from pydantic import BaseModel'",
          [PY, "-c", "import pydantic; from pydantic import BaseModel"]),
         (FLOOR, [PY, "-c", "import pydantic, yaml, click; from pydantic import BaseModel"]),
+        (MODEL, [PY, "-c", "import pydantic, yaml, click; from pydantic import BaseModel\n"
+                           "class M(BaseModel):\n    a: int = 0\nM(a=1)"]),
         (ONE, [PY, "-m", "udlc", "check", "examples/digits-cnn.yaml"]),
         (f"{ALL}  ({len(shipped)} files)", [PY, "-m", "udlc", "check", *shipped]),
         ("python -c 'import udlc'", [PY, "-c", "import udlc"]),
@@ -148,6 +150,7 @@ def main() -> None:
 
 
 FLOOR = "python -c 'import pydantic, yaml, click' (the import floor)"
+MODEL = "  ... and one pydantic model defined and validated"
 ONE = "python -m udlc check examples/digits-cnn.yaml"
 ALL = "python -m udlc check examples/**/*.yaml"
 
@@ -156,12 +159,16 @@ def goals(results: dict, labels: list[str]) -> None:
     """Issue 19's figures for `check`, with bytecode cached: one spec within 150 ms and 1.7x the import floor;
     every shipped spec in one call within 400 ms."""
     every = next(label for label in labels if label.startswith(ALL))
-    floor, one, whole = (results[label, "pyc cache"][0] * 1e3 for label in (FLOOR, ONE, every))
+    floor, model, one, whole = (results[label, "pyc cache"][0] * 1e3 for label in (FLOOR, MODEL, ONE, every))
     print()
     print("goals (pyc cache, medians):")
     print(f"  one spec: {one:.0f} ms (goal 150: {'met' if one <= 150 else 'not met'}); {one / floor:.2f}x the "
           f"import floor of {floor:.0f} ms (goal 1.7x: {'met' if one <= 1.7 * floor else 'not met'})")
     print(f"  every shipped spec in one call: {whole:.0f} ms (goal 400: {'met' if whole <= 400 else 'not met'})")
+    # pydantic imports most of its machinery (fields, schema generation, the plugin loader) with the first model a
+    # process defines, so that cost sits under any check that validates with pydantic, before udlc's own work.
+    print(f"  pydantic's first model costs {model - floor:.0f} ms over the floor ({model / floor:.2f}x); under the "
+          f"1.7x goal that leaves {1.7 * floor - model:.0f} ms for udlc's own work, which takes {one - model:.0f} ms")
 
 
 IN_PROCESS = """

@@ -63,7 +63,8 @@ def test_subsets_where_the_task_draws_them():
     from udlc.spec.loader import load_text
 
     drawing = {name for name, task in TASKS.items() if task.draws_subsets}
-    assert drawing == {"supervised", "auxiliary", "forecasting", "autoencoder", "vae", "gan", "diffusion"}
+    assert drawing == {"supervised", "auxiliary", "forecasting", "autoencoder", "vae", "gan", "diffusion",
+                       "sequence_classification"}
     for name, task in TASKS.items():
         text = with_subset(name, "limit: 9")
         line = 1 + text.splitlines().index(next(x for x in text.splitlines() if "limit: 9" in x))
@@ -120,3 +121,35 @@ def test_check_counts_a_fixed_sets_training_split(limit, split):
         assert f"more than the training split's {n} samples" in error.message and f"at most {n}" in error.hint
     else:
         assert compile_doc(load_text(text, "s.yaml"), check_files=False).spec.data.limit == limit
+
+
+def text_rows(tmp_path: Path, subset: str) -> tuple[list, list]:
+    """The training rows a text classifier reads from a 300-row CSV of two unequal classes, under `subset`."""
+    from udlc.tasks.check import compile_spec
+
+    rows = [f"row {i} {'spam' if i % 3 == 0 else 'ham'},{'a' if i % 3 == 0 else 'b'}" for i in range(300)]
+    (tmp_path / "t.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    (tmp_path / "t.yaml").write_text((CONTRACT / "sequence_classification.yaml").read_text())
+    compiled = compile_spec(tmp_path / "t.yaml", [f"data.source={tmp_path / 't.csv'}", "data.text=text",
+                                                 "data.target=label", "data.split=[0.5, 0.25, 0.25]", subset])
+    data = compiled.task.load_data(compiled)
+    return data.splits["train"], data.splits["test"]
+
+
+def test_a_text_column_draws_its_subset_by_class(tmp_path):
+    whole, whole_test = text_rows(tmp_path, "seed=0")
+    half, half_test = text_rows(tmp_path, "data.fraction=0.5")
+    assert len(whole) == 150 and len(half) == 75
+    assert [int(r["target"]) for r in half].count(0) == round(75 * [int(r["target"]) for r in whole].count(0) / 150)
+    assert {tuple(r["tokens"]) for r in half} <= {tuple(r["tokens"]) for r in whole}  # a subset of the same split
+    assert [tuple(r["tokens"]) for r in half_test] == [tuple(r["tokens"]) for r in whole_test]
+    again, _ = text_rows(tmp_path, "data.fraction=0.5")
+    assert [tuple(r["tokens"]) for r in again] == [tuple(r["tokens"]) for r in half]  # the same seed, the same rows
+
+
+def test_check_counts_a_text_columns_rows_for_limit(tmp_path):
+    with pytest.raises(SpecErrors) as e:
+        text_rows(tmp_path, "data.limit=151")
+    (error,) = e.value.errors
+    assert error.path == "data.limit" and "more than the training split's 150 rows" in error.message
+    assert len(text_rows(tmp_path, "data.limit=150")[0]) == 150

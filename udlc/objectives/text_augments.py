@@ -9,6 +9,7 @@ translation per text. numpy, torch and transformers are imported only when one r
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +23,13 @@ from udlc.spec.text_augments import (
 )
 
 Synonyms = dict[str, list[str]]
+# A word as the text splits it: its leading punctuation, the word a synonyms file names, its trailing punctuation.
+_EDGES = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)
+
+
+def _key(word: str) -> str:
+    """What a word is looked up by in the synonyms: lowercased, without punctuation at its ends ("Good," -> good)."""
+    return _EDGES.match(word).group(2).lower()  # type: ignore[union-attr]
 
 
 def _random_swap(words: list[str], aug: RandomSwap, rng: Any, synonyms: Synonyms) -> list[str]:
@@ -49,23 +57,24 @@ def _random_insertion(words: list[str], aug: RandomInsertion, rng: Any, synonyms
     len + 1 gaps."""
     words = list(words)
     for _ in range(aug.n):
-        having = [w for w in words if w.lower() in synonyms]
+        having = [w for w in words if _key(w) in synonyms]
         if not having:
             break
-        choices = synonyms[having[int(rng.integers(len(having)))].lower()]
+        choices = synonyms[_key(having[int(rng.integers(len(having)))])]
         words.insert(int(rng.integers(len(words) + 1)), choices[int(rng.integers(len(choices)))])
     return words
 
 
 def _synonym_replacement(words: list[str], aug: SynonymReplacement, rng: Any, synonyms: Synonyms) -> list[str]:
     """nlpaug's SynonymAug: up to n positions whose words have synonyms, drawn without repeats, each word
-    replaced by one of its synonyms drawn uniformly."""
+    replaced by one of its synonyms drawn uniformly; punctuation at the word's ends stays ("good," -> "fine,")."""
     words = list(words)
-    having = [i for i, w in enumerate(words) if w.lower() in synonyms]
+    having = [i for i, w in enumerate(words) if _key(w) in synonyms]
     for i in rng.permutation(len(having))[:aug.n]:
         at = having[int(i)]
-        choices = synonyms[words[at].lower()]
-        words[at] = choices[int(rng.integers(len(choices)))]
+        lead, word, trail = _EDGES.match(words[at]).groups()  # type: ignore[union-attr]
+        choices = synonyms[word.lower()]
+        words[at] = lead + choices[int(rng.integers(len(choices)))] + trail
     return words
 
 

@@ -46,7 +46,9 @@ def diagnose(rows: list[dict[str, Any]], floor_zero: bool = True) -> Diagnosis |
     val = [float(r["val_loss"]) for r in rows if r.get("val_loss") not in (None, "")]
     n = len(train)
     lrs = [float(r["lr"]) for r in rows if r.get("lr") not in (None, "")]
-    if lrs and len(lrs) == n and max(lrs) == 0:  # the loss moves with the batches alone: nothing to read
+    # The loss moves with the batches alone: nothing to read. metrics.csv logs the lr at each epoch's end, where a
+    # schedule that decays to 0 ends (cosine over one epoch): only the epochs before the last show the lr it ran at.
+    if lrs and len(lrs) == n and n > 1 and max(lrs) == 0:
         return Diagnosis("not learning", f"the learning rate was 0 in every one of the {n} epochs, so the weights "
                          "never moved", "set optimizer.lr above 0 (adam: try 0.001)")
     if n < 3:

@@ -5,8 +5,6 @@ ratio and takes any data: it is the `noise` entry's.)
 
 Every range is [smallest, largest], drawn uniformly per clip from the run's generator."""
 
-from __future__ import annotations
-
 from typing import Any, Literal
 
 from pydantic import Field, PositiveFloat, PrivateAttr, field_validator

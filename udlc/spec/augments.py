@@ -1,8 +1,6 @@
 """Augmentations: each registered once with its config, whether it needs images and whether it mixes samples.
 Their implementations are in udlc.objectives.augments, under the same names."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Literal
 

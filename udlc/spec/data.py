@@ -129,18 +129,20 @@ class DataSpec(StrictModel):
     @field_validator("fraction", "limit")
     @classmethod
     def _subset_of_rows(cls, v: object, info: ValidationInfo) -> object:
-        """Only the sources read as samples split three ways (udlc.data.prepare) draw a subset of their training
-        split; the others (texts, graphs, picture pairs) split their own way."""
+        """Only the sources read as samples split three ways draw a subset of their training split: tables, arrays,
+        pictures (udlc.data.prepare) and a CSV's text column (udlc.tasks.fields); the others (a corpus, graphs,
+        picture pairs) split their own way."""
         source = info.data.get("source")
         if v is None or source is None:
             return v
         if info.field_name == "limit" and info.data.get("fraction") is not None:
             raise ValueError("give `fraction` or `limit`, not both — drop one")
         entry = SOURCES.find(source)
-        other = next((k for k in ("text", "nodes", "targets") if info.data.get(k) is not None), None)
+        other = next((k for k in ("nodes", "targets") if info.data.get(k) is not None), None)
         if other is not None or not isinstance(entry, (BuiltinSet, FileKind)) or getattr(entry, "text", False):
             what = f"data.{other}" if other is not None else source
-            raise ValueError(f"applies to samples split into train, validation and test (tables, arrays, pictures); "
+            raise ValueError(f"applies to samples split into train, validation and test (tables, arrays, pictures, "
+                             f"a CSV's texts); "
                              f"{what} is split its own way — leave `{info.field_name}` out")
         split = info.data.get("split")
         if info.field_name == "limit" and isinstance(entry, BuiltinSet) and entry.generated and split is not None:

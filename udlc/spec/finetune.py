@@ -2,8 +2,6 @@
 `optimizer.groups` (a learning rate and weight decay for the layers a pattern names). What they name is checked
 against the typed graphs by udlc.compiler.finetune; the adapters themselves are udlc.layers.modules.lora."""
 
-from __future__ import annotations
-
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from udlc.spec.base import StrictModel

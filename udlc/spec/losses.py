@@ -1,8 +1,6 @@
 """Losses: each registered once with its config, what targets it takes, the output check and what predict does
 with its outputs. Their implementations are in udlc.objectives.losses, under the same names."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 

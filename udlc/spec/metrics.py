@@ -1,8 +1,6 @@
 """Metrics: each registered once with its config, the name it is logged under, whether higher is better and
 what outputs it measures. Their implementations are in udlc.objectives.metrics, under the same names."""
 
-from __future__ import annotations
-
 import re
 import string
 from dataclasses import dataclass

@@ -1,8 +1,6 @@
 """Optimizers: each registered once with its config. Their implementations (torch.optim's classes) are in
 udlc.objectives.optimizers, under the same names."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 

@@ -5,8 +5,6 @@ Durations are in epochs unless their name says steps. `warmup_steps` ramps the f
 1/warmup to 1 first; the schedule proper runs over the steps that remain.
 """
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt

@@ -1,8 +1,6 @@
 """The rules of `data:` for sound clips (sample_rate, duration, crop, audio, and the audio augmentations), which
 udlc.spec.data's DataSpec validates through the two functions below: one seam of the data section in one file."""
 
-from __future__ import annotations
-
 from typing import Any, Callable
 
 from pydantic_core import PydanticCustomError

@@ -11,8 +11,6 @@ header reader for `udlc check`) is its entry in udlc.data.file_kinds under the s
 This module is configuration only: no numpy, no scikit-learn, no loaders.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Iterator
 

@@ -6,16 +6,18 @@ from pydantic import Discriminator, Field, Tag, WithJsonSchema, field_validator,
 
 from udlc.spec.base import StrictModel
 from udlc.spec.data import DataSpec
-from udlc.spec.finetune import LoraSpec
-from udlc.spec.init import InitSpec
 from udlc.spec.model import ModelSpec, Name, TreeModelSpec, model_kind
+from udlc.spec.registry import Section
 from udlc.spec.training import Adam, Constant, ExportSpec, Loss, Metric, Optimizer, Schedule, TrainSpec
-from udlc.spec.tuning import TuneSpec
 
 SPEC_VERSION = 1
 # The task's name or `{type: name, ...options}`: tasks are registered above the spec (udlc.tasks), so their
 # options are validated by the task check; the JSON Schema still describes them (udlc.compiler.schema).
 TaskEntry = Annotated[Any, WithJsonSchema({"x-udlc": "Task"})]
+# Sections few specs write: their models are imported and built only when a spec has them (see Section).
+InitSection = Annotated[Any, Section("udlc.spec.init", "InitSpec")]  # InitSpec | None
+LoraSection = Annotated[Any, Section("udlc.spec.finetune", "LoraSpec")]  # LoraSpec | None
+TuneSection = Annotated[Any, Section("udlc.spec.tuning", "TuneSpec")]  # TuneSpec | None
 
 
 class Spec(StrictModel):
@@ -31,7 +33,7 @@ class Spec(StrictModel):
         None, description="the network, when the task trains one; or `{gradient_boosting: {...}}`, boosted trees "
                           "on rows of features (task supervised)")
     models: dict[Name, ModelSpec] | None = Field(None, min_length=1, description="several named networks")
-    init: InitSpec | None = Field(None, description="the weights the networks start from (a file, a Hugging Face "
+    init: InitSection = Field(None, description="the weights the networks start from (a file, a Hugging Face "
                                                    "folder or a udlc run) and the mapping of their names")
     loss: Loss | None = Field(None, description="what the network learns to minimize, for the tasks that "  # type: ignore[valid-type]
                                 "take one (a GAN's and a diffusion model's losses are task options)")
@@ -43,10 +45,10 @@ class Spec(StrictModel):
     schedules: dict[Name, Schedule] | None = Field(  # type: ignore[valid-type]
         None, description="per network; a network without one follows `schedule`")
     train: TrainSpec = Field(default_factory=TrainSpec)
-    lora: LoraSpec | None = Field(None, description="low-rank adapters: the base network frozen, only the adapters "
+    lora: LoraSection = Field(None, description="low-rank adapters: the base network frozen, only the adapters "
                                                     "trained, merged into the exported file")
     export: ExportSpec = Field(default_factory=ExportSpec)
-    tune: TuneSpec | None = Field(None, description="what `udlc tune` searches over; `udlc train` ignores it")
+    tune: TuneSection = Field(None, description="what `udlc tune` searches over; `udlc train` ignores it")
 
     @field_validator("model")
     @classmethod

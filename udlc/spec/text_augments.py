@@ -3,12 +3,11 @@ registers them with `text_only`, so `udlc check` refuses them on other data at t
 are in udlc.objectives.text_augments, and udlc.data.text_augment applies them.
 
 They change the training split's raw text each epoch, before it is tokenized, so a "word" is the same for every
-tokenizer (byte, char, bpe): a run of characters between whitespace, punctuation included ("fast," is one word).
+tokenizer (byte, char, bpe): a run of characters between whitespace, punctuation included ("fast," is one word;
+a synonyms file's entries match it without the punctuation at its ends, which stays around the synonym).
 An augmented row's words are joined by single spaces. `token_mask` works on the token ids after tokenizing, and
 `back_translation` adds one paraphrase per training row once, before training. EDA is Wei & Zou 2019; its
 operations here follow nlpaug's definitions (each named below)."""
-
-from __future__ import annotations
 
 from typing import Literal
 

@@ -14,8 +14,6 @@
 so a tune never starts a trial that `check` would refuse alone. `udlc train` ignores the section.
 """
 
-from __future__ import annotations
-
 import copy
 import json
 import math

@@ -12,10 +12,8 @@ from udlc.compiler.pipeline import Compiled
 from udlc.errors import SpecError, SpecErrors
 from udlc.spec.loader import Document, load_text
 from udlc.spec.optimizers import check_closure_optimizers
-from udlc.spec.tuning import check_tune
 from udlc.tasks import load_tasks
 from udlc.tasks.registry import Task, make_task
-from udlc.weights import check_init
 
 
 def compile_spec(path: str | Path, overrides: Iterable[str] = (), *, check_files: bool = True) -> Compiled:
@@ -103,6 +101,20 @@ def check_metrics(compiled: Compiled) -> list[SpecError]:
             for i, m in enumerate(compiled.spec.metrics) if METRICS[m.type].task != trains]
 
 
+def check_sections(compiled: Compiled, task: Task, check_files: bool) -> list[SpecError]:
+    """`init:` against the weights' headers, `tune:` against the spec; imported only for a spec that has them."""
+    errors: list[SpecError] = []
+    if compiled.spec.init is not None and check_files:
+        from udlc.weights import check_init
+
+        errors = check_init(compiled)
+    if compiled.spec.tune is not None and not errors:
+        from udlc.spec.tuning import check_tune
+
+        errors = check_tune(compiled, task, partial(_compile_with, check_files=check_files))
+    return errors
+
+
 def check_task(compiled: Compiled, check_files: bool) -> Compiled:
     """Bind the spec's task and check that its networks and data fit it (no torch)."""
     load_tasks(_task_name(compiled.spec.task))
@@ -110,8 +122,7 @@ def check_task(compiled: Compiled, check_files: bool) -> Compiled:
     errors = (check_loss(compiled, task) or check_mixing(compiled, task) or check_text_augments(compiled)
               or check_strategy(compiled, task)
               or check_closure_optimizers(compiled.spec, compiled.doc) or task.check(compiled, check_files)
-              or check_metrics(compiled) or (check_init(compiled) if check_files else [])
-              or check_tune(compiled, task, partial(_compile_with, check_files=check_files)))
+              or check_metrics(compiled) or check_sections(compiled, task, check_files))
     if errors:
         raise SpecErrors(errors)
     compiled.task = task

@@ -152,11 +152,22 @@ class FieldsTask(Task):
                                 "drop `augment`", key=True))
         return graph, base, errors + check_fields(compiled, graph, base, self.fields, self.required, what)
 
-    def split(self, compiled: Compiled, samples: list[dict], rng: Any) -> dict[str, list[dict]]:
-        """Train, validation and test samples, in a seeded random order, by the spec's fractions."""
+    def split(self, compiled: Compiled, samples: list, rng: Any, labels: list | None = None) -> dict[str, list]:
+        """Train, validation and test samples, in a seeded random order, by the spec's fractions; data.fraction or
+        limit keeps a subset of the training samples (in proportion to each class where `labels` are given, as
+        udlc.data.prepare draws it), the other splits whole."""
+        import numpy as np
+
+        data = compiled.spec.data
         order = rng.permutation(len(samples))
-        n_train, n_val, _ = split_sizes(len(samples), compiled.spec.data.split)
+        n_train, n_val, _ = split_sizes(len(samples), data.split)
         cuts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+        if data.fraction is not None or data.limit is not None:
+            from udlc.data.dataset import subset_of
+
+            train = cuts["train"]
+            cuts["train"] = subset_of(train, None if labels is None else np.asarray(labels)[train], data,
+                                      compiled.spec.seed)
         return {k: [samples[i] for i in idx] for k, idx in cuts.items()}
 
     def served(self, compiled: Compiled) -> list[Served]:

@@ -24,6 +24,7 @@ from pydantic import Field, PositiveInt
 
 from udlc.errors import SpecError
 from udlc.spec.base import StrictModel
+from udlc.spec.data import split_sizes
 from udlc.tasks.checks import located
 from udlc.tasks.fields import FieldsState, FieldsTask, Sequences, error, inputs_of, length_bound_errors, output_node
 from udlc.tasks.language_model import embedding_errors
@@ -50,6 +51,7 @@ class SequenceClassification(FieldsTask):
     serves = TEXT_CLASSES
     fields, required, own_metrics = FIELDS, ("tokens",), False
     augments_text = True  # data.augment's text augmentations (udlc.data.text_augment), checked below
+    draws_subsets = True  # data.fraction/limit: FieldsTask.split keeps that share of the training rows, by class
 
     # ---- check time -----------------------------------------------------------------------------------
 
@@ -81,6 +83,11 @@ class SequenceClassification(FieldsTask):
                 texts, _ = self.read(compiled)
             except SpecError as e:
                 return [located(e, doc)]
+            n_train = split_sizes(len(texts), spec.data.split)[0]
+            if spec.data.limit is not None and spec.data.limit > n_train:
+                errors.append(error(doc, f"limit {spec.data.limit} is more than the training split's {n_train} rows",
+                                    ("data", "limit"), f"give at most {n_train}, or leave `limit` out to train on "
+                                                       "them all"))
             if isinstance(spec.data.text, list):  # sentence pairs: [CLS], [SEP], [MASK] after the tokenizer's ids
                 from udlc.data.specials import BERT_SPECIALS, texts_vocabulary
 
@@ -142,7 +149,10 @@ class SequenceClassification(FieldsTask):
             texts, labels = self.read(compiled)
         except SpecError as e:
             raise located(e, compiled.doc) from None
-        cuts = self.split(compiled, list(range(len(texts))), np.random.default_rng(spec.seed))  # row numbers
+        try:
+            cuts = self.split(compiled, list(range(len(texts))), np.random.default_rng(spec.seed), labels)  # rows
+        except SpecError as e:
+            raise located(e, compiled.doc) from None
         if isinstance(spec.data.text, list):
             return self.load_pairs(compiled, texts, labels, cuts)
         train_text = "\n".join(texts[i] for i in cuts["train"])
