@@ -128,10 +128,10 @@ def test_check_refuses_word_options_at_their_line(tmp_path: Path, data, marker, 
     refused_at(word_lm(tmp_path, **data), marker, words)
 
 
-def test_a_word_tokenizer_on_a_csv_text_column_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "t.csv").write_text("text,label\nhello there,a\nbye now,b\n")
+def test_a_word_tokenizer_on_data_without_text_is_refused(tmp_path: Path) -> None:
+    # (on a CSV's text column it is read: tests/test_text_word_tokens.py)
     spec = write_spec(tmp_path / "c.yaml", {"udlc": 1, "name": "c", "task": "sequence_classification",
-                                            "data": {"source": "t.csv", "text": "text", "tokenizer": "word"},
+                                            "data": {"source": "digits", "tokenizer": "word"},
                                             "model": {"input": {"shape": ["T"], "dtype": "int64"},
                                                       "layers": [{"embedding": {"num_embeddings": 256,
                                                                                 "embedding_dim": 4}},

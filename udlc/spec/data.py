@@ -59,7 +59,7 @@ class DataSpec(StrictModel):
     tokenizer: Literal["byte", "char", "bpe", "word"] | None = Field(
         None, description="text sources: byte (256 ids, UTF-8 bytes), char (the text's characters) or bpe "
         "(byte-level BPE trained on the training split; needs the `tokenizers` package) or word (the training "
-        "split's words, `<unk>` for others, `<eos>` at line ends; text sources only); default byte")
+        "split's words, `<unk>` for others, `<eos>` at line ends; text sources and CSV text columns); default byte")
     vocab_size: PositiveInt | None = Field(None, description="tokenizer: bpe — its vocabulary size (default 1024); "
                                            "a size the training split cannot fill is refused with the size it can")
     pad_vocab: bool | None = Field(None, description="tokenizer: bpe — keep vocab_size as the network's width "
@@ -250,9 +250,9 @@ class DataSpec(StrictModel):
         if info.field_name == "vocab_size" and v is not None and info.data.get("tokenizer") != "bpe":
             raise ValueError("applies only to `tokenizer: bpe`; byte and char tokenizers have fixed vocabularies"
                              " (word's is sized with min_freq and max_size)")
-        if info.field_name == "tokenizer" and v == "word" and source is not None and not SOURCES.is_text(source):
-            raise ValueError("word applies to text sources (a language model's corpus); a CSV text column "
-                             "takes byte, char or bpe")
+        if info.field_name == "tokenizer" and v == "word" and source is not None and not SOURCES.is_text(source) \
+                and not _reads(source, "text"):
+            raise ValueError("word applies to text: a language model's corpus, or a CSV's text column")
         return v
 
     @field_validator("text")

@@ -80,7 +80,7 @@ class SequenceClassification(FieldsTask):
             from udlc.data.text import DEFAULT_BPE_VOCAB, CharTokenizer
 
             try:
-                texts, _ = self.read(compiled)
+                texts, labels = self.read(compiled)
             except SpecError as e:
                 return [located(e, doc)]
             n_train = split_sizes(len(texts), spec.data.split)[0]
@@ -100,6 +100,9 @@ class SequenceClassification(FieldsTask):
                     vocab, why = borrowed_vocabulary(spec.data, compiled.base_dir)
                 except SpecError as e:
                     return [located(e, doc)]
+            elif spec.data.tokenizer == "word":
+                vocab = self.tokenizer(compiled, texts, labels).vocab_size
+                why = f"word tokenizer learned from the training rows of {spec.data.source}"
             else:
                 vocab, why = {"byte": (256, "byte tokenizer"), "bpe": (spec.data.vocab_size or DEFAULT_BPE_VOCAB,
                                                                    "bpe tokenizer (data.vocab_size)")}.get(
@@ -142,8 +145,6 @@ class SequenceClassification(FieldsTask):
     def load_data(self, compiled: Compiled) -> Any:
         import numpy as np
 
-        from udlc.data.text import fit_tokenizer
-
         spec = compiled.spec
         try:
             texts, labels = self.read(compiled)
@@ -155,7 +156,6 @@ class SequenceClassification(FieldsTask):
             raise located(e, compiled.doc) from None
         if isinstance(spec.data.text, list):
             return self.load_pairs(compiled, texts, labels, cuts)
-        train_text = "\n".join(texts[i] for i in cuts["train"])
         if spec.data.tokenizer_from is not None:  # the ids a network pretrained by that spec learned
             from udlc.data.tokenizer_from import borrowed_tokenizer
 
@@ -164,7 +164,7 @@ class SequenceClassification(FieldsTask):
             except SpecError as e:
                 raise located(e, compiled.doc) from None
         else:
-            tokenizer = fit_tokenizer(spec.data.tokenizer, train_text, "\n".join(texts), spec.data.vocab_size)
+            tokenizer = self.tokenizer(compiled, texts, labels, cuts["train"])
         classes = sorted(set(labels))
         index = {c: i for i, c in enumerate(classes)}
         limit = self.options.max_tokens
@@ -198,6 +198,20 @@ class SequenceClassification(FieldsTask):
 
         return Sequences({k: [sample(i) for i in idx] for k, idx in cuts.items()}, classes=sorted(index),
                          tokenizer=tokenizer)
+
+    def tokenizer(self, compiled: Compiled, texts: list[str], labels: list[str], train: Any = None) -> Any:
+        """The data's tokenizer, learned as training learns it: char from every row (so a later text's new
+        characters take the unknown id), bpe and word from the training rows (`train`; drawn here for `check`)."""
+        import numpy as np
+
+        from udlc.data.text import fit_tokenizer, word_options
+
+        data = compiled.spec.data
+        if train is None:
+            train = self.split(compiled, list(range(len(texts))), np.random.default_rng(compiled.spec.seed),
+                               labels)["train"]
+        return fit_tokenizer(data.tokenizer, "\n".join(texts[i] for i in train), "\n".join(texts), data.vocab_size,
+                             word_options(data) if data.tokenizer == "word" else None)
 
     def augmenter(self, compiled: Compiled, rows: dict[str, list], encode: Any, tokenizer: Any) -> Any:
         """The text augmentations of the training rows (udlc.data.text_augment); back-translation's paraphrases
