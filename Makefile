@@ -39,6 +39,9 @@ bench: $(STAMP)
 	$(PY) bench/feedback_speed.py
 	$(PY) bench/weights_load.py
 	$(PY) bench/boosting_example.py
+	$(PY) bench/audio_example.py
+	$(PY) bench/text_augment_example.py
+	$(PY) bench/transfer_example.py
 
 bench-gpu: $(STAMP)  # on a machine with a CUDA GPU: udlc's default path against hand-tuned loops
 	$(PY) bench/gpu.py

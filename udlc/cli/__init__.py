@@ -256,20 +256,22 @@ def train(spec: str | None, out: str, resume: str | None, init_from: str | None,
     from udlc.trainer.run import train_spec
 
     if init_from:  # as the spec's `init:`, so it is checked as the file's would be and the run's spec.yaml says it
-        where = {"from": str(Path(init_from).resolve()), "map": map_ if not map_ or Path(map_).name == map_
-                 and not map_.endswith((".yaml", ".yml")) else str(Path(map_).resolve())}
-        overrides = (*overrides, *(f"init.{key}={json.dumps(value)}" for key, value in where.items()))
-        init_from = None
+        from udlc.compiler.pipeline import Override
+
+        where = {"from": (str(Path(init_from).resolve()), "--init-from", init_from),
+                 "map": (map_ if not map_ or Path(map_).name == map_ and not map_.endswith((".yaml", ".yml"))
+                         else str(Path(map_).resolve()), "--map", map_ or "")}
+        overrides = (*overrides, *(Override(f"init.{key}={json.dumps(value)}", option, typed)
+                                   for key, (value, option, typed) in where.items()))
     compiled = compile_spec(spec, overrides)
     if seeds == 1:
-        finish(train_spec(compiled, out=Path(out), quiet=quiet, init_from=Path(init_from) if init_from else None))
+        finish(train_spec(compiled, out=Path(out), quiet=quiet))
         return
     from udlc.guide.seeds import seed_overrides, seed_summary
 
     runs = []
     for seed in seed_overrides(compiled.spec.init_seed, seeds):  # the first run is the spec's own
-        run = train_spec(compile_spec(spec, (*overrides, seed)), out=Path(out), quiet=quiet,
-                         init_from=Path(init_from) if init_from else None)
+        run = train_spec(compile_spec(spec, (*overrides, seed)), out=Path(out), quiet=quiet)
         finish(run)
         runs.append(run)
     if is_main_process():

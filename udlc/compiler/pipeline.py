@@ -138,12 +138,27 @@ def _sound_networks(doc: Document, errors: list[SpecError]) -> dict[str, tuple[M
     return sound
 
 
+class Override(str):
+    """A KEY=VALUE that another option sets (`--init-from FILE` sets init.from): errors about it point at that
+    option as it was typed, not at a --set the user never wrote."""
+
+    option: str
+    typed: str
+
+    def __new__(cls, key_value: str, option: str, typed: str) -> "Override":
+        made = super().__new__(cls, key_value)
+        made.option, made.typed = option, typed
+        return made
+
+
 def apply_overrides(doc: Document, overrides: Iterable[str]) -> None:
     """`--set train.epochs=3` (or `model.layers[0].linear=32`): set a value as if the file said so.
-    Errors about it then point at the --set, not at the file."""
+    Errors about it then point at the --set (or the Override's option), not at the file."""
     for text in overrides:
         key, eq, raw = text.partition("=")
         span = Span("--set", 1, 1, text)
+        if isinstance(text, Override):
+            here = Span(text.option, 1, len(text.option) + 2, f"{text.option} {text.typed}")
         path = tuple(int(p) if p.isdigit() else p for p in re.split(r"\.|\[(\d+)\]\.?", key) if p)
         if not eq or not path:
             raise SpecError(f"--set needs KEY=VALUE, got {text!r}", span=span, hint="e.g. --set train.epochs=3")
@@ -165,7 +180,8 @@ def apply_overrides(doc: Document, overrides: Iterable[str]) -> None:
             parent[last] = value
         else:
             raise SpecError(f"--set {key}: there is no {dotted(path)} to set", span=span)
-        here = Span("--set", 1, len(key) + 2, text)
+        if not isinstance(text, Override):
+            here = Span("--set", 1, len(key) + 2, text)
         for spans in (doc.value_spans, doc.key_spans):
             for p in [p for p in spans if p[: len(path)] == path]:
                 del spans[p]
