@@ -10,6 +10,7 @@ import csv
 import json
 import struct
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,18 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.fast_export import cache_torchlib_registry
 from tests.processes import (  # noqa: F401  (the three hooks: pytest finds them here, by name)
     CLI_TIMEOUT, cli, describe, early_job, job_results, pytest_collection_finish, pytest_configure,
     pytest_sessionfinish, run_folder,
 )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Once a test has imported torch, every later ONNX export in this process reuses one torchlib registry
+    (tests/fast_export.py). Not before: importing the exporter would import torch."""
+    if sys.modules.get("torch") is not None:
+        cache_torchlib_registry()
 
 
 def write_spec(path: Path, doc: dict[str, Any], **sections: Any) -> Path:

@@ -69,8 +69,10 @@ def test_a_spec_builds_only_the_configs_it_names() -> None:
         "out['built'] = [c.__name__ for c in (L.CrossEntropy, L.Huber, S.Cosine, S.OneCycle, A.Rotate)\n"
         "                if c.__pydantic_complete__]\n"
         "out['modules'] = sorted(m for m in sys.modules if m.startswith(('udlc.layers.', 'udlc.tasks.')))\n"
-        "out['heavy'] = [m for m in ('torch', 'numpy') if m in sys.modules]\n")
+        "out['heavy'] = [m for m in ('torch', 'numpy') if m in sys.modules]\n"
+        "out['rare'] = [m for m in ('udlc.spec.tuning', 'udlc.spec.init', 'udlc.weights') if m in sys.modules]\n")
     assert found["built"] == ["CrossEntropy", "Cosine"]
+    assert found["rare"] == []  # tune:, init: (and the weights readers) only for a spec that writes them
     layers = {m.rpartition(".")[2] for m in found["modules"] if m.startswith("udlc.layers.")}
     assert layers == {"registry", "dense", "activation", "dropout"}  # linear, relu, dropout
     assert "udlc.tasks.diffusion" not in found["modules"] and "udlc.tasks.supervised" in found["modules"]
@@ -174,3 +176,11 @@ def test_udlc_check_imports_no_torch_and_no_numpy() -> None:
     imported = {line.rpartition("|")[2].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
     assert "udlc.cli" in imported and done.returncode == 0, done.stderr[-2000:]
     assert not imported & {"torch", "numpy"}
+
+
+def test_udlc_train_tells_a_spec_mistake_before_importing_torch(tmp_path) -> None:
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "udlc", "train", str(tmp_path / "missing.yaml")],
+                          cwd=ROOT, capture_output=True, text=True)
+    imported = {line.rpartition("|")[2].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    assert done.returncode != 0 and "missing.yaml" in done.stderr, done.stderr[-2000:]
+    assert "udlc.cli" in imported and "torch" not in imported

@@ -60,17 +60,27 @@ def _two_processes_job(root: Path) -> dict[str, tuple | list]:
         export = {"export": DIGITS_MLP["export"]} if strategy == "fsdp" else {}
         write_spec(root / f"{strategy}.yaml", {**DETERMINISTIC, "train": train, **export})
     write_spec(root / "diverges.yaml", {**DETERMINISTIC, "optimizer": {"type": "sgd", "lr": 1e9}})
-    write_spec(root / "dropout.yaml", WITH_DROPOUT)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     return {"ddp": [*torchrun, "-m", "udlc", "train", "ddp.yaml", "--out", "runs"],  # torchrun by hand
             "fsdp": ("train", "fsdp.yaml", "--out", "runs", "--devices", "2"),
-            "dropout": ("train", "dropout.yaml", "--out", "runs", "--devices", "2", "-q"),
             "diverges": ("train", "diverges.yaml", "--out", "runs", "--devices", "2", "-q")}
 
 
 @pytest.fixture(scope="module")
 def two_processes() -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
     return job_results("two_processes")
+
+
+@early_job("uninterrupted")
+def _uninterrupted_job(root: Path) -> dict[str, tuple]:
+    """The killed run's reference, uninterrupted: a job of its own, started only where the long tier runs."""
+    write_spec(root / "dropout.yaml", WITH_DROPOUT)
+    return {"dropout": ("train", "dropout.yaml", "--out", "runs", "--devices", "2", "-q")}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted() -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
+    return job_results("uninterrupted")
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
@@ -109,7 +119,7 @@ def test_two_processes_train_the_same_weights_as_one(two_processes, tmp_path: Pa
 
 @pytest.mark.long  # two processes, one killed for real, then a resume: the longer tier
 def test_a_killed_process_ends_the_run_with_one_message_and_the_run_resumes_exactly(
-        two_processes, tmp_path: Path, one_torch_thread) -> None:
+        uninterrupted, tmp_path: Path, one_torch_thread) -> None:
     """Process 1 is killed after epoch 2's checkpoint: the launcher stops process 0 too and says which died, in one
     line. Resumed on two processes, the run ends with the uninterrupted run's weights bit for bit (each process's
     dropout stream was saved); resumed on one process, it finishes too, from the same checkpoint."""
@@ -138,7 +148,7 @@ def test_a_killed_process_ends_the_run_with_one_message_and_the_run_resumes_exac
 
     resumed = cli("train", "--resume", run, "--devices", "2", cwd=tmp_path)
     assert resumed.returncode == 0, describe(resumed)
-    ref_run = run_folder(two_processes[1]["dropout"], two_processes[0])  # the same spec, uninterrupted
+    ref_run = run_folder(uninterrupted[1]["dropout"], uninterrupted[0])  # the same spec, uninterrupted
     for name in ("last", "best"):
         a, b = weights(ref_run, name), weights(run, name)
         different = [k for k in a if not torch.equal(a[k], b[k])]

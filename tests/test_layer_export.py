@@ -18,12 +18,27 @@ pytestmark = pytest.mark.usefixtures("fast_exporter")
 # `make test` exports the plain self- and cross-attention (and the task tests export causal and cached ones); the
 # longer tier (`make test-all`, CI) exports every variant.
 VARIANTS = {n for n in REGISTRY if "attention" in n} - {"multihead_attention", "cross_attention"}
+# An export's fixed cost is most of a small layer's time, so `make test` exports the other layer types a few to a
+# file: every type's samples, each compared with torch as below. The longer tier exports every type on its own too,
+# for a failure that names one type.
+GROUPS = 12
+EVERY = sorted(set(REGISTRY) - VARIANTS)
+GROUPED = [EVERY[i::GROUPS] for i in range(GROUPS)]
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.long) if n in VARIANTS else n
-                                  for n in sorted(REGISTRY)])
+@pytest.mark.parametrize("names", GROUPED, ids=lambda names: "+".join(names))
+def test_every_layer_type_exports_with_its_neighbours(tmp_path: Path, names: list[str]) -> None:
+    exports_with_a_dynamic_batch(tmp_path, names)
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_layer_sample_exports_with_a_dynamic_batch(tmp_path: Path, name: str) -> None:
-    """All of a layer type's samples side by side in one module, exported once (an export's fixed cost is most
+    exports_with_a_dynamic_batch(tmp_path, [name])
+
+
+def exports_with_a_dynamic_batch(tmp_path: Path, names: list[str]) -> None:
+    """All of the layer types' samples side by side in one module, exported once (an export's fixed cost is most
     of its time), each sample's outputs then compared with torch at two batch sizes and symbol sizes."""
     import onnxruntime as ort
     import torch
@@ -33,15 +48,18 @@ def test_every_layer_sample_exports_with_a_dynamic_batch(tmp_path: Path, name: s
     from udlc.layers.registry import random_input
     from udlc.spec.training import OnnxExport
 
-    lt = REGISTRY[name]
     samples = []  # (module, its inputs' shapes and dtypes, its output shapes)
-    for args, shapes in lt.samples:
-        cfg = lt.config.model_validate(args)
-        dtypes = list(lt.sample_dtypes) + ["float32"] * (len(shapes) - len(lt.sample_dtypes))
-        symbols = list(dict.fromkeys(d for s in shapes for d in s if isinstance(d, str)))
-        torch.manual_seed(0)
-        module = lt.build(cfg, *[bind(s, bindings(symbols)[0]) for s in shapes]).eval()
-        samples.append((module, list(zip(shapes, dtypes)), infer(lt, cfg, list(shapes), dtypes)[0]))
+    owners = []  # the layer type of each output, for a failure's message
+    for name in names:
+        lt = REGISTRY[name]
+        for args, shapes in lt.samples:
+            cfg = lt.config.model_validate(args)
+            dtypes = list(lt.sample_dtypes) + ["float32"] * (len(shapes) - len(lt.sample_dtypes))
+            symbols = list(dict.fromkeys(d for s in shapes for d in s if isinstance(d, str)))
+            torch.manual_seed(0)
+            module = lt.build(cfg, *[bind(s, bindings(symbols)[0]) for s in shapes]).eval()
+            samples.append((module, list(zip(shapes, dtypes)), infer(lt, cfg, list(shapes), dtypes)[0]))
+            owners += [name] * len(samples[-1][2])
 
     class Samples(torch.nn.Module):
         """Every sample's module on its own inputs; their outputs in order, as one tuple."""
@@ -78,4 +96,5 @@ def test_every_layer_sample_exports_with_a_dynamic_batch(tmp_path: Path, name: s
         with torch.no_grad():
             expected = model(*(torch.from_numpy(x) for x in xs))
         for i, (out, e) in enumerate(zip(outs, expected, strict=True)):
-            np.testing.assert_allclose(out, e.numpy(), atol=1e-5, rtol=1e-4, err_msg=f"{name} output {i}")
+            np.testing.assert_allclose(out, e.numpy(), atol=1e-5, rtol=1e-4,
+                                       err_msg=f"{owners[i]}: output {i} of {names}")

@@ -38,7 +38,12 @@ def round_trips(module):
     return torch.load(buffer, weights_only=False), copy.deepcopy(module)
 
 
-@pytest.mark.parametrize("path", SPECS, ids=[str(p.relative_to(ROOT / "examples")) for p in SPECS])
+# EfficientNet-B1 to B7 are B0's classes, wider and deeper: `make test` pickles B0, the longer tier every size.
+SIZES = {f"efficientnet_b{i}.yaml" for i in range(1, 8)}
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.long) if p.parent == ZOO and p.name in SIZES
+                                  else p for p in SPECS], ids=[str(p.relative_to(ROOT / "examples")) for p in SPECS])
 def test_every_example_network_pickles_and_copies(path: Path) -> None:
     import torch
 

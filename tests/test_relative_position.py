@@ -304,7 +304,7 @@ def test_the_t5_library_is_valid_against_the_published_schema() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.long  # a whole small T5 exported; `make test` exports relative_position_bias alone (test_layer_export)
+@pytest.mark.long  # a whole small T5 exported; `make test` exports relative_position_bias's samples (test_layer_export)
 def test_a_small_t5_exports_to_onnx_and_matches_torch_at_other_lengths(tmp_path) -> None:
     """The registry's samples export a bias given as an input; here it is computed from a trained table (so it
     requires grad, which changes how torch exports SDPA), shared by the encoder's blocks, and the decoder's."""

@@ -253,7 +253,6 @@ def train(spec: str | None, out: str, resume: str | None, init_from: str | None,
     if not spec:
         raise UdlcError("give a SPEC file to train, or --resume RUN")
     from udlc.tasks import compile_spec
-    from udlc.trainer.run import train_spec
 
     if init_from:  # as the spec's `init:`, so it is checked as the file's would be and the run's spec.yaml says it
         from udlc.compiler.pipeline import Override
@@ -263,7 +262,9 @@ def train(spec: str | None, out: str, resume: str | None, init_from: str | None,
                          else str(Path(map_).resolve()), "--map", map_ or "")}
         overrides = (*overrides, *(Override(f"init.{key}={json.dumps(value)}", option, typed)
                                    for key, (value, option, typed) in where.items()))
-    compiled = compile_spec(spec, overrides)
+    compiled = compile_spec(spec, overrides)  # before importing torch: a mistake is told at once
+    from udlc.trainer.run import train_spec
+
     if seeds == 1:
         finish(train_spec(compiled, out=Path(out), quiet=quiet))
         return
