@@ -83,3 +83,21 @@ def test_a_word_classifier_trains_and_its_file_reads_unseen_words(tmp_path) -> N
     out = TextClassifier(run / "model.onnx").answer_file(texts).splitlines()
     assert out[0].startswith("line,prediction") and len(out) == 3, out
     assert all(row.split(",")[1] in ("a", "b") for row in out[1:]), out
+
+
+def test_sentence_pairs_count_both_columns_of_the_training_rows_and_the_specials(tmp_path) -> None:
+    from udlc.data.specials import BERT_SPECIALS
+    from udlc.data.words import WORD_SPECIALS
+    from udlc.tasks import compile_spec
+
+    rng = np.random.default_rng(1)
+    rows = [(f"{rng.choice(WORDS[:4])} First{i}", f"{rng.choice(WORDS[4:8])} Second{i}") for i in range(40)]
+    (tmp_path / "p.csv").write_text("a,b,label\n" + "".join(f"{a},{b},{'xy'[i % 2]}\n" for i, (a, b) in enumerate(rows)))
+    train = np.random.default_rng(3).permutation(40)[:20]
+    size = len(WORD_SPECIALS) + len(BERT_SPECIALS) + len({w.lower() for i in train for t in rows[i] for w in t.split()})
+    text = spec_text(7).replace("source: t.csv, text: text", "source: p.csv, text: [a, b]")
+    text = text.replace("    tokens_mask:", "    token_types: {shape: [T], dtype: int64}\n    tokens_mask:")
+    (tmp_path / "s.yaml").write_text(text)
+    with pytest.raises(SpecErrors) as e:
+        compile_spec(tmp_path / "s.yaml")
+    assert any(f"has {size} tokens" in err.message for err in e.value.errors), e.value.errors

@@ -91,7 +91,12 @@ class SequenceClassification(FieldsTask):
             if isinstance(spec.data.text, list):  # sentence pairs: [CLS], [SEP], [MASK] after the tokenizer's ids
                 from udlc.data.specials import BERT_SPECIALS, texts_vocabulary
 
-                vocab, why = texts_vocabulary(spec.data, [t for pair in texts for t in pair], BERT_SPECIALS)
+                if spec.data.tokenizer == "word":
+                    vocab = self.tokenizer(compiled, texts, labels).vocab_size
+                    why = f"word tokenizer learned from the training rows of {spec.data.source}, with " \
+                          f"{len(BERT_SPECIALS)} special tokens"
+                else:
+                    vocab, why = texts_vocabulary(spec.data, [t for pair in texts for t in pair], BERT_SPECIALS)
                 errors += embedding_errors(graph, "token_types", 2, "sentence pair's two segments (token types 0, 1)")
             elif spec.data.tokenizer_from is not None:  # another spec's vocabulary (udlc.data.tokenizer_from)
                 from udlc.data.tokenizer_from import borrowed_vocabulary
@@ -183,11 +188,9 @@ class SequenceClassification(FieldsTask):
         import numpy as np
 
         from udlc.data.pairs import encode_pair
-        from udlc.data.specials import BERT_SPECIALS, fit_with_specials
 
         try:
-            tokenizer = fit_with_specials(compiled.spec.data, "\n".join(t for i in cuts["train"] for t in pairs[i]),
-                                          "\n".join(t for pair in pairs for t in pair), BERT_SPECIALS)
+            tokenizer = self.tokenizer(compiled, pairs, labels, cuts["train"])
         except SpecError as e:
             raise located(e, compiled.doc) from None
         index = {c: i for i, c in enumerate(sorted(set(labels)))}
@@ -199,18 +202,26 @@ class SequenceClassification(FieldsTask):
         return Sequences({k: [sample(i) for i in idx] for k, idx in cuts.items()}, classes=sorted(index),
                          tokenizer=tokenizer)
 
-    def tokenizer(self, compiled: Compiled, texts: list[str], labels: list[str], train: Any = None) -> Any:
+    def tokenizer(self, compiled: Compiled, texts: list, labels: list[str], train: Any = None) -> Any:
         """The data's tokenizer, learned as training learns it: char from every row (so a later text's new
-        characters take the unknown id), bpe and word from the training rows (`train`; drawn here for `check`)."""
+        characters take the unknown id), bpe and word from the training rows (`train`; drawn here for `check`);
+        for sentence pairs (each text a pair) with [CLS], [SEP] and [MASK] after its ids (udlc.data.pairs)."""
         import numpy as np
 
+        from udlc.data.specials import BERT_SPECIALS, fit_with_specials
         from udlc.data.text import fit_tokenizer, word_options
 
-        data = compiled.spec.data
+        data, pairs = compiled.spec.data, isinstance(compiled.spec.data.text, list)
         if train is None:
             train = self.split(compiled, list(range(len(texts))), np.random.default_rng(compiled.spec.seed),
                                labels)["train"]
-        return fit_tokenizer(data.tokenizer, "\n".join(texts[i] for i in train), "\n".join(texts), data.vocab_size,
+
+        def joined(rows: Any) -> str:
+            return "\n".join(t for i in rows for t in (texts[i] if pairs else (texts[i],)))
+
+        if pairs:
+            return fit_with_specials(data, joined(train), joined(range(len(texts))), BERT_SPECIALS)
+        return fit_tokenizer(data.tokenizer, joined(train), joined(range(len(texts))), data.vocab_size,
                              word_options(data) if data.tokenizer == "word" else None)
 
     def augmenter(self, compiled: Compiled, rows: dict[str, list], encode: Any, tokenizer: Any) -> Any:
