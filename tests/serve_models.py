@@ -72,6 +72,27 @@ def text_classifier(path: Path, name: str = "reviews") -> Path:
                   "time": np.array([1], np.int64)}, meta)
 
 
+def pair_classifier(path: Path, name: str = "claims") -> Path:
+    """text_classifier's network over sentence pairs, as udlc exports one: the byte tokenizer with [CLS], [SEP] and
+    [MASK] after its ids, and the two text columns as a JSON list."""
+    from onnx import load, save
+
+    text_classifier(path, name)
+    model = load(str(path))
+    meta = {p.key: p for p in model.metadata_props}
+    meta["text_column"].value = json.dumps(["line", "claim"])
+    meta["tokenizer"].value = json.dumps({"type": "special", "base": {"type": "byte"},
+                                          "specials": ["[CLS]", "[SEP]", "[MASK]"]})
+    rng = np.random.default_rng(2)
+    for tensor in model.graph.initializer:
+        if tensor.name == "embedding":  # 256 bytes and 3 specials
+            from onnx import numpy_helper
+
+            tensor.CopyFrom(numpy_helper.from_array(rng.normal(size=(259, 2)).astype(np.float32), "embedding"))
+    save(model, str(path))
+    return path
+
+
 def sampler(path: Path, name: str = "points") -> Path:
     """A generator as a VAE's decoder is one: a latent z (N, 2) from N(0, I) → a sample (N, 2), 2-D points."""
     from onnx import TensorProto, helper

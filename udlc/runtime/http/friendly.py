@@ -9,7 +9,8 @@ the same answers — read by the same readers, so a mistake gets the message the
 - a sound file (WAV, FLAC, OGG), for a model trained on sound clips: the file as the body (Content-Type: audio/…,
   or any body that starts as one of them does) or as a form's one file (`curl -F sound=@clip.wav`), decoded as
   predict decodes it; such a model still takes rows of waveform values as JSON or CSV;
-- texts, for a text classifier: JSON {"texts": ["…", …]};
+- texts, for a text classifier: JSON {"texts": ["…", …]} (pairs of texts, [["…", "…"], …], for one that reads
+  sentence pairs);
 - a graph, for a graph network: JSON {"x": [[…], …], "edge_index": [[sources], [targets]]} with "batch" (to
   classify graphs), "edge_weight" or "pairs" (to score node pairs) where the model reads them, or the .npz file
   `udlc predict` reads, as the body or a form's one file (`curl -F graph=@graph.npz`), checked as its file is.
@@ -85,7 +86,8 @@ async def prepare(model: Served, request: Any, limits: Limits
     reader = model.reader
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if model.kind.takes == "texts":
-        texts = _texts(json_object(await read_body(request, limits), '{"texts": ["…", …]}'), limits)
+        body = json_object(await read_body(request, limits), _TEXTS[len(reader.columns)])
+        texts = _texts(body, limits, reader.columns)
         return (lambda: reader.predict_texts(texts, [f"text {i + 1}" for i in range(len(texts))])), None
     if model.kind.takes == "graph":
         arrays, source = await _graph(request, content_type, limits, model.kind.name == EDGE_PROBABILITIES)
@@ -196,15 +198,25 @@ def answer(predictions: Predictions | EdgeScores, csv: bool, named: bool, pictur
     return "application/json", {"answers": answers}
 
 
-def _texts(body: dict[str, Any], limits: Limits) -> list[str]:
+_TEXTS = {1: '{"texts": ["…", …]}', 2: '{"texts": [["…", "…"], …]}'}  # a text classifier's; a sentence-pair one's
+
+
+def _texts(body: dict[str, Any], limits: Limits, columns: list[str]) -> list:
+    """The texts to classify: strings, or for a model that reads sentence pairs (two columns) pairs of strings."""
     texts = body.get("texts")
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise HttpError(400, 'send {"texts": ["…", …]}: a list of texts to classify')
+    pairs = len(columns) == 2
+    fits = (lambda t: isinstance(t, list) and len(t) == 2 and all(isinstance(x, str) for x in t)) if pairs else \
+        (lambda t: isinstance(t, str))
+    if not isinstance(texts, list) or not texts or not all(fits(t) for t in texts):
+        what = f"a list of pairs of texts ({' and '.join(columns)})" if pairs else "a list of texts"
+        raise HttpError(400, f"send {_TEXTS[len(columns)]}: {what} to classify")
     if len(texts) > limits.rows:
         raise too_large(f"the request ({len(texts):,} texts)", limits.rows, "texts", "--max-rows")
     for i, text in enumerate(texts):
-        if not text.strip():
-            raise HttpError(422, f"text {i + 1} is empty — give the text to classify, or leave it out")
+        for column, part in zip(columns, text if pairs else [text]):
+            if not part.strip():
+                which = f"{column} of text {i + 1}" if pairs else f"text {i + 1}"
+                raise HttpError(422, f"{which} is empty — give the text to classify, or leave it out")
     return texts
 
 

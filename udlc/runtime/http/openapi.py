@@ -177,9 +177,16 @@ def _friendly(model: Served, form: str, limits: Limits) -> dict[str, Any]:
                    f"{clip['sample_rate']} Hz and cut or padded ({clip['crop']}) to {clip['duration']:g} s; at most "
                    f"{limits.body_bytes // 2:,} values (frames × channels) decoded.")
     if form == "texts":
-        texts = {**rows, "items": {"type": "string", "minLength": 1}}
-        body = {JSON: {"schema": _object(texts=texts), "example": {"texts": ["an example text"]}}}
-        return _op(summary, body, {JSON: _answers(model), **csv_answer}, f"Texts of the column '{reader.column}'.")
+        text = {"type": "string", "minLength": 1}
+        if len(reader.columns) == 2:  # sentence pairs
+            pair = {"type": "array", "items": text, "minItems": 2, "maxItems": 2}
+            body = {JSON: {"schema": _object(texts={**rows, "items": pair}),
+                           "example": {"texts": [["a first text", "a second text"]]}}}
+            said = f"Pairs of texts: the columns '{reader.columns[0]}' and '{reader.columns[1]}'."
+        else:
+            body = {JSON: {"schema": _object(texts={**rows, "items": text}), "example": {"texts": ["an example text"]}}}
+            said = f"Texts of the column '{reader.column}'."
+        return _op(summary, body, {JSON: _answers(model), **csv_answer}, said)
     if form == "prompt":
         return _generate(model, summary, limits)
     if form == "draws":

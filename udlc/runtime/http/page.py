@@ -68,9 +68,10 @@ def _form(model: Served) -> str:
         return (f'<form data-route="{route}" data-takes="draws"><label>samples <input name="n" type="number" '
                 f'min="1" value="16"></label><label>seed <input name="seed" type="number" min="0" value="0"></label>'
                 f'{label}<button>Draw samples</button></form>')
-    if form == "texts":
-        return (f'<form data-route="{route}" data-takes="texts"><label>{_e(reader.column)} '
-                f'<textarea name="text" rows="3" required></textarea></label><button>Classify</button></form>')
+    if form == "texts":  # one box per column the model reads: a sentence pair's two
+        boxes = "".join(f'<label>{_e(column)} <textarea name="{name}" rows="3" required></textarea></label>'
+                        for name, column in zip(("text", "text2"), reader.columns))
+        return f'<form data-route="{route}" data-takes="texts">{boxes}<button>Classify</button></form>'
     if form == "picture":
         return (f'<form data-route="{route}" data-takes="picture"><label class="drop">'
                 '<input name="picture" type="file" accept="image/*"><img class="preview" alt="">'
@@ -165,7 +166,10 @@ function request(form) {
     data.append(takes, file);
     return {body: data};
   }
-  if (takes === "texts") return asJson({texts: [field("text").value]});
+  if (takes === "texts") {
+    const text = field("text").value, second = field("text2");
+    return asJson({texts: [second ? [text, second.value] : text]});
+  }
   if (takes === "prompt") {
     const asked = {prompt: field("prompt").value, max_new_tokens: whole(form, "max_new_tokens"),
                    temperature: parseFloat(field("temperature").value)};
