@@ -101,3 +101,14 @@ def test_sentence_pairs_count_both_columns_of_the_training_rows_and_the_specials
     with pytest.raises(SpecErrors) as e:
         compile_spec(tmp_path / "s.yaml")
     assert any(f"has {size} tokens" in err.message for err in e.value.errors), e.value.errors
+
+
+def test_a_limit_past_the_training_rows_is_told_before_the_words_are_learned(tmp_path) -> None:
+    from udlc.tasks import compile_spec
+
+    spec, size = write(tmp_path, 0)
+    spec.write_text(spec_text(size).replace("split: [0.5, 0.25, 0.25]", "split: [0.5, 0.25, 0.25], limit: 21"))
+    with pytest.raises(SpecErrors) as e:
+        compile_spec(spec)
+    (error,) = e.value.errors
+    assert error.path == "data.limit" and error.span.line == 5 and "training split's 20 rows" in error.message

@@ -84,10 +84,10 @@ class SequenceClassification(FieldsTask):
             except SpecError as e:
                 return [located(e, doc)]
             n_train = split_sizes(len(texts), spec.data.split)[0]
-            if spec.data.limit is not None and spec.data.limit > n_train:
-                errors.append(error(doc, f"limit {spec.data.limit} is more than the training split's {n_train} rows",
-                                    ("data", "limit"), f"give at most {n_train}, or leave `limit` out to train on "
-                                                       "them all"))
+            if spec.data.limit is not None and spec.data.limit > n_train:  # before a tokenizer learns from the rows
+                return errors + [error(doc, f"limit {spec.data.limit} is more than the training split's {n_train} "
+                                       "rows", ("data", "limit"), f"give at most {n_train}, or leave `limit` out to "
+                                                                   "train on them all")]
             if isinstance(spec.data.text, list):  # sentence pairs: [CLS], [SEP], [MASK] after the tokenizer's ids
                 from udlc.data.specials import BERT_SPECIALS, texts_vocabulary
 
