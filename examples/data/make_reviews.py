@@ -9,7 +9,7 @@ rows miss most of the rare words that the test rows hold. The thesaurus lists th
 but not every word: the words in UNLISTED are used in reviews and missing from it, as a general thesaurus
 misses some of a domain's words, and it lists the neutral words (nouns, adverbs) too, so replacement does not
 touch opinion words alone. Each review is one or two opinion clauses of one polarity and up to one neutral
-clause, joined by "and" (no punctuation: EDA's words are cut at whitespace, and "good," would not match "good").
+clause, joined by "and", without punctuation.
 """
 
 import csv
