@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
+from timing import test_accuracy  # bench/timing.py
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "examples" / "audio" / "vowels-cnn.yaml"
@@ -51,18 +50,6 @@ def write_spec(folder: Path, name: str, masks: bool) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
-
-
-def test_accuracy(spec: Path, out: Path, overrides: list[str]) -> tuple[float, int, float]:
-    """The run's test accuracy, its epochs and its seconds."""
-    from udlc.tasks import compile_spec
-    from udlc.trainer.run import train_spec
-
-    start = time.perf_counter()
-    run = train_spec(compile_spec(spec, overrides), out=out, quiet=True)
-    seconds = time.perf_counter() - start
-    rows = (run / "metrics.csv").read_text().strip().splitlines()
-    return json.loads((run / "results.json").read_text())["test_accuracy"], len(rows) - 1, seconds
 
 
 def main() -> None:

@@ -16,27 +16,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import statistics
 import tempfile
-import time
 from pathlib import Path
+
+from timing import test_accuracy  # bench/timing.py
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "examples" / "text-reviews-eda.yaml"
-
-
-def test_accuracy(spec: Path, out: Path, overrides: list[str]) -> tuple[float, int, float]:
-    """The run's test accuracy, its epochs and its seconds."""
-    from udlc.tasks import compile_spec
-    from udlc.trainer.run import train_spec
-
-    start = time.perf_counter()
-    run = train_spec(compile_spec(spec, overrides), out=out, quiet=True)
-    seconds = time.perf_counter() - start
-    rows = (run / "metrics.csv").read_text().strip().splitlines()
-    return json.loads((run / "results.json").read_text())["test_accuracy"], len(rows) - 1, seconds
 
 
 def sizes(spec: Path, overrides: list[str]) -> tuple[int, int]:

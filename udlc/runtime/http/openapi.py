@@ -90,6 +90,13 @@ def document(models: dict[str, Served], limits: Limits) -> dict[str, Any]:
                                                        **_EVENTS}}}
 
 
+def _file_body(field: str, media: str, example: str) -> dict[str, Any]:
+    """A file sent as the body (Content-Type `media`) or as a form's one file under `field`."""
+    upload = {"type": "string", "contentMediaType": media}
+    return {"multipart/form-data": {"schema": _object(**{field: upload}), "example": {field: example}},
+            media: {"schema": upload}}
+
+
 def _object(**properties: Any) -> dict[str, Any]:
     """An object schema holding every one of `properties`."""
     return {"type": "object", "properties": properties, "required": list(properties)}
@@ -161,17 +168,13 @@ def _friendly(model: Served, form: str, limits: Limits) -> dict[str, Any]:
         return _op(summary, body, {JSON: _answers(model), **csv_answer}, "Rows as JSON or a CSV body.", idp)
     if form == "picture":
         size = json.loads(model.file.meta["pictures"])
-        upload = {"type": "string", "contentMediaType": "image/*"}
-        body = {"multipart/form-data": {"schema": _object(picture=upload), "example": {"picture": "picture.png"}},
-                "image/*": {"schema": upload}}
+        body = _file_body("picture", "image/*", "picture.png")
         return _op(summary, body, {JSON: _answers(model, picture=True), **csv_answer},
                    f"A picture, decoded and resized to {size['size'][0]}×{size['size'][1]} ({size['channels']} "
                    f"channel(s)) as `udlc predict` does; at most {limits.pixels:,} pixels.")
     if form == "sound":
         clip = json.loads(model.file.meta["audio"])
-        upload = {"type": "string", "contentMediaType": "audio/*"}
-        body = {"multipart/form-data": {"schema": _object(sound=upload), "example": {"sound": "clip.wav"}},
-                "audio/*": {"schema": upload}}
+        body = _file_body("sound", "audio/*", "clip.wav")
         return _op(summary, body, {JSON: _answers(model, picture=True), **csv_answer},
                    f"A sound file (WAV, FLAC, OGG), decoded as `udlc predict` does: mixed to mono, resampled to "
                    f"{clip['sample_rate']} Hz and cut or padded ({clip['crop']}) to {clip['duration']:g} s; at most "
